@@ -1,0 +1,30 @@
+# Every target creates .venv (Python 3.11+) and installs what it needs on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench install clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: run N requests centralized and distributed on a LocalCluster; print the comparison
+demo: $(STAMP)
+	$(BIN)/stockdag demo --requests 16 --workers 2
+
+## test: the test suite (benchmarks run once each with timing disabled)
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## bench: the pytest-benchmark suite, timed
+bench: $(STAMP)
+	$(BIN)/python -m pytest tests/benchmarks --benchmark-enable --benchmark-columns=min,median,mean,stddev,rounds
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

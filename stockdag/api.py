@@ -1,0 +1,44 @@
+"""The one-call public API: :func:`predict`."""
+from __future__ import annotations
+
+from .request import parse_request
+from .result import PredictionResult
+
+
+def predict(symbol: str, as_of=None, *, mode: str = "centralized", client=None, profile: str | None = None,
+            source: str | None = None, data_dir: str | None = None, strategy: str | None = None) -> PredictionResult:
+    """Predict the next-day close of ``symbol`` as of a date (default: the last day of data).
+
+    Parameters
+    ----------
+    symbol : str
+        Ticker, e.g. ``"AAPL"``; ``stockdag symbols`` lists the bundled ones.
+    as_of : str or datetime.date, optional
+        ``YYYY-MM-DD``; a non-trading day uses the last trading day before it.
+    mode : {"centralized", "distributed"}
+        Run the stages in this process, or as a Dask graph on ``client``
+        (None starts a temporary 2-worker LocalCluster).
+    profile, source, data_dir, strategy
+        Override ``stockdag.profile``, ``stockdag.data.source``,
+        ``stockdag.data.data_dir`` and ``stockdag.placement.strategy``.
+
+    Raises
+    ------
+    stockdag.StockdagError
+        InvalidRequest, InsufficientHistory, UnknownSymbol, DataSourceError or
+        ModelStoreError, each with a one-line message.
+    """
+    # validating here rejects bad input before any cache, file or cluster is touched
+    request = parse_request(symbol, as_of, profile=profile, source=source, data_dir=data_dir)
+    if mode == "centralized":
+        from .run.centralized import CentralizedExecutor
+
+        return CentralizedExecutor().run(request)
+    if mode == "distributed":
+        from .run.distributed import DistributedExecutor
+
+        with DistributedExecutor(client=client, strategy=strategy, dashboard_address=":0") as ex:
+            return ex.run(request)
+    from .errors import InvalidRequest
+
+    raise InvalidRequest(f"unknown mode {mode!r}; choose centralized or distributed")

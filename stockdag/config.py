@@ -1,0 +1,30 @@
+"""Package defaults, loaded into ``dask.config`` under the ``stockdag`` key.
+
+The YAML next to this file documents every key. Read a value with
+``dask.config.get("stockdag.<key>", override_with=argument)`` so that an
+explicit argument wins and ``None`` falls back to configuration.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dask.config
+import yaml
+
+_fn = os.path.join(os.path.dirname(__file__), "stockdag.yaml")
+
+with open(_fn) as _f:
+    _defaults = yaml.safe_load(_f)
+
+dask.config.update_defaults(_defaults)
+
+
+def get(key: str, override_with: Any = None) -> Any:
+    """Return ``stockdag.<key>`` from dask.config unless ``override_with`` is given."""
+    return dask.config.get(f"stockdag.{key}", override_with=override_with)
+
+
+def snapshot() -> dict:
+    """The whole resolved ``stockdag`` configuration, for recording beside results."""
+    return dask.config.get("stockdag")

@@ -1,0 +1,128 @@
+"""C5 news retriever: headlines of a symbol up to an as-of date.
+
+Sources
+-------
+``bundled`` (default, offline)
+    A **synthetic**, deterministic headline set for the bundled symbols,
+    generated once by ``scripts/make_news.py`` (seeded) from the real daily
+    moves in the bundled prices and committed as ``stockdag/data/news.csv.gz``.
+    A day's headlines echo that day's move (never the next day's), so they
+    carry no look-ahead; they are not real news and say nothing about the
+    real companies.
+``csv``
+    ``<SYMBOL>.news.csv`` files (``date,headline``) beside the price files;
+    a symbol with no such file has no news (sentiment is then neutral).
+``yfinance``
+    The live Yahoo Finance news client (recent headlines only).
+
+Add a source by subclassing :class:`NewsSource` and registering it in
+:data:`NEWS_SOURCES`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..errors import DataSourceError, UnknownSymbol
+
+BUNDLED_NEWS = os.path.join(os.path.dirname(__file__), "news.csv.gz")
+
+
+@dataclass(frozen=True)
+class NewsData:
+    """Headlines of one symbol: a frame with ``date`` (datetime64) and ``headline``."""
+
+    symbol: str
+    source: str
+    frame: pd.DataFrame
+    cache_hit: bool = False
+
+
+class NewsSource(ABC):
+    """A place headlines come from. Subclass and implement :meth:`headlines`."""
+
+    name: str = ""
+
+    @abstractmethod
+    def headlines(self, symbol: str, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
+        """Return ``date, headline`` rows with start <= date <= end."""
+
+    def fetch(self, symbol: str, as_of: dt.date | None, news_days: int) -> NewsData:
+        start = as_of - dt.timedelta(days=news_days) if as_of else None
+        frame = self.headlines(symbol, start, as_of)
+        frame = frame[["date", "headline"]].sort_values("date", kind="stable").reset_index(drop=True)
+        return NewsData(symbol=symbol, source=self.name, frame=frame)
+
+
+@functools.lru_cache(maxsize=1)
+def _bundled_news() -> pd.DataFrame:
+    # read-only reference data: loaded once per process
+    frame = pd.read_csv(BUNDLED_NEWS, parse_dates=["date"])
+    return frame
+
+
+def _between(frame: pd.DataFrame, start, end) -> pd.DataFrame:
+    if start is not None:
+        frame = frame[frame["date"] >= pd.Timestamp(start)]
+    if end is not None:
+        frame = frame[frame["date"] <= pd.Timestamp(end)]
+    return frame
+
+
+class BundledNews(NewsSource):
+    """Synthetic headlines for the bundled symbols (see the module docstring)."""
+
+    name = "bundled"
+
+    def headlines(self, symbol, start, end):
+        data = _bundled_news()
+        rows = data[data["symbol"] == symbol]
+        if rows.empty:
+            raise UnknownSymbol(symbol, sorted(data["symbol"].unique().tolist()))
+        return _between(rows, start, end)
+
+
+class CsvNews(NewsSource):
+    """``<SYMBOL>.news.csv`` files (``date,headline``) in a folder; absent file = no news."""
+
+    name = "csv"
+
+    def __init__(self, data_dir: str):
+        if not data_dir or not os.path.isdir(data_dir):
+            raise DataSourceError(f"news data folder {data_dir!r} does not exist")
+        self.data_dir = data_dir
+
+    def headlines(self, symbol, start, end):
+        path = os.path.join(self.data_dir, f"{symbol}.news.csv")
+        if not os.path.isfile(path):
+            return pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]"), "headline": pd.Series(dtype=str)})
+        try:
+            frame = pd.read_csv(path, parse_dates=["date"])
+        except (OSError, ValueError) as exc:
+            raise DataSourceError(f"cannot read {path}: {exc}") from None
+        return _between(frame, start, end)
+
+
+def _yfinance_news(*args, **kwargs):
+    from .live import YFinanceNews
+
+    return YFinanceNews(*args, **kwargs)
+
+
+NEWS_SOURCES = {"bundled": BundledNews, "csv": CsvNews, "yfinance": _yfinance_news}
+
+
+def get_news_source(name: str, data_dir: str | None = None, timeout: float = 10.0) -> NewsSource:
+    """Instantiate the news source called ``name``."""
+    if name == "csv":
+        return CsvNews(data_dir or "")
+    if name == "yfinance":
+        return _yfinance_news(timeout=timeout)
+    if name == "bundled":
+        return BundledNews()
+    raise DataSourceError(f"unknown news source {name!r}; choose one of {', '.join(NEWS_SOURCES)}")

@@ -1,0 +1,176 @@
+"""C2 price retriever: daily OHLCV history up to an as-of date.
+
+Sources
+-------
+``bundled`` (default, offline)
+    The real daily prices that the ``bokeh_sampledata`` package ships (Quandl
+    WIKI, public domain): AAPL, IBM, MSFT 2000-03-01..2013-03-01, GOOG from
+    2004-08-19, FB from 2012-05-18. Returns use ``adj_close``: the raw OHLC
+    columns jump at splits.
+``csv``
+    A folder of ``<SYMBOL>.csv`` files with a date column and open, high, low,
+    close, volume and (optionally) adj close columns.
+``yfinance``
+    The live Yahoo Finance client, with short timeouts; an empty answer or a
+    network failure becomes a :class:`~stockdag.errors.DataSourceError`.
+
+Add a source by subclassing :class:`PriceSource` and registering it in
+:data:`PRICE_SOURCES`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..errors import DataSourceError, InsufficientHistory, UnknownSymbol
+
+COLUMNS = ["open", "high", "low", "close", "volume", "adj_close"]
+
+
+@dataclass(frozen=True)
+class PriceData:
+    """Daily prices of one symbol, indexed by date (ascending), up to ``as_of``."""
+
+    symbol: str
+    source: str
+    as_of: dt.date
+    frame: pd.DataFrame
+    cache_hit: bool = False
+
+
+class PriceSource(ABC):
+    """A place daily prices come from. Subclass and implement both methods."""
+
+    name: str = ""
+
+    @abstractmethod
+    def symbols(self) -> list[str]:
+        """The symbols this source can serve (may be empty for open-ended live sources)."""
+
+    @abstractmethod
+    def history(self, symbol: str, as_of: dt.date | None, history_days: int) -> pd.DataFrame:
+        """Return the frame of ``COLUMNS`` indexed by date, rows up to ``as_of``."""
+
+    def fetch(self, symbol: str, as_of: dt.date | None, history_days: int, min_history: int) -> PriceData:
+        """Validated history: the last ``history_days`` rows up to ``as_of``."""
+        frame = self.history(symbol, as_of, history_days)
+        frame = _clean(frame)
+        if as_of is not None:
+            if len(frame) and frame.index[0].date() > as_of:
+                raise InsufficientHistory(
+                    f"as-of date {as_of} is before the first {symbol} price ({frame.index[0].date()})"
+                )
+            frame = frame.loc[: pd.Timestamp(as_of)]
+        if frame.empty:
+            raise InsufficientHistory(f"no {symbol} prices up to {as_of}")
+        frame = frame.tail(history_days)
+        if len(frame) < min_history:
+            raise InsufficientHistory(
+                f"{symbol} has {len(frame)} trading days up to {frame.index[-1].date()}; "
+                f"at least {min_history} are needed"
+            )
+        return PriceData(symbol=symbol, source=self.name, as_of=frame.index[-1].date(), frame=frame)
+
+
+def _clean(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    frame.columns = [str(c).strip().lower().replace(" ", "_") for c in frame.columns]
+    if "adj_close" not in frame.columns and "close" in frame.columns:
+        frame["adj_close"] = frame["close"]
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataSourceError(f"price data lacks columns: {', '.join(missing)}")
+    frame = frame[COLUMNS].astype("float64")
+    frame.index = pd.DatetimeIndex(pd.to_datetime(frame.index)).tz_localize(None).normalize()
+    frame.index.name = "date"
+    frame = frame[~frame.index.duplicated(keep="last")].sort_index()
+    return frame.dropna(subset=["adj_close", "close"])
+
+
+@functools.lru_cache(maxsize=1)
+def _bundled_frame() -> pd.DataFrame:
+    # read-only reference data: loaded once per process
+    from bokeh_sampledata.stocks import data
+
+    return data
+
+
+class BundledPrices(PriceSource):
+    """Real daily prices shipped by ``bokeh_sampledata`` (offline)."""
+
+    name = "bundled"
+
+    def symbols(self) -> list[str]:
+        return sorted(_bundled_frame()["ticker"].unique().tolist())
+
+    def history(self, symbol, as_of, history_days):
+        data = _bundled_frame()
+        rows = data[data["ticker"] == symbol]
+        if rows.empty:
+            raise UnknownSymbol(symbol, self.symbols())
+        last = rows["date"].iloc[-1].date()
+        if as_of is not None and as_of > last:
+            raise InsufficientHistory(
+                f"as-of date {as_of} is after the last bundled {symbol} price ({last})"
+            )
+        return rows.set_index("date").drop(columns="ticker")
+
+
+class CsvPrices(PriceSource):
+    """A folder of ``<SYMBOL>.csv`` files (a ``date`` column plus OHLCV)."""
+
+    name = "csv"
+
+    def __init__(self, data_dir: str):
+        if not data_dir or not os.path.isdir(data_dir):
+            raise DataSourceError(f"price data folder {data_dir!r} does not exist")
+        self.data_dir = data_dir
+
+    def symbols(self) -> list[str]:
+        return sorted(f[:-4].upper() for f in os.listdir(self.data_dir) if f.lower().endswith(".csv"))
+
+    def history(self, symbol, as_of, history_days):
+        path = os.path.join(self.data_dir, f"{symbol}.csv")
+        if not os.path.isfile(path):
+            raise UnknownSymbol(symbol, self.symbols())
+        try:
+            frame = pd.read_csv(path)
+        except (OSError, ValueError) as exc:
+            raise DataSourceError(f"cannot read {path}: {exc}") from None
+        cols = {c: str(c).strip().lower() for c in frame.columns}
+        frame = frame.rename(columns=cols)
+        if "date" not in frame.columns:
+            raise DataSourceError(f"{path} has no date column")
+        try:
+            frame["date"] = pd.to_datetime(frame["date"], utc=True).dt.tz_localize(None)
+        except (ValueError, TypeError) as exc:
+            raise DataSourceError(f"{path}: unparseable dates ({exc})") from None
+        last = frame["date"].max().date()
+        if as_of is not None and as_of > last:
+            raise InsufficientHistory(f"as-of date {as_of} is after the last {symbol} price ({last})")
+        return frame.set_index("date")
+
+
+def _yfinance_prices(*args, **kwargs):
+    from .live import YFinancePrices
+
+    return YFinancePrices(*args, **kwargs)
+
+
+PRICE_SOURCES = {"bundled": BundledPrices, "csv": CsvPrices, "yfinance": _yfinance_prices}
+
+
+def get_price_source(name: str, data_dir: str | None = None, timeout: float = 10.0) -> PriceSource:
+    """Instantiate the price source called ``name``."""
+    if name == "csv":
+        return CsvPrices(data_dir or "")
+    if name == "yfinance":
+        return _yfinance_prices(timeout=timeout)
+    if name == "bundled":
+        return BundledPrices()
+    raise DataSourceError(f"unknown price source {name!r}; choose one of {', '.join(PRICE_SOURCES)}")

@@ -1,0 +1,77 @@
+"""C7-C11: fit (or load) one model, predict the next-day return, report recent error.
+
+``refit`` profile: the model is fitted on the ``window`` rows before the last
+``error_days`` rows and scored on them (its recent out-of-sample error), then
+refitted on the ``window`` rows ending at the as-of date and asked for the
+next-day return. ``pretrained`` profile: a model fitted ahead by ``stockdag
+train`` is loaded from the model store, scored on the last ``error_days``
+rows and asked for the next-day return.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
+
+from ..errors import InsufficientHistory
+from ..features import FEATURES, Features, with_sentiment
+from ..sentiment import Sentiment
+from .registry import make_estimator
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One model's answer: predicted next-day return and recent mean absolute error."""
+
+    model: str
+    prediction: float
+    recent_error: float
+    train_rows: int
+
+
+def _fit(name: str, X, y):
+    est = make_estimator(name)
+    # single-threaded BLAS/OpenMP: the executor owns the parallelism
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        est.fit(X, y)
+    return est
+
+
+def _predict(est, X) -> np.ndarray:
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        return np.asarray(est.predict(X), dtype=float)
+
+
+def training_rows(features: Features, sentiment: Sentiment):
+    """(X_known, y_known, x_now): rows whose next-day return is known, and the as-of row."""
+    frame = with_sentiment(features, sentiment)
+    known = frame.iloc[:-1]
+    return known[FEATURES].to_numpy(), known["target"].to_numpy(), frame[FEATURES].iloc[[-1]].to_numpy()
+
+
+def fit_predict(name: str, features: Features, sentiment: Sentiment, window: int, error_days: int) -> Candidate:
+    """refit profile: recent out-of-sample error, then a fresh fit up to the as-of date."""
+    X, y, x_now = training_rows(features, sentiment)
+    needed = error_days + 50
+    if len(y) < needed:
+        raise InsufficientHistory(f"{features.symbol}: {len(y)} usable rows, at least {needed} needed")
+    split = len(y) - error_days
+    lo = max(0, split - window)
+    est = _fit(name, X[lo:split], y[lo:split])
+    recent_error = float(np.mean(np.abs(_predict(est, X[split:]) - y[split:])))
+    lo = max(0, len(y) - window)
+    est = _fit(name, X[lo:], y[lo:])
+    return Candidate(name, float(_predict(est, x_now)[0]), recent_error, len(y) - lo)
+
+
+def predict_pretrained(name: str, est, features: Features, sentiment: Sentiment, error_days: int) -> Candidate:
+    """pretrained profile: score a stored model on the recent rows and predict."""
+    X, y, x_now = training_rows(features, sentiment)
+    recent_error = float(np.mean(np.abs(_predict(est, X[-error_days:]) - y[-error_days:])))
+    return Candidate(name, float(_predict(est, x_now)[0]), recent_error, 0)

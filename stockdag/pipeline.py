@@ -1,0 +1,223 @@
+"""The inference pipeline: the stage table (C1-C12) and the ``dask.delayed`` graph.
+
+Figure 1.1 of the design report, as data::
+
+    C1 parse_request
+     └─ C6 cache ─┬─ C2 fetch_prices ── C3 make_features ──┐
+                  └─ C5 fetch_news ──── C4 score_sentiment ┴─ C7..C11 models ── C12 select
+
+:data:`STAGES` names every stage and its inputs; :func:`build_graph` turns it
+into a delayed graph (keys ``<stage>-<request_id>``, unique per request, and
+the annotation ``stockdag={stage, name, request, symbol}`` that placement
+strategies read), and :func:`run_stages` runs the same functions one after
+another with no Dask: the centralized baseline. Stage functions are plain
+functions of typed values; they never know which executor runs them.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import dask
+from dask.delayed import Delayed, delayed
+
+from .data.cache import cache_key, get_cache
+from .data.news import NewsData, get_news_source
+from .data.prices import PriceData, get_price_source
+from .features import Features, make_features
+from .models import MODELS, Candidate, fit_predict, predict_pretrained, select
+from .models import store as model_store
+from .request import Latency, Request, parse_request
+from .sentiment import Sentiment, score_sentiment
+from .trace import Traced, run_traced
+
+
+# ---------------------------------------------------------------- stage functions
+def parse_request_stage(request: Request) -> Request:
+    """C1: re-validate a request from its own fields (it may come from another process)."""
+    return parse_request(
+        request.symbol, request.as_of, profile=request.profile, source=request.source,
+        data_dir=request.data_dir, request_id=request.request_id, settings=request.settings(),
+    )
+
+
+@dataclass(frozen=True)
+class CacheLookup:
+    """C6's answer: the cached prices and news for this request, or None on a miss."""
+
+    prices: PriceData | None
+    news: NewsData | None
+
+
+def _cache(req: Request):
+    return get_cache(req.cache_backend, req.cache_size, req.cache_dir)
+
+
+def cache_stage(req: Request) -> CacheLookup:
+    """C6: look both retrievers' answers up in the cache (the retrievers fill it on a miss)."""
+    cache = _cache(req)
+    prices = cache.get(cache_key("prices", req))
+    news = cache.get(cache_key("news", req))
+    return CacheLookup(
+        prices if isinstance(prices, PriceData) else None,
+        news if isinstance(news, NewsData) else None,
+    )
+
+
+def emulated_delay(latency: Latency, key: str) -> float:
+    """Sleep for one draw of the emulated fetch latency; return the seconds slept."""
+    if latency.distribution == "none" or latency.mean <= 0:
+        return 0.0
+    rng = random.Random(f"{latency.seed}|{key}|{time.monotonic_ns()}")
+    if latency.distribution == "constant":
+        seconds = latency.mean
+    elif latency.distribution == "uniform":
+        seconds = rng.uniform(max(0.0, latency.mean - latency.spread), latency.mean + latency.spread)
+    else:  # lognormal with the given mean: mu = ln(mean) - sigma^2 / 2
+        import math
+
+        sigma = latency.spread
+        seconds = rng.lognormvariate(math.log(latency.mean) - sigma * sigma / 2, sigma)
+    time.sleep(seconds)
+    return seconds
+
+
+def fetch_prices_stage(req: Request, lookup: CacheLookup) -> PriceData:
+    """C2: prices from the cache, or from the source (then cached)."""
+    if lookup.prices is not None:
+        return PriceData(**{**lookup.prices.__dict__, "cache_hit": True})
+    key = cache_key("prices", req)
+    emulated_delay(req.latency, key)
+    source = get_price_source(req.source, req.data_dir, req.timeout)
+    data = source.fetch(req.symbol, req.as_of, req.history_days, req.min_history)
+    _cache(req).set(key, data)
+    return data
+
+
+def fetch_news_stage(req: Request, lookup: CacheLookup) -> NewsData:
+    """C5: headlines from the cache, or from the source (then cached)."""
+    if lookup.news is not None:
+        return NewsData(**{**lookup.news.__dict__, "cache_hit": True})
+    key = cache_key("news", req)
+    emulated_delay(req.latency, key)
+    source = get_news_source(req.source, req.data_dir, req.timeout)
+    data = source.fetch(req.symbol, req.as_of, req.news_days)
+    _cache(req).set(key, data)
+    return data
+
+
+def make_features_stage(req: Request, prices: PriceData) -> Features:
+    """C3: technical indicators."""
+    return make_features(prices)
+
+
+def score_sentiment_stage(req: Request, news: NewsData) -> Sentiment:
+    """C4: VADER sentiment per day."""
+    return score_sentiment(news)
+
+
+def model_stage(name: str, req: Request, features: Features, sentiment: Sentiment) -> Candidate:
+    """C7-C11: the model called ``name`` (bound with functools.partial in the table)."""
+    if req.profile == "refit":
+        return fit_predict(name, features, sentiment, req.window, req.error_days)
+    store = req.model_store or model_store.default_store()
+    meta = model_store.read_meta(store, req.symbol)
+    first_scored = features.frame.index[-1 - req.error_days].date()
+    model_store.check_covers(meta, req.symbol, first_scored)
+    return predict_pretrained(name, model_store.load(store, req.symbol, name), features, sentiment, req.error_days)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """C12's answer: the winning next-day prediction and the whole competition."""
+
+    symbol: str
+    as_of: dt.date
+    profile: str
+    source: str
+    last_close: float
+    next_close: float
+    next_return: float
+    winner: str
+    candidates: tuple[Candidate, ...]
+    sentiment: dict
+    cache: dict
+
+
+def select_stage(req: Request, prices: PriceData, news: NewsData, sentiment: Sentiment, *candidates: Candidate) -> Prediction:
+    """C12: the lowest recent error wins; every candidate is kept."""
+    sel = select(candidates)
+    last_close = float(prices.frame["close"].iloc[-1])
+    ret = sel.winner.prediction
+    return Prediction(
+        symbol=req.symbol, as_of=prices.as_of, profile=req.profile, source=req.source,
+        last_close=last_close, next_close=last_close * (1.0 + ret), next_return=ret,
+        winner=sel.winner.model, candidates=sel.candidates, sentiment=sentiment.summary(),
+        cache={"prices": "hit" if prices.cache_hit else "miss", "news": "hit" if news.cache_hit else "miss"},
+    )
+
+
+# ---------------------------------------------------------------- the stage table
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline stage: id (C1..C12), name (used in task keys), function, inputs (stage ids)."""
+
+    id: str
+    name: str
+    func: Callable[..., Any]
+    inputs: tuple[str, ...]
+    description: str
+
+
+_MODEL_IDS = tuple(m.id for m in MODELS)
+
+STAGES: tuple[Stage, ...] = (
+    Stage("C1", "parse_request", parse_request_stage, (), "validate symbol, as-of date, profile; normalise"),
+    Stage("C6", "cache", cache_stage, ("C1",), "caching layer in front of C2 and C5"),
+    Stage("C2", "fetch_prices", fetch_prices_stage, ("C1", "C6"), "price retriever"),
+    Stage("C5", "fetch_news", fetch_news_stage, ("C1", "C6"), "news retriever"),
+    Stage("C3", "make_features", make_features_stage, ("C1", "C2"), "technical indicators"),
+    Stage("C4", "score_sentiment", score_sentiment_stage, ("C1", "C5"), "VADER sentiment per day"),
+    *(
+        Stage(m.id, m.name, functools.partial(model_stage, m.name), ("C1", "C3", "C4"), f"model: {m.family}")
+        for m in MODELS
+    ),
+    Stage("C12", "select", select_stage, ("C1", "C2", "C5", "C4", *_MODEL_IDS), "competition: lowest recent error wins"),
+)
+STAGES_BY_ID = {s.id: s for s in STAGES}
+FINAL = "C12"
+
+
+def task_key(stage: Stage, request_id: str) -> str:
+    """The task key of ``stage`` for one request: unique per request."""
+    return f"{stage.name}-{request_id}"
+
+
+def build_graph(request: Request) -> Delayed:
+    """The delayed graph of one request; computing it gives a :class:`~stockdag.trace.Traced` Prediction.
+
+    Compute with ``optimize_graph=False``: fusion would merge stages and drop
+    the per-task annotations the placement strategies read.
+    """
+    rid = request.request_id
+    nodes: dict[str, Delayed] = {}
+    for stage in STAGES:
+        args = [nodes[i] for i in stage.inputs] if stage.inputs else [request]
+        with dask.annotate(stockdag={"stage": stage.id, "name": stage.name, "request": rid, "symbol": request.symbol}):
+            nodes[stage.id] = delayed(run_traced, pure=False)(
+                stage.id, stage.name, stage.func, *args, dask_key_name=task_key(stage, rid)
+            )
+    return nodes[FINAL]
+
+
+def run_stages(request: Request) -> Traced:
+    """Run every stage in table order in this process, without Dask (the centralized baseline)."""
+    done: dict[str, Traced] = {}
+    for stage in STAGES:
+        args = [done[i] for i in stage.inputs] if stage.inputs else [request]
+        done[stage.id] = run_traced(stage.id, stage.name, stage.func, *args)
+    return done[FINAL]

@@ -1,0 +1,197 @@
+"""C1 parse_request: validate and normalise a prediction request.
+
+The request carries every setting the downstream stages need, resolved once
+in the caller's process, so a worker never depends on its own configuration
+and a recorded request reproduces its answer.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from dataclasses import asdict, dataclass, field
+
+from . import config
+from .errors import InvalidRequest
+
+SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9]{0,9}([.\-^=][A-Z0-9]{1,5})?$")
+PROFILES = ("refit", "pretrained")
+SOURCES = ("bundled", "csv", "yfinance")
+CACHE_BACKENDS = ("lru", "disk", "none")
+LATENCY_DISTRIBUTIONS = ("none", "constant", "uniform", "lognormal")
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Emulated fetch latency added on a cache miss (seconds)."""
+
+    distribution: str = "none"
+    mean: float = 0.0
+    spread: float = 0.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Request:
+    """A validated prediction request (the output of C1)."""
+
+    symbol: str
+    as_of: dt.date | None
+    profile: str
+    source: str
+    data_dir: str | None
+    history_days: int
+    min_history: int
+    news_days: int
+    timeout: float
+    latency: Latency
+    cache_backend: str
+    cache_size: int
+    cache_dir: str | None
+    window: int
+    error_days: int
+    model_store: str | None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["as_of"] = self.as_of.isoformat() if self.as_of else None
+        return d
+
+    def settings(self) -> dict:
+        """The configuration snapshot this request was resolved from (for re-parsing)."""
+        return {
+            "profile": self.profile,
+            "data": {
+                "source": self.source, "data_dir": self.data_dir, "history_days": self.history_days,
+                "min_history": self.min_history, "news_days": self.news_days, "timeout": self.timeout,
+                "latency": asdict(self.latency),
+            },
+            "cache": {"backend": self.cache_backend, "size": self.cache_size, "directory": self.cache_dir},
+            "models": {"window": self.window, "error_days": self.error_days, "store": self.model_store},
+        }
+
+
+def normalise_symbol(symbol: object) -> str:
+    """Upper-case and validate a ticker symbol; raise InvalidRequest if malformed."""
+    if not isinstance(symbol, str):
+        raise InvalidRequest(f"symbol must be a string, got {type(symbol).__name__}")
+    s = symbol.strip().upper()
+    if not SYMBOL_RE.match(s):
+        raise InvalidRequest(
+            f"malformed symbol {symbol!r}: expected 1-10 letters/digits starting with a letter"
+        )
+    return s
+
+
+def parse_date(value: object) -> dt.date | None:
+    """Parse an ISO date (YYYY-MM-DD), a date or None; raise InvalidRequest otherwise."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise InvalidRequest(f"malformed as-of date {value!r}: expected YYYY-MM-DD")
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise InvalidRequest(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
+    return value
+
+
+def _positive_int(name: str, value: object) -> int:
+    try:
+        v = int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidRequest(f"{name} must be a positive integer, got {value!r}") from None
+    if v <= 0:
+        raise InvalidRequest(f"{name} must be a positive integer, got {value!r}")
+    return v
+
+
+class _Settings:
+    """Dotted look-ups in a configuration snapshot, with an explicit override."""
+
+    def __init__(self, snapshot: dict):
+        self._snap = snapshot
+
+    def get(self, key: str, override_with: object = None):
+        if override_with is not None:
+            return override_with
+        node: object = self._snap
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise InvalidRequest(f"configuration key stockdag.{key} is missing")
+            node = node[part]
+        return node
+
+
+def parse_request(
+    symbol: object,
+    as_of: object = None,
+    *,
+    profile: str | None = None,
+    source: str | None = None,
+    data_dir: str | None = None,
+    request_id: str | None = None,
+    settings: dict | None = None,
+) -> Request:
+    """C1: validate the inputs and resolve every setting.
+
+    ``settings`` is a snapshot of the ``stockdag`` configuration taken in the
+    caller's process (``stockdag.config.snapshot()``); None reads it here.
+
+    Raises
+    ------
+    InvalidRequest
+        for a malformed symbol, date, profile, source or configuration value.
+    """
+    cfg = _Settings(settings if settings is not None else config.snapshot())
+    sym = normalise_symbol(symbol)
+    date = parse_date(as_of)
+    profile = _choice("profile", cfg.get("profile", profile), PROFILES)
+    source = _choice("source", cfg.get("data.source", source), SOURCES)
+    data_dir = cfg.get("data.data_dir", data_dir)
+    if source == "csv" and not data_dir:
+        raise InvalidRequest("source 'csv' needs a data directory (--data-dir or stockdag.data.data_dir)")
+    lat = cfg.get("data.latency")
+    latency = Latency(
+        distribution=_choice("latency distribution", str(lat.get("distribution", "none")), LATENCY_DISTRIBUTIONS),
+        mean=float(lat.get("mean", 0.0)),
+        spread=float(lat.get("spread", 0.0)),
+        seed=int(lat.get("seed", 0)),
+    )
+    if latency.mean < 0 or latency.spread < 0:
+        raise InvalidRequest("emulated latency mean and spread must be >= 0")
+    history_days = _positive_int("data.history_days", cfg.get("data.history_days"))
+    min_history = _positive_int("data.min_history", cfg.get("data.min_history"))
+    window = _positive_int("models.window", cfg.get("models.window"))
+    error_days = _positive_int("models.error_days", cfg.get("models.error_days"))
+    if min_history > history_days:
+        raise InvalidRequest("data.min_history cannot exceed data.history_days")
+    return Request(
+        symbol=sym,
+        as_of=date,
+        profile=profile,
+        source=source,
+        data_dir=str(data_dir) if data_dir else None,
+        history_days=history_days,
+        min_history=min_history,
+        news_days=_positive_int("data.news_days", cfg.get("data.news_days")),
+        timeout=float(cfg.get("data.timeout")),
+        latency=latency,
+        cache_backend=_choice("cache backend", cfg.get("cache.backend"), CACHE_BACKENDS),
+        cache_size=_positive_int("cache.size", cfg.get("cache.size")),
+        cache_dir=cfg.get("cache.directory"),
+        window=window,
+        error_days=error_days,
+        model_store=cfg.get("models.store"),
+        request_id=request_id or uuid.uuid4().hex,
+    )

@@ -1,0 +1,52 @@
+"""The answer to one prediction request, as returned by both executors."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .pipeline import Prediction
+from .trace import StageTrace, Traced
+
+STAGE_ORDER = {f"C{i}": i for i in range(1, 13)}
+
+
+@dataclass(frozen=True)
+class PredictionResult:
+    """A prediction plus how it was made: mode, request id and the per-stage trace."""
+
+    prediction: Prediction
+    trace: tuple[StageTrace, ...]
+    mode: str
+    request_id: str
+
+    @classmethod
+    def from_traced(cls, traced: Traced, mode: str, request_id: str) -> "PredictionResult":
+        trace = tuple(sorted(traced.trace, key=lambda t: (t.start, STAGE_ORDER.get(t.id, 99))))
+        return cls(traced.value, trace, mode, request_id)
+
+    @property
+    def winner(self) -> str:
+        return self.prediction.winner
+
+    def latency(self) -> float:
+        """Seconds from the first stage's start to the last stage's end."""
+        return max(t.end for t in self.trace) - min(t.start for t in self.trace)
+
+    def to_dict(self) -> dict:
+        p = self.prediction
+        return {
+            "symbol": p.symbol,
+            "as_of": p.as_of.isoformat(),
+            "profile": p.profile,
+            "source": p.source,
+            "mode": self.mode,
+            "request_id": self.request_id,
+            "prediction": {"last_close": p.last_close, "next_close": p.next_close, "next_return": p.next_return},
+            "winner": p.winner,
+            "candidates": [
+                {"model": c.model, "prediction": c.prediction, "recent_error": c.recent_error, "train_rows": c.train_rows}
+                for c in p.candidates
+            ],
+            "sentiment": p.sentiment,
+            "cache": p.cache,
+            "trace": [t.to_dict() for t in self.trace],
+        }
