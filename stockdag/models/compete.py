@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
-from threadpoolctl import threadpool_limits
+import functools
+
+from threadpoolctl import ThreadpoolController
 
 from ..errors import InsufficientHistory
 from ..features import FEATURES, Features, with_sentiment
@@ -32,10 +34,24 @@ class Candidate:
     train_rows: int
 
 
+@functools.lru_cache(maxsize=1)
+def _controller() -> ThreadpoolController:
+    # inspecting the loaded BLAS/OpenMP libraries costs ~2 ms; do it once per process,
+    # after the model libraries (and their OpenMP runtimes) are imported
+    import lightgbm  # noqa: F401
+    import sklearn.ensemble  # noqa: F401
+
+    return ThreadpoolController()
+
+
+def single_threaded():
+    """Context manager limiting BLAS/OpenMP pools to one thread: the executor owns the parallelism."""
+    return _controller().limit(limits=1)
+
+
 def _fit(name: str, X, y):
     est = make_estimator(name)
-    # single-threaded BLAS/OpenMP: the executor owns the parallelism
-    with threadpool_limits(1), warnings.catch_warnings():
+    with single_threaded(), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
         est.fit(X, y)
@@ -43,7 +59,7 @@ def _fit(name: str, X, y):
 
 
 def _predict(est, X) -> np.ndarray:
-    with threadpool_limits(1), warnings.catch_warnings():
+    with single_threaded(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
         return np.asarray(est.predict(X), dtype=float)
 

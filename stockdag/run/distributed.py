@@ -60,7 +60,8 @@ class DistributedExecutor:
             if address is None:
                 self._own_cluster = LocalCluster(
                     n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
-                    host="127.0.0.1", dashboard_address=dashboard_address, **cluster_kwargs,
+                    host="127.0.0.1", dashboard_address=dashboard_address,
+                    **{"silence_logs": logging.WARNING, **cluster_kwargs},
                 )
                 address = self._own_cluster
             client = Client(address)

@@ -1,0 +1,156 @@
+"""Centralized vs distributed on the same requests: the comparison behind ``stockdag demo``.
+
+Both executors get the same list of distinct requests. Warm-up requests
+(imports, worker start-up, first model fits) are run first and excluded.
+The cache is off (``backend: none``) so each request does all of its work in
+both modes. Reported: median single-request latency (one request in flight)
+and throughput with ``in_flight`` requests at once; the centralized baseline
+processes one request at a time by definition.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import platform
+import random
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import dask
+
+from . import __version__
+from .data.prices import BundledPrices
+from .request import Request, parse_request
+from .result import PredictionResult
+
+
+def request_mix(n: int, seed: int = 0, symbols=("AAPL", "GOOG", "IBM", "MSFT"),
+                start="2011-06-01", end="2013-02-28", **kwargs) -> list[Request]:
+    """``n`` distinct (symbol, trading day) requests drawn with a seeded RNG."""
+    rng = random.Random(seed)
+    data = BundledPrices()
+    days = {s: [d for d in data.history(s, None, 0).loc[start:end].index.date] for s in symbols}
+    pairs = sorted({(s, d) for s in symbols for d in days[s]})
+    chosen = rng.sample(pairs, n)
+    return [parse_request(s, d, **kwargs) for s, d in chosen]
+
+
+@dataclass
+class Comparison:
+    """Measured in one run; ratios are distributed / centralized."""
+
+    requests: int
+    workers: int
+    in_flight: int
+    profile: str
+    centralized_latency: list[float] = field(default_factory=list)
+    distributed_latency: list[float] = field(default_factory=list)
+    centralized_throughput: float = 0.0
+    distributed_throughput: float = 0.0
+    example: PredictionResult | None = None
+    dashboard: str | None = None
+    machine: dict = field(default_factory=dict)
+
+    @property
+    def latency_ratio(self) -> float:
+        return statistics.median(self.distributed_latency) / statistics.median(self.centralized_latency)
+
+    @property
+    def throughput_ratio(self) -> float:
+        return self.distributed_throughput / self.centralized_throughput
+
+    def table(self) -> str:
+        cl, dl = statistics.median(self.centralized_latency), statistics.median(self.distributed_latency)
+        w = f"distributed ({self.workers} workers)"
+        rows = [
+            ("", "centralized", w, "distributed/centralized"),
+            ("median latency, 1 in flight (s)", f"{cl:.3f}", f"{dl:.3f}", f"{dl / cl:.2f}x"),
+            (f"throughput, {self.in_flight} in flight (req/s)", f"{self.centralized_throughput:.2f}",
+             f"{self.distributed_throughput:.2f}", f"{self.throughput_ratio:.2f}x"),
+        ]
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines = ["  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)) for r in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        return "\n".join(lines)
+
+    def trace_table(self) -> str:
+        if self.example is None:
+            return ""
+        t0 = min(t.start for t in self.example.trace)
+        lines = [f"{'id':<4} {'stage':<16} {'worker':<24} {'start(ms)':>9} {'dur(ms)':>8}"]
+        for t in self.example.trace:
+            lines.append(f"{t.id:<4} {t.stage:<16} {t.worker:<24} {1000 * (t.start - t0):>9.1f} {1000 * (t.end - t.start):>8.1f}")
+        return "\n".join(lines)
+
+
+def machine_facts() -> dict:
+    import psutil
+
+    return {
+        "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
+        "stockdag": __version__, "dask": dask.__version__,
+    }
+
+
+def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: str | None = None,
+            seed: int = 0, warmup: int | None = None, client=None, show_progress: bool = False) -> Comparison:
+    """Run the same requests centralized and distributed; see the module docstring."""
+    from .run import CentralizedExecutor, DistributedExecutor
+
+    def bar(total, desc):
+        if not show_progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=desc, unit="req")
+
+    warmup = 2 * workers if warmup is None else warmup
+    with dask.config.set({"stockdag.cache.backend": "none"}):
+        reqs = request_mix(warmup + 2 * requests, seed=seed, profile=profile)
+    warm, single, batch = reqs[:warmup], reqs[warmup:warmup + requests], reqs[warmup + requests:]
+    cmp = Comparison(requests, workers, in_flight, single[0].profile, machine=machine_facts())
+
+    central = CentralizedExecutor()
+    for r in warm:
+        central.run(r)
+    b = bar(2 * requests, "centralized")
+    for r in single:
+        t = time.perf_counter()
+        central.run(r)
+        cmp.centralized_latency.append(time.perf_counter() - t)
+        b and b.update(1)
+    t = time.perf_counter()
+    for r in batch:  # one at a time: the centralized server has no concurrency
+        central.run(r)
+        b and b.update(1)
+    cmp.centralized_throughput = len(batch) / (time.perf_counter() - t)
+    b and b.close()
+
+    with DistributedExecutor(client=client, n_workers=workers, threads_per_worker=1, dashboard_address=":0") as dist:
+        cmp.dashboard = dist.dashboard_link
+        # every worker imports the libraries and runs each stage before timing starts
+        dist.client.gather([dist.submit(r) for r in warm])
+        b = bar(2 * requests, f"distributed ({workers} workers)")
+        for r in single:
+            t = time.perf_counter()
+            res = dist.run(r)
+            cmp.distributed_latency.append(time.perf_counter() - t)
+            b and b.update(1)
+        cmp.example = res
+        t = time.perf_counter()
+        pending = iter(batch)
+        window = [dist.submit(r) for r in itertools.islice(pending, in_flight)]
+        from distributed import as_completed
+
+        ac = as_completed(window)
+        for fut in ac:
+            fut.result()
+            b and b.update(1)
+            nxt = next(pending, None)
+            if nxt is not None:
+                ac.add(dist.submit(nxt))
+        cmp.distributed_throughput = len(batch) / (time.perf_counter() - t)
+        b and b.close()
+    return cmp

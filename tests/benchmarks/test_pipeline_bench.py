@@ -1,0 +1,88 @@
+"""Per-stage costs under both profiles, and one request centralized vs distributed.
+
+These measure; they assert nothing about time. ``make bench`` runs them timed;
+the test command runs each once with timing disabled. Default (full-size)
+settings: the costs the experiments see. The cache is off so C2/C5 fetch.
+"""
+from __future__ import annotations
+
+import dask
+import pytest
+from distributed import as_completed
+
+from stockdag.demo import request_mix
+from stockdag.models.train import train
+from stockdag.pipeline import STAGES
+from stockdag.request import parse_request
+from stockdag.run import CentralizedExecutor, DistributedExecutor
+from stockdag.trace import Traced, run_traced
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("models"))
+    train(["AAPL"], "2010-12-31", folder)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def no_cache(store):
+    with dask.config.set({"stockdag.cache.backend": "none", "stockdag.models.store": store}):
+        yield
+
+
+def _stage_inputs(profile: str) -> dict[str, list]:
+    """Each stage's input values, from one centralized run of AAPL 2012-06-01."""
+    request = parse_request("AAPL", "2012-06-01", profile=profile)
+    done: dict[str, Traced] = {}
+    inputs: dict[str, list] = {}
+    for stage in STAGES:
+        args = [done[i].value for i in stage.inputs] if stage.inputs else [request]
+        inputs[stage.id] = args
+        done[stage.id] = run_traced(stage.id, stage.name, stage.func, *args)
+    return inputs
+
+
+_INPUTS: dict[str, dict] = {}
+
+
+@pytest.mark.parametrize("profile", ["refit", "pretrained"])
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: f"{s.id}-{s.name}")
+def test_stage_cost(benchmark, stage, profile):
+    if profile not in _INPUTS:
+        _INPUTS[profile] = _stage_inputs(profile)
+    benchmark.group = f"stage cost ({profile})"
+    benchmark.extra_info.update(stage=stage.id, profile=profile)
+    benchmark(stage.func, *_INPUTS[profile][stage.id])
+
+
+@pytest.mark.parametrize("mode", ["centralized", "distributed"])
+def test_one_request(benchmark, mode, client):
+    benchmark.group = "one request (refit), 1 in flight"
+    ex = CentralizedExecutor() if mode == "centralized" else DistributedExecutor(client=client, strategy="dask")
+    req = parse_request("MSFT", "2012-06-01")
+    ex.run(req)  # warm-up: imports and first fits on the workers
+    benchmark(ex.run, req)
+
+
+@pytest.mark.parametrize("mode", ["centralized", "distributed"])
+def test_sixteen_in_flight(benchmark, mode, client):
+    benchmark.group = "16 requests (refit), 16 in flight"
+    reqs = request_mix(16, seed=1)
+    if mode == "centralized":
+        ex = CentralizedExecutor()
+
+        def batch():  # the centralized server runs one request at a time
+            for r in reqs:
+                ex.run(r)
+    else:
+        ex = DistributedExecutor(client=client, strategy="dask")
+        client.gather([ex.submit(r) for r in reqs[:4]])  # warm-up
+
+        def batch():
+            for fut in as_completed([ex.submit(r) for r in reqs]):
+                fut.result()
+
+    benchmark.pedantic(batch, rounds=3, iterations=1, warmup_rounds=0)

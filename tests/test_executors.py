@@ -1,0 +1,93 @@
+"""Both executors run the same functions and give identical predictions."""
+import asyncio
+import dataclasses
+
+import dask
+import pytest
+
+import stockdag
+from stockdag.errors import InsufficientHistory, UnknownSymbol
+from stockdag.request import parse_request
+from stockdag.run import CentralizedExecutor, DistributedExecutor
+
+pytestmark = pytest.mark.slow
+
+
+def _core(result):
+    # everything but how the answer was produced (cache state, mode, trace)
+    return dataclasses.replace(result.prediction, cache={})
+
+
+def test_centralized_and_distributed_predictions_are_identical(small, client):
+    req = parse_request("GOOG", "2012-10-01")
+    central = CentralizedExecutor().run(req)
+    dist = DistributedExecutor(client=client, strategy="dask").run(req)
+    assert _core(dist) == _core(central)
+    assert dist.mode == "distributed" and central.mode == "centralized"
+    workers = set(client.scheduler_info()["workers"])
+    d = dist.to_dict()
+    assert [t["id"] for t in d["trace"]][0] == "C1" and len(d["trace"]) == 12
+    assert {t["worker"] for t in d["trace"]} <= workers
+    assert all(t["worker"].startswith("local:") for t in central.to_dict()["trace"])
+    assert all(t["end"] >= t["start"] for t in d["trace"])
+
+
+def test_public_predict_json_shape(small, client):
+    d = stockdag.predict("aapl", "2012-06-01", mode="distributed", client=client).to_dict()
+    assert set(d) >= {"symbol", "as_of", "prediction", "winner", "candidates", "sentiment", "cache", "mode", "trace"}
+    assert d["symbol"] == "AAPL" and d["as_of"] == "2012-06-01" and d["mode"] == "distributed"
+    assert set(d["prediction"]) == {"last_close", "next_close", "next_return"}
+    assert d["winner"] in {c["model"] for c in d["candidates"]} and len(d["candidates"]) == 5
+    best = min(d["candidates"], key=lambda c: c["recent_error"])
+    assert d["winner"] == best["model"]
+    assert {t["id"] for t in d["trace"]} == {f"C{i}" for i in range(1, 13)}
+    assert set(d["trace"][0]) >= {"id", "stage", "worker", "start", "end"}
+
+
+def test_many_concurrent_requests_on_one_async_entry_point(small, client):
+    ex = DistributedExecutor(client=client, strategy="dask")
+    reqs = [parse_request(s, d) for s in ("AAPL", "MSFT") for d in ("2012-05-01", "2012-05-02", "2012-05-03")]
+
+    async def go():
+        return await asyncio.gather(*(ex.arun(r) for r in reqs))
+
+    results = asyncio.run(go())
+    assert [(r.prediction.symbol, r.prediction.as_of.isoformat()) for r in results] == [
+        (r.symbol, r.as_of.isoformat()) for r in reqs
+    ]
+    assert len({r.request_id for r in results}) == len(reqs)
+
+
+def test_worker_errors_arrive_as_stockdag_errors(small, client):
+    ex = DistributedExecutor(client=client, strategy="dask")
+    with pytest.raises(UnknownSymbol, match="available: AAPL"):
+        ex.run(parse_request("ZZZZ", "2012-06-01"))
+    with pytest.raises(InsufficientHistory):
+        ex.run(parse_request("AAPL", "2000-05-01"))
+
+
+def test_a_dead_worker_does_not_lose_the_request(small):
+    import os
+    import signal
+    import time
+
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=":0") as lc, Client(lc) as c:
+        ex = DistributedExecutor(client=c, strategy="dask")
+        ex.run(parse_request("AAPL", "2012-06-01"))  # warm both workers' imports
+        pids = c.run(os.getpid)
+        req = parse_request("IBM", "2012-06-01")
+        fut = ex.submit(req)
+        victim = None
+        deadline = time.monotonic() + 60
+        while victim is None and time.monotonic() < deadline:
+            busy = {w: keys for w, keys in c.processing().items() if any(req.request_id in str(k) for k in keys)}
+            victim = next(iter(busy), None)
+            time.sleep(0.005)
+        assert victim is not None, "the request never started"
+        os.kill(pids[victim], signal.SIGKILL)  # the worker dies mid-request
+        traced = fut.result(timeout=120)
+        assert traced.value.symbol == "IBM"
+        assert victim not in {t.worker for t in traced.trace if t.id in ("C12",)}
