@@ -1,0 +1,35 @@
+"""The emulated fetch latency of the offline sources (a remote data API stand-in)."""
+import dask
+import pytest
+
+import stockdag
+from stockdag.pipeline import emulated_delay
+from stockdag.request import Latency
+
+
+def test_no_latency_by_default():
+    assert emulated_delay(Latency(), "k") == 0.0
+
+
+@pytest.mark.parametrize("lat, lo, hi", [
+    (Latency("constant", 0.01), 0.01, 0.01),
+    (Latency("uniform", 0.02, 0.01), 0.01, 0.03),
+])
+def test_draws_stay_in_their_distribution(lat, lo, hi):
+    for _ in range(5):
+        assert lo <= emulated_delay(lat, "k") <= hi
+
+
+def test_lognormal_draws_are_positive():
+    assert all(emulated_delay(Latency("lognormal", 0.002, 0.5), "k") > 0 for _ in range(5))
+
+
+def test_latency_is_paid_on_a_miss_only_and_recorded_in_the_request(small):
+    with dask.config.set({"stockdag.data.latency": {"distribution": "constant", "mean": 0.05, "spread": 0.0, "seed": 0}}):
+        miss = stockdag.predict("AAPL", "2012-06-01").to_dict()
+        hit = stockdag.predict("AAPL", "2012-06-01").to_dict()
+    c2 = lambda d: next(t for t in d["trace"] if t["id"] == "C2")  # noqa: E731
+    # time.sleep never returns early, so the lower bound cannot flake
+    assert c2(miss)["duration"] >= 0.05
+    assert hit["cache"]["prices"] == "hit"
+    assert c2(hit)["duration"] < c2(miss)["duration"]
