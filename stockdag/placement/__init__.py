@@ -1,0 +1,59 @@
+"""Job-placement strategies for the stockdag graph, applied by a Dask scheduler plugin.
+
+:data:`STRATEGIES` is the one registry (name -> class) that the CLI, the
+server, the notebooks and the tests import; :class:`PlacementPlugin` applies
+one of them on the scheduler, and :func:`register` installs it from a client.
+A remote scheduler loads it with ``dask scheduler --preload
+stockdag.placement.preload --strategy NAME``.
+
+Add a strategy by writing a :class:`Strategy` subclass in its own module and
+listing it here.
+"""
+from __future__ import annotations
+
+from .base import Strategy, TaskInfo, WorkerInfo, describe
+from .baseline import DaskDefault
+from .costs import CostModel
+from .fastest_node import FastestNode
+from .heft import Heft
+from .least_loaded import LeastLoaded
+from .pinned import Pinned
+from .plugin import NAME, PlacementPlugin, make_strategy
+from .round_robin import RoundRobin
+from .seeded_random import SeededRandom
+from .symbol_affinity import SymbolAffinity
+
+#: name -> strategy class, in the order results tables list them
+STRATEGIES: dict[str, type[Strategy]] = {
+    cls.name: cls
+    for cls in (DaskDefault, RoundRobin, SeededRandom, LeastLoaded, Pinned, SymbolAffinity, FastestNode, Heft)
+}
+
+
+def register(client, strategy: str | None = None, **options):
+    """Install a :class:`PlacementPlugin` on ``client``'s scheduler (replacing any earlier one).
+
+    ``strategy`` defaults to ``stockdag.placement.strategy``; ``options`` go to
+    the plugin and its strategy. Returns what ``Client.register_plugin``
+    returns (an awaitable for an asynchronous client).
+
+    Raises
+    ------
+    stockdag.InvalidRequest
+        for an unknown strategy or option (before anything is sent).
+    """
+    return client.register_plugin(PlacementPlugin(strategy, **options))
+
+
+__all__ = [
+    "STRATEGIES",
+    "PlacementPlugin",
+    "register",
+    "make_strategy",
+    "NAME",
+    "Strategy",
+    "TaskInfo",
+    "WorkerInfo",
+    "CostModel",
+    "describe",
+]

@@ -1,0 +1,417 @@
+"""The scheduler plugin that applies a placement strategy to Dask's scheduler.
+
+Dask has no supported hook that replaces its own choice of worker. What works
+(distributed 2026.8) is restricting tasks before the scheduler assigns them:
+``update_graph`` runs after the scheduler created a graph's tasks and before
+any is transitioned, so the plugin sets ``ts.worker_restrictions`` (and
+``ts.loose_restrictions`` when the strategy is loose) on the *new* tasks, those
+still ``released``. A strictly restricted task is not root-task queued and is
+only stolen within its allowed set, so it runs where it was planned.
+
+The plugin also
+
+* learns how long each stage takes on each worker from ``processing -> memory``
+  transitions (the :class:`~stockdag.placement.costs.CostModel` strategies read);
+* counts the work it planned on each worker that has not started yet, and adds
+  it to the scheduler's occupancy (which only counts assigned tasks) when the
+  next request is planned, so concurrent requests see each other's plans;
+* re-plans, in ``remove_worker``, the not-yet-run tasks it had restricted to a
+  worker that left (strict restrictions would otherwise leave them in
+  ``no-worker`` forever);
+* plans only the tasks of stockdag requests (a ``stockdag`` annotation, or a
+  key ``<stage>-<32-hex request id>``): other work on the cluster is Dask's;
+* keeps each request's plan (:meth:`PlacementPlugin.plan_for`) for a bounded
+  number of recent requests, and what went wrong: the scheduler logs and
+  swallows plugin exceptions, falling back silently to its own placement, so
+  errors are recorded in :attr:`PlacementPlugin.errors` where tests and
+  operators can see them.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+import traceback
+from collections import OrderedDict, deque
+from collections.abc import Hashable
+from typing import Any
+
+from distributed.diagnostics.plugin import SchedulerPlugin
+
+from .. import config
+from ..errors import InvalidRequest
+from .base import Strategy, TaskInfo, WorkerInfo, describe
+from .costs import CostModel
+
+logger = logging.getLogger(__name__)
+
+NAME = "stockdag-placement"
+
+#: states of a task that has not started yet, whose restrictions may still change
+_NOT_STARTED = frozenset({"released", "waiting", "no-worker"})
+
+
+def make_strategy(name: str, **options: Any) -> Strategy:
+    """Instantiate strategy ``name`` from :data:`STRATEGIES` with its ``options``.
+
+    Raises
+    ------
+    InvalidRequest
+        for an unknown name or an option the strategy does not take.
+    """
+    from . import STRATEGIES
+
+    try:
+        cls = STRATEGIES[name]
+    except KeyError:
+        raise InvalidRequest(
+            f"unknown placement strategy {name!r}; choose one of: {', '.join(STRATEGIES)}"
+        ) from None
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise InvalidRequest(
+            f"placement strategy {name!r} takes no option {', '.join(map(repr, unknown))}; "
+            f"it takes: {', '.join(accepted)}"
+        )
+    return cls(**options)
+
+
+class _Live:
+    """What the plugin remembers about one task it saw, until the scheduler forgets it."""
+
+    __slots__ = ("stage", "group", "address", "pending")
+
+    def __init__(self, stage: str, group: str, address: str | None, pending: float):
+        self.stage = stage
+        self.group = group
+        #: the worker the task is restricted to (None: unrestricted)
+        self.address = address
+        #: expected seconds of work planned on ``address`` and not started yet
+        self.pending = pending
+
+
+class PlacementPlugin(SchedulerPlugin):
+    """Places each request's tasks with one strategy from :data:`stockdag.placement.STRATEGIES`.
+
+    Parameters
+    ----------
+    strategy:
+        A strategy name. Default ``stockdag.placement.strategy``.
+    history:
+        Plans kept for this many recent requests. Default ``stockdag.placement.history``.
+    alpha, speeds, bandwidth, latency:
+        Passed to the :class:`~stockdag.placement.costs.CostModel`.
+    **options:
+        Options of the strategy (e.g. ``seed`` for ``random``, ``pinned`` for
+        ``pinned``, ``loose`` for any).
+
+    Notes
+    -----
+    Register it with :func:`stockdag.placement.register` (``Client.register_plugin``)
+    or load it on a remote scheduler with ``--preload stockdag.placement.preload``.
+    Extend the plugin by adding strategies, not by subclassing it.
+    """
+
+    name = NAME
+
+    def __init__(
+        self,
+        strategy: str | None = None,
+        *,
+        history: int | None = None,
+        alpha: float | None = None,
+        speeds: dict | None = None,
+        bandwidth: float | None = None,
+        latency: float | None = None,
+        **options: Any,
+    ):
+        self.strategy_name = config.get("placement.strategy", override_with=strategy)
+        self.strategy = make_strategy(self.strategy_name, **options)
+        self.options = dict(options)
+        self.history = int(config.get("placement.history", override_with=history))
+        self.costs = CostModel(alpha=alpha, speeds=speeds, bandwidth=bandwidth, latency=latency)
+        #: request id -> {key: planned address or None}, most recent last
+        self.plans: OrderedDict[str, dict[Hashable, str | None]] = OrderedDict()
+        #: planning failures: dicts with hook, stimulus_id, error, traceback
+        self.errors: deque[dict] = deque(maxlen=100)
+        #: re-plans after a worker left: dicts with key, old, new, worker, stimulus_id
+        self.replans: deque[dict] = deque(maxlen=1000)
+        #: notes about plans that could not be followed as configured (e.g. a pinned worker absent)
+        self.warnings: deque[str] = deque(maxlen=100)
+        #: graphs and tasks seen, tasks restricted, seconds spent inside update_graph
+        self.stats = {"graphs": 0, "tasks": 0, "restricted": 0, "seconds": 0.0}
+        self._scheduler = None
+        # tasks alive on the scheduler that this plugin saw
+        self._live: dict[Hashable, _Live] = {}
+        # worker address -> keys restricted to it by this plugin (for remove_worker)
+        self._restricted: dict[str, set[Hashable]] = {}
+        # worker address -> expected seconds planned there and not started yet
+        self._pending: dict[str, float] = {}
+
+    def __repr__(self) -> str:
+        return f"<PlacementPlugin {self.strategy_name!r}: {len(self.plans)} plans, {len(self.errors)} errors>"
+
+    # ------------------------------------------------------------------ queries
+    def plan_for(self, request_id: str) -> dict[Hashable, str | None]:
+        """``{task key: planned worker address or None}`` of a recent request ({} if unknown).
+
+        The executor calls this on the scheduler after the request completed.
+        A task re-planned after a worker left shows its latest plan.
+        """
+        return dict(self.plans.get(request_id, {}))
+
+    def pending(self) -> dict[str, float]:
+        """Worker address -> expected seconds of planned work that has not started."""
+        return {a: max(v, 0.0) for a, v in self._pending.items()}
+
+    def summary(self) -> dict:
+        """Strategy, counters, errors and learned costs as plain data."""
+        return {
+            "strategy": self.strategy_name,
+            "options": dict(self.options),
+            "loose": self.strategy.loose,
+            "stats": dict(self.stats),
+            "errors": list(self.errors),
+            "replans": len(self.replans),
+            "warnings": list(self.warnings),
+            "pending": self.pending(),
+            "costs": self.costs.snapshot(),
+        }
+
+    # ------------------------------------------------------------------ hooks
+    async def start(self, scheduler) -> None:
+        self._scheduler = scheduler
+
+    def restart(self, scheduler) -> None:
+        self._live.clear()
+        self._restricted.clear()
+        self._pending.clear()
+
+    def update_graph(self, scheduler, *, client: str, keys, tasks, annotations, priority, stimulus_id: str, **kwargs):
+        self._scheduler = scheduler
+        t0 = time.perf_counter()
+        try:
+            self._plan_new_tasks(scheduler, tasks, stimulus_id)
+        except Exception as exc:  # the scheduler would log and swallow it; keep it visible
+            self._record_error("update_graph", stimulus_id, exc)
+        finally:
+            self.stats["graphs"] += 1
+            self.stats["tasks"] += len(tasks)
+            self.stats["seconds"] += time.perf_counter() - t0
+
+    def transition(self, key, start, finish, *args, stimulus_id: str, **kwargs):
+        # called for every transition of every task: return early when there is nothing to do
+        if start == "processing":
+            if finish == "memory":
+                try:
+                    self._learn(key, kwargs)
+                except Exception as exc:  # see update_graph
+                    self._record_error("transition", stimulus_id, exc)
+            return
+        if finish == "processing" or finish == "forgotten" or finish == "erred":
+            live = self._live.get(key)
+            if live is None:
+                return
+            if live.pending:
+                self._pending[live.address] = self._pending.get(live.address, 0.0) - live.pending
+                live.pending = 0.0
+            if finish == "forgotten":
+                del self._live[key]
+                if live.address is not None:
+                    restricted = self._restricted.get(live.address)
+                    if restricted is not None:
+                        restricted.discard(key)
+
+    def remove_worker(self, scheduler, worker: str, *, stimulus_id: str, **kwargs):
+        self._pending.pop(worker, None)
+        try:
+            self._replan_after_loss(scheduler, worker, stimulus_id)
+        except Exception as exc:  # see update_graph
+            self._record_error("remove_worker", stimulus_id, exc)
+
+    # ------------------------------------------------------------------ internals
+    def _record_error(self, hook: str, stimulus_id: str, exc: BaseException) -> None:
+        logger.exception("stockdag placement (%s) failed in %s", self.strategy_name, hook)
+        self.errors.append({
+            "hook": hook,
+            "stimulus_id": stimulus_id,
+            "error": repr(exc),
+            "traceback": "".join(traceback.format_exception(exc)),
+        })
+
+    def _workers(self, scheduler) -> list[WorkerInfo]:
+        pending = self._pending
+        return sorted(
+            (
+                WorkerInfo(
+                    ws.address, str(ws.name), ws.nthreads,
+                    ws.occupancy + max(pending.get(ws.address, 0.0), 0.0), ws.memory_limit or 0,
+                )
+                for ws in scheduler.running
+            ),
+            key=lambda w: (w.name, w.address),
+        )
+
+    def _refresh_costs(self, scheduler, stages) -> None:
+        if not self.costs.fixed_bandwidth:
+            self.costs.bandwidth = float(scheduler.bandwidth) or self.costs.bandwidth
+        prefixes = scheduler.task_prefixes
+        priors = self.costs.priors
+        for stage in stages:
+            tp = prefixes.get(stage)
+            if tp is not None and tp.duration_average >= 0:
+                priors[stage] = tp.duration_average
+
+    @staticmethod
+    def _groups(task_states) -> dict[str, list[TaskInfo]]:
+        """TaskInfos grouped by request; tasks without a request id are left out (Dask places them)."""
+        described = {ts.key: describe(ts.key, ts.annotations) for ts in task_states}
+        groups: dict[str, list[TaskInfo]] = {}
+        for ts in task_states:
+            stage, request, code, symbol = described[ts.key]
+            if request is None:
+                continue
+            deps = tuple(d.key for d in ts.dependencies if d.key in described and described[d.key][1] == request)
+            groups.setdefault(request, []).append(TaskInfo(ts.key, stage, request, code, symbol, deps))
+        return groups
+
+    def _remember(self, group: str, plan: dict) -> None:
+        record = self.plans.get(group)
+        if record is None:
+            record = self.plans[group] = {}
+        else:
+            self.plans.move_to_end(group)
+        record.update(plan)
+        while len(self.plans) > self.history:
+            self.plans.popitem(last=False)
+
+    def _apply(self, scheduler, group: str, tasks: list[TaskInfo], plan: dict, workers: list[WorkerInfo]) -> dict:
+        """Restrict each task as planned; keep the bookkeeping; return the plan as applied."""
+        names = {w.address: w.name for w in workers}
+        loose = self.strategy.loose
+        applied = {}
+        for t in tasks:
+            ts = scheduler.tasks[t.key]
+            address = plan.get(t.key)
+            if address is not None and address not in names:
+                raise ValueError(f"strategy {self.strategy_name!r} planned {t.key!r} on unknown worker {address!r}")
+            old = self._live.get(t.key)
+            if old is not None:  # re-planning: undo the old plan's bookkeeping
+                if old.address is not None and old.address in self._restricted:
+                    self._restricted[old.address].discard(t.key)
+                if old.pending and old.address in self._pending:
+                    self._pending[old.address] -= old.pending
+            pending = 0.0
+            if address is None:
+                ts.worker_restrictions = None
+                ts.loose_restrictions = False
+            else:
+                ts.worker_restrictions = {address}
+                ts.loose_restrictions = loose
+                self._restricted.setdefault(address, set()).add(t.key)
+                pending = self.costs.estimate(t.stage, names[address]) / max(scheduler.workers[address].nthreads, 1)
+                self._pending[address] = self._pending.get(address, 0.0) + pending
+                self.stats["restricted"] += 1
+            self._live[t.key] = _Live(t.stage, group, address, pending)
+            applied[t.key] = address
+        return applied
+
+    def _plan_new_tasks(self, scheduler, keys, stimulus_id: str) -> None:
+        all_tasks = scheduler.tasks
+        new = []
+        for k in keys:
+            ts = all_tasks.get(k)
+            # only tasks the scheduler has not started on; leave the user's own restrictions alone
+            if (
+                ts is not None
+                and ts.state == "released"
+                and ts.run_spec is not None
+                and not ts.worker_restrictions
+                and not ts.host_restrictions
+                and not ts.resource_restrictions
+            ):
+                new.append(ts)
+        if not new:
+            return
+        new.sort(key=lambda ts: ts.priority or ())
+        groups = self._groups(new)
+        workers = self._workers(scheduler)
+        if not self.strategy.plans or not workers:
+            for group, tasks in groups.items():
+                self._remember(group, {t.key: None for t in tasks})
+                for t in tasks:
+                    self._live[t.key] = _Live(t.stage, group, None, 0.0)
+            return
+        self._refresh_costs(scheduler, {t.stage for tasks in groups.values() for t in tasks})
+        for group, tasks in groups.items():
+            plan = self.strategy.place(tasks, workers, self.costs)
+            self._remember(group, self._apply(scheduler, group, tasks, plan, workers))
+        self._note_unavailable()
+
+    def _note_unavailable(self) -> None:
+        missing = getattr(self.strategy, "unavailable", None)
+        if missing:
+            self.warnings.append(
+                f"pinned worker not running for stage(s) {', '.join(sorted(missing))}; placed by stage hash instead"
+            )
+            missing.clear()
+
+    def _learn(self, key, msg: dict) -> None:
+        live = self._live.get(key)
+        scheduler = self._scheduler
+        if live is None or scheduler is None:  # not a stockdag task
+            return
+        ws = scheduler.workers.get(msg.get("worker"))
+        if ws is None:
+            return
+        seconds = 0.0
+        for ss in msg.get("startstops") or ():
+            if ss.get("action") == "compute":
+                seconds += ss["stop"] - ss["start"]
+        self.costs.observe(live.stage, str(ws.name), seconds, msg.get("nbytes"))
+
+    def _replan_after_loss(self, scheduler, address: str, stimulus_id: str) -> None:
+        keys = self._restricted.pop(address, None)
+        if not keys:
+            return
+        tasks = scheduler.tasks
+        groups = set()
+        for k in keys:
+            live = self._live.get(k)
+            ts = tasks.get(k)
+            if live is not None and ts is not None and ts.state in _NOT_STARTED:
+                groups.add(live.group)
+                live.pending = 0.0  # that worker's pending count is gone with it
+        if not groups:
+            return
+        # every not-yet-started task of an affected request is re-planned together
+        # (a heft schedule is a whole); tasks already running stay where they are
+        pending: dict[str, list] = {}
+        for k, live in self._live.items():
+            if live.group in groups:
+                ts = tasks.get(k)
+                if ts is not None and ts.state in _NOT_STARTED:
+                    pending.setdefault(live.group, []).append(ts)
+        workers = self._workers(scheduler)
+        recommendations = {}
+        for group, task_states in pending.items():
+            task_states.sort(key=lambda ts: ts.priority or ())
+            infos = self._groups(task_states)[group]
+            old = {t.key: self._live[t.key].address for t in infos}
+            if workers:
+                plan = self.strategy.place(infos, workers, self.costs)
+            else:  # nobody left: whichever worker joins next takes them
+                plan = {t.key: None for t in infos}
+            applied = self._apply(scheduler, group, infos, plan, workers)
+            self._remember(group, applied)
+            for k, new in applied.items():
+                if old[k] != new:
+                    self.replans.append(
+                        {"key": k, "old": old[k], "new": new, "worker": address, "stimulus_id": stimulus_id}
+                    )
+            # the scheduler already sent the ones restricted to the lost worker to no-worker
+            recommendations.update({ts.key: "processing" for ts in task_states if ts.state == "no-worker"})
+        self._note_unavailable()
+        if recommendations:
+            scheduler.transitions(recommendations, stimulus_id=stimulus_id)
