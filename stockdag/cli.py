@@ -1,4 +1,4 @@
-"""``stockdag`` command line: predict, symbols, train, evaluate, demo.
+"""``stockdag`` command line: predict, symbols, train, evaluate, demo, cluster.
 
 Errors in the user's input or data print one line (``stockdag: error: ...``)
 and exit with status 2; no traceback.
@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 
-from .errors import StockdagError
+from .errors import InvalidRequest, StockdagError
 from .request import PROFILES, SOURCES
 
 
@@ -69,6 +69,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the request mix")
     p.add_argument("--scheduler", default=None, help="use a running Dask scheduler instead of a LocalCluster")
     p.add_argument("--json", action="store_true", help="print the measurements as JSON")
+
+    p = sub.add_parser("cluster", help="plan, start, list and stop clusters described by a spec (experiments/clusters/*.yaml)",
+                       description="Clusters from a spec: kind local (this host), emulated (this host, cgroup CPU shares and link delays; root) or ec2 (dask-cloudprovider).")
+    csub = p.add_subparsers(dest="action", required=True, metavar="ACTION", help="plan | up | status | down (each has --help)")
+    c = csub.add_parser("plan", help="dry run: what would start, the commands each machine runs, the cost per hour; starts and calls nothing")
+    c.add_argument("spec", help="cluster spec: a YAML file or a name in experiments/clusters (e.g. local-2)")
+    c.add_argument("--json", action="store_true", help="print the plan as JSON")
+    c = csub.add_parser("up", help="start a cluster that keeps running after this command returns; prints its scheduler and dashboard addresses")
+    c.add_argument("spec", help="cluster spec: a YAML file or a name in experiments/clusters")
+    c.add_argument("--json", action="store_true", help="print the cluster's state as JSON")
+    c = csub.add_parser("status", help="list the clusters started with `cluster up` (id, kind, scheduler, dashboard, alive)")
+    c.add_argument("--json", action="store_true", help="print the list as JSON")
+    c = csub.add_parser("down", help="stop clusters started with `cluster up`")
+    c.add_argument("names", nargs="*", help="cluster ids or spec names to stop (see `stockdag cluster status`)")
+    c.add_argument("--all", action="store_true", help="stop every recorded cluster (and, for ec2 specs given with --spec, terminate every instance tagged by stockdag)")
+    c.add_argument("--spec", action="append", default=[], help="with --all: an ec2 spec whose region to sweep for stockdag-tagged instances (repeatable)")
+    _add_serve_bench_parsers(sub)
     return parser
 
 
@@ -166,7 +183,149 @@ def _cmd_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"predict": _cmd_predict, "symbols": _cmd_symbols, "train": _cmd_train, "evaluate": _cmd_evaluate, "demo": _cmd_demo}
+def _cmd_cluster(args) -> int:
+    from . import deploy
+    from .deploy import service
+
+    if args.action == "plan":
+        pl = deploy.plan(args.spec)
+        print(json.dumps(pl.to_dict(), indent=2) if args.json else pl.text())
+    elif args.action == "up":
+        info = service.up(args.spec)
+        if args.json:
+            print(json.dumps(info, indent=2))
+        else:
+            print(f"cluster {info['cluster_id']} ({info['kind']}) is up; stop it with `stockdag cluster down {info['cluster_id']}`")
+            print(f"  scheduler: {info['scheduler']}")
+            print(f"  dashboard: {info['dashboard']}")
+            print(f"  workers:   {', '.join(info['workers'])}")
+    elif args.action == "status":
+        rows = service.status()
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        elif not rows:
+            print("no clusters running (start one with `stockdag cluster up SPEC`)")
+        for r in rows if not args.json else ():
+            print(f"{r['cluster_id']:<28} {r['kind']:<9} {'up' if r['alive'] else 'DEAD':<5} {r['scheduler']}  {r['dashboard']}  "
+                  f"{len(r['workers'])} workers")
+    else:
+        stopped = service.down(args.names, all=args.all)
+        for r in stopped:
+            print(f"stopped {r['cluster_id']} ({r['kind']})")
+        if args.all:
+            from .deploy.ec2 import terminate_tagged
+
+            for spec in args.spec:
+                for iid in terminate_tagged(deploy.load_spec(spec)):
+                    print(f"terminated orphan instance {iid}")
+        if not stopped and not args.spec:
+            print("no clusters were running")
+    return 0
+
+
+def _add_serve_bench_parsers(sub) -> None:
+    p = sub.add_parser("serve", help="serve predictions over HTTP (FastAPI + uvicorn)",
+                       description="Serve GET /predict/{symbol}?as_of=YYYY-MM-DD, /symbols, /health, /metrics and the OpenAPI docs (/docs). "
+                                   "Beyond --max-in-flight requests the server answers 503 with Retry-After at once; past --deadline, 504.")
+    p.add_argument("--mode", choices=("centralized", "replicated", "distributed"), default=None,
+                   help="centralized: one request's pipeline at a time in the server process (the baseline); replicated: --replicas "
+                        "processes each running whole requests; distributed: many requests in flight on one Dask client (default: stockdag.serve.mode)")
+    p.add_argument("--replicas", type=int, default=None, help="processes of replicated mode (default: stockdag.serve.replicas)")
+    p.add_argument("--workers", type=int, default=None, help="LocalCluster worker processes of distributed mode, one thread each (default: stockdag.serve.workers)")
+    p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler for distributed mode instead of a LocalCluster")
+    p.add_argument("--strategy", default=None, help="job-placement strategy of distributed mode (see stockdag.placement.STRATEGIES; default: stockdag.placement.strategy)")
+    p.add_argument("--profile", choices=PROFILES, default=None, help="workload profile (default: stockdag.profile)")
+    p.add_argument("--host", default=None, help="address to bind (default: stockdag.serve.host, 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="TCP port (default: stockdag.serve.port, 8000)")
+    p.add_argument("--max-in-flight", type=int, default=None, help="prediction requests admitted at once (default: stockdag.serve.max_in_flight)")
+    p.add_argument("--deadline", type=float, default=None, help="seconds before a prediction answers 504 (default: stockdag.serve.deadline)")
+    _add_data_options(p)
+
+    p = sub.add_parser("bench", help="measure a server from the client side: open or closed loop load, latency percentiles",
+                       description="Send requests to URL and report offered rate, achieved throughput, latency percentiles (HDR histogram) and "
+                                   "errors by kind. A stockdag server's base URL gets a seeded mix of /predict/{symbol}?as_of= requests; any "
+                                   "other URL is requested as given. Open loop (--rate) counts latency from each request's intended send time, "
+                                   "so a stalled server cannot hide its stall; closed loop (--users) waits for each answer before the next "
+                                   "request, and so hides stalls.")
+    p.add_argument("url", help="server base URL (e.g. http://127.0.0.1:8000) or any URL to request as given")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--rate", type=float, default=None, help="open loop: requests per second")
+    g.add_argument("--users", type=int, default=None, help="closed loop: concurrent users, each sending the next request when the last returns")
+    p.add_argument("--arrivals", choices=("constant", "poisson"), default=None, help="open-loop arrivals (default: stockdag.bench.arrivals)")
+    p.add_argument("--duration", type=float, default=None, help="measured seconds after the warm-up (default: stockdag.bench.duration)")
+    p.add_argument("--requests", type=int, default=None, help="send this many measured requests instead of running for --duration")
+    p.add_argument("--warmup", type=float, default=None, help="seconds of requests excluded from the results (default: stockdag.bench.warmup)")
+    p.add_argument("--timeout", type=float, default=None, help="per-request timeout in seconds, counted as error 'timeout' (default: stockdag.bench.timeout)")
+    p.add_argument("--connections", type=int, default=None, help="most open connections in open loop (default: stockdag.bench.connections)")
+    p.add_argument("--mix", choices=("uniform", "zipf"), default=None, help="how symbols and dates are drawn (default: stockdag.bench.distribution)")
+    p.add_argument("--zipf-s", type=float, default=None, help="Zipf exponent of --mix zipf (default: stockdag.bench.zipf_s)")
+    p.add_argument("--symbols", nargs="*", default=None, help="symbols of the mix (default: all the server lists)")
+    p.add_argument("--start", default=None, help="first as-of date of the mix (default: stockdag.bench.start)")
+    p.add_argument("--end", default=None, help="last as-of date of the mix (default: stockdag.bench.end)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the mix and of Poisson arrivals (default: stockdag.bench.seed)")
+    p.add_argument("--raw", action="store_true", help="request URL as given even if it is a stockdag server")
+    p.add_argument("--out", default=None, help="write every request's record to this .parquet or .csv file")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bar)")
+
+
+def _cmd_serve(args) -> int:
+    import dask
+
+    from . import config
+    from .serve import create_app, serve
+
+    data = {k: v for k, v in {"stockdag.data.source": args.source, "stockdag.data.data_dir": args.data_dir}.items() if v is not None}
+    with dask.config.set(data):  # create_app snapshots the configuration, so the override outlives this block
+        app = create_app(args.mode, replicas=args.replicas, workers=args.workers, scheduler=args.scheduler,
+                         strategy=args.strategy, profile=args.profile, max_in_flight=args.max_in_flight, deadline=args.deadline)
+    host, port = config.get("serve.host", args.host), config.get("serve.port", args.port)
+    print(f"stockdag serve: {app.state.backend.mode} on http://{host}:{port} (docs at /docs); Ctrl-C stops", file=sys.stderr)
+    serve(app, host=host, port=port)
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    import asyncio
+
+    from . import config
+    from .bench import BenchConfig, RequestMix, probe_stockdag, run, write_records
+
+    def cfg(key, value):
+        return config.get(f"bench.{key}", value)
+
+    if args.out and not str(args.out).lower().endswith((".parquet", ".pq", ".csv")):
+        raise InvalidRequest(f"cannot tell the format of {args.out!r}: use a .parquet or .csv file name")
+    seed = int(cfg("seed", args.seed))
+    mix = None
+    symbols = None if args.raw else asyncio.run(probe_stockdag(args.url))
+    try:
+        if symbols:
+            mix = RequestMix(args.symbols or symbols, str(cfg("start", args.start)), str(cfg("end", args.end)),
+                             distribution=cfg("distribution", args.mix), s=float(cfg("zipf_s", args.zipf_s)), seed=seed)
+        bc = BenchConfig(args.url, rate=args.rate, users=args.users, arrivals=cfg("arrivals", args.arrivals),
+                         duration=float(cfg("duration", args.duration)), requests=args.requests,
+                         warmup=float(cfg("warmup", args.warmup)), timeout=float(cfg("timeout", args.timeout)),
+                         connections=int(cfg("connections", args.connections)), mix=mix, seed=seed,
+                         progress=not args.json and sys.stderr.isatty(),
+                         extra={"mix": None if mix is None else {"distribution": mix.distribution, "symbols": list(mix.symbols),
+                                                                 "start": mix.start, "end": mix.end, "seed": seed}})
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    result = run(bc)
+    if args.out:
+        write_records(result.records, args.out)
+    if args.json:
+        print(json.dumps(result.summary.to_dict(), indent=2))
+    else:
+        print(result.summary.table())
+        if args.out:
+            print(f"  {len(result.records)} request records (warm-up included, flagged) in {args.out}")
+    return 0
+
+
+COMMANDS = {"predict": _cmd_predict, "symbols": _cmd_symbols, "train": _cmd_train, "evaluate": _cmd_evaluate, "demo": _cmd_demo,
+            "cluster": _cmd_cluster,
+            "serve": _cmd_serve, "bench": _cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

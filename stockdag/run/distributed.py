@@ -68,10 +68,21 @@ class DistributedExecutor:
             self._own_client = True
         self.client = client
         self.strategy = config.get("placement.strategy", strategy)
-        if self.strategy and self.strategy != "dask":
+        # an asynchronous client cannot register from __init__: start() (or the first arun) does
+        self._pending_registration = self._wants_plan() and bool(client.asynchronous)
+        if self._wants_plan() and not client.asynchronous:
             from ..placement import register
 
             register(self.client, self.strategy)
+
+    async def start(self) -> "DistributedExecutor":
+        """Register the placement strategy on an asynchronous client's scheduler (idempotent)."""
+        if self._pending_registration:
+            from ..placement import register
+
+            self._pending_registration = False
+            await register(self.client, self.strategy)
+        return self
 
     # -- submitting
     def submit(self, request: Request):
@@ -105,6 +116,7 @@ class DistributedExecutor:
 
     async def arun(self, request: Request) -> PredictionResult:
         """Compute one request from async code (an asynchronous client, or a sync one via a thread)."""
+        await self.start()
         future = self.submit(request)
         try:
             if self.client.asynchronous:

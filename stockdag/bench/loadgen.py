@@ -1,0 +1,319 @@
+"""The load generator: open loop (constant or Poisson arrivals) and closed loop, on one asyncio event loop.
+
+Open loop
+    Request ``i`` has an *intended* send time fixed in advance by the
+    schedule; its latency is counted from that time, not from when it was
+    actually sent. A server that stalls for a second therefore shows a
+    second's worth of requests with latencies from 1 s down to 0, exactly as
+    users arriving at that rate would see it (wrk2's correction for
+    *coordinated omission*).
+Closed loop
+    ``users`` coroutines each send the next request when the last returns.
+    The client slows down with the server, so a stall delays only the one
+    request each user had in flight: closed-loop percentiles hide stalls,
+    which is why open loop is the default for latency claims.
+
+Every request is recorded, including warm-up ones (flagged), errors and
+timeouts; :func:`stockdag.bench.summary.summarize` excludes the warm-up.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import aiohttp
+import numpy as np
+import pandas as pd
+
+from .mix import RequestMix
+from .summary import RECORD_COLUMNS, Summary, summarize
+
+ARRIVALS = ("constant", "poisson")
+
+
+@dataclass
+class BenchConfig:
+    """One benchmark run. Give exactly one of ``rate`` (open loop) and ``users`` (closed loop).
+
+    Parameters
+    ----------
+    url : str
+        Requested as given, unless ``mix`` is set: then ``mix`` paths are
+        appended to the URL's scheme and host.
+    rate : float, optional
+        Open loop: target requests per second.
+    users : int, optional
+        Closed loop: concurrent users.
+    arrivals : {"constant", "poisson"}
+        Open-loop inter-arrival times: fixed ``1/rate`` or exponential (seeded).
+    duration : float
+        Measured seconds after the warm-up (ignored when ``requests`` is set).
+    requests : int, optional
+        Measured requests to send instead of a duration.
+    warmup : float
+        Seconds of requests sent first and excluded from the summary.
+    timeout : float
+        Per-request timeout in seconds, from the actual send time.
+    connections : int
+        Open loop: most connections kept open at once (closed loop uses ``users``).
+    mix : RequestMix, optional
+    seed : int
+        Seeds Poisson arrivals.
+    progress : bool
+        Show a progress bar (tqdm, on stderr).
+    """
+
+    url: str
+    rate: float | None = None
+    users: int | None = None
+    arrivals: str = "constant"
+    duration: float = 10.0
+    requests: int | None = None
+    warmup: float = 0.0
+    timeout: float = 10.0
+    connections: int = 1000
+    mix: RequestMix | None = None
+    seed: int = 0
+    progress: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if (self.rate is None) == (self.users is None):
+            raise ValueError("give exactly one of rate (open loop) and users (closed loop)")
+        if self.rate is not None and self.rate <= 0:
+            raise ValueError("rate must be > 0")
+        if self.users is not None and self.users < 1:
+            raise ValueError("users must be >= 1")
+        if self.arrivals not in ARRIVALS:
+            raise ValueError(f"unknown arrivals {self.arrivals!r}; choose one of: {', '.join(ARRIVALS)}")
+        if self.requests is None and self.duration <= 0:
+            raise ValueError("duration must be > 0")
+        if self.requests is not None and self.requests < 1:
+            raise ValueError("requests must be >= 1")
+        if self.warmup < 0 or self.timeout <= 0:
+            raise ValueError("warmup must be >= 0 and timeout > 0")
+
+    @property
+    def loop(self) -> str:
+        return "open" if self.rate is not None else "closed"
+
+
+@dataclass
+class BenchResult:
+    """Raw per-request records (one row a request, :data:`RECORD_COLUMNS`) and their summary."""
+
+    records: pd.DataFrame
+    summary: Summary
+
+    def write(self, path: str) -> None:
+        """Write the raw records to ``.parquet`` or ``.csv`` (chosen by the suffix)."""
+        write_records(self.records, path)
+
+
+def write_records(records: pd.DataFrame, path: str) -> None:
+    """Write records to Parquet (``.parquet``/``.pq``) or CSV (``.csv``)."""
+    low = str(path).lower()
+    if low.endswith((".parquet", ".pq")):
+        records.to_parquet(path, index=False)
+    elif low.endswith(".csv"):
+        records.to_csv(path, index=False)
+    else:
+        raise ValueError(f"cannot tell the format of {path!r}: use a .parquet or .csv file name")
+
+
+def _error_kind(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timeout"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connect"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "disconnected"
+    return type(exc).__name__
+
+
+class _Run:
+    """The state of one run: schedule, session, records."""
+
+    def __init__(self, cfg: BenchConfig):
+        self.cfg = cfg
+        parts = urlsplit(cfg.url)
+        self.base = f"{parts.scheme}://{parts.netloc}" if cfg.mix is not None else cfg.url.rstrip("?")
+        self.rows: list[tuple] = []
+        self.t0 = 0.0
+        self.paths: list[str] = []
+        self.measured_sent = 0
+        self.done = 0
+
+    def path(self, i: int) -> str:
+        if self.cfg.mix is None:
+            return ""
+        while i >= len(self.paths):  # draw in chunks: the draw stays off the per-request path
+            self.paths.extend(self.cfg.mix.paths(4096))
+        return self.paths[i]
+
+    async def one(self, session: aiohttp.ClientSession, i: int, intended: float) -> None:
+        path = self.path(i)
+        clock = time.perf_counter
+        sent = clock() - self.t0
+        status, error, trace = 0, "", None
+        try:
+            async with session.get(self.base + path) as resp:
+                body = await resp.read()
+                status = resp.status
+            if status >= 400:
+                error = f"http_{status}"
+            elif b'"trace"' in body:
+                # only stockdag predictions carry a trace; others skip the JSON parse
+                try:
+                    trace = json.dumps(json.loads(body).get("trace"), separators=(",", ":"))
+                except (ValueError, AttributeError):
+                    trace = None
+        except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
+            error = _error_kind(exc)
+        end = clock() - self.t0
+        self.rows.append((i, path, intended, sent, end, status, error, end - intended, end - sent,
+                          intended < self.cfg.warmup, trace))
+        self.done += 1
+
+    async def open_loop(self, session: aiohttp.ClientSession) -> None:
+        cfg = self.cfg
+        rng = np.random.default_rng(cfg.seed)
+        interval = 1.0 / cfg.rate
+        end = cfg.warmup + cfg.duration
+        tasks: set[asyncio.Task] = set()
+        i, t = 0, 0.0
+        clock = time.perf_counter
+        while True:
+            if cfg.requests is not None:
+                if t >= cfg.warmup and self.measured_sent >= cfg.requests:
+                    break
+            elif t >= end:
+                break
+            delay = self.t0 + t - clock()
+            # when behind schedule, still yield so the requests already started can progress
+            await asyncio.sleep(delay if delay > 0 else 0)
+            task = asyncio.create_task(self.one(session, i, t))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            if t >= cfg.warmup:
+                self.measured_sent += 1
+            i += 1
+            # i * interval, not a running sum: summed floats drift and add or drop a request at the end
+            t = i * interval if cfg.arrivals == "constant" else t + float(rng.exponential(interval))
+        if tasks:
+            await asyncio.gather(*tasks)
+
+    async def closed_loop(self, session: aiohttp.ClientSession) -> None:
+        cfg = self.cfg
+        end = cfg.warmup + cfg.duration
+        counter = iter(range(sys.maxsize))
+        clock = time.perf_counter
+
+        async def user():
+            while True:
+                t = clock() - self.t0
+                if cfg.requests is not None:
+                    if t >= cfg.warmup:
+                        if self.measured_sent >= cfg.requests:
+                            return
+                        self.measured_sent += 1
+                elif t >= end:
+                    return
+                await self.one(session, next(counter), t)
+
+        await asyncio.gather(*(user() for _ in range(cfg.users)))
+
+    async def progress(self, total: int | None) -> None:
+        from tqdm import tqdm
+
+        with tqdm(total=total, unit="req", file=sys.stderr, leave=False) as bar:
+            try:
+                while True:
+                    await asyncio.sleep(0.25)
+                    bar.update(self.done - bar.n)
+            except asyncio.CancelledError:
+                bar.update(self.done - bar.n)
+                raise
+
+
+async def arun(cfg: BenchConfig) -> BenchResult:
+    """Run one benchmark from async code."""
+    run = _Run(cfg)
+    limit = cfg.connections if cfg.loop == "open" else cfg.users
+    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, ttl_dns_cache=300)
+    timeout = aiohttp.ClientTimeout(total=cfg.timeout)
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, raise_for_status=False,
+                                     auto_decompress=False) as session:
+        ticker = None
+        if cfg.progress:
+            total = None
+            if cfg.requests is not None:
+                total = cfg.requests
+            elif cfg.rate is not None:
+                total = int(cfg.rate * (cfg.warmup + cfg.duration))
+            ticker = asyncio.create_task(run.progress(total))
+        run.t0 = time.perf_counter()
+        try:
+            await (run.open_loop(session) if cfg.loop == "open" else run.closed_loop(session))
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+                await asyncio.gather(ticker, return_exceptions=True)
+    records = pd.DataFrame(run.rows, columns=list(RECORD_COLUMNS)).sort_values("index", ignore_index=True)
+    measured = records[~records["warmup"]]
+    if cfg.requests is None:
+        duration = cfg.duration
+    elif cfg.loop == "open":
+        duration = len(measured) / cfg.rate
+    else:
+        duration = float(measured["intended"].max() - cfg.warmup) if len(measured) > 1 else 0.0
+    summary = summarize(records, url=cfg.url, loop=cfg.loop, rate=cfg.rate, users=cfg.users,
+                        arrivals=cfg.arrivals if cfg.loop == "open" else None, duration=duration,
+                        warmup=cfg.warmup, timeout=cfg.timeout, started=started)
+    summary.extra.update(cfg.extra)
+    return BenchResult(records, summary)
+
+
+def run(cfg: BenchConfig) -> BenchResult:
+    """Run one benchmark (starts its own event loop)."""
+    return asyncio.run(arun(cfg))
+
+
+async def probe_stockdag(url: str, timeout: float = 5.0) -> list[str] | None:
+    """If ``url`` is a stockdag server's base URL, return its symbols; else None.
+
+    A base URL (no path) whose ``/health`` says ``"service": "stockdag"`` is a
+    stockdag server; anything else is requested as given.
+    """
+    parts = urlsplit(url)
+    if parts.path not in ("", "/") or parts.query:
+        return None
+    base = f"{parts.scheme}://{parts.netloc}"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as s:
+        try:
+            async with s.get(base + "/health") as r:
+                health = await r.json(content_type=None) if r.status == 200 else None
+            if not isinstance(health, dict) or health.get("service") != "stockdag":
+                return None
+            async with s.get(base + "/symbols") as r:
+                body = await r.json(content_type=None)
+        except (asyncio.TimeoutError, aiohttp.ClientError, ValueError):
+            return None
+    symbols = body.get("symbols") if isinstance(body, dict) else None
+    return [str(x) for x in symbols] if symbols else None
+
+
+def expected_requests(cfg: BenchConfig) -> int | None:
+    """Requests an open-loop run will send (None for closed loop by duration)."""
+    if cfg.loop == "open":
+        if cfg.requests is not None:
+            return math.ceil(cfg.warmup * cfg.rate) + cfg.requests
+        return math.ceil((cfg.warmup + cfg.duration) * cfg.rate)
+    return None

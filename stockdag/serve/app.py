@@ -1,0 +1,280 @@
+"""The FastAPI application: /predict, /symbols, /health, /metrics, with admission control.
+
+Admission control keeps an overloaded server answering: beyond
+``max_in_flight`` prediction requests it answers 503 with ``Retry-After`` at
+once, and a prediction still running after ``deadline`` seconds answers 504
+(its queued work is cancelled where the backend can). ``/health`` and
+``/metrics`` never queue behind predictions.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from typing import Any
+
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from pydantic import BaseModel
+
+from .. import __version__, config
+from ..errors import InvalidRequest, StockdagError, UnknownSymbol
+from ..request import parse_request
+from .backends import BACKENDS, Backend
+
+logger = logging.getLogger(__name__)
+
+# seconds; spans a cached pretrained request (ms) to an overloaded refit one (tens of s)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+# -- response schemas (documented in /openapi.json)
+class PredictionValues(BaseModel):
+    last_close: float | None
+    next_close: float | None
+    next_return: float | None
+
+
+class Candidate(BaseModel):
+    model: str
+    prediction: float | None
+    recent_error: float | None
+    train_rows: int | None
+
+
+class StageTraceOut(BaseModel):
+    id: str
+    stage: str
+    worker: str
+    start: float
+    end: float
+    duration: float
+    planned_worker: str | None = None
+
+
+class PredictionOut(BaseModel):
+    """The prediction JSON of ``stockdag predict --json``."""
+
+    symbol: str
+    as_of: str
+    profile: str
+    source: str
+    mode: str
+    request_id: str
+    prediction: PredictionValues
+    winner: str
+    candidates: list[Candidate]
+    sentiment: dict[str, Any]
+    cache: dict[str, Any]
+    trace: list[StageTraceOut]
+
+
+class ErrorOut(BaseModel):
+    """Every error response: the error class, a one-line reason, and the symbols for a 404."""
+
+    error: str
+    detail: str
+    available: list[str] | None = None
+
+
+class SymbolsOut(BaseModel):
+    source: str
+    symbols: list[str]
+
+
+class HealthOut(BaseModel):
+    service: str
+    status: str
+    version: str
+    mode: str
+    workers: int | None
+    strategy: str | None
+    dashboard: str | None
+    profile: str
+    in_flight: int
+    max_in_flight: int
+    deadline: float
+
+
+_ERRORS = {
+    404: {"model": ErrorOut, "description": "unknown symbol (names the available ones)"},
+    422: {"model": ErrorOut, "description": "malformed symbol or date, or too little history"},
+    502: {"model": ErrorOut, "description": "a data source failed"},
+    503: {"model": ErrorOut, "description": "too many requests in flight (see Retry-After), or models unavailable"},
+    504: {"model": ErrorOut, "description": "the request ran past its deadline"},
+}
+
+
+def _finite(value):
+    """Replace NaN and infinities by None: strict JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _error(status: int, error: str, detail: str, available=None, headers=None) -> JSONResponse:
+    body = {"error": error, "detail": detail}
+    if available is not None:
+        body["available"] = list(available)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class _Metrics:
+    """Prometheus metrics in a registry of their own, so several apps can live in one process (tests)."""
+
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.requests = Counter("stockdag_http_requests", "HTTP requests answered, by endpoint and status",
+                                ("endpoint", "status"), registry=self.registry)
+        self.latency = Histogram("stockdag_http_request_duration_seconds", "HTTP request latency, by endpoint",
+                                 ("endpoint",), buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.in_flight = Gauge("stockdag_http_in_flight", "prediction requests being computed or queued",
+                               registry=self.registry)
+        self.rejected = Counter("stockdag_http_rejected", "prediction requests refused by admission control, by reason",
+                                ("reason",), registry=self.registry)
+
+
+def create_app(mode: str | None = None, *, replicas: int | None = None, workers: int | None = None,
+               scheduler: str | None = None, strategy: str | None = None, profile: str | None = None,
+               max_in_flight: int | None = None, deadline: float | None = None, retry_after: int | None = None,
+               backend: Backend | None = None) -> FastAPI:
+    """Build the ASGI app. Every argument defaults to ``stockdag.serve.<name>`` (or ``stockdag.profile``).
+
+    The ``stockdag`` configuration is snapshotted here, once: every request is
+    parsed against that snapshot, so a server started inside
+    ``dask.config.set(...)`` keeps those settings.
+
+    Raises
+    ------
+    stockdag.InvalidRequest
+        for an unknown mode or placement strategy.
+    """
+    mode = config.get("serve.mode", mode)
+    settings = config.snapshot()
+    if profile is not None:
+        settings = {**settings, "profile": profile}
+    profile = settings["profile"]
+    max_in_flight = int(config.get("serve.max_in_flight", max_in_flight))
+    deadline = float(config.get("serve.deadline", deadline))
+    retry_after = int(config.get("serve.retry_after", retry_after))
+    if backend is None:
+        if mode not in BACKENDS:
+            raise InvalidRequest(f"unknown mode {mode!r}; choose one of: {', '.join(BACKENDS)}")
+        if mode == "replicated":
+            backend = BACKENDS[mode](int(config.get("serve.replicas", replicas)))
+        elif mode == "distributed":
+            strategy = config.get("placement.strategy", strategy)
+            if strategy not in (None, "dask"):
+                from ..placement import STRATEGIES
+
+                if strategy not in STRATEGIES:
+                    raise InvalidRequest(f"unknown strategy {strategy!r}; choose one of: dask, {', '.join(STRATEGIES)}")
+            backend = BACKENDS[mode](int(config.get("serve.workers", workers)), scheduler, strategy)
+        else:
+            backend = BACKENDS[mode]()
+
+    from ..data.prices import get_price_source
+
+    source_name = settings["data"]["source"]
+    source = get_price_source(source_name, settings["data"]["data_dir"], float(settings["data"]["timeout"]))
+    metrics = _Metrics()
+    state = {"in_flight": 0, "symbols": []}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        # the bundled and csv sources list their symbols; a live source may not (then C2 decides)
+        state["symbols"] = await asyncio.get_running_loop().run_in_executor(None, source.symbols)
+        await backend.start()
+        try:
+            yield
+        finally:
+            await backend.close()
+
+    app = FastAPI(
+        title="stockdag",
+        version=__version__,
+        description="Next-day stock-price predictions from the C1-C12 pipeline, served "
+                    f"{backend.mode}. Every prediction carries its per-stage trace.",
+        lifespan=lifespan,
+    )
+    app.state.backend = backend
+    app.state.metrics = metrics
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next):
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        endpoint = getattr(route, "path", "other")  # the template, so symbols do not become label values
+        metrics.requests.labels(endpoint, str(response.status_code)).inc()
+        metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+        return response
+
+    @app.exception_handler(StockdagError)
+    async def stockdag_error(request: Request, exc: StockdagError):
+        return _error(exc.http_status, type(exc).__name__, exc.message,
+                      available=exc.available if isinstance(exc, UnknownSymbol) else None)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        detail = "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors())
+        return _error(422, "InvalidRequest", detail or "invalid request")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        # the traceback goes to the server log, never to the client
+        logger.exception("unexpected error on %s", request.url.path)
+        return _error(500, "InternalError", f"{type(exc).__name__}: unexpected server error (see the server log)")
+
+    @app.get("/predict/{symbol}", response_model=PredictionOut, responses=_ERRORS,
+             summary="Predict the next-day close of a symbol")
+    async def predict(
+        symbol: str = Path(..., description="ticker symbol, e.g. AAPL (see /symbols)"),
+        as_of: str | None = Query(None, description="YYYY-MM-DD; the last day of data when omitted"),
+    ):
+        # parsing first: malformed input is a 422 even when the server is full
+        request = parse_request(symbol, as_of, settings=settings)
+        if state["symbols"] and request.symbol not in state["symbols"]:
+            raise UnknownSymbol(request.symbol, state["symbols"])
+        if state["in_flight"] >= max_in_flight:
+            metrics.rejected.labels("overload").inc()
+            return _error(503, "Overloaded", f"{state['in_flight']} requests in flight (limit {max_in_flight}); retry later",
+                          headers={"Retry-After": str(retry_after)})
+        state["in_flight"] += 1
+        metrics.in_flight.inc()
+        try:
+            body = await asyncio.wait_for(backend.predict(request), deadline)
+        except asyncio.TimeoutError:
+            metrics.rejected.labels("deadline").inc()
+            return _error(504, "DeadlineExceeded", f"no answer within the {deadline:g} s deadline")
+        finally:
+            state["in_flight"] -= 1
+            metrics.in_flight.dec()
+        return JSONResponse(_finite(body))
+
+    @app.get("/symbols", response_model=SymbolsOut, summary="Symbols the data source has")
+    async def symbols():
+        return {"source": source_name, "symbols": state["symbols"]}
+
+    @app.get("/health", response_model=HealthOut, summary="Mode, workers, strategy and load")
+    async def health():
+        info = await backend.info()
+        return {"service": "stockdag", "status": "ok", "version": __version__, "profile": profile,
+                "in_flight": state["in_flight"], "max_in_flight": max_in_flight, "deadline": deadline,
+                "mode": info["mode"], "workers": info["workers"], "strategy": info["strategy"],
+                "dashboard": info["dashboard"]}
+
+    @app.get("/metrics", response_class=Response, summary="Prometheus metrics",
+             responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}})
+    async def prometheus():
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

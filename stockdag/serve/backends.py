@@ -1,0 +1,175 @@
+"""How the server runs a request: centralized, replicated or distributed.
+
+A backend has ``mode``, async ``start``/``close``, async ``predict(request)``
+returning the response dict, and async ``info()`` for ``/health``. Extend by
+subclassing :class:`Backend` and listing the class in :data:`BACKENDS`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from ..errors import StockdagError
+from ..request import Request
+
+logger = logging.getLogger(__name__)
+
+
+class BackendUnavailable(StockdagError):
+    """The backend cannot take requests (a replica died, the cluster is gone)."""
+
+    http_status = 503
+
+
+class Backend:
+    """Base class: runs whole requests and reports what it is for ``/health``."""
+
+    mode = "base"
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def predict(self, request: Request) -> dict:
+        raise NotImplementedError
+
+    async def info(self) -> dict:
+        return {"mode": self.mode, "workers": 1, "strategy": None, "dashboard": None}
+
+
+def _run_whole(request: Request) -> dict:
+    # module level so that a replica process can unpickle it
+    from ..run.centralized import CentralizedExecutor
+
+    return CentralizedExecutor().run(request).to_dict()
+
+
+def _warm() -> None:
+    # imports the pipeline (pandas, scikit-learn, lightgbm) before the first request pays for it
+    from .. import pipeline  # noqa: F401
+
+
+class CentralizedBackend(Backend):
+    """The baseline: one request's pipeline at a time, in the server process.
+
+    The pipeline runs in one worker thread, so the event loop keeps answering
+    ``/health`` and ``/metrics`` (and refusing excess requests) while it works;
+    waiting requests queue in that thread's queue, in arrival order.
+    """
+
+    mode = "centralized"
+
+    def __init__(self):
+        self._pool: ThreadPoolExecutor | None = None
+
+    async def start(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stockdag-centralized")
+        await asyncio.get_running_loop().run_in_executor(self._pool, _warm)
+
+    async def predict(self, request: Request) -> dict:
+        # a cancelled (timed-out) request still waiting in the queue is dropped, not run
+        return await asyncio.get_running_loop().run_in_executor(self._pool, _run_whole, request)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class ReplicatedBackend(Backend):
+    """K centralized processes, each running whole requests (what Ray Serve or Triton replicas do).
+
+    Parameters
+    ----------
+    replicas : int
+        Number of worker processes (spawned, not forked: the server process
+        has an event loop and threads that a fork would copy half-way).
+    """
+
+    mode = "replicated"
+
+    def __init__(self, replicas: int = 2):
+        if replicas < 1:
+            raise ValueError("replicas must be >= 1")
+        self.replicas = replicas
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def start(self) -> None:
+        self._pool = ProcessPoolExecutor(max_workers=self.replicas, mp_context=multiprocessing.get_context("spawn"))
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(self._pool, _warm) for _ in range(self.replicas)))
+
+    async def predict(self, request: Request) -> dict:
+        try:
+            return await asyncio.wrap_future(self._pool.submit(_run_whole, request))
+        except BrokenProcessPool:
+            raise BackendUnavailable("a replica process died; the server must be restarted") from None
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    async def info(self) -> dict:
+        return {"mode": self.mode, "workers": self.replicas, "strategy": None, "dashboard": None}
+
+
+class DistributedBackend(Backend):
+    """Many requests in flight on one asynchronous Dask client.
+
+    Parameters
+    ----------
+    workers : int
+        Worker processes of the LocalCluster started when ``scheduler`` is None.
+    scheduler : str, optional
+        Address of a running scheduler.
+    strategy : str, optional
+        Placement strategy name (``stockdag.placement.STRATEGIES``); ``"dask"`` installs none.
+    """
+
+    mode = "distributed"
+
+    def __init__(self, workers: int = 2, scheduler: str | None = None, strategy: str | None = None):
+        self.n_workers = workers
+        self.scheduler = scheduler
+        self.strategy = strategy or "dask"
+        self.client = None
+        self.cluster = None
+        self.executor = None
+
+    async def start(self) -> None:
+        from distributed import Client, LocalCluster
+
+        from ..run.distributed import DistributedExecutor
+
+        if self.scheduler:
+            self.client = await Client(self.scheduler, asynchronous=True)
+        else:
+            self.cluster = await LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
+                                              host="127.0.0.1", dashboard_address=":0", asynchronous=True,
+                                              silence_logs=logging.WARNING)
+            self.client = await Client(self.cluster, asynchronous=True)
+        self.executor = await DistributedExecutor(client=self.client, strategy=self.strategy).start()
+
+    async def predict(self, request: Request) -> dict:
+        result = await self.executor.arun(request)
+        return result.to_dict()
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+        if self.cluster is not None:
+            await self.cluster.close()
+
+    async def info(self) -> dict:
+        workers = None
+        if self.client is not None:
+            workers = len(await self.client.nthreads())  # asked now: workers may have joined or left
+        return {"mode": self.mode, "workers": workers, "strategy": self.strategy,
+                "dashboard": getattr(self.client, "dashboard_link", None), "scheduler": self.scheduler}
+
+
+BACKENDS = {cls.mode: cls for cls in (CentralizedBackend, ReplicatedBackend, DistributedBackend)}
