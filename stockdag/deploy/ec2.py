@@ -1,0 +1,277 @@
+"""``kind: ec2``: a cluster of EC2 instances through dask-cloudprovider's ``EC2Cluster``.
+
+``EC2Cluster`` has one worker type; :class:`~stockdag.deploy.ec2.cloud_classes`
+extends it so that its worker specs hold one entry a worker of every group,
+each with the group's instance type, threads, memory, Dask resource and the
+worker name ``<group>-<i>``, all against the one scheduler instance.
+
+What a researcher paying for the machines gets:
+
+* ``ami`` and ``security_groups`` are always passed (the spec requires both:
+  the default AMI lookup needs the real cloud, and dask-cloudprovider 2025.9
+  fails to create a default security group, upstream issue #481).
+* TLS on by default (``security: true``: temporary certificates).
+* Credentials reach instances through the IAM instance profile named in the
+  spec, never ``env_vars`` (which land in user-data). Note that
+  dask-cloudprovider itself ships the client's ``dask.config`` (including the
+  temporary TLS keys) in user-data as ``DASK_INTERNAL_INHERIT_CONFIG``.
+* The Docker image is pinned to this machine's dask and Python versions and
+  installs this stockdag version (``EXTRA_PIP_PACKAGES``); set ``docker_image``
+  to an image that has stockdag installed when it is not on your index.
+* ``auto_shutdown`` on: an instance powers off (and, its shutdown behaviour
+  being terminate, goes away) when its Dask process ends.
+* Every instance and volume is tagged ``stockdag-cluster=<cluster id>``;
+  :func:`terminate_tagged` ends them by tag (``stockdag cluster down --all --spec``),
+  and teardown ends them by tag after the cluster's own close, so a start that
+  fails half way leaves nothing running.
+
+The scheduler loads the placement plugin through ``--preload
+stockdag.placement.preload``; the spec's ``strategy`` reaches it through the
+inherited configuration (``stockdag.placement.strategy``).
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import logging
+import sys
+
+import dask
+import dask.config
+
+from .. import __version__, config
+from .base import Deployment
+from .prices import hourly
+from .spec import DeployError
+
+logger = logging.getLogger(__name__)
+
+TAG = "stockdag-cluster"
+INSTALL_HINT = "the ec2 kind needs dask-cloudprovider[aws]: pip install 'stockdag[ec2]'"
+
+
+def docker_image(spec) -> str:
+    """The spec's image, or the dask image of this machine's dask and Python versions."""
+    v = sys.version_info
+    return spec.ec2.docker_image or f"ghcr.io/dask/dask:{dask.__version__}-py{v.major}.{v.minor}"
+
+
+def _env_vars(spec) -> dict:
+    # package list only: never credentials (env vars land in user-data, readable on the instance)
+    return {} if spec.ec2.docker_image else {"EXTRA_PIP_PACKAGES": f"stockdag=={__version__}"}
+
+
+def _scheduler_options(spec, extra: dict | None = None) -> dict:
+    opts = {"preload": "stockdag.placement.preload"} if spec.strategy and spec.strategy != "dask" else {}
+    return {**opts, **(extra or {})}
+
+
+def _worker_options(group) -> dict:
+    return {"nthreads": group.threads, "memory_limit": group.memory_limit, "resources": group.resources}
+
+
+def plan_machines(spec):
+    """Instances and the commands their user-data runs (the same strings the cluster renders), without any call."""
+    from .plan import Machine
+
+    e = spec.ec2
+    image = docker_image(spec)
+    env = " ".join(f'-e {k}="{v}"' for k, v in _env_vars(spec).items())
+    proto = "tls" if e.security else "tcp"
+    run = f"docker run --net=host {env + ' ' if env else ''}{image}"
+    boot = ["(bootstrap: install docker-ce)"] if e.bootstrap else []
+    off = ["shutdown -h now   # auto_shutdown: the instance terminates when Dask exits"] if e.auto_shutdown else []
+    sched_flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in _scheduler_options(spec).items())
+    machines = [Machine("scheduler", "scheduler", e.scheduler_instance_type,
+                        boot + [f"{run} python -m distributed.cli.dask_scheduler {sched_flags}".rstrip()
+                                + ("   # strategy " + spec.strategy + " via inherited config" if spec.strategy else "")] + off,
+                        hourly(e.scheduler_instance_type))]
+    for g in spec.worker_groups:
+        for name in g.worker_names():
+            opts = json.dumps({"cls": "dask.distributed.Nanny", "opts": {**_worker_options(g), "name": name}})
+            machines.append(Machine("worker", name, g.instance_type,
+                                    boot + [f"{run} python -m distributed.cli.dask_spec {proto}://<scheduler ip>:8786 --spec '{opts}'"] + off,
+                                    hourly(g.instance_type)))
+    notes = [f"region {e.region}; AMI {e.ami}; security groups {', '.join(e.security_groups)} (must allow 8786-8787 "
+             f"from {e.client_cidr or 'this machine'} only, and worker-to-worker traffic)",
+             f"TLS {'on' if e.security else 'OFF'}; auto_shutdown {'on' if e.auto_shutdown else 'OFF'}; "
+             f"credentials: {'instance profile ' + e.iam_instance_profile if e.iam_instance_profile else 'none (no instance profile given)'}",
+             f"every instance and volume tagged {TAG}=<cluster id>; `stockdag cluster down --all --spec SPEC` terminates them by tag"]
+    unknown = sorted({m.where for m in machines if m.hourly_usd is None})
+    if unknown:
+        notes.append(f"no price in the table for {', '.join(unknown)}: the estimate is incomplete")
+    total = sum(m.hourly_usd or 0 for m in machines)
+    notes.append(f"at most ${total * e.max_hours:.2f} for max_hours {e.max_hours:g}")
+    if e.region != "us-east-1":
+        notes.append(f"prices are us-east-1's; {e.region} differs")
+    return machines, notes
+
+
+@functools.lru_cache(maxsize=None)
+def cloud_classes():
+    """``(Cluster, Scheduler, Worker)``: dask-cloudprovider's EC2 classes, extended for worker groups.
+
+    Subclass the Scheduler or Worker (``create_vm``/``destroy_vm``) to change
+    how instances start, e.g. the tests run each instance's command locally.
+    """
+    try:
+        from dask_cloudprovider.aws.ec2 import EC2Cluster, EC2Scheduler, EC2Worker
+    except ImportError as exc:
+        raise ImportError(f"{INSTALL_HINT} ({exc})") from exc
+
+    class Scheduler(EC2Scheduler):
+        async def destroy_vm(self):
+            if self.instance is not None:  # None: run_instances itself failed
+                await super().destroy_vm()
+
+    class Worker(EC2Worker):
+        def __init__(self, *args, dask_name: str, **kwargs):
+            super().__init__(*args, **kwargs)
+            # the Dask worker name is <group>-<i>; the EC2 Name tag keeps the cluster's prefix
+            self.command = self.command.replace(json.dumps({"name": self.name})[1:-1], json.dumps({"name": dask_name})[1:-1])
+            self.name = f"dask-{self.cluster.uuid}-{dask_name}"
+            self.dask_name = dask_name
+
+        async def destroy_vm(self):
+            if self.instance is not None:
+                await super().destroy_vm()
+
+    class Cluster(EC2Cluster):
+        """EC2Cluster with one worker spec entry a worker of every group (``groups``: spec worker groups)."""
+
+        def __init__(self, *args, groups=(), scheduler_cls=Scheduler, worker_cls=Worker, **kwargs):
+            self._groups = tuple(groups)
+            self._scheduler_cls, self._worker_cls = scheduler_cls, worker_cls
+            super().__init__(*args, n_workers=0, **kwargs)
+
+        async def _start(self):
+            self.scheduler_class = self._scheduler_cls
+            self.worker_class = self._worker_cls
+            await super()._start()  # the scheduler instance; n_workers=0
+            try:
+                for g in self._groups:
+                    for name in g.worker_names():
+                        self.worker_spec[name] = {"cls": self.worker_class, "options": {
+                            **self.worker_options, "instance_type": g.instance_type,
+                            "worker_options": _worker_options(g), "dask_name": name}}
+                await self._correct_state()
+            except BaseException:
+                await self._close()
+                raise
+
+    return Cluster, Scheduler, Worker
+
+
+SCHEDULER_PORTS = (8786, 8787)
+_WORLD = ("0.0.0.0/0", "::/0")
+
+
+def check_security_groups(region: str, group_ids) -> None:
+    """Refuse groups that open the scheduler or dashboard port to the whole internet (before any instance starts)."""
+    resp = _boto_client(region).describe_security_groups(GroupIds=list(group_ids))
+    for g in resp["SecurityGroups"]:
+        for rule in g.get("IpPermissions", []):
+            lo, hi = rule.get("FromPort", 0), rule.get("ToPort", 65535)
+            if rule.get("IpProtocol") == "-1":
+                lo, hi = 0, 65535
+            cidrs = [r.get("CidrIp") for r in rule.get("IpRanges", [])] + [r.get("CidrIpv6") for r in rule.get("Ipv6Ranges", [])]
+            open_ports = [p for p in SCHEDULER_PORTS if lo <= p <= hi]
+            if open_ports and any(c in _WORLD for c in cidrs):
+                raise DeployError(f"security group {g['GroupId']} opens port {open_ports[0]} to the whole internet; "
+                                  "allow the scheduler and dashboard ports (8786-8787) from your own address only")
+
+
+def _boto_client(region: str):
+    import boto3
+
+    return boto3.client("ec2", region_name=region)
+
+
+def tagged_instances(region: str, cluster_id: str | None = None, states=("pending", "running", "stopping", "stopped")) -> list[str]:
+    """Ids of instances tagged by stockdag (with ``cluster_id``: by that cluster) in those states."""
+    tag = [{"Name": f"tag:{TAG}", "Values": [cluster_id]}] if cluster_id else [{"Name": "tag-key", "Values": [TAG]}]
+    resp = _boto_client(region).describe_instances(Filters=tag + [{"Name": "instance-state-name", "Values": list(states)}])
+    return [i["InstanceId"] for r in resp["Reservations"] for i in r["Instances"]]
+
+
+def terminate_tagged(spec, cluster_id: str | None = None) -> list[str]:
+    """Terminate every stockdag-tagged instance (of ``cluster_id``, else of any stockdag cluster) in the spec's region."""
+    region = spec.ec2.region if hasattr(spec, "ec2") else str(spec)
+    ids = tagged_instances(region, cluster_id)
+    if ids:
+        _boto_client(region).terminate_instances(InstanceIds=ids)
+    return ids
+
+
+class EC2Deployment(Deployment):
+    """An EC2Cluster per the spec; ``close`` also terminates by tag whatever the cluster did not.
+
+    Parameters
+    ----------
+    scheduler_cls, worker_cls : classes, optional
+        Subclasses of ``cloud_classes()[1:]`` (how an instance is made).
+    scheduler_options : dict, optional
+        Extra ``dask scheduler`` options (e.g. ``{"port": 8786}``).
+    """
+
+    kind = "ec2"
+
+    def __init__(self, spec, cluster_id=None, scheduler_cls=None, worker_cls=None, scheduler_options=None):
+        super().__init__(spec, cluster_id)
+        self.cluster = None
+        self._classes = (scheduler_cls, worker_cls)
+        self._scheduler_options = scheduler_options or {}
+        self._saved_config = None
+
+    def _start(self) -> None:
+        Cluster, Scheduler, Worker = cloud_classes()
+        e = self.spec.ec2
+        check_security_groups(e.region, e.security_groups)
+        tags = {TAG: self.cluster_id, "stockdag-spec": self.spec.name}
+        # EC2Cluster switches this process to TLS through dask.config; put it back on close
+        self._saved_config = copy.deepcopy(dask.config.config)
+        strategy = {"stockdag.placement.strategy": self.spec.strategy} if self.spec.strategy else {}
+        with dask.config.set(strategy):  # inherited by the instances (DASK_INTERNAL_INHERIT_CONFIG)
+            self.cluster = Cluster(
+                groups=self.spec.worker_groups, scheduler_cls=self._classes[0] or Scheduler,
+                worker_cls=self._classes[1] or Worker,
+                region=e.region, ami=e.ami, security_groups=list(e.security_groups),
+                scheduler_instance_type=e.scheduler_instance_type,
+                worker_instance_type=self.spec.worker_groups[0].instance_type,
+                vpc=e.vpc, subnet_id=e.subnet_id, key_name=e.key_name, filesystem_size=e.filesystem_size,
+                iam_instance_profile={"Name": e.iam_instance_profile} if e.iam_instance_profile else None,
+                docker_image=docker_image(self.spec), env_vars=_env_vars(self.spec),
+                bootstrap=e.bootstrap, auto_shutdown=e.auto_shutdown, security=e.security,
+                instance_tags=tags, volume_tags=tags,
+                scheduler_options=_scheduler_options(self.spec, self._scheduler_options),
+                silence_logs=logging.WARNING,
+            )
+        self.security = self.cluster.security
+        self.scheduler_address = self.cluster.scheduler_address
+        self.dashboard_link = self.cluster.dashboard_link
+        timeout = float(config.get("deploy.ec2_start_timeout"))
+        with self.client(timeout=30) as client:
+            try:
+                client.wait_for_workers(self.spec.n_workers, timeout=timeout)
+            except TimeoutError:
+                raise DeployError(f"only {len(client.scheduler_info(n_workers=-1)['workers'])} of {self.spec.n_workers} "
+                                  f"workers joined within {timeout:g} s; tearing the cluster down") from None
+
+    def _close(self) -> None:
+        try:
+            if self.cluster is not None:
+                self.cluster.close()
+        finally:
+            try:
+                left = terminate_tagged(self.spec, self.cluster_id)
+                if left:
+                    logger.warning("terminated %d instance(s) of %s left after close: %s", len(left), self.cluster_id, left)
+            finally:
+                if self._saved_config is not None:
+                    dask.config.config.clear()
+                    dask.config.config.update(self._saved_config)
+
+    def instances(self, states=("pending", "running", "stopping", "stopped")) -> list[str]:
+        """Ids of this cluster's instances (by tag) in those states."""
+        return tagged_instances(self.spec.ec2.region, self.cluster_id, states)

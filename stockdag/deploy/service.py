@@ -1,0 +1,158 @@
+"""Clusters that outlive the command that started them: ``stockdag cluster up / status / down``.
+
+``up`` starts a detached process (``python -m stockdag.deploy.service``, a new
+session, so closing the terminal does not stop it) that runs
+``with start(spec) as cluster:`` and records the cluster in a JSON state file
+under ``stockdag.deploy.state_dir`` (``~/.cache/stockdag/clusters``). ``down``
+sends it SIGTERM; :func:`stockdag.deploy.start` turns that into the same
+teardown as any other exit, and the process removes its state file last.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+from .. import config
+from .spec import DeployError, load_spec
+
+
+def state_dir() -> str:
+    d = config.get("deploy.state_dir") or os.path.join(os.path.expanduser("~"), ".cache", "stockdag", "clusters")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def _alive(pid: int) -> bool:
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)  # reap it if it is our child (tests start it in-process)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _write_state(path: str, info: dict) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(info, f, indent=2)
+    os.replace(tmp, path)
+
+
+def up(spec, timeout: float | None = None) -> dict:
+    """Start the spec's cluster in a detached process; return its state (addresses, workers, pid)."""
+    spec = load_spec(spec)
+    if spec.source is None:
+        raise DeployError("cluster up needs a spec file (the detached process reads it)")
+    timeout = float(config.get("deploy.start_timeout", timeout)) + 30
+    cluster_id = f"{spec.name}-{uuid.uuid4().hex[:8]}"
+    d = state_dir()
+    state = os.path.join(d, f"{cluster_id}.json")
+    log = os.path.join(d, f"{cluster_id}.log")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "stockdag.deploy.service", os.path.abspath(spec.source),
+                                 "--cluster-id", cluster_id, "--state", state],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(state):
+        if proc.poll() is not None:
+            with open(log, errors="replace") as f:
+                lines = [ln for ln in f.read().strip().splitlines() if ln.strip()]
+            raise DeployError(f"cluster {cluster_id} failed to start: {lines[-1] if lines else 'no output'} (log: {log})")
+        if time.monotonic() > deadline:
+            _signal(proc.pid, signal.SIGTERM)
+            raise DeployError(f"cluster {cluster_id} did not start within {timeout:g} s (log: {log}); stopping it")
+        time.sleep(0.1)
+    with open(state) as f:
+        return json.load(f)
+
+
+def status() -> list[dict]:
+    """Every recorded cluster, each with ``alive`` (its process still runs)."""
+    out = []
+    d = state_dir()
+    for fn in sorted(os.listdir(d)):
+        if not fn.endswith(".json"):
+            continue
+        try:
+            with open(os.path.join(d, fn)) as f:
+                info = json.load(f)
+        except (OSError, ValueError):
+            continue
+        info["alive"] = _alive(int(info.get("pid", 0)))
+        info["state_file"] = os.path.join(d, fn)
+        out.append(info)
+    return out
+
+
+def _signal(pid: int, sig) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def down(names: list[str] | None = None, all: bool = False, timeout: float = 60.0) -> list[dict]:
+    """Stop the named clusters (cluster id or spec name), or all with ``all=True``; return what was stopped."""
+    if not names and not all:
+        raise DeployError("name a cluster to stop (see `stockdag cluster status`) or pass --all")
+    running = status()
+    chosen = running if all else [c for c in running if c["cluster_id"] in names or c["name"] in names]
+    if not all:
+        missing = [n for n in names if not any(n in (c["cluster_id"], c["name"]) for c in running)]
+        if missing:
+            raise DeployError(f"no running cluster named {', '.join(missing)}; running: "
+                              f"{', '.join(c['cluster_id'] for c in running) or 'none'}")
+    for c in chosen:
+        if c["alive"]:
+            _signal(int(c["pid"]), signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for c in chosen:
+        while c["alive"] and _alive(int(c["pid"])):
+            if time.monotonic() > deadline:
+                raise DeployError(f"cluster {c['cluster_id']} (pid {c['pid']}) did not stop within {timeout:g} s")
+            time.sleep(0.1)
+        for fn in (c["state_file"], c["state_file"][:-5] + ".log"):
+            if os.path.exists(fn):
+                os.remove(fn)
+    return chosen
+
+
+def _serve(argv=None) -> int:
+    from . import start
+
+    p = argparse.ArgumentParser(prog="python -m stockdag.deploy.service")
+    p.add_argument("spec")
+    p.add_argument("--cluster-id", required=True)
+    p.add_argument("--state", required=True)
+    args = p.parse_args(argv)
+    try:
+        with start(args.spec, cluster_id=args.cluster_id) as cluster:
+            _write_state(args.state, {**cluster.info(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            while True:
+                signal.pause()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if os.path.exists(args.state):
+            os.remove(args.state)
+
+
+if __name__ == "__main__":
+    sys.exit(_serve())

@@ -1,0 +1,100 @@
+"""kind ec2 against moto in server mode: instances, tags, user-data, and nothing left running."""
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from deploy_helpers import ec2_spec, running
+from stockdag.cli import main
+from stockdag.deploy import start
+from stockdag.deploy.ec2 import TAG, terminate_tagged
+
+pytestmark = pytest.mark.cloud
+
+
+def _user_data(client, instance_id: str) -> str:
+    attr = client.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
+    return base64.b64decode(attr["UserData"]["Value"]).decode()
+
+
+@pytest.mark.slow
+def test_a_real_dask_cluster_forms_through_the_ec2_code_path_and_is_terminated(ec2_mock, local_instances, small, free_port):
+    from stockdag.request import parse_request
+
+    LocalScheduler, LocalWorker, _ = local_instances
+    spec = {**ec2_spec(ec2_mock.sg_id), "strategy": "heft"}
+    with start(spec, scheduler_cls=LocalScheduler, worker_cls=LocalWorker,
+               scheduler_options={"port": free_port, "host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}) as cluster:
+        assert cluster.scheduler_address.startswith("tls://")  # TLS by default
+        instances = {i["InstanceId"]: i for i in running(ec2_mock)}
+        assert len(instances) == 3
+        types = sorted(i["InstanceType"] for i in instances.values())
+        assert types == ["c5.xlarge", "t3.small", "t3.small"]  # scheduler t3.small, workers per group
+        for i in instances.values():
+            tags = {t["Key"]: t["Value"] for t in i.get("Tags", [])}
+            assert tags[TAG] == cluster.cluster_id
+            assert i["ImageId"] == "ami-0123456789abcdef0"
+            groups = {g["GroupId"] for ni in i["NetworkInterfaces"] for g in ni["Groups"]}
+            assert groups == {ec2_mock.sg_id}  # the spec's group, passed explicitly (never created by default)
+            assert i["IamInstanceProfile"]["Arn"].endswith("stockdag-workers")
+            data = _user_data(ec2_mock, i["InstanceId"])
+            assert "shutdown -h now" in data  # auto_shutdown
+            assert "AWS_SECRET_ACCESS_KEY" not in data and "testing" not in data.replace("DASK_INTERNAL", "")
+        datas = [_user_data(ec2_mock, i) for i in instances]
+        assert any("distributed.cli.dask_scheduler" in d and "--preload stockdag.placement.preload" in d for d in datas)
+        assert any('"name": "big-0"' in d and '"resources": {"big": 2.0}' in d for d in datas)
+        with cluster.client() as client:
+            names = sorted(w["name"] for w in client.scheduler_info(n_workers=-1)["workers"].values())
+            assert names == ["big-0", "small-0"]
+            with cluster.executor(client=client) as ex:
+                result = ex.run(parse_request("AAPL", "2012-06-01"))
+            assert result.prediction.symbol == "AAPL"
+            assert {t.planned_worker for t in result.trace} - {None}  # heft, loaded by the preload, planned it
+    assert running(ec2_mock) == []
+
+
+@pytest.mark.slow
+def test_a_start_that_fails_half_way_terminates_everything_it_started(ec2_mock, local_instances, free_port):
+    LocalScheduler, _, FailingWorker = local_instances
+    groups = [{"name": "ok", "count": 1, "threads": 1, "memory_limit": "1GiB", "instance_type": "t3.small"},
+              {"name": "bad", "count": 1, "threads": 1, "memory_limit": "1GiB", "instance_type": "m5.large"}]
+    with pytest.raises(RuntimeError, match="injected failure"):
+        with start(ec2_spec(ec2_mock.sg_id, groups), scheduler_cls=LocalScheduler, worker_cls=FailingWorker,
+                   scheduler_options={"port": free_port, "host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}):
+            pytest.fail("the cluster started although a worker failed")
+    all_instances = ec2_mock.describe_instances()["Reservations"]
+    assert sum(len(r["Instances"]) for r in all_instances) == 3  # scheduler + 2 workers were made ...
+    assert running(ec2_mock) == []                                # ... and none is left
+
+
+def test_down_all_terminates_stockdag_tagged_instances_only(ec2_mock, state_dir, write_spec, capsys):
+    tag = [{"ResourceType": "instance", "Tags": [{"Key": TAG, "Value": "orphan-1"}]}]
+    for _ in range(2):
+        ec2_mock.run_instances(ImageId="ami-0123456789abcdef0", InstanceType="t3.small", MinCount=1, MaxCount=1, TagSpecifications=tag)
+    other = ec2_mock.run_instances(ImageId="ami-0123456789abcdef0", InstanceType="t3.small", MinCount=1, MaxCount=1)
+    other_id = other["Instances"][0]["InstanceId"]
+    path = write_spec(ec2_spec(ec2_mock.sg_id), "ec2")
+    assert main(["cluster", "down", "--all", "--spec", path]) == 0
+    assert capsys.readouterr().out.count("terminated orphan instance") == 2
+    assert [i["InstanceId"] for i in running(ec2_mock)] == [other_id]  # not ours: untouched
+    assert terminate_tagged("us-east-1") == []  # nothing of ours is left to end
+
+
+def test_a_security_group_open_to_the_world_is_refused_before_any_instance(ec2_mock, local_instances):
+    from stockdag.deploy import DeployError
+
+    ec2_mock.authorize_security_group_ingress(GroupId=ec2_mock.sg_id, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 8786, "ToPort": 8787, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    with pytest.raises(DeployError, match="opens port 8786 to the whole internet"):
+        with start(ec2_spec(ec2_mock.sg_id)):
+            pytest.fail("started with a world-open security group")
+    assert ec2_mock.describe_instances()["Reservations"] == []
+
+
+def test_a_security_group_open_to_one_address_is_accepted(ec2_mock):
+    from stockdag.deploy.ec2 import check_security_groups
+
+    ec2_mock.authorize_security_group_ingress(GroupId=ec2_mock.sg_id, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 8786, "ToPort": 8787, "IpRanges": [{"CidrIp": "203.0.113.7/32"}]}])
+    check_security_groups("us-east-1", [ec2_mock.sg_id])
