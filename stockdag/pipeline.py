@@ -54,7 +54,7 @@ class CacheLookup:
 
 
 def _cache(req: Request):
-    return get_cache(req.cache_backend, req.cache_size, req.cache_dir)
+    return get_cache(req.cache_backend, req.cache_size, req.cache_dir, req.cache_url)
 
 
 def cache_stage(req: Request) -> CacheLookup:

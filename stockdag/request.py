@@ -17,7 +17,8 @@ from .errors import InvalidRequest
 SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9]{0,9}([.\-^=][A-Z0-9]{1,5})?$")
 PROFILES = ("refit", "pretrained")
 SOURCES = ("bundled", "csv", "yfinance")
-CACHE_BACKENDS = ("lru", "disk", "none")
+CACHE_BACKENDS = ("lru", "disk", "redis", "none")
+CACHE_URL_SCHEMES = ("redis", "rediss", "unix")
 LATENCY_DISTRIBUTIONS = ("none", "constant", "uniform", "lognormal")
 
 
@@ -48,6 +49,7 @@ class Request:
     cache_backend: str
     cache_size: int
     cache_dir: str | None
+    cache_url: str | None
     window: int
     error_days: int
     model_store: str | None
@@ -67,7 +69,8 @@ class Request:
                 "min_history": self.min_history, "news_days": self.news_days, "timeout": self.timeout,
                 "latency": asdict(self.latency),
             },
-            "cache": {"backend": self.cache_backend, "size": self.cache_size, "directory": self.cache_dir},
+            "cache": {"backend": self.cache_backend, "size": self.cache_size, "directory": self.cache_dir,
+                      "url": self.cache_url},
             "models": {"window": self.window, "error_days": self.error_days, "store": self.model_store},
         }
 
@@ -104,6 +107,18 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise InvalidRequest(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
     return value
+
+
+def _cache_url(backend: str, url: object) -> str | None:
+    if url in (None, ""):
+        if backend == "redis":
+            raise InvalidRequest("cache backend 'redis' needs stockdag.cache.url, e.g. redis://127.0.0.1:6379/0")
+        return None
+    scheme = str(url).partition("://")[0] if "://" in str(url) else ""
+    if not isinstance(url, str) or scheme not in CACHE_URL_SCHEMES:
+        raise InvalidRequest(f"malformed cache URL {url!r}: expected one of "
+                             + ", ".join(f"{s}://..." for s in CACHE_URL_SCHEMES))
+    return url
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -176,6 +191,7 @@ def parse_request(
     error_days = _positive_int("models.error_days", cfg.get("models.error_days"))
     if min_history > history_days:
         raise InvalidRequest("data.min_history cannot exceed data.history_days")
+    cache_backend = _choice("cache backend", cfg.get("cache.backend"), CACHE_BACKENDS)
     return Request(
         symbol=sym,
         as_of=date,
@@ -187,9 +203,10 @@ def parse_request(
         news_days=_positive_int("data.news_days", cfg.get("data.news_days")),
         timeout=float(cfg.get("data.timeout")),
         latency=latency,
-        cache_backend=_choice("cache backend", cfg.get("cache.backend"), CACHE_BACKENDS),
+        cache_backend=cache_backend,
         cache_size=_positive_int("cache.size", cfg.get("cache.size")),
         cache_dir=cfg.get("cache.directory"),
+        cache_url=_cache_url(cache_backend, cfg.get("cache.url")),
         window=window,
         error_days=error_days,
         model_store=cfg.get("models.store"),

@@ -9,11 +9,17 @@ Backends
 ``disk``
     :class:`diskcache.Cache` in one folder shared by every process of a host
     (SQLite index, one file per value, safe across processes).
+``redis``
+    A Redis server (``stockdag.cache.url``) shared by every process of every
+    machine: the backend for a cluster of several hosts. Keys are prefixed
+    ``stockdag:`` so clearing the cache never touches other data on the server.
 ``none``
     Always a miss.
 
-A corrupt or truncated entry is a miss (and is dropped), never a crash. Keys
-are built only from validated request fields (:func:`cache_key`).
+A corrupt or truncated entry is a miss (and is dropped), never a crash. A
+cache that cannot be reached (a Redis outage) degrades to fetching from the
+source, with a logged warning; it never fails a request. Keys are built only
+from validated request fields (:func:`cache_key`).
 Extend by subclassing :class:`Cache` and adding it to :data:`BACKENDS`.
 """
 from __future__ import annotations
@@ -23,12 +29,17 @@ import os
 import pickle
 import tempfile
 import threading
+import time
 from abc import ABC, abstractmethod
 from typing import Any
 
 import cachetools
 
 logger = logging.getLogger(__name__)
+
+# what an unreadable pickle raises: corrupt/truncated bytes, or a value pickled by an incompatible version
+UNREADABLE = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError,
+              IndexError, KeyError)
 
 
 def cache_key(kind: str, request) -> str:
@@ -111,8 +122,7 @@ class DiskCache(Cache):
     def get(self, key):
         try:
             return self._cache.get(key, default=None, retry=True)
-        except (pickle.UnpicklingError, EOFError, OSError, ValueError, TypeError,
-                AttributeError, ImportError, IndexError, KeyError) as exc:
+        except (OSError, *UNREADABLE) as exc:
             # corrupt/truncated file or a value pickled by an incompatible version
             logger.warning("dropping unreadable cache entry %s: %s", key, exc)
             self._cache.delete(key, retry=True)
@@ -131,15 +141,133 @@ class DiskCache(Cache):
         self._cache.close()
 
 
-BACKENDS = {"lru": LRUCache, "disk": DiskCache, "none": NoCache}
+class RedisCache(Cache):
+    """Values pickled in a Redis server that the processes of several machines share.
+
+    Parameters
+    ----------
+    url
+        ``redis://[:password@]host:port/db`` (``rediss://`` for TLS, ``unix://``
+        for a socket). Client options may ride in the query string, e.g.
+        ``?socket_timeout=2``; they override the short defaults below.
+    socket_timeout
+        Seconds to wait for the server (connect, read, write); short, because
+        a slow cache is worse than a miss.
+    retry_after
+        After a failure, seconds during which the cache is skipped (every look-up
+        is a miss, every write dropped) before the server is tried again, so an
+        outage costs each request nothing rather than a timeout per call.
+
+    A value that does not unpickle is a miss and is deleted. Any value read is
+    unpickled, so the server must be reachable only by the cluster (a private
+    network or security group, and a password in the URL).
+    """
+
+    name = "redis"
+    prefix = "stockdag:"
+
+    def __init__(self, url: str = "redis://127.0.0.1:6379/0", socket_timeout: float = 0.5,
+                 retry_after: float = 5.0):
+        try:
+            import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+        except ImportError as exc:  # pragma: no cover - redis is a core dependency
+            raise ImportError("the redis cache backend needs the redis client: pip install redis") from exc
+        self.url = url
+        self.retry_after = retry_after
+        self._errors = (redis.exceptions.RedisError, OSError)
+        # no client-side retries: the default backs off for seconds on an outage
+        self._client = redis.Redis.from_url(
+            url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout,
+            retry=Retry(NoBackoff(), 0), health_check_interval=30,
+        )
+        self._lock = threading.Lock()
+        self._down_until = 0.0  # time.monotonic() before which the server is not tried
+        self._down = False
+
+    def _where(self) -> str:
+        kw = self._client.connection_pool.connection_kwargs
+        if "path" in kw:
+            return f"unix://{kw['path']}"
+        return f"{kw.get('host')}:{kw.get('port')}/{kw.get('db', 0)}"  # never the password
+
+    def _available(self) -> bool:
+        with self._lock:
+            return not self._down or time.monotonic() >= self._down_until
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        with self._lock:
+            first = not self._down
+            self._down, self._down_until = True, time.monotonic() + self.retry_after
+        if first:
+            logger.warning("redis cache at %s unavailable (%s: %s): fetching from the source, "
+                           "retrying the server every %.0f s", self._where(), what, exc, self.retry_after)
+        else:
+            logger.debug("redis cache at %s still unavailable (%s: %s)", self._where(), what, exc)
+
+    def _succeeded(self) -> None:
+        if self._down:
+            with self._lock:
+                was_down, self._down = self._down, False
+            if was_down:
+                logger.warning("redis cache at %s is reachable again", self._where())
+
+    def get(self, key):
+        if not self._available():
+            return None
+        try:
+            raw = self._client.get(self.prefix + key)
+        except self._errors as exc:
+            self._failed(f"get {key}", exc)
+            return None
+        self._succeeded()
+        if raw is None:
+            return None
+        try:
+            return pickle.loads(raw)
+        except UNREADABLE as exc:
+            logger.warning("dropping unreadable cache entry %s: %s", key, exc)
+            try:
+                self._client.delete(self.prefix + key)
+            except self._errors as exc2:
+                self._failed(f"delete {key}", exc2)
+            return None
+
+    def set(self, key, value):
+        if not self._available():
+            return None
+        try:
+            self._client.set(self.prefix + key, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        except self._errors as exc:  # an outage or a full server must not fail the request
+            self._failed(f"set {key}", exc)
+            return None
+        self._succeeded()
+
+    def clear(self):
+        """Delete this cache's entries (``stockdag:*``) only; an unreachable server is left alone."""
+        try:
+            keys = list(self._client.scan_iter(match=self.prefix + "*", count=500))
+            for i in range(0, len(keys), 500):
+                self._client.delete(*keys[i:i + 500])
+        except self._errors as exc:
+            logger.warning("cannot clear redis cache at %s: %s", self._where(), exc)
+
+    def close(self):
+        self._client.close()
+
+
+BACKENDS = {"lru": LRUCache, "disk": DiskCache, "redis": RedisCache, "none": NoCache}
 
 _instances: dict[tuple, Cache] = {}
 _instances_lock = threading.Lock()
 
 
-def get_cache(backend: str = "lru", size: int = 256, directory: str | None = None) -> Cache:
+def get_cache(backend: str = "lru", size: int = 256, directory: str | None = None,
+              url: str | None = None) -> Cache:
     """The process-wide cache for these settings (created on first use)."""
-    key = (backend, size if backend == "lru" else None, directory if backend == "disk" else None)
+    key = (backend, size if backend == "lru" else None, directory if backend == "disk" else None,
+           url if backend == "redis" else None)
     with _instances_lock:
         cache = _instances.get(key)
         if cache is None:
@@ -147,6 +275,10 @@ def get_cache(backend: str = "lru", size: int = 256, directory: str | None = Non
                 cache = LRUCache(size)
             elif backend == "disk":
                 cache = DiskCache(directory)
+            elif backend == "redis":
+                if not url:
+                    raise ValueError("the redis cache backend needs a URL (stockdag.cache.url)")
+                cache = RedisCache(url)
             elif backend == "none":
                 cache = NoCache()
             else:
@@ -160,4 +292,6 @@ def reset_caches() -> None:
     with _instances_lock:
         for cache in _instances.values():
             cache.clear()
+            if isinstance(cache, RedisCache):
+                cache.close()  # its connections; a later get_cache makes a new client
         _instances.clear()

@@ -10,6 +10,9 @@ What a researcher paying for the machines gets:
 * ``ami`` and ``security_groups`` are always passed (the spec requires both:
   the default AMI lookup needs the real cloud, and dask-cloudprovider 2025.9
   fails to create a default security group, upstream issue #481).
+* Before any instance starts, the groups are checked to open the scheduler
+  and dashboard ports (8786-8787) only to ``client_cidr`` (without one: to
+  single addresses); the whole internet, or any wider range, is refused.
 * TLS on by default (``security: true``: temporary certificates).
 * Credentials reach instances through the IAM instance profile named in the
   spec, never ``env_vars`` (which land in user-data). Note that
@@ -167,19 +170,48 @@ SCHEDULER_PORTS = (8786, 8787)
 _WORLD = ("0.0.0.0/0", "::/0")
 
 
-def check_security_groups(region: str, group_ids) -> None:
-    """Refuse groups that open the scheduler or dashboard port to the whole internet (before any instance starts)."""
+def check_security_groups(region: str, group_ids, client_cidr: str | None = None) -> None:
+    """Refuse groups that open the scheduler or dashboard port wider than the client (before any instance starts).
+
+    Every address range a rule opens 8786 or 8787 to must lie inside ``client_cidr``
+    or, without one, be a single address (/32, /128): the whole internet, and any
+    wider range, is refused. Rules naming another security group (the cluster's
+    own machines) are fine. A group set that opens the ports to nobody is allowed
+    with a warning (the client may reach the scheduler another way, e.g. a VPN).
+    """
+    import ipaddress
+
+    try:
+        allowed = ipaddress.ip_network(client_cidr, strict=False) if client_cidr else None
+    except ValueError as exc:
+        raise DeployError(f"ec2.client_cidr: not an address range: {exc}") from None
     resp = _boto_client(region).describe_security_groups(GroupIds=list(group_ids))
+    reachable = False
     for g in resp["SecurityGroups"]:
         for rule in g.get("IpPermissions", []):
             lo, hi = rule.get("FromPort", 0), rule.get("ToPort", 65535)
             if rule.get("IpProtocol") == "-1":
                 lo, hi = 0, 65535
-            cidrs = [r.get("CidrIp") for r in rule.get("IpRanges", [])] + [r.get("CidrIpv6") for r in rule.get("Ipv6Ranges", [])]
             open_ports = [p for p in SCHEDULER_PORTS if lo <= p <= hi]
-            if open_ports and any(c in _WORLD for c in cidrs):
-                raise DeployError(f"security group {g['GroupId']} opens port {open_ports[0]} to the whole internet; "
-                                  "allow the scheduler and dashboard ports (8786-8787) from your own address only")
+            if not open_ports:
+                continue
+            cidrs = [r.get("CidrIp") for r in rule.get("IpRanges", [])] + [r.get("CidrIpv6") for r in rule.get("Ipv6Ranges", [])]
+            for cidr in filter(None, cidrs):
+                net = ipaddress.ip_network(cidr, strict=False)
+                if cidr in _WORLD or net.prefixlen == 0:
+                    raise DeployError(f"security group {g['GroupId']} opens port {open_ports[0]} to the whole internet; "
+                                      "allow the scheduler and dashboard ports (8786-8787) from your own address only")
+                inside = (net.version == allowed.version and net.subnet_of(allowed)) if allowed else \
+                    net.num_addresses == 1
+                if not inside:
+                    raise DeployError(
+                        f"security group {g['GroupId']} opens port {open_ports[0]} to {cidr}, wider than "
+                        + (f"ec2.client_cidr {client_cidr}" if allowed else "one address (set ec2.client_cidr to allow a range)")
+                        + "; allow the scheduler and dashboard ports (8786-8787) from the client's address only")
+                reachable = True
+    if not reachable:
+        logger.warning("no rule of security group(s) %s opens ports 8786-8787 to %s: this client may not reach the "
+                       "scheduler", ", ".join(group_ids), client_cidr or "this machine")
 
 
 def _boto_client(region: str):
@@ -227,7 +259,7 @@ class EC2Deployment(Deployment):
     def _start(self) -> None:
         Cluster, Scheduler, Worker = cloud_classes()
         e = self.spec.ec2
-        check_security_groups(e.region, e.security_groups)
+        check_security_groups(e.region, e.security_groups, e.client_cidr)
         tags = {TAG: self.cluster_id, "stockdag-spec": self.spec.name}
         # EC2Cluster switches this process to TLS through dask.config; put it back on close
         self._saved_config = copy.deepcopy(dask.config.config)

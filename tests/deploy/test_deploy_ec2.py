@@ -98,3 +98,53 @@ def test_a_security_group_open_to_one_address_is_accepted(ec2_mock):
     ec2_mock.authorize_security_group_ingress(GroupId=ec2_mock.sg_id, IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 8786, "ToPort": 8787, "IpRanges": [{"CidrIp": "203.0.113.7/32"}]}])
     check_security_groups("us-east-1", [ec2_mock.sg_id])
+
+
+def _open(client, sg, cidr, proto="tcp", lo=8786, hi=8787):
+    key, field = ("Ipv6Ranges", "CidrIpv6") if ":" in cidr else ("IpRanges", "CidrIp")
+    perm = {"IpProtocol": proto, key: [{field: cidr}]}
+    if proto != "-1":
+        perm.update(FromPort=lo, ToPort=hi)
+    client.authorize_security_group_ingress(GroupId=sg, IpPermissions=[perm])
+
+
+@pytest.mark.parametrize("cidr, proto, client_cidr, refused", [
+    ("::/0", "tcp", None, "opens port 8786 to the whole internet"),
+    ("10.0.0.0/8", "tcp", None, "opens port 8786 to 10.0.0.0/8, wider than one address"),
+    ("198.51.100.0/24", "-1", "203.0.113.0/24", "opens port 8786 to 198.51.100.0/24, wider than ec2.client_cidr"),
+    ("203.0.113.0/24", "tcp", "203.0.113.7/32", "wider than ec2.client_cidr 203.0.113.7/32"),
+    ("203.0.113.0/24", "tcp", "203.0.113.0/24", None),
+    ("203.0.113.8/29", "tcp", "203.0.113.0/24", None),
+    ("2001:db8::1/128", "tcp", None, None),
+])
+def test_security_groups_open_the_scheduler_ports_to_the_client_only(ec2_mock, cidr, proto, client_cidr, refused):
+    from stockdag.deploy import DeployError
+    from stockdag.deploy.ec2 import check_security_groups
+
+    _open(ec2_mock, ec2_mock.sg_id, cidr, proto)
+    if refused:
+        with pytest.raises(DeployError, match=refused.replace(".", r"\.")):
+            check_security_groups("us-east-1", [ec2_mock.sg_id], client_cidr)
+    else:
+        check_security_groups("us-east-1", [ec2_mock.sg_id], client_cidr)
+
+
+def test_other_ports_and_group_references_are_left_alone_with_a_warning(ec2_mock, caplog):
+    from stockdag.deploy.ec2 import check_security_groups
+
+    _open(ec2_mock, ec2_mock.sg_id, "0.0.0.0/0", lo=22, hi=22)  # ssh: not this check's business
+    ec2_mock.authorize_security_group_ingress(GroupId=ec2_mock.sg_id, IpPermissions=[
+        {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": ec2_mock.sg_id}]}])  # the cluster's own machines
+    with caplog.at_level("WARNING", logger="stockdag.deploy.ec2"):
+        check_security_groups("us-east-1", [ec2_mock.sg_id], "203.0.113.7/32")
+    assert "opens ports 8786-8787 to 203.0.113.7/32" in caplog.text and "may not reach" in caplog.text
+
+
+def test_a_group_wider_than_client_cidr_is_refused_before_any_instance(ec2_mock, local_instances):
+    from stockdag.deploy import DeployError
+
+    _open(ec2_mock, ec2_mock.sg_id, "203.0.113.0/24")
+    with pytest.raises(DeployError, match="wider than ec2.client_cidr 203.0.113.7/32"):
+        with start(ec2_spec(ec2_mock.sg_id, client_cidr="203.0.113.7/32")):
+            pytest.fail("started with a security group wider than client_cidr")
+    assert ec2_mock.describe_instances()["Reservations"] == []
