@@ -182,6 +182,9 @@ class PlacementPlugin(SchedulerPlugin):
     # ------------------------------------------------------------------ hooks
     async def start(self, scheduler) -> None:
         self._scheduler = scheduler
+        from .dashboard import add_routes  # the /stockdag page on the scheduler's dashboard
+
+        add_routes(scheduler, self.name)
 
     def restart(self, scheduler) -> None:
         self._live.clear()
