@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench install clean
+.PHONY: experiment demo test bench install clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,12 +14,18 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
+## experiment: the main job, the sweep notebook on the embedded default (results/<run>/ and results/REPORT.md)
+experiment: $(STAMP)
+	sh scripts/sweep.sh experiments/params/default.yaml
+
 ## demo: run N requests centralized and distributed on a LocalCluster; print the comparison
 demo: $(STAMP)
 	$(BIN)/stockdag demo --requests 16 --workers 2
 
-## test: the test suite (benchmarks run once each with timing disabled)
+## test: the test suite (benchmarks run once each with timing disabled); installs redis-server and chromium if missing
 test: $(STAMP)
+	sh scripts/ensure-redis.sh
+	sh scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest
 
 ## bench: the pytest-benchmark suite, timed

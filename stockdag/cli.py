@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=PROFILES, default=None, help="workload profile (default: stockdag.profile, i.e. refit)")
     p.add_argument("--seed", type=int, default=0, help="seed of the request mix")
     p.add_argument("--scheduler", default=None, help="use a running Dask scheduler instead of a LocalCluster")
+    p.add_argument("--strategies", default="dask",
+                   help="comma-separated placement strategies compared on the same cluster, e.g. dask,heft,round-robin (default dask); 'all' for every one")
     p.add_argument("--json", action="store_true", help="print the measurements as JSON")
 
     p = sub.add_parser("cluster", help="plan, start, list and stop clusters described by a spec (experiments/clusters/*.yaml)",
@@ -86,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--all", action="store_true", help="stop every recorded cluster (and, for ec2 specs given with --spec, terminate every instance tagged by stockdag)")
     c.add_argument("--spec", action="append", default=[], help="with --all: an ec2 spec whose region to sweep for stockdag-tagged instances (repeatable)")
     _add_serve_bench_parsers(sub)
+    _add_webapp_parser(sub)
+    _add_experiment_parsers(sub)
     return parser
 
 
@@ -157,17 +161,23 @@ def _cmd_demo(args) -> int:
         from distributed import Client
 
         client = Client(args.scheduler)
+    from .placement import STRATEGIES
+
+    strategies = ["dask", *STRATEGIES] if args.strategies == "all" else [x.strip() for x in args.strategies.split(",") if x.strip()]
+    unknown = [x for x in strategies if x != "dask" and x not in STRATEGIES]
+    if unknown:
+        raise InvalidRequest(f"unknown strategy {unknown[0]!r}; choose from dask, {', '.join(STRATEGIES)}")
     try:
         cmp = compare(args.requests, args.workers, args.in_flight, args.profile, seed=args.seed,
-                      client=client, show_progress=not args.json)
+                      client=client, show_progress=not args.json, strategies=tuple(dict.fromkeys(strategies)))
     finally:
         if client is not None:
             client.close()
     if args.json:
         print(json.dumps({
             "requests": cmp.requests, "workers": cmp.workers, "in_flight": cmp.in_flight, "profile": cmp.profile,
-            "centralized_latency": cmp.centralized_latency, "distributed_latency": cmp.distributed_latency,
-            "centralized_throughput": cmp.centralized_throughput, "distributed_throughput": cmp.distributed_throughput,
+            "centralized_latency": cmp.centralized_latency, "centralized_throughput": cmp.centralized_throughput,
+            "distributed": {name: {"latency": r["latency"], "throughput": r["throughput"]} for name, r in cmp.strategies.items()},
             "latency_ratio": cmp.latency_ratio, "throughput_ratio": cmp.throughput_ratio, "machine": cmp.machine,
         }, indent=2))
         return 0
@@ -323,15 +333,86 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _add_webapp_parser(sub) -> None:
+    p = sub.add_parser("webapp", help="a web page that load-tests a server URL and shows latency and throughput live",
+                       description="Serve a Bokeh app (default http://127.0.0.1:5006) that sends requests to a server URL, open loop "
+                                   "(rate) or closed loop (users), and shows each request's latency, a histogram, percentiles, offered vs "
+                                   "achieved throughput and errors live; for a stockdag server also the mean time per stage and which "
+                                   "worker ran each stage. Finished runs are kept (raw CSV + summary) and can be overlaid for comparison.")
+    p.add_argument("--port", type=int, default=None, help="TCP port of the web app (default: stockdag.webapp.port, 5006; 0 picks a free one)")
+    p.add_argument("--host", default=None, help="address to bind (default: stockdag.webapp.host, 127.0.0.1)")
+    p.add_argument("--url", default=None, help="server URL the form is prefilled with (default: stockdag.webapp.url, a local `stockdag serve`)")
+    p.add_argument("--store", default=None, help="folder where finished runs are kept (default: stockdag.webapp.store or ~/.cache/stockdag/webapp)")
+
+
+def _cmd_webapp(args) -> int:
+    from .webapp import make_server
+
+    try:
+        server = make_server(host=args.host, port=args.port, store=args.store, url=args.url)
+    except OSError as exc:  # the port is taken or the address is not this machine's
+        raise InvalidRequest(f"cannot listen on {args.host or '127.0.0.1'}:{args.port}: {exc.strerror or exc}") from None
+    server.start()
+    print(f"stockdag webapp: http://{server.address or '127.0.0.1'}:{server.port}/ (runs kept in {server.store.folder}); "
+          "Ctrl-C stops", file=sys.stderr)
+    server.io_loop.start()
+    return 0
+
+
+def _add_experiment_parsers(sub) -> None:
+    p = sub.add_parser("sweep", help="run (or resume) a sweep from a parameter file, without the notebook",
+                       description="Run the sweep of experiments/sweep.ipynb directly: every configuration x load x repeat, "
+                                   "written to OUT/RUN_ID/ (resumable), then its charts and REPORT.md.")
+    p.add_argument("params", help="a parameter file, e.g. experiments/params/default.yaml")
+    p.add_argument("--run-id", default=None, help="run folder name (default: a timestamp); an existing one is resumed")
+    p.add_argument("--out", default=None, help="folder that holds run folders (default: the file's out, or results)")
+    p = sub.add_parser("report", help="charts and REPORT.md of a run folder, or results/REPORT.md of a results folder",
+                       description="Rebuild everything from the folder alone: for a run folder (it has config.json) its charts "
+                                   "and REPORT.md; for a folder of runs, each run's report where missing and the index REPORT.md.")
+    p.add_argument("path", help="results/<run-id> or results")
+
+
+def _cmd_sweep(args) -> int:
+    from .experiments import SweepParams, build, run_sweep
+
+    try:
+        params = SweepParams.from_yaml(args.params, run_id=args.run_id, out=args.out)
+    except (OSError, ValueError) as exc:
+        raise InvalidRequest(str(exc)) from None
+    folder = run_sweep(params)
+    build(folder)
+    print(f"{folder}/REPORT.md")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    import os
+
+    from .experiments import build, build_index
+
+    if os.path.exists(os.path.join(args.path, "config.json")):
+        build(args.path)
+        print(os.path.join(args.path, "REPORT.md"))
+    elif os.path.isdir(args.path):
+        print(build_index(args.path))
+    else:
+        raise InvalidRequest(f"{args.path} is neither a run folder (with config.json) nor a folder of runs")
+    return 0
+
+
 COMMANDS = {"predict": _cmd_predict, "symbols": _cmd_symbols, "train": _cmd_train, "evaluate": _cmd_evaluate, "demo": _cmd_demo,
             "cluster": _cmd_cluster,
-            "serve": _cmd_serve, "bench": _cmd_bench}
+            "serve": _cmd_serve, "bench": _cmd_bench,
+            "webapp": _cmd_webapp, "sweep": _cmd_sweep, "report": _cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if not args.verbose:  # distributed sets its own loggers to INFO
+    if not args.verbose:  # distributed sets its own loggers to INFO when first imported, from this key
+        import dask
+
+        dask.config.set({"logging.distributed": "warning"})
         logging.getLogger("distributed").setLevel(logging.WARNING)
     try:
         return COMMANDS[args.command](args)

@@ -9,12 +9,16 @@ processes one request at a time by definition.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import itertools
+import logging
 import os
 import platform
 import random
 import statistics
 import time
+import uuid
 from dataclasses import dataclass, field
 
 import dask
@@ -49,6 +53,7 @@ class Comparison:
     centralized_throughput: float = 0.0
     distributed_throughput: float = 0.0
     example: PredictionResult | None = None
+    strategies: dict = field(default_factory=dict)  # strategy -> {"latency": [...], "throughput": float, "example": ...}
     dashboard: str | None = None
     machine: dict = field(default_factory=dict)
 
@@ -61,15 +66,23 @@ class Comparison:
         return self.distributed_throughput / self.centralized_throughput
 
     def table(self) -> str:
-        cl, dl = statistics.median(self.centralized_latency), statistics.median(self.distributed_latency)
-        w = f"distributed ({self.workers} workers)"
-        rows = [
-            ("", "centralized", w, "distributed/centralized"),
-            ("median latency, 1 in flight (s)", f"{cl:.3f}", f"{dl:.3f}", f"{dl / cl:.2f}x"),
-            (f"throughput, {self.in_flight} in flight (req/s)", f"{self.centralized_throughput:.2f}",
-             f"{self.distributed_throughput:.2f}", f"{self.throughput_ratio:.2f}x"),
-        ]
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        """Latency and throughput per executor, with ratios to centralized (and to ``dask`` when compared)."""
+        cl = statistics.median(self.centralized_latency)
+        ct = self.centralized_throughput
+        dask_row = self.strategies.get("dask")
+        head = ["executor", "p50 latency (s), 1 in flight", f"throughput (req/s), {self.in_flight} in flight",
+                "latency / centralized", "throughput / centralized"]
+        if dask_row and len(self.strategies) > 1:
+            head += ["latency / dask", "throughput / dask"]
+        rows = [head, ["centralized", f"{cl:.3f}", f"{ct:.2f}", "1.00x", "1.00x"] + (["", ""] if len(head) > 5 else [])]
+        for name, r in self.strategies.items():
+            dl = statistics.median(r["latency"])
+            row = [f"distributed {name} ({self.workers} workers)", f"{dl:.3f}", f"{r['throughput']:.2f}",
+                   f"{dl / cl:.2f}x", f"{r['throughput'] / ct:.2f}x"]
+            if len(head) > 5:
+                row += [f"{dl / statistics.median(dask_row['latency']):.2f}x", f"{r['throughput'] / dask_row['throughput']:.2f}x"]
+            rows.append(row)
+        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
         lines = ["  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)) for r in rows]
         lines.insert(1, "-" * len(lines[0]))
         return "\n".join(lines)
@@ -95,8 +108,9 @@ def machine_facts() -> dict:
 
 
 def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: str | None = None,
-            seed: int = 0, warmup: int | None = None, client=None, show_progress: bool = False) -> Comparison:
-    """Run the same requests centralized and distributed; see the module docstring."""
+            seed: int = 0, warmup: int | None = None, client=None, show_progress: bool = False,
+            strategies: tuple[str, ...] = ("dask",)) -> Comparison:
+    """Run the same requests centralized and distributed (under each placement strategy); see the module docstring."""
     from .run import CentralizedExecutor, DistributedExecutor
 
     def bar(total, desc):
@@ -128,29 +142,42 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
     cmp.centralized_throughput = len(batch) / (time.perf_counter() - t)
     b and b.close()
 
-    with DistributedExecutor(client=client, n_workers=workers, threads_per_worker=1, dashboard_address=":0") as dist:
-        cmp.dashboard = dist.dashboard_link
-        # every worker imports the libraries and runs each stage before timing starts
-        dist.client.gather([dist.submit(r) for r in warm])
-        b = bar(2 * requests, f"distributed ({workers} workers)")
-        for r in single:
-            t = time.perf_counter()
-            res = dist.run(r)
-            cmp.distributed_latency.append(time.perf_counter() - t)
-            b and b.update(1)
-        cmp.example = res
-        t = time.perf_counter()
-        pending = iter(batch)
-        window = [dist.submit(r) for r in itertools.islice(pending, in_flight)]
-        from distributed import as_completed
+    from distributed import Client, LocalCluster, as_completed
 
-        ac = as_completed(window)
-        for fut in ac:
-            fut.result()
-            b and b.update(1)
-            nxt = next(pending, None)
-            if nxt is not None:
-                ac.add(dist.submit(nxt))
-        cmp.distributed_throughput = len(batch) / (time.perf_counter() - t)
-        b and b.close()
+    from .placement.plugin import NAME as PLUGIN
+
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                       host="127.0.0.1", dashboard_address=":0", silence_logs=logging.WARNING))
+            client = stack.enter_context(Client(cluster))
+        cmp.dashboard = client.dashboard_link
+        for strategy in strategies:
+            if strategy == "dask" and client.run_on_scheduler(lambda dask_scheduler: PLUGIN in dask_scheduler.plugins):
+                client.unregister_scheduler_plugin(PLUGIN)  # Dask's own placement: no plugin at all
+            dist = DistributedExecutor(client=client, strategy=strategy)
+            fresh = lambda rs: [dataclasses.replace(r, request_id=uuid.uuid4().hex) for r in rs]  # noqa: E731
+            # every worker imports the libraries and runs each stage (and a learning strategy sees them) first
+            client.gather([dist.submit(r) for r in fresh(warm)])
+            b = bar(2 * requests, f"distributed {strategy} ({workers} workers)")
+            latency = []
+            for r in fresh(single):
+                t = time.perf_counter()
+                res = dist.run(r)
+                latency.append(time.perf_counter() - t)
+                b and b.update(1)
+            t = time.perf_counter()
+            pending = iter(fresh(batch))
+            ac = as_completed([dist.submit(r) for r in itertools.islice(pending, in_flight)])
+            for fut in ac:
+                fut.result()
+                b and b.update(1)
+                nxt = next(pending, None)
+                if nxt is not None:
+                    ac.add(dist.submit(nxt))
+            throughput = len(batch) / (time.perf_counter() - t)
+            b and b.close()
+            cmp.strategies[strategy] = {"latency": latency, "throughput": throughput, "example": res}
+        first = cmp.strategies[strategies[0]]
+        cmp.distributed_latency, cmp.distributed_throughput, cmp.example = first["latency"], first["throughput"], first["example"]
     return cmp

@@ -282,8 +282,20 @@ async def arun(cfg: BenchConfig) -> BenchResult:
 
 
 def run(cfg: BenchConfig) -> BenchResult:
-    """Run one benchmark (starts its own event loop)."""
-    return asyncio.run(arun(cfg))
+    """Run one benchmark on its own event loop.
+
+    Called where a loop already runs in this thread (a Jupyter kernel, an
+    async app), the benchmark runs on a fresh loop in a helper thread, so the
+    generator's timing never depends on the caller's loop.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(arun(cfg))
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="stockdag-bench") as pool:
+        return pool.submit(asyncio.run, arun(cfg)).result()
 
 
 async def probe_stockdag(url: str, timeout: float = 5.0) -> list[str] | None:

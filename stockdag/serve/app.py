@@ -145,7 +145,7 @@ class _Metrics:
 def create_app(mode: str | None = None, *, replicas: int | None = None, workers: int | None = None,
                scheduler: str | None = None, strategy: str | None = None, profile: str | None = None,
                max_in_flight: int | None = None, deadline: float | None = None, retry_after: int | None = None,
-               backend: Backend | None = None) -> FastAPI:
+               backend: Backend | None = None, security=None) -> FastAPI:
     """Build the ASGI app. Every argument defaults to ``stockdag.serve.<name>`` (or ``stockdag.profile``).
 
     The ``stockdag`` configuration is snapshotted here, once: every request is
@@ -177,7 +177,7 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
 
                 if strategy not in STRATEGIES:
                     raise InvalidRequest(f"unknown strategy {strategy!r}; choose one of: dask, {', '.join(STRATEGIES)}")
-            backend = BACKENDS[mode](int(config.get("serve.workers", workers)), scheduler, strategy)
+            backend = BACKENDS[mode](int(config.get("serve.workers", workers)), scheduler, strategy, security=security)
         else:
             backend = BACKENDS[mode]()
 

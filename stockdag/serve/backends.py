@@ -128,13 +128,16 @@ class DistributedBackend(Backend):
         Address of a running scheduler.
     strategy : str, optional
         Placement strategy name (``stockdag.placement.STRATEGIES``); ``"dask"`` installs none.
+    security : distributed.Security, optional
+        Credentials for a TLS scheduler.
     """
 
     mode = "distributed"
 
-    def __init__(self, workers: int = 2, scheduler: str | None = None, strategy: str | None = None):
+    def __init__(self, workers: int = 2, scheduler: str | None = None, strategy: str | None = None, security=None):
         self.n_workers = workers
         self.scheduler = scheduler
+        self.security = security  # distributed.Security of a TLS cluster (e.g. stockdag.deploy's ec2)
         self.strategy = strategy or "dask"
         self.client = None
         self.cluster = None
@@ -146,7 +149,8 @@ class DistributedBackend(Backend):
         from ..run.distributed import DistributedExecutor
 
         if self.scheduler:
-            self.client = await Client(self.scheduler, asynchronous=True)
+            kwargs = {"security": self.security} if self.security is not None else {}
+            self.client = await Client(self.scheduler, asynchronous=True, **kwargs)
         else:
             self.cluster = await LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
                                               host="127.0.0.1", dashboard_address=":0", asynchronous=True,

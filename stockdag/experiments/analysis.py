@@ -1,0 +1,142 @@
+"""From a run folder to the numbers that answer the question.
+
+Everything here reads only the run folder, so any number (and any chart made
+from it) can be rebuilt from the folder alone.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..pipeline import STAGES
+
+
+@dataclass
+class RunData:
+    folder: str
+    config: dict
+    summary: pd.DataFrame
+    records: pd.DataFrame  # measured (non-warm-up) requests of every point, with point metadata
+
+
+def load_run(folder: str) -> RunData:
+    with open(os.path.join(folder, "config.json")) as f:
+        config = json.load(f)
+    points_dir = os.path.join(folder, "points")
+    frames, rows = [], []
+    for name in sorted(os.listdir(points_dir)):
+        if not name.endswith(".json"):
+            continue
+        with open(os.path.join(points_dir, name)) as f:
+            meta = json.load(f)
+        rec = pd.read_parquet(os.path.join(points_dir, meta["point"] + ".parquet"))
+        rec = rec[~rec["warmup"].astype(bool)].copy()
+        for k, v in (("point", meta["point"]), ("label", meta["config"]["label"]), ("mode", meta["config"]["mode"]),
+                     ("workers", meta["config"]["workers"]), ("strategy", meta["config"]["strategy"]),
+                     ("loop", meta["loop"]), ("load", meta["load"]), ("repeat", meta["repeat"])):
+            rec[k] = v
+        frames.append(rec)
+        rows.append(meta)
+    summary_path = os.path.join(folder, "summary.csv")
+    if os.path.exists(summary_path):
+        summary = pd.read_csv(summary_path)
+    else:
+        from .sweep import summarize_run
+
+        summary = summarize_run(folder)
+    records = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return RunData(folder, config, summary, records)
+
+
+def stage_table(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per (request, stage) from the server traces: label, id, stage, worker, start, duration."""
+    rows = []
+    ok = records[(records["status"] == 200) & records["trace"].notna()]
+    for idx, r in ok.iterrows():
+        trace = json.loads(r["trace"]) if isinstance(r["trace"], str) else r["trace"]
+        if not trace:
+            continue
+        t0 = min(t["start"] for t in trace)
+        for t in trace:
+            rows.append({"request": idx, "label": r["label"], "load": r["load"], "id": t["id"], "stage": t["stage"],
+                         "worker": t["worker"], "start": t["start"] - t0, "duration": t["end"] - t["start"]})
+    return pd.DataFrame(rows)
+
+
+def critical_path(costs: dict[str, float]) -> tuple[float, list[str]]:
+    """Longest path through the stage DAG (C1..C12) with the given per-stage seconds."""
+    finish: dict[str, float] = {}
+    via: dict[str, str | None] = {}
+    for stage in STAGES:
+        # ties go to the later input, so a zero-cost stage (C6) still shows on the path
+        before = max(reversed(stage.inputs), key=lambda i: finish[i]) if stage.inputs else None
+        finish[stage.id] = (finish[before] if before else 0.0) + costs.get(stage.id, 0.0)
+        via[stage.id] = before
+    path, node = [], STAGES[-1].id
+    while node:
+        path.append(node)
+        node = via[node]
+    return finish[STAGES[-1].id], path[::-1]
+
+
+def limits(records: pd.DataFrame, config: dict) -> dict:
+    """Physical limits from the measured stage costs (centralized runs when present)."""
+    st = stage_table(records)
+    if st.empty:
+        return {}
+    base = st[st["label"] == "centralized"]
+    base = base if not base.empty else st
+    costs = base.groupby("id")["duration"].mean().to_dict()
+    cp, path = critical_path(costs)
+    work = float(sum(costs.values()))
+    cores = config.get("machine", {}).get("cores") or 1
+    capacity = config.get("machine", {}).get("parallel_capacity") or cores
+    return {
+        "stage_costs_s": costs, "total_work_s": work, "critical_path_s": cp, "critical_path": path,
+        "cores": cores, "parallel_capacity": capacity,
+        "throughput_bound_rps": capacity / work,  # every core busy with stage work, no overhead
+        "latency_speedup_bound": work / cp,  # a request can go no faster than its critical path
+    }
+
+
+def ci95(values) -> tuple[float, float]:
+    """Mean and half-width of a 95% t confidence interval (0 with a single value)."""
+    v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
+    if len(v) == 0:
+        return float("nan"), float("nan")
+    if len(v) == 1:
+        return float(v[0]), 0.0
+    return float(v.mean()), float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+
+
+def aggregate(summary: pd.DataFrame) -> pd.DataFrame:
+    """Mean and 95% CI over repeats of throughput and latency percentiles, per configuration and load."""
+    rows = []
+    for (label, loop, load), g in summary.groupby(["label", "loop", "load"], sort=False):
+        row = {"label": label, "mode": g["mode"].iloc[0], "workers": int(g["workers"].iloc[0]),
+               "strategy": g["strategy"].iloc[0], "loop": loop, "load": load, "repeats": len(g)}
+        for col in ("offered_rate", "throughput", "p50_ms", "p90_ms", "p99_ms", "max_ms", "errors"):
+            if col in g:
+                row[col], row[col + "_ci"] = ci95(g[col])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def saturation(agg: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration: best achieved throughput, and the knee (highest offered rate still kept up with)."""
+    rows = []
+    for label, g in agg.groupby("label", sort=False):
+        open_ = g[g["loop"] == "open"].sort_values("load")
+        kept = open_[open_["throughput"] >= 0.9 * open_["offered_rate"]]
+        low = g.sort_values("load").iloc[0]
+        rows.append({"label": label, "mode": g["mode"].iloc[0], "workers": int(g["workers"].iloc[0]),
+                     "strategy": g["strategy"].iloc[0],
+                     "max_throughput": float(g["throughput"].max()),
+                     "knee_rate": float(kept["load"].max()) if not kept.empty else float("nan"),
+                     "p50_low_load_ms": float(low["p50_ms"]), "p99_low_load_ms": float(low["p99_ms"])})
+    return pd.DataFrame(rows)

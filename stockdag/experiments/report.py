@@ -1,0 +1,177 @@
+"""``stockdag report``: charts and REPORT.md from run folders alone."""
+from __future__ import annotations
+
+import json
+import os
+
+import pandas as pd
+
+from . import analysis, plots
+
+CHARTS = {
+    "latency_cdf.png": "Latency CDF per configuration (lowest load)",
+    "throughput.png": "Achieved vs offered throughput, with the core bound and saturation knees",
+    "p99.png": "p99 latency vs load, with the critical path",
+    "speedup.png": "Speed-up vs workers against the ideal line, the effective cores and the critical-path bound",
+    "gantt.png": "One median request per configuration: which worker ran each stage",
+    "stages.png": "Mean time per stage",
+}
+
+
+def _fmt(v, spec=".2f"):
+    return "n/a" if v is None or (isinstance(v, float) and v != v) else format(v, spec)
+
+
+def _table(frame: pd.DataFrame) -> str:
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in frame.iterrows():
+        lines.append("| " + " | ".join(str(r[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def answer(sat: pd.DataFrame, lim: dict, machine: dict) -> list[str]:
+    """The research question answered in sentences computed from the numbers."""
+    out = []
+    base = sat[sat["mode"] == "centralized"]
+    if base.empty:
+        return ["No centralized baseline in this run: ratios cannot be given."]
+    b = base.iloc[0]
+    dist = sat[sat["mode"] == "distributed"]
+    rep = sat[sat["mode"] == "replicated"]
+    cores, cap = machine.get("cores"), machine.get("parallel_capacity")
+    out.append(f"Centralized baseline: {b['max_throughput']:.2f} req/s at best, p50 {b['p50_low_load_ms']:.0f} ms at the lowest load.")
+    if not dist.empty:
+        best_t = dist.loc[dist["max_throughput"].idxmax()]
+        best_l = dist.loc[dist["p50_low_load_ms"].idxmin()]
+        verdict = "improves" if best_t["max_throughput"] > 1.05 * b["max_throughput"] else "does not improve"
+        out.append(f"Throughput: distributing the stages {verdict} it here: the best distributed configuration "
+                   f"({best_t['label']}) reached {best_t['max_throughput']:.2f} req/s = "
+                   f"{best_t['max_throughput'] / b['max_throughput']:.2f}x centralized, against a bound of "
+                   f"{_fmt(lim.get('throughput_bound_rps'))} req/s ({cap} effective of {cores} cores).")
+        lverdict = "lower" if best_l["p50_low_load_ms"] < 0.95 * b["p50_low_load_ms"] else "not lower"
+        out.append(f"Latency: the best distributed p50 at low load ({best_l['label']}, {best_l['p50_low_load_ms']:.0f} ms) is "
+                   f"{lverdict} than centralized ({b['p50_low_load_ms'] / best_l['p50_low_load_ms']:.2f}x speed-up; "
+                   f"the critical path allows at most {_fmt(lim.get('latency_speedup_bound'))}x).")
+        ranked = dist.sort_values("max_throughput", ascending=False)
+        out.append("Strategies by best throughput: " + ", ".join(
+            f"{r['label']} {r['max_throughput']:.2f}" for _, r in ranked.iterrows()) + " req/s.")
+        ranked = dist.sort_values("p50_low_load_ms")
+        out.append("Strategies by p50 at low load: " + ", ".join(
+            f"{r['label']} {r['p50_low_load_ms']:.0f}" for _, r in ranked.iterrows()) + " ms.")
+    if not rep.empty:
+        r = rep.loc[rep["max_throughput"].idxmax()]
+        out.append(f"Replicated baseline ({r['label']}, whole requests on separate processes): "
+                   f"{r['max_throughput']:.2f} req/s = {r['max_throughput'] / b['max_throughput']:.2f}x centralized.")
+    if not dist.empty and cores and int(dist["workers"].max()) > cores:
+        out.append(f"Caveat: configurations with more workers than the {cores} cores share cores; they can only add overhead here.")
+    return out
+
+
+def build(folder: str) -> dict:
+    """Remake every chart of a run folder and write its REPORT.md; return the key numbers."""
+    run = analysis.load_run(folder)
+    agg = analysis.aggregate(run.summary)
+    sat = analysis.saturation(agg)
+    lim = analysis.limits(run.records, run.config)
+    stages = analysis.stage_table(run.records)
+    charts = os.path.join(folder, "charts")
+    os.makedirs(charts, exist_ok=True)
+    plots.latency_cdf(run.records, os.path.join(charts, "latency_cdf.png"))
+    plots.throughput_vs_load(agg, lim, os.path.join(charts, "throughput.png"))
+    plots.p99_vs_load(agg, lim, os.path.join(charts, "p99.png"))
+    plots.speedup(sat, lim, os.path.join(charts, "speedup.png"))
+    plots.gantt(stages, os.path.join(charts, "gantt.png"))
+    plots.stage_costs(stages, os.path.join(charts, "stages.png"))
+    plots.bokeh_page(agg, run.records, lim, os.path.join(charts, "charts.html"), f"stockdag run {run.config['run_id']}")
+    agg.to_csv(os.path.join(folder, "aggregate.csv"), index=False)
+    sat.to_csv(os.path.join(folder, "saturation.csv"), index=False)
+
+    m, p, v, g = run.config["machine"], run.config["params"], run.config["versions"], run.config["git"]
+    base = sat[sat["mode"] == "centralized"]
+    table = sat.copy()
+    if not base.empty:
+        table["throughput_vs_centralized"] = (table["max_throughput"] / base.iloc[0]["max_throughput"]).round(2)
+        table["p50_speedup"] = (base.iloc[0]["p50_low_load_ms"] / table["p50_low_load_ms"]).round(2)
+    for c in ("max_throughput", "knee_rate"):
+        table[c] = table[c].round(2)
+    for c in ("p50_low_load_ms", "p99_low_load_ms"):
+        table[c] = table[c].round(0)
+    costs = lim.get("stage_costs_s", {})
+    lines = [
+        f"# stockdag run {run.config['run_id']}",
+        "",
+        f"Commit `{g.get('commit')}`{' (with uncommitted changes)' if g.get('dirty') else ''}, started {run.config.get('started')}. "
+        f"Machine: {m.get('cpu_model')}, {m.get('cores')} cores (measured parallel capacity {m.get('parallel_capacity')}x), "
+        f"{m.get('memory_gib')} GiB, load average at start {m.get('load_average')}. "
+        f"dask {v.get('dask')}, Python {v.get('python')}.",
+        "",
+        f"Profile `{p['profile']}`, cache `{p['cache']}`, request mix `{p['mix']}` over {', '.join(p['symbols'])} "
+        f"({p['start']}..{p['end']}), {p['duration']:g} s measured after {p['warmup']:g} s warm-up per point, "
+        f"{p['repeats']} repeat(s), load: " + (f"open loop {p['rates']} req/s" if p.get("rates") else "")
+        + (f" closed loop {p['users']} users" if p.get("users") else "") + f", cluster `{p.get('cluster') or 'embedded LocalCluster'}`.",
+        "",
+        "## Answer on this machine",
+        "",
+        *[f"- {s}" for s in answer(sat, lim, m)],
+        "",
+        "## Configurations",
+        "",
+        _table(table),
+        "",
+        "`max_throughput`: best achieved req/s over the load levels (mean over repeats); `knee_rate`: highest offered "
+        "rate still served at >= 90%; latencies from each request's intended send time (open loop), lowest load level.",
+        "",
+        "## Physical limits (from the measured stage costs)",
+        "",
+        f"Total work per request {_fmt(lim.get('total_work_s'), '.3f')} s; critical path "
+        f"{_fmt(lim.get('critical_path_s'), '.3f')} s ({' -> '.join(lim.get('critical_path', []))}); "
+        f"latency speed-up bound {_fmt(lim.get('latency_speedup_bound'))}x; throughput bound "
+        f"{_fmt(lim.get('throughput_bound_rps'))} req/s.",
+        "",
+        "| stage | " + " | ".join(costs) + " |",
+        "|---|" + "---|" * len(costs),
+        "| mean ms | " + " | ".join(f"{1000 * c:.1f}" for c in costs.values()) + " |",
+        "",
+        "## Charts",
+        "",
+        *[f"![{desc}](charts/{name})\n" for name, desc in CHARTS.items() if os.path.exists(os.path.join(charts, name))],
+        "Interactive: [charts/charts.html](charts/charts.html).",
+        "",
+        "## Caveats",
+        "",
+        "- One host: distributed workers are processes on the same cores as the server, the scheduler and the load "
+        "generator; network transfers are loopback. Cluster specs of kind `emulated` add CPU quotas and link delays; `ec2` runs for real.",
+        "- Confidence intervals are 95% t intervals over repeats; with one repeat there are none, and shared-machine noise is unquantified.",
+        "- Remake everything here with `stockdag report " + folder + "`.",
+    ]
+    with open(os.path.join(folder, "REPORT.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return {"saturation": sat, "limits": lim, "aggregate": agg}
+
+
+def build_index(results_dir: str = "results") -> str:
+    """results/REPORT.md: every committed run's answer, newest first, with links."""
+    runs = sorted((d for d in os.listdir(results_dir) if os.path.exists(os.path.join(results_dir, d, "config.json"))), reverse=True)
+    lines = ["# stockdag results", "",
+             "Each folder is one run: `config.json` (parameters, versions, commit, machine), raw per-request records "
+             "(`points/*.parquet`), `summary.csv`, charts and the executed notebook. `stockdag report results/<run>` "
+             "remakes a run's charts and REPORT.md from the folder alone; `stockdag report results` remakes this page.", ""]
+    for d in runs:
+        folder = os.path.join(results_dir, d)
+        with open(os.path.join(folder, "config.json")) as f:
+            cfg = json.load(f)
+        if not os.path.exists(os.path.join(folder, "REPORT.md")):
+            build(folder)
+        run = analysis.load_run(folder)
+        sat = analysis.saturation(analysis.aggregate(run.summary))
+        lim = analysis.limits(run.records, run.config)
+        lines += [f"## [{d}]({d}/REPORT.md)", "",
+                  f"{len(sat)} configurations, {len(run.summary)} points; machine {cfg['machine'].get('cores')} cores "
+                  f"(parallel capacity {cfg['machine'].get('parallel_capacity')}x); commit `{(cfg['git'].get('commit') or '')[:10]}`.", "",
+                  *[f"- {s}" for s in answer(sat, lim, cfg["machine"])], "",
+                  f"![throughput]({d}/charts/throughput.png)", ""]
+    path = os.path.join(results_dir, "REPORT.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path

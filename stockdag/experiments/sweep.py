@@ -1,0 +1,273 @@
+"""The sweep runner behind ``experiments/sweep.ipynb``.
+
+A sweep is a grid of *configurations* (how the service runs: centralized,
+replicated with K processes, or distributed on N workers under a placement
+strategy, on the embedded LocalCluster or a cluster spec) crossed with *load
+levels* (open-loop rates or closed-loop users) and *repeats*. For each
+configuration one server is started (``stockdag serve`` in-process, on a free
+loopback port), warmed up (excluded), and measured from the client side by
+``stockdag.bench`` at every load level. Each point's raw records and summary
+are written as soon as they exist, so an interrupted sweep resumes where it
+stopped: a point whose summary file exists is skipped.
+
+Layout of ``<out>/<run_id>/``: ``config.json`` (parameters, versions, git
+commit, machine facts), ``points/<point>.parquet`` (raw per-request records,
+zstd-compressed) and ``points/<point>.json`` (summary), ``summary.csv``, and
+what :func:`stockdag.experiments.report.build` makes from them.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+
+import dask
+import pandas as pd
+
+from .. import config as sd_config
+from . import facts
+
+logger = logging.getLogger(__name__)
+
+MODES = ("centralized", "replicated", "distributed")
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """How the service runs during one part of a sweep."""
+
+    mode: str
+    workers: int = 1  # distributed: worker processes; replicated: processes; centralized: 1
+    strategy: str | None = None
+    cluster: str | None = None  # a cluster spec (stockdag.deploy); None: the embedded LocalCluster
+
+    @property
+    def label(self) -> str:
+        if self.mode == "centralized":
+            return "centralized"
+        if self.mode == "replicated":
+            return f"replicated x{self.workers}"
+        where = f" @{os.path.splitext(os.path.basename(self.cluster))[0]}" if self.cluster else ""
+        return f"distributed w{self.workers} {self.strategy}{where}"
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", self.label.lower()).strip("-")
+
+
+@dataclass(frozen=True)
+class Point:
+    config: Configuration
+    loop: str  # "open" (rate) | "closed" (users)
+    load: float
+    repeat: int
+
+    @property
+    def slug(self) -> str:
+        load = f"rate{self.load:g}" if self.loop == "open" else f"users{int(self.load)}"
+        return f"{self.config.slug}--{load}--r{self.repeat}"
+
+
+@dataclass
+class SweepParams:
+    """Every parameter of a sweep (the sweep notebook's parameters, validated)."""
+
+    workers: list[int] = field(default_factory=lambda: [2])
+    strategy: list[str] = field(default_factory=lambda: ["dask"])
+    mode: list[str] = field(default_factory=lambda: ["centralized", "distributed"])
+    cluster: str | None = None
+    profile: str = "refit"
+    rates: list[float] | None = field(default_factory=lambda: [0.5, 1.0, 2.0])
+    users: list[int] | None = None
+    duration: float = 8.0
+    warmup: float = 2.0
+    repeats: int = 1
+    symbols: list[str] = field(default_factory=lambda: ["AAPL", "GOOG", "IBM", "MSFT"])
+    mix: str = "uniform"
+    start: str = "2011-06-01"
+    end: str = "2012-12-31"
+    cache: str = "lru"
+    timeout: float = 60.0
+    seed: int = 0
+    out: str = "results"
+    run_id: str | None = None
+    configurations: list[dict] | None = None  # explicit list instead of the mode x workers x strategy grid
+
+    @staticmethod
+    def _list(v):
+        if v is None:
+            return None
+        return list(v) if isinstance(v, (list, tuple)) else [v]
+
+    def __post_init__(self):
+        self.workers = [int(w) for w in self._list(self.workers)]
+        self.strategy = [str(s) for s in self._list(self.strategy)]
+        self.mode = [str(m) for m in self._list(self.mode)]
+        self.rates = [float(r) for r in self._list(self.rates)] if self.rates else None
+        self.users = [int(u) for u in self._list(self.users)] if self.users else None
+        self.symbols = [str(s).upper() for s in self._list(self.symbols)]
+        bad = [m for m in self.mode if m not in MODES]
+        if bad:
+            raise ValueError(f"unknown mode {bad[0]!r}; choose from {', '.join(MODES)}")
+        if not self.rates and not self.users:
+            raise ValueError("give open-loop rates or closed-loop users (or both)")
+        if any(w < 1 for w in self.workers):
+            raise ValueError("workers must be >= 1")
+        if self.repeats < 1 or self.duration <= 0 or self.warmup < 0:
+            raise ValueError("repeats >= 1, duration > 0 and warmup >= 0 are required")
+        from ..placement import STRATEGIES
+
+        unknown = [s for s in self.strategy if s != "dask" and s not in STRATEGIES]
+        if unknown:
+            raise ValueError(f"unknown strategy {unknown[0]!r}; choose from dask, {', '.join(STRATEGIES)}")
+        if self.run_id is None:
+            self.run_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+    @classmethod
+    def from_yaml(cls, path: str, **overrides) -> "SweepParams":
+        import yaml
+
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"{path}: unknown parameter(s) {', '.join(sorted(unknown))}")
+        return cls(**{**data, **{k: v for k, v in overrides.items() if v is not None}})
+
+    def configurations_list(self) -> list[Configuration]:
+        if self.configurations:
+            return [Configuration(**{"cluster": self.cluster, **c}) for c in self.configurations]
+        out: list[Configuration] = []
+        for mode in self.mode:
+            if mode == "centralized":
+                out.append(Configuration("centralized"))
+            elif mode == "replicated":
+                out += [Configuration("replicated", w) for w in self.workers]
+            elif self.cluster:  # the spec fixes the workers
+                from ..deploy import load_spec
+
+                n = len(load_spec(self.cluster).worker_names())
+                out += [Configuration("distributed", n, s, self.cluster) for s in self.strategy]
+            else:
+                out += [Configuration("distributed", w, s, None) for w in self.workers for s in self.strategy]
+        return list(dict.fromkeys(out))
+
+    def points(self) -> list[Point]:
+        loads = [("open", r) for r in (self.rates or [])] + [("closed", float(u)) for u in (self.users or [])]
+        return [Point(c, loop, load, rep) for c in self.configurations_list() for rep in range(self.repeats)
+                for loop, load in loads]
+
+
+@contextlib.contextmanager
+def serving(cfg: Configuration, params: SweepParams):
+    """Start the service of one configuration on a free loopback port; yield (url, cluster facts)."""
+    from ..serve import ServerThread, create_app
+
+    with contextlib.ExitStack() as stack:
+        info: dict = {}
+        scheduler = security = None
+        if cfg.mode == "distributed" and cfg.cluster:
+            from ..deploy import start
+
+            deployment = stack.enter_context(start(cfg.cluster))
+            scheduler, security = deployment.scheduler_address, deployment.security
+            info = {"cluster": deployment.info()}
+        app = create_app(cfg.mode, replicas=cfg.workers, workers=cfg.workers, scheduler=scheduler,
+                         strategy=cfg.strategy, profile=params.profile, deadline=params.timeout,
+                         max_in_flight=1024, security=security)
+        server = stack.enter_context(ServerThread(app))
+        yield server.url, info
+
+
+def _warm(url: str, params: SweepParams, n: int) -> None:
+    """Send ``n`` concurrent requests and wait (imports, first fits); not measured."""
+    from ..bench import BenchConfig, RequestMix, run
+
+    mix = RequestMix(params.symbols, params.start, params.end, "uniform", seed=params.seed + 10_000)
+    run(BenchConfig(url, users=n, requests=n, timeout=max(120.0, params.timeout), mix=mix))
+
+
+def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwargs) -> str:
+    """Run (or resume) a sweep; return its folder. ``kwargs`` build :class:`SweepParams`."""
+    from ..bench import BenchConfig, RequestMix, run
+
+    params = params or SweepParams(**kwargs)
+    folder = os.path.join(params.out, params.run_id)
+    points_dir = os.path.join(folder, "points")
+    os.makedirs(points_dir, exist_ok=True)
+    cfg_path = os.path.join(folder, "config.json")
+    if not os.path.exists(cfg_path):
+        record = {
+            "run_id": params.run_id, "params": dataclasses.asdict(params),
+            "stockdag_config": sd_config.snapshot(), "versions": facts.versions(),
+            "git": facts.git_commit(os.path.dirname(os.path.abspath(__file__))), "machine": facts.machine(),
+            "started": dt.datetime.now().isoformat(timespec="seconds"),
+            "configurations": [dataclasses.asdict(c) | {"label": c.label} for c in params.configurations_list()],
+        }
+        with open(cfg_path, "w") as f:
+            json.dump(record, f, indent=2, default=str)
+    todo = [p for p in params.points() if not os.path.exists(os.path.join(points_dir, p.slug + ".json"))]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(params.points()), initial=len(params.points()) - len(todo), desc="sweep points", unit="pt")
+    overrides = {"stockdag.cache.backend": params.cache}
+    try:
+        for cfg in list(dict.fromkeys(p.config for p in todo)):
+            with dask.config.set(overrides), serving(cfg, params) as (url, info):
+                _warm(url, params, 2 * max(1, cfg.workers))
+                for point in [p for p in todo if p.config == cfg]:
+                    mix = RequestMix(params.symbols, params.start, params.end, params.mix, seed=params.seed + point.repeat)
+                    bench = BenchConfig(
+                        url, rate=point.load if point.loop == "open" else None,
+                        users=int(point.load) if point.loop == "closed" else None,
+                        duration=params.duration, warmup=params.warmup, timeout=params.timeout,
+                        mix=mix, seed=params.seed + point.repeat,
+                    )
+                    result = run(bench)
+                    result.records.to_parquet(os.path.join(points_dir, point.slug + ".parquet"), index=False,
+                                              compression="zstd")
+                    meta = {"point": point.slug, "config": dataclasses.asdict(cfg) | {"label": cfg.label},
+                            "loop": point.loop, "load": point.load, "repeat": point.repeat,
+                            "summary": result.summary.to_dict(), "cluster": info,
+                            "finished": dt.datetime.now().isoformat(timespec="seconds")}
+                    tmp = os.path.join(points_dir, point.slug + ".json.tmp")
+                    with open(tmp, "w") as f:
+                        json.dump(meta, f, indent=2, default=str)
+                    os.replace(tmp, os.path.join(points_dir, point.slug + ".json"))  # the point is done
+                    if bar is not None:
+                        bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    summarize_run(folder)
+    return folder
+
+
+def summarize_run(folder: str) -> pd.DataFrame:
+    """One row a point (from the point summaries) -> ``summary.csv``."""
+    rows = []
+    points_dir = os.path.join(folder, "points")
+    for name in sorted(os.listdir(points_dir)):
+        if not name.endswith(".json"):
+            continue
+        with open(os.path.join(points_dir, name)) as f:
+            meta = json.load(f)
+        s, c = meta["summary"], meta["config"]
+        lat = s["latency_ms"]
+        rows.append({
+            "point": meta["point"], "label": c["label"], "mode": c["mode"], "workers": c["workers"],
+            "strategy": c["strategy"], "cluster": c["cluster"], "loop": meta["loop"], "load": meta["load"],
+            "repeat": meta["repeat"], "offered_rate": s["offered_rate"], "throughput": s["throughput"],
+            "requests": s["requests"], "ok": s["ok"], "errors": sum(s["errors"].values()),
+            **{f"{k}_ms": v for k, v in lat.items()},
+        })
+    frame = pd.DataFrame(rows)
+    frame.to_csv(os.path.join(folder, "summary.csv"), index=False)
+    return frame

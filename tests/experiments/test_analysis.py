@@ -1,0 +1,67 @@
+"""The numbers a report is made of, on inputs whose answers are known."""
+import pandas as pd
+import pytest
+
+from stockdag.experiments.analysis import aggregate, ci95, critical_path, saturation
+from stockdag.experiments.sweep import Configuration, SweepParams
+
+
+def test_critical_path_follows_the_longest_branch():
+    costs = {"C1": 1, "C6": 0, "C2": 2, "C5": 10, "C3": 1, "C4": 5, "C7": 1, "C8": 7, "C9": 3, "C10": 1, "C11": 2, "C12": 1}
+    length, path = critical_path(costs)
+    assert path == ["C1", "C6", "C5", "C4", "C8", "C12"]
+    assert length == 1 + 0 + 10 + 5 + 7 + 1
+    # with the price branch heavier, the path moves to it
+    length, path = critical_path({**costs, "C2": 30})
+    assert path[:4] == ["C1", "C6", "C2", "C3"] and length == 1 + 30 + 1 + 7 + 1
+
+
+def test_ci95():
+    assert ci95([2.0]) == (2.0, 0.0)
+    mean, half = ci95([1.0, 2.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(2.4841, abs=1e-3)  # t(0.975, 2) * 1 / sqrt(3)
+
+
+def test_saturation_knee_and_aggregation_over_repeats():
+    rows = []
+    for rep, noise in enumerate((0.0, 0.02)):
+        for rate, tput in ((0.5, 0.5), (1.0, 0.98), (2.0, 1.2)):
+            rows.append({"label": "x", "mode": "distributed", "workers": 2, "strategy": "heft", "loop": "open",
+                         "load": rate, "repeat": rep, "offered_rate": rate, "throughput": tput + noise,
+                         "p50_ms": 700.0, "p90_ms": 800.0, "p99_ms": 900.0 + rate, "max_ms": 1000.0, "errors": 0})
+    agg = aggregate(pd.DataFrame(rows))
+    assert list(agg["repeats"]) == [2, 2, 2]
+    assert agg.loc[agg["load"] == 2.0, "throughput"].item() == pytest.approx(1.21)
+    sat = saturation(agg).iloc[0]
+    assert sat["knee_rate"] == 1.0  # 1.21 of 2.0 offered is below 90%: saturated
+    assert sat["max_throughput"] == pytest.approx(1.21) and sat["p99_low_load_ms"] == pytest.approx(900.5)
+
+
+def test_sweep_grid_and_validation():
+    p = SweepParams(mode=["centralized", "replicated", "distributed"], workers=[1, 2], strategy=["dask", "heft"],
+                    rates=[1.0], repeats=2, run_id="t")
+    labels = [c.label for c in p.configurations_list()]
+    assert labels == ["centralized", "replicated x1", "replicated x2", "distributed w1 dask", "distributed w1 heft",
+                      "distributed w2 dask", "distributed w2 heft"]
+    assert len(p.points()) == 7 * 2
+    assert len({pt.slug for pt in p.points()}) == 14
+    assert SweepParams(workers=4, strategy="heft", rates=0.5, run_id="t").workers == [4]  # papermill -p workers 4
+    with pytest.raises(ValueError, match="unknown strategy"):
+        SweepParams(strategy=["fastest"], run_id="t")
+    with pytest.raises(ValueError, match="rates"):
+        SweepParams(rates=None, users=None, run_id="t")
+    assert Configuration("distributed", 2, "heft", "experiments/clusters/emulated-hetero.yaml").label == "distributed w2 heft @emulated-hetero"
+
+
+def test_a_cluster_spec_fixes_the_workers():
+    p = SweepParams(mode=["distributed"], workers=[7], strategy=["dask"], cluster="experiments/clusters/local-2.yaml",
+                    rates=[1.0], run_id="t")
+    assert [(c.workers, c.cluster) for c in p.configurations_list()] == [(2, "experiments/clusters/local-2.yaml")]
+
+
+def test_params_files_are_valid():
+    import glob
+
+    for path in glob.glob("experiments/params/*.yaml"):
+        params = SweepParams.from_yaml(path, run_id="t")
+        assert params.points(), path

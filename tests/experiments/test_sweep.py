@@ -1,0 +1,77 @@
+"""A tiny real sweep: servers, load, records, resumption, report — from the folder alone."""
+import json
+import os
+
+import dask
+import pandas as pd
+import pytest
+
+from stockdag.cli import main
+from stockdag.experiments import SweepParams, build, build_index, run_sweep
+
+pytestmark = pytest.mark.slow
+
+SMALL = {"stockdag.models.window": 120, "stockdag.models.error_days": 10, "stockdag.data.min_history": 150,
+         "stockdag.data.history_days": 200, "stockdag.data.news_days": 320}
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    params = SweepParams(mode=["centralized", "distributed"], workers=[1], strategy=["round-robin"], rates=[3.0],
+                         users=[2], duration=1.5, warmup=0.5, out=str(out), run_id="tiny", timeout=30)
+    with dask.config.set(SMALL):
+        folder = run_sweep(params, progress=False)
+    return folder
+
+
+def test_layout_and_records(run_folder):
+    cfg = json.load(open(os.path.join(run_folder, "config.json")))
+    assert cfg["params"]["rates"] == [3.0] and cfg["machine"]["cores"] == os.cpu_count()
+    assert cfg["versions"]["dask"] and "commit" in cfg["git"] and cfg["machine"]["parallel_capacity"] > 0
+    summary = pd.read_csv(os.path.join(run_folder, "summary.csv"))
+    assert set(summary["label"]) == {"centralized", "distributed w1 round-robin"}
+    assert len(summary) == 4 and (summary["ok"] > 0).all()
+    rec = pd.read_parquet(os.path.join(run_folder, "points", "centralized--rate3--r0.parquet"))
+    assert rec["warmup"].any() and (~rec["warmup"]).any()
+    trace = json.loads(rec.loc[rec["status"] == 200, "trace"].iloc[0])
+    assert {t["id"] for t in trace} == {f"C{i}" for i in range(1, 13)}
+
+
+def test_resumes_only_missing_points(run_folder):
+    points = os.path.join(run_folder, "points")
+    done = {f: os.path.getmtime(os.path.join(points, f)) for f in os.listdir(points)}
+    os.remove(os.path.join(points, "centralized--users2--r0.json"))
+    params = SweepParams(**{**json.load(open(os.path.join(run_folder, "config.json")))["params"]})
+    with dask.config.set(SMALL):
+        run_sweep(params, progress=False)
+    after = {f: os.path.getmtime(os.path.join(points, f)) for f in os.listdir(points)}
+    changed = {f for f in after if after[f] != done.get(f)}
+    assert changed == {"centralized--users2--r0.json", "centralized--users2--r0.parquet"}
+
+
+def test_report_is_rebuilt_from_the_folder(run_folder, capsys):
+    numbers = build(run_folder)
+    lim = numbers["limits"]
+    assert lim["critical_path_s"] < lim["total_work_s"] and lim["critical_path"][0] == "C1"
+    for chart in ("latency_cdf.png", "throughput.png", "p99.png", "speedup.png", "gantt.png", "stages.png", "charts.html"):
+        assert os.path.getsize(os.path.join(run_folder, "charts", chart)) > 1000, chart
+    report = open(os.path.join(run_folder, "REPORT.md")).read()
+    assert "## Answer on this machine" in report and "Centralized baseline" in report
+    assert main(["report", os.path.dirname(run_folder)]) == 0
+    index = open(os.path.join(os.path.dirname(run_folder), "REPORT.md")).read()
+    assert "[tiny](tiny/REPORT.md)" in index
+    assert build_index(os.path.dirname(run_folder)).endswith("REPORT.md")
+
+
+def test_a_sweep_on_a_cluster_spec(tmp_path):
+    params = SweepParams(mode=["distributed"], strategy=["pinned"], cluster="experiments/clusters/local-2.yaml",
+                         rates=[2.0], duration=1.0, warmup=0.3, out=str(tmp_path), run_id="spec", timeout=30)
+    with dask.config.set(SMALL):
+        folder = run_sweep(params, progress=False)
+    meta = json.load(open(os.path.join(folder, "points", "distributed-w2-pinned-local-2--rate2--r0.json")))
+    assert meta["cluster"]["cluster"]["name"] == "local-2"
+    assert meta["summary"]["ok"] > 0
+    rec = pd.read_parquet(os.path.join(folder, "points", "distributed-w2-pinned-local-2--rate2--r0.parquet"))
+    trace = json.loads(rec.loc[rec["status"] == 200, "trace"].iloc[0])
+    assert all(t["planned_worker"] == t["worker"] for t in trace)  # the spec's workers ran what pinned planned
