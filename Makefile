@@ -16,7 +16,7 @@ install: $(STAMP)
 
 ## experiment: the main job, the sweep notebook on the embedded default (results/<run>/ and results/REPORT.md)
 experiment: $(STAMP)
-	sh scripts/sweep.sh experiments/params/default.yaml
+	bash scripts/sweep.sh experiments/params/default.yaml
 
 ## demo: run N requests centralized and distributed on a LocalCluster; print the comparison
 demo: $(STAMP)

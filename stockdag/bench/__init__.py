@@ -8,17 +8,17 @@ seeded :class:`RequestMix` of ``/predict/{symbol}?as_of=`` paths.
 ``stockdag bench URL`` is the command line on top of it.
 
 Extend by adding fields to :class:`BenchConfig` and handling them in
-``loadgen._Run``; summaries only ever read the raw records, so a new field
+``loadgen.LoadRun``; summaries only ever read the raw records, so a new field
 never changes how old record files are summarised.
 """
 from __future__ import annotations
 
-from .loadgen import ARRIVALS, BenchConfig, BenchResult, arun, probe_stockdag, run, write_records
+from .loadgen import ARRIVALS, BenchConfig, BenchResult, LoadRun, arun, probe_stockdag, result_from, run, write_records
 from .mix import DISTRIBUTIONS, RequestMix
 from .summary import PERCENTILES, RECORD_COLUMNS, Summary, histogram, percentiles, summarize
 
 __all__ = [
-    "ARRIVALS", "BenchConfig", "BenchResult", "arun", "run", "probe_stockdag", "write_records",
+    "ARRIVALS", "BenchConfig", "BenchResult", "LoadRun", "arun", "result_from", "run", "probe_stockdag", "write_records",
     "DISTRIBUTIONS", "RequestMix", "PERCENTILES", "RECORD_COLUMNS", "Summary", "histogram", "percentiles",
     "summarize",
 ]

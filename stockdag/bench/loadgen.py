@@ -137,8 +137,8 @@ def _error_kind(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-class _Run:
-    """The state of one run: schedule, session, records."""
+class LoadRun:
+    """The state of one run: schedule and records (``rows`` grows while it runs, so a live view can read it)."""
 
     def __init__(self, cfg: BenchConfig):
         self.cfg = cfg
@@ -242,13 +242,20 @@ class _Run:
                 raise
 
 
-async def arun(cfg: BenchConfig) -> BenchResult:
-    """Run one benchmark from async code."""
-    run = _Run(cfg)
+async def arun(cfg: BenchConfig, *, state: "LoadRun | None" = None, stop: asyncio.Event | None = None) -> BenchResult:
+    """Run one benchmark from async code.
+
+    ``state`` lets a caller watch ``state.rows`` while the run goes on (the web
+    app does); setting ``stop`` ends the run early: the requests in flight are
+    cancelled (and not recorded), and the measured window ends at the stop
+    (``summary.extra["stopped_after"]``).
+    """
+    run = state if state is not None else LoadRun(cfg)
     limit = cfg.connections if cfg.loop == "open" else cfg.users
     connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, ttl_dns_cache=300)
     timeout = aiohttp.ClientTimeout(total=cfg.timeout)
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+    stopped_after = None
     async with aiohttp.ClientSession(connector=connector, timeout=timeout, raise_for_status=False,
                                      auto_decompress=False) as session:
         ticker = None
@@ -261,14 +268,35 @@ async def arun(cfg: BenchConfig) -> BenchResult:
             ticker = asyncio.create_task(run.progress(total))
         run.t0 = time.perf_counter()
         try:
-            await (run.open_loop(session) if cfg.loop == "open" else run.closed_loop(session))
+            work = asyncio.ensure_future(run.open_loop(session) if cfg.loop == "open" else run.closed_loop(session))
+            if stop is None:
+                await work
+            else:
+                waiter = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                if not work.done():
+                    stopped_after = time.perf_counter() - run.t0
+                # everything else on this loop (the schedule, requests in flight) ends before the session closes
+                others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and t is not ticker]
+                for t in others:
+                    t.cancel()
+                await asyncio.gather(*others, return_exceptions=True)
+                if stopped_after is None:
+                    work.result()  # re-raise a failure of the generator itself
         finally:
             if ticker is not None:
                 ticker.cancel()
                 await asyncio.gather(ticker, return_exceptions=True)
-    records = pd.DataFrame(run.rows, columns=list(RECORD_COLUMNS)).sort_values("index", ignore_index=True)
-    measured = records[~records["warmup"]]
-    if cfg.requests is None:
+    return result_from(cfg, run.rows, started, stopped_after)
+
+
+def result_from(cfg: BenchConfig, rows: list[tuple], started: str, stopped_after: float | None = None) -> BenchResult:
+    """Records and their summary; a stopped run's measured window ends at the stop."""
+    records = pd.DataFrame(list(rows), columns=list(RECORD_COLUMNS)).sort_values("index", ignore_index=True)
+    measured = records[~records["warmup"].astype(bool)]
+    if stopped_after is not None:
+        duration = max(stopped_after - cfg.warmup, 1e-3)
+    elif cfg.requests is None:
         duration = cfg.duration
     elif cfg.loop == "open":
         duration = len(measured) / cfg.rate
@@ -278,6 +306,8 @@ async def arun(cfg: BenchConfig) -> BenchResult:
                         arrivals=cfg.arrivals if cfg.loop == "open" else None, duration=duration,
                         warmup=cfg.warmup, timeout=cfg.timeout, started=started)
     summary.extra.update(cfg.extra)
+    if stopped_after is not None:
+        summary.extra["stopped_after"] = stopped_after
     return BenchResult(records, summary)
 
 

@@ -8,7 +8,7 @@
     tells an unreachable URL from a reachable one, and a stockdag server (its
     ``/health`` and symbols) from any other URL.
 :class:`LiveRun`
-    drives the :mod:`stockdag.bench` load generator (its ``_Run`` engine:
+    drives the :mod:`stockdag.bench` load generator (``arun`` with a ``LoadRun`` it can watch:
     schedule, requests, records) on an event loop of its own, in a background
     thread, so the Bokeh event loop never blocks; it can be stopped, and its
     records grow while it runs.
@@ -43,8 +43,8 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__, config
-from ..bench import RECORD_COLUMNS, BenchConfig, BenchResult, RequestMix, probe_stockdag, summarize, write_records
-from ..bench.loadgen import _Run
+from ..bench import RECORD_COLUMNS, BenchConfig, BenchResult, RequestMix, probe_stockdag, write_records
+from ..bench.loadgen import LoadRun, arun
 from ..bench.summary import histogram, percentiles
 
 #: record column positions (rows are tuples in :data:`RECORD_COLUMNS` order)
@@ -264,7 +264,7 @@ class LiveRun:
         self.result: BenchResult | None = None
         self.run_id: str | None = None
         self.meta: dict = {}
-        self._run: _Run | None = None
+        self._run: LoadRun | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._stop_requested = False
@@ -331,12 +331,12 @@ class LiveRun:
                  "mix": None if mix is None else {"distribution": mix.distribution, "symbols": list(mix.symbols),
                                                   "start": mix.start, "end": mix.end, "seed": mix.seed}}
         self.cfg = cfg = BenchConfig(mix=mix, extra=extra, connections=int(config.get("bench.connections")), **b)
-        self._run = _Run(cfg)
+        self._run = LoadRun(cfg)
         self.state = "running"
         self.message = f"running against {target.describe()}"
-        started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
-        stopped, elapsed = await _drive(cfg, self._run, self._stop)
-        self.result = _result(cfg, self._run.rows, started, elapsed if stopped else None)
+        self.result = await arun(cfg, state=self._run, stop=self._stop)
+        started = self.result.summary.started
+        stopped = "stopped_after" in self.result.summary.extra
         self.state = "stopped" if stopped else "done"
         self.meta = {
             "label": self.label(), "url": cfg.url, "started": started, "stopped": stopped,
@@ -364,54 +364,6 @@ class LiveRun:
         else:
             who = urlsplit(b["url"]).netloc
         return f"{who}, {load}"
-
-
-async def _drive(cfg: BenchConfig, run: _Run, stop: asyncio.Event) -> tuple[bool, float]:
-    """Run ``run``'s open or closed loop as :func:`stockdag.bench.arun` does, until done or ``stop`` is set.
-
-    Returns (stopped, seconds since the schedule's start).
-    """
-    limit = cfg.connections if cfg.loop == "open" else cfg.users
-    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, ttl_dns_cache=300)
-    timeout = aiohttp.ClientTimeout(total=cfg.timeout)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout, raise_for_status=False,
-                                     auto_decompress=False) as session:
-        run.t0 = time.perf_counter()
-        work = asyncio.create_task(run.open_loop(session) if cfg.loop == "open" else run.closed_loop(session))
-        waiter = asyncio.create_task(stop.wait())
-        await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        elapsed = time.perf_counter() - run.t0
-        stopped = not work.done()
-        # cancel everything else on this loop: the schedule and every request in flight
-        # (a cancelled request is not recorded), before the session closes under them
-        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for t in others:
-            t.cancel()
-        await asyncio.gather(*others, return_exceptions=True)
-        if not stopped:
-            work.result()  # re-raise a failure of the generator itself
-    return stopped, elapsed
-
-
-def _result(cfg: BenchConfig, rows: list[tuple], started: str, stopped_after: float | None) -> BenchResult:
-    """Records and summary as :func:`stockdag.bench.arun` makes them; a stopped run's window ends at the stop."""
-    records = pd.DataFrame(list(rows), columns=list(RECORD_COLUMNS)).sort_values("index", ignore_index=True)
-    measured = records[~records["warmup"].astype(bool)]
-    if stopped_after is not None:
-        duration = max(stopped_after - cfg.warmup, 1e-3)
-    elif cfg.requests is None:
-        duration = cfg.duration
-    elif cfg.loop == "open":
-        duration = len(measured) / cfg.rate
-    else:
-        duration = float(measured["intended"].max() - cfg.warmup) if len(measured) > 1 else 0.0
-    summary = summarize(records, url=cfg.url, loop=cfg.loop, rate=cfg.rate, users=cfg.users,
-                        arrivals=cfg.arrivals if cfg.loop == "open" else None, duration=duration,
-                        warmup=cfg.warmup, timeout=cfg.timeout, started=started)
-    summary.extra.update(cfg.extra)
-    if stopped_after is not None:
-        summary.extra["stopped_after"] = stopped_after
-    return BenchResult(records, summary)
 
 
 # ---------------------------------------------------------------------- live statistics
