@@ -135,7 +135,7 @@ def gantt(stages: pd.DataFrame, path: str) -> None:
     if stages.empty:
         return
     labels = list(dict.fromkeys(stages["label"]))
-    fig, axes = plt.subplots(len(labels), 1, figsize=(9, 1.0 + 1.3 * len(labels)), squeeze=False)
+    fig, axes = plt.subplots(len(labels), 1, figsize=(9, 1.6 + 1.3 * len(labels)), squeeze=False)
     cmap = plt.get_cmap("tab20")
     color = {sid: cmap(i) for i, sid in enumerate(STAGE_ORDER)}
     for ax, label in zip(axes[:, 0], labels):
@@ -154,7 +154,12 @@ def gantt(stages: pd.DataFrame, path: str) -> None:
         ax.set_title(f"{label}: one median request ({1000 * total[req]:.0f} ms)", fontsize=8)
         ax.grid(alpha=0.3, axis="x")
     axes[-1, 0].set_xlabel("ms since the request's first stage")
-    fig.tight_layout()
+    from matplotlib.patches import Patch
+
+    names = {s.id: s.name for s in STAGES}
+    fig.legend(handles=[Patch(color=color[sid], label=f"{sid} {names[sid]}") for sid in STAGE_ORDER],
+               loc="lower center", ncol=6, fontsize=6, frameon=False)
+    fig.tight_layout(rect=(0, 0.3 / (1.6 + 1.3 * len(labels)) * 2, 1, 1))  # room for the legend
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
