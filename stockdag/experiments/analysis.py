@@ -49,6 +49,11 @@ def load_run(folder: str) -> RunData:
         from .sweep import summarize_run
 
         summary = summarize_run(folder)
+    # keep the sweep's own order of configurations (the parameter file's), not file-name order
+    order = {c["label"]: i for i, c in enumerate(config.get("configurations", []))}
+    if len(summary):
+        summary = summary.assign(_order=summary["label"].map(order).fillna(len(order)))
+        summary = summary.sort_values(["_order", "load", "repeat"], kind="stable").drop(columns="_order").reset_index(drop=True)
     records = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return RunData(folder, config, summary, records)
 

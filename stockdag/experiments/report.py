@@ -93,6 +93,7 @@ def build(folder: str) -> dict:
     if not base.empty:
         table["throughput_vs_centralized"] = (table["max_throughput"] / base.iloc[0]["max_throughput"]).round(2)
         table["p50_speedup"] = (base.iloc[0]["p50_low_load_ms"] / table["p50_low_load_ms"]).round(2)
+    table["strategy"] = table["strategy"].fillna("-")
     for c in ("max_throughput", "knee_rate"):
         table[c] = table[c].round(2)
     for c in ("p50_low_load_ms", "p99_low_load_ms"):

@@ -30,7 +30,7 @@ def test_notebooks_execute(tmp_path, monkeypatch):
     runs = {
         "notebooks/01-data-and-models.ipynb": {"symbols": ["IBM"], "start": "2012-01-01", "end": "2012-02-28", "window": 120},
         "notebooks/02-pipeline.ipynb": {"runs": 1, "train_end": "2011-12-30"},
-        "experiments/sweep.ipynb": {"mode": ["centralized"], "workers": [1], "strategy": ["dask"], "rates": [2.0],
+        "experiments/sweep.ipynb": {"configurations": [{"mode": "centralized"}], "rates": [2.0],
                                     "duration": 1.0, "warmup": 0.3, "out": str(results), "run_id": "nb"},
         "notebooks/03-results.ipynb": {"results_dir": str(results)},
     }
@@ -41,3 +41,4 @@ def test_notebooks_execute(tmp_path, monkeypatch):
         executed = json.load(open(out))
         assert all(c.get("execution_count") for c in executed["cells"] if c["cell_type"] == "code"), path
     assert (results / "nb" / "REPORT.md").exists()
+    assert json.load(open(results / "nb" / "config.json"))["configurations"][0]["label"] == "centralized"
