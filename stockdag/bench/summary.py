@@ -89,14 +89,16 @@ def summarize(records: pd.DataFrame, *, url: str, loop: str, rate: float | None,
 
     ``duration`` is the measured window in seconds: achieved throughput is the
     number of successful measured requests over the time from the end of the
-    warm-up to the last measured response.
+    warm-up to the end of the window or the last measured response, whichever
+    is later (so a light load is not over-counted by a short span, and a
+    saturated server is charged for the backlog it drains after the window).
     """
     m = records[~records["warmup"]]
     ok_mask = m["error"] == ""
     ok = m[ok_mask]
     h = histogram(ok["latency"])
     errors = Counter(m.loc[~ok_mask, "error"])
-    span = max(float(m["end"].max()) - warmup, 1e-9) if len(m) else 0.0
+    span = max(float(m["end"].max()), warmup + duration) - warmup if len(m) else 0.0
     return Summary(
         url=url, loop=loop, rate=rate, users=users, arrivals=arrivals, duration=duration, warmup=warmup,
         timeout=timeout, requests=len(m), ok=len(ok), errors=dict(errors),

@@ -251,7 +251,9 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
 
 
 def summarize_run(folder: str) -> pd.DataFrame:
-    """One row a point (from the point summaries) -> ``summary.csv``."""
+    """One row a point -> ``summary.csv``, summarised again from the raw records (not from stored summaries)."""
+    from ..bench import summarize
+
     rows = []
     points_dir = os.path.join(folder, "points")
     for name in sorted(os.listdir(points_dir)):
@@ -259,7 +261,11 @@ def summarize_run(folder: str) -> pd.DataFrame:
             continue
         with open(os.path.join(points_dir, name)) as f:
             meta = json.load(f)
-        s, c = meta["summary"], meta["config"]
+        stored, c = meta["summary"], meta["config"]
+        records = pd.read_parquet(os.path.join(points_dir, meta["point"] + ".parquet"))
+        s = summarize(records, url=stored["url"], loop=stored["loop"], rate=stored["rate"], users=stored["users"],
+                      arrivals=stored["arrivals"], duration=stored["duration"], warmup=stored["warmup"],
+                      timeout=stored["timeout"]).to_dict()
         lat = s["latency_ms"]
         rows.append({
             "point": meta["point"], "label": c["label"], "mode": c["mode"], "workers": c["workers"],
