@@ -42,13 +42,9 @@ def load_run(folder: str) -> RunData:
             rec[k] = v
         frames.append(rec)
         rows.append(meta)
-    summary_path = os.path.join(folder, "summary.csv")
-    if os.path.exists(summary_path):
-        summary = pd.read_csv(summary_path)
-    else:
-        from .sweep import summarize_run
+    from .sweep import summarize_run
 
-        summary = summarize_run(folder)
+    summary = summarize_run(folder)  # always from the raw records: summary.csv is an output, never an input
     # keep the sweep's own order of configurations (the parameter file's), not file-name order
     order = {c["label"]: i for i, c in enumerate(config.get("configurations", []))}
     if len(summary):
