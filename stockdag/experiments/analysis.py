@@ -135,9 +135,11 @@ def saturation(agg: pd.DataFrame) -> pd.DataFrame:
         open_ = g[g["loop"] == "open"].sort_values("load")
         kept = open_[open_["throughput"] >= 0.9 * open_["offered_rate"]]
         low = g.sort_values("load").iloc[0]
+        best = g.loc[g["throughput"].idxmax()]
         rows.append({"label": label, "mode": g["mode"].iloc[0], "workers": int(g["workers"].iloc[0]),
                      "strategy": g["strategy"].iloc[0],
-                     "max_throughput": float(g["throughput"].max()),
+                     "max_throughput": float(best["throughput"]), "max_throughput_ci": float(best.get("throughput_ci", 0.0)),
                      "knee_rate": float(kept["load"].max()) if not kept.empty else float("nan"),
-                     "p50_low_load_ms": float(low["p50_ms"]), "p99_low_load_ms": float(low["p99_ms"])})
+                     "p50_low_load_ms": float(low["p50_ms"]), "p50_low_load_ms_ci": float(low.get("p50_ms_ci", 0.0)),
+                     "p99_low_load_ms": float(low["p99_ms"])})
     return pd.DataFrame(rows)

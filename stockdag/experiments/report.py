@@ -54,6 +54,11 @@ def answer(sat: pd.DataFrame, lim: dict, machine: dict) -> list[str]:
                    f"{lverdict} than centralized ({b['p50_low_load_ms'] / best_l['p50_low_load_ms']:.2f}x speed-up; "
                    f"the critical path allows at most {_fmt(lim.get('latency_speedup_bound'))}x).")
         ranked = dist.sort_values("max_throughput", ascending=False)
+        if len(ranked) > 1 and "max_throughput_ci" in ranked and ranked["max_throughput_ci"].iloc[0] > 0:
+            a, b2 = ranked.iloc[0], ranked.iloc[1]
+            if a["max_throughput"] - a["max_throughput_ci"] <= b2["max_throughput"] + b2["max_throughput_ci"]:
+                out.append(f"The two best distributed throughputs ({a['label']}, {b2['label']}) lie within each other's "
+                           "95% intervals: no strategy wins on throughput in this run.")
         out.append("Strategies by best throughput: " + ", ".join(
             f"{r['label']} {r['max_throughput']:.2f}" for _, r in ranked.iterrows()) + " req/s.")
         ranked = dist.sort_values("p50_low_load_ms")
@@ -94,10 +99,13 @@ def build(folder: str) -> dict:
         table["throughput_vs_centralized"] = (table["max_throughput"] / base.iloc[0]["max_throughput"]).round(2)
         table["p50_speedup"] = (base.iloc[0]["p50_low_load_ms"] / table["p50_low_load_ms"]).round(2)
     table["strategy"] = table["strategy"].fillna("-")
-    for c in ("max_throughput", "knee_rate"):
-        table[c] = table[c].round(2)
-    for c in ("p50_low_load_ms", "p99_low_load_ms"):
-        table[c] = table[c].round(0)
+    repeats = int(run.summary["repeat"].nunique()) if len(run.summary) else 1
+    ci = (lambda v, h, spec: f"{v:{spec}} ± {h:{spec}}") if repeats > 1 else (lambda v, h, spec: f"{v:{spec}}")
+    table["max_throughput"] = [ci(v, h, ".2f") for v, h in zip(table["max_throughput"], table["max_throughput_ci"])]
+    table["p50_low_load_ms"] = [ci(v, h, ".0f") for v, h in zip(table["p50_low_load_ms"], table["p50_low_load_ms_ci"])]
+    table["knee_rate"] = table["knee_rate"].round(2)
+    table["p99_low_load_ms"] = table["p99_low_load_ms"].round(0)
+    table = table.drop(columns=["max_throughput_ci", "p50_low_load_ms_ci"])
     costs = lim.get("stage_costs_s", {})
     lines = [
         f"# stockdag run {run.config['run_id']}",
@@ -120,7 +128,8 @@ def build(folder: str) -> dict:
         "",
         _table(table),
         "",
-        "`max_throughput`: best achieved req/s over the load levels (mean over repeats); `knee_rate`: highest offered "
+        "`max_throughput`: best achieved req/s over the load levels (mean over repeats, ± the 95% t interval when "
+        "there are repeats); `knee_rate`: highest offered "
         "rate still served at >= 90%; latencies from each request's intended send time (open loop), lowest load level.",
         "",
         "## Physical limits (from the measured stage costs)",
