@@ -97,6 +97,15 @@ def limits(records: pd.DataFrame, config: dict) -> dict:
     work = float(sum(costs.values()))
     cores = config.get("machine", {}).get("cores") or 1
     capacity = config.get("machine", {}).get("parallel_capacity") or cores
+    spec_path = config.get("params", {}).get("cluster")
+    if spec_path and os.path.exists(spec_path):
+        from ..deploy import load_spec
+
+        spec = load_spec(spec_path)
+        shares = [g.cpu_share * g.count for g in spec.worker_groups if g.cpu_share]
+        if spec.kind == "emulated" and shares:
+            # the distributed workers get only their cgroup quotas (the centralized baseline runs outside them)
+            capacity = min(capacity, float(sum(shares)))
     return {
         "stage_costs_s": costs, "total_work_s": work, "critical_path_s": cp, "critical_path": path,
         "cores": cores, "parallel_capacity": capacity,

@@ -150,7 +150,7 @@ def gantt(stages: pd.DataFrame, path: str) -> None:
             ax.barh(y, 1000 * r["duration"], left=1000 * r["start"], color=color[r["id"]], edgecolor="black", lw=0.3)
             if r["duration"] * 1000 > 25:
                 ax.text(1000 * (r["start"] + r["duration"] / 2), y, r["id"], ha="center", va="center", fontsize=6)
-        ax.set_yticks(range(len(workers)), [w.replace("tcp://", "")[-21:] for w in workers], fontsize=6)
+        ax.set_yticks(range(len(workers)), [w.split("://")[-1][-21:] for w in workers], fontsize=6)
         ax.set_title(f"{label}: one median request ({1000 * total[req]:.0f} ms)", fontsize=8)
         ax.grid(alpha=0.3, axis="x")
     axes[-1, 0].set_xlabel("ms since the request's first stage")

@@ -137,7 +137,7 @@ def build(folder: str) -> dict:
         f"Total work per request {_fmt(lim.get('total_work_s'), '.3f')} s; critical path "
         f"{_fmt(lim.get('critical_path_s'), '.3f')} s ({' -> '.join(lim.get('critical_path', []))}); "
         f"latency speed-up bound {_fmt(lim.get('latency_speedup_bound'))}x; throughput bound "
-        f"{_fmt(lim.get('throughput_bound_rps'))} req/s.",
+        f"{_fmt(lim.get('throughput_bound_rps'))} req/s ({lim.get('parallel_capacity')} effective CPUs / total work).",
         "",
         "| stage | " + " | ".join(costs) + " |",
         "|---|" + "---|" * len(costs),
@@ -152,6 +152,9 @@ def build(folder: str) -> dict:
         "",
         "- One host: distributed workers are processes on the same cores as the server, the scheduler and the load "
         "generator; network transfers are loopback. Cluster specs of kind `emulated` add CPU quotas and link delays; `ec2` runs for real.",
+        *(["- Emulated cluster: worker CPU shares are cgroup quotas and link delays a delaying transport; the centralized "
+           "baseline runs outside the quotas, on a whole core, so it has an advantage over the distributed configurations."]
+          if "emulated" in str(p.get("cluster") or "") else []),
         "- Confidence intervals are 95% t intervals over repeats; with one repeat there are none, and shared-machine noise is unquantified.",
         "- Remake everything here with `stockdag report " + folder + "`.",
     ]
