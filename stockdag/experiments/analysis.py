@@ -85,6 +85,17 @@ def critical_path(costs: dict[str, float]) -> tuple[float, list[str]]:
     return finish[STAGES[-1].id], path[::-1]
 
 
+def parallel_width() -> int:
+    """Most stages that can run at once: the largest layer of the stage DAG (the n of the design's test cases)."""
+    layer: dict[str, int] = {}
+    for stage in STAGES:
+        layer[stage.id] = 1 + max((layer[i] for i in stage.inputs), default=-1)
+    counts: dict[int, int] = {}
+    for v in layer.values():
+        counts[v] = counts.get(v, 0) + 1
+    return max(counts.values())
+
+
 def limits(records: pd.DataFrame, config: dict) -> dict:
     """Physical limits from the measured stage costs (centralized runs when present)."""
     st = stage_table(records)

@@ -73,6 +73,25 @@ def answer(sat: pd.DataFrame, lim: dict, machine: dict) -> list[str]:
     return out
 
 
+def predictions(lim: dict) -> list[str]:
+    """What the measured limits imply beyond this machine (bounds, not measurements)."""
+    if not lim:
+        return []
+    width = analysis.parallel_width()
+    return [
+        f"Throughput: each request costs {lim['total_work_s']:.2f} CPU-seconds of stage work, so a cluster of C "
+        f"cores serves at most {1 / lim['total_work_s']:.2f} x C req/s, whichever way the stages are placed; "
+        "stage distribution reaches it only while transfers and the 12 scheduler tasks per request stay small "
+        "beside the work, whereas replicating whole requests moves no data.",
+        f"Latency: no number of machines brings one request below its critical path, {1000 * lim['critical_path_s']:.0f} ms "
+        f"here ({' -> '.join(lim['critical_path'])}): at most {lim['latency_speedup_bound']:.2f}x faster than "
+        f"centralized, reached with about {width} workers (the widest set of stages that can run at once) and only by "
+        "strategies that spread a request's models; more workers than that can raise throughput, not lower latency.",
+        "Heterogeneous machines: a strategy that ignores worker speed can put a whole request on the slowest machine "
+        "and lose to centralized (see an emulated run); cost-aware placement (heft, fastest-node) avoids that.",
+    ]
+
+
 def build(folder: str) -> dict:
     """Remake every chart of a run folder and write its REPORT.md; return the key numbers."""
     run = analysis.load_run(folder)
@@ -123,6 +142,10 @@ def build(folder: str) -> dict:
         "## Answer on this machine",
         "",
         *[f"- {s}" for s in answer(sat, lim, m)],
+        "",
+        "## What this predicts for larger clusters",
+        "",
+        *[f"- {s}" for s in predictions(lim)],
         "",
         "## Configurations",
         "",

@@ -65,3 +65,9 @@ def test_params_files_are_valid():
     for path in glob.glob("experiments/params/*.yaml"):
         params = SweepParams.from_yaml(path, run_id="t")
         assert params.points(), path
+
+
+def test_parallel_width_is_the_five_models():
+    from stockdag.experiments.analysis import parallel_width
+
+    assert parallel_width() == 5
