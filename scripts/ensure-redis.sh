@@ -9,25 +9,10 @@ set -eu
 if command -v redis-server >/dev/null 2>&1; then
     exit 0
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "ensure-redis: redis-server is missing and apt-get is not available; install redis-server" >&2
-    exit 1
-fi
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then
-        SUDO="sudo"
-    else
-        echo "ensure-redis: redis-server is missing; run as root (or with sudo): apt-get install redis-server" >&2
-        exit 1
-    fi
-fi
-echo "ensure-redis: installing Debian's redis-server with apt-get" >&2
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
+sh "$(dirname "$0")/apt-install.sh" ensure-redis redis-server
 # in a container apt starts no service; on a host with systemd, stop and disable the one it started
-$SUDO apt-get install -y -qq --no-install-recommends redis-server >/dev/null
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
     $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
 fi
 if ! command -v redis-server >/dev/null 2>&1; then

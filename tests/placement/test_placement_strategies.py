@@ -8,25 +8,13 @@ import dask
 import pytest
 
 from stockdag.errors import InvalidRequest
+from stockdag.pipeline import STAGES as PIPELINE_STAGES
 from stockdag.placement import STRATEGIES, CostModel, TaskInfo, WorkerInfo, describe, make_strategy
 from stockdag.placement.hashring import HashRing
 from stockdag.placement.preload import parse_options
 
 # The stockdag stage graph (the contract with the pipeline): stage code, name, inputs.
-STOCKDAG_STAGES = [
-    ("C1", "parse_request", ()),
-    ("C6", "cache", ("C1",)),
-    ("C2", "fetch_prices", ("C1", "C6")),
-    ("C5", "fetch_news", ("C1", "C6")),
-    ("C3", "make_features", ("C1", "C2")),
-    ("C4", "score_sentiment", ("C1", "C5")),
-    ("C7", "ridge", ("C1", "C3", "C4")),
-    ("C8", "random_forest", ("C1", "C3", "C4")),
-    ("C9", "lightgbm", ("C1", "C3", "C4")),
-    ("C10", "knn", ("C1", "C3", "C4")),
-    ("C11", "mlp", ("C1", "C3", "C4")),
-    ("C12", "select", ("C1", "C2", "C4", "C5", "C7", "C8", "C9", "C10", "C11")),
-]
+STOCKDAG_STAGES = [(s.id, s.name, s.inputs) for s in PIPELINE_STAGES]  # the pipeline's own table, not a copy
 
 
 def stockdag_tasks(rid=None, symbol="AAPL"):
