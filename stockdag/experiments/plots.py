@@ -24,6 +24,18 @@ def _colors(labels):
     return {label: cmap(i % 10) for i, label in enumerate(labels)}
 
 
+def _finish(fig, ax, path: str, xlabel: str, ylabel: str, title: str, **grid) -> None:
+    """Label, grid, legend, save and close: the common end of every single-axes chart."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, **grid)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def latency_cdf(records: pd.DataFrame, path: str) -> None:
     """CDF of per-request latency for each configuration, at its lowest load level."""
     ok = records[records["status"] == 200]
@@ -36,14 +48,7 @@ def latency_cdf(records: pd.DataFrame, path: str) -> None:
         lat = np.sort(low["latency"].to_numpy()) * 1000
         ax.step(lat, np.arange(1, len(lat) + 1) / len(lat), where="post", color=colors[label],
                 label=f"{label} ({low['loop'].iloc[0]} {low['load'].iloc[0]:g})")
-    ax.set_xlabel("latency (ms, from intended send time)")
-    ax.set_ylabel("fraction of requests")
-    ax.set_title("Latency CDF at the lowest load level")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, ax, path, "latency (ms, from intended send time)", "fraction of requests", "Latency CDF at the lowest load level")
 
 
 def throughput_vs_load(agg: pd.DataFrame, lim: dict, path: str) -> None:
@@ -67,14 +72,7 @@ def throughput_vs_load(agg: pd.DataFrame, lim: dict, path: str) -> None:
         if not kept.empty:
             k = kept.iloc[-1]
             ax.scatter([k["offered_rate"]], [k["throughput"]], s=120, facecolors="none", edgecolors=colors[label])
-    ax.set_xlabel("offered load (req/s)")
-    ax.set_ylabel("achieved throughput (req/s)")
-    ax.set_title("Throughput vs offered load (circle: saturation knee)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, ax, path, "offered load (req/s)", "achieved throughput (req/s)", "Throughput vs offered load (circle: saturation knee)")
 
 
 def p99_vs_load(agg: pd.DataFrame, lim: dict, path: str) -> None:
@@ -88,14 +86,7 @@ def p99_vs_load(agg: pd.DataFrame, lim: dict, path: str) -> None:
     if lim.get("critical_path_s"):
         ax.axhline(1000 * lim["critical_path_s"], color="black", ls="--", label=f"critical path {1000 * lim['critical_path_s']:.0f} ms")
     ax.set_yscale("log")
-    ax.set_xlabel("offered load (req/s)")
-    ax.set_ylabel("p99 latency (ms, log)")
-    ax.set_title("Tail latency vs load")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, ax, path, "offered load (req/s)", "p99 latency (ms, log)", "Tail latency vs load", which="both")
 
 
 def speedup(sat: pd.DataFrame, lim: dict, path: str) -> None:
