@@ -18,8 +18,8 @@ import uuid
 import pytest
 from dask._task_spec import Task
 from distributed import Scheduler
-from distributed.core import Status
-from distributed.scheduler import WorkerState
+
+from fake_scheduler import fake_scheduler
 
 from stockdag.pipeline import STAGES as PIPELINE_STAGES
 from stockdag.placement import STRATEGIES, PlacementPlugin
@@ -30,20 +30,6 @@ LIFE = [("released", "waiting"), ("waiting", "processing"), ("memory", "released
 
 def _noop():
     return None
-
-
-def make_scheduler(n_workers: int) -> Scheduler:
-    # constructing a Scheduler binds its HTTP server: a free loopback port, closed by the fixture
-    scheduler = Scheduler(validate=False, dashboard=False, dashboard_address="127.0.0.1:0")
-    for i in range(n_workers):
-        ws = WorkerState(
-            address=f"tcp://127.0.0.1:{40000 + i}", status=Status.running, pid=i, name=i, nthreads=1,
-            memory_limit=2**32, local_directory="/tmp", nanny=None, server_id=f"bench-{i}", scheduler=scheduler,
-        )
-        scheduler.workers[ws.address] = ws
-        scheduler.running.add(ws)
-        scheduler.aliases[ws.name] = ws.address
-    return scheduler
 
 
 def new_request(scheduler: Scheduler) -> list[str]:
@@ -81,7 +67,7 @@ def lifecycle(plugin: PlacementPlugin, scheduler: Scheduler, keys: list[str], fa
 
 @pytest.fixture(scope="module", params=[2, 8], ids=lambda n: f"{n}workers")
 def scheduler(request):
-    scheduler = make_scheduler(request.param)
+    scheduler = fake_scheduler(request.param, tag="bench", port_base=40000)
     yield scheduler
     scheduler.http_server.stop()
 

@@ -11,9 +11,8 @@ import uuid
 
 import pytest
 from dask._task_spec import Task
-from distributed import Scheduler
-from distributed.core import Status
-from distributed.scheduler import WorkerState
+
+from fake_scheduler import fake_scheduler
 
 from stockdag.placement import PlacementPlugin
 
@@ -24,15 +23,7 @@ def _noop():
 
 @pytest.fixture
 def scheduler():
-    s = Scheduler(validate=False, dashboard=False, dashboard_address="127.0.0.1:0")
-    for i in range(2):
-        ws = WorkerState(
-            address=f"tcp://127.0.0.1:{41000 + i}", status=Status.running, pid=i, name=i, nthreads=1,
-            memory_limit=2**32, local_directory="/tmp", nanny=None, server_id=f"test-{i}", scheduler=s,
-        )
-        s.workers[ws.address] = ws
-        s.running.add(ws)
-        s.aliases[ws.name] = ws.address
+    s = fake_scheduler(2)
     yield s
     s.http_server.stop()
 
