@@ -163,6 +163,15 @@ class SweepParams:
                 for loop, load in loads]
 
 
+def _redacted(value):
+    """The configuration with URL passwords (e.g. a Redis cache URL) replaced, fit to be committed."""
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, str):
+        return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", value)
+    return value
+
+
 @contextlib.contextmanager
 def serving(cfg: Configuration, params: SweepParams):
     """Start the service of one configuration on a free loopback port; yield (url, cluster facts)."""
@@ -204,7 +213,7 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
     if not os.path.exists(cfg_path):
         record = {
             "run_id": params.run_id, "params": dataclasses.asdict(params),
-            "stockdag_config": sd_config.snapshot(), "versions": facts.versions(),
+            "stockdag_config": _redacted(sd_config.snapshot()), "versions": facts.versions(),
             "git": facts.git_commit(os.path.dirname(os.path.abspath(__file__))), "machine": facts.machine(),
             "started": dt.datetime.now().isoformat(timespec="seconds"),
             "configurations": [dataclasses.asdict(c) | {"label": c.label} for c in params.configurations_list()],

@@ -71,3 +71,10 @@ def test_parallel_width_is_the_five_models():
     from stockdag.experiments.analysis import parallel_width
 
     assert parallel_width() == 5
+
+
+def test_recorded_configuration_hides_url_passwords():
+    from stockdag.experiments.sweep import _redacted
+
+    cfg = {"cache": {"url": "redis://user:s3cret@10.0.0.5:6379/0", "size": 256}, "x": "redis://10.0.0.5:6379/0"}
+    assert _redacted(cfg) == {"cache": {"url": "redis://user:***@10.0.0.5:6379/0", "size": 256}, "x": "redis://10.0.0.5:6379/0"}
