@@ -103,7 +103,10 @@ def parse_date(value: object) -> dt.date | None:
     raise InvalidRequest(f"malformed as-of date {value!r}: expected YYYY-MM-DD")
 
 
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+def _choice(name: str, value: str | None, allowed: tuple[str, ...]) -> str:
+    if value is None and "none" in allowed:
+        # dask reads DASK_STOCKDAG__CACHE__BACKEND=none (and YAML's null) as None: the documented choice "none"
+        value = "none"
     if value not in allowed:
         raise InvalidRequest(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
     return value
@@ -178,7 +181,7 @@ def parse_request(
         raise InvalidRequest("source 'csv' needs a data directory (--data-dir or stockdag.data.data_dir)")
     lat = cfg.get("data.latency")
     latency = Latency(
-        distribution=_choice("latency distribution", str(lat.get("distribution", "none")), LATENCY_DISTRIBUTIONS),
+        distribution=_choice("latency distribution", lat.get("distribution", "none"), LATENCY_DISTRIBUTIONS),
         mean=float(lat.get("mean", 0.0)),
         spread=float(lat.get("spread", 0.0)),
         seed=int(lat.get("seed", 0)),
