@@ -1,74 +1,251 @@
-"""``stockdag`` command line: predict, symbols, train, evaluate, demo, cluster.
+"""``stockdag`` command line: predict, symbols, train, evaluate, demo, cluster, serve, bench, webapp, sweep, report.
 
 Errors in the user's input or data print one line (``stockdag: error: ...``)
-and exit with status 2; no traceback.
+and exit with status 2; no traceback. Options are checked when the command
+line is parsed (types, ranges, dates, options that need another option or
+mode), before anything starts. A command imports what it runs only when it
+runs, so ``stockdag --help`` stays fast.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import math
+import os
 import sys
 
+from . import __version__
 from .errors import InvalidRequest, StockdagError
 from .request import PROFILES, SOURCES
+
+PREDICT_MODES = ("centralized", "distributed")
+SERVE_MODES = ("centralized", "replicated", "distributed")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line on stderr and exit status 2."""
+
+    def error(self, message: str):  # noqa: D102  (argparse's hook)
+        self.exit(2, f"stockdag: error: {message} (see `{self.prog} --help`)\n")
+
+
+# -- option types: each raises ArgumentTypeError, which argparse reports as "argument --x: <message>"
+def _integer(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+positive_int = _integer(1)
+non_negative_int = _integer(0)
+
+
+def _number(*, minimum: float = 0.0, strict: bool = True):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"must be {'greater than' if strict else 'at least'} {minimum:g}, got {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+positive_float = _number()
+non_negative_float = _number(strict=False)
+
+
+def _port(minimum: int):
+    def parse(text: str) -> int:
+        value = _integer(minimum)(text)
+        if value > 65535:
+            raise argparse.ArgumentTypeError(f"a TCP port is at most 65535, got {value}")
+        return value
+
+    parse.__name__ = "port"
+    return parse
+
+
+def iso_date(text: str) -> str:
+    """YYYY-MM-DD, checked (the message says which part is wrong); returned in ISO form."""
+    from .request import parse_date
+
+    try:
+        return parse_date(text).isoformat()
+    except (InvalidRequest, AttributeError) as exc:
+        raise argparse.ArgumentTypeError(getattr(exc, "message", f"malformed date {text!r}: expected YYYY-MM-DD")) from None
+
+
+def symbol(text: str) -> str:
+    from .request import normalise_symbol
+
+    try:
+        return normalise_symbol(text)
+    except InvalidRequest as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def strategy(text: str) -> str:
+    """A placement strategy name (the registry is imported only when the option is given)."""
+    from .placement import STRATEGIES
+
+    if text != "dask" and text not in STRATEGIES:
+        raise argparse.ArgumentTypeError(f"unknown strategy {text!r}; choose one of: {', '.join(_strategy_names())}")
+    return text
+
+
+def _strategy_names() -> list[str]:
+    from .placement import STRATEGIES
+
+    return list(dict.fromkeys(["dask", *STRATEGIES]))  # "dask" once, even if the registry names it too
+
+
+def strategies(text: str) -> tuple[str, ...]:
+    """Comma-separated strategy names, or 'all'."""
+    if text.strip() == "all":
+        return tuple(_strategy_names())
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected comma-separated strategy names, or 'all'")
+    return tuple(dict.fromkeys(strategy(x) for x in names))
+
+
+def scheduler_address(text: str) -> str:
+    text = text.strip()
+    host = text.split("://", 1)[-1]
+    if not text or not host or host.startswith(":"):
+        raise argparse.ArgumentTypeError(f"expected a scheduler address such as tcp://10.0.0.5:8786, got {text!r}")
+    return text
+
+
+def http_url(text: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"expected an http:// or https:// URL with a host, e.g. http://127.0.0.1:8000, got {text!r}")
+    try:
+        parts.port  # noqa: B018  (raises on a port out of range)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"bad port in {text!r}: {exc}") from None
+    return text.strip()
+
+
+def directory(text: str) -> str:
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"folder {text!r} does not exist" if not os.path.exists(text) else f"{text!r} is not a folder")
+    return text
+
+
+def records_file(text: str) -> str:
+    """An output .parquet/.csv path that can be written (checked before any request is sent)."""
+    if not text.lower().endswith((".parquet", ".pq", ".csv")):
+        raise argparse.ArgumentTypeError(f"cannot tell the format of {text!r}: use a .parquet or .csv file name")
+    folder = os.path.dirname(os.path.abspath(text))
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder")
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(text) and not os.access(text, os.W_OK)):
+        raise argparse.ArgumentTypeError(f"cannot write {text!r}: permission denied")
+    return text
+
+
+def run_id(text: str) -> str:
+    if not text.strip() or text in (".", "..") or "/" in text or os.sep in text:
+        raise argparse.ArgumentTypeError(f"expected a folder name (no path separators), got {text!r}")
+    return text
+
+
+def host_name(text: str) -> str:
+    t = text.strip()
+    if not t or "/" in t or any(c.isspace() for c in t):
+        raise argparse.ArgumentTypeError(f"expected a host name or IP address to bind, got {text!r}")
+    return t
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", choices=SOURCES, default=None,
                    help="where prices and news come from (default: stockdag.data.source, 'bundled': offline real prices + synthetic headlines)")
-    p.add_argument("--data-dir", default=None, help="folder of <SYMBOL>.csv price files (with --source csv)")
+    p.add_argument("--data-dir", type=directory, default=None,
+                   help="folder of <SYMBOL>.csv price files; implies --source csv (default: stockdag.data.data_dir)")
 
 
 def _add_cluster_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workers", type=int, default=2, help="worker processes of the LocalCluster started for distributed mode (default 2, one thread each)")
-    p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler to use instead of a LocalCluster, e.g. tcp://10.0.0.5:8786")
-    p.add_argument("--strategy", default=None, help="job-placement strategy (see stockdag.placement.STRATEGIES; default: stockdag.placement.strategy)")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="worker processes of the LocalCluster started for distributed mode (default 2, one thread each); implies --mode distributed")
+    p.add_argument("--scheduler", type=scheduler_address, default=None,
+                   help="address of a running Dask scheduler to use instead of a LocalCluster, e.g. tcp://10.0.0.5:8786; implies --mode distributed")
+    p.add_argument("--strategy", type=strategy, default=None,
+                   help="job-placement strategy (see stockdag.placement.STRATEGIES; default: stockdag.placement.strategy); implies --mode distributed")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stockdag", description="Stock-prediction inference pipeline as a Dask graph: run, serve and measure it.")
+    parser = _Parser(prog="stockdag", description="Stock-prediction inference pipeline as a Dask graph: run, serve and measure it.")
+    parser.add_argument("--version", action="version", version=f"stockdag {__version__}", help="print the version and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("predict", help="predict the next-day close of a symbol", description="Predict the next-day close of SYMBOL through the C1-C12 pipeline.")
-    p.add_argument("symbol", help="ticker symbol, e.g. AAPL (see `stockdag symbols`)")
-    p.add_argument("--as-of", default=None, help="YYYY-MM-DD: predict the day after this date (default: the last day of data)")
-    p.add_argument("--mode", choices=("centralized", "distributed"), default="centralized",
-                   help="centralized: stages one after another in this process; distributed: the Dask graph on a cluster")
+    p.add_argument("symbol", type=symbol, help="ticker symbol, e.g. AAPL (see `stockdag symbols`)")
+    p.add_argument("--as-of", type=iso_date, default=None, help="YYYY-MM-DD: predict the day after this date (default: the last day of data)")
+    p.add_argument("--mode", choices=PREDICT_MODES, default=None,
+                   help="centralized: stages one after another in this process; distributed: the Dask graph on a cluster "
+                        "(default: distributed when --workers, --scheduler or --strategy is given, else centralized)")
     p.add_argument("--profile", choices=PROFILES, default=None, help="refit: fit models at request time (heavy); pretrained: load models from `stockdag train`")
     _add_data_options(p)
     _add_cluster_options(p)
     p.add_argument("--json", action="store_true", help="print the whole response (with the stage trace) as JSON")
 
-    p = sub.add_parser("symbols", help="list the symbols a data source has")
+    p = sub.add_parser("symbols", help="list the symbols a data source has, with the dates each can be predicted for",
+                       description="List the symbols of a data source: for each, its first and last day of prices, and the first as-of "
+                                   "date with enough history (stockdag.data.min_history trading days) for a prediction.")
     _add_data_options(p)
 
-    p = sub.add_parser("train", help="fit the pretrained profile's models into the model store")
-    p.add_argument("--symbols", nargs="*", default=None, help="symbols to train (default: every bundled symbol with enough history)")
-    p.add_argument("--train-end", default=None, help="last date the models may see (default: stockdag.models.train_end)")
+    p = sub.add_parser("train", help="fit the pretrained profile's models into the model store",
+                       description="Fit the five models of the pretrained profile for each symbol on data up to --train-end, "
+                                   "and save them in the model store that `--profile pretrained` loads.")
+    p.add_argument("--symbols", type=symbol, nargs="+", default=None, help="symbols to train (default: AAPL GOOG IBM MSFT)")
+    p.add_argument("--train-end", type=iso_date, default=None, help="last date the models may see, YYYY-MM-DD (default: stockdag.models.train_end)")
     p.add_argument("--store", default=None, help="model store folder (default: stockdag.models.store or ~/.cache/stockdag/models)")
-    p.add_argument("--window", type=int, default=None, help="training rows per model (default: stockdag.models.window)")
+    p.add_argument("--window", type=positive_int, default=None, help="training rows per model (default: stockdag.models.window)")
     _add_data_options(p)
 
-    p = sub.add_parser("evaluate", help="walk-forward accuracy of each model, the selector and a naive baseline")
-    p.add_argument("--symbols", nargs="*", default=["AAPL", "GOOG", "IBM", "MSFT"], help="symbols to evaluate")
-    p.add_argument("--start", default="2011-01-01", help="first test day (default 2011-01-01)")
-    p.add_argument("--end", default="2012-12-31", help="last test day (default 2012-12-31)")
-    p.add_argument("--step", type=int, default=20, help="days predicted per refit (default 20)")
-    p.add_argument("--window", type=int, default=None, help="training rows per fit (default: stockdag.models.window)")
+    p = sub.add_parser("evaluate", help="walk-forward accuracy of each model, the selector and a naive baseline",
+                       description="Walk forward from --start to --end: refit every --step days on the --window days before, "
+                                   "predict each next day, and report direction accuracy and MAE per model, for the selector and "
+                                   "for a naive 'always up' baseline (no look-ahead).")
+    p.add_argument("--symbols", type=symbol, nargs="+", default=["AAPL", "GOOG", "IBM", "MSFT"], help="symbols to evaluate")
+    p.add_argument("--start", type=iso_date, default="2011-01-01", help="first test day (default 2011-01-01)")
+    p.add_argument("--end", type=iso_date, default="2012-12-31", help="last test day (default 2012-12-31)")
+    p.add_argument("--step", type=positive_int, default=20, help="days predicted per refit (default 20)")
+    p.add_argument("--window", type=positive_int, default=None, help="training rows per fit (default: stockdag.models.window)")
     _add_data_options(p)
     p.add_argument("--json", action="store_true", help="print the metric table as JSON")
 
     p = sub.add_parser("demo", help="run the same requests centralized and distributed and compare latency/throughput",
                        description="Start a LocalCluster, run N distinct requests both ways (warm-up excluded), print latency and throughput with their ratio, and the stage trace of one request.")
-    p.add_argument("--requests", type=int, default=16, help="measured requests per phase (default 16)")
-    p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes, one thread each (default 2)")
-    p.add_argument("--in-flight", type=int, default=16, help="concurrent requests in the throughput phase (default 16)")
+    p.add_argument("--requests", type=positive_int, default=16, help="measured requests per phase (default 16)")
+    p.add_argument("--workers", type=positive_int, default=None, help="LocalCluster worker processes, one thread each (default 2); not with --scheduler")
+    p.add_argument("--in-flight", type=positive_int, default=16, help="concurrent requests in the throughput phase (default 16)")
     p.add_argument("--profile", choices=PROFILES, default=None, help="workload profile (default: stockdag.profile, i.e. refit)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the request mix")
-    p.add_argument("--scheduler", default=None, help="use a running Dask scheduler instead of a LocalCluster")
-    p.add_argument("--strategies", default="dask",
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the request mix")
+    p.add_argument("--scheduler", type=scheduler_address, default=None, help="use a running Dask scheduler instead of a LocalCluster")
+    p.add_argument("--strategies", type=strategies, default=("dask",),
                    help="comma-separated placement strategies compared on the same cluster, e.g. dask,heft,round-robin (default dask); 'all' for every one")
     p.add_argument("--json", action="store_true", help="print the measurements as JSON")
 
@@ -90,7 +267,123 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve_bench_parsers(sub)
     _add_webapp_parser(sub)
     _add_experiment_parsers(sub)
+    for subparsers in (sub, csub):  # a command without its own description shows its one-line help in --help
+        for choice in subparsers._choices_actions:
+            command = subparsers.choices[choice.dest]
+            command.description = command.description or choice.help[:1].upper() + choice.help[1:] + "."
     return parser
+
+
+# -- checks across options, run after parsing: an option that cannot apply is an error, or implies its mode
+def _given(args, *names: str) -> list[str]:
+    """The options among ``names`` given on the command line (as --flags)."""
+    return [f"--{n.replace('_', '-')}" for n in names if getattr(args, n, None) not in (None, False)]
+
+
+def _check_data(parser, args) -> None:
+    if args.data_dir is not None:
+        if args.source not in (None, "csv"):
+            parser.error(f"--data-dir is a folder of CSV files, for --source csv; not with --source {args.source}")
+        args.source = "csv"
+    elif args.source == "csv":
+        from . import config
+
+        if not config.get("data.data_dir"):
+            parser.error("--source csv needs --data-dir (or stockdag.data.data_dir)")
+
+
+def _check_cluster(parser, args, mode_options: dict[str, tuple[str, ...]]) -> None:
+    """Infer ``args.mode`` from the options given, refusing options of another mode."""
+    implied = {mode: _given(args, *names) for mode, names in mode_options.items()}
+    implied = {mode: opts for mode, opts in implied.items() if opts}
+    if len(implied) > 1:
+        (m1, o1), (m2, o2) = list(implied.items())[:2]
+        parser.error(f"{o1[0]} is for --mode {m1} and {o2[0]} for --mode {m2}: give options of one mode")
+    for mode, opts in implied.items():
+        if args.mode not in (None, mode):
+            parser.error(f"{opts[0]} applies to --mode {mode} only, not --mode {args.mode}")
+        args.mode = mode
+    if getattr(args, "workers", None) is not None and getattr(args, "scheduler", None) is not None:
+        parser.error("--workers sizes a LocalCluster started here; it cannot be combined with --scheduler")
+
+
+def _check_predict(parser, args) -> None:
+    _check_data(parser, args)
+    _check_cluster(parser, args, {"distributed": ("workers", "scheduler", "strategy")})
+    args.mode = args.mode or "centralized"
+
+
+def _check_evaluate(parser, args) -> None:
+    _check_data(parser, args)
+    if args.start > args.end:
+        parser.error(f"--start {args.start} is after --end {args.end}")
+
+
+def _check_demo(parser, args) -> None:
+    if args.workers is not None and args.scheduler is not None:
+        parser.error("--workers sizes a LocalCluster started here; it cannot be combined with --scheduler")
+
+
+def _check_serve(parser, args) -> None:
+    _check_data(parser, args)
+    _check_cluster(parser, args, {"replicated": ("replicas",), "distributed": ("workers", "scheduler", "strategy")})
+
+
+def _check_bench(parser, args) -> None:
+    from . import config
+
+    if args.users is not None and _given(args, "arrivals", "connections"):
+        parser.error(f"{_given(args, 'arrivals', 'connections')[0]} applies to open loop (--rate) only, not --users")
+    if args.requests is not None and args.duration is not None:
+        parser.error("give --duration or --requests, not both")
+    mix_options = _given(args, "mix", "zipf_s", "symbols", "start", "end")
+    if args.raw and mix_options:
+        parser.error(f"{mix_options[0]} shapes the request mix of a stockdag server; --raw sends the URL as given")
+    if args.zipf_s is not None:
+        if args.mix not in (None, "zipf"):
+            parser.error(f"--zipf-s is the exponent of --mix zipf, not --mix {args.mix}")
+        args.mix = "zipf"
+    start, end = str(config.get("bench.start", args.start)), str(config.get("bench.end", args.end))
+    if start > end:
+        parser.error(f"the mix starts ({start}) after it ends ({end}): check --start and --end")
+
+
+def _check_cluster_command(parser, args) -> None:
+    if args.action == "down" and args.spec and not args.all:
+        parser.error("--spec sweeps a region for tagged instances, with --all only")
+
+
+CHECKS = {"predict": _check_predict, "symbols": _check_data, "train": _check_data, "evaluate": _check_evaluate,
+          "demo": _check_demo, "serve": _check_serve, "bench": _check_bench, "cluster": _check_cluster_command}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def reach_scheduler(address: str) -> None:
+    """Connect to the scheduler at ``address`` once, so that an unreachable one is one clear line, not a traceback.
+
+    Waits at most ``distributed.comm.timeouts.connect``; uses the TLS settings of the Dask configuration.
+    """
+    import asyncio
+
+    import dask
+    from distributed.comm import connect
+    from distributed.security import Security
+    from dask.utils import parse_timedelta
+
+    timeout = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="seconds")
+
+    async def probe():
+        comm = await connect(address, timeout=timeout, **Security().get_connection_args("client"))
+        await comm.close()
+
+    try:
+        asyncio.run(probe())
+    except (OSError, ValueError, TypeError, asyncio.TimeoutError) as exc:
+        raise InvalidRequest(f"cannot reach the Dask scheduler at {address}: {_one_line(exc)}") from None
 
 
 def _cmd_predict(args) -> int:
@@ -102,7 +395,9 @@ def _cmd_predict(args) -> int:
     if args.mode == "centralized":
         result = CentralizedExecutor().run(request)
     else:
-        with DistributedExecutor(address=args.scheduler, n_workers=args.workers,
+        if args.scheduler:
+            reach_scheduler(args.scheduler)
+        with DistributedExecutor(address=args.scheduler, n_workers=args.workers or 2,
                                  strategy=config.get("placement.strategy", args.strategy), dashboard_address=":0") as ex:
             result = ex.run(request)
     d = result.to_dict()
@@ -116,14 +411,41 @@ def _cmd_predict(args) -> int:
         mark = "*" if c["model"] == d["winner"] else " "
         print(f"  {mark} {c['model']:<14} return {100 * c['prediction']:+.3f}%   recent MAE {100 * c['recent_error']:.3f}%")
     s = d["sentiment"]
-    print(f"  sentiment: {s['headlines']} headlines, latest day {s['latest_day']} = {s['latest']:+.3f}; cache: {d['cache']}")
+    print(f"  sentiment: {s['headlines']} headlines, latest day {s['latest_day']} = {s['latest']:+.3f}; cache: {_cache_text(d['cache'])}")
     return 0
 
 
+def _cache_text(cache) -> str:
+    """``{"prices": "hit", "news": "miss"}`` as ``prices hit, news miss``."""
+    if isinstance(cache, dict):
+        return ", ".join(f"{k} {v}" for k, v in cache.items()) or "none"
+    return str(cache)
+
+
 def _cmd_symbols(args) -> int:
+    from . import config
     from .data.prices import get_price_source
 
-    print("\n".join(get_price_source(args.source or "bundled", args.data_dir).symbols()))
+    source_name = config.get("data.source", args.source)
+    data_dir = config.get("data.data_dir", args.data_dir)
+    source = get_price_source(source_name, data_dir, float(config.get("data.timeout")))
+    names = source.symbols()
+    if not names:
+        if source_name == "csv":
+            raise InvalidRequest(f"no price files (<SYMBOL>.csv) in {data_dir}")
+        raise InvalidRequest(f"the {source_name} source cannot list its symbols (it answers for one symbol at a time: "
+                             f"stockdag predict SYMBOL --source {source_name})")
+    min_history = int(config.get("data.min_history"))
+    for name in names:
+        try:
+            frame = source.fetch(name, None, history_days=10**9, min_history=1).frame
+        except StockdagError as exc:
+            print(f"{name:<8} unreadable: {exc.message}")
+            continue
+        first, last = frame.index[0].date(), frame.index[-1].date()
+        usable = (f"as-of {frame.index[min_history - 1].date()} .. {last}" if len(frame) >= min_history
+                  else f"too little history to predict (needs {min_history} days)")
+        print(f"{name:<8} prices {first} .. {last} ({len(frame)} days); {usable}")
     return 0
 
 
@@ -133,8 +455,8 @@ def _cmd_train(args) -> int:
 
     symbols = args.symbols or ["AAPL", "GOOG", "IBM", "MSFT"]
     store = train(symbols, config.get("models.train_end", args.train_end), config.get("models.store", args.store),
-                  window=config.get("models.window", args.window), source=args.source or "bundled",
-                  data_dir=args.data_dir, show_progress=True)
+                  window=config.get("models.window", args.window), source=config.get("data.source", args.source),
+                  data_dir=config.get("data.data_dir", args.data_dir), show_progress=True)
     print(f"trained {len(symbols)} symbols x 5 models into {store}")
     return 0
 
@@ -144,7 +466,7 @@ def _cmd_evaluate(args) -> int:
     from .evaluate import evaluate
 
     ev = evaluate(args.symbols, args.start, args.end, window=config.get("models.window", args.window), step=args.step,
-                  source=args.source or "bundled", data_dir=args.data_dir, show_progress=not args.json)
+                  source=config.get("data.source", args.source), data_dir=config.get("data.data_dir", args.data_dir), show_progress=not args.json)
     if args.json:
         print(ev.table.reset_index().to_json(orient="records", indent=2))
     else:
@@ -160,16 +482,11 @@ def _cmd_demo(args) -> int:
     if args.scheduler:
         from distributed import Client
 
+        reach_scheduler(args.scheduler)
         client = Client(args.scheduler)
-    from .placement import STRATEGIES
-
-    strategies = ["dask", *STRATEGIES] if args.strategies == "all" else [x.strip() for x in args.strategies.split(",") if x.strip()]
-    unknown = [x for x in strategies if x != "dask" and x not in STRATEGIES]
-    if unknown:
-        raise InvalidRequest(f"unknown strategy {unknown[0]!r}; choose from dask, {', '.join(STRATEGIES)}")
     try:
-        cmp = compare(args.requests, args.workers, args.in_flight, args.profile, seed=args.seed,
-                      client=client, show_progress=not args.json, strategies=tuple(dict.fromkeys(strategies)))
+        cmp = compare(args.requests, args.workers or 2, args.in_flight, args.profile, seed=args.seed,
+                      client=client, show_progress=not args.json, strategies=tuple(args.strategies))
     finally:
         if client is not None:
             client.close()
@@ -237,18 +554,22 @@ def _add_serve_bench_parsers(sub) -> None:
     p = sub.add_parser("serve", help="serve predictions over HTTP (FastAPI + uvicorn)",
                        description="Serve GET /predict/{symbol}?as_of=YYYY-MM-DD, /symbols, /health, /metrics and the OpenAPI docs (/docs). "
                                    "Beyond --max-in-flight requests the server answers 503 with Retry-After at once; past --deadline, 504.")
-    p.add_argument("--mode", choices=("centralized", "replicated", "distributed"), default=None,
+    p.add_argument("--mode", choices=SERVE_MODES, default=None,
                    help="centralized: one request's pipeline at a time in the server process (the baseline); replicated: --replicas "
-                        "processes each running whole requests; distributed: many requests in flight on one Dask client (default: stockdag.serve.mode)")
-    p.add_argument("--replicas", type=int, default=None, help="processes of replicated mode (default: stockdag.serve.replicas)")
-    p.add_argument("--workers", type=int, default=None, help="LocalCluster worker processes of distributed mode, one thread each (default: stockdag.serve.workers)")
-    p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler for distributed mode instead of a LocalCluster")
-    p.add_argument("--strategy", default=None, help="job-placement strategy of distributed mode (see stockdag.placement.STRATEGIES; default: stockdag.placement.strategy)")
+                        "processes each running whole requests; distributed: many requests in flight on one Dask client (default: "
+                        "replicated with --replicas, distributed with --workers, --scheduler or --strategy, else stockdag.serve.mode)")
+    p.add_argument("--replicas", type=positive_int, default=None, help="processes of replicated mode (default: stockdag.serve.replicas); implies --mode replicated")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="LocalCluster worker processes of distributed mode, one thread each (default: stockdag.serve.workers); implies --mode distributed")
+    p.add_argument("--scheduler", type=scheduler_address, default=None,
+                   help="address of a running Dask scheduler for distributed mode instead of a LocalCluster; implies --mode distributed")
+    p.add_argument("--strategy", type=strategy, default=None,
+                   help="job-placement strategy of distributed mode (see stockdag.placement.STRATEGIES; default: stockdag.placement.strategy); implies --mode distributed")
     p.add_argument("--profile", choices=PROFILES, default=None, help="workload profile (default: stockdag.profile)")
-    p.add_argument("--host", default=None, help="address to bind (default: stockdag.serve.host, 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help="TCP port (default: stockdag.serve.port, 8000)")
-    p.add_argument("--max-in-flight", type=int, default=None, help="prediction requests admitted at once (default: stockdag.serve.max_in_flight)")
-    p.add_argument("--deadline", type=float, default=None, help="seconds before a prediction answers 504 (default: stockdag.serve.deadline)")
+    p.add_argument("--host", type=host_name, default=None, help="address to bind (default: stockdag.serve.host, 127.0.0.1)")
+    p.add_argument("--port", type=_port(1), default=None, help="TCP port, 1-65535 (default: stockdag.serve.port, 8000)")
+    p.add_argument("--max-in-flight", type=positive_int, default=None, help="prediction requests admitted at once, at least 1 (default: stockdag.serve.max_in_flight)")
+    p.add_argument("--deadline", type=positive_float, default=None, help="seconds (> 0) before a prediction answers 504 (default: stockdag.serve.deadline)")
     _add_data_options(p)
 
     p = sub.add_parser("bench", help="measure a server from the client side: open or closed loop load, latency percentiles",
@@ -256,25 +577,25 @@ def _add_serve_bench_parsers(sub) -> None:
                                    "errors by kind. A stockdag server's base URL gets a seeded mix of /predict/{symbol}?as_of= requests; any "
                                    "other URL is requested as given. Open loop (--rate) counts latency from each request's intended send time, "
                                    "so a stalled server cannot hide its stall; closed loop (--users) waits for each answer before the next "
-                                   "request, and so hides stalls.")
-    p.add_argument("url", help="server base URL (e.g. http://127.0.0.1:8000) or any URL to request as given")
+                                   "request, and so hides stalls. Exits with status 1 when no request succeeded.")
+    p.add_argument("url", type=http_url, help="server base URL (e.g. http://127.0.0.1:8000) or any http(s) URL to request as given")
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--rate", type=float, default=None, help="open loop: requests per second")
-    g.add_argument("--users", type=int, default=None, help="closed loop: concurrent users, each sending the next request when the last returns")
-    p.add_argument("--arrivals", choices=("constant", "poisson"), default=None, help="open-loop arrivals (default: stockdag.bench.arrivals)")
-    p.add_argument("--duration", type=float, default=None, help="measured seconds after the warm-up (default: stockdag.bench.duration)")
-    p.add_argument("--requests", type=int, default=None, help="send this many measured requests instead of running for --duration")
-    p.add_argument("--warmup", type=float, default=None, help="seconds of requests excluded from the results (default: stockdag.bench.warmup)")
-    p.add_argument("--timeout", type=float, default=None, help="per-request timeout in seconds, counted as error 'timeout' (default: stockdag.bench.timeout)")
-    p.add_argument("--connections", type=int, default=None, help="most open connections in open loop (default: stockdag.bench.connections)")
+    g.add_argument("--rate", type=positive_float, default=None, help="open loop: requests per second")
+    g.add_argument("--users", type=positive_int, default=None, help="closed loop: concurrent users, each sending the next request when the last returns")
+    p.add_argument("--arrivals", choices=("constant", "poisson"), default=None, help="open-loop arrivals (default: stockdag.bench.arrivals); not with --users")
+    p.add_argument("--duration", type=positive_float, default=None, help="measured seconds after the warm-up (default: stockdag.bench.duration)")
+    p.add_argument("--requests", type=positive_int, default=None, help="send this many measured requests instead of running for --duration")
+    p.add_argument("--warmup", type=non_negative_float, default=None, help="seconds of requests excluded from the results (default: stockdag.bench.warmup)")
+    p.add_argument("--timeout", type=positive_float, default=None, help="per-request timeout in seconds, counted as error 'timeout' (default: stockdag.bench.timeout)")
+    p.add_argument("--connections", type=positive_int, default=None, help="most open connections in open loop (default: stockdag.bench.connections); not with --users")
     p.add_argument("--mix", choices=("uniform", "zipf"), default=None, help="how symbols and dates are drawn (default: stockdag.bench.distribution)")
-    p.add_argument("--zipf-s", type=float, default=None, help="Zipf exponent of --mix zipf (default: stockdag.bench.zipf_s)")
-    p.add_argument("--symbols", nargs="*", default=None, help="symbols of the mix (default: all the server lists)")
-    p.add_argument("--start", default=None, help="first as-of date of the mix (default: stockdag.bench.start)")
-    p.add_argument("--end", default=None, help="last as-of date of the mix (default: stockdag.bench.end)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the mix and of Poisson arrivals (default: stockdag.bench.seed)")
-    p.add_argument("--raw", action="store_true", help="request URL as given even if it is a stockdag server")
-    p.add_argument("--out", default=None, help="write every request's record to this .parquet or .csv file")
+    p.add_argument("--zipf-s", type=positive_float, default=None, help="Zipf exponent of --mix zipf, implies it (default: stockdag.bench.zipf_s)")
+    p.add_argument("--symbols", type=symbol, nargs="+", default=None, help="symbols of the mix, each one the server lists (default: all the server lists)")
+    p.add_argument("--start", type=iso_date, default=None, help="first as-of date of the mix (default: stockdag.bench.start)")
+    p.add_argument("--end", type=iso_date, default=None, help="last as-of date of the mix (default: stockdag.bench.end)")
+    p.add_argument("--seed", type=non_negative_int, default=None, help="seed of the mix and of Poisson arrivals (default: stockdag.bench.seed)")
+    p.add_argument("--raw", action="store_true", help="request URL as given even if it is a stockdag server (no mix options then)")
+    p.add_argument("--out", type=records_file, default=None, help="write every request's record to this .parquet or .csv file (its folder must exist)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bar)")
 
 
@@ -284,8 +605,10 @@ def _cmd_serve(args) -> int:
     from . import config
     from .serve import create_app, serve
 
+    if args.scheduler:
+        reach_scheduler(args.scheduler)
     data = {k: v for k, v in {"stockdag.data.source": args.source, "stockdag.data.data_dir": args.data_dir}.items() if v is not None}
-    with dask.config.set(data):  # create_app snapshots the configuration, so the override outlives this block
+    with dask.config.set(data):  # create_app snapshots the configuration (a copy), so the override outlives this block
         app = create_app(args.mode, replicas=args.replicas, workers=args.workers, scheduler=args.scheduler,
                          strategy=args.strategy, profile=args.profile, max_in_flight=args.max_in_flight, deadline=args.deadline)
     host, port = config.get("serve.host", args.host), config.get("serve.port", args.port)
@@ -303,11 +626,19 @@ def _cmd_bench(args) -> int:
     def cfg(key, value):
         return config.get(f"bench.{key}", value)
 
-    if args.out and not str(args.out).lower().endswith((".parquet", ".pq", ".csv")):
-        raise InvalidRequest(f"cannot tell the format of {args.out!r}: use a .parquet or .csv file name")
     seed = int(cfg("seed", args.seed))
     mix = None
     symbols = None if args.raw else asyncio.run(probe_stockdag(args.url))
+    if symbols is None:
+        asyncio.run(_reach_url(args.url, float(cfg("timeout", args.timeout))))
+        mix_options = _given(args, "mix", "zipf_s", "symbols", "start", "end")
+        if mix_options:
+            raise InvalidRequest(f"{mix_options[0]} shapes the request mix of a stockdag server, and {args.url} is not one "
+                                 "(no /health naming the stockdag service)")
+    elif args.symbols:
+        unknown = [x for x in args.symbols if x not in symbols]
+        if unknown:
+            raise InvalidRequest(f"{args.url} does not serve {', '.join(unknown)}; it lists {', '.join(symbols)}")
     try:
         if symbols:
             mix = RequestMix(args.symbols or symbols, str(cfg("start", args.start)), str(cfg("end", args.end)),
@@ -330,7 +661,29 @@ def _cmd_bench(args) -> int:
         print(result.summary.table())
         if args.out:
             print(f"  {len(result.records)} request records (warm-up included, flagged) in {args.out}")
+    if result.summary.ok == 0:
+        errors = ", ".join(f"{k} {v}" for k, v in sorted(result.summary.errors.items()))
+        print(f"stockdag: error: none of the {result.summary.requests} measured requests succeeded"
+              + (f" ({errors})" if errors else ""), file=sys.stderr)
+        return 1
     return 0
+
+
+async def _reach_url(url: str, timeout: float) -> None:
+    """Open (and close) one TCP connection to the URL's host before the run, sending no request, so that a
+    server that is not there is one line instead of a run of failures."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, port), timeout)
+    except OSError as exc:
+        raise InvalidRequest(f"cannot connect to {parts.hostname}:{port} ({url}): {exc.strerror or _one_line(exc)}") from None
+    except asyncio.TimeoutError:
+        raise InvalidRequest(f"cannot connect to {parts.hostname}:{port} ({url}) within {timeout:g} s") from None
+    writer.close()
 
 
 def _add_webapp_parser(sub) -> None:
@@ -339,9 +692,9 @@ def _add_webapp_parser(sub) -> None:
                                    "(rate) or closed loop (users), and shows each request's latency, a histogram, percentiles, offered vs "
                                    "achieved throughput and errors live; for a stockdag server also the mean time per stage and which "
                                    "worker ran each stage. Finished runs are kept (raw CSV + summary) and can be overlaid for comparison.")
-    p.add_argument("--port", type=int, default=None, help="TCP port of the web app (default: stockdag.webapp.port, 5006; 0 picks a free one)")
-    p.add_argument("--host", default=None, help="address to bind (default: stockdag.webapp.host, 127.0.0.1)")
-    p.add_argument("--url", default=None, help="server URL the form is prefilled with (default: stockdag.webapp.url, a local `stockdag serve`)")
+    p.add_argument("--port", type=_port(0), default=None, help="TCP port of the web app, 0-65535 (default: stockdag.webapp.port, 5006; 0 picks a free one)")
+    p.add_argument("--host", type=host_name, default=None, help="address to bind (default: stockdag.webapp.host, 127.0.0.1)")
+    p.add_argument("--url", type=http_url, default=None, help="server URL the form is prefilled with (default: stockdag.webapp.url, a local `stockdag serve`)")
     p.add_argument("--store", default=None, help="folder where finished runs are kept (default: stockdag.webapp.store or ~/.cache/stockdag/webapp)")
 
 
@@ -364,7 +717,7 @@ def _add_experiment_parsers(sub) -> None:
                        description="Run the sweep of experiments/sweep.ipynb directly: every configuration x load x repeat, "
                                    "written to OUT/RUN_ID/ (resumable), then its charts and REPORT.md.")
     p.add_argument("params", help="a parameter file, e.g. experiments/params/default.yaml")
-    p.add_argument("--run-id", default=None, help="run folder name (default: a timestamp); an existing one is resumed")
+    p.add_argument("--run-id", type=run_id, default=None, help="run folder name (default: a timestamp); an existing one is resumed")
     p.add_argument("--out", default=None, help="folder that holds run folders (default: the file's out, or results)")
     p = sub.add_parser("report", help="charts and REPORT.md of a run folder, or results/REPORT.md of a results folder",
                        description="Rebuild everything from the folder alone: for a run folder (it has config.json) its charts "
@@ -407,7 +760,14 @@ COMMANDS = {"predict": _cmd_predict, "symbols": _cmd_symbols, "train": _cmd_trai
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    try:  # usage errors, --help and --version end here with their exit status (2, 0, 0)
+        args = parser.parse_args(argv)
+        if args.command in CHECKS:
+            sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+            CHECKS[args.command](sub.choices[args.command], args)
+    except SystemExit as exc:
+        return exc.code
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:  # distributed sets its own loggers to INFO when first imported, from this key
         import dask

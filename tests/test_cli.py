@@ -33,7 +33,35 @@ def test_bad_input_is_one_clear_line_and_nonzero(argv, message, capsys):
 
 def test_symbols(capsys):
     assert main(["symbols"]) == 0
-    assert capsys.readouterr().out.split() == ["AAPL", "FB", "GOOG", "IBM", "MSFT"]
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["AAPL", "FB", "GOOG", "IBM", "MSFT"]
+    assert "FB       prices 2012-05-18 .. 2013-03-01 (196 days); too little history to predict" in lines[1]
+
+
+def test_symbols_first_usable_date_is_the_first_that_predicts(small, capsys):
+    """Issue 16 item 14: the range `stockdag symbols` prints is the one predict accepts (at its first day, not the day before)."""
+    import datetime as dt
+    import re
+
+    assert main(["symbols"]) == 0
+    ibm = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("IBM"))
+    first = re.search(r"as-of (\S+) ", ibm).group(1)
+    assert main(["predict", "IBM", "--as-of", first]) == 0
+    capsys.readouterr()
+    before = (dt.date.fromisoformat(first) - dt.timedelta(days=1)).isoformat()
+    assert main(["predict", "IBM", "--as-of", before]) == 2
+    assert "at least 150 are needed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--data-dir", "{tmp}"], "no price files (<SYMBOL>.csv) in"),
+    (["--source", "yfinance"], "the yfinance source cannot list its symbols"),
+])
+def test_symbols_of_an_empty_source_is_an_error(argv, message, tmp_path, capsys):
+    """Issue 16 item 14: an empty folder or a live source is a clear error and a non-zero exit, not a blank line and 0."""
+    assert main(["symbols", *(a.format(tmp=tmp_path) for a in argv)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("stockdag: error: ") and message in err and err.count("\n") == 1
 
 
 def test_every_option_is_explained():
