@@ -175,3 +175,20 @@ def test_data_dir_implies_csv(tmp_path, monkeypatch):
     monkeypatch.setitem(cli.COMMANDS, "symbols", lambda args: seen.update(vars(args)) or 0)
     assert main(["symbols", "--data-dir", str(tmp_path)]) == 0
     assert seen["source"] == "csv"
+
+
+HEAVY = ("pandas", "numpy", "sklearn", "nltk", "distributed", "fastapi", "bokeh", "stockdag.pipeline", "stockdag.placement")
+
+
+def test_help_imports_nothing_heavy():
+    """Issue 16 item 17: every call took ~3 s to start, --help included; a command imports what it runs when it runs."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom stockdag.cli import main\n"
+            "for argv in (['--help'], ['predict', '--help'], ['bench', '--help'], ['serve', '--help']):\n"
+            "    assert main(argv) == 0\n"
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
