@@ -264,13 +264,16 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
     async def symbols():
         return {"source": source_name, "symbols": state["symbols"]}
 
-    @app.get("/health", response_model=HealthOut, summary="Mode, workers, strategy and load")
+    @app.get("/health", response_model=HealthOut, summary="Mode, workers, strategy and load (503 when no worker can run a request)",
+             responses={503: {"model": HealthOut, "description": "no workers: every prediction would time out"}})
     async def health():
         info = await backend.info()
-        return {"service": "stockdag", "status": "ok", "version": __version__, "profile": profile,
+        ok = info["workers"] is None or info["workers"] > 0  # a cluster with no workers answers every prediction with 504
+        body = {"service": "stockdag", "status": "ok" if ok else "no workers", "version": __version__, "profile": profile,
                 "in_flight": state["in_flight"], "max_in_flight": max_in_flight, "deadline": deadline,
                 "mode": info["mode"], "workers": info["workers"], "strategy": info["strategy"],
                 "dashboard": info["dashboard"]}
+        return body if ok else JSONResponse(body, status_code=503)
 
     @app.get("/metrics", response_class=Response, summary="Prometheus metrics",
              responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}})
