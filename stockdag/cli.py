@@ -85,7 +85,7 @@ def iso_date(text: str) -> str:
     from .request import parse_date
 
     try:
-        return parse_date(text).isoformat()
+        return parse_date(text, "date").isoformat()
     except (InvalidRequest, AttributeError) as exc:
         raise argparse.ArgumentTypeError(getattr(exc, "message", f"malformed date {text!r}: expected YYYY-MM-DD")) from None
 
@@ -362,6 +362,13 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+def yaml_error(path: str, exc: Exception) -> str:
+    """One line for a YAML syntax error, with the line and column it was found at."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{path}{where}: not valid YAML: {getattr(exc, 'problem', None) or _one_line(exc)}"
+
+
 def reach_scheduler(address: str) -> None:
     """Connect to the scheduler at ``address`` once, so that an unreachable one is one clear line, not a traceback.
 
@@ -532,9 +539,11 @@ def _cmd_cluster(args) -> int:
             print(json.dumps(rows, indent=2))
         elif not rows:
             print("no clusters running (start one with `stockdag cluster up SPEC`)")
+        else:
+            print(f"{'CLUSTER':<28} {'KIND':<9} {'STATE':<5} {'WORKERS':>7}  {'SCHEDULER':<26} DASHBOARD")
         for r in rows if not args.json else ():
-            print(f"{r['cluster_id']:<28} {r['kind']:<9} {'up' if r['alive'] else 'DEAD':<5} {r['scheduler']}  {r['dashboard']}  "
-                  f"{len(r['workers'])} workers")
+            print(f"{r['cluster_id']:<28} {r['kind']:<9} {'up' if r['alive'] else 'DEAD':<5} {len(r['workers']):>7}  "
+                  f"{r['scheduler']:<26} {r['dashboard']}")
     else:
         stopped = service.down(args.names, all=args.all)
         for r in stopped:
@@ -728,10 +737,14 @@ def _add_experiment_parsers(sub) -> None:
 def _cmd_sweep(args) -> int:
     from .experiments import SweepParams, build, run_sweep
 
+    import yaml
+
     try:
         params = SweepParams.from_yaml(args.params, run_id=args.run_id, out=args.out)
-    except (OSError, ValueError) as exc:
-        raise InvalidRequest(str(exc)) from None
+    except yaml.YAMLError as exc:
+        raise InvalidRequest(yaml_error(args.params, exc)) from None
+    except (OSError, ValueError, TypeError) as exc:
+        raise InvalidRequest(_one_line(exc)) from None
     folder = run_sweep(params)
     build(folder)
     print(f"{folder}/REPORT.md")

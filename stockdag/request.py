@@ -87,7 +87,7 @@ def normalise_symbol(symbol: object) -> str:
     return s
 
 
-def parse_date(value: object) -> dt.date | None:
+def parse_date(value: object, what: str = "as-of date") -> dt.date | None:
     """Parse an ISO date (YYYY-MM-DD), a date or None; raise InvalidRequest otherwise."""
     if value is None or value == "":
         return None
@@ -98,9 +98,10 @@ def parse_date(value: object) -> dt.date | None:
     if isinstance(value, str):
         try:
             return dt.date.fromisoformat(value.strip())
-        except ValueError:
-            pass
-    raise InvalidRequest(f"malformed as-of date {value!r}: expected YYYY-MM-DD")
+        except ValueError as exc:
+            if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):  # the right form, an impossible date: say which part
+                raise InvalidRequest(f"invalid {what} {value!r}: {exc}") from None
+    raise InvalidRequest(f"malformed {what} {value!r}: expected YYYY-MM-DD")
 
 
 def _choice(name: str, value: str | None, allowed: tuple[str, ...]) -> str:

@@ -21,7 +21,7 @@ def test_predict_text(small, capsys):
     (["predict", "NOPE"], "unknown symbol 'NOPE'; available: AAPL"),
     (["predict", "A/B"], "malformed symbol"),
     (["predict", "AAPL", "--as-of", "2031-01-01"], "after the last bundled AAPL price"),
-    (["predict", "AAPL", "--as-of", "01/02/2012"], "malformed as-of date"),
+    (["predict", "AAPL", "--as-of", "01/02/2012"], "malformed date"),
     (["predict", "AAPL", "--source", "csv", "--data-dir", "/nonexistent"], "does not exist"),
 ])
 def test_bad_input_is_one_clear_line_and_nonzero(argv, message, capsys):
@@ -71,3 +71,28 @@ def test_every_option_is_explained():
         for action in p._actions:
             if action.dest != "help":
                 assert action.help, f"stockdag {name} {action.option_strings or action.dest} has no help"
+
+
+def test_cluster_status_has_a_header(tmp_path, capsys):
+    """Issue 16 item 15: `cluster status` printed rows without saying what the columns are."""
+    import dask
+
+    info = {"cluster_id": "local-2-0123abcd", "kind": "local", "pid": 2**22 + 1, "scheduler": "tcp://127.0.0.1:40001",
+            "dashboard": "http://127.0.0.1:40002/status", "workers": ["a", "b"]}
+    (tmp_path / "local-2-0123abcd.json").write_text(json.dumps(info))
+    with dask.config.set({"stockdag.deploy.state_dir": str(tmp_path)}):
+        assert main(["cluster", "status"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split() == ["CLUSTER", "KIND", "STATE", "WORKERS", "SCHEDULER", "DASHBOARD"]
+    assert row.split()[0] == "local-2-0123abcd" and row.split()[3:] == ["2", "tcp://127.0.0.1:40001", "http://127.0.0.1:40002/status"]
+
+
+@pytest.mark.parametrize("command", [["sweep"], ["cluster", "plan"]])
+def test_a_yaml_error_names_its_line_and_column(command, tmp_path, capsys):
+    """Issue 16 item 15: YAML errors dropped the line and column (and the sweep's was a traceback)."""
+    path = tmp_path / "bad.yaml"
+    path.write_text("kind: local\nworkers: [1, 2\nrates: 3\n")
+    assert main([*command, str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"stockdag: error: {path}, line 3, column ") and "not valid YAML" in err, err
+    assert err.count("\n") == 1

@@ -192,3 +192,42 @@ def test_help_imports_nothing_heavy():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["predict", "AAPL", "--as-of", "2012-13-01"], "argument --as-of: invalid date '2012-13-01': month must be in 1..12"),
+    (["evaluate", "--end", "2012-02-30"], "argument --end: invalid date '2012-02-30': day is out of range for month"),
+    (["predict", "AAPL", "--as-of", "01/02/2012"], "argument --as-of: malformed date '01/02/2012': expected YYYY-MM-DD"),
+])
+def test_a_date_in_the_right_form_says_which_part_is_wrong(argv, message, capsys):
+    """Issue 16 item 15: '2012-13-01' was called malformed and told to be YYYY-MM-DD, which it is."""
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_impossible_as_of_date_over_http_says_which_part_is_wrong():
+    from stockdag.errors import InvalidRequest
+    from stockdag.request import parse_date
+
+    with pytest.raises(InvalidRequest, match=r"invalid as-of date '2012-13-01': month must be in 1\.\.12"):
+        parse_date("2012-13-01")
+
+
+def test_strategy_errors_name_each_strategy_once(capsys):
+    """Issue 16 item 15: the strategy error listed "dask" twice (the registry holds it too)."""
+    from stockdag.errors import InvalidRequest
+    from stockdag.experiments import SweepParams
+    from stockdag.placement import STRATEGIES
+    from stockdag.serve import create_app
+
+    assert main(["predict", "AAPL", "--strategy", "hfet"]) == 2
+    messages = [capsys.readouterr().err]
+    with pytest.raises(InvalidRequest) as exc:
+        create_app("distributed", strategy="hfet")
+    messages.append(exc.value.message)
+    with pytest.raises(ValueError) as exc:
+        SweepParams.from_yaml("experiments/params/default.yaml", strategy=["hfet"])
+    messages.append(str(exc.value))
+    for message in messages:
+        listed = message.split("choose ")[1].split(": ", 1)[-1].split(" (see")[0].replace("from ", "").strip()
+        assert sorted(x.strip() for x in listed.split(",")) == sorted(STRATEGIES), message

@@ -124,7 +124,7 @@ class SweepParams:
 
         unknown = [s for s in self.strategy if s != "dask" and s not in STRATEGIES]
         if unknown:
-            raise ValueError(f"unknown strategy {unknown[0]!r}; choose from dask, {', '.join(STRATEGIES)}")
+            raise ValueError(f"unknown strategy {unknown[0]!r}; choose from {', '.join(STRATEGIES)}")
         if self.run_id is None:
             self.run_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 

@@ -176,7 +176,7 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
                 from ..placement import STRATEGIES
 
                 if strategy not in STRATEGIES:
-                    raise InvalidRequest(f"unknown strategy {strategy!r}; choose one of: dask, {', '.join(STRATEGIES)}")
+                    raise InvalidRequest(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
             backend = BACKENDS[mode](int(config.get("serve.workers", workers)), scheduler, strategy, security=security)
         else:
             backend = BACKENDS[mode]()
