@@ -3,179 +3,27 @@
 Errors in the user's input or data print one line (``stockdag: error: ...``)
 and exit with status 2; no traceback. Options are checked when the command
 line is parsed (types, ranges, dates, options that need another option or
-mode), before anything starts. A command imports what it runs only when it
-runs, so ``stockdag --help`` stays fast.
+mode), before anything starts: each option's value type is in
+:mod:`stockdag.cli_options`, the checks across options are ``CHECKS`` here. A
+command imports what it runs only when it runs, so ``stockdag --help`` stays fast.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import math
-import os
 import sys
 
 from . import __version__
+from .cli_options import (
+    Parser, directory, host_name, http_url, iso_date, non_negative_float, non_negative_int, port, positive_float,
+    positive_int, records_file, run_id, scheduler_address, strategies, strategy, symbol,
+)
 from .errors import InvalidRequest, StockdagError
 from .request import PROFILES, SOURCES
 
 PREDICT_MODES = ("centralized", "distributed")
 SERVE_MODES = ("centralized", "replicated", "distributed")
-
-
-class _Parser(argparse.ArgumentParser):
-    """An argparse parser whose usage errors are one line on stderr and exit status 2."""
-
-    def error(self, message: str):  # noqa: D102  (argparse's hook)
-        self.exit(2, f"stockdag: error: {message} (see `{self.prog} --help`)\n")
-
-
-# -- option types: each raises ArgumentTypeError, which argparse reports as "argument --x: <message>"
-def _integer(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    parse.__name__ = "integer"
-    return parse
-
-
-positive_int = _integer(1)
-non_negative_int = _integer(0)
-
-
-def _number(*, minimum: float = 0.0, strict: bool = True):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-        if value < minimum or (strict and value == minimum):
-            raise argparse.ArgumentTypeError(f"must be {'greater than' if strict else 'at least'} {minimum:g}, got {text}")
-        return value
-
-    parse.__name__ = "number"
-    return parse
-
-
-positive_float = _number()
-non_negative_float = _number(strict=False)
-
-
-def _port(minimum: int):
-    def parse(text: str) -> int:
-        value = _integer(minimum)(text)
-        if value > 65535:
-            raise argparse.ArgumentTypeError(f"a TCP port is at most 65535, got {value}")
-        return value
-
-    parse.__name__ = "port"
-    return parse
-
-
-def iso_date(text: str) -> str:
-    """YYYY-MM-DD, checked (the message says which part is wrong); returned in ISO form."""
-    from .request import parse_date
-
-    try:
-        return parse_date(text, "date").isoformat()
-    except (InvalidRequest, AttributeError) as exc:
-        raise argparse.ArgumentTypeError(getattr(exc, "message", f"malformed date {text!r}: expected YYYY-MM-DD")) from None
-
-
-def symbol(text: str) -> str:
-    from .request import normalise_symbol
-
-    try:
-        return normalise_symbol(text)
-    except InvalidRequest as exc:
-        raise argparse.ArgumentTypeError(exc.message) from None
-
-
-def strategy(text: str) -> str:
-    """A placement strategy name (the registry is imported only when the option is given)."""
-    from .placement import STRATEGIES
-
-    if text != "dask" and text not in STRATEGIES:
-        raise argparse.ArgumentTypeError(f"unknown strategy {text!r}; choose one of: {', '.join(_strategy_names())}")
-    return text
-
-
-def _strategy_names() -> list[str]:
-    from .placement import STRATEGIES
-
-    return list(dict.fromkeys(["dask", *STRATEGIES]))  # "dask" once, even if the registry names it too
-
-
-def strategies(text: str) -> tuple[str, ...]:
-    """Comma-separated strategy names, or 'all'."""
-    if text.strip() == "all":
-        return tuple(_strategy_names())
-    names = [x.strip() for x in text.split(",") if x.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("expected comma-separated strategy names, or 'all'")
-    return tuple(dict.fromkeys(strategy(x) for x in names))
-
-
-def scheduler_address(text: str) -> str:
-    text = text.strip()
-    host = text.split("://", 1)[-1]
-    if not text or not host or host.startswith(":"):
-        raise argparse.ArgumentTypeError(f"expected a scheduler address such as tcp://10.0.0.5:8786, got {text!r}")
-    return text
-
-
-def http_url(text: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(text.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise argparse.ArgumentTypeError(f"expected an http:// or https:// URL with a host, e.g. http://127.0.0.1:8000, got {text!r}")
-    try:
-        parts.port  # noqa: B018  (raises on a port out of range)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"bad port in {text!r}: {exc}") from None
-    return text.strip()
-
-
-def directory(text: str) -> str:
-    if not os.path.isdir(text):
-        raise argparse.ArgumentTypeError(f"folder {text!r} does not exist" if not os.path.exists(text) else f"{text!r} is not a folder")
-    return text
-
-
-def records_file(text: str) -> str:
-    """An output .parquet/.csv path that can be written (checked before any request is sent)."""
-    if not text.lower().endswith((".parquet", ".pq", ".csv")):
-        raise argparse.ArgumentTypeError(f"cannot tell the format of {text!r}: use a .parquet or .csv file name")
-    folder = os.path.dirname(os.path.abspath(text))
-    if os.path.isdir(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is a folder")
-    if not os.path.isdir(folder):
-        raise argparse.ArgumentTypeError(f"folder {folder!r} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(text) and not os.access(text, os.W_OK)):
-        raise argparse.ArgumentTypeError(f"cannot write {text!r}: permission denied")
-    return text
-
-
-def run_id(text: str) -> str:
-    if not text.strip() or text in (".", "..") or "/" in text or os.sep in text:
-        raise argparse.ArgumentTypeError(f"expected a folder name (no path separators), got {text!r}")
-    return text
-
-
-def host_name(text: str) -> str:
-    t = text.strip()
-    if not t or "/" in t or any(c.isspace() for c in t):
-        raise argparse.ArgumentTypeError(f"expected a host name or IP address to bind, got {text!r}")
-    return t
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
@@ -195,7 +43,7 @@ def _add_cluster_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="stockdag", description="Stock-prediction inference pipeline as a Dask graph: run, serve and measure it.")
+    parser = Parser(prog="stockdag", description="Stock-prediction inference pipeline as a Dask graph: run, serve and measure it.")
     parser.add_argument("--version", action="version", version=f"stockdag {__version__}", help="print the version and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -576,7 +424,7 @@ def _add_serve_bench_parsers(sub) -> None:
                    help="job-placement strategy of distributed mode (see stockdag.placement.STRATEGIES; default: stockdag.placement.strategy); implies --mode distributed")
     p.add_argument("--profile", choices=PROFILES, default=None, help="workload profile (default: stockdag.profile)")
     p.add_argument("--host", type=host_name, default=None, help="address to bind (default: stockdag.serve.host, 127.0.0.1)")
-    p.add_argument("--port", type=_port(1), default=None, help="TCP port, 1-65535 (default: stockdag.serve.port, 8000)")
+    p.add_argument("--port", type=port(1), default=None, help="TCP port, 1-65535 (default: stockdag.serve.port, 8000)")
     p.add_argument("--max-in-flight", type=positive_int, default=None, help="prediction requests admitted at once, at least 1 (default: stockdag.serve.max_in_flight)")
     p.add_argument("--deadline", type=positive_float, default=None, help="seconds (> 0) before a prediction answers 504 (default: stockdag.serve.deadline)")
     _add_data_options(p)
@@ -701,7 +549,7 @@ def _add_webapp_parser(sub) -> None:
                                    "(rate) or closed loop (users), and shows each request's latency, a histogram, percentiles, offered vs "
                                    "achieved throughput and errors live; for a stockdag server also the mean time per stage and which "
                                    "worker ran each stage. Finished runs are kept (raw CSV + summary) and can be overlaid for comparison.")
-    p.add_argument("--port", type=_port(0), default=None, help="TCP port of the web app, 0-65535 (default: stockdag.webapp.port, 5006; 0 picks a free one)")
+    p.add_argument("--port", type=port(0), default=None, help="TCP port of the web app, 0-65535 (default: stockdag.webapp.port, 5006; 0 picks a free one)")
     p.add_argument("--host", type=host_name, default=None, help="address to bind (default: stockdag.webapp.host, 127.0.0.1)")
     p.add_argument("--url", type=http_url, default=None, help="server URL the form is prefilled with (default: stockdag.webapp.url, a local `stockdag serve`)")
     p.add_argument("--store", default=None, help="folder where finished runs are kept (default: stockdag.webapp.store or ~/.cache/stockdag/webapp)")
