@@ -159,6 +159,8 @@ def _check_predict(parser, args) -> None:
     _check_data(parser, args)
     _check_cluster(parser, args, {"distributed": ("workers", "scheduler", "strategy")})
     args.mode = args.mode or "centralized"
+    if args.mode == "distributed" and args.scheduler is None and args.workers is None:
+        args.workers = 2  # the LocalCluster's size when none is given
 
 
 def _check_evaluate(parser, args) -> None:
@@ -247,12 +249,12 @@ def _cmd_predict(args) -> int:
     from .run import CentralizedExecutor, DistributedExecutor
 
     request = parse_request(args.symbol, args.as_of, profile=args.profile, source=args.source, data_dir=args.data_dir)
+    if args.scheduler:  # (a scheduler implies distributed mode)
+        reach_scheduler(args.scheduler)
     if args.mode == "centralized":
         result = CentralizedExecutor().run(request)
     else:
-        if args.scheduler:
-            reach_scheduler(args.scheduler)
-        with DistributedExecutor(address=args.scheduler, n_workers=args.workers or 2,
+        with DistributedExecutor(address=args.scheduler, n_workers=args.workers,
                                  strategy=config.get("placement.strategy", args.strategy), dashboard_address=":0") as ex:
             result = ex.run(request)
     d = result.to_dict()
