@@ -3,8 +3,9 @@
 ``up`` starts a detached process (``python -m stockdag.deploy.service``, a new
 session, so closing the terminal does not stop it) that runs
 ``with start(spec) as cluster:`` and records the cluster in a JSON state file
-under ``stockdag.deploy.state_dir`` (``~/.cache/stockdag/clusters``). ``down``
-sends it SIGTERM; :func:`stockdag.deploy.start` turns that into the same
+under ``stockdag.deploy.state_dir`` (``~/.cache/stockdag/clusters``), with its
+PID, start time and command line. ``down`` sends it SIGTERM only if the process
+with that PID still has that start time and command line (PIDs are reused); :func:`stockdag.deploy.start` turns that into the same
 teardown as any other exit, and the process removes its state file last.
 """
 from __future__ import annotations
@@ -46,6 +47,36 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return True
+
+
+def _identity() -> dict:
+    """What identifies this process beyond its PID (which the OS reuses): its start time and command line."""
+    import psutil
+
+    me = psutil.Process()
+    return {"pid": me.pid, "create_time": me.create_time(), "cmdline": me.cmdline()}
+
+
+def _ours(info: dict) -> bool:
+    """True if the recorded cluster process still runs: same PID *and* same start time and command line.
+
+    A PID alone is not enough: after the cluster's process ends, the OS may give
+    its PID to an unrelated process, which ``down`` must never signal. A record
+    without a start time (written by an older version) is never trusted.
+    """
+    import psutil
+
+    pid, created = int(info.get("pid", 0)), info.get("create_time")
+    if pid <= 0 or created is None or not _alive(pid):
+        return False
+    try:
+        proc = psutil.Process(pid)
+        same = abs(proc.create_time() - float(created)) < 0.05
+        return same and (not info.get("cmdline") or proc.cmdline() == info["cmdline"])
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    except psutil.AccessDenied:  # another user's process: not one we started
+        return False
 
 
 def _write_state(path: str, info: dict) -> None:
@@ -95,7 +126,7 @@ def status() -> list[dict]:
                 info = json.load(f)
         except (OSError, ValueError):
             continue
-        info["alive"] = _alive(int(info.get("pid", 0)))
+        info["alive"] = _ours(info)
         info["state_file"] = os.path.join(d, fn)
         out.append(info)
     return out
@@ -120,11 +151,11 @@ def down(names: list[str] | None = None, all: bool = False, timeout: float = 60.
             raise DeployError(f"no running cluster named {', '.join(missing)}; running: "
                               f"{', '.join(c['cluster_id'] for c in running) or 'none'}")
     for c in chosen:
-        if c["alive"]:
+        if c["alive"] and _ours(c):  # checked again right before the signal
             _signal(int(c["pid"]), signal.SIGTERM)
     deadline = time.monotonic() + timeout
     for c in chosen:
-        while c["alive"] and _alive(int(c["pid"])):
+        while c["alive"] and _ours(c):
             if time.monotonic() > deadline:
                 raise DeployError(f"cluster {c['cluster_id']} (pid {c['pid']}) did not stop within {timeout:g} s")
             time.sleep(0.1)
@@ -144,7 +175,7 @@ def _serve(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         with start(args.spec, cluster_id=args.cluster_id) as cluster:
-            _write_state(args.state, {**cluster.info(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            _write_state(args.state, {**cluster.info(), **_identity(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
             while True:
                 signal.pause()
     except KeyboardInterrupt:

@@ -89,3 +89,32 @@ def test_cluster_up_of_a_bad_spec_starts_nothing(state_dir, capsys, write_spec):
     assert main(["cluster", "up", path]) == 2
     assert "count: expected an integer" in capsys.readouterr().err
     assert not list(state_dir.glob("*.json"))
+
+
+@pytest.mark.parametrize("recorded", ["other start time", "no start time"])
+def test_down_never_signals_a_process_that_reused_a_recorded_pid(state_dir, capsys, recorded):
+    import json
+    import subprocess
+    import sys
+
+    import psutil
+
+    # a process that is not the cluster's: its PID stands for one the cluster had before it ended
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        info = {"cluster_id": "ghost-1", "name": "ghost", "kind": "local", "scheduler": "tcp://127.0.0.1:1",
+                "dashboard": None, "workers": ["a-0"], "pid": other.pid}
+        if recorded == "other start time":
+            info["create_time"] = psutil.Process(other.pid).create_time() - 100
+        state_dir.mkdir(exist_ok=True)
+        (state_dir / "ghost-1.json").write_text(json.dumps(info))
+        assert main(["cluster", "status", "--json"]) == 0
+        [row] = json.loads(capsys.readouterr().out)
+        assert row["alive"] is False
+        assert main(["cluster", "down", "ghost"]) == 0
+        assert "stopped ghost-1" in capsys.readouterr().out
+        assert other.poll() is None  # not signalled
+        assert not (state_dir / "ghost-1.json").exists()  # the stale record is gone
+    finally:
+        other.kill()
+        other.wait()
