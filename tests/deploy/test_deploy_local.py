@@ -118,3 +118,24 @@ def test_down_never_signals_a_process_that_reused_a_recorded_pid(state_dir, caps
     finally:
         other.kill()
         other.wait()
+
+
+@pytest.mark.slow
+def test_clients_handed_out_are_closed_with_the_cluster():
+    """The README form `with start(spec) as cluster: cluster.client()` ends clean, in its own process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import stockdag.deploy as d\n"
+        f"with d.start({SPEC!r}) as cluster:\n"
+        "    client = cluster.client()\n"           # never closed by the caller
+        "    n = len(client.scheduler_info(n_workers=-1)['workers'])\n"
+        "    with cluster.client() as c2:\n"         # the context-manager form works too
+        "        c2.submit(sum, [1, 2]).result()\n"
+        "print('workers', n, 'client', client.status)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["workers", "2", "client", "closed"]
+    assert "Failed to reconnect" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
