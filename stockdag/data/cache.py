@@ -42,9 +42,16 @@ from typing import Any
 
 import cachetools
 
+from ..errors import StockdagError
 from .codec import UnreadableValue, decode, encode
 
 logger = logging.getLogger(__name__)
+
+
+class UnsafeCacheDirectory(StockdagError, PermissionError):
+    """The disk cache's folder is not this user's own: refused, since its values would be trusted."""
+
+    http_status = 500
 
 
 def default_directory() -> str:
@@ -57,7 +64,7 @@ def private_directory(path: str) -> str:
     """Create ``path`` mode 0700 if missing; refuse it if it is not a real folder owned by this user.
 
     In a shared temporary folder another user can create the path first (and
-    plant values in it): such a folder, or a symlink, raises ``PermissionError``.
+    plant values in it): such a folder, or a symlink, raises :class:`UnsafeCacheDirectory`.
     """
     try:
         os.makedirs(path, mode=0o700)
@@ -65,9 +72,9 @@ def private_directory(path: str) -> str:
         pass
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode):
-        raise PermissionError(f"cache folder {path} is not a folder (a symlink or a file): refusing to use it")
+        raise UnsafeCacheDirectory(f"cache folder {path} is not a folder (a symlink or a file): refusing to use it")
     if hasattr(os, "getuid") and st.st_uid != os.getuid():
-        raise PermissionError(f"cache folder {path} belongs to another user (uid {st.st_uid}): refusing to use it; "
+        raise UnsafeCacheDirectory(f"cache folder {path} belongs to another user (uid {st.st_uid}): refusing to use it; "
                               "set stockdag.cache.directory to a folder of your own")
     return path
 

@@ -145,3 +145,16 @@ def test_a_disk_folder_another_user_owns_or_a_symlink_is_refused(tmp_path, monke
     monkeypatch.setattr(cache_mod.os, "getuid", lambda: real_uid + 1)  # as if another user had made it
     with pytest.raises(PermissionError, match="belongs to another user"):
         DiskCache(str(tmp_path / "theirs"))
+
+
+def test_a_refused_disk_folder_is_one_line_from_the_cli(tmp_path, capsys, small):
+    import dask
+
+    from stockdag.cli import main
+
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", tmp_path / "link")
+    with dask.config.set({"stockdag.cache.backend": "disk", "stockdag.cache.directory": str(tmp_path / "link")}):
+        assert main(["predict", "AAPL", "--as-of", "2012-06-01"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a folder" in err[0] and "refusing" in err[0], err
