@@ -222,19 +222,23 @@ def yaml_error(path: str, exc: Exception) -> str:
 def reach_scheduler(address: str) -> None:
     """Connect to the scheduler at ``address`` once, so that an unreachable one is one clear line, not a traceback.
 
-    Waits at most ``distributed.comm.timeouts.connect``; uses the TLS settings of the Dask configuration.
+    Waits at most ``distributed.comm.timeouts.connect``; uses the certificates of a TLS cluster started by
+    ``stockdag cluster up``, else the TLS settings of the Dask configuration.
     """
     import asyncio
 
     import dask
+    from dask.utils import parse_timedelta
     from distributed.comm import connect
     from distributed.security import Security
-    from dask.utils import parse_timedelta
+
+    from .deploy.service import security_for
 
     timeout = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="seconds")
+    security = security_for(address) or Security()  # a TLS cluster of `stockdag cluster up`: its certificates
 
     async def probe():
-        comm = await connect(address, timeout=timeout, **Security().get_connection_args("client"))
+        comm = await connect(address, timeout=timeout, **security.get_connection_args("client"))
         await comm.close()
 
     try:
@@ -339,8 +343,10 @@ def _cmd_demo(args) -> int:
     if args.scheduler:
         from distributed import Client
 
+        from .deploy.service import security_for
+
         reach_scheduler(args.scheduler)
-        client = Client(args.scheduler)
+        client = Client(args.scheduler, security=security_for(args.scheduler))
     try:
         cmp = compare(args.requests, args.workers or 2, args.in_flight, args.profile, seed=args.seed,
                       client=client, show_progress=not args.json, strategies=tuple(args.strategies))
@@ -394,6 +400,8 @@ def _cmd_cluster(args) -> int:
         for r in rows if not args.json else ():
             print(f"{r['cluster_id']:<28} {r['kind']:<9} {'up' if r['alive'] else 'DEAD':<5} {len(r['workers']):>7}  "
                   f"{r['scheduler']:<26} {r['dashboard']}")
+            if r.get("tls"):
+                print(f"{'':<28} TLS certificates in {r['tls']['ca_file'].rsplit('/', 1)[0]}/")
     else:
         stopped = service.down(args.names, all=args.all)
         for r in stopped:
