@@ -497,7 +497,8 @@ def _cmd_bench(args) -> int:
     mix = None
     symbols = None if args.raw else asyncio.run(probe_stockdag(args.url))
     if symbols is None:
-        asyncio.run(_reach_url(args.url, float(cfg("timeout", args.timeout))))
+        # only a TCP connect: 10 s when no per-request timeout is configured
+        asyncio.run(_reach_url(args.url, float(cfg("timeout", args.timeout) or 10)))
         mix_options = _given(args, "mix", "zipf_s", "symbols", "start", "end")
         if mix_options:
             raise InvalidRequest(f"{mix_options[0]} shapes the request mix of a stockdag server, and {args.url} is not one "
