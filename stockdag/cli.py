@@ -472,16 +472,30 @@ def _cmd_serve(args) -> int:
     from . import config
     from .serve import create_app, serve
 
+    host, port = config.get("serve.host", args.host), int(config.get("serve.port", args.port))
+    _check_can_listen(host, port)
     if args.scheduler:
         reach_scheduler(args.scheduler)
     data = {k: v for k, v in {"stockdag.data.source": args.source, "stockdag.data.data_dir": args.data_dir}.items() if v is not None}
     with dask.config.set(data):  # create_app snapshots the configuration (a copy), so the override outlives this block
         app = create_app(args.mode, replicas=args.replicas, workers=args.workers, scheduler=args.scheduler,
                          strategy=args.strategy, profile=args.profile, max_in_flight=args.max_in_flight, deadline=args.deadline)
-    host, port = config.get("serve.host", args.host), config.get("serve.port", args.port)
     print(f"stockdag serve: {app.state.backend.mode} on http://{host}:{port} (docs at /docs); Ctrl-C stops", file=sys.stderr)
     serve(app, host=host, port=port)
     return 0
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """Bind the address once before anything starts, so that a taken port or a foreign address is one line."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            sock.bind(address)
+    except OSError as exc:
+        raise InvalidRequest(f"cannot listen on {host}:{port}: {exc.strerror or _one_line(exc)}") from None
 
 
 def _cmd_bench(args) -> int:

@@ -35,7 +35,11 @@ def served(monkeypatch):
 
     from stockdag.serve import ServerThread
 
-    seen = {}
+    import socket
+
+    with socket.socket() as probe:  # a port free now, so that no other server on this machine is in the way
+        probe.bind(("127.0.0.1", 0))
+        seen = {"port_args": ["--port", str(probe.getsockname()[1])]}
 
     def fake_serve(app, *, host, port, **kwargs):
         seen.update(app=app, host=host, port=port)
@@ -51,7 +55,7 @@ def served(monkeypatch):
 
 def test_serve_source_csv_answers_from_the_folder(csv_dir, small, served):
     """Issue 11 item 1: `/symbols` listed HOLDX but /predict/HOLDX answered 404 from the bundled data."""
-    assert main(["serve", "--source", "csv", "--data-dir", str(csv_dir)]) == 0
+    assert main(["serve", "--source", "csv", "--data-dir", str(csv_dir), *served["port_args"]]) == 0
     assert served["symbols"] == ["HOLDX"]
     assert served["predict"].status_code == 200, served["predict"].text
     body = served["predict"].json()
@@ -59,9 +63,10 @@ def test_serve_source_csv_answers_from_the_folder(csv_dir, small, served):
 
 
 def test_serve_flags_reach_the_server(small, served):
-    assert main(["serve", "--host", "127.0.0.2", "--port", "8123", "--max-in-flight", "3", "--deadline", "7.5",
+    port = int(served["port_args"][1])
+    assert main(["serve", "--host", "127.0.0.2", "--port", str(port), "--max-in-flight", "3", "--deadline", "7.5",
                  "--profile", "pretrained", "--mode", "centralized"]) == 0
-    assert (served["host"], served["port"]) == ("127.0.0.2", 8123)
+    assert (served["host"], served["port"]) == ("127.0.0.2", port)
     h = served["health"]
     assert (h["mode"], h["max_in_flight"], h["deadline"], h["profile"]) == ("centralized", 3, 7.5, "pretrained")
 
@@ -73,14 +78,14 @@ def test_serve_flags_reach_the_server(small, served):
 ])
 def test_serve_cluster_flags_reach_the_backend(argv, expected, served):
     served["enter"] = False  # the backend is checked, not started
-    assert main(["serve", *argv]) == 0
+    assert main(["serve", *argv, *served["port_args"]]) == 0
     backend = served["app"].state.backend
     assert {k: getattr(backend, k) for k in expected} == expected
 
 
 def test_serve_scheduler_reaches_the_backend(cluster, served):
     served["enter"] = False
-    assert main(["serve", "--scheduler", cluster.scheduler_address]) == 0
+    assert main(["serve", "--scheduler", cluster.scheduler_address, *served["port_args"]]) == 0
     backend = served["app"].state.backend
     assert (backend.mode, backend.scheduler) == ("distributed", cluster.scheduler_address)
 
@@ -90,7 +95,13 @@ def test_serve_scheduler_reaches_the_backend(cluster, served):
 def test_an_unreachable_scheduler_is_one_line(command, capsys, monkeypatch):
     import stockdag.serve
 
+    import socket
+
     monkeypatch.setattr(stockdag.serve, "serve", lambda *a, **k: pytest.fail("serve started"))
+    if command == ["serve"]:
+        with socket.socket() as probe:  # a free port, so that the scheduler is what fails
+            probe.bind(("127.0.0.1", 0))
+            command = ["serve", "--port", str(probe.getsockname()[1])]
     with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
         assert main([*command, "--scheduler", "tcp://127.0.0.1:9"]) == 2
     err = capsys.readouterr().err
@@ -263,3 +274,23 @@ def test_bench_writes_its_records_and_exits_0(server, tmp_path, capsys):
 
     records = pd.read_csv(out)
     assert len(records) == 2 and (records["status"] == 200).all()
+
+
+def test_serve_on_a_taken_port_is_one_line(served, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"stockdag: error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    assert "app" not in served
+
+
+def test_bench_mix_flags_reach_the_load_generator(server, run_spy):
+    with pytest.raises(_Stop):
+        main(["bench", server.url, "--users", "2", "--mix", "uniform", "--duration", "3"])
+    c = run_spy["cfg"]
+    assert (c.users, c.duration, c.mix.distribution) == (2, 3.0, "uniform")
