@@ -1,0 +1,346 @@
+"""The discrete-event model of the serving system, on SimPy.
+
+What is modelled, and what each piece stands for in the real system:
+
+* **Arrivals** come from :func:`stockdag.bench.loadgen.intended_times` (open
+  loop) or ``users`` closed-loop users, exactly as ``stockdag bench`` makes them,
+  and the request mix from :class:`stockdag.bench.RequestMix`.
+* **Centralized** (one server thread, FIFO) and **replicated** (K processes
+  taking whole requests from one queue) run the stages back to back.
+* **Distributed**: a request pays ``request`` seconds of client/server overhead,
+  then its tasks are placed by the *same strategy object* the scheduler plugin
+  uses (:data:`stockdag.placement.STRATEGIES`, fed the same plain values:
+  :class:`~stockdag.placement.TaskInfo`, :class:`~stockdag.placement.WorkerInfo`
+  with occupancy, and a real :class:`~stockdag.placement.CostModel` that learns
+  from the simulated completions). A task a strategy leaves to Dask (``dask``)
+  goes where :func:`dask_decide_worker` says, a model of
+  ``distributed.scheduler.decide_worker`` (not a stockdag strategy).
+  A task becomes ready ``hop`` seconds after its last input finished (plus the
+  sending worker's link latency: the scheduler hears of it through that link),
+  then passes the single-threaded scheduler (``task`` seconds each, queued),
+  then fetches inputs held elsewhere (link latency + bytes / bandwidth), then
+  waits for a thread of its worker (Dask's priority: earlier requests first).
+* **Workers** have threads, a CPU speed factor (a stage takes its drawn
+  duration / speed) and a link; workers on one host share its cores.
+* **Stage costs** are drawn per request as one whole measured request (all
+  stage durations of one traced request at speed 1), so correlations between
+  stages of one request are kept.
+
+Not modelled: Dask's work stealing, the GIL inside a multi-threaded worker,
+memory, the generator's own lag (requests are sent at their intended time).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import simpy
+
+from ..bench.loadgen import BenchConfig, intended_times, result_from
+from ..bench.mix import RequestMix
+from ..pipeline import STAGES
+from ..placement import STRATEGIES, CostModel, TaskInfo, WorkerInfo, make_strategy
+
+#: modes of the service (as in ``stockdag serve``)
+MODES = ("centralized", "replicated", "distributed")
+
+
+@dataclasses.dataclass(frozen=True)
+class SimWorker:
+    """One worker (a process) of the simulated cluster.
+
+    ``speed`` divides every stage duration (1.0: the machine the stage costs
+    were measured on); ``link_latency`` is added to every message the worker
+    sends (a completion to the scheduler, a result to another worker);
+    ``bandwidth`` is bytes/s of its link; ``host`` names the machine, whose
+    ``cores`` all its workers share.
+    """
+
+    name: str
+    threads: int = 1
+    speed: float = 1.0
+    link_latency: float = 0.0
+    bandwidth: float = 1e9
+    host: str = "local"
+
+
+@dataclasses.dataclass(frozen=True)
+class Overheads:
+    """Fitted overheads (seconds), see :mod:`stockdag.simulate.calibrate`."""
+
+    central_request: float = 0.003   # centralized/replicated: per request, outside the stages
+    request: float = 0.02            # distributed: per request (client, graph submission, result)
+    hop: float = 0.004               # distributed: last input finished -> dependent known ready
+    task: float = 0.0005             # distributed: scheduler time per task (one scheduler, queued)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class Costs:
+    """What the simulator draws stage costs from.
+
+    ``samples`` is an array (requests x stages, in :data:`STAGE_IDS` order) of
+    measured stage durations in seconds at speed 1; ``nbytes`` the measured
+    size of each stage's output (what a dependent fetches).
+    """
+
+    samples: np.ndarray
+    nbytes: dict[str, float]
+    profile: str = "refit"
+
+    def mean_request(self) -> float:
+        return float(self.samples.sum(axis=1).mean())
+
+
+STAGE_IDS = tuple(s.id for s in STAGES)
+_INDEX = {s.id: i for i, s in enumerate(STAGES)}
+_INPUTS = tuple(tuple(_INDEX[d] for d in s.inputs) for s in STAGES)
+_NAMES = tuple(s.name for s in STAGES)
+
+
+def critical_path(durations: Sequence[float]) -> float:
+    """Longest path through the stage DAG for one vector of stage durations."""
+    finish = [0.0] * len(STAGES)
+    for i, deps in enumerate(_INPUTS):
+        finish[i] = max((finish[d] for d in deps), default=0.0) + durations[i]
+    return max(finish)
+
+
+def dask_decide_worker(deps_on: Sequence[int], nbytes: Sequence[float], occupancy: Sequence[float],
+                       workers: Sequence[SimWorker], bandwidth: float) -> int:
+    """A model of ``distributed.scheduler.decide_worker``: which worker Dask picks for a ready task.
+
+    Candidates are the workers holding an input (all workers for a root
+    task); the pick minimises the expected start time: occupancy per thread plus
+    the bytes it would have to fetch over ``bandwidth``; ties go to the first.
+    """
+    cand = sorted(set(deps_on)) if deps_on else range(len(workers))
+    best, best_v = None, math.inf
+    for w in cand:
+        missing = sum(b for d, b in zip(deps_on, nbytes) if d != w)
+        v = occupancy[w] / workers[w].threads + missing / bandwidth
+        if v < best_v:
+            best, best_v = w, v
+    return best
+
+
+class _Run:
+    """The state of one simulation (one configuration at one load level)."""
+
+    def __init__(self, env, mode, workers, strategy, costs, overheads, cores, replicas, seed, max_in_flight):
+        self.env = env
+        self.mode = mode
+        self.workers = list(workers)
+        self.costs = costs
+        self.ov = overheads
+        self.rng = np.random.default_rng(seed)
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+        self.rows: list[tuple] = []
+        self.task_count = 0
+        if mode == "distributed":
+            self.strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
+            self.model = CostModel()
+            self.scheduler = simpy.Resource(env, capacity=1)
+            self.threads = [simpy.PriorityResource(env, capacity=w.threads) for w in self.workers]
+            self.occupancy = [0.0] * len(self.workers)
+            self.addresses = [f"sim://{w.name}" for w in self.workers]
+            self.by_address = {a: i for i, a in enumerate(self.addresses)}
+            hosts: dict[str, int] = {}
+            for w in self.workers:
+                hosts[w.host] = hosts.get(w.host, 0) + w.threads
+            # a host's cores are a resource only where its workers have more threads than it has cores
+            self.cores = {h: simpy.Resource(env, capacity=max(1, int(cores.get(h, n))))
+                          for h, n in hosts.items() if cores.get(h) is not None and n > cores[h]}
+            self._sum = [0.0] * len(STAGES)
+            self._n = [0] * len(STAGES)
+        else:
+            k = 1 if mode == "centralized" else int(replicas)
+            host_cores = cores.get("local")
+            if host_cores is not None:
+                k = min(k, max(1, int(host_cores)))
+            self.server = simpy.Resource(env, capacity=k)
+
+    # ---------------------------------------------------------------- one request
+    def request(self, index: int, intended: float, path: str, warmup: bool, done=None):
+        env = self.env
+        sent = env.now
+        if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
+            self.rows.append((index, path, intended, sent, sent, 503, "http_503", sent - intended, 0.0, warmup, None))
+            if done is not None:
+                done.succeed()
+            return
+        self.in_flight += 1
+        sample = self.costs.samples[int(self.rng.integers(len(self.costs.samples)))]
+        if self.mode == "distributed":
+            yield from self._distributed(index, path, sample)
+        else:
+            yield env.timeout(self.ov.central_request)
+            with self.server.request() as slot:
+                yield slot
+                yield env.timeout(float(sample.sum()))
+        self.in_flight -= 1
+        end = env.now
+        self.rows.append((index, path, intended, sent, end, 200, "", end - intended, end - sent, warmup, None))
+        if done is not None:
+            done.succeed()
+
+    def _distributed(self, index: int, path: str, sample):
+        env = self.env
+        yield env.timeout(self.ov.request)
+        rid = f"{index:032x}"
+        symbol = path.split("/")[2].split("?")[0] if path.startswith("/predict/") else None
+        keys = [f"{name}-{rid}" for name in _NAMES]
+        tasks = [TaskInfo(keys[i], _NAMES[i], rid, STAGE_IDS[i], symbol, tuple(keys[d] for d in _INPUTS[i]))
+                 for i in range(len(STAGES))]
+        infos = [WorkerInfo(self.addresses[i], w.name, w.threads, self.occupancy[i])
+                 for i, w in enumerate(self.workers)]
+        plan = self.strategy.place(tasks, infos, self.model) if self.strategy.plans else {}
+        where = [self.by_address[plan[k]] if plan.get(k) is not None else None for k in keys]
+        model = self.model
+        est = [0.0] * len(STAGES)
+        for i, w in enumerate(where):
+            if w is not None:
+                est[i] = model.estimate(_NAMES[i], self.workers[w].name)
+                self.occupancy[w] += est[i]
+        done = [env.event() for _ in STAGES]
+        ran_on = [None] * len(STAGES)
+        for i in range(len(STAGES)):
+            env.process(self._task(index, i, where[i], est[i], sample[i], done, ran_on))
+        yield done[-1]
+
+    def _task(self, index, i, planned, est, duration, done, ran_on):
+        env = self.env
+        deps = _INPUTS[i]
+        if deps:
+            yield env.all_of([done[d] for d in deps])
+            last = max(deps, key=lambda d: done[d].value)
+            yield env.timeout(self.ov.hop + self.workers[ran_on[last]].link_latency)
+        with self.scheduler.request() as turn:
+            yield turn
+            yield env.timeout(self.ov.task)
+        w = planned
+        nbytes = self.costs.nbytes
+        if w is None:
+            w = dask_decide_worker([ran_on[d] for d in deps], [nbytes.get(STAGE_IDS[d], 0.0) for d in deps],
+                                   self.occupancy, self.workers, self.model.bandwidth)
+            est = self.model.estimate(_NAMES[i], self.workers[w].name)
+            self.occupancy[w] += est
+        worker = self.workers[w]
+        # inputs held elsewhere are fetched in parallel: the slowest decides
+        fetch = 0.0
+        for d in deps:
+            src = ran_on[d]
+            if src != w:
+                s = self.workers[src]
+                fetch = max(fetch, s.link_latency + nbytes.get(STAGE_IDS[d], 0.0) / min(s.bandwidth, worker.bandwidth))
+        if fetch:
+            yield env.timeout(fetch)
+        seconds = float(duration) / worker.speed
+        with self.threads[w].request(priority=index) as slot:
+            yield slot
+            core = self.cores.get(worker.host)
+            if core is None:
+                yield env.timeout(seconds)
+            else:
+                with core.request() as c:
+                    yield c
+                    yield env.timeout(seconds)
+        self.occupancy[w] = max(self.occupancy[w] - est, 0.0)
+        self._observe(i, _NAMES[i], worker.name, seconds)
+        ran_on[i] = w
+        self.task_count += 1
+        done[i].succeed(env.now)
+
+    def _observe(self, i, name, worker, seconds):
+        model = self.model
+        model.observe(name, worker, seconds, self.costs.nbytes.get(STAGE_IDS[i]))
+        # Dask's own per-prefix average, which the plugin hands the cost model as priors
+        self._sum[i] += seconds
+        self._n[i] += 1
+        model.priors[name] = self._sum[i] / self._n[i]
+
+
+@dataclasses.dataclass
+class SimConfig:
+    """One simulated configuration: how the service runs and on what."""
+
+    mode: str = "distributed"
+    workers: Sequence[SimWorker] = ()
+    strategy: str = "dask"
+    replicas: int = 1
+    cores: dict | None = None       # host -> cores (None: unlimited, one machine per worker)
+    max_in_flight: int | None = None
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; choose one of: {', '.join(MODES)}")
+        if self.mode == "distributed":
+            if not self.workers:
+                raise ValueError("a distributed configuration needs at least one worker")
+            if self.strategy not in STRATEGIES:
+                raise ValueError(f"unknown strategy {self.strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+
+
+def simulate(config: SimConfig, costs: Costs, overheads: Overheads, bench: BenchConfig, *,
+             mix: RequestMix | None = None, seed: int = 0):
+    """Simulate one ``stockdag bench`` run against ``config``; return a :class:`~stockdag.bench.BenchResult`.
+
+    The result has the same records and summary as a measured run (traces
+    are not simulated: the ``trace`` column is empty); ``summary.extra``
+    says ``simulated: True`` and counts the simulated tasks.
+    """
+    env = simpy.Environment()
+    run = _Run(env, config.mode, config.workers, config.strategy, costs, overheads, config.cores or {},
+               config.replicas, seed, config.max_in_flight)
+    mix = mix or RequestMix(["X"], seed=bench.seed)
+    paths: list[str] = []
+
+    def path(i):
+        while i >= len(paths):
+            paths.extend(mix.paths(4096))
+        return paths[i]
+
+    if bench.loop == "open":
+        def source():
+            for i, t in enumerate(intended_times(bench)):
+                if t > env.now:
+                    yield env.timeout(t - env.now)
+                env.process(run.request(i, t, path(i), t < bench.warmup))
+        env.process(source())
+    else:
+        counter = iter(range(1 << 62))
+        end = bench.warmup + bench.duration
+        measured = [0]
+
+        def user():
+            while True:
+                t = env.now
+                if bench.requests is not None:
+                    if t >= bench.warmup:
+                        if measured[0] >= bench.requests:
+                            return
+                        measured[0] += 1
+                elif t >= end:
+                    return
+                i = next(counter)
+                finished = env.event()
+                env.process(run.request(i, t, path(i), t < bench.warmup, finished))
+                yield finished
+        for _ in range(bench.users):
+            env.process(user())
+    env.run()
+    rows = []
+    for r in run.rows:  # the client's timeout: a request not answered by then is an error at that time
+        if r[6] == "" and r[4] - r[3] > bench.timeout:
+            end = r[3] + bench.timeout
+            r = (r[0], r[1], r[2], r[3], end, 0, "timeout", end - r[2], end - r[3], r[9], None)
+        rows.append(r)
+    result = result_from(bench, rows, "simulated")
+    result.summary.extra.update({"simulated": True, "tasks": run.task_count, "mode": config.mode,
+                                 "strategy": config.strategy if config.mode == "distributed" else None})
+    return result

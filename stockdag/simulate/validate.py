@@ -1,0 +1,160 @@
+"""Validation: simulate every measured point of a run and compare.
+
+Each point is simulated with the run's own parameters (arrivals, duration,
+warm-up, timeout, request mix and seed, configuration and cluster spec) from
+the run's calibration, ``repeats`` times with different stage-cost draws; the
+median of each summary field is compared with the measurement. Points the
+calibration was fitted on are flagged ``fitted``; the others are predictions.
+A point is *saturated* when its measured throughput is below 90% of the
+offered rate: there latency grows with the backlog and the window length, and
+the targets on p50 and throughput apply below saturation only.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from ..bench.loadgen import BenchConfig
+from ..bench.mix import RequestMix
+from . import calibrate as cal_mod
+from .model import SimConfig, SimWorker, simulate
+
+#: link bandwidth between two worker processes on one host (loopback): an assumption, not fitted
+LOOPBACK_BANDWIDTH = 1e9
+#: the issue's targets: median |relative error| below saturation
+TARGETS = {"p50": 0.10, "throughput": 0.10, "p99": 0.25}
+FIELDS = ("p50", "p90", "p99", "throughput")
+
+
+def workers_for(config: dict, run_dir: str | None = None) -> list[SimWorker]:
+    """The simulated workers of a measured distributed configuration (the embedded LocalCluster or a spec)."""
+    if not config.get("cluster"):
+        # LocalCluster names its workers 0, 1, ...; hash-ring strategies see those names
+        return [SimWorker(str(i), 1, 1.0, 0.0, LOOPBACK_BANDWIDTH, "local") for i in range(int(config["workers"]))]
+    from ..deploy import load_spec
+
+    path = config["cluster"]
+    if not os.path.exists(path) and run_dir is not None:  # a spec path relative to the repository the run came from
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(run_dir)))
+        if os.path.exists(os.path.join(repo, path)):
+            path = os.path.join(repo, path)
+    spec = load_spec(path)
+    return [SimWorker(name, g.threads, float(g.cpu_share or 1.0), float(g.link_delay), LOOPBACK_BANDWIDTH, "local")
+            for g in spec.worker_groups for name in g.worker_names()]
+
+
+def sim_config(config: dict, cores: int | None, run_dir: str | None = None) -> SimConfig:
+    mode = config["mode"]
+    c = {"local": cores} if cores else None
+    if mode == "distributed":
+        return SimConfig("distributed", workers_for(config, run_dir), config.get("strategy") or "dask", cores=c)
+    return SimConfig(mode, replicas=int(config.get("workers") or 1), cores=c)
+
+
+def bench_config(meta: dict, params: dict) -> tuple[BenchConfig, RequestMix]:
+    s = meta["summary"]
+    seed = int(params.get("seed", 0)) + int(meta.get("repeat", 0))
+    bench = BenchConfig("sim://", rate=s["rate"], users=s["users"], arrivals=s["arrivals"] or "constant",
+                        duration=float(s["duration"]), warmup=float(s["warmup"]), timeout=float(s["timeout"]), seed=seed)
+    mix = RequestMix(params.get("symbols") or ["AAPL"], params.get("start", "2011-01-03"), params.get("end", "2012-12-31"),
+                     params.get("mix", "uniform"), seed=seed)
+    return bench, mix
+
+
+def _fields(summary: dict) -> dict:
+    lat = summary["latency_ms"] or {}
+    return {"p50": lat.get("p50", math.nan), "p90": lat.get("p90", math.nan), "p99": lat.get("p99", math.nan),
+            "throughput": summary["throughput"]}
+
+
+def simulate_point(meta: dict, params: dict, cal: dict, *, cores=None, repeats: int = 5, run_dir=None) -> dict:
+    """Median over ``repeats`` simulations of one measured point's summary fields."""
+    costs, overheads = cal_mod.inputs(cal)
+    config = sim_config(meta["config"], cores, run_dir)
+    runs = []
+    for k in range(repeats):
+        bench, mix = bench_config(meta, params)
+        runs.append(_fields(simulate(config, costs, overheads, bench, mix=mix, seed=k).summary.to_dict()))
+    return {f: float(np.nanmedian([r[f] for r in runs])) for f in FIELDS}
+
+
+def _err(sim: float, meas: float) -> float | None:
+    if meas is None or sim is None or not meas or math.isnan(meas) or math.isnan(sim):
+        return None
+    return (sim - meas) / meas
+
+
+def _median_abs(rows: list[dict], field: str) -> float | None:
+    v = [abs(r["error"][field]) for r in rows if r["error"][field] is not None]
+    return float(np.median(v)) if v else None
+
+
+def validate(folder: str, *, repeats: int = 5, calibration: dict | None = None) -> dict:
+    """Measured vs simulated for every point of a run, with relative errors and their medians."""
+    cfg = cal_mod.read_config(folder)
+    params = cfg.get("params", {})
+    cal = calibration or cal_mod.load(folder)
+    fitted = set(cal["fitted_on"])
+    cores = cfg.get("machine", {}).get("cores")
+    rows = []
+    for meta, records in cal_mod.points(folder):
+        from ..bench import summarize
+
+        s = meta["summary"]
+        measured = _fields(summarize(records, url=s["url"], loop=s["loop"], rate=s["rate"], users=s["users"],
+                                     arrivals=s["arrivals"], duration=s["duration"], warmup=s["warmup"],
+                                     timeout=s["timeout"]).to_dict())
+        simulated = simulate_point(meta, params, cal, cores=cores, repeats=repeats, run_dir=folder)
+        offered = float(s["rate"]) if s["loop"] == "open" else None
+        saturated = offered is not None and measured["throughput"] < 0.9 * offered
+        c = meta["config"]
+        rows.append({
+            "point": meta["point"], "label": c["label"], "mode": c["mode"], "workers": c["workers"],
+            "strategy": c.get("strategy"), "cluster": c.get("cluster"), "loop": meta["loop"], "load": meta["load"],
+            "fitted": meta["point"] in fitted, "saturated": bool(saturated),
+            "measured": measured, "simulated": simulated,
+            "error": {f: _err(simulated[f], measured[f]) for f in FIELDS},
+        })
+
+    def medians(sel):
+        return {"points": len(sel), **{f: _median_abs(sel, f) for f in ("p50", "p99", "throughput")}}
+
+    predicted = [r for r in rows if not r["fitted"] and not r["saturated"]]
+    out = {
+        "run": os.path.basename(os.path.abspath(folder)),
+        "simulated": True,
+        "calibration": {k: cal[k] for k in ("profile", "fitted_on", "distributed_overheads_from", "overheads", "nbytes_source")},
+        "repeats": repeats,
+        "targets": TARGETS,
+        "median_abs_error": {
+            "predicted_below_saturation": medians(predicted),
+            "fitted_below_saturation": medians([r for r in rows if r["fitted"] and not r["saturated"]]),
+            "all_below_saturation": medians([r for r in rows if not r["saturated"]]),
+            "saturated": medians([r for r in rows if r["saturated"]]),
+        },
+        "points": rows,
+    }
+    m = out["median_abs_error"]["predicted_below_saturation"]
+    out["meets_targets"] = {f: (m[f] is not None and m[f] <= t) for f, t in TARGETS.items()}
+    return out
+
+
+def text(result: dict) -> str:
+    """A table of measured vs simulated per point, then the median errors."""
+    lines = [f"run {result['run']}: measured vs simulated ({result['repeats']} simulations per point; "
+             f"fitted on {len(result['calibration']['fitted_on'])} centralized/1-worker points)",
+             f"{'point':<52} {'p50 ms meas/sim':>18} {'p99 ms meas/sim':>18} {'thr meas/sim':>14}  note"]
+    for r in result["points"]:
+        m, s = r["measured"], r["simulated"]
+        note = ("fitted " if r["fitted"] else "") + ("saturated" if r["saturated"] else "")
+        lines.append(f"{r['point']:<52} {m['p50']:>8.0f}/{s['p50']:<9.0f} {m['p99']:>8.0f}/{s['p99']:<9.0f} "
+                     f"{m['throughput']:>6.2f}/{s['throughput']:<7.2f}  {note}")
+    for k, m in result["median_abs_error"].items():
+        vals = ", ".join(f"{f} {m[f] * 100:.1f}%" if m[f] is not None else f"{f} n/a" for f in ("p50", "p99", "throughput"))
+        lines.append(f"median |error|, {k.replace('_', ' ')} ({m['points']} points): {vals}")
+    ok = result["meets_targets"]
+    lines.append("targets (predicted points below saturation: p50 <= 10%, throughput <= 10%, p99 <= 25%): "
+                 + ", ".join(f"{f} {'met' if v else 'MISSED'}" for f, v in ok.items()))
+    return "\n".join(lines)
