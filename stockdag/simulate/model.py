@@ -40,7 +40,7 @@ import simpy
 
 from ..bench.loadgen import BenchConfig, intended_times, result_from
 from ..bench.mix import RequestMix
-from ..pipeline import STAGES
+from ..pipeline import FINAL, STAGES
 from ..placement import STRATEGIES, CostModel, TaskInfo, WorkerInfo, make_strategy
 
 #: modes of the service (as in ``stockdag serve``)
@@ -100,6 +100,20 @@ STAGE_IDS = tuple(s.id for s in STAGES)
 _INDEX = {s.id: i for i, s in enumerate(STAGES)}
 _INPUTS = tuple(tuple(_INDEX[d] for d in s.inputs) for s in STAGES)
 _NAMES = tuple(s.name for s in STAGES)
+_SUCCESSORS = tuple(tuple(j for j, deps in enumerate(_INPUTS) if i in deps) for i in range(len(STAGES)))
+_FINAL = _INDEX[FINAL]
+_ROOTS = tuple(i for i, deps in enumerate(_INPUTS) if not deps)
+
+
+class _Request:
+    """Where one request's tasks run and which are done."""
+
+    __slots__ = ("index", "where", "est", "sample", "finished", "ran_on", "remaining")
+
+    def __init__(self, index, where, est, sample, finished):
+        self.index, self.where, self.est, self.sample, self.finished = index, where, est, sample, finished
+        self.ran_on = [None] * len(_INPUTS)
+        self.remaining = [len(d) for d in _INPUTS]
 
 
 def critical_path(durations: Sequence[float]) -> float:
@@ -145,7 +159,8 @@ class _Run:
         if mode == "distributed":
             self.strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
             self.model = CostModel()
-            self.scheduler = simpy.Resource(env, capacity=1)
+            self.scheduler_free = 0.0
+            self.nbytes = [float(costs.nbytes.get(s, 0.0)) for s in STAGE_IDS]
             self.threads = [simpy.PriorityResource(env, capacity=w.threads) for w in self.workers]
             self.occupancy = [0.0] * len(self.workers)
             self.addresses = [f"sim://{w.name}" for w in self.workers]
@@ -207,26 +222,32 @@ class _Run:
             if w is not None:
                 est[i] = model.estimate(_NAMES[i], self.workers[w].name)
                 self.occupancy[w] += est[i]
-        done = [env.event() for _ in STAGES]
-        ran_on = [None] * len(STAGES)
-        for i in range(len(STAGES)):
-            env.process(self._task(index, i, where[i], est[i], sample[i], done, ran_on))
-        yield done[-1]
+        state = _Request(index, where, est, sample, env.event())
+        for i in _ROOTS:
+            env.process(self._task(state, i, None))
+        yield state.finished
 
-    def _task(self, index, i, planned, est, duration, done, ran_on):
+    def _ready(self, state: "_Request", i: int) -> None:
+        """Task ``i`` finished: start the dependents whose inputs are now all done."""
+        for s in _SUCCESSORS[i]:
+            state.remaining[s] -= 1
+            if not state.remaining[s]:
+                self.env.process(self._task(state, s, i))
+
+    def _task(self, state: "_Request", i: int, last):
+        # the single scheduler thread serves the messages in the order they were sent (FIFO); computed
+        # directly instead of with a Resource: three fewer events per task
         env = self.env
         deps = _INPUTS[i]
-        if deps:
-            yield env.all_of([done[d] for d in deps])
-            last = max(deps, key=lambda d: done[d].value)
-            yield env.timeout(self.ov.hop + self.workers[ran_on[last]].link_latency)
-        with self.scheduler.request() as turn:
-            yield turn
-            yield env.timeout(self.ov.task)
-        w = planned
-        nbytes = self.costs.nbytes
+        ran_on = state.ran_on
+        arrive = env.now + (self.ov.hop + self.workers[ran_on[last]].link_latency if last is not None else 0.0)
+        start = arrive if arrive > self.scheduler_free else self.scheduler_free
+        self.scheduler_free = start + self.ov.task
+        w = state.where[i]
+        est = state.est[i]
+        nbytes = self.nbytes
         if w is None:
-            w = dask_decide_worker([ran_on[d] for d in deps], [nbytes.get(STAGE_IDS[d], 0.0) for d in deps],
+            w = dask_decide_worker([ran_on[d] for d in deps], [nbytes[d] for d in deps],
                                    self.occupancy, self.workers, self.model.bandwidth)
             est = self.model.estimate(_NAMES[i], self.workers[w].name)
             self.occupancy[w] += est
@@ -236,25 +257,30 @@ class _Run:
         for d in deps:
             src = ran_on[d]
             if src != w:
-                s = self.workers[src]
-                fetch = max(fetch, s.link_latency + nbytes.get(STAGE_IDS[d], 0.0) / min(s.bandwidth, worker.bandwidth))
-        if fetch:
-            yield env.timeout(fetch)
-        seconds = float(duration) / worker.speed
-        with self.threads[w].request(priority=index) as slot:
+                sw = self.workers[src]
+                f = sw.link_latency + nbytes[d] / min(sw.bandwidth, worker.bandwidth)
+                if f > fetch:
+                    fetch = f
+        yield env.timeout(self.scheduler_free - env.now + fetch)
+        seconds = float(state.sample[i]) / worker.speed
+        with self.threads[w].request(priority=state.index) as slot:
             yield slot
-            core = self.cores.get(worker.host)
+            core = self.cores.get(worker.host) if self.cores else None
             if core is None:
                 yield env.timeout(seconds)
             else:
                 with core.request() as c:
                     yield c
                     yield env.timeout(seconds)
-        self.occupancy[w] = max(self.occupancy[w] - est, 0.0)
+        occ = self.occupancy[w] - est
+        self.occupancy[w] = occ if occ > 1e-12 else 0.0
         self._observe(i, _NAMES[i], worker.name, seconds)
         ran_on[i] = w
         self.task_count += 1
-        done[i].succeed(env.now)
+        if i == _FINAL:
+            state.finished.succeed()
+        else:
+            self._ready(state, i)
 
     def _observe(self, i, name, worker, seconds):
         model = self.model
