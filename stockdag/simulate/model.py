@@ -32,6 +32,7 @@ memory, the generator's own lag (requests are sent at their intended time).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Sequence
 
@@ -108,12 +109,13 @@ _ROOTS = tuple(i for i, deps in enumerate(_INPUTS) if not deps)
 class _Request:
     """Where one request's tasks run and which are done."""
 
-    __slots__ = ("index", "where", "est", "sample", "finished", "ran_on", "remaining")
+    __slots__ = ("index", "where", "est", "sample", "finished", "ran_on", "remaining", "spans")
 
-    def __init__(self, index, where, est, sample, finished):
+    def __init__(self, index, where, est, sample, finished, spans=None):
         self.index, self.where, self.est, self.sample, self.finished = index, where, est, sample, finished
         self.ran_on = [None] * len(_INPUTS)
         self.remaining = [len(d) for d in _INPUTS]
+        self.spans = spans
 
 
 def critical_path(durations: Sequence[float]) -> float:
@@ -125,28 +127,35 @@ def critical_path(durations: Sequence[float]) -> float:
 
 
 def dask_decide_worker(deps_on: Sequence[int], nbytes: Sequence[float], occupancy: Sequence[float],
-                       workers: Sequence[SimWorker], bandwidth: float) -> int:
+                       workers: Sequence[SimWorker], bandwidth: float, turn: int = 0) -> int:
     """A model of ``distributed.scheduler.decide_worker``: which worker Dask picks for a ready task.
 
     Candidates are the workers holding an input (all workers for a root
     task); the pick minimises the expected start time: occupancy per thread plus
-    the bytes it would have to fetch over ``bandwidth``; ties go to the first.
+    the bytes it would have to fetch over ``bandwidth``. Dask breaks ties
+    among equally idle workers by set order, which is arbitrary: here the
+    ``turn``-th of the tied workers (modulo their number) is taken.
     """
     cand = sorted(set(deps_on)) if deps_on else range(len(workers))
-    best, best_v = None, math.inf
+    best_v, tied = math.inf, []
     for w in cand:
         missing = sum(b for d, b in zip(deps_on, nbytes) if d != w)
         v = occupancy[w] / workers[w].threads + missing / bandwidth
-        if v < best_v:
-            best, best_v = w, v
-    return best
+        if v < best_v - 1e-12:
+            best_v, tied = v, [w]
+        elif v <= best_v + 1e-12:
+            tied.append(w)
+    return tied[turn % len(tied)]
 
 
 class _Run:
     """The state of one simulation (one configuration at one load level)."""
 
-    def __init__(self, env, mode, workers, strategy, costs, overheads, cores, replicas, seed, max_in_flight):
+    def __init__(self, env, mode, workers, strategy, costs, overheads, cores, replicas, seed, max_in_flight,
+                 trace=False, carry=None):
+        carry = {} if carry is None else carry
         self.env = env
+        self.trace = trace
         self.mode = mode
         self.workers = list(workers)
         self.costs = costs
@@ -157,8 +166,13 @@ class _Run:
         self.rows: list[tuple] = []
         self.task_count = 0
         if mode == "distributed":
-            self.strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
-            self.model = CostModel()
+            # what the scheduler keeps between requests: carried across points when ``carry`` is given
+            if not carry:
+                carry.update(strategy=make_strategy(strategy) if isinstance(strategy, str) else strategy,
+                             model=CostModel(), sums=[0.0] * len(STAGES), counts=[0] * len(STAGES), turn=0)
+            self.carry = carry
+            self.strategy, self.model = carry["strategy"], carry["model"]
+            self._sum, self._n = carry["sums"], carry["counts"]
             self.scheduler_free = 0.0
             self.nbytes = [float(costs.nbytes.get(s, 0.0)) for s in STAGE_IDS]
             self.threads = [simpy.PriorityResource(env, capacity=w.threads) for w in self.workers]
@@ -171,8 +185,6 @@ class _Run:
             # a host's cores are a resource only where its workers have more threads than it has cores
             self.cores = {h: simpy.Resource(env, capacity=max(1, int(cores.get(h, n))))
                           for h, n in hosts.items() if cores.get(h) is not None and n > cores[h]}
-            self._sum = [0.0] * len(STAGES)
-            self._n = [0] * len(STAGES)
         else:
             k = 1 if mode == "centralized" else int(replicas)
             host_cores = cores.get("local")
@@ -191,8 +203,12 @@ class _Run:
             return
         self.in_flight += 1
         sample = self.costs.samples[int(self.rng.integers(len(self.costs.samples)))]
+        trace = None
         if self.mode == "distributed":
-            yield from self._distributed(index, path, sample)
+            spans = [] if self.trace else None
+            yield from self._distributed(index, path, sample, spans)
+            if spans is not None:
+                trace = json.dumps(sorted(spans, key=lambda e: e["start"]), separators=(",", ":"))
         else:
             yield env.timeout(self.ov.central_request)
             with self.server.request() as slot:
@@ -200,11 +216,11 @@ class _Run:
                 yield env.timeout(float(sample.sum()))
         self.in_flight -= 1
         end = env.now
-        self.rows.append((index, path, intended, sent, end, 200, "", end - intended, end - sent, warmup, None))
+        self.rows.append((index, path, intended, sent, end, 200, "", end - intended, end - sent, warmup, trace))
         if done is not None:
             done.succeed()
 
-    def _distributed(self, index: int, path: str, sample):
+    def _distributed(self, index: int, path: str, sample, spans=None):
         env = self.env
         yield env.timeout(self.ov.request)
         rid = f"{index:032x}"
@@ -222,7 +238,7 @@ class _Run:
             if w is not None:
                 est[i] = model.estimate(_NAMES[i], self.workers[w].name)
                 self.occupancy[w] += est[i]
-        state = _Request(index, where, est, sample, env.event())
+        state = _Request(index, where, est, sample, env.event(), spans)
         for i in _ROOTS:
             env.process(self._task(state, i, None))
         yield state.finished
@@ -248,7 +264,9 @@ class _Run:
         nbytes = self.nbytes
         if w is None:
             w = dask_decide_worker([ran_on[d] for d in deps], [nbytes[d] for d in deps],
-                                   self.occupancy, self.workers, self.model.bandwidth)
+                                   self.occupancy, self.workers, self.model.bandwidth, self.carry["turn"])
+            if not deps:
+                self.carry["turn"] += 1
             est = self.model.estimate(_NAMES[i], self.workers[w].name)
             self.occupancy[w] += est
         worker = self.workers[w]
@@ -265,6 +283,7 @@ class _Run:
         seconds = float(state.sample[i]) / worker.speed
         with self.threads[w].request(priority=state.index) as slot:
             yield slot
+            began = env.now
             core = self.cores.get(worker.host) if self.cores else None
             if core is None:
                 yield env.timeout(seconds)
@@ -272,6 +291,11 @@ class _Run:
                 with core.request() as c:
                     yield c
                     yield env.timeout(seconds)
+        if state.spans is not None:
+            planned = state.where[i]
+            state.spans.append({"id": STAGE_IDS[i], "stage": _NAMES[i], "worker": self.addresses[w], "start": began,
+                                "end": env.now, "planned_worker": None if planned is None else self.addresses[planned],
+                                "duration": env.now - began})
         occ = self.occupancy[w] - est
         self.occupancy[w] = occ if occ > 1e-12 else 0.0
         self._observe(i, _NAMES[i], worker.name, seconds)
@@ -313,16 +337,20 @@ class SimConfig:
 
 
 def simulate(config: SimConfig, costs: Costs, overheads: Overheads, bench: BenchConfig, *,
-             mix: RequestMix | None = None, seed: int = 0):
+             mix: RequestMix | None = None, seed: int = 0, trace: bool = False, carry: dict | None = None):
     """Simulate one ``stockdag bench`` run against ``config``; return a :class:`~stockdag.bench.BenchResult`.
 
-    The result has the same records and summary as a measured run (traces
-    are not simulated: the ``trace`` column is empty); ``summary.extra``
-    says ``simulated: True`` and counts the simulated tasks.
+    The result has the same records and summary as a measured run (stage traces
+    are recorded only with ``trace=True``, for distributed requests, in virtual
+    seconds; otherwise the ``trace`` column is empty); ``summary.extra``
+    says ``simulated: True`` and counts the simulated tasks. ``carry`` (a dict,
+    filled on first use) keeps the strategy object and what the scheduler
+    learned from one call to the next, as a server kept up across the load
+    levels of a sweep does.
     """
     env = simpy.Environment()
     run = _Run(env, config.mode, config.workers, config.strategy, costs, overheads, config.cores or {},
-               config.replicas, seed, config.max_in_flight)
+               config.replicas, seed, config.max_in_flight, trace, carry)
     mix = mix or RequestMix(["X"], seed=bench.seed)
     paths: list[str] = []
 

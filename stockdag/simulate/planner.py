@@ -96,8 +96,8 @@ def _simulate(costs, overheads, workers, strategy, rate, requests, seed=0) -> di
     lat = s.latency_ms or {}
     p99 = lat.get("p99", math.inf)
     # a short window's throughput counts the drain of the last requests: compare with what a server that keeps
-    # up would show over the same window (duration + the tail latency), not with the bare rate
-    keeps_up = s.ok / (s.duration + p99 / 1000) if s.ok else 0.0
+    # up would show over the same window (duration + a typical latency), not with the bare rate
+    keeps_up = s.ok / (s.duration + lat.get("p50", math.inf) / 1000) if s.ok else 0.0
     return {"p50_ms": lat.get("p50", math.inf), "p99_ms": p99, "throughput": s.throughput,
             "errors": sum(s.errors.values()), "saturated": s.throughput < 0.95 * min(rate, keeps_up)}
 

@@ -88,7 +88,7 @@ def run_scale(folder: str, *, machines: Sequence[int] = MACHINES, loads: Sequenc
             s = simulate(config, costs, ov, bench, seed=seed).summary
             lat = s.latency_ms or {}
             p99 = lat.get("p99", math.inf)
-            keeps_up = s.ok / (s.duration + p99 / 1000) if s.ok else 0.0
+            keeps_up = s.ok / (s.duration + lat.get("p50", math.inf) / 1000) if s.ok else 0.0  # see planner
             rows.append({
                 "case": "1: centralized" if strategy == "centralized" else case(m), "machines": m, "cluster": kind,
                 "instances": " + ".join(f"{c} x {t}" for t, c in counts.items()) if strategy != "centralized" else f"1 x {types[0]} (1 thread)",

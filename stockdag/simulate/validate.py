@@ -3,10 +3,13 @@
 Each point is simulated with the run's own parameters (arrivals, duration,
 warm-up, timeout, request mix and seed, configuration and cluster spec) from
 the run's calibration, ``repeats`` times with different stage-cost draws; the
-median of each summary field is compared with the measurement. Points the
+median of each summary field is compared with the measurement. As in the
+sweep, a configuration's points are simulated in the order they ran, after
+the same warm-up requests, on one simulated server whose scheduler and
+strategy keep what they learned. Points the
 calibration was fitted on are flagged ``fitted``; the others are predictions.
-A point is *saturated* when its measured throughput is below 90% of the
-offered rate: there latency grows with the backlog and the window length, and
+A point is *saturated* when its measured throughput is below 90% of its
+offered rate (measured requests over the window): there latency grows with the backlog and the window length, and
 the targets on p50 and throughput apply below saturation only.
 """
 from __future__ import annotations
@@ -66,18 +69,39 @@ def bench_config(meta: dict, params: dict) -> tuple[BenchConfig, RequestMix]:
 def _fields(summary: dict) -> dict:
     lat = summary["latency_ms"] or {}
     return {"p50": lat.get("p50", math.nan), "p90": lat.get("p90", math.nan), "p99": lat.get("p99", math.nan),
-            "throughput": summary["throughput"]}
+            "throughput": summary["throughput"], "offered": summary["offered_rate"]}
 
 
-def simulate_point(meta: dict, params: dict, cal: dict, *, cores=None, repeats: int = 5, run_dir=None) -> dict:
-    """Median over ``repeats`` simulations of one measured point's summary fields."""
+def simulate_configuration(metas: list[dict], params: dict, cal: dict, *, cores=None, repeats: int = 5,
+                           run_dir=None) -> dict[str, dict]:
+    """Median over ``repeats`` simulations of the summary fields of one configuration's points.
+
+    As in the sweep, one server serves all the points of a configuration in
+    order after ``2 x workers`` concurrent warm-up requests, so what the
+    scheduler and the strategy learned carries from point to point.
+    """
     costs, overheads = cal_mod.inputs(cal)
-    config = sim_config(meta["config"], cores, run_dir)
-    runs = []
+    config = sim_config(metas[0]["config"], cores, run_dir)
+    runs: dict[str, list[dict]] = {m["point"]: [] for m in metas}
+    n_warm = 2 * max(1, int(metas[0]["config"].get("workers") or 1))
     for k in range(repeats):
-        bench, mix = bench_config(meta, params)
-        runs.append(_fields(simulate(config, costs, overheads, bench, mix=mix, seed=k).summary.to_dict()))
-    return {f: float(np.nanmedian([r[f] for r in runs])) for f in FIELDS}
+        carry: dict = {}
+        warm = BenchConfig("sim://", users=n_warm, requests=n_warm, timeout=600.0)
+        simulate(config, costs, overheads, warm, seed=10_000 + k, carry=carry)
+        for meta in metas:
+            bench, mix = bench_config(meta, params)
+            s = simulate(config, costs, overheads, bench, mix=mix, seed=k, carry=carry).summary
+            runs[meta["point"]].append(_fields(s.to_dict()))
+    return {p: {f: float(np.nanmedian([r[f] for r in rs])) for f in (*FIELDS, "offered")} for p, rs in runs.items()}
+
+
+def _sweep_order(metas: list[dict], params: dict) -> list[dict]:
+    """A configuration's points in the order the sweep ran them: repeat, then load as listed."""
+    loads = [("open", float(r)) for r in (params.get("rates") or [])] + \
+            [("closed", float(u)) for u in (params.get("users") or [])]
+    rank = {x: i for i, x in enumerate(loads)}
+    return sorted(metas, key=lambda m: (m.get("repeat", 0), rank.get((m["loop"], float(m["load"])), len(rank)),
+                                        float(m["load"])))
 
 
 def _err(sim: float, meas: float) -> float | None:
@@ -98,16 +122,26 @@ def validate(folder: str, *, repeats: int = 5, calibration: dict | None = None) 
     cal = calibration or cal_mod.load(folder)
     fitted = set(cal["fitted_on"])
     cores = cfg.get("machine", {}).get("cores")
-    rows = []
-    for meta, records in cal_mod.points(folder):
-        from ..bench import summarize
+    from ..bench import summarize
 
+    pts = cal_mod.points(folder)
+    by_config: dict[str, list[dict]] = {}
+    for meta, _ in pts:
+        by_config.setdefault(meta["config"]["label"], []).append(meta)
+    sims = {}
+    for metas in by_config.values():
+        sims.update(simulate_configuration(_sweep_order(metas, params), params, cal, cores=cores, repeats=repeats,
+                                           run_dir=folder))
+    rows = []
+    for meta, records in pts:
         s = meta["summary"]
         measured = _fields(summarize(records, url=s["url"], loop=s["loop"], rate=s["rate"], users=s["users"],
                                      arrivals=s["arrivals"], duration=s["duration"], warmup=s["warmup"],
                                      timeout=s["timeout"]).to_dict())
-        simulated = simulate_point(meta, params, cal, cores=cores, repeats=repeats, run_dir=folder)
-        offered = float(s["rate"]) if s["loop"] == "open" else None
+        simulated = dict(sims[meta["point"]])
+        # offered = measured requests / window (a short window at a low rate holds fewer than rate x duration)
+        offered = measured.pop("offered") if s["loop"] == "open" else None
+        simulated.pop("offered", None)
         saturated = offered is not None and measured["throughput"] < 0.9 * offered
         c = meta["config"]
         rows.append({
