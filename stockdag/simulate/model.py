@@ -324,7 +324,8 @@ class SimConfig:
     strategy: str = "dask"
     replicas: int = 1
     cores: dict | None = None       # host -> cores (None: unlimited, one machine per worker)
-    max_in_flight: int | None = None
+    max_in_flight: int | None = None  # the server's admission limit: past it, 503 at once
+    deadline: float | None = None     # the server's deadline (s): a prediction running longer answers 504 then
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -389,10 +390,15 @@ def simulate(config: SimConfig, costs: Costs, overheads: Overheads, bench: Bench
             env.process(user())
     env.run()
     rows = []
-    for r in run.rows:  # the client's timeout: a request not answered by then is an error at that time
-        if r[6] == "" and r[4] - r[3] > bench.timeout:
-            end = r[3] + bench.timeout
-            r = (r[0], r[1], r[2], r[3], end, 0, "timeout", end - r[2], end - r[3], r[9], None)
+    deadline = config.deadline if config.deadline is not None else math.inf
+    for r in run.rows:
+        # the server's deadline (504) or the client's timeout, whichever comes first, ends the request then
+        # (approximation: the work goes on, and admission counts it until it finishes)
+        if r[6] == "" and r[4] - r[3] > min(bench.timeout, deadline):
+            late = min(bench.timeout, deadline)
+            status, error = (504, "http_504") if deadline < bench.timeout else (0, "timeout")
+            end = r[3] + late
+            r = (r[0], r[1], r[2], r[3], end, status, error, end - r[2], end - r[3], r[9], None)
         rows.append(r)
     result = result_from(bench, rows, "simulated")
     result.summary.extra.update({"simulated": True, "tasks": run.task_count, "mode": config.mode,

@@ -8,7 +8,8 @@ to past the core bound. :func:`run_scale` computes the table (one row per
 simulated point) and stores it as ``<run>/simulate/scale.csv``;
 :func:`charts` draws it; :func:`section` is the REPORT section and
 :func:`add_to_report` puts it into ``<run>/REPORT.md`` (between markers, so it
-is replaced, not repeated). Every figure says *simulated*.
+is replaced, not repeated); :func:`build` does all three (one call for
+``make experiment``). Every figure says *simulated*.
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ import math
 import os
 from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 
 from ..bench.loadgen import BenchConfig
@@ -255,5 +255,9 @@ def add_to_report(folder: str, objective: float = 1.0) -> bool:
     return True
 
 
-def curve_rates(table: pd.DataFrame) -> np.ndarray:  # pragma: no cover - convenience for notebooks
-    return np.sort(table["rate"].unique())
+def build(folder: str, objective: float = 1.0, **kwargs) -> pd.DataFrame:
+    """Everything at once, for ``make experiment``: simulate, draw, and put the section into the REPORT."""
+    table = run_scale(folder, objective=objective, **kwargs)
+    charts(table, folder, objective)
+    add_to_report(folder, objective)
+    return table

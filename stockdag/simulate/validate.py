@@ -48,12 +48,18 @@ def workers_for(config: dict, run_dir: str | None = None) -> list[SimWorker]:
             for g in spec.worker_groups for name in g.worker_names()]
 
 
-def sim_config(config: dict, cores: int | None, run_dir: str | None = None) -> SimConfig:
+#: the admission limit the sweep gives its servers (stockdag.experiments.sweep.serving)
+SWEEP_MAX_IN_FLIGHT = 1024
+
+
+def sim_config(config: dict, cores: int | None, run_dir: str | None = None, deadline: float | None = None) -> SimConfig:
+    """The simulated configuration of a measured one; the server's deadline is the sweep's timeout."""
     mode = config["mode"]
     c = {"local": cores} if cores else None
+    server = {"cores": c, "max_in_flight": SWEEP_MAX_IN_FLIGHT, "deadline": deadline}
     if mode == "distributed":
-        return SimConfig("distributed", workers_for(config, run_dir), config.get("strategy") or "dask", cores=c)
-    return SimConfig(mode, replicas=int(config.get("workers") or 1), cores=c)
+        return SimConfig("distributed", workers_for(config, run_dir), config.get("strategy") or "dask", **server)
+    return SimConfig(mode, replicas=int(config.get("workers") or 1), **server)
 
 
 def bench_config(meta: dict, params: dict) -> tuple[BenchConfig, RequestMix]:
@@ -81,7 +87,7 @@ def simulate_configuration(metas: list[dict], params: dict, cal: dict, *, cores=
     scheduler and the strategy learned carries from point to point.
     """
     costs, overheads = cal_mod.inputs(cal)
-    config = sim_config(metas[0]["config"], cores, run_dir)
+    config = sim_config(metas[0]["config"], cores, run_dir, params.get("timeout"))
     runs: dict[str, list[dict]] = {m["point"]: [] for m in metas}
     n_warm = 2 * max(1, int(metas[0]["config"].get("workers") or 1))
     for k in range(repeats):

@@ -82,6 +82,15 @@ def test_admission_control_sheds_past_max_in_flight():
     assert s.errors.get("http_503", 0) > 100 and s.ok + s.errors["http_503"] == s.requests
 
 
+def test_past_the_deadline_a_request_answers_504_and_past_the_timeout_it_is_a_timeout():
+    bench = BenchConfig("sim://", rate=5.0, duration=10.0, warmup=0.0, timeout=3.0)
+    s = simulate(SimConfig("centralized", deadline=2.0), fixed_costs(), NO_OVERHEAD, bench).summary
+    assert s.errors.get("http_504", 0) > 10 and "timeout" not in s.errors
+    t = simulate(SimConfig("centralized"), fixed_costs(), NO_OVERHEAD, bench).summary
+    assert t.errors.get("timeout", 0) > 10 and "http_504" not in t.errors
+    assert s.latency_ms["max"] <= 2000 + 1
+
+
 def test_closed_loop_users_each_wait_for_their_answer():
     bench = BenchConfig("sim://", users=3, duration=30.0, warmup=0.0, timeout=1000.0)
     s = simulate(SimConfig("replicated", replicas=3), fixed_costs(), NO_OVERHEAD, bench).summary
@@ -157,6 +166,12 @@ def test_an_impossible_objective_is_one_clear_line(run_copy, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.count("\n") == 1 and "critical path alone takes" in captured.err
+
+
+def test_a_budget_no_cluster_fits_is_one_clear_line(run_copy, capsys):
+    assert main(["plan", "--rate", "40", "--p99", "2.0", "--run", run_copy, "--max-hourly-usd", "0.1"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "$0.1/h" in err and "budget" in err
 
 
 def test_plan_without_a_run_of_the_profile_says_so(tmp_path, capsys):
