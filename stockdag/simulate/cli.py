@@ -8,6 +8,21 @@ import sys
 from ..errors import InvalidRequest
 
 
+def _plain(value):
+    """NaN and infinities as null: ``--json`` output is strict JSON."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _dumps(value) -> str:
+    return json.dumps(_plain(value), indent=2, allow_nan=False)
+
+
 def add_parsers(sub) -> dict:
     """Add ``simulate`` and ``plan`` to ``sub``; return ``{command: function}``."""
     p = sub.add_parser("simulate", help="calibrate the simulator on a measured run, and check it against every point (simulated)",
@@ -71,7 +86,7 @@ def cmd_simulate(args) -> int:
     if args.repeats < 1:
         raise InvalidRequest("--repeats must be >= 1")
     result = validate.validate(folder, repeats=args.repeats)
-    print(json.dumps(result, indent=2) if args.json else validate.text(result))
+    print(_dumps(result) if args.json else validate.text(result))
     return 0
 
 
@@ -110,7 +125,7 @@ def cmd_plan(args) -> int:
                           progress=progress)
     if result.choice is None:
         if args.json:
-            print(json.dumps(result.to_dict(), indent=2))
+            print(_dumps(result.to_dict()))
         print(f"stockdag: {result.reason}", file=sys.stderr)
         return 1
     c = result.choice
@@ -123,7 +138,7 @@ def cmd_plan(args) -> int:
             f.write("# replace ami and security_groups with your account's before `stockdag cluster up`\n")
         yaml.safe_dump(raw, f, sort_keys=False)
     if args.json:
-        print(json.dumps(result.to_dict() | {"spec": args.out, "calibration": folder}, indent=2))
+        print(_dumps(result.to_dict() | {"spec": args.out, "calibration": folder}))
         return 0
     print(f"cheapest cluster predicted (simulated) to hold p99 <= {args.p99:g} s at {args.rate:g} req/s:")
     print(f"  {c.machines} x {c.instance_type} ({prices.EC2_PRICES[c.instance_type][1]} vCPUs each) + scheduler "

@@ -143,7 +143,7 @@ def test_calibration_uses_centralized_and_one_worker_points_only(run_copy):
 @pytest.mark.slow
 def test_validation_on_the_committed_default_run_meets_the_targets(run_copy, capsys):
     assert main(["simulate", "validate", run_copy, "--json", "--repeats", "2"]) == 0
-    result = json.loads(capsys.readouterr().out)
+    result = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
     assert result["simulated"] is True and len(result["points"]) == 24
     m = result["median_abs_error"]["predicted_below_saturation"]
     assert m["points"] >= 10
