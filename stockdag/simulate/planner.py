@@ -90,8 +90,8 @@ class PlanResult:
 
 
 def _simulate(costs, overheads, workers, strategy, rate, requests, seed=0) -> dict:
-    bench = BenchConfig("sim://", rate=rate, requests=requests, warmup=min(5.0, 0.1 * requests / rate), timeout=60.0,
-                        seed=seed)
+    # at least 10 simulated seconds: a shorter window cannot show a queue building up
+    bench = BenchConfig("sim://", rate=rate, duration=max(requests / rate, 10.0), warmup=2.0, timeout=60.0, seed=seed)
     s = simulate(SimConfig("distributed", workers, strategy), costs, overheads, bench, seed=seed).summary
     lat = s.latency_ms or {}
     p99 = lat.get("p99", math.inf)
