@@ -186,6 +186,7 @@ def fit(folder: str, *, sizes: dict[str, float] | None = None) -> dict:
             raise CalibrationError(f"{folder}: no 1-worker distributed points here or in a sibling run with profile "
                                    f"{profile!r}: the scheduler overheads cannot be fitted")
         source, dist = sibling
+        dist["points"] = [f"{source}/{p}" for p in dist["points"]]  # not points of this run
     machine = cfg.get("machine", {})
     return {
         "run": os.path.basename(os.path.abspath(folder)),
