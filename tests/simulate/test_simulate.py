@@ -184,3 +184,21 @@ def test_workers_of_the_emulated_spec_carry_cpu_share_and_link_delay():
     ws = validate.workers_for({"mode": "distributed", "workers": 2,
                                "cluster": os.path.join(REPO, "experiments", "clusters", "emulated-hetero.yaml")})
     assert [(w.name, w.speed, w.link_latency) for w in ws] == [("fast-0", 1.0, 0.0), ("slow-0", 0.5, 0.02)]
+
+
+HETERO = os.path.join(REPO, "results", "20261129-093503-emulated-hetero")
+
+
+def test_a_run_without_one_worker_points_takes_the_overheads_from_a_sibling_run(tmp_path, capsys):
+    ignore = shutil.ignore_patterns("simulate", "charts", "*.ipynb")
+    alone = tmp_path / "alone" / os.path.basename(HETERO)
+    shutil.copytree(HETERO, alone, ignore=ignore)
+    # no sibling with 1-worker points: one clear line, exit 2
+    assert main(["simulate", "calibrate", str(alone)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no 1-worker distributed points" in err
+    shutil.copytree(RUN, tmp_path / "alone" / os.path.basename(RUN), ignore=ignore)
+    cal = calibrate.fit(str(alone), sizes=SIZES)
+    assert cal["distributed_overheads_from"] == os.path.basename(RUN)
+    assert any(p.startswith(os.path.basename(RUN) + "/distributed-w1-") for p in cal["fitted_on"])
+    assert all(p.startswith("centralized--") for p in cal["fitted_on"] if "/" not in p)
