@@ -29,7 +29,7 @@ def add_parsers(sub) -> dict:
                        description="A discrete-event model of the service (SimPy), fitted on a run's centralized and 1-worker "
                                    "points. calibrate stores the fit in RUN/simulate/calibration.json; validate simulates every "
                                    "measured point and prints measured vs simulated with the relative errors.")
-    ssub = p.add_subparsers(dest="action", required=True, metavar="ACTION", help="calibrate | validate")
+    ssub = p.add_subparsers(dest="action", required=True, metavar="ACTION", help="calibrate | validate | run")
     c = ssub.add_parser("calibrate", help="fit stage costs and overheads from RUN's centralized + 1-worker points")
     c.add_argument("run", help="a run folder, e.g. results/20261129-091417-default")
     c.add_argument("--json", action="store_true", help="print the fitted overheads as JSON")
@@ -37,6 +37,26 @@ def add_parsers(sub) -> dict:
     c.add_argument("run", help="a run folder, e.g. results/20261129-091417-default")
     c.add_argument("--repeats", type=int, default=5, help="simulations per point, medians compared (default 5)")
     c.add_argument("--json", action="store_true", help="print every point and the median errors as JSON")
+
+    c = ssub.add_parser("run", help="simulate one configuration under one load, calibrated on RUN (a what-if `stockdag bench`)",
+                        description="Simulate `stockdag bench` against a service: centralized, replicated, or distributed on a cluster "
+                                    "spec (local, emulated or ec2) under a placement strategy; print the bench summary, marked simulated.")
+    c.add_argument("run", help="the measured run folder the simulator is calibrated on")
+    c.add_argument("--mode", choices=("centralized", "replicated", "distributed"), default="distributed",
+                   help="how the service runs (default distributed)")
+    c.add_argument("--spec", default=None, help="cluster spec of distributed mode: a YAML file or a name in experiments/clusters "
+                                                "(default: the embedded LocalCluster of --workers)")
+    c.add_argument("--workers", type=int, default=2, help="LocalCluster workers without --spec; processes of replicated mode (default 2)")
+    c.add_argument("--strategy", default=None, help="placement strategy (stockdag.placement.STRATEGIES; default: the spec's, else stockdag.placement.strategy)")
+    g = c.add_mutually_exclusive_group(required=True)
+    g.add_argument("--rate", type=float, default=None, help="open loop: requests per second")
+    g.add_argument("--users", type=int, default=None, help="closed loop: concurrent users")
+    c.add_argument("--arrivals", choices=("constant", "poisson"), default="constant", help="open-loop arrivals (default constant)")
+    c.add_argument("--duration", type=float, default=60.0, help="simulated seconds measured after the warm-up (default 60)")
+    c.add_argument("--warmup", type=float, default=5.0, help="simulated seconds excluded first (default 5)")
+    c.add_argument("--timeout", type=float, default=60.0, help="client timeout in seconds (default 60)")
+    c.add_argument("--seed", type=int, default=0, help="seeds arrivals and the stage-cost draws (default 0)")
+    c.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     p = sub.add_parser("plan", help="the cheapest EC2 cluster and strategy predicted (simulated) to hold a p99 objective at a rate",
                        description="Search instance types x machine counts x placement strategies with the simulator calibrated "
@@ -83,10 +103,54 @@ def cmd_simulate(args) -> int:
                   f"centralized request {o['central_request'] * 1e3:.1f}, distributed request {o['request'] * 1e3:.1f}, "
                   f"hop {o['hop'] * 1e3:.2f}, task {o['task'] * 1e3:.2f} (distributed ones from {cal['distributed_overheads_from']})")
         return 0
+    if args.action == "run":
+        return _simulate_run(folder, args)
     if args.repeats < 1:
         raise InvalidRequest("--repeats must be >= 1")
     result = validate.validate(folder, repeats=args.repeats)
     print(_dumps(result) if args.json else validate.text(result))
+    return 0
+
+
+def _simulate_run(folder: str, args) -> int:
+    from .. import config
+    from ..bench.loadgen import BenchConfig
+    from ..deploy import load_spec
+    from ..placement import STRATEGIES
+    from . import calibrate
+    from .clusters import local_workers, workers_from_spec
+    from .model import SimConfig, simulate
+
+    costs, overheads = calibrate.inputs(calibrate.load(folder))
+    cores = calibrate.read_config(folder).get("machine", {}).get("cores")
+    strategy = None
+    if args.mode == "distributed":
+        if args.spec:
+            spec = load_spec(args.spec)
+            workers, strategy = workers_from_spec(spec), spec.strategy
+        else:
+            workers = local_workers(args.workers)
+        strategy = args.strategy or strategy or config.get("placement.strategy")
+        if strategy not in STRATEGIES:
+            raise InvalidRequest(f"unknown placement strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+        local = any(w.host == "local" for w in workers)
+        sim = SimConfig("distributed", workers, strategy, cores={"local": cores} if local and cores else None)
+    else:
+        if args.workers < 1:
+            raise InvalidRequest("--workers must be >= 1")
+        sim = SimConfig(args.mode, replicas=args.workers, cores={"local": cores} if cores else None)
+    try:
+        bench = BenchConfig("sim://", rate=args.rate, users=args.users, arrivals=args.arrivals, duration=args.duration,
+                            warmup=args.warmup, timeout=args.timeout, seed=args.seed)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    summary = simulate(sim, costs, overheads, bench, seed=args.seed).summary
+    summary.url = f"SIMULATED {args.mode}" + (f" {len(sim.workers)} workers, {strategy}" if strategy else "")
+    if args.json:
+        print(_dumps(summary.to_dict()))
+    else:
+        print(summary.table())
+        print(f"  (simulated, calibrated on {folder})")
     return 0
 
 

@@ -22,10 +22,9 @@ import numpy as np
 from ..bench.loadgen import BenchConfig
 from ..bench.mix import RequestMix
 from . import calibrate as cal_mod
+from .clusters import local_workers, workers_from_spec
 from .model import SimConfig, SimWorker, simulate
 
-#: link bandwidth between two worker processes on one host (loopback): an assumption, not fitted
-LOOPBACK_BANDWIDTH = 1e9
 #: the issue's targets: median |relative error| below saturation
 TARGETS = {"p50": 0.10, "throughput": 0.10, "p99": 0.25}
 FIELDS = ("p50", "p90", "p99", "throughput")
@@ -35,7 +34,7 @@ def workers_for(config: dict, run_dir: str | None = None) -> list[SimWorker]:
     """The simulated workers of a measured distributed configuration (the embedded LocalCluster or a spec)."""
     if not config.get("cluster"):
         # LocalCluster names its workers 0, 1, ...; hash-ring strategies see those names
-        return [SimWorker(str(i), 1, 1.0, 0.0, LOOPBACK_BANDWIDTH, "local") for i in range(int(config["workers"]))]
+        return local_workers(int(config["workers"]))
     from ..deploy import load_spec
 
     path = config["cluster"]
@@ -43,9 +42,7 @@ def workers_for(config: dict, run_dir: str | None = None) -> list[SimWorker]:
         repo = os.path.dirname(os.path.dirname(os.path.abspath(run_dir)))
         if os.path.exists(os.path.join(repo, path)):
             path = os.path.join(repo, path)
-    spec = load_spec(path)
-    return [SimWorker(name, g.threads, float(g.cpu_share or 1.0), float(g.link_delay), LOOPBACK_BANDWIDTH, "local")
-            for g in spec.worker_groups for name in g.worker_names()]
+    return workers_from_spec(load_spec(path))
 
 
 #: the admission limit the sweep gives its servers (stockdag.experiments.sweep.serving)

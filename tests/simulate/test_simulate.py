@@ -202,3 +202,14 @@ def test_a_run_without_one_worker_points_takes_the_overheads_from_a_sibling_run(
     assert cal["distributed_overheads_from"] == os.path.basename(RUN)
     assert any(p.startswith(os.path.basename(RUN) + "/distributed-w1-") for p in cal["fitted_on"])
     assert all(p.startswith("centralized--") for p in cal["fitted_on"] if "/" not in p)
+
+
+def test_simulate_run_on_a_spec_prints_the_bench_summary_marked_simulated(run_copy, capsys):
+    spec = os.path.join(REPO, "experiments", "clusters", "ec2-small.yaml")
+    assert main(["simulate", "run", run_copy, "--spec", spec, "--rate", "2", "--duration", "20", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["url"].startswith("SIMULATED distributed 3 workers, heft") and s["extra"]["simulated"] is True
+    assert s["ok"] == s["requests"] == 40 and set(s["latency_ms"]) >= {"p50", "p90", "p99"}
+    assert main(["simulate", "run", run_copy, "--strategy", "nope", "--rate", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("stockdag: error: unknown placement strategy 'nope'") and err.count("\n") == 1
