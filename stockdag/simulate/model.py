@@ -19,7 +19,8 @@ What is modelled, and what each piece stands for in the real system:
   sending worker's link latency: the scheduler hears of it through that link),
   then passes the single-threaded scheduler (``task`` seconds each, queued),
   then fetches inputs held elsewhere (link latency + bytes / bandwidth), then
-  waits for a thread of its worker (Dask's priority: earlier requests first).
+  waits for a thread of its worker (Dask's priority: earlier requests first,
+  then ``dask.order``'s order, which is also the order strategies see tasks in).
 * **Workers** have threads, a CPU speed factor (a stage takes its drawn
   duration / speed) and a link; workers on one host share its cores.
 * **Stage costs** are drawn per request as one whole measured request (all
@@ -32,6 +33,7 @@ memory, the generator's own lag (requests are sent at their intended time).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from collections.abc import Sequence
@@ -106,6 +108,25 @@ _FINAL = _INDEX[FINAL]
 _ROOTS = tuple(i for i, deps in enumerate(_INPUTS) if not deps)
 
 
+@functools.cache
+def priority_order() -> tuple[int, ...]:
+    """Stage indices in Dask's priority order for one request (``dask.order`` on the real graph).
+
+    The scheduler plugin hands a strategy a request's tasks in this order (and
+    a worker runs ready tasks by it), so order-sensitive strategies such as
+    ``round-robin`` deal them exactly as on a cluster.
+    """
+    from dask.order import order
+
+    from ..pipeline import build_graph, task_key
+    from ..request import parse_request
+
+    req = parse_request("AAPL", "2012-06-01")  # any valid request: the graph's shape does not depend on it
+    prio = order(dict(build_graph(req).__dask_graph__()))
+    keys = [task_key(s, req.request_id) for s in STAGES]
+    return tuple(sorted(range(len(STAGES)), key=lambda i: prio[keys[i]]))
+
+
 class _Request:
     """Where one request's tasks run and which are done."""
 
@@ -175,6 +196,10 @@ class _Run:
             self._sum, self._n = carry["sums"], carry["counts"]
             self.scheduler_free = 0.0
             self.nbytes = [float(costs.nbytes.get(s, 0.0)) for s in STAGE_IDS]
+            self.order = priority_order()
+            self.rank = [0] * len(STAGES)
+            for r, i in enumerate(self.order):
+                self.rank[i] = r
             self.threads = [simpy.PriorityResource(env, capacity=w.threads) for w in self.workers]
             self.occupancy = [0.0] * len(self.workers)
             self.addresses = [f"sim://{w.name}" for w in self.workers]
@@ -227,7 +252,7 @@ class _Run:
         symbol = path.split("/")[2].split("?")[0] if path.startswith("/predict/") else None
         keys = [f"{name}-{rid}" for name in _NAMES]
         tasks = [TaskInfo(keys[i], _NAMES[i], rid, STAGE_IDS[i], symbol, tuple(keys[d] for d in _INPUTS[i]))
-                 for i in range(len(STAGES))]
+                 for i in self.order]
         infos = [WorkerInfo(self.addresses[i], w.name, w.threads, self.occupancy[i])
                  for i, w in enumerate(self.workers)]
         plan = self.strategy.place(tasks, infos, self.model) if self.strategy.plans else {}
@@ -281,7 +306,8 @@ class _Run:
                     fetch = f
         yield env.timeout(self.scheduler_free - env.now + fetch)
         seconds = float(state.sample[i]) / worker.speed
-        with self.threads[w].request(priority=state.index) as slot:
+        # Dask's priority: earlier requests first, then the graph's own order
+        with self.threads[w].request(priority=state.index * len(STAGES) + self.rank[i]) as slot:
             yield slot
             began = env.now
             core = self.cores.get(worker.host) if self.cores else None

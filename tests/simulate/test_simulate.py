@@ -213,3 +213,15 @@ def test_simulate_run_on_a_spec_prints_the_bench_summary_marked_simulated(run_co
     assert main(["simulate", "run", run_copy, "--strategy", "nope", "--rate", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("stockdag: error: unknown placement strategy 'nope'") and err.count("\n") == 1
+
+
+def test_round_robin_deals_the_tasks_in_dask_order_as_the_measured_run_shows():
+    """The committed run's round-robin traces split the stages over the two workers; the simulation must split them alike."""
+    meta, records = next((m, r) for m, r in calibrate.points(RUN) if m["config"]["strategy"] == "round-robin")
+    entries, _ = calibrate.traces(records)[0]
+    measured = {frozenset(s for s, e in entries.items() if e["worker"] == w) for w in {e["worker"] for e in entries.values()}}
+    result = simulate(SimConfig("distributed", [SimWorker("0"), SimWorker("1")], "round-robin"), fixed_costs(),
+                      NO_OVERHEAD, light(1), trace=True)
+    spans = json.loads(result.records["trace"].iloc[0])
+    simulated = {frozenset(e["id"] for e in spans if e["worker"] == w) for w in {e["worker"] for e in spans}}
+    assert simulated == measured and len(measured) == 2
