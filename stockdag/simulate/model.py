@@ -248,15 +248,18 @@ class _Run:
     def _distributed(self, index: int, path: str, sample, spans=None):
         env = self.env
         yield env.timeout(self.ov.request)
-        rid = f"{index:032x}"
-        symbol = path.split("/")[2].split("?")[0] if path.startswith("/predict/") else None
-        keys = [f"{name}-{rid}" for name in _NAMES]
-        tasks = [TaskInfo(keys[i], _NAMES[i], rid, STAGE_IDS[i], symbol, tuple(keys[d] for d in _INPUTS[i]))
-                 for i in self.order]
-        infos = [WorkerInfo(self.addresses[i], w.name, w.threads, self.occupancy[i])
-                 for i, w in enumerate(self.workers)]
-        plan = self.strategy.place(tasks, infos, self.model) if self.strategy.plans else {}
-        where = [self.by_address[plan[k]] if plan.get(k) is not None else None for k in keys]
+        if self.strategy.plans:  # as the plugin: a strategy that plans nothing (dask) is not called
+            rid = f"{index:032x}"
+            symbol = path.split("/")[2].split("?")[0] if path.startswith("/predict/") else None
+            keys = [f"{name}-{rid}" for name in _NAMES]
+            tasks = [TaskInfo(keys[i], _NAMES[i], rid, STAGE_IDS[i], symbol, tuple(keys[d] for d in _INPUTS[i]))
+                     for i in self.order]
+            infos = [WorkerInfo(self.addresses[i], w.name, w.threads, self.occupancy[i])
+                     for i, w in enumerate(self.workers)]
+            plan = self.strategy.place(tasks, infos, self.model)
+            where = [self.by_address[plan[k]] if plan.get(k) is not None else None for k in keys]
+        else:
+            where = [None] * len(STAGES)
         model = self.model
         est = [0.0] * len(STAGES)
         for i, w in enumerate(where):
