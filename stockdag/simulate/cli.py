@@ -70,7 +70,7 @@ def add_parsers(sub) -> dict:
     p.add_argument("--run", default=None, help="calibrate on this run folder instead of the newest one of the profile")
     p.add_argument("--results", default="results", help="folder of run folders (default results)")
     p.add_argument("--instance-types", nargs="+", default=None,
-                   help="EC2 instance types to consider (default: c5.large c5.xlarge c5.2xlarge m5.large)")
+                   help="EC2 instance types to consider (default: stockdag.simulate.instance_types, c5.large c5.xlarge c5.2xlarge m5.large)")
     p.add_argument("--max-machines", type=int, default=64, help="most worker instances (default 64)")
     p.add_argument("--max-hourly-usd", type=float, default=None, help="budget: most USD per hour (default: none)")
     p.add_argument("--requests", type=int, default=600, help="simulated requests per candidate (default 600)")
@@ -206,7 +206,7 @@ def cmd_plan(args) -> int:
         return 0
     print(f"cheapest cluster predicted (simulated) to hold p99 <= {args.p99:g} s at {args.rate:g} req/s:")
     print(f"  {c.machines} x {c.instance_type} ({prices.EC2_PRICES[c.instance_type][1]} vCPUs each) + scheduler "
-          f"{planner.SCHEDULER_TYPE}, strategy {c.strategy}")
+          f"{planner.scheduler_type()}, strategy {c.strategy}")
     print(f"  predicted p50 {c.p50_ms:.0f} ms, p99 {c.p99_ms:.0f} ms, throughput {c.throughput:.1f} req/s")
     print(f"  ${c.hourly_usd:.4f}/hour (on-demand {prices.PRICES_REGION} prices of {prices.PRICES_DATE}); "
           f"{len(result.tried)} candidates simulated, calibrated on {folder}")

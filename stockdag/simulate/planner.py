@@ -8,10 +8,11 @@ without saturating (achieved throughput within 5% of what a server keeping up
 would show over the window, no errors) is that pair's
 cheapest, and a count is skipped once it costs more than the best found.
 
-Assumptions, printed with the plan: one Dask worker per instance with one
-thread per vCPU, each vCPU as fast as a core of the machine the stage costs
-were measured on (``SPEED``, no GIL contention), a link of ``LINK_LATENCY`` s
-and ``BANDWIDTH`` bytes/s, and the scheduler overheads fitted on loopback.
+Assumptions (``stockdag.simulate.*`` in the configuration): one Dask worker per
+instance with one thread per vCPU, each vCPU as fast as a core of the machine
+the stage costs were measured on times ``speeds[family]`` (no GIL contention),
+a link of ``link_latency`` s and ``bandwidth`` bytes/s, and the scheduler
+overheads fitted on loopback.
 Prices are :mod:`stockdag.deploy.prices` (their date is printed).
 """
 from __future__ import annotations
@@ -21,19 +22,23 @@ import math
 
 import numpy as np
 
+from .. import config
 from ..bench.loadgen import BenchConfig
 from ..deploy import prices
 from ..errors import InvalidRequest
 from ..placement import STRATEGIES
 from .model import SimConfig, SimWorker, critical_path, simulate
 
-DEFAULT_TYPES = ("c5.large", "c5.xlarge", "c5.2xlarge", "m5.large")
-#: relative per-vCPU speed by instance family (1.0 = the measuring machine's core): an assumption, not a measurement
-SPEED: dict[str, float] = {}
-LINK_LATENCY = 0.0005   # s, one way, within an availability zone (assumed)
-BANDWIDTH = 100e6       # bytes/s per instance link (assumed, the baseline of small instances)
 COUNTS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128, 192, 256)
-SCHEDULER_TYPE = "t3.small"
+
+
+def speed(instance_type: str) -> float:
+    """Per-vCPU speed of an instance type relative to the measuring machine (``stockdag.simulate.speeds``, assumed)."""
+    return float((config.get("simulate.speeds") or {}).get(instance_type.split(".")[0], 1.0))
+
+
+def scheduler_type() -> str:
+    return str(config.get("simulate.scheduler_instance_type"))
 
 
 def ec2_workers(instance_type: str, count: int, group: str | None = None) -> list[SimWorker]:
@@ -43,12 +48,13 @@ def ec2_workers(instance_type: str, count: int, group: str | None = None) -> lis
         raise InvalidRequest(f"instance type {instance_type!r} is not in the price table "
                              f"({prices.PRICES_DATE}); known: {', '.join(prices.EC2_PRICES)}")
     group = group or instance_type.replace(".", "_").replace("-", "_")
-    speed = SPEED.get(instance_type.split(".")[0], 1.0)
-    return [SimWorker(f"{group}-{i}", row[1], speed, LINK_LATENCY, BANDWIDTH, f"{group}-{i}") for i in range(count)]
+    latency, bandwidth = float(config.get("simulate.link_latency")), float(config.get("simulate.bandwidth"))
+    return [SimWorker(f"{group}-{i}", row[1], speed(instance_type), latency, bandwidth, f"{group}-{i}")
+            for i in range(count)]
 
 
 def hourly(workers_by_type: dict[str, int]) -> float:
-    return sum(prices.EC2_PRICES[t][0] * n for t, n in workers_by_type.items()) + prices.EC2_PRICES[SCHEDULER_TYPE][0]
+    return sum(prices.EC2_PRICES[t][0] * n for t, n in workers_by_type.items()) + prices.EC2_PRICES[scheduler_type()][0]
 
 
 @dataclasses.dataclass
@@ -71,7 +77,7 @@ class Choice:
                                "memory_limit": f"{max(1, int(mem * 0.8))}GiB", "instance_type": self.instance_type}],
             "ec2": {"region": prices.PRICES_REGION, "ami": ami or "ami-0123456789abcdef0",
                     "security_groups": [security_group or "sg-0123456789abcdef0"],
-                    "scheduler_instance_type": SCHEDULER_TYPE},
+                    "scheduler_instance_type": scheduler_type()},
         }
 
 
@@ -115,11 +121,11 @@ def plan(rate: float, p99: float, costs, overheads, *, instance_types=None, max_
         raise InvalidRequest("--rate and --p99 must be > 0")
     if max_machines < 1:
         raise InvalidRequest("--max-machines must be >= 1")
-    types = list(instance_types or DEFAULT_TYPES)
+    types = list(instance_types or config.get("simulate.instance_types"))
     for t in types:
         ec2_workers(t, 1)  # validates the name
     strategies = list(strategies or STRATEGIES)
-    fastest = max(SPEED.get(t.split(".")[0], 1.0) for t in types)
+    fastest = max(speed(t) for t in types)
     floor = critical_path_p99(costs, overheads, fastest)
     if floor > p99:
         return PlanResult(rate, p99, None, f"no cluster can hold p99 <= {p99:g} s: the critical path alone takes "
@@ -130,8 +136,7 @@ def plan(rate: float, p99: float, costs, overheads, *, instance_types=None, max_
     tried = []
     for t in types:
         vcpu = prices.EC2_PRICES[t][1]
-        speed = SPEED.get(t.split(".")[0], 1.0)
-        n_min = max(1, math.ceil(rate * cpu / speed / (0.9 * vcpu)))
+        n_min = max(1, math.ceil(rate * cpu / speed(t) / (0.9 * vcpu)))
         counts = [n for n in COUNTS if n_min <= n <= max_machines]
         if n_min <= max_machines and n_min not in counts:
             counts.insert(0, n_min)

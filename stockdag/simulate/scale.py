@@ -19,12 +19,13 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from .. import config
 from ..bench.loadgen import BenchConfig
 from ..deploy import prices
 from ..placement import STRATEGIES
 from . import calibrate
 from .model import STAGE_IDS, SimConfig, simulate
-from .planner import ec2_workers, hourly
+from .planner import ec2_workers, hourly, scheduler_type
 
 MACHINES = (1, 2, 3, 4, 5, 8, 16, 32, 64)
 LOADS = (0.25, 0.5, 0.75, 0.9, 1.1)   # fractions of the core bound
@@ -230,8 +231,8 @@ def section(folder: str, table: pd.DataFrame | None = None, objective: float = 1
         f"{o['hop'] * 1e3:.2f} ms, task {o['task'] * 1e3:.2f} ms, distributed ones from {cal['distributed_overheads_from']}); "
         "check it against the measured points with `stockdag simulate validate " + folder + "`. Machines are EC2 "
         "instances, one worker each with a thread per vCPU, each vCPU as fast as a core of the measuring machine (assumed), "
-        f"links {0.5:g} ms / 100 MB/s (assumed). Prices: on-demand {prices.PRICES_REGION} of {prices.PRICES_DATE}, "
-        "workers plus a t3.small scheduler. Cost per million predictions is at the highest simulated rate holding "
+        f"links {config.get('simulate.link_latency') * 1e3:g} ms / {config.get('simulate.bandwidth') / 1e6:g} MB/s (assumed). Prices: on-demand {prices.PRICES_REGION} of {prices.PRICES_DATE}, "
+        f"workers plus a {scheduler_type()} scheduler. Cost per million predictions is at the highest simulated rate holding "
         f"p99 <= {objective:g} s.",
         "",
         "### Cases 1-4 (n = 5), simulated",

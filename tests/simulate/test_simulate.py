@@ -225,3 +225,16 @@ def test_round_robin_deals_the_tasks_in_dask_order_as_the_measured_run_shows():
     spans = json.loads(result.records["trace"].iloc[0])
     simulated = {frozenset(e["id"] for e in spans if e["worker"] == w) for w in {e["worker"] for e in spans}}
     assert simulated == measured and len(measured) == 2
+
+
+def test_machine_assumptions_come_from_the_configuration():
+    import dask
+
+    from stockdag.simulate.planner import ec2_workers, hourly
+
+    with dask.config.set({"stockdag.simulate.speeds": {"c5": 2.0}, "stockdag.simulate.link_latency": 0.003,
+                          "stockdag.simulate.scheduler_instance_type": "t3.micro"}):
+        w = ec2_workers("c5.xlarge", 2)
+        assert [(x.name, x.threads, x.speed, x.link_latency, x.host) for x in w] == [
+            ("c5_xlarge-0", 4, 2.0, 0.003, "c5_xlarge-0"), ("c5_xlarge-1", 4, 2.0, 0.003, "c5_xlarge-1")]
+        assert hourly({"c5.xlarge": 2}) == pytest.approx(2 * 0.17 + 0.0104)
