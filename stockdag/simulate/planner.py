@@ -29,6 +29,7 @@ from ..errors import InvalidRequest
 from ..placement import STRATEGIES
 from .model import SimConfig, SimWorker, critical_path, simulate
 
+HEADROOM = 0.9  # most CPU utilisation a planned cluster may run at
 COUNTS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128, 192, 256)
 
 
@@ -136,7 +137,8 @@ def plan(rate: float, p99: float, costs, overheads, *, instance_types=None, max_
     tried = []
     for t in types:
         vcpu = prices.EC2_PRICES[t][1]
-        n_min = max(1, math.ceil(rate * cpu / speed(t) / (0.9 * vcpu)))
+        # 10% headroom: a cluster loaded past 90% cannot be shown stable in a short simulated window
+        n_min = max(1, math.ceil(rate * cpu / speed(t) / (HEADROOM * vcpu)))
         counts = [n for n in COUNTS if n_min <= n <= max_machines]
         if n_min <= max_machines and n_min not in counts:
             counts.insert(0, n_min)
