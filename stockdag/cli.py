@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve_bench_parsers(sub)
     _add_webapp_parser(sub)
     _add_experiment_parsers(sub)
+    from .simulate.cli import add_parsers as _add_simulate_parsers  # simulate, plan
+
+    COMMANDS.update(_add_simulate_parsers(sub))
     for subparsers in (sub, csub):  # a command without its own description shows its one-line help in --help
         for choice in subparsers._choices_actions:
             command = subparsers.choices[choice.dest]

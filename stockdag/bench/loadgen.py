@@ -137,6 +137,32 @@ def _error_kind(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def intended_times(cfg: BenchConfig):
+    """Open loop: the intended send time of every request (seconds from the start), in order.
+
+    Constant arrivals are ``i / rate``; Poisson arrivals have exponential gaps
+    drawn from ``cfg.seed``. The schedule ends at ``warmup + duration``, or once
+    ``requests`` measured (post-warm-up) times were given. The load generator
+    and the simulator (:mod:`stockdag.simulate`) both draw from here.
+    """
+    rng = np.random.default_rng(cfg.seed)
+    interval = 1.0 / cfg.rate
+    end = cfg.warmup + cfg.duration
+    i, t, measured = 0, 0.0, 0
+    while True:
+        if cfg.requests is not None:
+            if t >= cfg.warmup and measured >= cfg.requests:
+                return
+        elif t >= end:
+            return
+        yield t
+        if t >= cfg.warmup:
+            measured += 1
+        i += 1
+        # i * interval, not a running sum: summed floats drift and add or drop a request at the end
+        t = i * interval if cfg.arrivals == "constant" else t + float(rng.exponential(interval))
+
+
 class LoadRun:
     """The state of one run: schedule and records (``rows`` grows while it runs, so a live view can read it)."""
 
@@ -183,18 +209,9 @@ class LoadRun:
 
     async def open_loop(self, session: aiohttp.ClientSession) -> None:
         cfg = self.cfg
-        rng = np.random.default_rng(cfg.seed)
-        interval = 1.0 / cfg.rate
-        end = cfg.warmup + cfg.duration
         tasks: set[asyncio.Task] = set()
-        i, t = 0, 0.0
         clock = time.perf_counter
-        while True:
-            if cfg.requests is not None:
-                if t >= cfg.warmup and self.measured_sent >= cfg.requests:
-                    break
-            elif t >= end:
-                break
+        for i, t in enumerate(intended_times(cfg)):
             delay = self.t0 + t - clock()
             # when behind schedule, still yield so the requests already started can progress
             await asyncio.sleep(delay if delay > 0 else 0)
@@ -203,9 +220,6 @@ class LoadRun:
             task.add_done_callback(tasks.discard)
             if t >= cfg.warmup:
                 self.measured_sent += 1
-            i += 1
-            # i * interval, not a running sum: summed floats drift and add or drop a request at the end
-            t = i * interval if cfg.arrivals == "constant" else t + float(rng.exponential(interval))
         if tasks:
             await asyncio.gather(*tasks)
 

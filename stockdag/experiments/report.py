@@ -183,6 +183,9 @@ def build(folder: str) -> dict:
     ]
     with open(os.path.join(folder, "REPORT.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
+    from ..simulate.scale import add_to_report  # the simulated test cases, when experiments/scale.ipynb ran
+
+    add_to_report(folder)
     return {"saturation": sat, "limits": lim, "aggregate": agg}
 
 
