@@ -12,6 +12,7 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from .. import config
 from ..errors import StockdagError
 from ..request import Request
 
@@ -153,7 +154,7 @@ class DistributedBackend(Backend):
             self.client = await Client(self.scheduler, asynchronous=True, **kwargs)
         else:
             self.cluster = await LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
-                                              host="127.0.0.1", dashboard_address=":0", asynchronous=True,
+                                              host="127.0.0.1", dashboard_address=config.get("dashboard_address"), asynchronous=True,
                                               silence_logs=logging.WARNING)
             self.client = await Client(self.cluster, asynchronous=True)
         self.executor = await DistributedExecutor(client=self.client, strategy=self.strategy).start()

@@ -1,0 +1,45 @@
+"""A live distributed stockdag server (LocalCluster of 2 workers, started here): what it exposes and logs."""
+from __future__ import annotations
+
+import ipaddress
+
+import dask
+import httpx
+import psutil
+import pytest
+
+from stockdag.serve import ServerThread, create_app
+
+# the conftest's SMALL settings; repeated because a module-scoped server cannot use its function-scoped fixture
+SMALL = {"stockdag.models.window": 120, "stockdag.models.error_days": 10, "stockdag.data.min_history": 150,
+         "stockdag.data.history_days": 200, "stockdag.data.news_days": 320}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def distributed_server():
+    with dask.config.set(SMALL):
+        app = create_app("distributed", workers=2)
+    with ServerThread(app) as server:
+        yield server
+
+
+def _listening(process: psutil.Process) -> list[tuple[int, str, int]]:
+    out = []
+    for p in (process, *process.children(recursive=True)):
+        for c in p.net_connections(kind="inet"):
+            if c.status == psutil.CONN_LISTEN:
+                out.append((p.pid, c.laddr.ip, c.laddr.port))
+    return out
+
+
+def test_distributed_server_listens_on_loopback_only(distributed_server):
+    health = httpx.get(f"{distributed_server.url}/health", timeout=30).json()
+    assert health["dashboard"]  # the dashboard runs, so its socket is among those listed
+    sockets = _listening(psutil.Process())
+    ports = {port for _, _, port in sockets}
+    dashboard_port = int(health["dashboard"].split(":")[2].split("/")[0])
+    assert dashboard_port in ports and distributed_server.port in ports
+    exposed = [s for s in sockets if not ipaddress.ip_address(s[1]).is_loopback]
+    assert not exposed, f"listening outside loopback: {exposed}"
