@@ -43,3 +43,11 @@ def test_distributed_server_listens_on_loopback_only(distributed_server):
     assert dashboard_port in ports and distributed_server.port in ports
     exposed = [s for s in sockets if not ipaddress.ip_address(s[1]).is_loopback]
     assert not exposed, f"listening outside loopback: {exposed}"
+
+
+@pytest.mark.parametrize("as_of", ["0002-01-01", "9999-12-31", "1990-01-01", "2030-01-01"])
+def test_dates_outside_the_data_are_one_line_422s(distributed_server, as_of):
+    # C5 runs beside C2 here, so a date only C5 trips on used to reach the client as a 500
+    r = httpx.get(f"{distributed_server.url}/predict/AAPL", params={"as_of": as_of}, timeout=120)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == "InsufficientHistory" and "\n" not in r.json()["detail"]
