@@ -15,7 +15,7 @@ import math
 import time
 from typing import Any
 
-from fastapi import FastAPI, Path, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -102,11 +102,24 @@ class HealthOut(BaseModel):
 
 _ERRORS = {
     404: {"model": ErrorOut, "description": "unknown symbol (names the available ones)"},
-    422: {"model": ErrorOut, "description": "malformed symbol or date, or too little history"},
+    422: {"model": ErrorOut, "description": "malformed symbol or date, too little history, or an unknown query parameter"},
     502: {"model": ErrorOut, "description": "a data source failed"},
     503: {"model": ErrorOut, "description": "too many requests in flight (see Retry-After), or models unavailable"},
     504: {"model": ErrorOut, "description": "the request ran past its deadline"},
 }
+
+
+async def _no_unknown_query_parameters(request: Request) -> None:
+    """Refuse query parameters the route does not declare: a typo (``?asof=``) must not answer for another date."""
+    route = request.scope.get("route")
+    known = {p.alias for p in route.dependant.query_params} if route is not None else set()
+    unknown = [k for k in dict.fromkeys(request.query_params.keys()) if k not in known]
+    if unknown:
+        accepted = f"{route.path} accepts: {', '.join(sorted(known))}" if known else f"{route.path} takes no query parameters"
+        raise InvalidRequest(f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
+                             f"{', '.join(repr(k) for k in unknown)}; {accepted}")
+
+_UNKNOWN_QUERY = {"model": ErrorOut, "description": "an unknown query parameter"}
 
 
 def _finite(value):
@@ -204,6 +217,7 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
         description="Next-day stock-price predictions from the C1-C12 pipeline, served "
                     f"{backend.mode}. Every prediction carries its per-stage trace.",
         lifespan=lifespan,
+        dependencies=[Depends(_no_unknown_query_parameters)],
     )
     app.state.backend = backend
     app.state.metrics = metrics
@@ -260,11 +274,11 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
             metrics.in_flight.dec()
         return JSONResponse(_finite(body))
 
-    @app.get("/symbols", response_model=SymbolsOut, summary="Symbols the data source has")
+    @app.get("/symbols", response_model=SymbolsOut, responses={422: _UNKNOWN_QUERY}, summary="Symbols the data source has")
     async def symbols():
         return {"source": source_name, "symbols": state["symbols"]}
 
-    @app.get("/health", response_model=HealthOut, summary="Mode, workers, strategy and load")
+    @app.get("/health", response_model=HealthOut, responses={422: _UNKNOWN_QUERY}, summary="Mode, workers, strategy and load")
     async def health():
         info = await backend.info()
         return {"service": "stockdag", "status": "ok", "version": __version__, "profile": profile,
@@ -273,7 +287,7 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
                 "dashboard": info["dashboard"]}
 
     @app.get("/metrics", response_class=Response, summary="Prometheus metrics",
-             responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}})
+             responses={422: _UNKNOWN_QUERY, 200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}})
     async def prometheus():
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

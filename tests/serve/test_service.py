@@ -58,6 +58,21 @@ def test_bad_input_maps_to_status(live, path, status, error):
         assert "AAPL" in body["available"] and "AAPL" in body["detail"]
 
 
+@pytest.mark.parametrize("path, named", [
+    ("/predict/AAPL?asof=2012-06-01", ["asof"]),
+    ("/predict/AAPL?as_of=2012-06-01&profile=pretrained", ["profile"]),
+    ("/predict/AAPL?x=1&y=2", ["x", "y"]),
+    ("/symbols?profile=pretrained", ["profile"]),
+    ("/health?verbose=1", ["verbose"]),
+])
+def test_unknown_query_parameters_are_422s_naming_them(live, path, named):
+    # a typo (asof) used to answer 200 for the last day of data, and ?profile= was silently ignored
+    r = httpx.get(live + path, timeout=60)
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert body["error"] == "InvalidRequest" and all(repr(n) in body["detail"] for n in named), body
+
+
 def test_health_symbols_metrics_docs(live):
     health = httpx.get(f"{live}/health").json()
     assert health["service"] == "stockdag" and health["mode"] == "centralized" and health["workers"] == 1
