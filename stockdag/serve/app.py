@@ -1,10 +1,12 @@
 """The FastAPI application: /predict, /symbols, /health, /metrics, with admission control.
 
 Admission control keeps an overloaded server answering: beyond
-``max_in_flight`` prediction requests it answers 503 with ``Retry-After`` at
-once, and a prediction still running after ``deadline`` seconds answers 504
-(its queued work is cancelled where the backend can). ``/health`` and
-``/metrics`` never queue behind predictions.
+``max_in_flight`` prediction requests' work it answers 503 with
+``Retry-After`` at once, and a prediction still running after ``deadline``
+seconds answers 504 (its queued work is cancelled where the backend can; work
+that cannot be stopped keeps its place in the count until it ends, see
+:mod:`stockdag.serve.admission`). ``/health`` and ``/metrics`` never queue
+behind predictions.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from pydantic import BaseModel
 from .. import __version__, config
 from ..errors import InvalidRequest, StockdagError, UnknownSymbol
 from ..request import parse_request
+from .admission import Admission
 from .backends import BACKENDS, Backend
 
 logger = logging.getLogger(__name__)
@@ -149,8 +152,8 @@ class _Metrics:
                                 ("endpoint", "status"), registry=self.registry)
         self.latency = Histogram("stockdag_http_request_duration_seconds", "HTTP request latency, by endpoint",
                                  ("endpoint",), buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.in_flight = Gauge("stockdag_http_in_flight", "prediction requests being computed or queued",
-                               registry=self.registry)
+        self.in_flight = Gauge("stockdag_http_in_flight", "prediction requests whose work is computing or queued "
+                               "(including work that outlived its request's 504)", registry=self.registry)
         self.rejected = Counter("stockdag_http_rejected", "prediction requests refused by admission control, by reason",
                                 ("reason",), registry=self.registry)
 
@@ -199,7 +202,9 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
     source_name = settings["data"]["source"]
     source = get_price_source(source_name, settings["data"]["data_dir"], float(settings["data"]["timeout"]))
     metrics = _Metrics()
-    state = {"in_flight": 0, "symbols": []}
+    admission = Admission(max_in_flight)
+    metrics.in_flight.set_function(lambda: admission.in_flight)
+    state = {"symbols": []}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -221,6 +226,7 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
     )
     app.state.backend = backend
     app.state.metrics = metrics
+    app.state.admission = admission
 
     @app.middleware("http")
     async def measure(request: Request, call_next):
@@ -258,20 +264,19 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
         request = parse_request(symbol, as_of, settings=settings)
         if state["symbols"] and request.symbol not in state["symbols"]:
             raise UnknownSymbol(request.symbol, state["symbols"])
-        if state["in_flight"] >= max_in_flight:
+        ticket = admission.admit()
+        if ticket is None:
             metrics.rejected.labels("overload").inc()
-            return _error(503, "Overloaded", f"{state['in_flight']} requests in flight (limit {max_in_flight}); retry later",
+            return _error(503, "Overloaded", f"{admission.in_flight} requests in flight (limit {max_in_flight}); retry later",
                           headers={"Retry-After": str(retry_after)})
-        state["in_flight"] += 1
-        metrics.in_flight.inc()
         try:
-            body = await asyncio.wait_for(backend.predict(request), deadline)
+            body = await asyncio.wait_for(backend.predict(request, ticket), deadline)
         except asyncio.TimeoutError:
             metrics.rejected.labels("deadline").inc()
             return _error(504, "DeadlineExceeded", f"no answer within the {deadline:g} s deadline")
         finally:
-            state["in_flight"] -= 1
-            metrics.in_flight.dec()
+            if not ticket.handed_over:  # the backend never started work (or its work ends with the handler)
+                ticket.release()
         return JSONResponse(_finite(body))
 
     @app.get("/symbols", response_model=SymbolsOut, responses={422: _UNKNOWN_QUERY}, summary="Symbols the data source has")
@@ -282,7 +287,7 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
     async def health():
         info = await backend.info()
         return {"service": "stockdag", "status": "ok", "version": __version__, "profile": profile,
-                "in_flight": state["in_flight"], "max_in_flight": max_in_flight, "deadline": deadline,
+                "in_flight": admission.in_flight, "max_in_flight": max_in_flight, "deadline": deadline,
                 "mode": info["mode"], "workers": info["workers"], "strategy": info["strategy"],
                 "dashboard": info["dashboard"]}
 

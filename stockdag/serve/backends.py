@@ -1,8 +1,13 @@
 """How the server runs a request: centralized, replicated or distributed.
 
-A backend has ``mode``, async ``start``/``close``, async ``predict(request)``
+A backend has ``mode``, async ``start``/``close``, async ``predict(request, ticket)``
 returning the response dict, and async ``info()`` for ``/health``. Extend by
 subclassing :class:`Backend` and listing the class in :data:`BACKENDS`.
+
+``ticket`` (:class:`~stockdag.serve.admission.Ticket`, may be None) is the
+request's place in the admission count. A backend whose work can outlive a
+cancelled ``predict`` (a running thread or process cannot be stopped) hands
+it over and releases it when the work ends; otherwise the caller releases it.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from .. import config
 from ..errors import StockdagError
 from ..request import Request
+from .admission import Ticket
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +42,7 @@ class Backend:
     async def close(self) -> None:
         pass
 
-    async def predict(self, request: Request) -> dict:
+    async def predict(self, request: Request, ticket: Ticket | None = None) -> dict:
         raise NotImplementedError
 
     async def info(self) -> dict:
@@ -53,6 +59,14 @@ def _run_whole(request: Request) -> dict:
 def _warm() -> None:
     # imports the pipeline (pandas, scikit-learn, lightgbm) before the first request pays for it
     from .. import pipeline  # noqa: F401
+
+
+async def _holding(future, ticket: Ticket | None):
+    """Await a pool future; its ticket is released when the work ends (or is cancelled before it starts)."""
+    if ticket is not None:
+        ticket.hand_over()
+        future.add_done_callback(ticket.release)
+    return await asyncio.wrap_future(future)
 
 
 class CentralizedBackend(Backend):
@@ -72,9 +86,10 @@ class CentralizedBackend(Backend):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stockdag-centralized")
         await asyncio.get_running_loop().run_in_executor(self._pool, _warm)
 
-    async def predict(self, request: Request) -> dict:
-        # a cancelled (timed-out) request still waiting in the queue is dropped, not run
-        return await asyncio.get_running_loop().run_in_executor(self._pool, _run_whole, request)
+    async def predict(self, request: Request, ticket: Ticket | None = None) -> dict:
+        # a cancelled (timed-out) request still waiting in the queue is dropped, not run; a running one
+        # finishes in its thread and keeps its ticket until then
+        return await _holding(self._pool.submit(_run_whole, request), ticket)
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -104,9 +119,9 @@ class ReplicatedBackend(Backend):
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(self._pool, _warm) for _ in range(self.replicas)))
 
-    async def predict(self, request: Request) -> dict:
+    async def predict(self, request: Request, ticket: Ticket | None = None) -> dict:
         try:
-            return await asyncio.wrap_future(self._pool.submit(_run_whole, request))
+            return await _holding(self._pool.submit(_run_whole, request), ticket)
         except BrokenProcessPool:
             raise BackendUnavailable("a replica process died; the server must be restarted") from None
 
@@ -159,7 +174,9 @@ class DistributedBackend(Backend):
             self.client = await Client(self.cluster, asynchronous=True)
         self.executor = await DistributedExecutor(client=self.client, strategy=self.strategy).start()
 
-    async def predict(self, request: Request) -> dict:
+    async def predict(self, request: Request, ticket: Ticket | None = None) -> dict:
+        # not handed over: a cancelled request releases its Dask future, and the scheduler drops its
+        # tasks (a task already running on a worker ends there, outside this process' count)
         result = await self.executor.arun(request)
         return result.to_dict()
 

@@ -112,11 +112,12 @@ def test_admission_control_and_health_under_load():
 
     with ServerThread(app) as server:
         answers, health = asyncio.run(load(server.url))
-        after = httpx.get(f"{server.url}/health").json()
+        # the 504's pipeline keeps running in its thread, and counts until it ends
+        _wait_until(lambda: httpx.get(f"{server.url}/health").json()["in_flight"] == 0, "the admitted work ended")
     statuses = sorted(a.status_code for a in answers)
     assert statuses == [503, 503, 503, 504]
     assert all(a.headers["retry-after"] == "2" for a in answers if a.status_code == 503)
-    assert health.status_code == 200 and after["in_flight"] == 0
+    assert health.status_code == 200 and health.json()["in_flight"] == 1
 
 
 def test_serve_rejects_unknown_mode_and_strategy(capsys):
@@ -154,3 +155,59 @@ def test_distributed_server_places_tasks_with_a_strategy():
     assert all(planned.values()), planned
     assert all(t["planned_worker"] == t["worker"] for t in body["trace"])
     assert len({t["worker"] for t in body["trace"]}) == 2  # round-robin spreads one request's stages
+
+
+def _wait_until(predicate, what: str, limit: float = 120.0):
+    # waits for an event (not a time band): fails only if it never happens
+    import time
+
+    end = time.monotonic() + limit
+    while not predicate():
+        assert time.monotonic() < end, f"never happened: {what}"
+        time.sleep(0.02)
+
+
+def test_admission_counts_work_that_outlives_its_504(monkeypatch):
+    # the pipeline thread cannot be stopped: after the client's 504 its work still runs, so it must still
+    # count, and a second request is refused (503) until that work ends; proven with a gate, not timings
+    import threading
+
+    import stockdag.serve.backends as backends
+
+    gate, started, real = threading.Event(), threading.Event(), backends._run_whole
+
+    def gated(request):
+        started.set()
+        assert gate.wait(120), "the test never opened the gate"
+        return real(request)
+
+    monkeypatch.setattr(backends, "_run_whole", gated)
+    with dask.config.set(SMALL):
+        app = create_app("centralized", max_in_flight=1, deadline=0.1)
+    with ServerThread(app) as server:
+        url = server.url
+        first = httpx.get(f"{url}/predict/AAPL", params={"as_of": "2012-06-01"}, timeout=60)
+        assert first.status_code == 504 and started.is_set()
+        assert httpx.get(f"{url}/health").json()["in_flight"] == 1  # the work, not the (finished) handler
+        assert "stockdag_http_in_flight 1.0" in httpx.get(f"{url}/metrics").text
+        second = httpx.get(f"{url}/predict/IBM", params={"as_of": "2012-06-01"}, timeout=60)
+        assert second.status_code == 503, second.text
+        gate.set()
+        _wait_until(lambda: httpx.get(f"{url}/health").json()["in_flight"] == 0, "the first request's work ended")
+    assert app.state.admission.admitted == 1 and app.state.admission.released == 1
+
+
+@pytest.mark.slow
+def test_replicated_admission_counts_work_that_outlives_its_504():
+    # a replica process cannot be stopped either; 3 s of emulated fetch latency keep its work running
+    # long after the 0.3 s deadline, and the count follows the work, not the handler
+    cfg = {**SMALL, "stockdag.data.latency.distribution": "constant", "stockdag.data.latency.mean": 3.0,
+           "stockdag.cache.backend": "none"}
+    with dask.config.set(cfg):
+        app = create_app("replicated", replicas=1, max_in_flight=1, deadline=0.3)
+    with ServerThread(app) as server:
+        url = server.url
+        assert httpx.get(f"{url}/predict/AAPL", params={"as_of": "2012-06-01"}, timeout=60).status_code == 504
+        assert httpx.get(f"{url}/predict/IBM", params={"as_of": "2012-06-01"}, timeout=60).status_code == 503
+        _wait_until(lambda: httpx.get(f"{url}/health").json()["in_flight"] == 0, "the replica's work ended")
+    assert app.state.admission.admitted == 1 and app.state.admission.released == 1
