@@ -24,10 +24,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from pydantic import BaseModel
 
 from .. import __version__, config
-from ..errors import InvalidRequest, StockdagError, UnknownSymbol
+from ..errors import InsufficientHistory, InvalidRequest, StockdagError, UnknownSymbol
 from ..request import parse_request
 from .admission import Admission
 from .backends import BACKENDS, Backend
+from .ranges import symbol_ranges
 
 logger = logging.getLogger(__name__)
 
@@ -84,9 +85,23 @@ class ErrorOut(BaseModel):
     available: list[str] | None = None
 
 
+class AsOfRange(BaseModel):
+    first: str
+    last: str
+
+
 class SymbolsOut(BaseModel):
+    """The symbols the data source has, and each one's valid as-of range for this server's profile and data.
+
+    A date in ``[first, last]`` can be answered; ``null`` means no date can
+    (too little history, or no pretrained models). A source that cannot list
+    its symbols (yfinance) gives empty lists.
+    """
+
     source: str
+    profile: str
     symbols: list[str]
+    as_of: dict[str, AsOfRange | None]
 
 
 class HealthOut(BaseModel):
@@ -123,6 +138,27 @@ async def _no_unknown_query_parameters(request: Request) -> None:
                              f"{', '.join(repr(k) for k in unknown)}; {accepted}")
 
 _UNKNOWN_QUERY = {"model": ErrorOut, "description": "an unknown query parameter"}
+
+
+def _check_range(request, ranges: dict) -> None:
+    """Refuse a date outside the symbol's valid range before any work is submitted.
+
+    An expected client error then never runs (or fails) on a worker; the
+    stages still check everything themselves (a symbol with no listed range
+    goes through them).
+    """
+    if request.symbol not in ranges:
+        return
+    valid = ranges[request.symbol]
+    if valid is None:
+        raise InsufficientHistory(f"no as-of date of {request.symbol} can be answered with this server's "
+                                  f"{request.profile} profile and data (see /symbols)")
+    as_of = request.as_of.isoformat() if request.as_of else None
+    if as_of is not None and not valid["first"] <= as_of:
+        raise InsufficientHistory(f"as-of date {as_of} is before {request.symbol}'s first answerable date "
+                                  f"{valid['first']} ({request.profile} profile; see /symbols)")
+    if as_of is not None and as_of > valid["last"]:
+        raise InsufficientHistory(f"as-of date {as_of} is after the last {request.symbol} price ({valid['last']})")
 
 
 def _finite(value):
@@ -204,12 +240,14 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
     metrics = _Metrics()
     admission = Admission(max_in_flight)
     metrics.in_flight.set_function(lambda: admission.in_flight)
-    state = {"symbols": []}
+    state = {"symbols": [], "ranges": {}}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         # the bundled and csv sources list their symbols; a live source may not (then C2 decides)
-        state["symbols"] = await asyncio.get_running_loop().run_in_executor(None, source.symbols)
+        loop = asyncio.get_running_loop()
+        state["symbols"] = await loop.run_in_executor(None, source.symbols)
+        state["ranges"] = await loop.run_in_executor(None, symbol_ranges, source, state["symbols"], settings)
         await backend.start()
         try:
             yield
@@ -264,6 +302,7 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
         request = parse_request(symbol, as_of, settings=settings)
         if state["symbols"] and request.symbol not in state["symbols"]:
             raise UnknownSymbol(request.symbol, state["symbols"])
+        _check_range(request, state["ranges"])
         ticket = admission.admit()
         if ticket is None:
             metrics.rejected.labels("overload").inc()
@@ -281,7 +320,7 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
 
     @app.get("/symbols", response_model=SymbolsOut, responses={422: _UNKNOWN_QUERY}, summary="Symbols the data source has")
     async def symbols():
-        return {"source": source_name, "symbols": state["symbols"]}
+        return {"source": source_name, "profile": profile, "symbols": state["symbols"], "as_of": state["ranges"]}
 
     @app.get("/health", response_model=HealthOut, responses={422: _UNKNOWN_QUERY}, summary="Mode, workers, strategy and load")
     async def health():

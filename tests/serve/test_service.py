@@ -6,6 +6,7 @@ second; ``create_app`` snapshots them, so the server keeps them.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 
 import dask
@@ -73,6 +74,19 @@ def test_unknown_query_parameters_are_422s_naming_them(live, path, named):
     assert body["error"] == "InvalidRequest" and all(repr(n) in body["detail"] for n in named), body
 
 
+def test_symbols_give_each_symbols_valid_as_of_range(live):
+    body = httpx.get(f"{live}/symbols").json()
+    assert body["profile"] == "refit" and set(body["as_of"]) == set(body["symbols"])
+    aapl = body["as_of"]["AAPL"]
+    assert aapl["first"] < "2012-06-01" <= aapl["last"] == "2013-03-01"
+    before = (dt.date.fromisoformat(aapl["first"]) - dt.timedelta(days=1)).isoformat()
+    early = httpx.get(f"{live}/predict/AAPL", params={"as_of": before}, timeout=60)
+    assert early.status_code == 422 and aapl["first"] in early.json()["detail"]
+    if body["as_of"]["FB"] is None:  # 196 days of prices, fewer than min_history
+        fb = httpx.get(f"{live}/predict/FB", params={"as_of": "2013-01-02"}, timeout=60)
+        assert fb.status_code == 422 and "/symbols" in fb.json()["detail"]
+
+
 def test_health_symbols_metrics_docs(live):
     health = httpx.get(f"{live}/health").json()
     assert health["service"] == "stockdag" and health["mode"] == "centralized" and health["workers"] == 1
@@ -90,6 +104,11 @@ def test_health_symbols_metrics_docs(live):
 def test_bench_probes_a_stockdag_server_and_sends_the_mix(live):
     symbols = asyncio.run(probe_stockdag(live))
     assert symbols and "AAPL" in symbols
+    ranges = httpx.get(f"{live}/symbols").json()["as_of"]
+    assert symbols == ranges  # the default mix (stockdag bench, the web app) draws within them
+    for path in RequestMix(symbols, "2000-01-03", "2013-03-01", seed=0).paths(500):
+        sym, date = path.removeprefix("/predict/").split("?as_of=")
+        assert ranges[sym] and ranges[sym]["first"] <= date <= ranges[sym]["last"]
     mix = RequestMix(["AAPL", "IBM"], "2012-06-01", "2012-06-08", seed=0)
     result = run(BenchConfig(live, users=1, requests=3, mix=mix, timeout=60))
     assert result.summary.ok == 3
