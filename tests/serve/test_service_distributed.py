@@ -51,3 +51,23 @@ def test_dates_outside_the_data_are_one_line_422s(distributed_server, as_of):
     r = httpx.get(f"{distributed_server.url}/predict/AAPL", params={"as_of": as_of}, timeout=120)
     assert r.status_code == 422, r.text
     assert r.json()["error"] == "InsufficientHistory" and "\n" not in r.json()["detail"]
+
+
+def _erred_tasks(app) -> int:
+    # the scheduler's transition log: a task a worker raised in (logged there as "Compute Failed"
+    # with a traceback) passes through "erred"
+    from distributed import Client
+
+    with Client(app.state.backend.cluster.scheduler_address, timeout=30) as c:
+        return c.run_on_scheduler(lambda dask_scheduler: sum(t[2] == "erred" for t in dask_scheduler.transition_log))
+
+
+@pytest.mark.parametrize("path", ["/predict/FB?as_of=2013-01-02", "/predict/AAPL?as_of=1990-01-02",
+                                  "/predict/GOOG?as_of=2004-09-01"])
+def test_client_errors_are_not_worker_errors(distributed_server, path):
+    # an expected request error (FB's 196 days, dates before the data) is the client's 422, not a
+    # failed task with a traceback in a worker's log
+    before = _erred_tasks(distributed_server.app)
+    r = httpx.get(distributed_server.url + path, timeout=120)
+    assert r.status_code == 422 and r.json()["error"] == "InsufficientHistory"
+    assert _erred_tasks(distributed_server.app) == before
