@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel
 
@@ -254,7 +255,9 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
         finally:
             await backend.close()
 
-    app = FastAPI(
+    # fastapi-offline: FastAPI's own self-hosted docs recipe with current swagger-ui and redoc assets shipped
+    # in the wheel, so /docs and /redoc work offline (FastAPI's default pages load them from a CDN)
+    app = FastAPIOffline(
         title="stockdag",
         version=__version__,
         description="Next-day stock-price predictions from the C1-C12 pipeline, served "

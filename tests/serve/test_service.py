@@ -87,6 +87,18 @@ def test_symbols_give_each_symbols_valid_as_of_range(live):
         assert fb.status_code == 422 and "/symbols" in fb.json()["detail"]
 
 
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_api_docs_load_every_asset_from_the_server_itself(live, page):
+    # offline (or behind a firewall) a page that loads swagger-ui or redoc from a CDN is blank
+    import re
+
+    html = httpx.get(live + page).text
+    refs = re.findall(r"""(?:src|href|url)\s*[:=]\s*['"]([^'"]+)['"]""", html)
+    assert refs and not [r for r in refs if re.match(r"(https?:)?//", r)], refs
+    assets = [r for r in refs if r.endswith((".js", ".css", ".png"))]
+    assert assets and all(httpx.get(live + a).status_code == 200 for a in assets), assets
+
+
 def test_health_symbols_metrics_docs(live):
     health = httpx.get(f"{live}/health").json()
     assert health["service"] == "stockdag" and health["mode"] == "centralized" and health["workers"] == 1
