@@ -141,7 +141,7 @@ async def _no_unknown_query_parameters(request: Request) -> None:
 _UNKNOWN_QUERY = {"model": ErrorOut, "description": "an unknown query parameter"}
 
 
-def _check_range(request, ranges: dict) -> None:
+def _check_range(request, ranges: dict, unanswerable: dict) -> None:
     """Refuse a date outside the symbol's valid range before any work is submitted.
 
     An expected client error then never runs (or fails) on a worker; the
@@ -151,9 +151,9 @@ def _check_range(request, ranges: dict) -> None:
     if request.symbol not in ranges:
         return
     valid = ranges[request.symbol]
-    if valid is None:
-        raise InsufficientHistory(f"no as-of date of {request.symbol} can be answered with this server's "
-                                  f"{request.profile} profile and data (see /symbols)")
+    if valid is None:  # the error the stages would raise (no stored models: a 503 saying how to fix it)
+        raise unanswerable.get(request.symbol) or InsufficientHistory(
+            f"no as-of date of {request.symbol} can be answered with this server's {request.profile} profile and data")
     as_of = request.as_of.isoformat() if request.as_of else None
     if as_of is not None and not valid["first"] <= as_of:
         raise InsufficientHistory(f"as-of date {as_of} is before {request.symbol}'s first answerable date "
@@ -241,14 +241,15 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
     metrics = _Metrics()
     admission = Admission(max_in_flight)
     metrics.in_flight.set_function(lambda: admission.in_flight)
-    state = {"symbols": [], "ranges": {}}
+    state = {"symbols": [], "ranges": {}, "unanswerable": {}}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         # the bundled and csv sources list their symbols; a live source may not (then C2 decides)
         loop = asyncio.get_running_loop()
         state["symbols"] = await loop.run_in_executor(None, source.symbols)
-        state["ranges"] = await loop.run_in_executor(None, symbol_ranges, source, state["symbols"], settings)
+        state["ranges"] = await loop.run_in_executor(None, symbol_ranges, source, state["symbols"], settings,
+                                                     state["unanswerable"])
         await backend.start()
         try:
             yield
@@ -305,7 +306,7 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
         request = parse_request(symbol, as_of, settings=settings)
         if state["symbols"] and request.symbol not in state["symbols"]:
             raise UnknownSymbol(request.symbol, state["symbols"])
-        _check_range(request, state["ranges"])
+        _check_range(request, state["ranges"], state["unanswerable"])
         ticket = admission.admit()
         if ticket is None:
             metrics.rejected.labels("overload").inc()

@@ -22,7 +22,7 @@ import datetime as dt
 import logging
 from typing import Callable, Sequence
 
-from ..errors import StockdagError
+from ..errors import InsufficientHistory, StockdagError
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +52,15 @@ def first_valid(dates: Sequence[dt.date], min_history: int, enough_features: Cal
     return lo if lo < len(dates) else None
 
 
-def symbol_ranges(source, symbols: Sequence[str], settings: dict) -> dict[str, dict | None]:
+def symbol_ranges(source, symbols: Sequence[str], settings: dict,
+                  reasons: dict[str, StockdagError] | None = None) -> dict[str, dict | None]:
     """``{symbol: {"first": ISO date, "last": ISO date} | None}`` for the server's profile and data.
 
     None means no date of that symbol can be answered (e.g. FB's 196 days of
-    bundled prices against ``min_history`` 300, or no stored models).
+    bundled prices against ``min_history`` 300, or no stored models); the
+    error a request for it would get is put in ``reasons`` when given.
     """
+    reasons = {} if reasons is None else reasons
     from ..features import make_features
     from ..models import store as model_store
 
@@ -75,7 +78,7 @@ def symbol_ranges(source, symbols: Sequence[str], settings: dict) -> dict[str, d
                 train_end = dt.date.fromisoformat(str(meta["train_end"]))
         except StockdagError as exc:  # no data or no models: nothing can be answered
             logger.info("no valid as-of range for %s: %s", symbol, exc.message)
-            out[symbol] = None
+            out[symbol], reasons[symbol] = None, exc
             continue
         frame = prices.frame
         dates = [d.date() for d in frame.index]
@@ -93,4 +96,8 @@ def symbol_ranges(source, symbols: Sequence[str], settings: dict) -> dict[str, d
             not_before = dates[k + error_days] if k + error_days < len(dates) else dt.date.max
         i = first_valid(dates, min_history, enough, not_before)
         out[symbol] = None if i is None else {"first": dates[i].isoformat(), "last": dates[-1].isoformat()}
+        if i is None:
+            reasons[symbol] = InsufficientHistory(
+                f"no as-of date of {symbol} can be answered with the {settings['profile']} profile: its "
+                f"{len(dates)} trading days ({dates[0]} to {dates[-1]}) leave too little history (see /symbols)")
     return out

@@ -71,3 +71,19 @@ def test_pretrained_range_starts_after_the_training_window(small, tmp_path):
         assert run_stages(parse_request("AAPL", first)).value.as_of.isoformat() == first
         with pytest.raises(InsufficientHistory):
             run_stages(parse_request("AAPL", _previous_trading_day("AAPL", first)))
+
+
+def test_a_pretrained_server_without_models_says_how_to_fix_it(small, tmp_path):
+    # the range check answers before any work is submitted, with the error the stages would raise
+    import dask
+    import httpx
+
+    from stockdag.serve import ServerThread, create_app
+
+    with dask.config.set({"stockdag.profile": "pretrained", "stockdag.models.store": str(tmp_path / "none")}):
+        app = create_app("centralized")
+        with ServerThread(app) as server:
+            r = httpx.get(f"{server.url}/predict/AAPL", params={"as_of": "2012-06-01"}, timeout=60)
+            fb = httpx.get(f"{server.url}/predict/FB", timeout=60)
+    assert r.status_code == 503 and r.json()["error"] == "ModelStoreError" and "stockdag train" in r.json()["detail"]
+    assert fb.status_code == 503
