@@ -3,8 +3,9 @@
 Every fenced ``bash`` and ``python`` block of README.md is read from a fresh
 ``git clone`` of this repository's HEAD (commit README changes first) and run
 in file order, one test per block, with HOME in a temporary folder (no model
-store, cache or web-app runs from earlier work) and the installed ``stockdag``
-on PATH. A command this file does not run is listed in :data:`SKIP` with the
+store, cache or web-app runs from earlier work), the venv's ``stockdag`` on PATH
+and the clone's package first on PYTHONPATH (so the clone's code runs, with the
+venv's installed dependencies; installing them is ``make``'s job and needs PyPI). A command this file does not run is listed in :data:`SKIP` with the
 reason; a new README command runs unless it is listed, so an example cannot go
 stale unnoticed.
 
@@ -194,7 +195,8 @@ def session(tmp_path_factory):
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
     ports = {8000: _free_port(), 5006: _free_port()}
-    env.update(HOME=str(home), PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", PYTHONUNBUFFERED="1",
+    # PYTHONPATH: the clone's package is what runs (the venv's editable install points at this worktree)
+    env.update(HOME=str(home), PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", PYTHONUNBUFFERED="1", PYTHONPATH=str(clone),
                DASK_STOCKDAG__SERVE__PORT=str(ports[8000]))
     s = Session(clone, env, ports)
     yield s
