@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import signal
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -54,6 +55,12 @@ def _run_whole(request: Request) -> dict:
     from ..run.centralized import CentralizedExecutor
 
     return CentralizedExecutor().run(request).to_dict()
+
+
+def _leave_ctrl_c_to_the_server() -> None:
+    # Ctrl-C in a terminal signals the whole foreground process group: the server shuts its replicas
+    # down itself, so a replica must not die of the SIGINT with a KeyboardInterrupt traceback each
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _warm() -> None:
@@ -115,7 +122,8 @@ class ReplicatedBackend(Backend):
         self._pool: ProcessPoolExecutor | None = None
 
     async def start(self) -> None:
-        self._pool = ProcessPoolExecutor(max_workers=self.replicas, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = ProcessPoolExecutor(max_workers=self.replicas, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_leave_ctrl_c_to_the_server)
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(self._pool, _warm) for _ in range(self.replicas)))
 
@@ -172,6 +180,9 @@ class DistributedBackend(Backend):
                                               host="127.0.0.1", dashboard_address=config.get("dashboard_address"), asynchronous=True,
                                               silence_logs=logging.WARNING)
             self.client = await Client(self.cluster, asynchronous=True)
+            # the worker processes are this server's children: like the replicas, they leave Ctrl-C to the
+            # server, which closes the cluster (else each prints a KeyboardInterrupt traceback)
+            await self.client.run(_leave_ctrl_c_to_the_server)
         self.executor = await DistributedExecutor(client=self.client, strategy=self.strategy).start()
 
     async def predict(self, request: Request, ticket: Ticket | None = None) -> dict:
