@@ -71,3 +71,16 @@ def test_client_errors_are_not_worker_errors(distributed_server, path):
     r = httpx.get(distributed_server.url + path, timeout=120)
     assert r.status_code == 422 and r.json()["error"] == "InsufficientHistory"
     assert _erred_tasks(distributed_server.app) == before
+
+
+def test_the_dashboard_address_is_configurable():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with dask.config.set({**SMALL, "stockdag.dashboard_address": f"127.0.0.1:{port}"}):
+        with ServerThread(create_app("distributed", workers=1)) as server:
+            health = httpx.get(f"{server.url}/health", timeout=30).json()
+            listening = {(ip, p) for _, ip, p in _listening(psutil.Process())}
+    assert f"127.0.0.1:{port}" in health["dashboard"] and ("127.0.0.1", port) in listening
