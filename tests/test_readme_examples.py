@@ -206,6 +206,7 @@ def session(tmp_path_factory):
 def _check_bench(session: Session, command: str, proc: subprocess.CompletedProcess) -> None:
     m = re.search(r"requests (\d+), ok (\d+), errors (\d+)", proc.stdout)
     assert m, f"`{command}` printed no summary:\n{proc.stdout}"
+    print(f"`{command}`:\n{proc.stdout}")  # the measured numbers, for the log
     requests, ok, errors = map(int, m.groups())
     assert requests > 0 and ok == requests and errors == 0, f"`{command}`:\n{proc.stdout}"
     out = re.search(r"--out (\S+)", command)
