@@ -138,6 +138,7 @@ async def _no_unknown_query_parameters(request: Request) -> None:
         raise InvalidRequest(f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
                              f"{', '.join(repr(k) for k in unknown)}; {accepted}")
 
+
 _UNKNOWN_QUERY = {"model": ErrorOut, "description": "an unknown query parameter"}
 
 
@@ -155,7 +156,7 @@ def _check_range(request, ranges: dict, unanswerable: dict) -> None:
         raise unanswerable.get(request.symbol) or InsufficientHistory(
             f"no as-of date of {request.symbol} can be answered with this server's {request.profile} profile and data")
     as_of = request.as_of.isoformat() if request.as_of else None
-    if as_of is not None and not valid["first"] <= as_of:
+    if as_of is not None and as_of < valid["first"]:
         raise InsufficientHistory(f"as-of date {as_of} is before {request.symbol}'s first answerable date "
                                   f"{valid['first']} ({request.profile} profile; see /symbols)")
     if as_of is not None and as_of > valid["last"]:
