@@ -262,7 +262,7 @@ def _cmd_predict(args) -> int:
         result = CentralizedExecutor().run(request)
     else:
         with DistributedExecutor(address=args.scheduler, n_workers=args.workers,
-                                 strategy=config.get("placement.strategy", args.strategy), dashboard_address=":0") as ex:
+                                 strategy=config.get("placement.strategy", args.strategy), dashboard_address=None) as ex:
             result = ex.run(request)
     d = result.to_dict()
     if args.json:

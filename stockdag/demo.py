@@ -159,7 +159,7 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
     with contextlib.ExitStack() as stack:
         if client is None:
             cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                       host="127.0.0.1", dashboard_address=":0", silence_logs=logging.WARNING))
+                                                       host="127.0.0.1", dashboard_address=dask.config.get("stockdag.dashboard_address"), silence_logs=logging.WARNING))
             client = stack.enter_context(Client(cluster))
         cmp.dashboard = client.dashboard_link
         for strategy in strategies:

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 from . import config
-from .errors import InvalidRequest
+from .errors import InsufficientHistory, InvalidRequest
 
 SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9]{0,9}([.\-^=][A-Z0-9]{1,5})?$")
 PROFILES = ("refit", "pretrained")
@@ -20,6 +20,8 @@ SOURCES = ("bundled", "csv", "yfinance")
 CACHE_BACKENDS = ("lru", "disk", "redis", "none")
 CACHE_URL_SCHEMES = ("redis", "rediss", "unix")
 LATENCY_DISTRIBUTIONS = ("none", "constant", "uniform", "lognormal")
+# the dates any price or news data can carry: pandas' datetime64[ns] range (pd.Timestamp.min/max)
+FIRST_DATE, LAST_DATE = dt.date(1677, 9, 22), dt.date(2262, 4, 11)
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,22 @@ def parse_date(value: object, what: str = "as-of date") -> dt.date | None:
             if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):  # the right form, an impossible date: say which part
                 raise InvalidRequest(f"invalid {what} {value!r}: {exc}") from None
     raise InvalidRequest(f"malformed {what} {value!r}: expected YYYY-MM-DD")
+
+
+def _check_date_range(as_of: dt.date | None, news_days: int) -> None:
+    """Reject as-of dates no data can cover, before a stage computes with them.
+
+    C5 reads headlines from ``news_days`` before the as-of date: in years 1-3
+    that date does not exist (OverflowError), and outside pandas' range no
+    frame can hold it. Such a date is outside the data: a 422, like any other.
+    """
+    if as_of is None:
+        return
+    if as_of > LAST_DATE:
+        raise InsufficientHistory(f"as-of date {as_of.isoformat()} is after any data (dates end by {LAST_DATE})")
+    if as_of.toordinal() - news_days < FIRST_DATE.toordinal():
+        raise InsufficientHistory(f"as-of date {as_of.isoformat()} is before any data (its {news_days}-day news "
+                                  f"window would start before {FIRST_DATE})")
 
 
 def _choice(name: str, value: str | None, allowed: tuple[str, ...]) -> str:
@@ -195,6 +213,8 @@ def parse_request(
     error_days = _positive_int("models.error_days", cfg.get("models.error_days"))
     if min_history > history_days:
         raise InvalidRequest("data.min_history cannot exceed data.history_days")
+    news_days = _positive_int("data.news_days", cfg.get("data.news_days"))
+    _check_date_range(date, news_days)
     cache_backend = _choice("cache backend", cfg.get("cache.backend"), CACHE_BACKENDS)
     return Request(
         symbol=sym,
@@ -204,7 +224,7 @@ def parse_request(
         data_dir=str(data_dir) if data_dir else None,
         history_days=history_days,
         min_history=min_history,
-        news_days=_positive_int("data.news_days", cfg.get("data.news_days")),
+        news_days=news_days,
         timeout=float(cfg.get("data.timeout")),
         latency=latency,
         cache_backend=cache_backend,

@@ -342,8 +342,12 @@ def run(cfg: BenchConfig) -> BenchResult:
         return pool.submit(asyncio.run, arun(cfg)).result()
 
 
-async def probe_stockdag(url: str, timeout: float = 5.0) -> list[str] | None:
+async def probe_stockdag(url: str, timeout: float = 5.0) -> list[str] | dict[str, dict | None] | None:
     """If ``url`` is a stockdag server's base URL, return its symbols; else None.
+
+    A server that reports each symbol's valid as-of range gives
+    ``{symbol: {"first", "last"} | None}``, which :class:`RequestMix` takes as
+    its symbols to draw only answerable requests by default.
 
     A base URL (no path) whose ``/health`` says ``"service": "stockdag"`` is a
     stockdag server; anything else is requested as given.
@@ -363,6 +367,8 @@ async def probe_stockdag(url: str, timeout: float = 5.0) -> list[str] | None:
         except (asyncio.TimeoutError, aiohttp.ClientError, ValueError):
             return None
     symbols = body.get("symbols") if isinstance(body, dict) else None
+    if symbols and isinstance(body.get("as_of"), dict):  # each symbol's valid as-of range: the mix draws within them
+        return {str(x): body["as_of"].get(x) for x in symbols}
     return [str(x) for x in symbols] if symbols else None
 
 

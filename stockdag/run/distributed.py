@@ -45,22 +45,23 @@ class DistributedExecutor:
     strategy : str, optional
         Placement strategy to register on the scheduler (``stockdag.placement``);
         None reads ``stockdag.placement.strategy``; ``"dask"`` registers nothing.
-    dashboard_address : str
-        Dashboard of a started LocalCluster (``":0"`` picks a free port).
+    dashboard_address : str, optional
+        Dashboard of a started LocalCluster; None reads ``stockdag.dashboard_address``
+        (loopback, free port).
     """
 
     mode = "distributed"
 
     def __init__(self, client: Client | None = None, address: str | None = None, *,
                  n_workers: int = 2, threads_per_worker: int = 1, strategy: str | None = None,
-                 dashboard_address: str = "127.0.0.1:8787", **cluster_kwargs):
+                 dashboard_address: str | None = None, **cluster_kwargs):
         self._own_cluster = None
         self._own_client = False
         if client is None:
             if address is None:
                 self._own_cluster = LocalCluster(
                     n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
-                    host="127.0.0.1", dashboard_address=dashboard_address,
+                    host="127.0.0.1", dashboard_address=config.get("dashboard_address", dashboard_address),
                     **{"silence_logs": logging.WARNING, **cluster_kwargs},
                 )
                 address = self._own_cluster
