@@ -25,6 +25,7 @@ from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
 from .. import config
+from ..bench.loadgen import DEFAULT_TIMEOUT
 from .runs import (STAGE_IDS, TABLE_PERCENTILES, FormError, LiveRun, LiveStats, RunStore, gantt, latency_cdf,
                    parse_form, parse_url, probe, throughput_series)
 
@@ -92,7 +93,7 @@ class LoadTestPage:
                                   css_classes=["sd-duration"], **w)
         self.warmup = TextInput(title="warm-up (s, excluded)", value=f"{float(b('bench.warmup')):g}",
                                 css_classes=["sd-warmup"], **w)
-        self.timeout = TextInput(title="timeout (s)", value=f"{float(b('bench.timeout')):g}",
+        self.timeout = TextInput(title="timeout (s)", value=f"{float(b('bench.timeout') or DEFAULT_TIMEOUT):g}",
                                  css_classes=["sd-timeout"], **w)
         self.distribution = Select(title="request mix", value=b("bench.distribution"), options=["uniform", "zipf"], **w)
         self.symbols = TextInput(title="symbols (blank: all)", placeholder="e.g. AAPL IBM", css_classes=["sd-symbols"],
