@@ -55,6 +55,9 @@ class BenchConfig:
         Measured seconds after the warm-up (ignored when ``requests`` is set).
     requests : int, optional
         Measured requests to send instead of a duration.
+    min_requests : int, optional
+        With ``duration``: keep sending past the duration until this many
+        measured requests were sent (a point needs enough samples).
     warmup : float
         Seconds of requests sent first and excluded from the summary.
     timeout : float
@@ -75,6 +78,7 @@ class BenchConfig:
     duration: float = 10.0
     requests: int | None = None
     warmup: float = 0.0
+    min_requests: int | None = None
     timeout: float = 10.0
     connections: int = 1000
     mix: RequestMix | None = None
@@ -215,7 +219,7 @@ class LoadRun:
             if cfg.requests is not None:
                 if t >= cfg.warmup and measured >= cfg.requests:
                     return
-            elif t >= end:
+            elif t >= end and measured >= (cfg.min_requests or 0):
                 return
             yield t
             if t >= cfg.warmup:
@@ -258,8 +262,10 @@ class LoadRun:
                         if self.measured_sent >= cfg.requests:
                             return
                         self.measured_sent += 1
-                elif t >= end:
+                elif t >= end and self.measured_sent >= (cfg.min_requests or 0):
                     return
+                elif t >= cfg.warmup:
+                    self.measured_sent += 1
                 await self.one(session, next(counter), t)
 
         # cancelling the gather cancels every user, and each records its request in flight as cancelled
@@ -333,8 +339,14 @@ def result_from(cfg: BenchConfig, rows: list[tuple], started: str, stopped_after
     measured = records[~records["warmup"].astype(bool)]
     if stopped_after is not None:
         duration = max(stopped_after - cfg.warmup, 1e-3)
-    elif cfg.requests is None:
+    elif cfg.requests is None and not cfg.min_requests:
         duration = cfg.duration
+    elif cfg.requests is None:  # ran past the duration until it had min_requests
+        if cfg.loop == "open":
+            duration = max(cfg.duration, len(measured) / cfg.rate)
+        else:
+            last = float(measured["intended"].max() - cfg.warmup) if len(measured) else 0.0
+            duration = max(cfg.duration, last)
     elif cfg.loop == "open":
         duration = len(measured) / cfg.rate
     else:

@@ -133,3 +133,15 @@ def test_stop_records_requests_in_flight_as_cancelled_and_touches_nothing_else()
     assert s.errors == {"cancelled": 30} and s.extra["stopped_after"] == pytest.approx(4.05)
     assert HdrHistogram.decode(s.hdr_all).get_total_count() == 41  # the stopped ones are in the latency
     assert HdrHistogram.decode(s.hdr).get_total_count() == 11
+
+
+def test_a_point_runs_until_it_has_min_requests_and_its_duration():
+    cfg = BenchConfig(URL, rate=1, duration=5, warmup=1, min_requests=30)
+    s = virtual(lambda: arun(cfg, state=ModelServerRun(cfg, service=0.1))).summary
+    assert s.requests == 30 and s.duration == 30.0  # 5 s at 1 req/s is 5 requests: it went on to 30
+    cfg = BenchConfig(URL, rate=10, duration=5, warmup=1, min_requests=30)
+    s = virtual(lambda: arun(cfg, state=ModelServerRun(cfg, service=0.1))).summary
+    assert s.requests == 50 and s.duration == 5.0  # the duration gave more than the minimum
+    cfg = BenchConfig(URL, users=1, duration=3, min_requests=10)
+    s = virtual(lambda: arun(cfg, state=ModelServerRun(cfg, service=1.0))).summary
+    assert s.requests == 10 and s.duration == pytest.approx(9.0)
