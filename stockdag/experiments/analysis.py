@@ -49,7 +49,8 @@ def load_run(folder: str) -> RunData:
         rows.append(meta)
     from .sweep import summarize_run
 
-    summary = summarize_run(folder)  # always from the raw records: summary.csv is an output, never an input
+    # always from the raw records: summary.csv is an output, never an input; reading a run never changes it
+    summary = summarize_run(folder, write=False)
     # keep the sweep's own order of configurations (the parameter file's), not file-name order
     order = {c["label"]: i for i, c in enumerate(config.get("configurations", []))}
     if len(summary):

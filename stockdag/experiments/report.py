@@ -168,6 +168,7 @@ def build(folder: str) -> dict:
     plots.gantt(stages, os.path.join(charts, "gantt.png"))
     plots.stage_costs(stages, os.path.join(charts, "stages.png"))
     plots.bokeh_page(agg, run.records, lim, os.path.join(charts, "charts.html"), f"stockdag run {run.config['run_id']}")
+    run.summary.to_csv(os.path.join(folder, "summary.csv"), index=False)
     agg.to_csv(os.path.join(folder, "aggregate.csv"), index=False)
     sat.to_csv(os.path.join(folder, "saturation.csv"), index=False)
 

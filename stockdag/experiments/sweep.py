@@ -104,7 +104,7 @@ class SweepParams:
     cache: str = "lru"
     timeout: float = 30.0  # the server's deadline; the client waits 5 s longer, so the server's 504 arrives first
     seed: int = 0  # seeds the request mix, arrivals and the order of configurations in each repeat
-    out: str = "results"
+    out: str | None = None  # None: the project's results/ (found from notebooks/ or experiments/ too)
     run_id: str | None = None
     configurations: list[dict] | None = None  # explicit list instead of the mode x workers x strategy grid
 
@@ -142,6 +142,11 @@ class SweepParams:
             setattr(self, name, int(getattr(self, name)))
         if self.cluster in ("None", "null", ""):
             self.cluster = None
+        from .paths import resolve
+
+        self.out = resolve(None if self.out in ("None", "null", "") else self.out, "results")
+        if self.cluster:
+            self.cluster = resolve(self.cluster, self.cluster)
         bad = [m for m in self.mode if m not in MODES]
         if bad:
             raise ValueError(f"unknown mode {bad[0]!r}; choose from {', '.join(MODES)}")
@@ -325,8 +330,8 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
     return folder
 
 
-def summarize_run(folder: str) -> pd.DataFrame:
-    """One row a point -> ``summary.csv``, summarised again from the raw records (not from stored summaries)."""
+def summarize_run(folder: str, write: bool = True) -> pd.DataFrame:
+    """One row a point -> ``summary.csv`` (when ``write``), summarised again from the raw records (not from stored summaries)."""
     from ..bench import summarize
 
     rows = []
@@ -353,5 +358,6 @@ def summarize_run(folder: str) -> pd.DataFrame:
             "probe_s": probe.get("speed_s"), "capacity": probe.get("capacity"), "block": probe.get("block"),
         })
     frame = pd.DataFrame(rows)
-    frame.to_csv(os.path.join(folder, "summary.csv"), index=False)
+    if write:
+        frame.to_csv(os.path.join(folder, "summary.csv"), index=False)
     return frame

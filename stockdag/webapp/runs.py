@@ -421,6 +421,7 @@ class LiveStats:
         self.statuses: Counter[str] = Counter()
         self.ok_latencies: list[float] = []
         self._hdr = histogram(())
+        self._hdr_all = histogram(())  # every measured request: failures and stopped ones too
         self._offered: Counter[int] = Counter()
         self._achieved: Counter[int] = Counter()
         self._stage_sum: dict[str, float] = {}
@@ -448,6 +449,7 @@ class LiveStats:
                 continue
             self.requests += 1
             self.statuses[label] += 1
+            self._hdr_all.record_value(min(max(int(round(latency * 1e6)), 1), 3_600_000_000))
             if error:
                 self.errors[error] += 1
                 continue
@@ -469,6 +471,10 @@ class LiveStats:
     def percentiles(self) -> dict[str, float]:
         """p50/p90/p99/p99.9/max/mean in ms of the successful measured requests (HDR, as the summary)."""
         return percentiles(self._hdr)
+
+    def percentiles_all(self) -> dict[str, float]:
+        """The same over every measured request (a failure with the time it took), as ``summary.latency_all_ms``."""
+        return percentiles(self._hdr_all)
 
     def histogram(self, bins: int | None = None) -> dict[str, list]:
         """Columns of a latency histogram (ms) of the successful measured requests.

@@ -186,3 +186,24 @@ def test_run_files_are_served_and_ids_checked(tmp_path):
             assert httpx.get(f"{app.url}runs/20990101-000000-abcdef.csv").status_code == 404
             assert httpx.get(f"{app.url}runs/..%2F..%2Fetc.csv").status_code == 404
             assert httpx.get(app.url).status_code == 200
+
+
+def test_closed_loop_shows_requests_sent_not_an_offered_rate_and_every_request_counts(tmp_path):
+    doc = Document()
+    page = LoadTestPage(doc, RunStore(tmp_path), "http://127.0.0.1:9")
+    assert page.tput_fig.legend.items[0].label.value == "offered"
+    # every 3rd request hangs past the 0.3 s timeout: the all-requests column must show them
+    with LocalServer(delay=0.005, hang_every=3, hang_for=2.0) as server:
+        page.url.value = server.url
+        page.loop.active = 1  # closed loop
+        page.users.value, page.duration.value, page.warmup.value, page.timeout.value = "2", "1", "0", "0.3"
+        page._start()
+        page.live.join(30)
+    page._finish()
+    s = page.live.result.summary
+    assert page.tput_fig.legend.items[0].label.value == "sent"  # closed loop offers no rate
+    assert "sent (closed loop offers no rate)" in page.tput_fig.title.text
+    assert 'data-stat="sent">' in page.stats_div.text and 'data-stat="offered"' not in page.stats_div.text
+    assert s.errors.get("timeout", 0) > 0
+    assert f'data-stat="all-max">{s.latency_all_ms["max"]:.2f}<' in page.stats_div.text
+    assert s.latency_all_ms["max"] >= 300.0 > s.latency_ms["max"]  # the timeouts are in the all-requests max only
