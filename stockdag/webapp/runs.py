@@ -297,7 +297,8 @@ class LiveRun:
     @property
     def elapsed(self) -> float:
         run = self._run
-        return time.perf_counter() - run.t0 if run is not None and run.t0 else 0.0
+        # t0 is on the run's event-loop clock, which is time.monotonic() for the default loop
+        return time.monotonic() - run.t0 if run is not None and run.t0 else 0.0
 
     # -- the thread
     def _main(self) -> None:
@@ -346,8 +347,10 @@ class LiveRun:
         if self.store is not None:
             self.run_id = self.store.save(self.result, self.meta)
         s = self.result.summary
+        cancelled = s.errors.get("cancelled", 0)
         self.message = (f"{'stopped' if stopped else 'finished'}: {s.requests} requests, {s.ok} ok, "
-                        f"{sum(s.errors.values())} errors")
+                        f"{sum(s.errors.values()) - cancelled} errors"
+                        + (f", {cancelled} in flight at the stop (recorded as cancelled)" if cancelled else ""))
 
     def label(self) -> str:
         if self.params.get("label"):

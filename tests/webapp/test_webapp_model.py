@@ -128,6 +128,24 @@ def test_live_run_against_a_local_server_is_stored(tmp_path):
     assert records["warmup"].sum() == 4 and set(records.columns) == set(RECORD_COLUMNS)
 
 
+def test_stop_records_the_requests_in_flight_as_cancelled(tmp_path):
+    # every 5th request the server sees hangs 30 s (the timeout is 60 s): once 4 have returned one is in flight,
+    # so Stop must record it as cancelled with the time it had waited, not drop it
+    with LocalServer(delay=0.01, hang_every=5, hang_for=30.0) as server:
+        run = LiveRun(parse_form(form(url=server.url, loop="closed", users="2", duration="60", timeout="60")),
+                      RunStore(tmp_path))
+        run.start()
+        while len(run.rows) < 4:
+            run.join(0.05)
+        run.stop()
+        run.join(30)
+    rec = run.result.records
+    cancelled = rec[rec["error"] == "cancelled"]
+    assert len(cancelled) >= 1 and (cancelled["end"] >= cancelled["sent"]).all()
+    assert run.result.summary.errors["cancelled"] == len(cancelled)
+    assert "in flight at the stop (recorded as cancelled)" in run.message
+
+
 def test_live_run_stops_early_and_fails_clearly(tmp_path):
     with LocalServer(delay=0.05) as server:
         run = LiveRun(parse_form(form(url=server.url, loop="closed", users="2", duration="60")), RunStore(tmp_path))
