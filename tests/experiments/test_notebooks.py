@@ -64,3 +64,10 @@ def test_results_resolve_to_the_project_folder_from_a_notebook_folder(monkeypatc
     monkeypatch.chdir("notebooks")
     assert resolve(None, "results") == os.path.join(root, "results")
     assert resolve("/abs/elsewhere", "results") == "/abs/elsewhere"
+
+
+def test_sweep_notebook_help_shows_how_to_pass_lists_with_papermill_p():
+    params = pm.inspect_notebook("experiments/sweep.ipynb")
+    for name in ("workers", "strategy", "mode", "rates", "users", "symbols", "configurations"):
+        assert f"-p {name} '[" in params[name]["help"], name
+    assert params["min_requests"]["default"] == "30"
