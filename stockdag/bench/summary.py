@@ -66,7 +66,9 @@ class Summary:
             + f", {self.duration:g} s measured after {self.warmup:g} s warm-up, timeout {self.timeout:g} s",
             f"  requests {self.requests}, ok {self.ok}, errors {sum(self.errors.values())}"
             + (" (" + ", ".join(f"{k} {v}" for k, v in sorted(self.errors.items())) + ")" if self.errors else ""),
-            f"  offered {self.offered_rate:.1f} req/s, achieved throughput {self.throughput:.1f} ok/s",
+            # closed loop offers no rate: what it sent per second is the users' pace, set by the server
+            f"  {'offered' if self.loop == 'open' else 'sent'} {self.offered_rate:.1f} req/s, "
+            f"achieved throughput {self.throughput:.1f} ok/s",
             f"  latency, ok only (ms, from intended send):      {supported_text(self.latency_ms, self.ok)}",
             f"  latency, all requests (ms, failures included): {supported_text(self.latency_all_ms, self.requests)}",
             f"  service time, ok only (ms, from actual send):  {supported_text(self.service_ms, self.ok)}",

@@ -190,6 +190,12 @@ def build(folder: str) -> dict:
         f"p50 {a:.0f}, " + (f"p99 {t:.0f}" if n >= MIN_SAMPLES["p99"] else f"max of {n}: {t:.0f}")
         if a == a else "n/a"
         for a, t, n in zip(table["all_p50_low_load_ms"], table["all_tail_low_load_ms"], table["n_all_low_load"])]
+    slow = {}
+    for point in drift.get("slow_points", []):
+        slow[point["label"]] = slow.get(point["label"], 0) + 1
+    if drift.get("probes"):
+        # points of this configuration measured while the machine was > 15% slower than its median
+        table["slowed_points"] = [slow.get(label, 0) for label in table["label"]]
     table = table.drop(columns=["max_throughput_ci", "p50_low_load_ms_ci", "p99_low_load_ms", "max_low_load_ms",
                                 "n_low_load", "all_p50_low_load_ms", "all_tail_low_load_ms", "n_all_low_load"])
     costs = lim.get("stage_costs_s", {})
@@ -223,7 +229,8 @@ def build(folder: str) -> dict:
         "rate still served at >= 90%; latencies from each request's intended send time (open loop), lowest load level; "
         "`p50_low_load_ms` and `tail_low_load_ms` cover successful requests, `all_requests_low_load_ms` every request "
         "(a failure counts with the time it took, a timeout at least the timeout). A p99 is given only where a point "
-        f"has at least {MIN_SAMPLES['p99']} requests; below that the tail is the max of the n requests.",
+        f"has at least {MIN_SAMPLES['p99']} requests; below that the tail is the max of the n requests. "
+        "`slowed_points`: points measured while the CPU-speed probe was more than 15% slower than the run's median.",
         "",
         "## Measurement conditions",
         "",

@@ -162,3 +162,18 @@ def test_report_works_on_a_committed_run_from_before_the_probes(tmp_path):
     report = open(folder / "REPORT.md").read()
     assert "no CPU-speed probes (recorded before they existed)" in report
     assert "max of 3:" in report  # 6 s at 0.5 req/s: no p99 is claimed
+
+
+def test_report_conditions_give_the_order_the_probe_spread_and_the_slowed_points():
+    from types import SimpleNamespace
+
+    from stockdag.experiments.analysis import drift
+    from stockdag.experiments.report import conditions
+
+    run = SimpleNamespace(config={"order": [["c0", "c1"], ["c1", "c0"]]})
+    lines = conditions(run, drift(_points([0.020, 0.020, 0.020, 0.024])))
+    assert lines[0] == "Configurations ran in a seeded random order within each repeat: repeat 0: c0, c1; repeat 1: c1, c0."
+    assert lines[1] == "CPU-speed probe over 4 points: median 20.0 ms, range 20.0-24.0 ms (slowest/fastest 1.20x)."
+    assert lines[-1].endswith("c1 at 1 (repeat 1, +20%).")
+    old = conditions(SimpleNamespace(config={}), drift(_points([None] * 2)))
+    assert "predates interleaving" in old[0] and "no CPU-speed probes" in old[1]
