@@ -40,7 +40,8 @@ def answer(sat: pd.DataFrame, lim: dict, machine: dict) -> list[str]:
     b = base.iloc[0]
     dist = sat[sat["mode"] == "distributed"]
     rep = sat[sat["mode"] == "replicated"]
-    cores, cap = machine.get("cores"), machine.get("parallel_capacity")
+    # the capacity the bound was computed with (re-measured per block in newer runs), not only the one at the start
+    cores, cap = machine.get("cores"), lim.get("parallel_capacity", machine.get("parallel_capacity"))
     out.append(f"Centralized baseline: {b['max_throughput']:.2f} req/s at best, p50 {b['p50_low_load_ms']:.0f} ms at the lowest load.")
     if not dist.empty:
         best_t = dist.loc[dist["max_throughput"].idxmax()]
@@ -83,8 +84,8 @@ def bound_exceeded(sat: pd.DataFrame, lim: dict) -> str | None:
     over = sat[sat["max_throughput"] > bound]
     if over.empty:
         return None
-    names = ", ".join(f"{r['label']} {r['max_throughput']:.2f}" for _, r in over.iterrows())
-    return (f"Above the bound: {names} req/s exceed {bound:.2f} req/s. The bound divides the best measured parallel "
+    names = ", ".join(f"{r['label']} {r['max_throughput']:.3f}" for _, r in over.iterrows())
+    return (f"Above the bound: {names} req/s exceed {bound:.3f} req/s. The bound divides the best measured parallel "
             f"capacity ({lim.get('parallel_capacity')}) by the stage work per request measured in the centralized points "
             f"({lim.get('total_work_s', float('nan')):.2f} s); on a shared machine both are taken at other moments than "
             "the throughput (see Measurement conditions), and stage times include waiting for a core, so the bound is an "

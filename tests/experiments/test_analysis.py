@@ -144,7 +144,7 @@ def test_report_warns_when_workers_outnumber_cores_and_explains_a_bound_exceeded
     assert "4 worker processes on 2 cores share the cores" in oversubscribed(sat, {"cores": 2})
     assert oversubscribed(sat, {"cores": 4}) is None
     why = bound_exceeded(sat, {"throughput_bound_rps": 0.77, "parallel_capacity": 1.9, "total_work_s": 2.4})
-    assert why.startswith("Above the bound: distributed w4 dask 1.10 req/s exceed 0.77 req/s.")
+    assert why.startswith("Above the bound: distributed w4 dask 1.100 req/s exceed 0.770 req/s.")
     assert bound_exceeded(sat, {"throughput_bound_rps": 2.0}) is None
 
 
