@@ -456,7 +456,8 @@ def _add_serve_bench_parsers(sub) -> None:
     p.add_argument("--duration", type=positive_float, default=None, help="measured seconds after the warm-up (default: stockdag.bench.duration)")
     p.add_argument("--requests", type=positive_int, default=None, help="send this many measured requests instead of running for --duration")
     p.add_argument("--warmup", type=non_negative_float, default=None, help="seconds of requests excluded from the results (default: stockdag.bench.warmup)")
-    p.add_argument("--timeout", type=positive_float, default=None, help="per-request timeout in seconds, counted as error 'timeout' (default: stockdag.bench.timeout)")
+    p.add_argument("--timeout", type=positive_float, default=None, help="per-request timeout in seconds, counted as error 'timeout' (default: stockdag.bench.timeout, "
+                   "else a stockdag server's deadline + 5 s, so its own 504 arrives first; 30 s for other servers)")
     p.add_argument("--connections", type=positive_int, default=None, help="most open connections in open loop (default: stockdag.bench.connections); not with --users")
     p.add_argument("--mix", choices=("uniform", "zipf"), default=None, help="how symbols and dates are drawn (default: stockdag.bench.distribution)")
     p.add_argument("--zipf-s", type=positive_float, default=None, help="Zipf exponent of --mix zipf, implies it (default: stockdag.bench.zipf_s)")
@@ -506,6 +507,7 @@ def _cmd_bench(args) -> int:
 
     from . import config
     from .bench import BenchConfig, RequestMix, probe_stockdag, run, write_records
+    from .bench.loadgen import default_timeout, stockdag_health
 
     def cfg(key, value):
         return config.get(f"bench.{key}", value)
@@ -524,13 +526,15 @@ def _cmd_bench(args) -> int:
         unknown = [x for x in args.symbols if x not in symbols]
         if unknown:
             raise InvalidRequest(f"{args.url} does not serve {', '.join(unknown)}; it lists {', '.join(symbols)}")
+    timeout = cfg("timeout", args.timeout)
+    timeout = float(timeout) if timeout is not None else default_timeout(asyncio.run(stockdag_health(args.url)))
     try:
         if symbols:
             mix = RequestMix(args.symbols or symbols, str(cfg("start", args.start)), str(cfg("end", args.end)),
                              distribution=cfg("distribution", args.mix), s=float(cfg("zipf_s", args.zipf_s)), seed=seed)
         bc = BenchConfig(args.url, rate=args.rate, users=args.users, arrivals=cfg("arrivals", args.arrivals),
                          duration=float(cfg("duration", args.duration)), requests=args.requests,
-                         warmup=float(cfg("warmup", args.warmup)), timeout=float(cfg("timeout", args.timeout)),
+                         warmup=float(cfg("warmup", args.warmup)), timeout=timeout,
                          connections=int(cfg("connections", args.connections)), mix=mix, seed=seed,
                          progress=not args.json and sys.stderr.isatty(),
                          extra={"mix": None if mix is None else {"distribution": mix.distribution, "symbols": list(mix.symbols),

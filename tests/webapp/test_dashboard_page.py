@@ -42,6 +42,10 @@ def test_dashboard_page_shows_strategy_and_learned_stage_durations(dashboard_cli
     plugin = cluster.scheduler.plugins[NAME]
     assert {(s, w) for s, per in data["durations"].items() for w in per} == set(plugin.costs._mean)
 
+    # reachable from the dashboard's own menu ("More..."), on its pages
+    status = httpx.get(f"{base}/status")
+    assert status.status_code == 200 and '<a href="stockdag">Stockdag Placement</a>' in status.text
+
     page = httpx.get(f"{base}/stockdag")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "<b id=strategy>round-robin</b>" in page.text and "fetch_prices" in page.text
