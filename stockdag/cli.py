@@ -94,7 +94,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_predict(args) -> int:
-    from . import config
     from .request import parse_request
     from .run import CentralizedExecutor, DistributedExecutor
 
@@ -103,7 +102,7 @@ def _cmd_predict(args) -> int:
         result = CentralizedExecutor().run(request)
     else:
         with DistributedExecutor(address=args.scheduler, n_workers=args.workers,
-                                 strategy=config.get("placement.strategy", args.strategy), dashboard_address=":0") as ex:
+                                 strategy=args.strategy, dashboard_address=":0") as ex:
             result = ex.run(request)
     d = result.to_dict()
     if args.json:

@@ -9,7 +9,6 @@ once, :meth:`arun` awaits one from async code.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 
 from distributed import Client, LocalCluster
@@ -24,13 +23,6 @@ logger = logging.getLogger(__name__)
 PLUGIN_NAME = "stockdag-placement"
 
 
-def _plan_on_scheduler(dask_scheduler, request_id: str):
-    plugin = dask_scheduler.plugins.get(PLUGIN_NAME)
-    if plugin is None or not hasattr(plugin, "plan_for"):
-        return None
-    return plugin.plan_for(request_id)
-
-
 class DistributedExecutor:
     """Computes request graphs on a Dask cluster.
 
@@ -43,8 +35,15 @@ class DistributedExecutor:
     n_workers, threads_per_worker : int
         Size of the LocalCluster started when neither is given.
     strategy : str, optional
-        Placement strategy to register on the scheduler (``stockdag.placement``);
-        None reads ``stockdag.placement.strategy``; ``"dask"`` registers nothing.
+        Placement strategy to register on the scheduler (``stockdag.placement``),
+        replacing any earlier one (``"dask"`` then installs one that plans
+        nothing). None reads ``stockdag.placement.strategy`` and, when that is
+        ``dask``, leaves the scheduler's own plugin alone (e.g. one loaded with
+        ``--preload stockdag.placement.preload``). Either way each stage's trace
+        carries the plan the scheduler used.
+    granularity : str, optional
+        Stages per task (:data:`stockdag.pipeline.GRANULARITIES`); None reads
+        ``stockdag.pipeline.granularity``.
     dashboard_address : str
         Dashboard of a started LocalCluster (``":0"`` picks a free port).
     """
@@ -53,7 +52,12 @@ class DistributedExecutor:
 
     def __init__(self, client: Client | None = None, address: str | None = None, *,
                  n_workers: int = 2, threads_per_worker: int = 1, strategy: str | None = None,
+                 granularity: str | None = None,
                  dashboard_address: str = "127.0.0.1:8787", **cluster_kwargs):
+        from ..pipeline import task_groups
+
+        self.granularity = config.get("pipeline.granularity", granularity)
+        task_groups(self.granularity)  # an unknown granularity fails here, before a cluster starts
         self._own_cluster = None
         self._own_client = False
         if client is None:
@@ -68,9 +72,10 @@ class DistributedExecutor:
             self._own_client = True
         self.client = client
         self.strategy = config.get("placement.strategy", strategy)
+        self._register = strategy is not None or self.strategy != "dask"
         # an asynchronous client cannot register from __init__: start() (or the first arun) does
-        self._pending_registration = self._wants_plan() and bool(client.asynchronous)
-        if self._wants_plan() and not client.asynchronous:
+        self._pending_registration = self._register and bool(client.asynchronous)
+        if self._register and not client.asynchronous:
             from ..placement import register
 
             register(self.client, self.strategy)
@@ -87,22 +92,11 @@ class DistributedExecutor:
     # -- submitting
     def submit(self, request: Request):
         """Start computing one request; returns a distributed Future of a Traced Prediction."""
-        return self.client.compute(build_graph(request), optimize_graph=False)
+        return self.client.compute(build_graph(request, self.granularity), optimize_graph=False)
 
-    def _finish(self, traced, request: Request, planned: dict | None) -> PredictionResult:
-        result = PredictionResult.from_traced(traced, self.mode, request.request_id)
-        if planned:
-            from ..pipeline import STAGES_BY_ID, task_key
-
-            trace = tuple(
-                dataclasses.replace(t, planned_worker=planned.get(task_key(STAGES_BY_ID[t.id], request.request_id)))
-                for t in result.trace
-            )
-            result = dataclasses.replace(result, trace=trace)
-        return result
-
-    def _wants_plan(self) -> bool:
-        return bool(self.strategy) and self.strategy != "dask"
+    def _finish(self, traced, request: Request) -> PredictionResult:
+        # the planned worker of each stage travelled with its task (see stockdag.trace.current_place)
+        return PredictionResult.from_traced(traced, self.mode, request.request_id)
 
     def run(self, request: Request) -> PredictionResult:
         """Compute one request and wait for it."""
@@ -111,8 +105,7 @@ class DistributedExecutor:
             traced = future.result()
         finally:
             future.release()
-        planned = self.client.run_on_scheduler(_plan_on_scheduler, request_id=request.request_id) if self._wants_plan() else None
-        return self._finish(traced, request, planned)
+        return self._finish(traced, request)
 
     async def arun(self, request: Request) -> PredictionResult:
         """Compute one request from async code (an asynchronous client, or a sync one via a thread)."""
@@ -125,15 +118,7 @@ class DistributedExecutor:
                 traced = await asyncio.get_running_loop().run_in_executor(None, future.result)
         finally:
             future.release()
-        planned = None
-        if self._wants_plan():
-            if self.client.asynchronous:
-                planned = await self.client.run_on_scheduler(_plan_on_scheduler, request_id=request.request_id)
-            else:
-                planned = await asyncio.get_running_loop().run_in_executor(
-                    None, lambda: self.client.run_on_scheduler(_plan_on_scheduler, request_id=request.request_id)
-                )
-        return self._finish(traced, request, planned)
+        return self._finish(traced, request)
 
     # -- lifecycle
     @property

@@ -239,10 +239,12 @@ def test_describe_reads_the_annotation_first():
     assert describe(f"make_features-{rid}", ann) == ("make_features", rid, "C3", "AAPL")
 
 
-def test_describe_falls_back_to_the_key():
+def test_describe_recognises_requests_by_their_annotation_only():
     rid = uuid.uuid4().hex
-    assert describe(f"random_forest-{rid}", {}) == ("random_forest", rid, None, None)
-    assert describe(f"branch_3-{rid}") == ("branch_3", rid, None, None)
+    # Client.submit/map keys look like a request's: "<function>-<32 hex>"
+    assert describe(f"random_forest-{rid}", {}) == ("random_forest", None, None, None)
+    assert describe(f"branch_3-{rid}") == ("branch_3", None, None, None)
+    assert describe(f"branch_3-{rid}", {"stockdag": {"request": rid}}) == ("branch_3", rid, None, None)
     assert describe(("getitem-1", 0)) == ("getitem", None, None, None)
     assert describe("plain-key") == ("plain-key", None, None, None)  # dask.utils.key_split
 
