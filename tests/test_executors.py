@@ -91,3 +91,24 @@ def test_a_dead_worker_does_not_lose_the_request(small):
         traced = fut.result(timeout=120)
         assert traced.value.symbol == "IBM"
         assert victim not in {t.worker for t in traced.trace if t.id in ("C12",)}
+
+
+@pytest.mark.parametrize("strategy", ["dask", "heft"])
+def test_predictions_are_identical_between_executors_and_granularities(small, client, strategy):
+    from stockdag.pipeline import GRANULARITIES
+    from stockdag.placement import NAME
+
+    req = parse_request("AAPL", "2012-08-01")
+    central = CentralizedExecutor().run(req)
+    try:
+        for granularity in GRANULARITIES:
+            ex = DistributedExecutor(client=client, strategy=strategy, granularity=granularity)
+            dist = ex.run(dataclasses.replace(req, request_id=f"{granularity}{req.request_id[len(granularity):]}"))
+            assert _core(dist) == _core(central), granularity
+            assert sorted(t.id for t in dist.trace) == sorted(t.id for t in central.trace)
+            workers = set(client.scheduler_info()["workers"])
+            assert {t.worker for t in dist.trace} <= workers
+            if strategy == "heft":  # every stage of a fused task carries that task's plan
+                assert all(t.planned_worker == t.worker for t in dist.trace), granularity
+    finally:
+        client.unregister_scheduler_plugin(NAME)
