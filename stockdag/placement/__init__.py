@@ -11,6 +11,7 @@ listing it here.
 """
 from __future__ import annotations
 
+from .adaptive import Adaptive
 from .base import Strategy, TaskInfo, WorkerInfo, describe
 from .baseline import DaskDefault
 from .costs import CostModel
@@ -26,7 +27,7 @@ from .symbol_affinity import SymbolAffinity
 #: name -> strategy class, in the order results tables list them
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls
-    for cls in (DaskDefault, RoundRobin, SeededRandom, LeastLoaded, Pinned, SymbolAffinity, FastestNode, Heft)
+    for cls in (DaskDefault, RoundRobin, SeededRandom, LeastLoaded, Pinned, SymbolAffinity, FastestNode, Heft, Adaptive)
 }
 
 

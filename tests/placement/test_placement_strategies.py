@@ -67,7 +67,7 @@ def test_every_strategy_plans_every_task_on_a_running_worker(strategy_name, shap
 
 def test_registry_names_match_classes():
     assert list(STRATEGIES) == [
-        "dask", "round-robin", "random", "least-loaded", "pinned", "symbol-affinity", "fastest-node", "heft",
+        "dask", "round-robin", "random", "least-loaded", "pinned", "symbol-affinity", "fastest-node", "heft", "adaptive",
     ]
     for name, cls in STRATEGIES.items():
         assert cls.name == name
