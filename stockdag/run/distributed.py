@@ -74,19 +74,27 @@ class DistributedExecutor:
         self.strategy = config.get("placement.strategy", strategy)
         self._register = strategy is not None or self.strategy != "dask"
         # an asynchronous client cannot register from __init__: start() (or the first arun) does
-        self._pending_registration = self._register and bool(client.asynchronous)
-        if self._register and not client.asynchronous:
-            from ..placement import register
+        self._pending_registration = bool(client.asynchronous)
+        if not client.asynchronous:
+            self._install()
 
-            register(self.client, self.strategy)
+    def _install(self):
+        """Register the placement strategy and the stream intervals (``stockdag.batching``)."""
+        from ..placement import register
+        from . import batching
+
+        steps = []
+        if self._register:
+            steps.append(register(self.client, self.strategy))
+        steps.append(batching.apply(self.client))
+        return [s for s in steps if s is not None]
 
     async def start(self) -> "DistributedExecutor":
         """Register the placement strategy on an asynchronous client's scheduler (idempotent)."""
         if self._pending_registration:
-            from ..placement import register
-
             self._pending_registration = False
-            await register(self.client, self.strategy)
+            for step in self._install():
+                await step
         return self
 
     # -- submitting
