@@ -11,6 +11,7 @@ import logging
 import sys
 
 from .errors import InvalidRequest, StockdagError
+from .granularity import GRANULARITY_CHOICES
 from .request import PROFILES, SOURCES
 
 
@@ -70,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", default=None, help="use a running Dask scheduler instead of a LocalCluster")
     p.add_argument("--strategies", default="dask",
                    help="comma-separated placement strategies compared on the same cluster, e.g. dask,heft,round-robin (default dask); 'all' for every one")
+    p.add_argument("--granularity", choices=GRANULARITY_CHOICES, default=None,
+                   help="stages per Dask task: stage, branch (each chain fused), request (one task), auto (request on one worker thread, else branch); "
+                        "default: stockdag.pipeline.granularity")
     p.add_argument("--json", action="store_true", help="print the measurements as JSON")
 
     p = sub.add_parser("cluster", help="plan, start, list and stop clusters described by a spec (experiments/clusters/*.yaml)",
@@ -154,6 +158,7 @@ def _cmd_evaluate(args) -> int:
 
 def _cmd_demo(args) -> int:
     from .demo import compare
+    from .run import batching
 
     client = None
     if args.scheduler:
@@ -168,7 +173,8 @@ def _cmd_demo(args) -> int:
         raise InvalidRequest(f"unknown strategy {unknown[0]!r}; choose from dask, {', '.join(STRATEGIES)}")
     try:
         cmp = compare(args.requests, args.workers, args.in_flight, args.profile, seed=args.seed,
-                      client=client, show_progress=not args.json, strategies=tuple(dict.fromkeys(strategies)))
+                      client=client, show_progress=not args.json, strategies=tuple(dict.fromkeys(strategies)),
+                      granularity=args.granularity)
     finally:
         if client is not None:
             client.close()
@@ -178,6 +184,8 @@ def _cmd_demo(args) -> int:
             "centralized_latency": cmp.centralized_latency, "centralized_throughput": cmp.centralized_throughput,
             "distributed": {name: {"latency": r["latency"], "throughput": r["throughput"]} for name, r in cmp.strategies.items()},
             "latency_ratio": cmp.latency_ratio, "throughput_ratio": cmp.throughput_ratio, "machine": cmp.machine,
+            "granularity": cmp.granularity, "overhead_per_request": cmp.overhead_per_request,
+            "batching": batching.effective(),
         }, indent=2))
         return 0
     print()

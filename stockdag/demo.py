@@ -56,10 +56,16 @@ class Comparison:
     strategies: dict = field(default_factory=dict)  # strategy -> {"latency": [...], "throughput": float, "example": ...}
     dashboard: str | None = None
     machine: dict = field(default_factory=dict)
+    granularity: str = ""  # the pipeline granularity the distributed runs used (``auto`` resolved)
 
     @property
     def latency_ratio(self) -> float:
         return statistics.median(self.distributed_latency) / statistics.median(self.centralized_latency)
+
+    @property
+    def overhead_per_request(self) -> float:
+        """Seconds: distributed p50 minus centralized p50 (one request in flight)."""
+        return statistics.median(self.distributed_latency) - statistics.median(self.centralized_latency)
 
     @property
     def throughput_ratio(self) -> float:
@@ -109,7 +115,7 @@ def machine_facts() -> dict:
 
 def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: str | None = None,
             seed: int = 0, warmup: int | None = None, client=None, show_progress: bool = False,
-            strategies: tuple[str, ...] = ("dask",)) -> Comparison:
+            strategies: tuple[str, ...] = ("dask",), granularity: str | None = None) -> Comparison:
     """Run the same requests centralized and distributed (under each placement strategy); see the module docstring."""
     from .run import CentralizedExecutor, DistributedExecutor
 
@@ -155,7 +161,8 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
         for strategy in strategies:
             if strategy == "dask" and client.run_on_scheduler(lambda dask_scheduler: PLUGIN in dask_scheduler.plugins):
                 client.unregister_scheduler_plugin(PLUGIN)  # Dask's own placement: no plugin at all
-            dist = DistributedExecutor(client=client, strategy=strategy)
+            dist = DistributedExecutor(client=client, strategy=strategy, granularity=granularity)
+            cmp.granularity = dist.granularity_now()
             fresh = lambda rs: [dataclasses.replace(r, request_id=uuid.uuid4().hex) for r in rs]  # noqa: E731
             # every worker imports the libraries and runs each stage (and a learning strategy sees them) first
             client.gather([dist.submit(r) for r in fresh(warm)])

@@ -31,6 +31,7 @@ from .data.news import NewsData, get_news_source
 from .data.prices import PriceData, get_price_source
 from .errors import InvalidRequest
 from .features import Features, make_features
+from .granularity import GRANULARITIES, GRANULARITY_CHOICES, resolve_granularity  # noqa: F401  (re-exported)
 from .models import MODELS, Candidate, fit_predict, predict_pretrained, select
 from .models import store as model_store
 from .request import Latency, Request, parse_request
@@ -200,13 +201,6 @@ def task_key(stage: Stage, request_id: str) -> str:
 
 
 # ---------------------------------------------------------------- granularity
-#: How many stages one Dask task runs (``stockdag.pipeline.granularity``):
-#: ``stage`` one task a stage (12 tasks, 6 dependency levels); ``branch`` fuses
-#: each chain of the stage graph into one task (C1+C6, C2+C3, C5+C4, each model,
-#: C12: 9 tasks, 4 levels); ``request`` runs the whole pipeline as one task.
-GRANULARITIES = ("stage", "branch", "request")
-
-
 @dataclass(frozen=True)
 class TaskGroup:
     """Stages that run in one task, in table order; ``name`` is used in its task key."""
@@ -252,8 +246,8 @@ def task_groups(granularity: str = "stage", stages: tuple[Stage, ...] = STAGES) 
         return tuple(TaskGroup((s,)) for s in stages)
     if granularity == "request":
         return (TaskGroup(tuple(stages)),)
-    if granularity != "branch":
-        raise InvalidRequest(f"unknown granularity {granularity!r}; choose one of: {', '.join(GRANULARITIES)}")
+    if resolve_granularity(granularity, None) != "branch":
+        raise InvalidRequest(f"granularity {granularity!r} depends on the cluster: resolve it first (resolve_granularity)")
     preds = _reduced_edges(stages)
     succs: dict[str, set[str]] = {s.id: set() for s in stages}
     for sid, ps in preds.items():
@@ -307,7 +301,7 @@ def build_graph(request: Request, granularity: str | None = None) -> Delayed:
     Compute with ``optimize_graph=False``: fusion would merge stages and drop
     the per-task annotations the placement strategies read.
     """
-    granularity = config.get("pipeline.granularity", override_with=granularity)
+    granularity = resolve_granularity(config.get("pipeline.granularity", override_with=granularity), None)
     rid = request.request_id
     if granularity == "stage":
         nodes: dict[str, Delayed] = {}

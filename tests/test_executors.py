@@ -112,3 +112,18 @@ def test_predictions_are_identical_between_executors_and_granularities(small, cl
                 assert all(t.planned_worker == t.worker for t in dist.trace), granularity
     finally:
         client.unregister_scheduler_plugin(NAME)
+
+
+def test_auto_granularity_follows_the_cluster_threads(small):
+    from distributed import Client, LocalCluster
+
+    req = parse_request("AAPL", "2012-08-01")
+    central = CentralizedExecutor().run(req)
+    for n, expected in ((1, "pipeline-"), (2, "select-")):
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=False, protocol="tcp://", host="127.0.0.1",
+                          dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+            ex = DistributedExecutor(client=client, strategy="dask", granularity="auto")
+            assert ex.granularity_now() == ("request" if n == 1 else "branch")
+            future = ex.submit(dataclasses.replace(req, request_id=f"{n:032x}"))
+            assert future.key.startswith(expected)
+            assert dataclasses.replace(future.result().value, cache={}) == _core(central)

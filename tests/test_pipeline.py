@@ -66,7 +66,7 @@ def test_granularities_are_derived_from_the_stage_table():
 def test_unknown_granularity_is_an_invalid_request():
     from stockdag.errors import InvalidRequest
 
-    with pytest.raises(InvalidRequest, match="unknown granularity 'task'; choose one of: stage, branch, request"):
+    with pytest.raises(InvalidRequest, match="unknown granularity 'task'; choose one of: stage, branch, request, auto"):
         build_graph(parse_request("AAPL", "2012-06-01"), "task")
 
 
@@ -97,3 +97,12 @@ def test_granularity_comes_from_config(small):
     with dask.config.set({"stockdag.pipeline.granularity": "request"}):
         assert len(build_graph(req).dask) == 1
     assert len(build_graph(req).dask) == 12
+
+
+def test_auto_granularity_fuses_everything_on_one_thread_only():
+    from stockdag.pipeline import resolve_granularity
+
+    assert resolve_granularity("auto", 1) == "request"
+    assert resolve_granularity("auto", 2) == "branch"
+    assert resolve_granularity("auto", None) == "branch"  # nothing known about the cluster
+    assert resolve_granularity("stage", 1) == "stage"  # an explicit choice is kept

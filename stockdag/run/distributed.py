@@ -42,8 +42,10 @@ class DistributedExecutor:
         ``--preload stockdag.placement.preload``). Either way each stage's trace
         carries the plan the scheduler used.
     granularity : str, optional
-        Stages per task (:data:`stockdag.pipeline.GRANULARITIES`); None reads
-        ``stockdag.pipeline.granularity``.
+        Stages per task (:data:`stockdag.pipeline.GRANULARITY_CHOICES`); None reads
+        ``stockdag.pipeline.granularity``. ``auto`` is resolved for each request
+        from the worker threads the client last heard of
+        (:func:`stockdag.pipeline.resolve_granularity`); :meth:`granularity_now` says which.
     dashboard_address : str
         Dashboard of a started LocalCluster (``":0"`` picks a free port).
     """
@@ -54,10 +56,10 @@ class DistributedExecutor:
                  n_workers: int = 2, threads_per_worker: int = 1, strategy: str | None = None,
                  granularity: str | None = None,
                  dashboard_address: str = "127.0.0.1:8787", **cluster_kwargs):
-        from ..pipeline import task_groups
+        from ..pipeline import resolve_granularity
 
         self.granularity = config.get("pipeline.granularity", granularity)
-        task_groups(self.granularity)  # an unknown granularity fails here, before a cluster starts
+        resolve_granularity(self.granularity, None)  # an unknown granularity fails here, before a cluster starts
         self._own_cluster = None
         self._own_client = False
         if client is None:
@@ -100,7 +102,17 @@ class DistributedExecutor:
     # -- submitting
     def submit(self, request: Request):
         """Start computing one request; returns a distributed Future of a Traced Prediction."""
-        return self.client.compute(build_graph(request, self.granularity), optimize_graph=False)
+        return self.client.compute(build_graph(request, self.granularity_now()), optimize_graph=False)
+
+    def granularity_now(self) -> str:
+        """The granularity the next request is built with (``auto`` resolved)."""
+        from ..pipeline import resolve_granularity
+
+        if self.granularity != "auto":
+            return self.granularity
+        # the client's copy of the scheduler's identity, refreshed in the background: no round trip
+        threads = (getattr(self.client, "_scheduler_identity", None) or {}).get("total_threads")
+        return resolve_granularity("auto", int(threads) if threads else None)
 
     def _finish(self, traced, request: Request) -> PredictionResult:
         # the planned worker of each stage travelled with its task (see stockdag.trace.current_place)

@@ -1,0 +1,29 @@
+"""Pipeline granularity: how many stages one Dask task runs (``stockdag.pipeline.granularity``).
+
+Kept apart from :mod:`stockdag.pipeline` so that the command line can offer the
+choices without importing the pipeline. The task groups themselves are derived
+from the stage table by :func:`stockdag.pipeline.task_groups`.
+"""
+from __future__ import annotations
+
+from .errors import InvalidRequest
+
+#: How many stages one Dask task runs (``stockdag.pipeline.granularity``):
+#: ``stage`` one task a stage (12 tasks, 6 dependency levels); ``branch`` fuses
+#: each chain of the stage graph into one task (C1+C6, C2+C3, C5+C4, each model,
+#: C12: 9 tasks, 4 levels); ``request`` runs the whole pipeline as one task.
+GRANULARITIES = ("stage", "branch", "request")
+#: what ``stockdag.pipeline.granularity`` accepts: a granularity, or ``auto``
+#: (see :func:`resolve_granularity`)
+GRANULARITY_CHOICES = (*GRANULARITIES, "auto")
+
+
+def resolve_granularity(granularity: str, threads: int | None) -> str:
+    """The granularity to build: ``auto`` is ``request`` when the cluster runs one task at a
+    time (every stage would run on that one thread anyway, so each extra task is only a
+    scheduler round trip), else ``branch``; any other name is checked and returned."""
+    if granularity == "auto":
+        return "request" if threads is not None and threads <= 1 else "branch"
+    if granularity not in GRANULARITIES:
+        raise InvalidRequest(f"unknown granularity {granularity!r}; choose one of: {', '.join(GRANULARITY_CHOICES)}")
+    return granularity
