@@ -171,6 +171,15 @@ def test_pinned_layout_is_fixed_across_requests_and_falls_back_when_a_worker_is_
     assert len(set(p1.values())) > 1
 
 
+def test_pinned_follows_a_pinned_stage_into_its_fused_task():
+    # at granularity branch C2 and C3 run in one task "fetch_prices+make_features" (code "C2+C3")
+    ws = workers(2)
+    rid = uuid.uuid4().hex
+    fused = TaskInfo(f"fetch_prices+make_features-{rid}", "fetch_prices+make_features", rid, "C2+C3")
+    assert make_strategy("pinned", pinned={"C3": "1"}).place([fused], ws, CostModel()) == {fused.key: ws[1].address}
+    assert make_strategy("pinned", pinned={"make_features": "0"}).place([fused], ws, CostModel()) == {fused.key: ws[0].address}
+
+
 def test_pinned_config_default():
     with dask.config.set({"stockdag.placement.pinned": {"C1": "1"}}):
         strategy = make_strategy("pinned")
