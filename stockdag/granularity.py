@@ -19,11 +19,18 @@ GRANULARITY_CHOICES = (*GRANULARITIES, "auto")
 
 
 def resolve_granularity(granularity: str, threads: int | None) -> str:
-    """The granularity to build: ``auto`` is ``request`` when the cluster runs one task at a
-    time (every stage would run on that one thread anyway, so each extra task is only a
-    scheduler round trip), else ``branch``; any other name is checked and returned."""
+    """The granularity to build for a cluster running ``threads`` tasks at once (None: unknown).
+
+    ``auto`` is ``request`` on one thread (every stage would run there anyway, so
+    each extra task is only a scheduler round trip), ``branch`` on more (a chain
+    gains nothing from running apart), and ``stage`` when nothing is known (the
+    finest, so any strategy can still spread it). Any other name is checked and
+    returned.
+    """
     if granularity == "auto":
-        return "request" if threads is not None and threads <= 1 else "branch"
+        if threads is None:
+            return "stage"
+        return "request" if threads <= 1 else "branch"
     if granularity not in GRANULARITIES:
         raise InvalidRequest(f"unknown granularity {granularity!r}; choose one of: {', '.join(GRANULARITY_CHOICES)}")
     return granularity

@@ -96,7 +96,9 @@ def test_granularity_comes_from_config(small):
     req = parse_request("IBM", "2012-09-14")
     with dask.config.set({"stockdag.pipeline.granularity": "request"}):
         assert len(build_graph(req).dask) == 1
-    assert len(build_graph(req).dask) == 12
+    with dask.config.set({"stockdag.pipeline.granularity": "stage"}):
+        assert len(build_graph(req).dask) == 12
+    assert len(build_graph(req, "auto").dask) == 12  # no cluster known: one task a stage
 
 
 def test_auto_granularity_fuses_everything_on_one_thread_only():
@@ -104,5 +106,5 @@ def test_auto_granularity_fuses_everything_on_one_thread_only():
 
     assert resolve_granularity("auto", 1) == "request"
     assert resolve_granularity("auto", 2) == "branch"
-    assert resolve_granularity("auto", None) == "branch"  # nothing known about the cluster
+    assert resolve_granularity("auto", None) == "stage"  # nothing known about the cluster
     assert resolve_granularity("stage", 1) == "stage"  # an explicit choice is kept

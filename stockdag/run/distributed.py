@@ -36,11 +36,12 @@ class DistributedExecutor:
         Size of the LocalCluster started when neither is given.
     strategy : str, optional
         Placement strategy to register on the scheduler (``stockdag.placement``),
-        replacing any earlier one (``"dask"`` then installs one that plans
-        nothing). None reads ``stockdag.placement.strategy`` and, when that is
-        ``dask``, leaves the scheduler's own plugin alone (e.g. one loaded with
-        ``--preload stockdag.placement.preload``). Either way each stage's trace
-        carries the plan the scheduler used.
+        replacing any earlier one; None reads ``stockdag.placement.strategy``.
+        ``"dask"`` registers nothing and leaves a plugin already on the scheduler
+        in place (one loaded with ``--preload stockdag.placement.preload``, or
+        registered with :func:`stockdag.placement.register`, which switches
+        strategies, ``dask`` included). Either way each stage's trace carries the
+        plan the scheduler used.
     granularity : str, optional
         Stages per task (:data:`stockdag.pipeline.GRANULARITY_CHOICES`); None reads
         ``stockdag.pipeline.granularity``. ``auto`` is resolved for each request
@@ -74,7 +75,7 @@ class DistributedExecutor:
             self._own_client = True
         self.client = client
         self.strategy = config.get("placement.strategy", strategy)
-        self._register = strategy is not None or self.strategy != "dask"
+        self._register = self.strategy != "dask"
         # an asynchronous client cannot register from __init__: start() (or the first arun) does
         self._pending_registration = bool(client.asynchronous)
         if not client.asynchronous:

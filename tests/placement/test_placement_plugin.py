@@ -213,8 +213,9 @@ def test_preload_installs_the_plugin_on_a_scheduler():
 
 def test_trace_carries_the_plan_of_a_preloaded_scheduler():
     # the scheduler chose the strategy; the client asked for none
-    from stockdag.run.distributed import DistributedExecutor
+    from stockdag.pipeline import graph_keys
     from stockdag.request import parse_request
+    from stockdag.run.distributed import DistributedExecutor
 
     with dask.config.set(SMALL_PIPELINE):
         request = parse_request("AAPL", "2012-06-01")
@@ -225,9 +226,11 @@ def test_trace_carries_the_plan_of_a_preloaded_scheduler():
         assert executor.strategy == "dask"  # the client's configuration
         result = executor.run(request)
         plan = cluster.scheduler.plugins[NAME].plan_for(request.request_id)
+        keys = graph_keys(request.request_id, executor.granularity_now())
+    assert set(plan) == set(keys.values())
     assert len(result.trace) == 12
     for stage in result.trace:
-        assert stage.planned_worker == plan[f"{stage.stage}-{request.request_id}"]
+        assert stage.planned_worker == plan[keys[stage.id]]
         assert stage.planned_worker == stage.worker
 
 
