@@ -111,7 +111,8 @@ def test_predictions_are_identical_between_executors_and_granularities(small, cl
             if strategy == "heft":  # every stage of a fused task carries that task's plan
                 assert all(t.planned_worker == t.worker for t in dist.trace), granularity
     finally:
-        client.unregister_scheduler_plugin(NAME)
+        if client.run_on_scheduler(lambda dask_scheduler: NAME in dask_scheduler.plugins):
+            client.unregister_scheduler_plugin(NAME)
 
 
 def test_auto_granularity_follows_the_cluster_threads(small):
