@@ -20,6 +20,7 @@ from .cli_options import (
     positive_int, records_file, run_id, scheduler_address, strategies, strategy, symbol,
 )
 from .errors import InvalidRequest, StockdagError
+from .granularity import GRANULARITY_CHOICES
 from .request import PROFILES, SOURCES
 
 PREDICT_MODES = ("centralized", "distributed")
@@ -95,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", type=scheduler_address, default=None, help="use a running Dask scheduler instead of a LocalCluster")
     p.add_argument("--strategies", type=strategies, default=("dask",),
                    help="comma-separated placement strategies compared on the same cluster, e.g. dask,heft,round-robin (default dask); 'all' for every one")
+    p.add_argument("--granularity", choices=GRANULARITY_CHOICES, default=None,
+                   help="stages per Dask task: stage, branch (each chain fused), request (one task), auto (request on one worker thread, else branch); "
+                        "default: stockdag.pipeline.granularity")
     p.add_argument("--json", action="store_true", help="print the measurements as JSON")
 
     p = sub.add_parser("cluster", help="plan, start, list and stop clusters described by a spec (experiments/clusters/*.yaml)",
@@ -251,7 +255,6 @@ def reach_scheduler(address: str) -> None:
 
 
 def _cmd_predict(args) -> int:
-    from . import config
     from .request import parse_request
     from .run import CentralizedExecutor, DistributedExecutor
 
@@ -262,7 +265,7 @@ def _cmd_predict(args) -> int:
         result = CentralizedExecutor().run(request)
     else:
         with DistributedExecutor(address=args.scheduler, n_workers=args.workers,
-                                 strategy=config.get("placement.strategy", args.strategy), dashboard_address=None) as ex:
+                                 strategy=args.strategy, dashboard_address=None) as ex:
             result = ex.run(request)
     d = result.to_dict()
     if args.json:
@@ -341,6 +344,7 @@ def _cmd_evaluate(args) -> int:
 
 def _cmd_demo(args) -> int:
     from .demo import compare
+    from .run import batching
 
     client = None
     if args.scheduler:
@@ -352,7 +356,8 @@ def _cmd_demo(args) -> int:
         client = Client(args.scheduler, security=security_for(args.scheduler))
     try:
         cmp = compare(args.requests, args.workers or 2, args.in_flight, args.profile, seed=args.seed,
-                      client=client, show_progress=not args.json, strategies=tuple(args.strategies))
+                      client=client, show_progress=not args.json, strategies=tuple(args.strategies),
+                      granularity=args.granularity)
     finally:
         if client is not None:
             client.close()
@@ -362,6 +367,8 @@ def _cmd_demo(args) -> int:
             "centralized_latency": cmp.centralized_latency, "centralized_throughput": cmp.centralized_throughput,
             "distributed": {name: {"latency": r["latency"], "throughput": r["throughput"]} for name, r in cmp.strategies.items()},
             "latency_ratio": cmp.latency_ratio, "throughput_ratio": cmp.throughput_ratio, "machine": cmp.machine,
+            "granularity": cmp.granularity, "overhead_per_request": cmp.overhead_per_request,
+            "batching": batching.effective(),
         }, indent=2))
         return 0
     print()

@@ -5,7 +5,9 @@ Both executors get the same list of distinct requests. Warm-up requests
 The cache is off (``backend: none``) so each request does all of its work in
 both modes. Reported: median single-request latency (one request in flight)
 and throughput with ``in_flight`` requests at once; the centralized baseline
-processes one request at a time by definition.
+processes one request at a time by definition. The two executors are
+interleaved (request by request for latency, in halves for throughput) so that
+a machine busy with other work slows both alike.
 """
 from __future__ import annotations
 
@@ -65,10 +67,16 @@ class Comparison:
     strategies: dict = field(default_factory=dict)  # strategy -> {"latency": [...], "throughput": float, "example": ...}
     dashboard: str | None = None
     machine: dict = field(default_factory=dict)
+    granularity: str = ""  # the pipeline granularity the distributed runs used (``auto`` resolved)
 
     @property
     def latency_ratio(self) -> float:
         return statistics.median(self.distributed_latency) / statistics.median(self.centralized_latency)
+
+    @property
+    def overhead_per_request(self) -> float:
+        """Seconds: distributed p50 minus centralized p50 (one request in flight)."""
+        return statistics.median(self.distributed_latency) - statistics.median(self.centralized_latency)
 
     @property
     def throughput_ratio(self) -> float:
@@ -119,7 +127,7 @@ def machine_facts() -> dict:
 
 def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: str | None = None,
             seed: int = 0, warmup: int | None = None, client=None, show_progress: bool = False,
-            strategies: tuple[str, ...] = ("dask",)) -> Comparison:
+            strategies: tuple[str, ...] = ("dask",), granularity: str | None = None) -> Comparison:
     """Run the same requests centralized and distributed (under each placement strategy); see the module docstring."""
     from .run import CentralizedExecutor, DistributedExecutor
 
@@ -139,22 +147,16 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
     central = CentralizedExecutor()
     for r in warm:
         central.run(r)
-    b = bar(2 * requests, "centralized")
-    for r in single:
-        t = time.perf_counter()
-        central.run(r)
-        cmp.centralized_latency.append(time.perf_counter() - t)
-        b and b.update(1)
-    t = time.perf_counter()
-    for r in batch:  # one at a time: the centralized server has no concurrency
-        central.run(r)
-        b and b.update(1)
-    cmp.centralized_throughput = len(batch) / (time.perf_counter() - t)
-    b and b.close()
 
     from distributed import Client, LocalCluster, as_completed
 
     from .placement.plugin import NAME as PLUGIN
+
+    def central_batch(rs):
+        t = time.perf_counter()
+        for r in rs:  # one at a time: the centralized server has no concurrency
+            central.run(r)
+        return len(rs) / (time.perf_counter() - t)
 
     with contextlib.ExitStack() as stack:
         if client is None:
@@ -162,32 +164,54 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
                                                        host="127.0.0.1", dashboard_address=dask.config.get("stockdag.dashboard_address"), silence_logs=logging.WARNING))
             client = stack.enter_context(Client(cluster))
         cmp.dashboard = client.dashboard_link
+        central_rounds = []
         for strategy in strategies:
             if strategy == "dask" and client.run_on_scheduler(lambda dask_scheduler: PLUGIN in dask_scheduler.plugins):
                 client.unregister_scheduler_plugin(PLUGIN)  # Dask's own placement: no plugin at all
-            dist = DistributedExecutor(client=client, strategy=strategy)
+            dist = DistributedExecutor(client=client, strategy=strategy, granularity=granularity)
+            cmp.granularity = dist.granularity_now()
             fresh = lambda rs: [dataclasses.replace(r, request_id=uuid.uuid4().hex) for r in rs]  # noqa: E731
             # every worker imports the libraries and runs each stage (and a learning strategy sees them) first
             client.gather([dist.submit(r) for r in fresh(warm)])
-            b = bar(2 * requests, f"distributed {strategy} ({workers} workers)")
+            b = bar(4 * requests, f"centralized and distributed {strategy} ({workers} workers), interleaved")
             latency = []
-            for r in fresh(single):
+            # interleaved (A B B A ...), so a machine busy with something else slows both alike
+            for i, (r, d) in enumerate(zip(single, fresh(single))):
+                for step in ("central", "dist") if i % 2 == 0 else ("dist", "central"):
+                    t = time.perf_counter()
+                    if step == "central":
+                        central.run(r)
+                        cmp.centralized_latency.append(time.perf_counter() - t)
+                    else:
+                        res = dist.run(d)
+                        latency.append(time.perf_counter() - t)
+                    b and b.update(1)
+
+            def dist_batch(rs):
                 t = time.perf_counter()
-                res = dist.run(r)
-                latency.append(time.perf_counter() - t)
-                b and b.update(1)
-            t = time.perf_counter()
-            pending = iter(fresh(batch))
-            ac = as_completed([dist.submit(r) for r in itertools.islice(pending, in_flight)])
-            for fut in ac:
-                fut.result()
-                b and b.update(1)
-                nxt = next(pending, None)
-                if nxt is not None:
-                    ac.add(dist.submit(nxt))
-            throughput = len(batch) / (time.perf_counter() - t)
+                pending = iter(fresh(rs))
+                ac = as_completed([dist.submit(r) for r in itertools.islice(pending, in_flight)])
+                for fut in ac:
+                    fut.result()
+                    b and b.update(1)
+                    nxt = next(pending, None)
+                    if nxt is not None:
+                        ac.add(dist.submit(nxt))
+                return len(rs) / (time.perf_counter() - t)
+
+            # throughput in two interleaved halves: centralized, distributed, distributed, centralized
+            half = max(len(batch) // 2, 1)
+            first, second = batch[:half], batch[half:] or batch[:half]
+            c1 = central_batch(first)
+            b and b.update(len(first))
+            d1, d2 = dist_batch(first), dist_batch(second)
+            c2 = central_batch(second)
+            b and b.update(len(second))
             b and b.close()
-            cmp.strategies[strategy] = {"latency": latency, "throughput": throughput, "example": res}
+            central_rounds += [c1, c2]
+            cmp.strategies[strategy] = {"latency": latency, "throughput": (d1 + d2) / 2, "example": res,
+                                        "throughput_ratio_rounds": [d1 / c1, d2 / c2]}
+        cmp.centralized_throughput = statistics.mean(central_rounds)
         first = cmp.strategies[strategies[0]]
         cmp.distributed_latency, cmp.distributed_throughput, cmp.example = first["latency"], first["throughput"], first["example"]
     return cmp

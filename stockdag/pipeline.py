@@ -25,10 +25,13 @@ from typing import Any, Callable
 import dask
 from dask.delayed import Delayed, delayed
 
+from . import config
 from .data.cache import cache_key, get_cache
 from .data.news import NewsData, get_news_source
 from .data.prices import PriceData, get_price_source
+from .errors import InvalidRequest
 from .features import Features, make_features
+from .granularity import GRANULARITIES, GRANULARITY_CHOICES, resolve_granularity  # noqa: F401  (re-exported)
 from .models import MODELS, Candidate, fit_predict, predict_pretrained, select
 from .models import store as model_store
 from .request import Latency, Request, parse_request
@@ -198,21 +201,141 @@ def task_key(stage: Stage, request_id: str) -> str:
     return f"{stage.name}-{request_id}"
 
 
-def build_graph(request: Request) -> Delayed:
+# ---------------------------------------------------------------- granularity
+@dataclass(frozen=True)
+class TaskGroup:
+    """Stages that run in one task, in table order; ``name`` is used in its task key."""
+
+    stages: tuple[Stage, ...]
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(s.id for s in self.stages)
+
+    @property
+    def name(self) -> str:
+        if len(self.stages) == 1:
+            return self.stages[0].name
+        if len(self.stages) == len(STAGES):
+            return "pipeline"
+        return "+".join(s.name for s in self.stages)
+
+    @property
+    def code(self) -> str:
+        return "+".join(self.ids)
+
+
+def _reduced_edges(stages: tuple[Stage, ...]) -> dict[str, set[str]]:
+    """stage id -> its direct predecessors once implied edges (a -> c when a -> b -> c) are dropped."""
+    ancestors: dict[str, set[str]] = {}
+    for s in stages:  # the table is in topological order
+        ancestors[s.id] = set(s.inputs).union(*(ancestors[i] for i in s.inputs)) if s.inputs else set()
+    return {
+        s.id: {i for i in s.inputs if not any(i in ancestors[j] for j in s.inputs if j != i)}
+        for s in stages
+    }
+
+
+@functools.lru_cache(maxsize=None)
+def task_groups(granularity: str = "stage", stages: tuple[Stage, ...] = STAGES) -> tuple[TaskGroup, ...]:
+    """The tasks of one request at ``granularity`` (see :data:`GRANULARITIES`), in topological order.
+
+    Derived from the stage table: ``branch`` fuses a stage into its only direct
+    predecessor when that predecessor has no other direct successor (a chain).
+    """
+    if granularity == "stage":
+        return tuple(TaskGroup((s,)) for s in stages)
+    if granularity == "request":
+        return (TaskGroup(tuple(stages)),)
+    if resolve_granularity(granularity, None) != "branch":
+        raise InvalidRequest(f"granularity {granularity!r} depends on the cluster: resolve it first (resolve_granularity)")
+    preds = _reduced_edges(stages)
+    succs: dict[str, set[str]] = {s.id: set() for s in stages}
+    for sid, ps in preds.items():
+        for p in ps:
+            succs[p].add(sid)
+    head: dict[str, str] = {}  # stage id -> id of the first stage of its chain
+    chains: dict[str, list[Stage]] = {}
+    for s in stages:
+        (p,) = preds[s.id] if len(preds[s.id]) == 1 else (None,)
+        if p is not None and len(succs[p]) == 1:
+            head[s.id] = head[p]
+        else:
+            head[s.id] = s.id
+        chains.setdefault(head[s.id], []).append(s)
+    return tuple(TaskGroup(tuple(chain)) for chain in chains.values())
+
+
+def run_group(stages: tuple[Stage, ...], exports: tuple[str, ...], *upstream: Any) -> Any:
+    """Run ``stages`` in order in one task, each traced as its own stage.
+
+    ``upstream`` holds the request (for a group with a stage without inputs)
+    and the ``{stage id: Traced}`` exports of upstream groups. Returns the
+    Traced of :data:`FINAL` if this group runs it, else ``{id: Traced}`` of
+    ``exports`` (the stages that later groups read).
+    """
+    done: dict[str, Any] = {}
+    request = None
+    for item in upstream:
+        if isinstance(item, Request):
+            request = item
+        else:
+            done.update(item)
+    for stage in stages:
+        args = [done[i] for i in stage.inputs] if stage.inputs else [request]
+        done[stage.id] = run_traced(stage.id, stage.name, stage.func, *args)
+    if FINAL in done:
+        return done[FINAL]
+    return {i: done[i] for i in exports}
+
+
+def graph_keys(request_id: str, granularity: str = "stage") -> dict[str, str]:
+    """stage id -> key of the task that runs it, for one request at ``granularity``."""
+    return {s.id: f"{g.name}-{request_id}" for g in task_groups(granularity) for s in g.stages}
+
+
+def build_graph(request: Request, granularity: str | None = None) -> Delayed:
     """The delayed graph of one request; computing it gives a :class:`~stockdag.trace.Traced` Prediction.
 
+    ``granularity`` (default ``stockdag.pipeline.granularity``) says how many
+    stages a task runs; every stage is traced on its own at every granularity.
     Compute with ``optimize_graph=False``: fusion would merge stages and drop
     the per-task annotations the placement strategies read.
     """
+    granularity = resolve_granularity(config.get("pipeline.granularity", override_with=granularity), None)
     rid = request.request_id
-    nodes: dict[str, Delayed] = {}
-    for stage in STAGES:
-        args = [nodes[i] for i in stage.inputs] if stage.inputs else [request]
-        with dask.annotate(stockdag={"stage": stage.id, "name": stage.name, "request": rid, "symbol": request.symbol}):
-            nodes[stage.id] = delayed(run_traced, pure=False)(
-                stage.id, stage.name, stage.func, *args, dask_key_name=task_key(stage, rid)
+    if granularity == "stage":
+        nodes: dict[str, Delayed] = {}
+        for stage in STAGES:
+            args = [nodes[i] for i in stage.inputs] if stage.inputs else [request]
+            with dask.annotate(stockdag={"stage": stage.id, "name": stage.name, "request": rid, "symbol": request.symbol}):
+                nodes[stage.id] = delayed(run_traced, pure=False)(
+                    stage.id, stage.name, stage.func, *args, dask_key_name=task_key(stage, rid)
+                )
+        return nodes[FINAL]
+    groups = task_groups(granularity)
+    owner = {s.id: g for g in groups for s in g.stages}
+    nodes = {}
+    for g in groups:
+        ids = set(g.ids)
+        inputs = [i for s in g.stages for i in s.inputs if i not in ids]
+        upstream: list[Any] = []
+        for i in inputs:
+            node = nodes[owner[i].code]
+            if not any(node is u for u in upstream):
+                upstream.append(node)
+        if any(not s.inputs for s in g.stages):
+            upstream.insert(0, request)
+        exports = tuple(
+            s.id for s in g.stages
+            if any(i == s.id for other in groups if other is not g for t in other.stages for i in t.inputs)
+        )
+        with dask.annotate(stockdag={"stage": g.code, "name": g.name, "request": rid, "symbol": request.symbol}):
+            # a partial, so delayed does not walk the stage table as if it held tasks
+            nodes[g.code] = delayed(functools.partial(run_group, g.stages, exports), pure=False)(
+                *upstream, dask_key_name=f"{g.name}-{rid}"
             )
-    return nodes[FINAL]
+    return nodes[owner[FINAL].code]
 
 
 def run_stages(request: Request) -> Traced:

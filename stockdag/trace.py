@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
@@ -39,12 +40,27 @@ class Traced:
 
 def current_worker() -> str:
     """The Dask worker address running this code, else ``local:<host>:<pid>``."""
+    return current_place()[0]
+
+
+def current_place() -> tuple[str, str | None]:
+    """``(worker, planned worker)`` of the running task.
+
+    The planned worker is what the placement plugin wrote into the task's
+    ``stockdag`` annotation (sent to the worker with the task), None when no
+    plugin planned it or outside Dask.
+    """
     try:
         from distributed import get_worker
 
-        return get_worker().address
+        worker = get_worker()
     except (ImportError, ValueError):
-        return f"local:{socket.gethostname()}:{os.getpid()}"
+        return f"local:{socket.gethostname()}:{os.getpid()}", None
+    key = worker.active_threads.get(threading.get_ident())
+    ts = worker.state.tasks.get(key) if key is not None else None
+    ann = (ts.annotations or {}).get("stockdag") if ts is not None else None
+    planned = ann.get("planned") if isinstance(ann, dict) else None
+    return worker.address, planned
 
 
 def run_traced(stage_id: str, stage_name: str, func: Callable, *inputs: Any) -> Traced:
@@ -60,5 +76,6 @@ def run_traced(stage_id: str, stage_name: str, func: Callable, *inputs: Any) -> 
     start = time.time()
     value = func(*values)
     end = time.time()
-    traces[stage_id] = StageTrace(stage_id, stage_name, current_worker(), start, end)
+    worker, planned = current_place()
+    traces[stage_id] = StageTrace(stage_id, stage_name, worker, start, end, planned)
     return Traced(value, tuple(traces.values()))

@@ -31,7 +31,7 @@ BAD = {
     "train": {"--symbols": SYMBOLS, "--train-end": DATE, "--window": POS_INT, **DATA},
     "evaluate": {"--symbols": SYMBOLS, "--start": DATE, "--end": DATE, "--step": POS_INT, "--window": POS_INT, **DATA},
     "demo": {"--requests": POS_INT, "--workers": POS_INT, "--in-flight": POS_INT, "--profile": ["nope"], "--seed": ["-1", "x"],
-             "--scheduler": ["", "tcp://"], "--strategies": ["hfet", "dask,hfet", ","]},
+             "--scheduler": ["", "tcp://"], "--strategies": ["hfet", "dask,hfet", ","], "--granularity": ["task"]},
     "serve": {"--mode": ["nope"], "--replicas": POS_INT, "--workers": POS_INT, "--scheduler": ["", "tcp://"],
               "--strategy": ["hfet"], "--profile": ["nope"], "--host": ["", "a b", "http://x"], "--port": ["0", "65536", "99999", "x"],
               "--max-in-flight": POS_INT, "--deadline": POS_FLOAT, **DATA},

@@ -54,6 +54,7 @@ class Configuration:
     workers: int = 1  # distributed: worker processes; replicated: processes; centralized: 1
     strategy: str | None = None
     cluster: str | None = None  # a cluster spec (stockdag.deploy); None: the embedded LocalCluster
+    granularity: str | None = None  # distributed: stockdag.pipeline.granularity; None: the configured one
 
     @property
     def label(self) -> str:
@@ -62,7 +63,8 @@ class Configuration:
         if self.mode == "replicated":
             return f"replicated x{self.workers}"
         where = f" @{os.path.splitext(os.path.basename(self.cluster))[0]}" if self.cluster else ""
-        return f"distributed w{self.workers} {self.strategy}{where}"
+        grain = f" {self.granularity}" if self.granularity else ""
+        return f"distributed w{self.workers} {self.strategy}{grain}{where}"
 
     @property
     def slug(self) -> str:
@@ -107,6 +109,7 @@ class SweepParams:
     out: str | None = None  # None: the project's results/ (found from notebooks/ or experiments/ too)
     run_id: str | None = None
     configurations: list[dict] | None = None  # explicit list instead of the mode x workers x strategy grid
+    granularity: list[str] | None = None  # distributed configurations x these pipeline granularities; None: the configured one
 
     @staticmethod
     def _list(v):
@@ -147,6 +150,12 @@ class SweepParams:
         self.out = resolve(None if self.out in ("None", "null", "") else self.out, "results")
         if self.cluster:
             self.cluster = resolve(self.cluster, self.cluster)
+        self.granularity = [str(g) for g in self._list(self.granularity)] if self.granularity else None
+        from ..granularity import GRANULARITY_CHOICES
+
+        bad = [g for g in self.granularity or () if g not in GRANULARITY_CHOICES]
+        if bad:
+            raise ValueError(f"unknown granularity {bad[0]!r}; choose from {', '.join(GRANULARITY_CHOICES)}")
         bad = [m for m in self.mode if m not in MODES]
         if bad:
             raise ValueError(f"unknown mode {bad[0]!r}; choose from {', '.join(MODES)}")
@@ -179,6 +188,7 @@ class SweepParams:
         if self.configurations:
             return [Configuration(**{"cluster": self.cluster, **c}) for c in self.configurations]
         out: list[Configuration] = []
+        grains = self.granularity or [None]
         for mode in self.mode:
             if mode == "centralized":
                 out.append(Configuration("centralized"))
@@ -188,9 +198,9 @@ class SweepParams:
                 from ..deploy import load_spec
 
                 n = len(load_spec(self.cluster).worker_names())
-                out += [Configuration("distributed", n, s, self.cluster) for s in self.strategy]
+                out += [Configuration("distributed", n, s, self.cluster, g) for s in self.strategy for g in grains]
             else:
-                out += [Configuration("distributed", w, s, None) for w in self.workers for s in self.strategy]
+                out += [Configuration("distributed", w, s, None, g) for w in self.workers for s in self.strategy for g in grains]
         return list(dict.fromkeys(out))
 
     def order(self) -> list[list[Configuration]]:
@@ -265,6 +275,8 @@ def serving(cfg: Configuration, params: SweepParams):
             deployment = stack.enter_context(start(cfg.cluster))
             scheduler, security = deployment.scheduler_address, deployment.security
             info = {"cluster": deployment.info()}
+        if cfg.granularity:  # for the server's lifetime (its executor reads it when it starts)
+            stack.enter_context(dask.config.set({"stockdag.pipeline.granularity": cfg.granularity}))
         app = create_app(cfg.mode, replicas=cfg.workers, workers=cfg.workers, scheduler=scheduler,
                          strategy=cfg.strategy, profile=params.profile, deadline=params.timeout,
                          max_in_flight=1024, security=security)

@@ -11,6 +11,7 @@ listing it here.
 """
 from __future__ import annotations
 
+from .adaptive import Adaptive
 from .base import Strategy, TaskInfo, WorkerInfo, describe
 from .baseline import DaskDefault
 from .costs import CostModel
@@ -26,23 +27,33 @@ from .symbol_affinity import SymbolAffinity
 #: name -> strategy class, in the order results tables list them
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls
-    for cls in (DaskDefault, RoundRobin, SeededRandom, LeastLoaded, Pinned, SymbolAffinity, FastestNode, Heft)
+    for cls in (DaskDefault, RoundRobin, SeededRandom, LeastLoaded, Pinned, SymbolAffinity, FastestNode, Heft, Adaptive)
 }
 
 
+async def _install(plugin, dask_scheduler=None) -> None:
+    """On the scheduler: replace the placement plugin by ``plugin``, silently."""
+    if NAME in dask_scheduler.plugins:
+        dask_scheduler.remove_plugin(NAME)  # add_plugin would warn about overwriting
+    await plugin.start(dask_scheduler)
+    dask_scheduler.add_plugin(plugin, name=NAME)
+
+
 def register(client, strategy: str | None = None, **options):
-    """Install a :class:`PlacementPlugin` on ``client``'s scheduler (replacing any earlier one).
+    """Install a :class:`PlacementPlugin` on ``client``'s scheduler, replacing any earlier one.
 
     ``strategy`` defaults to ``stockdag.placement.strategy``; ``options`` go to
-    the plugin and its strategy. Returns what ``Client.register_plugin``
-    returns (an awaitable for an asynchronous client).
+    the plugin and its strategy. Switching to ``dask`` installs a plugin that
+    plans nothing (it still learns costs), so no earlier strategy keeps placing
+    tasks. Returns what ``Client.run_on_scheduler`` returns (an awaitable for an
+    asynchronous client).
 
     Raises
     ------
     stockdag.InvalidRequest
         for an unknown strategy or option (before anything is sent).
     """
-    return client.register_plugin(PlacementPlugin(strategy, **options))
+    return client.run_on_scheduler(_install, PlacementPlugin(strategy, **options))
 
 
 __all__ = [

@@ -8,7 +8,6 @@ scheduler's state to these values and the decision back to task restrictions.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -19,9 +18,6 @@ from .. import config
 
 if TYPE_CHECKING:
     from .costs import CostModel
-
-#: A task key of a stockdag request: ``f"{stage_name}-{request_id}"`` (uuid4 hex).
-REQUEST_KEY = re.compile(r"^(?P<stage>.+)-(?P<request>[0-9a-f]{32})$")
 
 #: The annotation every stockdag task carries (see ``stockdag.pipeline``).
 ANNOTATION = "stockdag"
@@ -64,22 +60,19 @@ class WorkerInfo:
 
 
 def describe(key: Hashable, annotations: Mapping[str, Any] | None = None) -> tuple[str, str | None, str | None, str | None]:
-    """``(stage, request, code, symbol)`` of a task, from its annotation or else its key.
+    """``(stage, request, code, symbol)`` of a task, from its ``stockdag`` annotation.
 
-    The ``stockdag`` annotation wins; a key ``"<stage>-<32 hex>"`` gives the
-    stage and request; any other key gives its :func:`dask.utils.key_split`
-    prefix as the stage and no request.
+    Only the annotation makes a task a stockdag task (``request`` not None):
+    ``Client.submit`` and ``Client.map`` name tasks ``<function>-<32 hex>`` too,
+    so a key's shape proves nothing. A task without the annotation gets its
+    :func:`dask.utils.key_split` prefix as the stage and no request.
     """
     ann = annotations.get(ANNOTATION) if annotations else None
     ann = ann if isinstance(ann, Mapping) else {}
     stage, request = ann.get("name"), ann.get("request")
-    if not (stage and request) and isinstance(key, str):
-        m = REQUEST_KEY.match(key)
-        if m:
-            stage, request = stage or m["stage"], request or m["request"]
-    if not (stage and request):
+    if not request:
         return key_split(key), None, None, None
-    return str(stage), str(request), ann.get("stage"), ann.get("symbol")
+    return str(stage or key_split(key)), str(request), ann.get("stage"), ann.get("symbol")
 
 class Strategy:
     """Base class of placement strategies.

@@ -182,28 +182,38 @@ def schedule(
     return Schedule(assignment=where, times=times, ranks=ranks, order=prio)
 
 
+def plan_request(tasks, workers, costs, only: Sequence[int] | None = None) -> tuple[Plan, Schedule]:
+    """HEFT over one request's ``tasks`` with learned ``costs``; workers first free after their occupancy.
+
+    ``only`` restricts the processors to those worker indices (one index: the
+    whole request on that worker, timed with the same model). Returns the plan
+    and the :class:`Schedule` (its makespan is the estimated finish).
+    """
+    info = {t.key: t for t in tasks}
+    preds = {t.key: t.dependencies for t in tasks}
+    estimate: dict[tuple[str, int], float] = {}
+
+    def compute(key, i):
+        stage = info[key].stage
+        v = estimate.get((stage, i))
+        if v is None:
+            v = estimate[stage, i] = costs.estimate(stage, workers[i].name)
+        return v
+
+    def comm(src, dst):
+        return costs.transfer(info[src].stage)
+
+    procs = range(len(workers)) if only is None else list(only)
+    ready = {i: workers[i].occupancy / max(workers[i].nthreads, 1) for i in procs}
+    slots = {i: workers[i].nthreads for i in procs}
+    result = schedule(list(info), preds, compute, comm, procs, ready, slots)
+    return {k: workers[result.assignment[k]].address for k in info}, result
+
+
 class Heft(Strategy):
     """HEFT over the learned costs: see the module docstring."""
 
     name = "heft"
 
     def place(self, tasks, workers, costs) -> Plan:
-        info = {t.key: t for t in tasks}
-        preds = {t.key: t.dependencies for t in tasks}
-        estimate: dict[tuple[str, int], float] = {}
-
-        def compute(key, i):
-            stage = info[key].stage
-            v = estimate.get((stage, i))
-            if v is None:
-                v = estimate[stage, i] = costs.estimate(stage, workers[i].name)
-            return v
-
-        def comm(src, dst):
-            return costs.transfer(info[src].stage)
-
-        procs = range(len(workers))
-        ready = {i: w.occupancy / max(w.nthreads, 1) for i, w in enumerate(workers)}
-        slots = {i: w.nthreads for i, w in enumerate(workers)}
-        result = schedule(list(info), preds, compute, comm, procs, ready, slots)
-        return {k: workers[result.assignment[k]].address for k in info}
+        return plan_request(tasks, workers, costs)[0]

@@ -23,7 +23,9 @@ class Pinned(Strategy):
     Parameters
     ----------
     pinned:
-        Stage name (``make_features``) or code (``C3``) -> worker name.
+        Stage name (``make_features``) or code (``C3``) -> worker name. A task
+        that runs several stages (``stockdag.pipeline.granularity``) goes where
+        its first pinned stage is pinned.
         Default ``stockdag.placement.pinned``.
     vnodes:
         Points per worker on the ring used for unmapped stages.
@@ -46,9 +48,9 @@ class Pinned(Strategy):
         plan: Plan = {}
         ring = None
         for t in tasks:
-            name = self.pinned.get(t.stage)
-            if name is None and t.code is not None:
-                name = self.pinned.get(t.code)
+            # a fused task ("fetch_prices+make_features", code "C2+C3") follows its first pinned stage
+            parts = [t.stage, *t.stage.split("+"), *([t.code, *t.code.split("+")] if t.code else [])]
+            name = next((self.pinned[p] for p in parts if p in self.pinned), None)
             address = by_name.get(name) if name is not None else None
             if address is None:
                 if name is not None:

@@ -18,8 +18,13 @@ The plugin also
 * re-plans, in ``remove_worker``, the not-yet-run tasks it had restricted to a
   worker that left (strict restrictions would otherwise leave them in
   ``no-worker`` forever);
-* plans only the tasks of stockdag requests (a ``stockdag`` annotation, or a
-  key ``<stage>-<32-hex request id>``): other work on the cluster is Dask's;
+* plans only the tasks of stockdag requests (their ``stockdag`` annotation; a
+  key's shape proves nothing, ``Client.submit`` makes the same): other work on
+  the cluster is Dask's;
+* writes each task's plan into its ``stockdag`` annotation (``planned``), which
+  the scheduler sends to the worker with the task, so the stage trace carries
+  the plan the scheduler used whoever chose the strategy, with no extra round
+  trip;
 * keeps each request's plan (:meth:`PlacementPlugin.plan_for`) for a bounded
   number of recent requests, and what went wrong: the scheduler logs and
   swallows plugin exceptions, falling back silently to its own placement, so
@@ -40,7 +45,7 @@ from distributed.diagnostics.plugin import SchedulerPlugin
 
 from .. import config
 from ..errors import InvalidRequest
-from .base import Strategy, TaskInfo, WorkerInfo, describe
+from .base import ANNOTATION, Strategy, TaskInfo, WorkerInfo, describe
 from .costs import CostModel
 
 logger = logging.getLogger(__name__)
@@ -317,6 +322,9 @@ class PlacementPlugin(SchedulerPlugin):
                 self._pending[address] = self._pending.get(address, 0.0) + pending
                 self.stats["restricted"] += 1
             self._live[t.key] = _Live(t.stage, group, address, pending)
+            ann = ts.annotations or {}
+            # a copy: annotations may be shared between the tasks of a graph
+            ts.annotations = {**ann, ANNOTATION: {**(ann.get(ANNOTATION) or {}), "planned": address}}
             applied[t.key] = address
         return applied
 

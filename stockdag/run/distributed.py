@@ -9,8 +9,9 @@ once, :meth:`arun` awaits one from async code.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import collections
 import logging
+import threading
 
 from distributed import Client, LocalCluster
 
@@ -22,13 +23,6 @@ from ..result import PredictionResult
 logger = logging.getLogger(__name__)
 
 PLUGIN_NAME = "stockdag-placement"
-
-
-def _plan_on_scheduler(dask_scheduler, request_id: str):
-    plugin = dask_scheduler.plugins.get(PLUGIN_NAME)
-    if plugin is None or not hasattr(plugin, "plan_for"):
-        return None
-    return plugin.plan_for(request_id)
 
 
 class DistributedExecutor:
@@ -43,8 +37,20 @@ class DistributedExecutor:
     n_workers, threads_per_worker : int
         Size of the LocalCluster started when neither is given.
     strategy : str, optional
-        Placement strategy to register on the scheduler (``stockdag.placement``);
-        None reads ``stockdag.placement.strategy``; ``"dask"`` registers nothing.
+        Placement strategy to register on the scheduler (``stockdag.placement``),
+        replacing any earlier one; None reads ``stockdag.placement.strategy``.
+        ``"dask"`` registers nothing and leaves a plugin already on the scheduler
+        in place (one loaded with ``--preload stockdag.placement.preload``, or
+        registered with :func:`stockdag.placement.register`, which switches
+        strategies, ``dask`` included). Either way each stage's trace carries the
+        plan the scheduler used.
+    granularity : str, optional
+        Stages per task (:data:`stockdag.pipeline.GRANULARITY_CHOICES`); None reads
+        ``stockdag.pipeline.granularity``. ``auto`` and ``load`` are resolved for
+        each request from the worker threads the client last heard of and (``load``)
+        the requests this executor has in flight
+        (:func:`stockdag.pipeline.resolve_granularity`); :meth:`granularity_now` says
+        which, :attr:`granularities` counts what was built.
     dashboard_address : str, optional
         Dashboard of a started LocalCluster; None reads ``stockdag.dashboard_address``
         (loopback, free port).
@@ -54,7 +60,16 @@ class DistributedExecutor:
 
     def __init__(self, client: Client | None = None, address: str | None = None, *,
                  n_workers: int = 2, threads_per_worker: int = 1, strategy: str | None = None,
+                 granularity: str | None = None,
                  dashboard_address: str | None = None, **cluster_kwargs):
+        from ..pipeline import resolve_granularity
+
+        self.granularity = config.get("pipeline.granularity", granularity)
+        resolve_granularity(self.granularity, None)  # an unknown granularity fails here, before a cluster starts
+        #: granularity -> requests built with it (``auto``/``load`` resolve per request)
+        self.granularities: collections.Counter = collections.Counter()
+        self._in_flight = 0
+        self._lock = threading.Lock()
         self._own_cluster = None
         self._own_client = False
         if client is None:
@@ -72,41 +87,59 @@ class DistributedExecutor:
             self._own_client = True
         self.client = client
         self.strategy = config.get("placement.strategy", strategy)
+        self._register = self.strategy != "dask"
         # an asynchronous client cannot register from __init__: start() (or the first arun) does
-        self._pending_registration = self._wants_plan() and bool(client.asynchronous)
-        if self._wants_plan() and not client.asynchronous:
-            from ..placement import register
+        self._pending_registration = bool(client.asynchronous)
+        if not client.asynchronous:
+            self._install()
 
-            register(self.client, self.strategy)
+    def _install(self):
+        """Register the placement strategy and the stream intervals (``stockdag.batching``)."""
+        from ..placement import register
+        from . import batching
+
+        steps = []
+        if self._register:
+            steps.append(register(self.client, self.strategy))
+        steps.append(batching.apply(self.client))
+        return [s for s in steps if s is not None]
 
     async def start(self) -> "DistributedExecutor":
         """Register the placement strategy on an asynchronous client's scheduler (idempotent)."""
         if self._pending_registration:
-            from ..placement import register
-
             self._pending_registration = False
-            await register(self.client, self.strategy)
+            for step in self._install():
+                await step
         return self
 
     # -- submitting
     def submit(self, request: Request):
         """Start computing one request; returns a distributed Future of a Traced Prediction."""
-        return self.client.compute(build_graph(request), optimize_graph=False)
+        granularity = self.granularity_now()
+        future = self.client.compute(build_graph(request, granularity), optimize_graph=False)
+        with self._lock:
+            self.granularities[granularity] += 1
+            self._in_flight += 1
+        future.add_done_callback(self._done)
+        return future
 
-    def _finish(self, traced, request: Request, planned: dict | None) -> PredictionResult:
-        result = PredictionResult.from_traced(traced, self.mode, request.request_id)
-        if planned:
-            from ..pipeline import STAGES_BY_ID, task_key
+    def _done(self, future) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
-            trace = tuple(
-                dataclasses.replace(t, planned_worker=planned.get(task_key(STAGES_BY_ID[t.id], request.request_id)))
-                for t in result.trace
-            )
-            result = dataclasses.replace(result, trace=trace)
-        return result
+    def granularity_now(self) -> str:
+        """The granularity the next request is built with (``auto`` resolved)."""
+        from ..pipeline import resolve_granularity
 
-    def _wants_plan(self) -> bool:
-        return bool(self.strategy) and self.strategy != "dask"
+        if self.granularity not in ("auto", "load"):
+            return self.granularity
+        # the client's copy of the scheduler's identity, refreshed in the background: no round trip
+        threads = (getattr(self.client, "_scheduler_identity", None) or {}).get("total_threads")
+        return resolve_granularity(self.granularity, int(threads) if threads else None, self._in_flight)
+
+    def _finish(self, traced, request: Request) -> PredictionResult:
+        # the planned worker of each stage travelled with its task (see stockdag.trace.current_place)
+        return PredictionResult.from_traced(traced, self.mode, request.request_id)
 
     def run(self, request: Request) -> PredictionResult:
         """Compute one request and wait for it."""
@@ -115,8 +148,7 @@ class DistributedExecutor:
             traced = future.result()
         finally:
             future.release()
-        planned = self.client.run_on_scheduler(_plan_on_scheduler, request_id=request.request_id) if self._wants_plan() else None
-        return self._finish(traced, request, planned)
+        return self._finish(traced, request)
 
     async def arun(self, request: Request) -> PredictionResult:
         """Compute one request from async code (an asynchronous client, or a sync one via a thread)."""
@@ -129,15 +161,7 @@ class DistributedExecutor:
                 traced = await asyncio.get_running_loop().run_in_executor(None, future.result)
         finally:
             future.release()
-        planned = None
-        if self._wants_plan():
-            if self.client.asynchronous:
-                planned = await self.client.run_on_scheduler(_plan_on_scheduler, request_id=request.request_id)
-            else:
-                planned = await asyncio.get_running_loop().run_in_executor(
-                    None, lambda: self.client.run_on_scheduler(_plan_on_scheduler, request_id=request.request_id)
-                )
-        return self._finish(traced, request, planned)
+        return self._finish(traced, request)
 
     # -- lifecycle
     @property

@@ -56,6 +56,23 @@ def test_sweep_grid_and_validation():
     assert Configuration("distributed", 2, "heft", "experiments/clusters/emulated-hetero.yaml").label == "distributed w2 heft @emulated-hetero"
 
 
+def test_granularity_is_a_swept_and_recorded_dimension():
+    p = SweepParams(mode=["centralized", "distributed"], workers=[2], strategy=["heft", "adaptive"],
+                    granularity=["stage", "branch"], rates=[1.0], run_id="t")
+    assert [c.label for c in p.configurations_list()] == [
+        "centralized", "distributed w2 heft stage", "distributed w2 heft branch",
+        "distributed w2 adaptive stage", "distributed w2 adaptive branch",
+    ]
+    assert len({pt.slug for pt in p.points()}) == 5
+    assert SweepParams(granularity="request", rates=1.0, run_id="t").granularity == ["request"]  # papermill -p
+    assert [c.granularity for c in SweepParams(rates=1.0, run_id="t").configurations_list()] == [None, None]
+    explicit = SweepParams(configurations=[{"mode": "distributed", "workers": 2, "strategy": "adaptive", "granularity": "auto"}],
+                           rates=[1.0], run_id="t")
+    assert explicit.configurations_list()[0].label == "distributed w2 adaptive auto"
+    with pytest.raises(ValueError, match="unknown granularity 'task'"):
+        SweepParams(granularity=["task"], rates=[1.0], run_id="t")
+
+
 def test_a_cluster_spec_fixes_the_workers():
     p = SweepParams(mode=["distributed"], workers=[7], strategy=["dask"], cluster="experiments/clusters/local-2.yaml",
                     rates=[1.0], run_id="t")

@@ -19,19 +19,25 @@ def step(*inputs):
     return sum(inputs) + 1
 
 
+def request_task(stage: str, rid: str, *inputs):
+    """One task of request ``rid``: key ``<stage>-<rid>`` and the ``stockdag`` annotation the plugin plans by."""
+    with dask.annotate(stockdag={"name": stage, "request": rid}):
+        return step(*inputs, dask_key_name=f"{stage}-{rid}")
+
+
 def chain(rid: str, n: int = 5):
-    """``s0 -> s1 -> ... -> s{n-1}``, keys ``s<i>-<rid>``, no annotations."""
-    node = step(dask_key_name=f"s0-{rid}")
+    """``s0 -> s1 -> ... -> s{n-1}``, keys ``s<i>-<rid>``, annotated as one request."""
+    node = request_task("s0", rid)
     for i in range(1, n):
-        node = step(node, dask_key_name=f"s{i}-{rid}")
+        node = request_task(f"s{i}", rid, node)
     return node
 
 
 def fork_join(rid: str, width: int = 4):
-    """``source -> branch_0..branch_{width-1} -> join``, keys ``<stage>-<rid>``, no annotations."""
-    source = step(dask_key_name=f"source-{rid}")
-    branches = [step(source, dask_key_name=f"branch_{i}-{rid}") for i in range(width)]
-    return step(*branches, dask_key_name=f"join-{rid}")
+    """``source -> branch_0..branch_{width-1} -> join``, keys ``<stage>-<rid>``, annotated as one request."""
+    source = request_task("source", rid)
+    branches = [request_task(f"branch_{i}", rid, source) for i in range(width)]
+    return request_task("join", rid, *branches)
 
 
 def stockdag_graph(rid: str | None = None):

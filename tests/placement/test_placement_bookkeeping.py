@@ -36,8 +36,8 @@ def submit(plugin, scheduler, stages=("a", "b"), rid=None, symbol=None):
         key = f"{stage}-{rid}"
         ts = scheduler.new_task(key, Task(key, _noop), "released")
         ts.priority = (0, 0, i)
-        if symbol:
-            ts.annotations = {"stockdag": {"stage": f"C{i}", "name": stage, "request": rid, "symbol": symbol}}
+        # the annotation makes it a stockdag task (build_graph sets it)
+        ts.annotations = {"stockdag": {"stage": f"C{i}", "name": stage, "request": rid, "symbol": symbol}}
         if keys:
             ts.add_dependency(scheduler.tasks[keys[-1]])
         keys.append(key)

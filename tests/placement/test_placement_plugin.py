@@ -10,7 +10,7 @@ from distributed import Client, LocalCluster
 from stockdag.errors import InvalidRequest
 from stockdag.placement import NAME, STRATEGIES, PlacementPlugin, Strategy, register
 
-from placement_helpers import QUIET, SMALL_PIPELINE, chain, quiet, step
+from placement_helpers import QUIET, SMALL_PIPELINE, chain, quiet, request_task, stockdag_graph
 
 STRICT = [name for name in STRATEGIES if name != "dask"]
 
@@ -71,6 +71,41 @@ def test_executor_trace_carries_the_planned_worker(inproc_client):
         assert stage.planned_worker == stage.worker
 
 
+def inc(x):
+    return x + 1
+
+
+def test_ordinary_dask_work_beside_requests_is_left_to_dask(install, inproc_client, inproc_cluster):
+    # Client.submit and Client.map name tasks "<function>-<32 hex>", like a request's keys
+    plugin = install("fastest-node")
+    own = inproc_client.map(inc, range(4)) + [inproc_client.submit(inc, 10)]
+    graph, rid = stockdag_graph()
+    request = inproc_client.compute(graph, optimize_graph=False)
+    assert all(len(f.key.rsplit("-", 1)[1]) == 32 for f in own)
+    assert inproc_client.gather(own) == [1, 2, 3, 4, 11]
+    request.result()
+    assert list(plugin.plans) == [rid]
+    assert plugin.stats["restricted"] == 12
+    tasks = inproc_cluster.scheduler.tasks
+    assert all(not tasks[f.key].worker_restrictions for f in own)
+
+
+def test_switching_strategy_switches_it_silently(install, inproc_client, inproc_cluster, recwarn):
+    first = install("fastest-node")
+    chain_rid = uuid.uuid4().hex
+    inproc_client.compute(chain(chain_rid, n=2), optimize_graph=False).result()
+    assert first.stats["restricted"] == 2
+    second = install("dask")
+    assert second is not first and second.strategy_name == "dask"
+    rid = uuid.uuid4().hex
+    future = inproc_client.compute(chain(rid, n=2), optimize_graph=False)
+    future.result()
+    assert first.stats["graphs"] == 1  # the old plugin saw nothing more
+    assert set(second.plan_for(rid).values()) == {None}
+    assert not inproc_cluster.scheduler.tasks[f"s1-{rid}"].worker_restrictions
+    assert not [w for w in recwarn if "overwriting" in str(w.message)]
+
+
 def test_plugin_learns_stage_durations_per_worker(install, inproc_client, graphs, run_and_record):
     plugin = install("round-robin")
     for _ in range(2):
@@ -108,8 +143,8 @@ def test_user_restrictions_and_existing_tasks_are_left_alone(install, inproc_cli
     w0, w1 = by_name["0"], by_name["1"]
     rid = uuid.uuid4().hex
     with dask.annotate(workers=[w1]):
-        first = step(dask_key_name=f"first-{rid}")
-    then = step(first, dask_key_name=f"then-{rid}")
+        first = request_task("first", rid)
+    then = request_task("then", rid, first)
     kept = inproc_client.compute(first, optimize_graph=False)
     kept.result()
     # "first" already exists when the second graph arrives: only "then" is new
@@ -174,6 +209,29 @@ def test_preload_installs_the_plugin_on_a_scheduler():
         rid = uuid.uuid4().hex
         client.compute(chain(rid, n=2), optimize_graph=False).result()
         assert set(plugin.plan_for(rid).values()) == set(cluster.scheduler.workers)
+
+
+def test_trace_carries_the_plan_of_a_preloaded_scheduler():
+    # the scheduler chose the strategy; the client asked for none
+    from stockdag.pipeline import graph_keys
+    from stockdag.request import parse_request
+    from stockdag.run.distributed import DistributedExecutor
+
+    with dask.config.set(SMALL_PIPELINE):
+        request = parse_request("AAPL", "2012-06-01")
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False,
+        **quiet(preload=["stockdag.placement.preload"], preload_argv=[["--strategy", "heft"]]),
+    ) as cluster, DistributedExecutor(address=cluster.scheduler_address) as executor:
+        assert executor.strategy == "dask"  # the client's configuration
+        result = executor.run(request)
+        plan = cluster.scheduler.plugins[NAME].plan_for(request.request_id)
+        keys = graph_keys(request.request_id, executor.granularity_now())
+    assert set(plan) == set(keys.values())
+    assert len(result.trace) == 12
+    for stage in result.trace:
+        assert stage.planned_worker == plan[keys[stage.id]]
+        assert stage.planned_worker == stage.worker
 
 
 def test_preload_reads_the_strategy_from_config():

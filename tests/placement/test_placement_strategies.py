@@ -67,7 +67,7 @@ def test_every_strategy_plans_every_task_on_a_running_worker(strategy_name, shap
 
 def test_registry_names_match_classes():
     assert list(STRATEGIES) == [
-        "dask", "round-robin", "random", "least-loaded", "pinned", "symbol-affinity", "fastest-node", "heft",
+        "dask", "round-robin", "random", "least-loaded", "pinned", "symbol-affinity", "fastest-node", "heft", "adaptive",
     ]
     for name, cls in STRATEGIES.items():
         assert cls.name == name
@@ -170,6 +170,15 @@ def test_pinned_layout_is_fixed_across_requests_and_falls_back_when_a_worker_is_
     assert len(set(p1.values())) > 1
 
 
+def test_pinned_follows_a_pinned_stage_into_its_fused_task():
+    # at granularity branch C2 and C3 run in one task "fetch_prices+make_features" (code "C2+C3")
+    ws = workers(2)
+    rid = uuid.uuid4().hex
+    fused = TaskInfo(f"fetch_prices+make_features-{rid}", "fetch_prices+make_features", rid, "C2+C3")
+    assert make_strategy("pinned", pinned={"C3": "1"}).place([fused], ws, CostModel()) == {fused.key: ws[1].address}
+    assert make_strategy("pinned", pinned={"make_features": "0"}).place([fused], ws, CostModel()) == {fused.key: ws[0].address}
+
+
 def test_pinned_config_default():
     with dask.config.set({"stockdag.placement.pinned": {"C1": "1"}}):
         strategy = make_strategy("pinned")
@@ -238,10 +247,12 @@ def test_describe_reads_the_annotation_first():
     assert describe(f"make_features-{rid}", ann) == ("make_features", rid, "C3", "AAPL")
 
 
-def test_describe_falls_back_to_the_key():
+def test_describe_recognises_requests_by_their_annotation_only():
     rid = uuid.uuid4().hex
-    assert describe(f"random_forest-{rid}", {}) == ("random_forest", rid, None, None)
-    assert describe(f"branch_3-{rid}") == ("branch_3", rid, None, None)
+    # Client.submit/map keys look like a request's: "<function>-<32 hex>"
+    assert describe(f"random_forest-{rid}", {}) == ("random_forest", None, None, None)
+    assert describe(f"branch_3-{rid}") == ("branch_3", None, None, None)
+    assert describe(f"branch_3-{rid}", {"stockdag": {"request": rid}}) == ("branch_3", rid, None, None)
     assert describe(("getitem-1", 0)) == ("getitem", None, None, None)
     assert describe("plain-key") == ("plain-key", None, None, None)  # dask.utils.key_split
 

@@ -17,7 +17,7 @@ from distributed import Client, Event, LocalCluster, get_task_stream
 
 from stockdag.placement import NAME, register
 
-from placement_helpers import QUIET, SMALL_PIPELINE, step
+from placement_helpers import QUIET, SMALL_PIPELINE, request_task
 
 
 def gate(name: str):
@@ -28,9 +28,10 @@ def gate(name: str):
 
 
 def gated_fork_join(rid: str, width: int = 4):
-    source = dask.delayed(gate, pure=False)(f"gate-{rid}", dask_key_name=f"source-{rid}")
-    branches = [step(source, dask_key_name=f"branch_{i}-{rid}") for i in range(width)]
-    return step(*branches, dask_key_name=f"join-{rid}")
+    with dask.annotate(stockdag={"name": "source", "request": rid}):
+        source = dask.delayed(gate, pure=False)(f"gate-{rid}", dask_key_name=f"source-{rid}")
+    branches = [request_task(f"branch_{i}", rid, source) for i in range(width)]
+    return request_task("join", rid, *branches)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 
+import dask
 import httpx
 import pytest
 from distributed import Client, LocalCluster
@@ -28,7 +29,8 @@ def test_dashboard_page_shows_strategy_and_learned_stage_durations(dashboard_cli
     empty = httpx.get(f"{base}/stockdag.json")
     assert empty.status_code == 404  # no plugin yet: no page
     register(client, "round-robin")
-    stockdag.predict("AAPL", "2012-06-01", mode="distributed", client=client, strategy="round-robin")
+    with dask.config.set({"stockdag.pipeline.granularity": "stage"}):  # one task, so one learned duration, per stage
+        stockdag.predict("AAPL", "2012-06-01", mode="distributed", client=client, strategy="round-robin")
 
     data = httpx.get(f"{base}/stockdag.json").json()
     assert data["strategy"] == "round-robin"

@@ -1,0 +1,29 @@
+"""``stockdag demo``: centralized and distributed interleaved, with the ratios the issue asks for."""
+import json
+
+import pytest
+
+from stockdag.cli import main
+from stockdag.demo import compare
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_interleaves_and_records_what_it_ran(small):
+    cmp = compare(requests=3, workers=1, in_flight=2, profile="refit", warmup=1)
+    # every measured request ran both ways, one after the other
+    assert len(cmp.centralized_latency) == len(cmp.distributed_latency) == 3
+    assert cmp.granularity == "request"  # auto on one worker thread
+    assert cmp.overhead_per_request == pytest.approx(
+        sorted(cmp.distributed_latency)[1] - sorted(cmp.centralized_latency)[1])
+    assert len(cmp.strategies["dask"]["throughput_ratio_rounds"]) == 2
+    assert sorted(t.id for t in cmp.example.trace) == sorted(f"C{i}" for i in range(1, 13))
+
+
+def test_demo_json_reports_latency_ratio_and_granularity(small, capsys):
+    assert main(["demo", "--profile", "refit", "--workers", "1", "--requests", "2", "--in-flight", "2",
+                 "--granularity", "branch", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["latency_ratio"] > 0 and out["granularity"] == "branch"
+    assert set(out["batching"]) == {"scheduler_to_worker", "scheduler_to_client", "worker_to_scheduler", "client_to_scheduler"}
+    assert len(out["distributed"]["dask"]["latency"]) == len(out["centralized_latency"]) == 2
