@@ -36,6 +36,11 @@ def _integer(minimum: int):
     return parse
 
 
+def integer(minimum: int):
+    """An integer of at least ``minimum``."""
+    return _integer(minimum)
+
+
 positive_int = _integer(1)
 non_negative_int = _integer(0)
 
@@ -142,10 +147,9 @@ def directory(text: str) -> str:
     return text
 
 
-def records_file(text: str) -> str:
-    """An output .parquet/.csv path that can be written (checked before any request is sent)."""
-    if not text.lower().endswith((".parquet", ".pq", ".csv")):
-        raise argparse.ArgumentTypeError(f"cannot tell the format of {text!r}: use a .parquet or .csv file name")
+def _writable_file(text: str, suffixes: tuple[str, ...], formats: str) -> str:
+    if not text.lower().endswith(suffixes):
+        raise argparse.ArgumentTypeError(f"cannot tell the format of {text!r}: use a {formats} file name")
     folder = os.path.dirname(os.path.abspath(text))
     if os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"{text!r} is a folder")
@@ -153,6 +157,24 @@ def records_file(text: str) -> str:
         raise argparse.ArgumentTypeError(f"folder {folder!r} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(text) and not os.access(text, os.W_OK)):
         raise argparse.ArgumentTypeError(f"cannot write {text!r}: permission denied")
+    return text
+
+
+def records_file(text: str) -> str:
+    """An output .parquet/.csv path that can be written (checked before any request is sent)."""
+    return _writable_file(text, (".parquet", ".pq", ".csv"), ".parquet or .csv")
+
+
+def yaml_file(text: str) -> str:
+    """An output .yaml/.yml path that can be written (checked before the work that produces it)."""
+    return _writable_file(text, (".yaml", ".yml"), ".yaml or .yml")
+
+
+def run_folder(text: str) -> str:
+    """A measured run folder (one holding config.json, as `stockdag sweep` writes)."""
+    directory(text)
+    if not os.path.exists(os.path.join(text, "config.json")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a run folder (no config.json)")
     return text
 
 
@@ -167,3 +189,40 @@ def host_name(text: str) -> str:
     if not t or "/" in t or any(c.isspace() for c in t):
         raise argparse.ArgumentTypeError(f"expected a host name or IP address to bind, got {text!r}")
     return t
+
+
+def arrivals(text: str) -> str:
+    """An open-loop arrival process named by the load generator (imported only when the option is given)."""
+    from .bench.loadgen import ARRIVALS
+
+    if text not in ARRIVALS:
+        raise argparse.ArgumentTypeError(f"unknown arrivals {text!r}; choose one of: {', '.join(ARRIVALS)}")
+    return text
+
+
+def instance_type(text: str) -> str:
+    """An EC2 instance type of the price table (stockdag.deploy.prices)."""
+    from .deploy import prices
+
+    if text not in prices.EC2_PRICES:
+        raise argparse.ArgumentTypeError(f"instance type {text!r} is not in the price table ({prices.PRICES_DATE}); "
+                                         f"known: {', '.join(prices.EC2_PRICES)}")
+    return text
+
+
+def ami_id(text: str) -> str:
+    """An AMI id, as a kind ec2 cluster spec requires it."""
+    from .deploy.spec import AMI_ID
+
+    if not AMI_ID.match(text):
+        raise argparse.ArgumentTypeError(f"expected an AMI id such as ami-0123456789abcdef0, got {text!r}")
+    return text
+
+
+def security_group_id(text: str) -> str:
+    """A security group id, as a kind ec2 cluster spec requires it."""
+    from .deploy.spec import SECURITY_GROUP_ID
+
+    if not SECURITY_GROUP_ID.match(text):
+        raise argparse.ArgumentTypeError(f"expected a security group id such as sg-0123456789abcdef0, got {text!r}")
+    return text

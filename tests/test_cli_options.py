@@ -11,6 +11,7 @@ import pytest
 
 from stockdag.cli import build_parser, main
 
+RUN = "results/20261129-091417-default"  # a committed run folder
 # the positional arguments each command needs, so that only the option under test is wrong
 BASE = {
     "predict": ["predict", "AAPL"], "symbols": ["symbols"], "train": ["train"], "evaluate": ["evaluate"],
@@ -18,11 +19,14 @@ BASE = {
     "webapp": ["webapp"], "sweep": ["sweep", "experiments/params/default.yaml"], "report": ["report", "results"],
     "cluster plan": ["cluster", "plan", "local-2"], "cluster up": ["cluster", "up", "local-2"],
     "cluster status": ["cluster", "status"], "cluster down": ["cluster", "down"],
+    "simulate calibrate": ["simulate", "calibrate", RUN], "simulate validate": ["simulate", "validate", RUN],
+    "simulate run": ["simulate", "run", RUN, "--rate", "1"], "plan": ["plan", "--rate", "1", "--p99", "1"],
 }
 POS_INT = ["0", "-1", "x", "1.5"]
 POS_FLOAT = ["0", "-1", "nan", "inf", "x"]
 DATE = ["2012-13-01", "2012-02-30", "01/02/2012", "x"]
 SYMBOLS = ["A/B", "1AB"]
+RUNS = ["/nonexistent/run", "results", "README.md"]  # missing, a folder without config.json, a file
 DATA = {"--source": ["nope"], "--data-dir": ["/nonexistent/stockdag"]}
 CLUSTER = {"--workers": POS_INT, "--scheduler": ["", "tcp://", ":8786"], "--strategy": ["hfet", "Dask"]}
 BAD = {
@@ -42,10 +46,20 @@ BAD = {
               "--out": ["/nonexistent/dir/x.csv", "x.txt", "/tmp"]},
     "webapp": {"--port": ["-1", "65536", "x"], "--host": ["", "a b"], "--url": ["127.0.0.1:8000", "ftp://x"]},
     "sweep": {"--run-id": ["a/b", "..", ""]},
+    "simulate calibrate": {"run": RUNS},
+    "simulate validate": {"run": RUNS, "--repeats": POS_INT},
+    "simulate run": {"run": RUNS, "--mode": ["nope"], "--workers": POS_INT, "--strategy": ["hfet", "Dask"], "--rate": POS_FLOAT,
+                     "--users": POS_INT, "--arrivals": ["nope"], "--duration": POS_FLOAT, "--warmup": ["-1", "nan", "x"],
+                     "--timeout": POS_FLOAT, "--seed": ["-1", "x"]},
+    "plan": {"--rate": POS_FLOAT, "--p99": POS_FLOAT, "--profile": ["nope"], "--run": RUNS, "--results": ["/nonexistent/results", "README.md"],
+             "--instance-types": ["c5.huge", "C5.large"], "--max-machines": POS_INT, "--max-hourly-usd": POS_FLOAT,
+             "--requests": ["49", "0", "x"], "--out": ["/nonexistent/dir/x.yaml", "x.txt", "/tmp"],
+             "--ami": ["ami-1", "x", ""], "--security-group": ["sg-1", "x", ""]},
 }
 # options whose value is any text (a path created on use, a name looked up later) have no bad value here
 FREE = {("train", "--store"), ("webapp", "--store"), ("sweep", "params"), ("sweep", "--out"), ("report", "path"),
-        ("cluster plan", "spec"), ("cluster up", "spec"), ("cluster down", "names"), ("cluster down", "--spec")}
+        ("cluster plan", "spec"), ("cluster up", "spec"), ("cluster down", "names"), ("cluster down", "--spec"),
+        ("simulate run", "--spec")}
 
 
 def _commands(parser=None, prefix=""):
@@ -79,7 +93,7 @@ def _argv(command: str, option: str, value: str) -> list[str]:
     argv = list(BASE[command])
     if option.startswith("--"):
         return argv + [f"{option}={value}"]  # '=' so that values starting with '-' stay values
-    position = {"symbol": 1, "url": 1}[option]
+    position = {"symbol": 1, "url": 1, "run": 2}[option]
     argv[position] = value
     return argv
 
@@ -133,6 +147,7 @@ CONFLICTS = [
     (["bench", "http://127.0.0.1:9", "--rate", "1", "--mix", "uniform", "--zipf-s", "1.2"], "--zipf-s is the exponent of --mix zipf"),
     (["bench", "http://127.0.0.1:9", "--rate", "1", "--start", "2013-01-01"], "after it ends"),
     (["cluster", "down", "--spec", "x.yaml"], "with --all only"),
+    (["simulate", "run", RUN, "--users", "2", "--arrivals", "poisson"], "--arrivals applies to open loop"),
 ]
 
 
@@ -177,7 +192,7 @@ def test_data_dir_implies_csv(tmp_path, monkeypatch):
     assert seen["source"] == "csv"
 
 
-HEAVY = ("pandas", "numpy", "sklearn", "nltk", "distributed", "fastapi", "bokeh", "stockdag.pipeline", "stockdag.placement")
+HEAVY = ("pandas", "numpy", "sklearn", "nltk", "distributed", "fastapi", "bokeh", "simpy", "stockdag.pipeline", "stockdag.placement")
 
 
 def test_help_imports_nothing_heavy():
@@ -186,12 +201,36 @@ def test_help_imports_nothing_heavy():
     import sys
 
     code = ("import sys\nfrom stockdag.cli import main\n"
-            "for argv in (['--help'], ['predict', '--help'], ['bench', '--help'], ['serve', '--help']):\n"
+            "for argv in (['--help'], ['predict', '--help'], ['bench', '--help'], ['serve', '--help'],\n"
+            "             ['simulate', 'run', '--help'], ['plan', '--help']):\n"
             "    assert main(argv) == 0\n"
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def _run_without_records(root):
+    """A run folder whose point has its metadata but not its raw records."""
+    folder = root / "run"
+    (folder / "points").mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "points" / "p1.json").write_text('{"point": "p1", "config": {"mode": "centralized"}, "loop": "open", "load": 1}')
+    return folder
+
+
+@pytest.mark.parametrize("action", [["calibrate"], ["validate"], ["run", "--rate", "1"]])
+@pytest.mark.parametrize("folder, message", [
+    (lambda root: root / "missing", "does not exist"),
+    (lambda root: (root / "config.json").write_text("{}") and root, "has no points/ folder"),
+    (_run_without_records, "point p1 has no records"),
+])
+def test_a_run_folder_without_records_is_one_line(action, folder, message, tmp_path, capsys):
+    path = str(folder(tmp_path))
+    code = main(["simulate", action[0], path, *action[1:]])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "run" / "simulate").exists() and not (tmp_path / "simulate").exists()  # nothing written
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -204,18 +204,22 @@ def _group(kind: str, i: int, raw) -> WorkerGroup:
     return WorkerGroup(name, count, threads, memory_limit, cpu_share, float(link_delay), instance_type)
 
 
+AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")  # what EC2 accepts (the CLI checks --ami with it too)
+SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
+
+
 def _ec2(raw) -> EC2Options:
     if not isinstance(raw, dict):
         raise SpecError("ec2: a kind ec2 spec needs an ec2 section with at least ami and security_groups")
     _unknown("ec2", raw, _EC2_FIELDS)
     vals = dict(raw)
-    if not isinstance(vals.get("ami"), str) or not re.match(r"^ami-[0-9a-f]{8,17}$", vals.get("ami", "")):
+    if not isinstance(vals.get("ami"), str) or not AMI_ID.match(vals.get("ami", "")):
         raise SpecError(f"ec2.ami: required, an AMI id such as ami-0123456789abcdef0, got {vals.get('ami')!r} "
                         "(dask-cloudprovider's default AMI lookup needs the real cloud)")
     sgs = vals.get("security_groups")
     if isinstance(sgs, str):
         sgs = [sgs]
-    if not sgs or not all(isinstance(s, str) and re.match(r"^sg-[0-9a-f]{8,17}$", s) for s in sgs):
+    if not sgs or not all(isinstance(s, str) and SECURITY_GROUP_ID.match(s) for s in sgs):
         raise SpecError(f"ec2.security_groups: required, a list of security group ids (sg-...), got {vals.get('security_groups')!r} "
                         "(dask-cloudprovider 2025.9 fails to create a default group, upstream issue #481)")
     vals["security_groups"] = tuple(sgs)

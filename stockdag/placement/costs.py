@@ -62,6 +62,9 @@ class CostModel:
         self._nbytes: dict[str, float] = {}
         self._by_stage: dict[str, dict[str, float]] = {}
         self._slowness: dict[str, float] | None = None
+        # stage -> (mean over the workers that ran it, their mean slowness): the fallback of unseen pairs, which
+        # HEFT asks for every worker of every task; kept until the next observation (speed hints are fixed)
+        self._fallback: dict[str, tuple[float, float]] = {}
 
     # -- learning -----------------------------------------------------------
     def observe(self, stage: str, worker: str, seconds: float, nbytes: float | None = None) -> None:
@@ -77,6 +80,7 @@ class CostModel:
             old_b = self._nbytes.get(stage)
             self._nbytes[stage] = float(nbytes) if old_b is None else old_b + (nbytes - old_b) * max(self.alpha, 1.0 / n)
         self._slowness = None
+        self._fallback.clear()  # a new mean moves the stage's fallback and every worker's slowness
 
     # -- reading ------------------------------------------------------------
     def learned(self, stage: str, worker: str) -> float | None:
@@ -124,8 +128,12 @@ class CostModel:
         per_worker = self._by_stage.get(stage)
         if per_worker:
             # scale the others' mean by how this worker compares with them
-            mean = sum(per_worker.values()) / len(per_worker)
-            others = sum(self.slowness(w) for w in per_worker) / len(per_worker)
+            cached = self._fallback.get(stage)
+            if cached is None:
+                mean = sum(per_worker.values()) / len(per_worker)
+                others = sum(self.slowness(w) for w in per_worker) / len(per_worker)
+                cached = self._fallback[stage] = (mean, others)
+            mean, others = cached
             return mean * self.slowness(worker) / others
         prior = self.priors.get(stage)
         base = prior if prior is not None and prior >= 0 else self.default_duration

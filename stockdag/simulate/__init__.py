@@ -9,6 +9,13 @@ table and curves at n machines for a run's REPORT.
 """
 from __future__ import annotations
 
-from .model import MODES, Costs, Overheads, SimConfig, SimWorker, critical_path, simulate
-
 __all__ = ["MODES", "Costs", "Overheads", "SimConfig", "SimWorker", "critical_path", "simulate"]
+
+
+def __getattr__(name: str):
+    """The model's names, imported on first use (PEP 562): ``stockdag --help`` imports :mod:`.cli`, not SimPy or pandas."""
+    if name in __all__:
+        from . import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

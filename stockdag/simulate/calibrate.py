@@ -64,7 +64,10 @@ def points(folder: str) -> list[tuple[dict, pd.DataFrame]]:
         if name.endswith(".json"):
             with open(os.path.join(pdir, name)) as f:
                 meta = json.load(f)
-            out.append((meta, pd.read_parquet(os.path.join(pdir, meta["point"] + ".parquet"))))
+            records = os.path.join(pdir, meta["point"] + ".parquet")
+            if not os.path.exists(records):
+                raise CalibrationError(f"{folder}: point {meta['point']} has no records (points/{meta['point']}.parquet is missing)")
+            out.append((meta, pd.read_parquet(records)))
     return out
 
 

@@ -5,7 +5,15 @@ import json
 import os
 import sys
 
+from ..cli_options import (
+    ami_id, arrivals, directory, instance_type, integer, non_negative_float, non_negative_int, positive_float, positive_int, run_folder,
+    security_group_id, strategy, yaml_file,
+)
 from ..errors import InvalidRequest
+from ..request import PROFILES
+
+#: fewest simulated requests per candidate of `stockdag plan`: a p99 needs them
+PLAN_MIN_REQUESTS = 50
 
 
 def _plain(value):
@@ -25,37 +33,44 @@ def _dumps(value) -> str:
 
 def add_parsers(sub) -> dict:
     """Add ``simulate`` and ``plan`` to ``sub``; return ``{command: function}``."""
+    from ..cli import SERVE_MODES  # the simulated service runs in the modes of `stockdag serve`
+
     p = sub.add_parser("simulate", help="calibrate the simulator on a measured run, and check it against every point (simulated)",
                        description="A discrete-event model of the service (SimPy), fitted on a run's centralized and 1-worker "
                                    "points. calibrate stores the fit in RUN/simulate/calibration.json; validate simulates every "
                                    "measured point and prints measured vs simulated with the relative errors.")
     ssub = p.add_subparsers(dest="action", required=True, metavar="ACTION", help="calibrate | validate | run")
-    c = ssub.add_parser("calibrate", help="fit stage costs and overheads from RUN's centralized + 1-worker points")
-    c.add_argument("run", help="a run folder, e.g. results/20261129-091417-default")
+    c = ssub.add_parser("calibrate", help="fit stage costs and overheads from RUN's centralized + 1-worker points",
+                        description="Fit the simulator's stage costs and overheads from RUN's centralized and 1-worker points "
+                                    "and store them in RUN/simulate/calibration.json.")
+    c.add_argument("run", type=run_folder, help="a run folder, e.g. results/20261129-091417-default")
     c.add_argument("--json", action="store_true", help="print the fitted overheads as JSON")
-    c = ssub.add_parser("validate", help="measured vs simulated for every point of RUN, with relative errors")
-    c.add_argument("run", help="a run folder, e.g. results/20261129-091417-default")
-    c.add_argument("--repeats", type=int, default=5, help="simulations per point, medians compared (default 5)")
+    c = ssub.add_parser("validate", help="measured vs simulated for every point of RUN, with relative errors",
+                        description="Simulate every measured point of RUN (calibrating first if needed) and print measured "
+                                    "vs simulated p50/p90/p99/throughput with the relative errors.")
+    c.add_argument("run", type=run_folder, help="a run folder, e.g. results/20261129-091417-default")
+    c.add_argument("--repeats", type=positive_int, default=5, help="simulations per point, medians compared (default 5)")
     c.add_argument("--json", action="store_true", help="print every point and the median errors as JSON")
 
     c = ssub.add_parser("run", help="simulate one configuration under one load, calibrated on RUN (a what-if `stockdag bench`)",
                         description="Simulate `stockdag bench` against a service: centralized, replicated, or distributed on a cluster "
                                     "spec (local, emulated or ec2) under a placement strategy; print the bench summary, marked simulated.")
-    c.add_argument("run", help="the measured run folder the simulator is calibrated on")
-    c.add_argument("--mode", choices=("centralized", "replicated", "distributed"), default="distributed",
+    c.add_argument("run", type=run_folder, help="the measured run folder the simulator is calibrated on")
+    c.add_argument("--mode", choices=SERVE_MODES, default="distributed",
                    help="how the service runs (default distributed)")
     c.add_argument("--spec", default=None, help="cluster spec of distributed mode: a YAML file or a name in experiments/clusters "
                                                 "(default: the embedded LocalCluster of --workers)")
-    c.add_argument("--workers", type=int, default=2, help="LocalCluster workers without --spec; processes of replicated mode (default 2)")
-    c.add_argument("--strategy", default=None, help="placement strategy (stockdag.placement.STRATEGIES; default: the spec's, else stockdag.placement.strategy)")
+    c.add_argument("--workers", type=positive_int, default=2, help="LocalCluster workers without --spec; processes of replicated mode (default 2)")
+    c.add_argument("--strategy", type=strategy, default=None, help="placement strategy (stockdag.placement.STRATEGIES; default: the spec's, else stockdag.placement.strategy)")
     g = c.add_mutually_exclusive_group(required=True)
-    g.add_argument("--rate", type=float, default=None, help="open loop: requests per second")
-    g.add_argument("--users", type=int, default=None, help="closed loop: concurrent users")
-    c.add_argument("--arrivals", choices=("constant", "poisson"), default="constant", help="open-loop arrivals (default constant)")
-    c.add_argument("--duration", type=float, default=60.0, help="simulated seconds measured after the warm-up (default 60)")
-    c.add_argument("--warmup", type=float, default=5.0, help="simulated seconds excluded first (default 5)")
-    c.add_argument("--timeout", type=float, default=60.0, help="client timeout in seconds (default 60)")
-    c.add_argument("--seed", type=int, default=0, help="seeds arrivals and the stage-cost draws (default 0)")
+    g.add_argument("--rate", type=positive_float, default=None, help="open loop: requests per second")
+    g.add_argument("--users", type=positive_int, default=None, help="closed loop: concurrent users")
+    c.add_argument("--arrivals", type=arrivals, default=None,
+                   help="open-loop arrivals (stockdag.bench.ARRIVALS; default: the load generator's, constant)")
+    c.add_argument("--duration", type=positive_float, default=60.0, help="simulated seconds measured after the warm-up (default 60)")
+    c.add_argument("--warmup", type=non_negative_float, default=5.0, help="simulated seconds excluded first (default 5)")
+    c.add_argument("--timeout", type=positive_float, default=60.0, help="client timeout in seconds (default 60)")
+    c.add_argument("--seed", type=non_negative_int, default=0, help="seeds arrivals and the stage-cost draws (default 0)")
     c.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     p = sub.add_parser("plan", help="the cheapest EC2 cluster and strategy predicted (simulated) to hold a p99 objective at a rate",
@@ -63,34 +78,30 @@ def add_parsers(sub) -> dict:
                                    "on a measured run; print the cheapest cluster predicted to hold p99 <= --p99 seconds at "
                                    "--rate req/s, with its predicted p50/p99/throughput and $/hour, and write it as a cluster spec "
                                    "for `stockdag cluster plan` / `up`.")
-    p.add_argument("--rate", type=float, required=True, help="offered load, requests per second (open loop)")
-    p.add_argument("--p99", type=float, required=True, help="latency objective: p99 in seconds")
-    p.add_argument("--profile", choices=("refit", "pretrained"), default=None,
+    p.add_argument("--rate", type=positive_float, required=True, help="offered load, requests per second (open loop)")
+    p.add_argument("--p99", type=positive_float, required=True, help="latency objective: p99 in seconds")
+    p.add_argument("--profile", choices=PROFILES, default=None,
                    help="workload profile; the newest run under --results with that profile is the calibration (default: stockdag.profile)")
-    p.add_argument("--run", default=None, help="calibrate on this run folder instead of the newest one of the profile")
-    p.add_argument("--results", default="results", help="folder of run folders (default results)")
-    p.add_argument("--instance-types", nargs="+", default=None,
+    p.add_argument("--run", type=run_folder, default=None, help="calibrate on this run folder instead of the newest one of the profile")
+    p.add_argument("--results", type=directory, default=None, help="folder of run folders (default results)")
+    p.add_argument("--instance-types", type=instance_type, nargs="+", default=None,
                    help="EC2 instance types to consider (default: stockdag.simulate.instance_types, c5.large c5.xlarge c5.2xlarge m5.large)")
-    p.add_argument("--max-machines", type=int, default=64, help="most worker instances (default 64)")
-    p.add_argument("--max-hourly-usd", type=float, default=None, help="budget: most USD per hour (default: none)")
-    p.add_argument("--requests", type=int, default=600, help="simulated requests per candidate (default 600)")
-    p.add_argument("--out", default="planned-cluster.yaml", help="where to write the cluster spec (default planned-cluster.yaml)")
-    p.add_argument("--ami", default=None, help="AMI id written into the spec (default: a placeholder to replace)")
-    p.add_argument("--security-group", default=None, help="security group id written into the spec (default: a placeholder)")
+    p.add_argument("--max-machines", type=positive_int, default=64, help="most worker instances (default 64)")
+    p.add_argument("--max-hourly-usd", type=positive_float, default=None, help="budget: most USD per hour (default: none)")
+    p.add_argument("--requests", type=integer(PLAN_MIN_REQUESTS), default=600,
+                   help=f"simulated requests per candidate, at least {PLAN_MIN_REQUESTS} (default 600)")
+    p.add_argument("--out", type=yaml_file, default="planned-cluster.yaml",
+                   help="where to write the cluster spec, checked before the search (default planned-cluster.yaml)")
+    p.add_argument("--ami", type=ami_id, default=None, help="AMI id written into the spec (default: a placeholder to replace)")
+    p.add_argument("--security-group", type=security_group_id, default=None, help="security group id written into the spec (default: a placeholder)")
     p.add_argument("--json", action="store_true", help="print the plan (and every candidate tried) as JSON")
     return {"simulate": cmd_simulate, "plan": cmd_plan}
-
-
-def _run_folder(path: str) -> str:
-    if not os.path.exists(os.path.join(path, "config.json")):
-        raise InvalidRequest(f"{path} is not a run folder (no config.json)")
-    return path
 
 
 def cmd_simulate(args) -> int:
     from . import calibrate, validate
 
-    folder = _run_folder(args.run)
+    folder = args.run  # a run folder, checked by the parser
     if args.action == "calibrate":
         path = calibrate.calibrate(folder)
         with open(path) as f:
@@ -105,8 +116,6 @@ def cmd_simulate(args) -> int:
         return 0
     if args.action == "run":
         return _simulate_run(folder, args)
-    if args.repeats < 1:
-        raise InvalidRequest("--repeats must be >= 1")
     result = validate.validate(folder, repeats=args.repeats)
     print(_dumps(result) if args.json else validate.text(result))
     return 0
@@ -121,6 +130,8 @@ def _simulate_run(folder: str, args) -> int:
     from .clusters import local_workers, workers_from_spec
     from .model import SimConfig, simulate
 
+    if args.users is not None and args.arrivals is not None:
+        raise InvalidRequest("--arrivals applies to open loop (--rate) only, not --users")
     costs, overheads = calibrate.inputs(calibrate.load(folder))
     cores = calibrate.read_config(folder).get("machine", {}).get("cores")
     strategy = None
@@ -136,12 +147,11 @@ def _simulate_run(folder: str, args) -> int:
         local = any(w.host == "local" for w in workers)
         sim = SimConfig("distributed", workers, strategy, cores={"local": cores} if local and cores else None)
     else:
-        if args.workers < 1:
-            raise InvalidRequest("--workers must be >= 1")
         sim = SimConfig(args.mode, replicas=args.workers, cores={"local": cores} if cores else None)
     try:
-        bench = BenchConfig("sim://", rate=args.rate, users=args.users, arrivals=args.arrivals, duration=args.duration,
-                            warmup=args.warmup, timeout=args.timeout, seed=args.seed)
+        given = {"arrivals": args.arrivals} if args.arrivals is not None else {}
+        bench = BenchConfig("sim://", rate=args.rate, users=args.users, duration=args.duration,
+                            warmup=args.warmup, timeout=args.timeout, seed=args.seed, **given)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
     summary = simulate(sim, costs, overheads, bench, seed=args.seed).summary
@@ -175,10 +185,8 @@ def cmd_plan(args) -> int:
     from ..deploy import parse_spec, plan as cluster_plan, prices
     from . import calibrate, planner
 
-    folder = _run_folder(args.run) if args.run else newest_run(args.results, args.profile or config.get("profile"))
+    folder = args.run or newest_run(args.results or "results", args.profile or config.get("profile"))
     costs, overheads = calibrate.inputs(calibrate.load(folder))
-    if args.requests < 50:
-        raise InvalidRequest("--requests must be >= 50 (a p99 needs them)")
     progress = None
     if not args.json and sys.stderr.isatty():
         def progress(r):
