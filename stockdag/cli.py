@@ -164,7 +164,9 @@ def _cmd_demo(args) -> int:
     if args.scheduler:
         from distributed import Client
 
-        client = Client(args.scheduler)
+        from .deploy.service import security_for
+
+        client = Client(args.scheduler, security=security_for(args.scheduler))
     from .placement import STRATEGIES
 
     strategies = ["dask", *STRATEGIES] if args.strategies == "all" else [x.strip() for x in args.strategies.split(",") if x.strip()]
@@ -225,6 +227,8 @@ def _cmd_cluster(args) -> int:
         for r in rows if not args.json else ():
             print(f"{r['cluster_id']:<28} {r['kind']:<9} {'up' if r['alive'] else 'DEAD':<5} {r['scheduler']}  {r['dashboard']}  "
                   f"{len(r['workers'])} workers")
+            if r.get("tls"):
+                print(f"{'':<28} TLS certificates in {r['tls']['ca_file'].rsplit('/', 1)[0]}/")
     else:
         stopped = service.down(args.names, all=args.all)
         for r in stopped:

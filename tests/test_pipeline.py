@@ -35,13 +35,15 @@ def test_graph_keys_are_unique_per_request_and_annotated(small):
 
 
 def test_threaded_dask_and_sequential_give_the_same_answer(small):
-    req = parse_request("IBM", "2012-09-14")
     with dask.config.set({"stockdag.cache.backend": "none"}):
-        pass
+        req = parse_request("IBM", "2012-09-14")  # the request carries the cache setting
+    assert req.cache_backend == "none"
     seq = run_stages(req)
     (threaded,) = dask.compute(build_graph(req), scheduler="threads", optimize_graph=False)
-    assert threaded.value.candidates == seq.value.candidates
-    assert {t.id for t in seq.trace} == {f"C{i}" for i in range(1, 13)}
+    # both computed everything from the source: neither answer came from the other's cache
+    assert seq.value.cache == threaded.value.cache == {"prices": "miss", "news": "miss"}
+    assert threaded.value == seq.value  # every field: winner, next close, all candidates, sentiment
+    assert {t.id for t in seq.trace} == {t.id for t in threaded.trace} == {s.id for s in STAGES}
 
 
 # ---------------------------------------------------------------- granularity

@@ -8,11 +8,18 @@ Backends
     ``symbol-affinity`` placement strategy exploits).
 ``disk``
     :class:`diskcache.Cache` in one folder shared by every process of a host
-    (SQLite index, one file per value, safe across processes).
+    (SQLite index, one file per value, safe across processes). The default
+    folder is private to the user (``<temp>/stockdag-cache-<uid>``, created
+    0700); a folder another user owns is refused.
 ``redis``
     A Redis server (``stockdag.cache.url``) shared by every process of every
     machine: the backend for a cluster of several hosts. Keys are prefixed
     ``stockdag:`` so clearing the cache never touches other data on the server.
+
+The shared backends (disk, Redis) store values as JSON and Arrow IPC
+(:mod:`stockdag.data.codec`), never pickle: bytes written by someone else
+(another local user, whoever reaches the Redis server) can at worst be wrong
+data, never code that runs. Anything else found there is a miss.
 ``none``
     Always a miss.
 
@@ -26,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
+import stat
 import tempfile
 import threading
 import time
@@ -35,11 +42,41 @@ from typing import Any
 
 import cachetools
 
+from ..errors import StockdagError
+from .codec import UnreadableValue, decode, encode
+
 logger = logging.getLogger(__name__)
 
-# what an unreadable pickle raises: corrupt/truncated bytes, or a value pickled by an incompatible version
-UNREADABLE = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError,
-              IndexError, KeyError)
+
+class UnsafeCacheDirectory(StockdagError, PermissionError):
+    """The disk cache's folder is not this user's own: refused, since its values would be trusted."""
+
+    http_status = 500
+
+
+def default_directory() -> str:
+    """The disk backend's default folder: ``<system temp>/stockdag-cache-<uid>``, private to this user."""
+    uid = os.getuid() if hasattr(os, "getuid") else os.getlogin()
+    return os.path.join(tempfile.gettempdir(), f"stockdag-cache-{uid}")
+
+
+def private_directory(path: str) -> str:
+    """Create ``path`` mode 0700 if missing; refuse it if it is not a real folder owned by this user.
+
+    In a shared temporary folder another user can create the path first (and
+    plant values in it): such a folder, or a symlink, raises :class:`UnsafeCacheDirectory`.
+    """
+    try:
+        os.makedirs(path, mode=0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafeCacheDirectory(f"cache folder {path} is not a folder (a symlink or a file): refusing to use it")
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        raise UnsafeCacheDirectory(f"cache folder {path} belongs to another user (uid {st.st_uid}): refusing to use it; "
+                              "set stockdag.cache.directory to a folder of your own")
+    return path
 
 
 def cache_key(kind: str, request) -> str:
@@ -101,12 +138,31 @@ class LRUCache(Cache):
             self._data.clear()
 
 
+def _safe_disk():
+    import diskcache
+
+    class SafeDisk(diskcache.Disk):
+        """diskcache's Disk that never unpickles: a pickled key or value in the index is unreadable."""
+
+        def fetch(self, mode, filename, value, read):
+            if mode == diskcache.core.MODE_PICKLE:
+                raise UnreadableValue("a pickled entry (this cache stores bytes only)")
+            return super().fetch(mode, filename, value, read)
+
+        def get(self, key, raw):
+            if not raw:
+                raise UnreadableValue("a pickled key (this cache stores string keys only)")
+            return super().get(key, raw)
+
+    return SafeDisk
+
+
 class DiskCache(Cache):
     """A :class:`diskcache.Cache` shared by the processes of one host.
 
-    Every value is stored as its own file (``disk_min_file_size=0``), so a
-    truncated write or a damaged file affects one entry only; reading it
-    fails to unpickle and counts as a miss.
+    Values are stored as :mod:`~stockdag.data.codec` bytes, each in its own file
+    (``disk_min_file_size=0``), so a truncated write or a damaged file affects
+    one entry only; an entry that does not decode is a miss and is dropped.
     """
 
     name = "disk"
@@ -114,23 +170,25 @@ class DiskCache(Cache):
     def __init__(self, directory: str | None = None, size_limit: int = 2**30):
         import diskcache
 
-        self.directory = directory or os.path.join(tempfile.gettempdir(), "stockdag-cache")
+        self.directory = private_directory(directory or default_directory())
         self._cache = diskcache.Cache(
-            self.directory, size_limit=size_limit, disk_min_file_size=0, eviction_policy="least-recently-used"
+            self.directory, size_limit=size_limit, disk_min_file_size=0, eviction_policy="least-recently-used",
+            disk=_safe_disk(),
         )
 
     def get(self, key):
         try:
-            return self._cache.get(key, default=None, retry=True)
-        except (OSError, *UNREADABLE) as exc:
-            # corrupt/truncated file or a value pickled by an incompatible version
+            raw = self._cache.get(key, default=None, retry=True)
+            return None if raw is None else decode(raw)
+        except (OSError, UnreadableValue) as exc:
+            # corrupt/truncated file, another format (a planted pickle), another version
             logger.warning("dropping unreadable cache entry %s: %s", key, exc)
             self._cache.delete(key, retry=True)
             return None
 
     def set(self, key, value):
         try:
-            self._cache.set(key, value, retry=True)
+            self._cache.set(key, encode(value), retry=True)
         except OSError as exc:  # a full disk must not fail the request
             logger.warning("cannot write cache entry %s: %s", key, exc)
 
@@ -142,7 +200,7 @@ class DiskCache(Cache):
 
 
 class RedisCache(Cache):
-    """Values pickled in a Redis server that the processes of several machines share.
+    """Values (:mod:`~stockdag.data.codec` bytes) in a Redis server that the processes of several machines share.
 
     Parameters
     ----------
@@ -158,8 +216,9 @@ class RedisCache(Cache):
         is a miss, every write dropped) before the server is tried again, so an
         outage costs each request nothing rather than a timeout per call.
 
-    A value that does not unpickle is a miss and is deleted. Any value read is
-    unpickled, so the server must be reachable only by the cluster (a private
+    A value that does not decode is a miss and is deleted. Values are data,
+    never pickles, so a hostile server can serve wrong prices but not run
+    code; still keep the server reachable by the cluster only (a private
     network or security group, and a password in the URL).
     """
 
@@ -225,8 +284,8 @@ class RedisCache(Cache):
         if raw is None:
             return None
         try:
-            return pickle.loads(raw)
-        except UNREADABLE as exc:
+            return decode(raw)
+        except UnreadableValue as exc:
             logger.warning("dropping unreadable cache entry %s: %s", key, exc)
             try:
                 self._client.delete(self.prefix + key)
@@ -238,7 +297,7 @@ class RedisCache(Cache):
         if not self._available():
             return None
         try:
-            self._client.set(self.prefix + key, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+            self._client.set(self.prefix + key, encode(value))
         except self._errors as exc:  # an outage or a full server must not fail the request
             self._failed(f"set {key}", exc)
             return None

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..errors import DataSourceError, UnknownSymbol
+from .prices import NEWS_SUFFIX, symbol_files
 
 BUNDLED_NEWS = os.path.join(os.path.dirname(__file__), "news.csv.gz")
 
@@ -98,8 +99,9 @@ class CsvNews(NewsSource):
         self.data_dir = data_dir
 
     def headlines(self, symbol, start, end):
-        path = os.path.join(self.data_dir, f"{symbol}.news.csv")
-        if not os.path.isfile(path):
+        name = symbol_files(self.data_dir, NEWS_SUFFIX).get(symbol)
+        path = os.path.join(self.data_dir, name or f"{symbol}{NEWS_SUFFIX}")
+        if name is None:
             return pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]"), "headline": pd.Series(dtype=str)})
         try:
             frame = pd.read_csv(path, parse_dates=["date"])

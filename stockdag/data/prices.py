@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..errors import DataSourceError, InsufficientHistory, UnknownSymbol
+from ..request import SYMBOL_RE
 
 COLUMNS = ["open", "high", "low", "close", "volume", "adj_close"]
 
@@ -121,8 +122,32 @@ class BundledPrices(PriceSource):
         return rows.set_index("date").drop(columns="ticker")
 
 
+NEWS_SUFFIX = ".news.csv"
+
+
+def symbol_files(data_dir: str, suffix: str) -> dict[str, str]:
+    """``{SYMBOL: file name}`` of the files ``<symbol><suffix>`` in ``data_dir``, matched case-insensitively.
+
+    A price file (``suffix=".csv"``) is never a news file (``.news.csv``); a
+    stem that is not a valid symbol (:data:`~stockdag.request.SYMBOL_RE`) is
+    skipped. When two files differ only in case, the upper-case one wins.
+    """
+    out: dict[str, str] = {}
+    for name in sorted(os.listdir(data_dir), reverse=True):  # upper case sorts first: reversed, it is set last
+        low = name.lower()
+        if not low.endswith(suffix) or (suffix != NEWS_SUFFIX and low.endswith(NEWS_SUFFIX)):
+            continue
+        symbol = name[: -len(suffix)].upper()
+        if SYMBOL_RE.match(symbol) and os.path.isfile(os.path.join(data_dir, name)):
+            out[symbol] = name
+    return out
+
+
 class CsvPrices(PriceSource):
-    """A folder of ``<SYMBOL>.csv`` files (a ``date`` column plus OHLCV)."""
+    """A folder of ``<SYMBOL>.csv`` files (a ``date`` column plus OHLCV); file names in any case.
+
+    ``<SYMBOL>.news.csv`` files beside them are news (:class:`~stockdag.data.news.CsvNews`), not symbols.
+    """
 
     name = "csv"
 
@@ -132,12 +157,13 @@ class CsvPrices(PriceSource):
         self.data_dir = data_dir
 
     def symbols(self) -> list[str]:
-        return sorted(f[:-4].upper() for f in os.listdir(self.data_dir) if f.lower().endswith(".csv"))
+        return sorted(symbol_files(self.data_dir, ".csv"))
 
     def history(self, symbol, as_of, history_days):
-        path = os.path.join(self.data_dir, f"{symbol}.csv")
-        if not os.path.isfile(path):
+        name = symbol_files(self.data_dir, ".csv").get(symbol)
+        if name is None:
             raise UnknownSymbol(symbol, self.symbols())
+        path = os.path.join(self.data_dir, name)
         try:
             frame = pd.read_csv(path)
         except (OSError, ValueError) as exc:

@@ -28,6 +28,7 @@ class Deployment:
         self.dashboard_link: str | None = None
         self.security = None  # distributed.Security for TLS clusters
         self._closed = False
+        self._clients: list = []  # every client handed out: closed before the cluster
 
     # -- lifecycle
     def start(self) -> "Deployment":
@@ -39,7 +40,13 @@ class Deployment:
         if self._closed:
             return
         self._closed = True
-        self._close()
+        try:
+            for client in self._clients:
+                # before the scheduler goes: a client left open would try to reconnect for 30 s at exit
+                client.close()
+            self._clients.clear()
+        finally:
+            self._close()
 
     def _start(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -53,12 +60,18 @@ class Deployment:
         return self.spec.worker_names()
 
     def client(self, **kwargs):
-        """A new :class:`distributed.Client` connected to this cluster (close it yourself)."""
+        """A new :class:`distributed.Client` connected to this cluster.
+
+        Use it as a context manager (``with cluster.client() as client:``) or not:
+        the cluster closes every client it handed out when it closes.
+        """
         from distributed import Client
 
         if self.security is not None:
             kwargs.setdefault("security", self.security)
-        return Client(self.scheduler_address, **kwargs)
+        client = Client(self.scheduler_address, **kwargs)
+        self._clients = [c for c in self._clients if c.status != "closed"] + [client]
+        return client
 
     def executor(self, strategy: str | None = None, client=None):
         """A :class:`stockdag.run.DistributedExecutor` on this cluster (strategy: the spec's, else config)."""

@@ -13,7 +13,8 @@ What a researcher paying for the machines gets:
 * Before any instance starts, the groups are checked to open the scheduler
   and dashboard ports (8786-8787) only to ``client_cidr`` (without one: to
   single addresses); the whole internet, or any wider range, is refused.
-* TLS on by default (``security: true``: temporary certificates).
+* TLS on by default (``security: true``: temporary certificates; ``stockdag cluster up`` keeps
+  the client's copy in its state folder, 0600, so other processes can connect).
 * Credentials reach instances through the IAM instance profile named in the
   spec, never ``env_vars`` (which land in user-data). Note that
   dask-cloudprovider itself ships the client's ``dask.config`` (including the
@@ -236,6 +237,17 @@ def terminate_tagged(spec, cluster_id: str | None = None) -> list[str]:
     return ids
 
 
+def _import(path: str):
+    """The object ``module:attribute`` names."""
+    import importlib
+
+    module, _, attr = path.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise DeployError(f"stockdag.deploy.ec2_instances: cannot import {path!r} ({exc})") from None
+
+
 class EC2Deployment(Deployment):
     """An EC2Cluster per the spec; ``close`` also terminates by tag whatever the cluster did not.
 
@@ -245,6 +257,10 @@ class EC2Deployment(Deployment):
         Subclasses of ``cloud_classes()[1:]`` (how an instance is made).
     scheduler_options : dict, optional
         Extra ``dask scheduler`` options (e.g. ``{"port": 8786}``).
+
+    Without arguments, both come from the configuration
+    (``stockdag.deploy.ec2_instances``, ``stockdag.deploy.ec2_scheduler_options``),
+    so that ``stockdag cluster up``, whose cluster runs in another process, gets them too.
     """
 
     kind = "ec2"
@@ -252,8 +268,11 @@ class EC2Deployment(Deployment):
     def __init__(self, spec, cluster_id=None, scheduler_cls=None, worker_cls=None, scheduler_options=None):
         super().__init__(spec, cluster_id)
         self.cluster = None
+        hook = config.get("deploy.ec2_instances")
+        if hook and scheduler_cls is None and worker_cls is None:
+            scheduler_cls, worker_cls = _import(hook)()
         self._classes = (scheduler_cls, worker_cls)
-        self._scheduler_options = scheduler_options or {}
+        self._scheduler_options = {**(config.get("deploy.ec2_scheduler_options") or {}), **(scheduler_options or {})}
         self._saved_config = None
 
     def _start(self) -> None:

@@ -173,12 +173,35 @@ class SweepParams:
                 for loop, load in loads]
 
 
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+_SECRET_PARAM = re.compile(r"([?&;](?:[^=&;#]*(?:pass|pwd|secret|token|key|auth|cred|sig)[^=&;#]*)=)[^&;#]*", re.I)
+
+
+def _redact_url(url: str) -> str:
+    """``url`` with every credential hidden: the user info's password (or a bare token) and secret-named query values.
+
+    The user info ends at the *last* ``@`` before the query, so a password that
+    holds ``/`` or ``@`` is hidden whole (a path with an ``@`` is hidden too:
+    over-redacting is the safe side).
+    """
+    scheme, rest = url.split("://", 1)
+    q = rest.find("?", rest.rfind("@") + 1) if "@" in rest else rest.find("?")
+    head, query = (rest, "") if q < 0 else (rest[:q], rest[q:])
+    at = head.rfind("@")
+    if at >= 0:
+        user, sep, _ = head[:at].partition(":")
+        head = (f"{user}:***" if sep else "***") + head[at:]
+    return f"{scheme}://{head}" + _SECRET_PARAM.sub(r"\1***", query)
+
+
 def _redacted(value):
-    """The configuration with URL passwords (e.g. a Redis cache URL) replaced, fit to be committed."""
+    """The configuration with URL credentials (e.g. a Redis cache URL's password) replaced, fit to be committed."""
     if isinstance(value, dict):
         return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_redacted(v) for v in value)
     if isinstance(value, str):
-        return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", value)
+        return _URL.sub(lambda m: _redact_url(m.group(0)), value)
     return value
 
 

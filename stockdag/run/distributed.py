@@ -71,7 +71,10 @@ class DistributedExecutor:
                     **{"silence_logs": logging.WARNING, **cluster_kwargs},
                 )
                 address = self._own_cluster
-            client = Client(address)
+            from ..deploy.service import security_for
+
+            security = security_for(address)  # a TLS cluster of `stockdag cluster up`: its certificates
+            client = Client(address, **({"security": security} if security is not None else {}))
             self._own_client = True
         self.client = client
         self.strategy = config.get("placement.strategy", strategy)

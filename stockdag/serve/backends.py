@@ -149,7 +149,10 @@ class DistributedBackend(Backend):
         from ..run.distributed import DistributedExecutor
 
         if self.scheduler:
-            kwargs = {"security": self.security} if self.security is not None else {}
+            from ..deploy.service import security_for
+
+            security = self.security or security_for(self.scheduler)  # a TLS cluster of `stockdag cluster up`
+            kwargs = {"security": security} if security is not None else {}
             self.client = await Client(self.scheduler, asynchronous=True, **kwargs)
         else:
             self.cluster = await LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,

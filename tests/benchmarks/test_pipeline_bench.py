@@ -1,13 +1,17 @@
 """Per-stage costs under both profiles, and one request centralized vs distributed.
 
-These measure; they assert nothing about time. ``make bench`` runs them timed;
+These measure; they assert nothing about time, only that what they timed gave the right answer
+(each stage its reference output, each request its prediction). ``make bench`` runs them timed;
 the test command runs each once with timing disabled. Default (full-size)
 settings: the costs the experiments see. The cache is off so C2/C5 fetch.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import dask
 import pytest
+from dask.base import tokenize
 from distributed import as_completed
 
 from stockdag.demo import request_mix
@@ -33,16 +37,21 @@ def no_cache(store):
         yield
 
 
-def _stage_inputs(profile: str) -> dict[str, list]:
-    """Each stage's input values, from one centralized run of AAPL 2012-06-01."""
+def _stage_inputs(profile: str) -> dict[str, tuple[list, object]]:
+    """Each stage's input values and output, from one centralized run of AAPL 2012-06-01."""
     request = parse_request("AAPL", "2012-06-01", profile=profile)
     done: dict[str, Traced] = {}
-    inputs: dict[str, list] = {}
+    inputs: dict[str, tuple[list, object]] = {}
     for stage in STAGES:
         args = [done[i].value for i in stage.inputs] if stage.inputs else [request]
-        inputs[stage.id] = args
         done[stage.id] = run_traced(stage.id, stage.name, stage.func, *args)
+        inputs[stage.id] = (args, done[stage.id].value)
     return inputs
+
+
+def _core(result):
+    # everything but how the answer was produced (cache state, mode, trace)
+    return dataclasses.replace(result.prediction, cache={})
 
 
 _INPUTS: dict[str, dict] = {}
@@ -55,7 +64,9 @@ def test_stage_cost(benchmark, stage, profile):
         _INPUTS[profile] = _stage_inputs(profile)
     benchmark.group = f"stage cost ({profile})"
     benchmark.extra_info.update(stage=stage.id, profile=profile)
-    benchmark(stage.func, *_INPUTS[profile][stage.id])
+    args, expected = _INPUTS[profile][stage.id]
+    out = benchmark(stage.func, *args)
+    assert type(out) is type(expected) and tokenize(out) == tokenize(expected)  # the same output, frames included
 
 
 @pytest.mark.parametrize("mode", ["centralized", "distributed"])
@@ -63,8 +74,10 @@ def test_one_request(benchmark, mode, client):
     benchmark.group = "one request (refit), 1 in flight"
     ex = CentralizedExecutor() if mode == "centralized" else DistributedExecutor(client=client, strategy="dask")
     req = parse_request("MSFT", "2012-06-01")
-    ex.run(req)  # warm-up: imports and first fits on the workers
-    benchmark(ex.run, req)
+    first = ex.run(req)  # warm-up: imports and first fits on the workers
+    result = benchmark(ex.run, req)
+    assert result.mode == mode and _core(result) == _core(first)
+    assert _core(result) == _core(CentralizedExecutor().run(req))  # both modes: the same prediction
 
 
 @pytest.mark.parametrize("mode", ["centralized", "distributed"])
@@ -75,14 +88,20 @@ def test_sixteen_in_flight(benchmark, mode, client):
         ex = CentralizedExecutor()
 
         def batch():  # the centralized server runs one request at a time
-            for r in reqs:
-                ex.run(r)
+            return [ex.run(r).prediction for r in reqs]
     else:
         ex = DistributedExecutor(client=client, strategy="dask")
         client.gather([ex.submit(r) for r in reqs[:4]])  # warm-up
 
         def batch():
-            for fut in as_completed([ex.submit(r) for r in reqs]):
-                fut.result()
+            futures = [ex.submit(r) for r in reqs]
+            for fut in as_completed(futures):
+                fut.result()  # raises if a request failed
+            return [fut.result().value for fut in futures]
 
-    benchmark.pedantic(batch, rounds=3, iterations=1, warmup_rounds=0)
+    predictions = benchmark.pedantic(batch, rounds=3, iterations=1, warmup_rounds=0)
+    # every request answered, each for its own symbol and date, as the centralized executor answers it
+    assert [(p.symbol, p.as_of) for p in predictions] == [(r.symbol, r.as_of) for r in reqs]
+    reference = CentralizedExecutor()
+    for r, p in list(zip(reqs, predictions))[:2]:
+        assert dataclasses.replace(p, cache={}) == _core(reference.run(r))

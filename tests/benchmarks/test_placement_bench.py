@@ -47,10 +47,12 @@ def new_request(scheduler: Scheduler) -> list[str]:
     return list(keys.values())
 
 
-def lifecycle(plugin: PlacementPlugin, scheduler: Scheduler, keys: list[str], fallback: str) -> None:
+def lifecycle(plugin: PlacementPlugin, scheduler: Scheduler, keys: list[str], fallback: str) -> dict:
+    """One request's life on the scheduler; returns each task's worker restrictions as planned."""
     plugin.update_graph(
         scheduler, client="bench", keys={keys[-1]}, tasks=keys, annotations={}, priority={}, stimulus_id="bench",
     )
+    planned = {key: set(scheduler.tasks[key].worker_restrictions or ()) for key in keys}
     transition = plugin.transition
     for key in keys:
         ts = scheduler.tasks[key]
@@ -63,6 +65,7 @@ def lifecycle(plugin: PlacementPlugin, scheduler: Scheduler, keys: list[str], fa
         )
         transition(key, *LIFE[2], stimulus_id="bench")
         transition(key, *LIFE[3], stimulus_id="bench")
+    return planned
 
 
 @pytest.fixture(scope="module", params=[2, 8], ids=lambda n: f"{n}workers")
@@ -83,7 +86,13 @@ def test_plugin_cost_per_task(benchmark, strategy, scheduler):
     def setup():
         return (plugin, scheduler, new_request(scheduler), fallback), {}
 
-    benchmark.pedantic(lifecycle, setup=setup, rounds=300, warmup_rounds=20, iterations=1)
+    planned = benchmark.pedantic(lifecycle, setup=setup, rounds=300, warmup_rounds=20, iterations=1)
     if benchmark.stats is not None:  # None with --benchmark-disable (the default test run)
         benchmark.extra_info["per_task_us"] = round(benchmark.stats.stats.median / len(STAGES) * 1e6, 2)
     assert not plugin.errors, plugin.errors[0]["traceback"]
+    # what was timed is a real plan: every task of the last request on one of the workers (dask: left to dask)
+    assert len(planned) == len(STAGES)
+    if strategy == "dask":
+        assert all(not r for r in planned.values())
+    else:
+        assert all(len(r) == 1 and r <= set(scheduler.workers) for r in planned.values()), planned

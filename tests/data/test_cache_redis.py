@@ -217,3 +217,36 @@ def test_get_cache_needs_a_url_and_clear_spares_other_keys(redis_server):
     cache.clear()
     assert cache.get("k") is None
     assert other.get("not-ours") == b"x"
+
+
+class Planted:
+    """A crafted pickle: unpickling it writes a file (what an attacker's payload would do instead)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_planted_pickle_is_a_miss_with_one_warning_and_never_runs(redis_settings, caplog, tmp_path):
+    marker = tmp_path / "payload-ran"
+    cache = RedisCache(redis_settings.url)
+    redis_settings.client().set("stockdag:k", pickle.dumps(Planted(str(marker))))
+    with caplog.at_level(logging.WARNING, logger=CACHE_LOGGER):
+        assert cache.get("k") is None
+        assert cache.get("k") is None  # dropped: the second look-up is a plain miss
+    assert not marker.exists()
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert warning.startswith("dropping unreadable cache entry k")
+    assert redis_settings.client().exists("stockdag:k") == 0
+
+
+def test_values_are_stored_as_data_not_pickles(redis_settings):
+    from stockdag.data.codec import MAGIC
+
+    cache = RedisCache(redis_settings.url)
+    cache.set("k", _prices())
+    assert redis_settings.client().get("stockdag:k").startswith(MAGIC)
+    back = cache.get("k")
+    assert back.symbol == "AAPL" and len(back.frame) == 250

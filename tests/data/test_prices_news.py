@@ -79,3 +79,27 @@ def test_news_window_and_csv_news(tmp_path):
     assert len(news.frame) > 10
     empty = CsvNews(str(tmp_path)).fetch("AAPL", dt.date(2012, 6, 1), 30)
     assert empty.frame.empty and list(empty.frame.columns) == ["date", "headline"]
+
+
+def _write_prices(path, symbol="IBM"):
+    frame = BundledPrices().history(symbol, None, 0).reset_index()
+    frame.to_csv(path, index=False)
+
+
+def test_csv_symbols_are_price_files_only_and_each_listed_symbol_opens(tmp_path):
+    _write_prices(tmp_path / "ibm.csv")            # lower-case file name
+    _write_prices(tmp_path / "BRK.B.csv")          # a dotted ticker is a symbol
+    (tmp_path / "AAPL.news.csv").write_text("date,headline\n2012-05-01,x\n")  # news beside prices: not a symbol
+    (tmp_path / "aapl.NEWS.csv").write_text("date,headline\n2012-05-01,x\n")
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "bad name.csv").write_text("x")    # cannot be a symbol: not listed
+    src = CsvPrices(str(tmp_path))
+    assert src.symbols() == ["BRK.B", "IBM"]
+    for symbol in src.symbols():
+        assert len(src.fetch(symbol, dt.date(2012, 6, 1), 300, 200).frame) == 300
+
+
+def test_csv_news_file_name_case_does_not_matter(tmp_path):
+    (tmp_path / "aapl.news.csv").write_text("date,headline\n2012-05-30,Apple up\n")
+    news = CsvNews(str(tmp_path)).fetch("AAPL", dt.date(2012, 6, 1), 30)
+    assert news.frame["headline"].tolist() == ["Apple up"]

@@ -85,3 +85,10 @@ def local_classes():
     return LocalScheduler, LocalWorker, FailingWorker
 
 
+
+
+def local_instance_classes():
+    """``(scheduler_cls, worker_cls)`` whose instances run locally: the ``stockdag.deploy.ec2_instances`` hook
+    that lets a `cluster up` in another process start the same local instances."""
+    scheduler_cls, worker_cls, _ = local_classes()
+    return scheduler_cls, worker_cls

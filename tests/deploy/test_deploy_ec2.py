@@ -148,3 +148,50 @@ def test_a_group_wider_than_client_cidr_is_refused_before_any_instance(ec2_mock,
         with start(ec2_spec(ec2_mock.sg_id, client_cidr="203.0.113.7/32")):
             pytest.fail("started with a security group wider than client_cidr")
     assert ec2_mock.describe_instances()["Reservations"] == []
+
+
+@pytest.mark.slow
+def test_cluster_up_status_a_request_and_down_each_in_its_own_process(ec2_mock, state_dir, write_spec, free_port, small):
+    """TLS clusters from `cluster up` are usable by other processes: the certificates live in the state folder."""
+    import json
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    path = write_spec(ec2_spec(ec2_mock.sg_id), "ec2")
+    here = os.path.dirname(__file__)
+    env = {**os.environ,  # the AWS variables point at the moto server (ec2_mock)
+           "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])),
+           "DASK_STOCKDAG__DEPLOY__STATE_DIR": str(state_dir),
+           "DASK_STOCKDAG__DEPLOY__EC2_INSTANCES": "deploy_helpers:local_instance_classes",
+           "DASK_STOCKDAG__DEPLOY__EC2_SCHEDULER_OPTIONS": json.dumps(
+               {"port": free_port, "host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}),
+           **{"DASK_" + k.upper().replace(".", "__"): str(v) for k, v in small.items()}}
+
+    def stockdag(*args):
+        proc = subprocess.run([sys.executable, "-c", "import sys; from stockdag.cli import main; sys.exit(main())", *args],
+                              env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    info = json.loads(stockdag("cluster", "up", path, "--json"))
+    try:
+        assert info["scheduler"] == f"tls://127.0.0.1:{free_port}"
+        tls = info["tls"]
+        folder = os.path.dirname(tls["ca_file"])
+        assert os.path.dirname(folder) == str(state_dir)
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+        assert all(stat.S_IMODE(os.stat(tls[k]).st_mode) == 0o600 for k in ("ca_file", "cert", "key"))
+        [row] = json.loads(stockdag("cluster", "status", "--json"))
+        assert row["alive"] and row["cluster_id"] == info["cluster_id"]
+        assert "TLS" in stockdag("cluster", "status")  # the table says where the certificates are
+        answer = json.loads(stockdag("predict", "AAPL", "--as-of", "2012-06-01", "--mode", "distributed",
+                                     "--scheduler", info["scheduler"], "--json"))
+        assert answer["symbol"] == "AAPL" and answer["mode"] == "distributed"
+        assert {t["worker"].split("://")[0] for t in answer["trace"]} == {"tls"}  # ran on the cluster's workers
+    finally:
+        out = stockdag("cluster", "down", info["cluster_id"])
+    assert f"stopped {info['cluster_id']}" in out
+    assert running(ec2_mock) == []
+    assert not os.path.exists(folder) and list(state_dir.iterdir()) == []

@@ -89,3 +89,53 @@ def test_cluster_up_of_a_bad_spec_starts_nothing(state_dir, capsys, write_spec):
     assert main(["cluster", "up", path]) == 2
     assert "count: expected an integer" in capsys.readouterr().err
     assert not list(state_dir.glob("*.json"))
+
+
+@pytest.mark.parametrize("recorded", ["other start time", "no start time"])
+def test_down_never_signals_a_process_that_reused_a_recorded_pid(state_dir, capsys, recorded):
+    import json
+    import subprocess
+    import sys
+
+    import psutil
+
+    # a process that is not the cluster's: its PID stands for one the cluster had before it ended
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        info = {"cluster_id": "ghost-1", "name": "ghost", "kind": "local", "scheduler": "tcp://127.0.0.1:1",
+                "dashboard": None, "workers": ["a-0"], "pid": other.pid}
+        if recorded == "other start time":
+            info["create_time"] = psutil.Process(other.pid).create_time() - 100
+        state_dir.mkdir(exist_ok=True)
+        (state_dir / "ghost-1.json").write_text(json.dumps(info))
+        assert main(["cluster", "status", "--json"]) == 0
+        [row] = json.loads(capsys.readouterr().out)
+        assert row["alive"] is False
+        assert main(["cluster", "down", "ghost"]) == 0
+        assert "stopped ghost-1" in capsys.readouterr().out
+        assert other.poll() is None  # not signalled
+        assert not (state_dir / "ghost-1.json").exists()  # the stale record is gone
+    finally:
+        other.kill()
+        other.wait()
+
+
+@pytest.mark.slow
+def test_clients_handed_out_are_closed_with_the_cluster():
+    """The README form `with start(spec) as cluster: cluster.client()` ends clean, in its own process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import stockdag.deploy as d\n"
+        f"with d.start({SPEC!r}) as cluster:\n"
+        "    client = cluster.client()\n"           # never closed by the caller
+        "    n = len(client.scheduler_info(n_workers=-1)['workers'])\n"
+        "    with cluster.client() as c2:\n"         # the context-manager form works too
+        "        c2.submit(sum, [1, 2]).result()\n"
+        "print('workers', n, 'client', client.status)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["workers", "2", "client", "closed"]
+    assert "Failed to reconnect" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

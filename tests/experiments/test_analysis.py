@@ -1,4 +1,6 @@
 """The numbers a report is made of, on inputs whose answers are known."""
+import json
+
 import pandas as pd
 import pytest
 
@@ -95,3 +97,24 @@ def test_recorded_configuration_hides_url_passwords():
 
     cfg = {"cache": {"url": "redis://user:s3cret@10.0.0.5:6379/0", "size": 256}, "x": "redis://10.0.0.5:6379/0"}
     assert _redacted(cfg) == {"cache": {"url": "redis://user:***@10.0.0.5:6379/0", "size": 256}, "x": "redis://10.0.0.5:6379/0"}
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("redis://user:s3cret@10.0.0.5:6379/0", "redis://user:***@10.0.0.5:6379/0"),
+    ("redis://:s3cret@10.0.0.5:6379/0", "redis://:***@10.0.0.5:6379/0"),
+    ("redis://user:pa/ss@10.0.0.5:6379/0", "redis://user:***@10.0.0.5:6379/0"),        # '/' in the password
+    ("redis://user:p@ss@10.0.0.5/0", "redis://user:***@10.0.0.5/0"),                  # '@' in the password
+    ("rediss://tok3n@cache.example:6380", "rediss://***@cache.example:6380"),          # a bare token as user info
+    ("redis://10.0.0.5:6379/0?password=s3cret&socket_timeout=2",
+     "redis://10.0.0.5:6379/0?password=***&socket_timeout=2"),
+    ("unix:///run/redis.sock?db=0&PASSWORD=s3cret", "unix:///run/redis.sock?db=0&PASSWORD=***"),
+    ("https://h/x?api_key=s3cret&token=s3cret&x=1", "https://h/x?api_key=***&token=***&x=1"),
+    ("run on tcp://u:s3cret@h:8786 today", "run on tcp://u:***@h:8786 today"),
+    ("redis://10.0.0.5:6379/0", "redis://10.0.0.5:6379/0"),
+    ("not a url: a:b@c", "not a url: a:b@c"),
+])
+def test_recorded_configuration_hides_every_credential_in_a_url(url, expected):
+    from stockdag.experiments.sweep import _redacted
+
+    assert _redacted({"cache": {"url": url}, "n": 3}) == {"cache": {"url": expected}, "n": 3}
+    assert "s3cret" not in json.dumps(_redacted([url, {"u": url}]))

@@ -109,7 +109,10 @@ def test_serve_rejects_unknown_mode_and_strategy(capsys):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode, kwargs", [("replicated", {"replicas": 2}), ("distributed", {"workers": 2})])
-def test_other_modes_serve_the_same_answer(mode, kwargs):
+def test_other_modes_serve_the_same_answer(live, mode, kwargs):
+    answer = ("symbol", "as_of", "profile", "source", "prediction", "winner", "candidates", "sentiment")
+    ref = httpx.get(f"{live}/predict/IBM", params={"as_of": "2012-06-01"}, timeout=120)
+    assert ref.status_code == 200 and ref.json()["mode"] == "centralized"
     with dask.config.set(SMALL):
         app = create_app(mode, **kwargs)
     with ServerThread(app) as server:
@@ -117,6 +120,8 @@ def test_other_modes_serve_the_same_answer(mode, kwargs):
         health = httpx.get(f"{server.url}/health").json()
         missing = httpx.get(f"{server.url}/predict/ZZZZ", timeout=60)
     assert r.status_code == 200 and r.json()["mode"] == ("centralized" if mode == "replicated" else "distributed")
+    # the same answer as the centralized server: prediction, winner and every candidate's numbers
+    assert {k: r.json()[k] for k in answer} == {k: ref.json()[k] for k in answer}
     assert {t["id"] for t in r.json()["trace"]} == STAGES
     assert health["mode"] == mode and health["workers"] == 2
     assert missing.status_code == 404
