@@ -21,6 +21,25 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help="folder of <SYMBOL>.csv price files (with --source csv)")
 
 
+def _add_pipeline_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pipeline", default=None, metavar="FILE",
+                   help="pipeline spec YAML: competing models and extra steps (see experiments/pipelines/; default: stockdag.pipeline.spec, else C1-C12 with five models)")
+
+
+def _use_pipeline(args):
+    """Validate --pipeline (one line, exit 2, on a bad spec) and make it this process's stockdag.pipeline.spec."""
+    import dask
+
+    from .pipeline_spec import load_pipeline
+
+    from . import config
+
+    spec = load_pipeline(getattr(args, "pipeline", None) or config.get("pipeline.spec"))
+    # the validated spec itself, not the path: requests parsed from a configuration snapshot carry it as is
+    dask.config.set({"stockdag.pipeline.spec": spec.to_dict()})
+    return spec
+
+
 def _add_cluster_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=2, help="worker processes of the LocalCluster started for distributed mode (default 2, one thread each)")
     p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler to use instead of a LocalCluster, e.g. tcp://10.0.0.5:8786")
@@ -32,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("predict", help="predict the next-day close of a symbol", description="Predict the next-day close of SYMBOL through the C1-C12 pipeline.")
+    p = sub.add_parser("predict", help="predict the next-day close of a symbol", description="Predict the next-day close of SYMBOL through the pipeline (C1-C12 and five models, or the --pipeline spec).")
     p.add_argument("symbol", help="ticker symbol, e.g. AAPL (see `stockdag symbols`)")
     p.add_argument("--as-of", default=None, help="YYYY-MM-DD: predict the day after this date (default: the last day of data)")
     p.add_argument("--mode", choices=("centralized", "distributed"), default="centralized",
@@ -40,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=PROFILES, default=None, help="refit: fit models at request time (heavy); pretrained: load models from `stockdag train`")
     _add_data_options(p)
     _add_cluster_options(p)
+    _add_pipeline_option(p)
     p.add_argument("--json", action="store_true", help="print the whole response (with the stage trace) as JSON")
 
     p = sub.add_parser("symbols", help="list the symbols a data source has")
@@ -51,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default=None, help="model store folder (default: stockdag.models.store or ~/.cache/stockdag/models)")
     p.add_argument("--window", type=int, default=None, help="training rows per model (default: stockdag.models.window)")
     _add_data_options(p)
+    _add_pipeline_option(p)
 
     p = sub.add_parser("evaluate", help="walk-forward accuracy of each model, the selector and a naive baseline")
     p.add_argument("--symbols", nargs="*", default=["AAPL", "GOOG", "IBM", "MSFT"], help="symbols to evaluate")
@@ -59,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step", type=int, default=20, help="days predicted per refit (default 20)")
     p.add_argument("--window", type=int, default=None, help="training rows per fit (default: stockdag.models.window)")
     _add_data_options(p)
-    p.add_argument("--json", action="store_true", help="print the metric table as JSON")
+    _add_pipeline_option(p)
+    p.add_argument("--json", action="store_true", help="print the metric table as JSON (a list of records; with a spec's interval step, {metrics, interval})")
 
     p = sub.add_parser("demo", help="run the same requests centralized and distributed and compare latency/throughput",
                        description="Start a LocalCluster, run N distinct requests both ways (warm-up excluded), print latency and throughput with their ratio, and the stage trace of one request.")
@@ -74,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--granularity", choices=GRANULARITY_CHOICES, default=None,
                    help="stages per Dask task: stage, branch (each chain fused), request (one task), auto (request on one worker thread, else branch); "
                         "default: stockdag.pipeline.granularity")
+    _add_pipeline_option(p)
     p.add_argument("--json", action="store_true", help="print the measurements as JSON")
 
     p = sub.add_parser("cluster", help="plan, start, list and stop clusters described by a spec (experiments/clusters/*.yaml)",
@@ -101,7 +124,8 @@ def _cmd_predict(args) -> int:
     from .request import parse_request
     from .run import CentralizedExecutor, DistributedExecutor
 
-    request = parse_request(args.symbol, args.as_of, profile=args.profile, source=args.source, data_dir=args.data_dir)
+    request = parse_request(args.symbol, args.as_of, profile=args.profile, source=args.source, data_dir=args.data_dir,
+                            pipeline=_use_pipeline(args))
     if args.mode == "centralized":
         result = CentralizedExecutor().run(request)
     else:
@@ -117,7 +141,14 @@ def _cmd_predict(args) -> int:
           f"{p['next_close']:.2f} ({100 * p['next_return']:+.2f}%), winner {d['winner']} [{d['mode']}, {d['profile']}]")
     for c in d["candidates"]:
         mark = "*" if c["model"] == d["winner"] else " "
-        print(f"  {mark} {c['model']:<14} return {100 * c['prediction']:+.3f}%   recent MAE {100 * c['recent_error']:.3f}%")
+        print(f"  {mark} {c['model']:<22} return {100 * c['prediction']:+.3f}%   recent MAE {100 * c['recent_error']:.3f}%")
+    if "ensemble" in d:
+        print(f"  ensemble (C15): return {100 * d['ensemble']['next_return']:+.3f}%, next close {d['ensemble']['next_close']:.2f}")
+    if "interval" in d:
+        iv = d["interval"]
+        bounds = "unbounded (too few calibration days for the level)" if iv["lower_close"] is None else \
+            f"next close in [{iv['lower_close']:.2f}, {iv['upper_close']:.2f}]"
+        print(f"  {100 * iv['level']:g}% interval (C16, split-conformal on {iv['calibration_days']} days): {bounds}")
     s = d["sentiment"]
     print(f"  sentiment: {s['headlines']} headlines, latest day {s['latest_day']} = {s['latest']:+.3f}; cache: {d['cache']}")
     return 0
@@ -134,11 +165,12 @@ def _cmd_train(args) -> int:
     from . import config
     from .models.train import train
 
+    spec = _use_pipeline(args)
     symbols = args.symbols or ["AAPL", "GOOG", "IBM", "MSFT"]
     store = train(symbols, config.get("models.train_end", args.train_end), config.get("models.store", args.store),
                   window=config.get("models.window", args.window), source=args.source or "bundled",
-                  data_dir=args.data_dir, show_progress=True)
-    print(f"trained {len(symbols)} symbols x 5 models into {store}")
+                  data_dir=args.data_dir, show_progress=True, pipeline=spec)
+    print(f"trained {len(symbols)} symbols x {len(spec.models)} models (pipeline {spec.name}) into {store}")
     return 0
 
 
@@ -146,13 +178,20 @@ def _cmd_evaluate(args) -> int:
     from . import config
     from .evaluate import evaluate
 
+    spec = _use_pipeline(args)
     ev = evaluate(args.symbols, args.start, args.end, window=config.get("models.window", args.window), step=args.step,
-                  source=args.source or "bundled", data_dir=args.data_dir, show_progress=not args.json)
+                  source=args.source or "bundled", data_dir=args.data_dir, show_progress=not args.json, pipeline=spec)
     if args.json:
-        print(ev.table.reset_index().to_json(orient="records", indent=2))
+        records = json.loads(ev.table.reset_index().to_json(orient="records"))
+        # with the interval step: an object with the metric records and the interval's coverage
+        print(json.dumps(records if ev.coverage is None else {"metrics": records, "interval": ev.coverage}, indent=2))
     else:
         print(f"walk-forward {args.start}..{args.end}, {', '.join(args.symbols)} ({len(ev.daily)} predictions)")
         print(ev.table.to_string(float_format=lambda v: f"{v:.4f}"))
+        if ev.coverage is not None:
+            c = ev.coverage
+            print(f"C16 interval: coverage {c['coverage']:.4f} of {c['days']} days vs nominal {c['level']:g} "
+                  f"(mean half-width {c['mean_halfwidth']:.4f})")
     return 0
 
 
@@ -160,6 +199,7 @@ def _cmd_demo(args) -> int:
     from .demo import compare
     from .run import batching
 
+    _use_pipeline(args)
     client = None
     if args.scheduler:
         from distributed import Client
@@ -261,6 +301,7 @@ def _add_serve_bench_parsers(sub) -> None:
     p.add_argument("--max-in-flight", type=int, default=None, help="prediction requests admitted at once (default: stockdag.serve.max_in_flight)")
     p.add_argument("--deadline", type=float, default=None, help="seconds before a prediction answers 504 (default: stockdag.serve.deadline)")
     _add_data_options(p)
+    _add_pipeline_option(p)
 
     p = sub.add_parser("bench", help="measure a server from the client side: open or closed loop load, latency percentiles",
                        description="Send requests to URL and report offered rate, achieved throughput, latency percentiles (HDR histogram) and "
@@ -295,6 +336,7 @@ def _cmd_serve(args) -> int:
     from . import config
     from .serve import create_app, serve
 
+    _use_pipeline(args)  # create_app's configuration snapshot carries the spec into every request
     data = {k: v for k, v in {"stockdag.data.source": args.source, "stockdag.data.data_dir": args.data_dir}.items() if v is not None}
     with dask.config.set(data):  # create_app snapshots the configuration, so the override outlives this block
         app = create_app(args.mode, replicas=args.replicas, workers=args.workers, scheduler=args.scheduler,

@@ -71,6 +71,9 @@ class PredictionOut(BaseModel):
     sentiment: dict[str, Any]
     cache: dict[str, Any]
     trace: list[StageTraceOut]
+    pipeline: str = "default"
+    ensemble: dict[str, Any] | None = None  # C15, when the pipeline spec has the ensemble step
+    interval: dict[str, Any] | None = None  # C16, when the pipeline spec has the interval step
 
 
 class ErrorOut(BaseModel):

@@ -1,0 +1,133 @@
+"""Pipeline specs: validation by name, the shipped specs, and the spec travelling with each request."""
+import os
+import pickle
+
+import pytest
+
+from stockdag.cli import main
+from stockdag.models import MODELS, REGISTRY, fit_predict
+from stockdag.pipeline import stage_table
+from stockdag.pipeline_spec import DEFAULT, STEPS, PipelineSpecError, load_pipeline
+from stockdag.request import parse_request
+from stockdag.run import CentralizedExecutor
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+PIPELINES = os.path.join(ROOT, "experiments", "pipelines")
+
+
+def spec_path(name):
+    return os.path.join(PIPELINES, f"{name}.yaml")
+
+
+def test_default_yaml_is_the_default_spec_and_the_other_shipped_specs_validate():
+    assert load_pipeline(spec_path("default")) == DEFAULT == load_pipeline(None)
+    assert DEFAULT.models == tuple(m.name for m in MODELS)
+    wide = load_pipeline(spec_path("wide"))
+    assert len(wide.models) >= 10 and not wide.steps
+    assert load_pipeline(spec_path("deep")).steps == tuple(STEPS)
+
+
+@pytest.mark.parametrize("text, named", [
+    ("models: [ridge, xgboost]", "unknown model 'xgboost'"),
+    ("model: [ridge]", "unknown key 'model'"),
+    ("steps: [market, hedging]", "unknown step 'hedging'"),
+    ("models: [ridge, ridge]", "model 'ridge' is listed twice"),
+    ("models: []", "non-empty list"),
+    ("interval_level: 1.5", "interval_level"),
+    ("- just a list", "expected a mapping"),
+    ("models: [ridge", "unreadable"),
+])
+def test_a_bad_spec_is_one_line_naming_what_is_wrong(tmp_path, text, named):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(PipelineSpecError, match=named) as info:
+        load_pipeline(str(path))
+    assert "\n" not in info.value.message and str(path) in info.value.message
+
+
+@pytest.mark.parametrize("command", [["predict", "AAPL"], ["demo"], ["serve"], ["train"], ["evaluate"]])
+def test_cli_unknown_model_exits_2_with_one_line(tmp_path, capsys, command):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\nmodels: [ridge, xgboost]\n")
+    assert main([*command, "--pipeline", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown model 'xgboost'" in err and "Traceback" not in err
+
+
+def test_each_model_keeps_its_stage_id_in_every_spec():
+    ids = {m.name: m.id for m in REGISTRY}
+    for name in ("default", "wide", "deep"):
+        table = stage_table(load_pipeline(spec_path(name)))
+        for s in table:
+            if s.name in ids:
+                assert s.id == ids[s.name]
+        assert len({s.id for s in table}) == len(table)
+
+
+def test_default_yaml_predicts_exactly_what_the_five_models_predict(small):
+    from stockdag.data.news import get_news_source
+    from stockdag.data.prices import get_price_source
+    from stockdag.features import make_features
+    from stockdag.sentiment import score_sentiment
+
+    req = parse_request("AAPL", "2012-06-01", pipeline=spec_path("default"))
+    result = CentralizedExecutor().run(req)
+    plain = CentralizedExecutor().run(parse_request("AAPL", "2012-06-01")).prediction
+    assert (result.prediction.candidates, result.prediction.winner, result.prediction.next_close) == (
+        plain.candidates, plain.winner, plain.next_close)
+    # the same candidates computed without the stage table, model by model
+    prices = get_price_source("bundled").fetch("AAPL", req.as_of, req.history_days, req.min_history)
+    news = get_news_source("bundled").fetch("AAPL", req.as_of, req.news_days)
+    features, sentiment = make_features(prices), score_sentiment(news)
+    direct = tuple(fit_predict(m.name, features, sentiment, req.window, req.error_days) for m in MODELS)
+    assert result.prediction.candidates == direct
+    assert sorted(t.id for t in result.trace) == sorted(s.id for s in stage_table(DEFAULT))
+
+
+def test_the_spec_travels_in_the_request_not_in_the_workers_configuration(small, client):
+    """Workers have no stockdag.pipeline.spec of their own: the request carries the wide spec."""
+    from stockdag.run import DistributedExecutor
+
+    wide = load_pipeline(spec_path("wide"))
+    req = parse_request("AAPL", "2012-06-01", pipeline=wide)
+    assert pickle.loads(pickle.dumps(req)).pipeline == wide
+    assert client.run(lambda: __import__("dask").config.get("stockdag.pipeline.spec")) == {
+        w: None for w in client.scheduler_info()["workers"]}
+    central = CentralizedExecutor().run(req)
+    with DistributedExecutor(client=client, granularity="stage") as ex:
+        dist = ex.run(req)
+    assert len(dist.prediction.candidates) == len(wide.models) >= 10
+    assert dist.prediction.candidates == central.prediction.candidates
+    assert dist.prediction.next_return == central.prediction.next_return
+    assert {t.id for t in dist.trace} == {s.id for s in stage_table(wide)}
+    assert {t.worker for t in dist.trace} <= set(client.scheduler_info()["workers"])  # it ran on the workers
+
+
+@pytest.mark.parametrize("name", ["wide", "deep"])
+def test_train_and_pretrained_profile_work_for_any_spec(small, tmp_path, name):
+    from stockdag.models.train import train
+
+    spec = load_pipeline(spec_path(name))
+    store = train(["AAPL"], "2011-06-30", str(tmp_path), window=120, pipeline=spec)
+    req = parse_request("AAPL", "2012-06-01", profile="pretrained", pipeline=spec)
+    import dask
+
+    with dask.config.set({"stockdag.models.store": store}):
+        req = parse_request("AAPL", "2012-06-01", profile="pretrained", pipeline=spec)
+        result = CentralizedExecutor().run(req)
+    assert [c.model for c in result.prediction.candidates] == list(spec.models)
+    assert all(c.train_rows == 0 for c in result.prediction.candidates)  # loaded, not refitted
+
+
+def test_pretrained_models_of_another_feature_set_are_not_used(small, tmp_path):
+    """Models trained without the market factors do not serve a spec with them (one clear error)."""
+    import dask
+
+    from stockdag.errors import ModelStoreError
+    from stockdag.models.train import train
+
+    store = train(["AAPL"], "2011-06-30", str(tmp_path), window=120)
+    with dask.config.set({"stockdag.models.store": store}):
+        req = parse_request("AAPL", "2012-06-01", profile="pretrained", pipeline=spec_path("deep"))
+        with pytest.raises(ModelStoreError, match="stockdag train"):
+            CentralizedExecutor().run(req)
