@@ -26,18 +26,26 @@ def _add_pipeline_option(p: argparse.ArgumentParser) -> None:
                    help="pipeline spec YAML: competing models and extra steps (see experiments/pipelines/; default: stockdag.pipeline.spec, else C1-C12 with five models)")
 
 
-def _use_pipeline(args):
-    """Validate --pipeline (one line, exit 2, on a bad spec) and make it this process's stockdag.pipeline.spec."""
+def _pipeline_config(args):
+    """Validate --pipeline (one line, exit 2, on a bad spec); a context that makes it stockdag.pipeline.spec."""
+    import contextlib
+
     import dask
 
     from .pipeline_spec import load_pipeline
 
-    from . import config
-
-    spec = load_pipeline(getattr(args, "pipeline", None) or config.get("pipeline.spec"))
+    if not getattr(args, "pipeline", None):
+        return contextlib.nullcontext()
     # the validated spec itself, not the path: requests parsed from a configuration snapshot carry it as is
-    dask.config.set({"stockdag.pipeline.spec": spec.to_dict()})
-    return spec
+    return dask.config.set({"stockdag.pipeline.spec": load_pipeline(args.pipeline).to_dict()})
+
+
+def _use_pipeline(args):
+    """The pipeline spec of this command (--pipeline, set by main, else stockdag.pipeline.spec)."""
+    from . import config
+    from .pipeline_spec import load_pipeline
+
+    return load_pipeline(config.get("pipeline.spec"))
 
 
 def _add_cluster_options(p: argparse.ArgumentParser) -> None:
@@ -468,7 +476,8 @@ def main(argv: list[str] | None = None) -> int:
         dask.config.set({"logging.distributed": "warning"})
         logging.getLogger("distributed").setLevel(logging.WARNING)
     try:
-        return COMMANDS[args.command](args)
+        with _pipeline_config(args):
+            return COMMANDS[args.command](args)
     except StockdagError as exc:
         print(f"stockdag: error: {exc.message}", file=sys.stderr)
         return 2

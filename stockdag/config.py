@@ -6,6 +6,7 @@ explicit argument wins and ``None`` falls back to configuration.
 """
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any
 
@@ -26,5 +27,9 @@ def get(key: str, override_with: Any = None) -> Any:
 
 
 def snapshot() -> dict:
-    """The whole resolved ``stockdag`` configuration, for recording beside results."""
-    return dask.config.get("stockdag")
+    """A copy of the whole resolved ``stockdag`` configuration, for recording beside results.
+
+    A copy: dask.config.set restores its values in place when its block ends, so a
+    reference taken inside the block (create_app's settings) would lose them.
+    """
+    return copy.deepcopy(dask.config.get("stockdag"))

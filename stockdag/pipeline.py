@@ -272,6 +272,46 @@ def stage_order(stages: tuple[Stage, ...] | None = None) -> dict[str, int]:
     return {s.id: i for i, s in enumerate(stages or STAGES)}
 
 
+@functools.lru_cache(maxsize=None)
+def active_table() -> tuple[Stage, ...]:
+    """The stage table of this process's configured pipeline (``stockdag.pipeline.spec``), for client-side tools.
+
+    Requests carry their own spec; use ``stage_table(request.pipeline)`` wherever a request is at hand.
+    """
+    from .pipeline_spec import load_pipeline
+
+    return stage_table(load_pipeline(config.get("pipeline.spec")))
+
+
+@functools.lru_cache(maxsize=None)
+def step_stage_ids(step: str) -> tuple[str, ...]:
+    """The stage ids a spec's optional ``step`` adds to the table."""
+    base = {s.id for s in stage_table(DEFAULT_PIPELINE)}
+    return tuple(s.id for s in stage_table(dataclasses.replace(DEFAULT_PIPELINE, steps=(step,))) if s.id not in base)
+
+
+def spec_for_ids(ids) -> PipelineSpec:
+    """The pipeline whose stages are ``ids`` (e.g. the ids of recorded traces), for tools that have no spec.
+
+    Models are taken in registry order, which only changes display order: the
+    graph's edges are the same.
+    """
+    from .models import REGISTRY
+    from .pipeline_spec import STEPS
+
+    ids = set(ids)
+    models = tuple(m.name for m in REGISTRY if m.id in ids) or DEFAULT_PIPELINE.models
+    steps = tuple(step for step in STEPS if set(step_stage_ids(step)) <= ids)
+    return PipelineSpec(name="traced", models=models, steps=steps)
+
+
+def order_stage_ids(ids) -> list[str]:
+    """``ids`` in the order of the stage table they belong to; ids of no table last, sorted."""
+    ids = set(ids)
+    order = stage_order(stage_table(spec_for_ids(ids)))
+    return sorted(ids, key=lambda i: (order.get(i, len(order)), i))
+
+
 #: the default spec's table (C1-C12, five models); code serving a request reads ``stage_table(request.pipeline)``
 STAGES: tuple[Stage, ...] = stage_table(DEFAULT_PIPELINE)
 STAGES_BY_ID = {s.id: s for s in STAGES}

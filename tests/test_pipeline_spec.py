@@ -131,3 +131,44 @@ def test_pretrained_models_of_another_feature_set_are_not_used(small, tmp_path):
         req = parse_request("AAPL", "2012-06-01", profile="pretrained", pipeline=spec_path("deep"))
         with pytest.raises(ModelStoreError, match="stockdag train"):
             CentralizedExecutor().run(req)
+
+
+# ------------------------------------------------------------ item 2: the stage list comes from the spec
+def _ids(name):
+    return [s.id for s in stage_table(load_pipeline(spec_path(name)))]
+
+
+@pytest.mark.parametrize("name", ["default", "wide", "deep"])
+def test_tools_without_a_spec_recover_the_pipeline_from_traced_ids(name):
+    from stockdag.pipeline import order_stage_ids, spec_for_ids
+
+    spec = load_pipeline(spec_path(name))
+    ids = _ids(name)
+    def edges(table):
+        return {(s.id, s.name, frozenset(s.inputs)) for s in table}  # models in registry order: same edges
+
+    assert edges(stage_table(spec_for_ids(ids))) == edges(stage_table(spec))
+    assert order_stage_ids(reversed(ids)) == [s.id for s in stage_table(spec_for_ids(ids))]
+
+
+def test_critical_path_and_width_follow_the_pipeline_of_the_costs():
+    from stockdag.experiments.analysis import critical_path, parallel_width
+    from stockdag.overhead import critical_path as overhead_cp
+
+    wide, deep = _ids("wide"), _ids("deep")
+    assert parallel_width(wide) == len(load_pipeline(spec_path("wide")).models)
+    assert parallel_width() == len(DEFAULT.models)
+    costs = {i: 1.0 for i in deep}
+    costs["C13"] = 50.0  # the market branch dominates
+    seconds, path = critical_path(costs)
+    assert path[:3] == ["C1", "C13", "C14"] and path[-3:] == ["C12", "C15", "C16"]
+    assert seconds == overhead_cp(costs) == 50.0 + 6  # C1, C13, C14, a model, C12, C15, C16
+
+
+def test_live_stage_means_list_the_extra_stages_in_table_order():
+    from stockdag.webapp.runs import LiveStats
+
+    stats = LiveStats()
+    stats._stage_n.update({i: 1 for i in reversed(_ids("deep"))})
+    stats._stage_sum.update({i: 0.001 for i in _ids("deep")})
+    assert stats.stage_means()["id"] == _ids("deep")

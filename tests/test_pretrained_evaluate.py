@@ -6,6 +6,7 @@ import stockdag
 from stockdag.errors import InsufficientHistory, ModelStoreError
 from stockdag.evaluate import evaluate
 from stockdag.models.train import train
+from stockdag.pipeline_spec import DEFAULT
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +19,7 @@ def store(tmp_path_factory):
 def test_pretrained_profile_uses_the_store(small, store):
     with dask.config.set({"stockdag.models.store": store}):
         d = stockdag.predict("AAPL", "2012-01-03", profile="pretrained").to_dict()
-    assert d["profile"] == "pretrained" and len(d["candidates"]) == 5
+    assert d["profile"] == "pretrained" and len(d["candidates"]) == len(DEFAULT.models)
     assert all(np.isfinite(c["prediction"]) for c in d["candidates"])
 
 

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..pipeline import STAGES
+from ..pipeline import spec_for_ids
+from ..pipeline import stage_table as pipeline_table
 
 
 @dataclass
@@ -70,25 +71,27 @@ def stage_table(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def critical_path(costs: dict[str, float]) -> tuple[float, list[str]]:
-    """Longest path through the stage DAG (C1..C12) with the given per-stage seconds."""
+    """Longest path through the stage DAG of these stages' pipeline with the given per-stage seconds."""
+    stages = pipeline_table(spec_for_ids(costs))
     finish: dict[str, float] = {}
     via: dict[str, str | None] = {}
-    for stage in STAGES:
+    for stage in stages:
         # ties go to the later input, so a zero-cost stage (C6) still shows on the path
         before = max(reversed(stage.inputs), key=lambda i: finish[i]) if stage.inputs else None
         finish[stage.id] = (finish[before] if before else 0.0) + costs.get(stage.id, 0.0)
         via[stage.id] = before
-    path, node = [], STAGES[-1].id
+    path, node = [], stages[-1].id
     while node:
         path.append(node)
         node = via[node]
-    return finish[STAGES[-1].id], path[::-1]
+    return finish[stages[-1].id], path[::-1]
 
 
-def parallel_width() -> int:
-    """Most stages that can run at once: the largest layer of the stage DAG (the n of the design's test cases)."""
+def parallel_width(ids=()) -> int:
+    """Most stages that can run at once: the largest layer of the stage DAG of the pipeline of ``ids``
+    (the default one when empty), the n of the design's test cases."""
     layer: dict[str, int] = {}
-    for stage in STAGES:
+    for stage in pipeline_table(spec_for_ids(ids)):
         layer[stage.id] = 1 + max((layer[i] for i in stage.inputs), default=-1)
     counts: dict[int, int] = {}
     for v in layer.values():

@@ -14,9 +14,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..pipeline import STAGES  # noqa: E402
+from ..pipeline import order_stage_ids, spec_for_ids, stage_table  # noqa: E402
 
-STAGE_ORDER = [s.id for s in STAGES]
+
+def _table(ids=()):
+    """The stage table of the pipeline these (traced) stage ids belong to; the default one when empty."""
+    return stage_table(spec_for_ids(ids))
 
 
 def _colors(labels):
@@ -128,7 +131,8 @@ def gantt(stages: pd.DataFrame, path: str) -> None:
     labels = list(dict.fromkeys(stages["label"]))
     fig, axes = plt.subplots(len(labels), 1, figsize=(9, 1.6 + 1.3 * len(labels)), squeeze=False)
     cmap = plt.get_cmap("tab20")
-    color = {sid: cmap(i) for i, sid in enumerate(STAGE_ORDER)}
+    order = order_stage_ids(stages["id"].unique())
+    color = {sid: cmap(i % 20) for i, sid in enumerate(order)}
     for ax, label in zip(axes[:, 0], labels):
         g = stages[stages["label"] == label]
         g = g[g["load"] == g["load"].min()]
@@ -147,8 +151,8 @@ def gantt(stages: pd.DataFrame, path: str) -> None:
     axes[-1, 0].set_xlabel("ms since the request's first stage")
     from matplotlib.patches import Patch
 
-    names = {s.id: s.name for s in STAGES}
-    fig.legend(handles=[Patch(color=color[sid], label=f"{sid} {names[sid]}") for sid in STAGE_ORDER],
+    names = dict(zip(stages["id"], stages["stage"]))
+    fig.legend(handles=[Patch(color=color[sid], label=f"{sid} {names[sid]}") for sid in order],
                loc="lower center", ncol=6, fontsize=6, frameon=False)
     fig.tight_layout(rect=(0, 0.3 / (1.6 + 1.3 * len(labels)) * 2, 1, 1))  # room for the legend
     fig.savefig(path, dpi=110)
@@ -159,7 +163,7 @@ def stage_costs(stages: pd.DataFrame, path: str) -> None:
     """Mean time per stage for each configuration (the pipeline's cost profile)."""
     if stages.empty:
         return
-    m = stages.groupby(["id", "label"])["duration"].mean().unstack("label").reindex(STAGE_ORDER) * 1000
+    m = stages.groupby(["id", "label"])["duration"].mean().unstack("label").reindex(order_stage_ids(stages["id"].unique())) * 1000
     ax = m.plot.bar(figsize=(9, 4))
     ax.set_ylabel("mean ms")
     ax.set_title("Mean time per stage")
@@ -208,18 +212,23 @@ def bokeh_page(agg: pd.DataFrame, records: pd.DataFrame, lim: dict, path: str, t
 
 
 def pipeline_graph(path: str | None = None, costs: dict[str, float] | None = None, critical: list[str] | None = None):
-    """Draw the stage DAG (C1..C12) in layers; optionally label stage costs and mark the critical path."""
+    """Draw the stage DAG in layers; optionally label stage costs and mark the critical path.
+
+    The pipeline is the one the stages of ``costs`` (or ``critical``) belong to; the default one without them.
+    """
+    table = _table(costs or critical or ())
     layers: dict[str, int] = {}
-    for s in STAGES:
+    for s in table:
         layers[s.id] = 1 + max((layers[i] for i in s.inputs), default=-1)
     by_layer: dict[int, list[str]] = {}
     for sid, layer in layers.items():
         by_layer.setdefault(layer, []).append(sid)
     pos = {sid: (layer, -(i - (len(ids) - 1) / 2)) for layer, ids in by_layer.items() for i, sid in enumerate(ids)}
-    names = {s.id: s.name for s in STAGES}
+    names = {s.id: s.name for s in table}
     crit = set(zip(critical or [], (critical or [])[1:]))
-    fig, ax = plt.subplots(figsize=(11, 5))
-    for s in STAGES:
+    tallest = max(len(ids) for ids in by_layer.values())
+    fig, ax = plt.subplots(figsize=(11, max(5, 0.45 * tallest)))
+    for s in table:
         for i in s.inputs:
             on = (i, s.id) in crit
             ax.annotate("", xy=pos[s.id], xytext=pos[i],
@@ -230,7 +239,7 @@ def pipeline_graph(path: str | None = None, costs: dict[str, float] | None = Non
         ax.text(x, y, label, ha="center", va="center", fontsize=7,
                 bbox=dict(boxstyle="round", fc="mistyrose" if sid in (critical or []) else "white", ec="black"))
     ax.set_xlim(-0.6, max(layers.values()) + 0.6)
-    ax.set_ylim(-3, 3)
+    ax.set_ylim(-max(3, tallest / 2 + 0.5), max(3, tallest / 2 + 0.5))
     ax.axis("off")
     ax.set_title("stockdag pipeline" + (" (red: critical path)" if critical else ""))
     fig.tight_layout()

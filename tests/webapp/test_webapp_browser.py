@@ -23,6 +23,8 @@ except ImportError as exc:  # the hint, then the failure: CI must not skip these
                       "(the browser itself comes from scripts/ensure-chromium.sh, never `playwright install`)") from exc
 
 from stockdag.bench.summary import histogram, percentiles
+from stockdag.pipeline import stage_table
+from stockdag.pipeline_spec import DEFAULT
 
 pytestmark = pytest.mark.browser
 
@@ -31,7 +33,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-dev-s
                  "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
 # the README's copy is refreshed only on request (STOCKDAG_UPDATE_SCREENSHOT=1), so a test run leaves the tree clean
 README_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "webapp.png"
-STAGES = {f"C{i}" for i in range(1, 13)}
+STAGES = {s.id for s in stage_table(DEFAULT)}  # the default pipeline's, from its owner
 
 
 @pytest.fixture(scope="module")
