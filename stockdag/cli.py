@@ -194,7 +194,8 @@ def _cmd_evaluate(args) -> int:
         # with the interval step: an object with the metric records and the interval's coverage
         print(json.dumps(records if ev.coverage is None else {"metrics": records, "interval": ev.coverage}, indent=2))
     else:
-        print(f"walk-forward {args.start}..{args.end}, {', '.join(args.symbols)} ({len(ev.daily)} predictions)")
+        print(f"walk-forward {args.start}..{args.end}, {', '.join(args.symbols)} ({len(ev.daily)} predictions); "
+              f"selector: C12's winner-takes-all" + (", ensemble: C15's inverse-error weights" if spec.steps.count("ensemble") else ""))
         print(ev.table.to_string(float_format=lambda v: f"{v:.4f}"))
         if ev.coverage is not None:
             c = ev.coverage

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .data.prices import get_price_source
-from .errors import UnknownSymbol
+from .errors import InsufficientHistory, UnknownSymbol
 
 MARKET_FEATURES = ["mkt_ret", "mkt_ret_5", "mkt_vol_20", "beta_60", "rel_str_20"]
 
@@ -48,9 +48,9 @@ def fetch_market(symbol: str, as_of: dt.date | None, source: str, data_dir: str 
     for peer in src.symbols():
         if peer == symbol:
             continue
-        try:
-            closes[peer] = src.history(peer, as_of, history_days)["adj_close"]
-        except UnknownSymbol:
+        try:  # fetch, not history: it cuts the rows after as_of (no look-ahead)
+            closes[peer] = src.fetch(peer, as_of, history_days, min_history=1).frame["adj_close"]
+        except (UnknownSymbol, InsufficientHistory):  # not listed (yet) on that date
             continue
     frame = pd.DataFrame(closes).sort_index() if closes else pd.DataFrame(index=pd.DatetimeIndex([], name="date"))
     return MarketData(symbol=symbol, as_of=as_of, closes=frame)
@@ -72,11 +72,16 @@ def with_market(frame: pd.DataFrame, factors: MarketFactors) -> pd.DataFrame:
     """Join the market factors onto feature rows (needs ``ret_1``); add beta and relative strength."""
     out = frame.copy()
     f = factors.frame.reindex(out.index)
-    for col in ("mkt_ret", "mkt_ret_5", "mkt_vol_20"):
-        out[col] = f[col].fillna(0.0) if col in f else 0.0
-    own, mkt = out["ret_1"], out["mkt_ret"]
+    # beta and relative strength from the days both returns are known (a missing day is not a zero return)
+    own = out["ret_1"]
+    mkt = f["mkt_ret"].where(own.notna())
+    own = own.where(mkt.notna())
     cov = own.rolling(60, min_periods=20).cov(mkt)
     var = mkt.rolling(60, min_periods=20).var().replace(0.0, np.nan)
-    out["beta_60"] = (cov / var).fillna(1.0)
-    out["rel_str_20"] = (own.rolling(20, min_periods=1).sum() - mkt.rolling(20, min_periods=1).sum()).fillna(0.0)
+    beta = cov / var
+    rel = own.rolling(20, min_periods=1).sum() - mkt.rolling(20, min_periods=1).sum()
+    for col in ("mkt_ret", "mkt_ret_5", "mkt_vol_20"):
+        out[col] = f[col].fillna(0.0)
+    out["beta_60"] = beta.fillna(1.0)
+    out["rel_str_20"] = rel.fillna(0.0)
     return out

@@ -84,20 +84,22 @@ def test_default_yaml_predicts_exactly_what_the_five_models_predict(small):
     assert sorted(t.id for t in result.trace) == sorted(s.id for s in stage_table(DEFAULT))
 
 
-def test_the_spec_travels_in_the_request_not_in_the_workers_configuration(small, client):
-    """Workers have no stockdag.pipeline.spec of their own: the request carries the wide spec."""
+@pytest.mark.parametrize("name, granularity", [("wide", "stage"), ("deep", "branch")])
+def test_the_spec_travels_in_the_request_not_in_the_workers_configuration(small, client, name, granularity):
+    """Workers have no stockdag.pipeline.spec of their own: the request carries the spec."""
     from stockdag.run import DistributedExecutor
 
-    wide = load_pipeline(spec_path("wide"))
+    wide = load_pipeline(spec_path(name))
     req = parse_request("AAPL", "2012-06-01", pipeline=wide)
     assert pickle.loads(pickle.dumps(req)).pipeline == wide
     assert client.run(lambda: __import__("dask").config.get("stockdag.pipeline.spec")) == {
         w: None for w in client.scheduler_info()["workers"]}
     central = CentralizedExecutor().run(req)
-    with DistributedExecutor(client=client, granularity="stage") as ex:
+    with DistributedExecutor(client=client, granularity=granularity) as ex:
         dist = ex.run(req)
-    assert len(dist.prediction.candidates) == len(wide.models) >= 10
+    assert len(dist.prediction.candidates) == len(wide.models) >= (10 if name == "wide" else 5)
     assert dist.prediction.candidates == central.prediction.candidates
+    assert (dist.prediction.ensemble, dist.prediction.interval) == (central.prediction.ensemble, central.prediction.interval)
     assert dist.prediction.next_return == central.prediction.next_return
     assert {t.id for t in dist.trace} == {s.id for s in stage_table(wide)}
     assert {t.worker for t in dist.trace} <= set(client.scheduler_info()["workers"])  # it ran on the workers
