@@ -106,7 +106,8 @@ def from_dict(raw: object, where: str = "pipeline spec") -> PipelineSpec:
 
 
 def load_pipeline(spec: object) -> PipelineSpec:
-    """A :class:`PipelineSpec` from a spec, a mapping, a YAML file path, or None (the default C1-C12)."""
+    """A :class:`PipelineSpec` from a spec, a mapping, a YAML file path, a name in ``experiments/pipelines``
+    (``wide``, ``width/w10``), or None (the default C1-C12)."""
     if spec is None:
         return DEFAULT
     if isinstance(spec, PipelineSpec):
@@ -116,11 +117,15 @@ def load_pipeline(spec: object) -> PipelineSpec:
     if not isinstance(spec, (str, os.PathLike)):
         raise PipelineSpecError(f"pipeline spec must be a YAML file path, got {type(spec).__name__}")
     path = os.fspath(spec)
+    if not os.path.exists(path):  # a name in experiments/pipelines, as cluster specs take one in experiments/clusters
+        candidate = os.path.join(os.path.dirname(__file__), "..", "experiments", "pipelines", f"{path}.yaml")
+        if os.path.exists(candidate):
+            path = os.path.normpath(candidate)
     try:
         with open(path) as f:
             raw = yaml.safe_load(f)
     except FileNotFoundError:
-        raise PipelineSpecError(f"pipeline spec {path}: no such file") from None
+        raise PipelineSpecError(f"pipeline spec {path}: no such file (give a YAML file or a name in experiments/pipelines)") from None
     except (OSError, yaml.YAMLError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PipelineSpecError(f"pipeline spec {path}: unreadable ({first})") from None

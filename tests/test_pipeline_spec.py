@@ -174,3 +174,35 @@ def test_live_stage_means_list_the_extra_stages_in_table_order():
     stats._stage_n.update({i: 1 for i in reversed(_ids("deep"))})
     stats._stage_sum.update({i: 0.001 for i in _ids("deep")})
     assert stats.stage_means()["id"] == _ids("deep")
+
+
+# ------------------------------------------------------------ the sweep: pipeline as a recorded dimension
+def test_a_spec_is_found_by_name_in_experiments_pipelines():
+    assert load_pipeline("wide") == load_pipeline(spec_path("wide"))
+    assert len(load_pipeline("width/w20").models) == 20
+    with pytest.raises(PipelineSpecError, match="'nosuch'.*no such file|nosuch: no such file"):
+        load_pipeline("nosuch")
+
+
+def test_sweep_runs_every_configuration_with_every_pipeline_and_rejects_a_bad_one(tmp_path):
+    from stockdag.experiments.sweep import SweepParams
+
+    p = SweepParams(mode=["centralized", "distributed"], workers=[2], pipeline=["wide", "deep"], run_id="t")
+    assert [(c.mode, c.pipeline) for c in p.configurations_list()] == [
+        ("centralized", "wide"), ("distributed", "wide"), ("centralized", "deep"), ("distributed", "deep")]
+    assert len({c.slug for c in p.configurations_list()}) == 4  # one results file each
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models: [xgboost]")
+    with pytest.raises(PipelineSpecError, match="unknown model 'xgboost'"):
+        SweepParams(pipeline=[str(bad)], run_id="t")
+
+
+def test_width_params_cover_the_widths_with_and_without_the_extra_steps():
+    from stockdag.experiments.sweep import SweepParams
+
+    p = SweepParams.from_yaml(os.path.join(ROOT, "experiments", "params", "width.yaml"), run_id="t")
+    specs = {c.pipeline: load_pipeline(c.pipeline) for c in p.configurations_list()}
+    assert sorted({len(s.models) for s in specs.values()}) == [1, 2, 5, 10, 20]
+    for width in (1, 2, 5, 10, 20):
+        assert sorted(s.steps for s in specs.values() if len(s.models) == width) == [(), tuple(STEPS)]
+    assert {c._label() for c in p.configurations_list()} == {"centralized", "replicated x2", "distributed w2 dask"}
