@@ -1,4 +1,5 @@
 """Pipeline specs: validation by name, the shipped specs, and the spec travelling with each request."""
+import json
 import os
 import pickle
 
@@ -206,3 +207,43 @@ def test_width_params_cover_the_widths_with_and_without_the_extra_steps():
     for width in (1, 2, 5, 10, 20):
         assert sorted(s.steps for s in specs.values() if len(s.models) == width) == [(), tuple(STEPS)]
     assert {c._label() for c in p.configurations_list()} == {"centralized", "replicated x2", "distributed w2 dask"}
+
+
+def _trace(spec, seconds_per_model):
+    t, out = 0.0, []
+    for s in stage_table(spec):
+        d = seconds_per_model if s.name in spec.models else 0.01
+        out.append({"id": s.id, "stage": s.name, "worker": "w", "start": t, "end": t + d})
+        t += d
+    return json.dumps(out)
+
+
+def test_width_table_compares_each_pipeline_with_its_own_centralized_run_and_limits(tmp_path):
+    import pandas as pd
+
+    from stockdag.experiments.analysis import RunData, width_table
+    from stockdag.experiments.plots import width_speedup
+
+    specs = {"width/w01": load_pipeline("width/w01"), "width/w05": load_pipeline("width/w05")}
+    labels = {(m, p): f"{m} [{p.split('/')[-1]}]" for m in ("centralized", "distributed w2 dask") for p in specs}
+    config = {"configurations": [{"label": lab, "pipeline": p} for (m, p), lab in labels.items()],
+              "pipelines": {p: s.to_dict() for p, s in specs.items()}, "machine": {"cores": 2}}
+    # centralized: 1 and 5 req/s-worth of work; distributed doubles throughput of w05 only
+    tput = {("centralized", "width/w01"): 4.0, ("distributed w2 dask", "width/w01"): 4.0,
+            ("centralized", "width/w05"): 1.0, ("distributed w2 dask", "width/w05"): 2.0}
+    summary = pd.DataFrame([
+        {"label": labels[k], "mode": k[0].split()[0], "workers": 1 if k[0] == "centralized" else 2,
+         "strategy": None if k[0] == "centralized" else "dask", "loop": "closed", "load": load, "repeat": 0,
+         "offered_rate": float("nan"), "throughput": v if load == 4 else v / 2, "p50_ms": 1000 / v,
+         "p99_ms": 2000 / v, "errors": 0}
+        for k, v in tput.items() for load in (1.0, 4.0)])
+    records = pd.DataFrame([{"label": labels[("centralized", p)], "load": 1.0, "status": 200,
+                             "trace": _trace(s, 0.1)} for p, s in specs.items()])
+    table = width_table(RunData(str(tmp_path), config, summary, records)).set_index("label")
+    w5 = table.loc[labels[("distributed w2 dask", "width/w05")]]
+    assert (w5["models"], w5["throughput_speedup"], w5["latency_speedup"]) == (5, 2.0, 2.0)
+    assert table.loc[labels[("distributed w2 dask", "width/w01")], "throughput_speedup"] == 1.0
+    # each pipeline's own critical-path bound: one model cannot run side by side with anything, five can
+    assert w5["latency_speedup_bound"] > 3 > table.loc[labels[("centralized", "width/w01")], "latency_speedup_bound"]
+    width_speedup(table.reset_index(), str(tmp_path / "width.png"))
+    assert (tmp_path / "width.png").stat().st_size > 0

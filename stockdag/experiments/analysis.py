@@ -166,3 +166,40 @@ def saturation(agg: pd.DataFrame) -> pd.DataFrame:
                      "p50_low_load_ms": float(low["p50_ms"]), "p50_low_load_ms_ci": float(low.get("p50_ms_ci", 0.0)),
                      "p99_low_load_ms": float(low["p99_ms"])})
     return pd.DataFrame(rows)
+
+
+def width_table(run: RunData) -> pd.DataFrame:
+    """Speed-ups by pipeline width, for a run that swept pipelines (``experiments/params/width.yaml``).
+
+    One row per configuration of each pipeline: the pipeline's models and extra steps (from the
+    specs recorded in ``config.json``), throughput and latency speed-up over the centralized run of
+    the *same* pipeline, and that pipeline's own limits (:func:`limits` on its records only: a wider
+    pipeline has another critical path and more work per request).
+    """
+    cfgs = run.config.get("configurations", [])
+    specs = run.config.get("pipelines", {})
+    pipe_of = {c["label"]: c.get("pipeline") for c in cfgs}
+    sat = saturation(aggregate(run.summary))
+    if sat.empty:
+        return pd.DataFrame()
+    sat["pipeline"] = sat["label"].map(pipe_of)
+    rows = []
+    for pipe, g in sat.groupby("pipeline", sort=False):
+        base = g[g["mode"] == "centralized"]
+        if base.empty:
+            continue
+        b = base.iloc[0]
+        lim = limits(run.records[run.records["label"].map(pipe_of) == pipe], run.config)
+        spec = specs.get(pipe, {})
+        for _, r in g.iterrows():
+            rows.append({
+                "pipeline": pipe, "models": len(spec.get("models", [])), "steps": "+".join(spec.get("steps", [])),
+                "label": r["label"], "mode": r["mode"], "workers": r["workers"], "strategy": r["strategy"],
+                "max_throughput": r["max_throughput"], "p50_low_load_ms": r["p50_low_load_ms"],
+                "throughput_speedup": r["max_throughput"] / b["max_throughput"],
+                "latency_speedup": b["p50_low_load_ms"] / r["p50_low_load_ms"],
+                "critical_path_s": lim.get("critical_path_s"), "total_work_s": lim.get("total_work_s"),
+                "latency_speedup_bound": lim.get("latency_speedup_bound"),
+                "throughput_speedup_bound": (lim["throughput_bound_rps"] / b["max_throughput"]) if lim else float("nan"),
+            })
+    return pd.DataFrame(rows)

@@ -247,3 +247,41 @@ def pipeline_graph(path: str | None = None, costs: dict[str, float] | None = Non
         fig.savefig(path, dpi=110)
         plt.close(fig)
     return fig
+
+
+def width_speedup(table: pd.DataFrame, path: str) -> None:
+    """Throughput and latency speed-up over centralized vs the number of competing models, with the bounds.
+
+    ``table`` is :func:`stockdag.experiments.analysis.width_table`; a line per configuration and
+    extra-steps setting, the dashed lines are each pipeline's critical-path (latency) and core
+    (throughput) bounds.
+    """
+    if table.empty:
+        return
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.4))
+    others = table[table["mode"] != "centralized"]
+    for steps, g in table.groupby("steps", sort=False):
+        tag = f" +{steps}" if steps else ""
+        bounds = g.drop_duplicates("pipeline").sort_values("models")
+        a1.plot(bounds["models"], bounds["throughput_speedup_bound"], color="black", ls="--" if not steps else "-.",
+                lw=1, label=f"core bound{tag}")
+        a2.plot(bounds["models"], bounds["latency_speedup_bound"], color="black", ls="--" if not steps else "-.",
+                lw=1, label=f"critical-path bound{tag}")
+    for (label_cfg, steps), g in others.assign(cfg=others["label"].str.replace(r" \[.*\]$", "", regex=True)).groupby(
+            ["cfg", "steps"], sort=False):
+        g = g.sort_values("models")
+        tag = f" +{steps}" if steps else ""
+        a1.plot(g["models"], g["throughput_speedup"], marker="o", label=f"{label_cfg}{tag}")
+        a2.plot(g["models"], g["latency_speedup"], marker="o", label=f"{label_cfg}{tag}")
+    a1.set_title("Throughput speed-up (best achieved) vs width")
+    a2.set_title("Latency speed-up (p50, lowest load) vs width")
+    for ax in (a1, a2):
+        ax.axhline(1.0, color="grey", ls=":")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("competing models")
+        ax.set_ylabel("x centralized (same pipeline)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
