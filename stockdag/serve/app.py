@@ -201,10 +201,14 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
         finally:
             await backend.close()
 
+    from ..pipeline_spec import load_pipeline
+
+    spec = load_pipeline((settings.get("pipeline") or {}).get("spec"))  # a bad spec fails here, before serving
     app = FastAPI(
         title="stockdag",
         version=__version__,
-        description="Next-day stock-price predictions from the C1-C12 pipeline, served "
+        description=f"Next-day stock-price predictions from the {spec.name} pipeline ({len(spec.models)} models"
+                    f"{', steps ' + ', '.join(spec.steps) if spec.steps else ''}), served "
                     f"{backend.mode}. Every prediction carries its per-stage trace.",
         lifespan=lifespan,
     )

@@ -147,12 +147,14 @@ def test_distributed_server_places_tasks_with_a_strategy():
     assert len({t["worker"] for t in body["trace"]}) == 2  # round-robin spreads one request's stages
 
 
-def test_a_server_started_with_a_spec_answers_with_its_stages_ensemble_and_interval():
+@pytest.mark.parametrize("mode, kwargs", [("centralized", {}), ("replicated", {"replicas": 1}),
+                                          ("distributed", {"workers": 1})])
+def test_a_server_started_with_a_spec_answers_with_its_stages_ensemble_and_interval(mode, kwargs):
     from stockdag.pipeline_spec import load_pipeline
 
     deep = load_pipeline(os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "pipelines", "deep.yaml"))
     with dask.config.set({**SMALL, "stockdag.pipeline.spec": deep.to_dict()}):
-        app = create_app("centralized")
+        app = create_app(mode, **kwargs)
     # the configuration is restored: the server's snapshot, not the process, carries the spec
     assert dask.config.get("stockdag.pipeline.spec") is None
     with ServerThread(app) as server:
