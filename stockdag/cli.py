@@ -236,7 +236,7 @@ def _cmd_demo(args) -> int:
             "distributed": {name: {"latency": r["latency"], "throughput": r["throughput"]} for name, r in cmp.strategies.items()},
             "latency_ratio": cmp.latency_ratio, "throughput_ratio": cmp.throughput_ratio, "machine": cmp.machine,
             "granularity": cmp.granularity, "overhead_per_request": cmp.overhead_per_request,
-            "batching": batching.effective(),
+            "batching": batching.effective(), "pipeline": _use_pipeline(args).to_dict(),
         }, indent=2))
         return 0
     print()
