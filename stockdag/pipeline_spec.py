@@ -19,6 +19,7 @@ rejected by name, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 
@@ -122,11 +123,17 @@ def load_pipeline(spec: object) -> PipelineSpec:
         if os.path.exists(candidate):
             path = os.path.normpath(candidate)
     try:
-        with open(path) as f:
-            raw = yaml.safe_load(f)
+        return _load_file(os.path.abspath(path), os.path.getmtime(path))
     except FileNotFoundError:
         raise PipelineSpecError(f"pipeline spec {path}: no such file (give a YAML file or a name in experiments/pipelines)") from None
     except (OSError, yaml.YAMLError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PipelineSpecError(f"pipeline spec {path}: unreadable ({first})") from None
+
+
+@functools.lru_cache(maxsize=64)
+def _load_file(path: str, mtime: float) -> PipelineSpec:
+    # memoised per (file, modification time): a spec named in the configuration is read once, not per request
+    with open(path) as f:
+        raw = yaml.safe_load(f)
     return from_dict(raw, f"pipeline spec {path}")

@@ -247,3 +247,12 @@ def test_width_table_compares_each_pipeline_with_its_own_centralized_run_and_lim
     assert w5["latency_speedup_bound"] > 3 > table.loc[labels[("centralized", "width/w01")], "latency_speedup_bound"]
     width_speedup(table.reset_index(), str(tmp_path / "width.png"))
     assert (tmp_path / "width.png").stat().st_size > 0
+
+
+def test_a_spec_file_is_read_once_until_it_changes(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("models: [ridge]")
+    assert load_pipeline(str(path)).models == ("ridge",)
+    path.write_text("models: [knn]")
+    os.utime(path, (1, 1))  # another modification time: read again
+    assert load_pipeline(str(path)).models == ("knn",)
