@@ -22,11 +22,12 @@ experiment: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/stockdag demo --requests 16 --workers 2
 
-## test: the test suite (benchmarks run once each with timing disabled); installs redis-server and chromium if missing
+## test: the test suite (benchmarks run once each with timing disabled), then the once-flaky tests under two CPU hogs; installs redis-server and chromium if missing
 test: $(STAMP)
 	sh scripts/ensure-redis.sh
 	sh scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest
+	PYTHON=$(BIN)/python sh scripts/under-load.sh
 
 ## bench: the pytest-benchmark suite, timed
 bench: $(STAMP)

@@ -17,8 +17,20 @@ from .errors import (  # noqa: F401
     StockdagError,
     UnknownSymbol,
 )
-from .api import predict  # noqa: E402,F401
-from .result import PredictionResult  # noqa: E402,F401
+
+# imported on first use (PEP 562): they pull in the pipeline, pandas, scikit-learn and nltk, which
+# `stockdag --help` and most commands never need
+_LAZY = {"predict": ".api", "PredictionResult": ".result"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "predict",

@@ -42,7 +42,7 @@ def predict(symbol: str, as_of=None, *, mode: str = "centralized", client=None, 
     if mode == "distributed":
         from .run.distributed import DistributedExecutor
 
-        with DistributedExecutor(client=client, strategy=strategy, dashboard_address=":0") as ex:
+        with DistributedExecutor(client=client, strategy=strategy, dashboard_address=None) as ex:
             return ex.run(request)
     from .errors import InvalidRequest
 

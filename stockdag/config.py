@@ -27,9 +27,9 @@ def get(key: str, override_with: Any = None) -> Any:
 
 
 def snapshot() -> dict:
-    """A copy of the whole resolved ``stockdag`` configuration, for recording beside results.
+    """A copy of the whole resolved ``stockdag`` configuration (for requests, servers and run records).
 
-    A copy: dask.config.set restores its values in place when its block ends, so a
-    reference taken inside the block (create_app's settings) would lose them.
+    A copy, not the live dictionary: ``dask.config.set`` changes the live one in place and
+    restores it when its block ends, which would silently change a snapshot taken inside it.
     """
     return copy.deepcopy(dask.config.get("stockdag"))

@@ -42,6 +42,15 @@ def request_mix(n: int, seed: int = 0, symbols=("AAPL", "GOOG", "IBM", "MSFT"),
     return [parse_request(s, d, **kwargs) for s, d in chosen]
 
 
+def _slower(latency: float, baseline: float) -> str:
+    """A latency against a baseline in words, so that a ratio above 1 is not read as a gain."""
+    if latency > baseline:
+        return f"{latency / baseline:.2f}x slower"
+    if latency < baseline:
+        return f"{baseline / latency:.2f}x faster"
+    return "same"
+
+
 @dataclass
 class Comparison:
     """Measured in one run; ratios are distributed / centralized."""
@@ -78,17 +87,18 @@ class Comparison:
         cl = statistics.median(self.centralized_latency)
         ct = self.centralized_throughput
         dask_row = self.strategies.get("dask")
-        head = ["executor", "p50 latency (s), 1 in flight", f"throughput (req/s), {self.in_flight} in flight",
-                "latency / centralized", "throughput / centralized"]
+        # requests in flight: never more than there are requests
+        head = ["executor", "p50 latency (s), 1 in flight", f"throughput (req/s), {min(self.in_flight, self.requests)} in flight",
+                "latency vs centralized", "throughput / centralized"]
         if dask_row and len(self.strategies) > 1:
-            head += ["latency / dask", "throughput / dask"]
-        rows = [head, ["centralized", f"{cl:.3f}", f"{ct:.2f}", "1.00x", "1.00x"] + (["", ""] if len(head) > 5 else [])]
+            head += ["latency vs dask", "throughput / dask"]
+        rows = [head, ["centralized", f"{cl:.3f}", f"{ct:.2f}", "-", "1.00x"] + (["", ""] if len(head) > 5 else [])]
         for name, r in self.strategies.items():
             dl = statistics.median(r["latency"])
             row = [f"distributed {name} ({self.workers} workers)", f"{dl:.3f}", f"{r['throughput']:.2f}",
-                   f"{dl / cl:.2f}x", f"{r['throughput'] / ct:.2f}x"]
+                   _slower(dl, cl), f"{r['throughput'] / ct:.2f}x"]
             if len(head) > 5:
-                row += [f"{dl / statistics.median(dask_row['latency']):.2f}x", f"{r['throughput'] / dask_row['throughput']:.2f}x"]
+                row += [_slower(dl, statistics.median(dask_row["latency"])), f"{r['throughput'] / dask_row['throughput']:.2f}x"]
             rows.append(row)
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
         lines = ["  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)) for r in rows]
@@ -151,7 +161,7 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
     with contextlib.ExitStack() as stack:
         if client is None:
             cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                       host="127.0.0.1", dashboard_address=":0", silence_logs=logging.WARNING))
+                                                       host="127.0.0.1", dashboard_address=dask.config.get("stockdag.dashboard_address"), silence_logs=logging.WARNING))
             client = stack.enter_context(Client(cluster))
         cmp.dashboard = client.dashboard_link
         central_rounds = []

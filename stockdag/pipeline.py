@@ -85,7 +85,8 @@ def emulated_delay(latency: Latency, key: str) -> float:
     """Sleep for one draw of the emulated fetch latency; return the seconds slept."""
     if latency.distribution == "none" or latency.mean <= 0:
         return 0.0
-    rng = random.Random(f"{latency.seed}|{key}|{time.monotonic_ns()}")
+    # seed, request and stage only (``key`` names both): a rerun pays the same delays, so runs compare
+    rng = random.Random(f"{latency.seed}|{key}")
     if latency.distribution == "constant":
         seconds = latency.mean
     elif latency.distribution == "uniform":

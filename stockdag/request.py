@@ -12,7 +12,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 from . import config
-from .errors import InvalidRequest
+from .errors import InsufficientHistory, InvalidRequest
 from .pipeline_spec import DEFAULT as DEFAULT_PIPELINE, PipelineSpec, load_pipeline
 
 SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9]{0,9}([.\-^=][A-Z0-9]{1,5})?$")
@@ -21,6 +21,8 @@ SOURCES = ("bundled", "csv", "yfinance")
 CACHE_BACKENDS = ("lru", "disk", "redis", "none")
 CACHE_URL_SCHEMES = ("redis", "rediss", "unix")
 LATENCY_DISTRIBUTIONS = ("none", "constant", "uniform", "lognormal")
+# the dates any price or news data can carry: pandas' datetime64[ns] range (pd.Timestamp.min/max)
+FIRST_DATE, LAST_DATE = dt.date(1677, 9, 22), dt.date(2262, 4, 11)
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def normalise_symbol(symbol: object) -> str:
     return s
 
 
-def parse_date(value: object) -> dt.date | None:
+def parse_date(value: object, what: str = "as-of date") -> dt.date | None:
     """Parse an ISO date (YYYY-MM-DD), a date or None; raise InvalidRequest otherwise."""
     if value is None or value == "":
         return None
@@ -102,12 +104,32 @@ def parse_date(value: object) -> dt.date | None:
     if isinstance(value, str):
         try:
             return dt.date.fromisoformat(value.strip())
-        except ValueError:
-            pass
-    raise InvalidRequest(f"malformed as-of date {value!r}: expected YYYY-MM-DD")
+        except ValueError as exc:
+            if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):  # the right form, an impossible date: say which part
+                raise InvalidRequest(f"invalid {what} {value!r}: {exc}") from None
+    raise InvalidRequest(f"malformed {what} {value!r}: expected YYYY-MM-DD")
 
 
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+def _check_date_range(as_of: dt.date | None, news_days: int) -> None:
+    """Reject as-of dates no data can cover, before a stage computes with them.
+
+    C5 reads headlines from ``news_days`` before the as-of date: in years 1-3
+    that date does not exist (OverflowError), and outside pandas' range no
+    frame can hold it. Such a date is outside the data: a 422, like any other.
+    """
+    if as_of is None:
+        return
+    if as_of > LAST_DATE:
+        raise InsufficientHistory(f"as-of date {as_of.isoformat()} is after any data (dates end by {LAST_DATE})")
+    if as_of.toordinal() - news_days < FIRST_DATE.toordinal():
+        raise InsufficientHistory(f"as-of date {as_of.isoformat()} is before any data (its {news_days}-day news "
+                                  f"window would start before {FIRST_DATE})")
+
+
+def _choice(name: str, value: str | None, allowed: tuple[str, ...]) -> str:
+    if value is None and "none" in allowed:
+        # dask reads DASK_STOCKDAG__CACHE__BACKEND=none (and YAML's null) as None: the documented choice "none"
+        value = "none"
     if value not in allowed:
         raise InvalidRequest(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
     return value
@@ -189,7 +211,7 @@ def parse_request(
         raise InvalidRequest("source 'csv' needs a data directory (--data-dir or stockdag.data.data_dir)")
     lat = cfg.get("data.latency")
     latency = Latency(
-        distribution=_choice("latency distribution", str(lat.get("distribution", "none")), LATENCY_DISTRIBUTIONS),
+        distribution=_choice("latency distribution", lat.get("distribution", "none"), LATENCY_DISTRIBUTIONS),
         mean=float(lat.get("mean", 0.0)),
         spread=float(lat.get("spread", 0.0)),
         seed=int(lat.get("seed", 0)),
@@ -202,6 +224,8 @@ def parse_request(
     error_days = _positive_int("models.error_days", cfg.get("models.error_days"))
     if min_history > history_days:
         raise InvalidRequest("data.min_history cannot exceed data.history_days")
+    news_days = _positive_int("data.news_days", cfg.get("data.news_days"))
+    _check_date_range(date, news_days)
     cache_backend = _choice("cache backend", cfg.get("cache.backend"), CACHE_BACKENDS)
     return Request(
         symbol=sym,
@@ -211,7 +235,7 @@ def parse_request(
         data_dir=str(data_dir) if data_dir else None,
         history_days=history_days,
         min_history=min_history,
-        news_days=_positive_int("data.news_days", cfg.get("data.news_days")),
+        news_days=news_days,
         timeout=float(cfg.get("data.timeout")),
         latency=latency,
         cache_backend=cache_backend,

@@ -21,7 +21,7 @@ def test_predict_text(small, capsys):
     (["predict", "NOPE"], "unknown symbol 'NOPE'; available: AAPL"),
     (["predict", "A/B"], "malformed symbol"),
     (["predict", "AAPL", "--as-of", "2031-01-01"], "after the last bundled AAPL price"),
-    (["predict", "AAPL", "--as-of", "01/02/2012"], "malformed as-of date"),
+    (["predict", "AAPL", "--as-of", "01/02/2012"], "malformed date"),
     (["predict", "AAPL", "--source", "csv", "--data-dir", "/nonexistent"], "does not exist"),
 ])
 def test_bad_input_is_one_clear_line_and_nonzero(argv, message, capsys):
@@ -33,7 +33,35 @@ def test_bad_input_is_one_clear_line_and_nonzero(argv, message, capsys):
 
 def test_symbols(capsys):
     assert main(["symbols"]) == 0
-    assert capsys.readouterr().out.split() == ["AAPL", "FB", "GOOG", "IBM", "MSFT"]
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["AAPL", "FB", "GOOG", "IBM", "MSFT"]
+    assert "FB       prices 2012-05-18 .. 2013-03-01 (196 days); too little history to predict" in lines[1]
+
+
+def test_symbols_first_usable_date_is_the_first_that_predicts(small, capsys):
+    """Issue 16 item 14: the range `stockdag symbols` prints is the one predict accepts (at its first day, not the day before)."""
+    import datetime as dt
+    import re
+
+    assert main(["symbols"]) == 0
+    ibm = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("IBM"))
+    first = re.search(r"as-of (\S+) ", ibm).group(1)
+    assert main(["predict", "IBM", "--as-of", first]) == 0
+    capsys.readouterr()
+    before = (dt.date.fromisoformat(first) - dt.timedelta(days=1)).isoformat()
+    assert main(["predict", "IBM", "--as-of", before]) == 2
+    assert "at least 150 are needed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--data-dir", "{tmp}"], "no price files (<SYMBOL>.csv) in"),
+    (["--source", "yfinance"], "the yfinance source cannot list its symbols"),
+])
+def test_symbols_of_an_empty_source_is_an_error(argv, message, tmp_path, capsys):
+    """Issue 16 item 14: an empty folder or a live source is a clear error and a non-zero exit, not a blank line and 0."""
+    assert main(["symbols", *(a.format(tmp=tmp_path) for a in argv)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("stockdag: error: ") and message in err and err.count("\n") == 1
 
 
 def test_every_option_is_explained():
@@ -43,3 +71,28 @@ def test_every_option_is_explained():
         for action in p._actions:
             if action.dest != "help":
                 assert action.help, f"stockdag {name} {action.option_strings or action.dest} has no help"
+
+
+def test_cluster_status_has_a_header(tmp_path, capsys):
+    """Issue 16 item 15: `cluster status` printed rows without saying what the columns are."""
+    import dask
+
+    info = {"cluster_id": "local-2-0123abcd", "kind": "local", "pid": 2**22 + 1, "scheduler": "tcp://127.0.0.1:40001",
+            "dashboard": "http://127.0.0.1:40002/status", "workers": ["a", "b"]}
+    (tmp_path / "local-2-0123abcd.json").write_text(json.dumps(info))
+    with dask.config.set({"stockdag.deploy.state_dir": str(tmp_path)}):
+        assert main(["cluster", "status"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split() == ["CLUSTER", "KIND", "STATE", "WORKERS", "SCHEDULER", "DASHBOARD"]
+    assert row.split()[0] == "local-2-0123abcd" and row.split()[3:] == ["2", "tcp://127.0.0.1:40001", "http://127.0.0.1:40002/status"]
+
+
+@pytest.mark.parametrize("command", [["sweep"], ["cluster", "plan"]])
+def test_a_yaml_error_names_its_line_and_column(command, tmp_path, capsys):
+    """Issue 16 item 15: YAML errors dropped the line and column (and the sweep's was a traceback)."""
+    path = tmp_path / "bad.yaml"
+    path.write_text("kind: local\nworkers: [1, 2\nrates: 3\n")
+    assert main([*command, str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"stockdag: error: {path}, line 3, column ") and "not valid YAML" in err, err
+    assert err.count("\n") == 1

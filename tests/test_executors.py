@@ -123,7 +123,8 @@ def test_predictions_are_identical_between_executors_and_granularities(small, cl
             if strategy == "heft":  # every stage of a fused task carries that task's plan
                 assert all(t.planned_worker == t.worker for t in dist.trace), granularity
     finally:
-        client.unregister_scheduler_plugin(NAME)
+        if client.run_on_scheduler(lambda dask_scheduler: NAME in dask_scheduler.plugins):
+            client.unregister_scheduler_plugin(NAME)
 
 
 def test_auto_granularity_follows_the_cluster_threads(small):
@@ -139,3 +140,33 @@ def test_auto_granularity_follows_the_cluster_threads(small):
             future = ex.submit(dataclasses.replace(req, request_id=f"{n:032x}"))
             assert future.key.startswith(expected)
             assert dataclasses.replace(future.result().value, cache={}) == _core(central)
+
+
+def _hold(name):
+    from distributed import Event
+
+    Event(f"{name}-reached").set()
+    Event(name).wait()
+    return name
+
+
+def test_load_granularity_counts_this_clients_requests_in_flight(small):
+    from distributed import Client, Event, LocalCluster
+
+    reqs = [parse_request(s, "2012-08-01") for s in ("AAPL", "IBM", "MSFT")]
+    central = [CentralizedExecutor().run(r) for r in reqs]
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://", host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+        ex = DistributedExecutor(client=client, strategy="dask", granularity="load")
+        # both worker threads busy with a task of someone else's, so no request can finish meanwhile
+        holds = [client.submit(_hold, f"hold-{i}", workers=[w], pure=False) for i, w in enumerate(cluster.scheduler.workers)]
+        for i in range(2):
+            Event(f"hold-{i}-reached", client=client).wait()
+        futures = [ex.submit(r) for r in reqs]
+        assert [f.key.split("-")[0] for f in futures] == ["select", "select", "pipeline"]
+        assert ex.granularities == {"branch": 2, "request": 1}
+        for i in range(2):
+            Event(f"hold-{i}", client=client).set()
+        client.gather(holds)
+        answers = client.gather(futures)
+    assert [dataclasses.replace(a.value, cache={}) for a in answers] == [_core(c) for c in central]

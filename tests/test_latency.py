@@ -36,3 +36,15 @@ def test_latency_is_paid_on_a_miss_only(small, monkeypatch):
     assert miss["cache"] == {"prices": "miss", "news": "miss"}
     assert hit["cache"] == {"prices": "hit", "news": "hit"}
     assert slept == [0.05, 0.05]  # a cache hit pays no fetch latency
+
+
+def test_same_seed_request_and_stage_draw_the_same_delay(monkeypatch):
+    import stockdag.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline.time, "sleep", lambda s: None)  # the draw is the point, not the wait
+    lat = Latency("lognormal", 0.05, 0.5, seed=7)
+    first = [emulated_delay(lat, k) for k in ("prices|AAPL|2012-06-01", "news|AAPL|2012-06-01")]
+    again = [emulated_delay(lat, k) for k in ("prices|AAPL|2012-06-01", "news|AAPL|2012-06-01")]
+    assert first == again  # no clock in the seed: a rerun pays the same delays
+    assert first[0] != first[1]  # the stage (and request) are in the seed
+    assert emulated_delay(Latency("lognormal", 0.05, 0.5, seed=8), "prices|AAPL|2012-06-01") != first[0]

@@ -110,3 +110,13 @@ def test_auto_granularity_fuses_everything_on_one_thread_only():
     assert resolve_granularity("auto", 2) == "branch"
     assert resolve_granularity("auto", None) == "stage"  # nothing known about the cluster
     assert resolve_granularity("stage", 1) == "stage"  # an explicit choice is kept
+
+
+def test_load_granularity_stops_spreading_when_every_thread_is_busy():
+    from stockdag.pipeline import resolve_granularity
+
+    assert resolve_granularity("load", 2, 0) == resolve_granularity("load", 2, 1) == "branch"
+    assert resolve_granularity("load", 2, 2) == resolve_granularity("load", 2, 5) == "request"
+    assert resolve_granularity("load", 1, 0) == "request"
+    assert resolve_granularity("load", None, 9) == "stage"
+    assert resolve_granularity("auto", 2, 9) == "branch"  # auto ignores the load

@@ -1,4 +1,5 @@
 import datetime as dt
+import dataclasses
 
 import pytest
 
@@ -66,3 +67,18 @@ def test_malformed_symbol_touches_no_cache_or_source(monkeypatch):
 
     with pytest.raises(InvalidRequest):
         stockdag.predict("../../AAPL")
+
+
+@pytest.mark.parametrize("as_of", ["0001-01-01", "0002-01-01", "0003-12-31", "1677-01-01", "9999-12-31"])
+def test_dates_no_data_can_cover_are_one_line_422s_in_every_stage(as_of):
+    # C5's news window starts news_days before the as-of date: in years 1-3 that date does not exist
+    # (OverflowError); C1 rejects such dates, so no stage, in any executor order, meets them
+    from stockdag.errors import InsufficientHistory
+    from stockdag.pipeline import run_stages
+
+    with pytest.raises(InsufficientHistory) as info:
+        parse_request("AAPL", as_of)
+    assert info.value.http_status == 422 and "\n" not in info.value.message and as_of in info.value.message
+    ok = parse_request("AAPL", "2012-06-01")
+    with pytest.raises(InsufficientHistory):  # a request built without C1 is re-validated by the graph's C1
+        run_stages(dataclasses.replace(ok, as_of=dt.date.fromisoformat(as_of)))

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from .loadgen import ARRIVALS, BenchConfig, BenchResult, LoadRun, arun, probe_stockdag, result_from, run, write_records
 from .mix import DISTRIBUTIONS, RequestMix
-from .summary import PERCENTILES, RECORD_COLUMNS, Summary, histogram, percentiles, summarize
+from .summary import MIN_SAMPLES, PERCENTILES, RECORD_COLUMNS, Summary, histogram, percentiles, summarize, supported, supported_text
 
 __all__ = [
     "ARRIVALS", "BenchConfig", "BenchResult", "LoadRun", "arun", "result_from", "run", "probe_stockdag", "write_records",
     "DISTRIBUTIONS", "RequestMix", "PERCENTILES", "RECORD_COLUMNS", "Summary", "histogram", "percentiles",
-    "summarize",
+    "summarize", "MIN_SAMPLES", "supported", "supported_text",
 ]

@@ -23,7 +23,6 @@ import datetime as dt
 import json
 import math
 import sys
-import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -56,6 +55,9 @@ class BenchConfig:
         Measured seconds after the warm-up (ignored when ``requests`` is set).
     requests : int, optional
         Measured requests to send instead of a duration.
+    min_requests : int, optional
+        With ``duration``: keep sending past the duration until this many
+        measured requests were sent (a point needs enough samples).
     warmup : float
         Seconds of requests sent first and excluded from the summary.
     timeout : float
@@ -76,6 +78,7 @@ class BenchConfig:
     duration: float = 10.0
     requests: int | None = None
     warmup: float = 0.0
+    min_requests: int | None = None
     timeout: float = 10.0
     connections: int = 1000
     mix: RequestMix | None = None
@@ -128,7 +131,7 @@ def write_records(records: pd.DataFrame, path: str) -> None:
 
 
 def _error_kind(exc: BaseException) -> str:
-    if isinstance(exc, asyncio.TimeoutError):
+    if isinstance(exc, TimeoutError):
         return "timeout"
     if isinstance(exc, aiohttp.ClientConnectorError):
         return "connect"
@@ -137,8 +140,40 @@ def _error_kind(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def intended_times(cfg: BenchConfig):
+    """Open loop: the intended send time of every request (seconds from the start), in order.
+
+    Constant arrivals are ``i / rate``; Poisson arrivals have exponential gaps
+    drawn from ``cfg.seed``. The schedule ends at ``warmup + duration``, or once
+    ``requests`` measured (post-warm-up) times were given; a duration-bound
+    schedule also runs until ``min_requests`` measured times. The load generator
+    and the simulator (:mod:`stockdag.simulate`) both draw from here.
+    """
+    rng = np.random.default_rng(cfg.seed)
+    interval = 1.0 / cfg.rate
+    end = cfg.warmup + cfg.duration
+    i, t, measured = 0, 0.0, 0
+    while True:
+        if cfg.requests is not None:
+            if t >= cfg.warmup and measured >= cfg.requests:
+                return
+        elif t >= end and measured >= (cfg.min_requests or 0):
+            return
+        yield t
+        if t >= cfg.warmup:
+            measured += 1
+        i += 1
+        # i * interval, not a running sum: summed floats drift and add or drop a request at the end
+        t = i * interval if cfg.arrivals == "constant" else t + float(rng.exponential(interval))
+
+
 class LoadRun:
-    """The state of one run: schedule and records (``rows`` grows while it runs, so a live view can read it)."""
+    """The state of one run: schedule and records (``rows`` grows while it runs, so a live view can read it).
+
+    Times are read from the running event loop's clock (``loop.time()``), so
+    the scheduling logic runs unchanged on a virtual clock in tests; extend by
+    overriding :meth:`fetch` (what one request does) rather than :meth:`one`.
+    """
 
     def __init__(self, cfg: BenchConfig):
         self.cfg = cfg
@@ -149,6 +184,7 @@ class LoadRun:
         self.paths: list[str] = []
         self.measured_sent = 0
         self.done = 0
+        self.tasks: set[asyncio.Task] = set()  # this run's requests in flight (open loop), and nothing else
 
     def path(self, i: int) -> str:
         if self.cfg.mix is None:
@@ -157,63 +193,77 @@ class LoadRun:
             self.paths.extend(self.cfg.mix.paths(4096))
         return self.paths[i]
 
+    @staticmethod
+    def clock() -> float:
+        return asyncio.get_running_loop().time()
+
+    async def fetch(self, session: aiohttp.ClientSession, url: str) -> tuple[int, bytes]:
+        """Send one request; return (status, body). Raises on a connection failure."""
+        async with session.get(url) as resp:
+            return resp.status, await resp.read()
+
     async def one(self, session: aiohttp.ClientSession, i: int, intended: float) -> None:
         path = self.path(i)
-        clock = time.perf_counter
+        clock = self.clock
         sent = clock() - self.t0
-        status, error, trace = 0, "", None
+        status, error, body = 0, "", b""
         try:
-            async with session.get(self.base + path) as resp:
-                body = await resp.read()
-                status = resp.status
+            async with asyncio.timeout(self.cfg.timeout):
+                status, body = await self.fetch(session, self.base + path)
+            end = clock() - self.t0  # before any decoding: the response has arrived
             if status >= 400:
                 error = f"http_{status}"
-            elif b'"trace"' in body:
-                # only stockdag predictions carry a trace; others skip the JSON parse
-                try:
-                    trace = json.dumps(json.loads(body).get("trace"), separators=(",", ":"))
-                except (ValueError, AttributeError):
-                    trace = None
-        except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            end = clock() - self.t0
             error = _error_kind(exc)
-        end = clock() - self.t0
+        except asyncio.CancelledError:
+            # stopped while in flight: recorded with the time it had waited so far (the slowest requests)
+            end = clock() - self.t0
+            self._record(i, path, intended, sent, end, 0, "cancelled", None)
+            raise
+        trace = None
+        if not error and b'"trace"' in body:
+            # only stockdag predictions carry a trace; others skip the JSON parse
+            try:
+                trace = json.dumps(json.loads(body).get("trace"), separators=(",", ":"))
+            except (ValueError, AttributeError):
+                trace = None
+        self._record(i, path, intended, sent, end, status, error, trace)
+
+    def _record(self, i, path, intended, sent, end, status, error, trace) -> None:
         self.rows.append((i, path, intended, sent, end, status, error, end - intended, end - sent,
                           intended < self.cfg.warmup, trace))
         self.done += 1
 
+    def schedule(self):
+        """Intended send times (seconds from the start), in order, until the run's end."""
+        return intended_times(self.cfg)
+
     async def open_loop(self, session: aiohttp.ClientSession) -> None:
-        cfg = self.cfg
-        rng = np.random.default_rng(cfg.seed)
-        interval = 1.0 / cfg.rate
-        end = cfg.warmup + cfg.duration
-        tasks: set[asyncio.Task] = set()
-        i, t = 0, 0.0
-        clock = time.perf_counter
-        while True:
-            if cfg.requests is not None:
-                if t >= cfg.warmup and self.measured_sent >= cfg.requests:
-                    break
-            elif t >= end:
-                break
-            delay = self.t0 + t - clock()
-            # when behind schedule, still yield so the requests already started can progress
-            await asyncio.sleep(delay if delay > 0 else 0)
-            task = asyncio.create_task(self.one(session, i, t))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-            if t >= cfg.warmup:
-                self.measured_sent += 1
-            i += 1
-            # i * interval, not a running sum: summed floats drift and add or drop a request at the end
-            t = i * interval if cfg.arrivals == "constant" else t + float(rng.exponential(interval))
-        if tasks:
-            await asyncio.gather(*tasks)
+        clock = self.clock
+        try:
+            for i, t in enumerate(self.schedule()):
+                delay = self.t0 + t - clock()
+                # when behind schedule, still yield so the requests already started can progress
+                await asyncio.sleep(delay if delay > 0 else 0)
+                task = asyncio.create_task(self.one(session, i, t))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+                if t >= self.cfg.warmup:
+                    self.measured_sent += 1
+            if self.tasks:
+                await asyncio.gather(*self.tasks)
+        except asyncio.CancelledError:
+            for task in list(self.tasks):  # only this run's own requests
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+            raise
 
     async def closed_loop(self, session: aiohttp.ClientSession) -> None:
         cfg = self.cfg
         end = cfg.warmup + cfg.duration
         counter = iter(range(sys.maxsize))
-        clock = time.perf_counter
+        clock = self.clock
 
         async def user():
             while True:
@@ -223,10 +273,13 @@ class LoadRun:
                         if self.measured_sent >= cfg.requests:
                             return
                         self.measured_sent += 1
-                elif t >= end:
+                elif t >= end and self.measured_sent >= (cfg.min_requests or 0):
                     return
+                elif t >= cfg.warmup:
+                    self.measured_sent += 1
                 await self.one(session, next(counter), t)
 
+        # cancelling the gather cancels every user, and each records its request in flight as cancelled
         await asyncio.gather(*(user() for _ in range(cfg.users)))
 
     async def progress(self, total: int | None) -> None:
@@ -246,14 +299,16 @@ async def arun(cfg: BenchConfig, *, state: "LoadRun | None" = None, stop: asynci
     """Run one benchmark from async code.
 
     ``state`` lets a caller watch ``state.rows`` while the run goes on (the web
-    app does); setting ``stop`` ends the run early: the requests in flight are
-    cancelled (and not recorded), and the measured window ends at the stop
-    (``summary.extra["stopped_after"]``).
+    app does); setting ``stop`` ends the run early: this run's requests in
+    flight are cancelled and recorded with error ``cancelled`` and the time
+    they had waited, and the measured window ends at the stop
+    (``summary.extra["stopped_after"]``). Nothing else on the event loop is touched.
     """
     run = state if state is not None else LoadRun(cfg)
     limit = cfg.connections if cfg.loop == "open" else cfg.users
     connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, ttl_dns_cache=300)
-    timeout = aiohttp.ClientTimeout(total=cfg.timeout)
+    # the per-request timeout is enforced in LoadRun.one (on the loop's clock), not by the session
+    timeout = aiohttp.ClientTimeout(total=None)
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
     stopped_after = None
     async with aiohttp.ClientSession(connector=connector, timeout=timeout, raise_for_status=False,
@@ -266,7 +321,7 @@ async def arun(cfg: BenchConfig, *, state: "LoadRun | None" = None, stop: asynci
             elif cfg.rate is not None:
                 total = int(cfg.rate * (cfg.warmup + cfg.duration))
             ticker = asyncio.create_task(run.progress(total))
-        run.t0 = time.perf_counter()
+        run.t0 = run.clock()
         try:
             work = asyncio.ensure_future(run.open_loop(session) if cfg.loop == "open" else run.closed_loop(session))
             if stop is None:
@@ -275,14 +330,13 @@ async def arun(cfg: BenchConfig, *, state: "LoadRun | None" = None, stop: asynci
                 waiter = asyncio.ensure_future(stop.wait())
                 await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
                 if not work.done():
-                    stopped_after = time.perf_counter() - run.t0
-                # everything else on this loop (the schedule, requests in flight) ends before the session closes
-                others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and t is not ticker]
-                for t in others:
-                    t.cancel()
-                await asyncio.gather(*others, return_exceptions=True)
-                if stopped_after is None:
+                    stopped_after = run.clock() - run.t0
+                    work.cancel()
+                    await asyncio.gather(work, return_exceptions=True)
+                else:
                     work.result()  # re-raise a failure of the generator itself
+                waiter.cancel()
+                await asyncio.gather(waiter, return_exceptions=True)
         finally:
             if ticker is not None:
                 ticker.cancel()
@@ -296,8 +350,14 @@ def result_from(cfg: BenchConfig, rows: list[tuple], started: str, stopped_after
     measured = records[~records["warmup"].astype(bool)]
     if stopped_after is not None:
         duration = max(stopped_after - cfg.warmup, 1e-3)
-    elif cfg.requests is None:
+    elif cfg.requests is None and not cfg.min_requests:
         duration = cfg.duration
+    elif cfg.requests is None:  # ran past the duration until it had min_requests
+        if cfg.loop == "open":
+            duration = max(cfg.duration, len(measured) / cfg.rate)
+        else:
+            last = float(measured["intended"].max() - cfg.warmup) if len(measured) else 0.0
+            duration = max(cfg.duration, last)
     elif cfg.loop == "open":
         duration = len(measured) / cfg.rate
     else:
@@ -328,8 +388,41 @@ def run(cfg: BenchConfig) -> BenchResult:
         return pool.submit(asyncio.run, arun(cfg)).result()
 
 
-async def probe_stockdag(url: str, timeout: float = 5.0) -> list[str] | None:
+#: seconds a client waits beyond a stockdag server's deadline, so the server's own 504 arrives first
+DEADLINE_GRACE = 5.0
+#: per-request timeout when the server does not say its deadline (the sweep's default as well)
+DEFAULT_TIMEOUT = 30.0
+
+
+def default_timeout(health: dict | None) -> float:
+    """A client timeout just past the server's deadline (its 504 says "overloaded"), else :data:`DEFAULT_TIMEOUT`."""
+    deadline = (health or {}).get("deadline")
+    if isinstance(deadline, (int, float)) and deadline > 0:
+        return float(deadline) + DEADLINE_GRACE
+    return DEFAULT_TIMEOUT
+
+
+async def stockdag_health(url: str, timeout: float = 5.0) -> dict | None:
+    """The ``/health`` answer of a stockdag server at base URL ``url`` (None for anything else)."""
+    parts = urlsplit(url)
+    if parts.path not in ("", "/") or parts.query:
+        return None
+    base = f"{parts.scheme}://{parts.netloc}"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as s:
+        try:
+            async with s.get(base + "/health") as r:
+                health = await r.json(content_type=None) if r.status == 200 else None
+        except (asyncio.TimeoutError, aiohttp.ClientError, ValueError):
+            return None
+    return health if isinstance(health, dict) and health.get("service") == "stockdag" else None
+
+
+async def probe_stockdag(url: str, timeout: float = 5.0) -> list[str] | dict[str, dict | None] | None:
     """If ``url`` is a stockdag server's base URL, return its symbols; else None.
+
+    A server that reports each symbol's valid as-of range gives
+    ``{symbol: {"first", "last"} | None}``, which :class:`RequestMix` takes as
+    its symbols to draw only answerable requests by default.
 
     A base URL (no path) whose ``/health`` says ``"service": "stockdag"`` is a
     stockdag server; anything else is requested as given.
@@ -349,6 +442,8 @@ async def probe_stockdag(url: str, timeout: float = 5.0) -> list[str] | None:
         except (asyncio.TimeoutError, aiohttp.ClientError, ValueError):
             return None
     symbols = body.get("symbols") if isinstance(body, dict) else None
+    if symbols and isinstance(body.get("as_of"), dict):  # each symbol's valid as-of range: the mix draws within them
+        return {str(x): body["as_of"].get(x) for x in symbols}
     return [str(x) for x in symbols] if symbols else None
 
 

@@ -1,6 +1,7 @@
 """The request mix: which symbol and as-of date each request asks for, drawn uniformly or Zipf-skewed, seeded."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -29,8 +30,12 @@ class RequestMix:
 
     Parameters
     ----------
-    symbols : list of str
-        Symbols to ask for.
+    symbols : list of str, or mapping of str to {"first", "last"} or None
+        Symbols to ask for. A mapping is a server's valid as-of ranges (its
+        ``/symbols``, as :func:`~stockdag.bench.probe_stockdag` returns it):
+        then only answerable requests are drawn (symbols with no range are
+        left out, and a date outside a symbol's range is drawn again within
+        it). A list is taken as given, so an explicit choice still gets its 422s.
     start, end : str
         As-of dates are business days in ``[start, end]``.
     distribution : {"uniform", "zipf"}
@@ -39,7 +44,7 @@ class RequestMix:
     seed : int
     """
 
-    symbols: list[str]
+    symbols: list[str] | Mapping
     start: str = "2011-01-03"
     end: str = "2012-12-31"
     distribution: str = "uniform"
@@ -53,14 +58,38 @@ class RequestMix:
         self._dates = [d.date().isoformat() for d in pd.bdate_range(self.start, self.end)]
         if not self._dates:
             raise ValueError(f"no business days between {self.start} and {self.end}")
+        self._ranges = None
+        if isinstance(self.symbols, Mapping):
+            given = dict(self.symbols)
+            first, last = self._dates_sorted_bounds()
+            self._ranges = {s: (r["first"], r["last"]) for s, r in given.items()
+                            if r and r["first"] <= last and r["last"] >= first}
+            self.symbols = [s for s in given if s in self._ranges]
+            if not self.symbols:
+                raise ValueError(f"the server can answer none of {', '.join(given)} between {self.start} and {self.end}")
         # permute first, so which items are hot depends on the seed, not on list order
         self._symbols = list(self._rng.permutation(self.symbols))
         self._dates = list(self._rng.permutation(self._dates))
         self._ps = _weights(len(self._symbols), self.distribution, self.s)
         self._pd = _weights(len(self._dates), self.distribution, self.s)
+        self._valid = {}
+        if self._ranges:
+            # a symbol's dates within its range, with the mix's weights renormalised (the draw given it is valid)
+            for sym, (lo, hi) in self._ranges.items():
+                idx = np.array([j for j, d in enumerate(self._dates) if lo <= d <= hi])
+                self._valid[sym] = (idx, self._pd[idx] / self._pd[idx].sum())
+
+    def _dates_sorted_bounds(self) -> tuple[str, str]:
+        return min(self._dates), max(self._dates)
 
     def paths(self, n: int) -> list[str]:
         """The next ``n`` request paths."""
         si = self._rng.choice(len(self._symbols), size=n, p=self._ps)
         di = self._rng.choice(len(self._dates), size=n, p=self._pd)
+        for k in range(n) if self._ranges else ():
+            sym = self._symbols[si[k]]
+            lo, hi = self._ranges[sym]
+            if not lo <= self._dates[di[k]] <= hi:
+                idx, p = self._valid[sym]
+                di[k] = self._rng.choice(idx, p=p)
         return [f"/predict/{quote(self._symbols[i])}?as_of={self._dates[j]}" for i, j in zip(si, di)]

@@ -23,6 +23,11 @@ class Summary:
     ``latency_ms`` is counted from each request's *intended* send time (open
     loop; in closed loop intended and actual send times coincide) and covers
     successful responses (status < 400); every other outcome is in ``errors``.
+    ``latency_all_ms`` covers every measured request: a failed one counts with
+    the time it took (a timeout at least the timeout), a ``cancelled`` one
+    (stopped while in flight) with the time it had waited, so failures cannot
+    make the percentiles look better. ``warnings`` say in words what the
+    numbers imply (an overloaded server, percentiles the sample cannot support).
     ``service_ms`` is counted from the actual send time, so the gap between
     the two shows queueing that a closed-loop client would not see.
     """
@@ -46,6 +51,9 @@ class Summary:
     hdr: str
     started: str = ""
     extra: dict = field(default_factory=dict)
+    latency_all_ms: dict[str, float] = field(default_factory=dict)
+    hdr_all: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -58,11 +66,56 @@ class Summary:
             + f", {self.duration:g} s measured after {self.warmup:g} s warm-up, timeout {self.timeout:g} s",
             f"  requests {self.requests}, ok {self.ok}, errors {sum(self.errors.values())}"
             + (" (" + ", ".join(f"{k} {v}" for k, v in sorted(self.errors.items())) + ")" if self.errors else ""),
-            f"  offered {self.offered_rate:.1f} req/s, achieved throughput {self.throughput:.1f} ok/s",
-            "  latency (ms, from intended send time): " + "  ".join(f"{k} {v:.2f}" for k, v in self.latency_ms.items()),
-            "  service time (ms, from actual send):   " + "  ".join(f"{k} {v:.2f}" for k, v in self.service_ms.items()),
+            # closed loop offers no rate: what it sent per second is the users' pace, set by the server
+            f"  {'offered' if self.loop == 'open' else 'sent'} {self.offered_rate:.1f} req/s, "
+            f"achieved throughput {self.throughput:.1f} ok/s",
+            f"  latency, ok only (ms, from intended send):      {supported_text(self.latency_ms, self.ok)}",
+            f"  latency, all requests (ms, failures included): {supported_text(self.latency_all_ms, self.requests)}",
+            f"  service time, ok only (ms, from actual send):  {supported_text(self.service_ms, self.ok)}",
         ]
+        lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
+
+
+#: smallest sample whose percentile is more than its maximum (p99 of fewer than 100 values is the max)
+MIN_SAMPLES = {"p99": 100, "p99.9": 1000}
+
+
+def supported(pcts: dict[str, float], n: int) -> dict[str, float]:
+    """The percentiles a sample of ``n`` supports (p99 needs n >= 100, p99.9 n >= 1000); max and mean stay."""
+    return {k: v for k, v in pcts.items() if n >= MIN_SAMPLES.get(k, 0)}
+
+
+def supported_text(pcts: dict[str, float], n: int) -> str:
+    """``p50 .. p90 .. max of 37 ..``: percentiles only where the sample supports them."""
+    if not pcts or n == 0:
+        return "none"
+    keep = supported(pcts, n)
+    parts = [f"{k} {v:.2f}" for k, v in keep.items() if k not in ("max", "mean")]
+    parts.append(f"max of {n} {keep['max']:.2f}" if len(keep) < len(pcts) else f"max {keep['max']:.2f}")
+    parts.append(f"mean {keep['mean']:.2f}")
+    return "  ".join(parts)
+
+
+#: error kinds that say the server did not keep up (rather than that a request was wrong)
+OVERLOAD_KINDS = ("timeout", "http_503", "http_504")
+
+
+def overload_warnings(*, loop: str, rate: float | None, requests: int, ok: int, errors: dict[str, int],
+                      throughput: float) -> list[str]:
+    """Plain words when most requests failed because the server did not keep up."""
+    over = sum(errors.get(k, 0) for k in OVERLOAD_KINDS)
+    if not requests or over == 0 or over < 0.1 * requests:
+        return []
+    what = ", ".join(f"{errors[k]} {'timed out' if k == 'timeout' else 'answered ' + k[5:]}"
+                     for k in OVERLOAD_KINDS if errors.get(k))
+    if loop == "open" and rate:
+        suggest = 0.8 * throughput if throughput > 0 else rate / 4
+        suggest = float(f"{suggest:.1g}") if suggest < 1 else round(suggest, 1)
+        return [f"{what} of {requests}: the offered rate ({rate:g} req/s) exceeds what the server answers "
+                f"({throughput:.2f} ok/s); try --rate {suggest:g}, or a longer --timeout"]
+    return [f"{what} of {requests}: the server does not answer this many users in time; try fewer --users, "
+            "or a longer --timeout"]
 
 
 def histogram(seconds) -> HdrHistogram:
@@ -93,20 +146,38 @@ def summarize(records: pd.DataFrame, *, url: str, loop: str, rate: float | None,
     is later (so a light load is not over-counted by a short span, and a
     saturated server is charged for the backlog it drains after the window).
     """
-    m = records[~records["warmup"]]
-    ok_mask = m["error"] == ""
+    m = records[~records["warmup"].astype(bool)]
+    errors_col = m["error"].fillna("")
+    ok_mask = errors_col == ""
     ok = m[ok_mask]
     h = histogram(ok["latency"])
-    errors = Counter(m.loc[~ok_mask, "error"])
+    h_all = histogram(all_latencies(m, timeout))
+    errors = Counter(errors_col[~ok_mask])
     span = max(float(m["end"].max()), warmup + duration) - warmup if len(m) else 0.0
+    throughput = len(ok) / span if span else 0.0
+    warnings = overload_warnings(loop=loop, rate=rate, requests=len(m), ok=len(ok), errors=dict(errors),
+                                 throughput=throughput)
+    if 0 < len(m) < MIN_SAMPLES["p99"]:
+        warnings.append(f"{len(m)} measured requests: p99 needs at least {MIN_SAMPLES['p99']}, so the tail is "
+                        f"given as the max of {len(m)}")
     return Summary(
         url=url, loop=loop, rate=rate, users=users, arrivals=arrivals, duration=duration, warmup=warmup,
         timeout=timeout, requests=len(m), ok=len(ok), errors=dict(errors),
         offered_rate=len(m) / duration if duration > 0 else 0.0,
-        throughput=len(ok) / span if span else 0.0,
+        throughput=throughput,
         latency_ms=percentiles(h),
         service_ms=percentiles(histogram(ok["service_time"])),
         generator_lag_ms=percentiles(histogram((m["sent"] - m["intended"]).clip(lower=0))),
         hdr=h.encode().decode() if h.get_total_count() else "",
         started=started,
+        latency_all_ms=percentiles(h_all),
+        hdr_all=h_all.encode().decode() if h_all.get_total_count() else "",
+        warnings=warnings,
     )
+
+
+def all_latencies(m: pd.DataFrame, timeout: float):
+    """Every request's latency in seconds: failures with the time they took, a timeout at least the timeout."""
+    lat = m["latency"].astype(float)
+    timed_out = m["error"].fillna("") == "timeout"
+    return lat.where(~timed_out, lat.clip(lower=timeout))

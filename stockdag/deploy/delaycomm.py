@@ -37,6 +37,10 @@ from tornado.iostream import StreamClosedError
 
 SCHEME = "delaytcp"
 
+#: this process's last delayed messages, (delay, written, due, sent) in ``time.monotonic()`` seconds: the
+#: comm's own account of what it held back and for how long (tests read it instead of timing round trips)
+RECORDS: collections.deque = collections.deque(maxlen=10_000)
+
 
 def link_delay() -> float:
     """This process's added delay, in seconds, from ``stockdag.deploy.link_delay`` (0 when unset)."""
@@ -65,14 +69,14 @@ class DelayedTCP(TCP):
             frame_split_size=self.max_shard_size,
         )
         frames, frames_nbytes, total = _add_frames_header(frames)
-        self._queue.append((due, frames, frames_nbytes))
+        self._queue.append((due, frames, frames_nbytes, due - self.delay))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.ensure_future(self._drain())
         return total
 
     async def _drain(self) -> None:
         while self._queue:
-            due, frames, frames_nbytes = self._queue[0]
+            due, frames, frames_nbytes, written = self._queue[0]
             wait = due - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
@@ -85,6 +89,7 @@ class DelayedTCP(TCP):
                 for nbytes, frame in zip(frames_nbytes, frames):
                     if nbytes:
                         stream.write(ensure_memoryview(frame))
+                RECORDS.append((self.delay, written, due, time.monotonic()))
             except StreamClosedError as exc:
                 self.stream = None
                 self._closed = True

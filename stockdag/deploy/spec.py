@@ -285,7 +285,9 @@ def load_spec(spec) -> ClusterSpec:
         try:
             raw = yaml.safe_load(f)
         except yaml.YAMLError as exc:
-            raise SpecError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+            mark = getattr(exc, "problem_mark", None)  # where the parser stopped: the user needs the line
+            where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            raise SpecError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', None) or str(exc).splitlines()[0]}") from None
     try:
         return parse_spec(raw, source=path)
     except SpecError as exc:

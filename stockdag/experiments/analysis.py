@@ -13,8 +13,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..bench.summary import MIN_SAMPLES
 from ..pipeline import spec_for_ids
 from ..pipeline import stage_table as pipeline_table
+
+#: a point whose CPU-speed probe took this much longer than the run's median ran on a slowed machine
+SLOW_MACHINE = 1.15
 
 
 @dataclass
@@ -39,13 +43,15 @@ def load_run(folder: str) -> RunData:
         rec = rec[~rec["warmup"].astype(bool)].copy()
         for k, v in (("point", meta["point"]), ("label", meta["config"]["label"]), ("mode", meta["config"]["mode"]),
                      ("workers", meta["config"]["workers"]), ("strategy", meta["config"]["strategy"]),
-                     ("loop", meta["loop"]), ("load", meta["load"]), ("repeat", meta["repeat"])):
+                     ("loop", meta["loop"]), ("load", meta["load"]), ("repeat", meta["repeat"]),
+                     ("capacity", (meta.get("probe") or {}).get("capacity"))):
             rec[k] = v
         frames.append(rec)
         rows.append(meta)
     from .sweep import summarize_run
 
-    summary = summarize_run(folder)  # always from the raw records: summary.csv is an output, never an input
+    # always from the raw records: summary.csv is an output, never an input; reading a run never changes it
+    summary = summarize_run(folder, write=False)
     # keep the sweep's own order of configurations (the parameter file's), not file-name order
     order = {c["label"]: i for i, c in enumerate(config.get("configurations", []))}
     if len(summary):
@@ -111,6 +117,13 @@ def limits(records: pd.DataFrame, config: dict) -> dict:
     work = float(sum(costs.values()))
     cores = config.get("machine", {}).get("cores") or 1
     capacity = config.get("machine", {}).get("parallel_capacity") or cores
+    measured = records.groupby("point")["capacity"].first().dropna() if "capacity" in records else pd.Series([], dtype=float)
+    capacity_range = None
+    if len(measured):
+        # re-measured per block: the bound uses the best the machine showed, so no measured throughput can
+        # exceed it merely because the capacity was taken at a slow moment
+        capacity_range = (float(measured.min()), float(measured.median()), float(measured.max()))
+        capacity = capacity_range[2]
     spec_path = config.get("params", {}).get("cluster")
     if spec_path and os.path.exists(spec_path):
         from ..deploy import load_spec
@@ -122,7 +135,7 @@ def limits(records: pd.DataFrame, config: dict) -> dict:
             capacity = min(capacity, float(sum(shares)))
     return {
         "stage_costs_s": costs, "total_work_s": work, "critical_path_s": cp, "critical_path": path,
-        "cores": cores, "parallel_capacity": capacity,
+        "cores": cores, "parallel_capacity": capacity, "capacity_range": capacity_range,
         "throughput_bound_rps": capacity / work,  # every core busy with stage work, no overhead
         "latency_speedup_bound": work / cp,  # a request can go no faster than its critical path
     }
@@ -144,11 +157,44 @@ def aggregate(summary: pd.DataFrame) -> pd.DataFrame:
     for (label, loop, load), g in summary.groupby(["label", "loop", "load"], sort=False):
         row = {"label": label, "mode": g["mode"].iloc[0], "workers": int(g["workers"].iloc[0]),
                "strategy": g["strategy"].iloc[0], "loop": loop, "load": load, "repeats": len(g)}
-        for col in ("offered_rate", "throughput", "p50_ms", "p90_ms", "p99_ms", "max_ms", "errors"):
+        for col in ("offered_rate", "throughput", "p50_ms", "p90_ms", "p99_ms", "max_ms", "errors",
+                    "all_p50_ms", "all_p99_ms", "all_max_ms"):
             if col in g:
                 row[col], row[col + "_ci"] = ci95(g[col])
+        # the smallest sample over the repeats decides whether a p99 can be given at all
+        row["n"] = int(g["requests"].min()) if "requests" in g else 0
+        row["n_ok"] = int(g["ok"].min()) if "ok" in g else 0
+        row["tail_ms"] = row.get("p99_ms") if row["n_ok"] >= MIN_SAMPLES["p99"] else row.get("max_ms")
+        row["tail_ci"] = row.get("p99_ms_ci") if row["n_ok"] >= MIN_SAMPLES["p99"] else row.get("max_ms_ci")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def tail_text(p99: float, mx: float, n: int) -> str:
+    """``p99 812`` where ``n`` supports a p99 (n >= 100), else ``max of 37: 812`` (a p99 of fewer is the max)."""
+    if n >= MIN_SAMPLES["p99"]:
+        return f"p99 {p99:.0f}"
+    return f"max of {n}: {mx:.0f}"
+
+
+def drift(summary: pd.DataFrame) -> dict:
+    """The CPU-speed probes of a run: their spread, and the points measured on a machine > 15% slower than its median.
+
+    Runs from before the probes existed have none: ``{"probes": 0}``.
+    """
+    if "probe_s" not in summary or summary["probe_s"].isna().all():
+        return {"probes": 0}
+    probe = summary["probe_s"].astype(float)
+    med = float(probe.median())
+    slow = summary[probe > SLOW_MACHINE * med]
+    return {
+        "probes": int(probe.notna().sum()), "median_s": med, "min_s": float(probe.min()), "max_s": float(probe.max()),
+        "spread": float(probe.max() / probe.min()),
+        "slow_points": [{"point": r["point"], "label": r["label"], "load": r["load"], "repeat": int(r["repeat"]),
+                         "slower_pct": 100 * (float(r["probe_s"]) / med - 1)} for _, r in slow.iterrows()],
+        "capacity": (None if "capacity" not in summary or summary["capacity"].isna().all()
+                     else (float(summary["capacity"].min()), float(summary["capacity"].max()))),
+    }
 
 
 def saturation(agg: pd.DataFrame) -> pd.DataFrame:
@@ -164,7 +210,12 @@ def saturation(agg: pd.DataFrame) -> pd.DataFrame:
                      "max_throughput": float(best["throughput"]), "max_throughput_ci": float(best.get("throughput_ci", 0.0)),
                      "knee_rate": float(kept["load"].max()) if not kept.empty else float("nan"),
                      "p50_low_load_ms": float(low["p50_ms"]), "p50_low_load_ms_ci": float(low.get("p50_ms_ci", 0.0)),
-                     "p99_low_load_ms": float(low["p99_ms"])})
+                     "p99_low_load_ms": float(low["p99_ms"]), "max_low_load_ms": float(low["max_ms"]),
+                     "n_low_load": int(low.get("n_ok", 0)),
+                     "all_p50_low_load_ms": float(low.get("all_p50_ms", np.nan)),
+                     "all_tail_low_load_ms": float(low.get("all_p99_ms", np.nan) if low.get("n", 0) >= MIN_SAMPLES["p99"]
+                                                   else low.get("all_max_ms", np.nan)),
+                     "n_all_low_load": int(low.get("n", 0))})
     return pd.DataFrame(rows)
 
 

@@ -59,6 +59,16 @@ def _spin(n: int) -> float:
     return time.perf_counter() - t
 
 
+def speed_probe(n: int = 300_000, rounds: int = 3) -> float:
+    """Seconds of a short fixed CPU-bound loop (best of ``rounds``; ~20-60 ms in all).
+
+    Recorded beside every sweep point: on a shared host the same loop takes
+    longer while other work competes for the cores, so the probe's spread over
+    a run shows how much the machine drifted, and which points ran slow.
+    """
+    return round(min(_spin(n) for _ in range(rounds)), 6)
+
+
 def parallel_capacity(processes: int | None = None, n: int = 4_000_000, rounds: int = 3) -> float:
     """Measured speed-up of ``processes`` CPU-bound processes over one (best of ``rounds``)."""
     processes = processes or os.cpu_count() or 1

@@ -85,11 +85,14 @@ def p99_vs_load(agg: pd.DataFrame, lim: dict, path: str) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label in labels:
         d = g[g["label"] == label]
-        ax.errorbar(d["offered_rate"], d["p99_ms"], yerr=d["p99_ms_ci"], marker="o", capsize=3, color=colors[label], label=label)
+        # tail_ms is the p99 where a point has >= 100 requests, else their max (hollow markers)
+        ax.errorbar(d["offered_rate"], d["tail_ms"], yerr=d["tail_ci"], marker="o", capsize=3, color=colors[label], label=label)
+        few = d[d["n_ok"] < 100]
+        ax.scatter(few["offered_rate"], few["tail_ms"], s=60, facecolors="white", edgecolors=colors[label], zorder=3)
     if lim.get("critical_path_s"):
         ax.axhline(1000 * lim["critical_path_s"], color="black", ls="--", label=f"critical path {1000 * lim['critical_path_s']:.0f} ms")
     ax.set_yscale("log")
-    _finish(fig, ax, path, "offered load (req/s)", "p99 latency (ms, log)", "Tail latency vs load", which="both")
+    _finish(fig, ax, path, "offered load (req/s)", "p99 latency (ms, log; hollow: max of n < 100)", "Tail latency vs load", which="both")
 
 
 def speedup(sat: pd.DataFrame, lim: dict, path: str) -> None:
@@ -187,7 +190,7 @@ def bokeh_page(agg: pd.DataFrame, records: pd.DataFrame, lim: dict, path: str, t
     color = {lab: Category10_10[i % 10] for i, lab in enumerate(labels)}
     tp = figure(title="Throughput vs offered load", x_axis_label="offered req/s", y_axis_label="achieved req/s",
                 width=800, height=350, tools="pan,wheel_zoom,box_zoom,reset,save")
-    p99 = figure(title="p99 latency vs offered load", x_axis_label="offered req/s", y_axis_label="p99 ms",
+    p99 = figure(title="p99 latency vs offered load (the max where a point has < 100 requests)", x_axis_label="offered req/s", y_axis_label="p99 (or max of n) ms",
                  y_axis_type="log", width=800, height=350, tools="pan,wheel_zoom,box_zoom,reset,save")
     cdf = figure(title="Latency CDF (lowest load)", x_axis_label="latency ms", y_axis_label="fraction",
                  width=800, height=350, tools="pan,wheel_zoom,box_zoom,reset,save")
@@ -195,8 +198,8 @@ def bokeh_page(agg: pd.DataFrame, records: pd.DataFrame, lim: dict, path: str, t
         d = agg[agg["label"] == lab].sort_values("load")
         tp.line(d["offered_rate"], d["throughput"], color=color[lab], legend_label=lab)
         tp.scatter(d["offered_rate"], d["throughput"], color=color[lab], size=7)
-        p99.line(d["offered_rate"], d["p99_ms"], color=color[lab], legend_label=lab)
-        p99.scatter(d["offered_rate"], d["p99_ms"], color=color[lab], size=7)
+        p99.line(d["offered_rate"], d["tail_ms"], color=color[lab], legend_label=lab)  # p99, or max where n < 100
+        p99.scatter(d["offered_rate"], d["tail_ms"], color=color[lab], size=7)
         r = records[(records["label"] == lab) & (records["status"] == 200)]
         if len(r):
             low = np.sort(r[r["load"] == r["load"].min()]["latency"].to_numpy()) * 1000

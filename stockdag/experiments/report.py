@@ -6,6 +6,7 @@ import os
 
 import pandas as pd
 
+from ..bench.summary import MIN_SAMPLES
 from . import analysis, plots
 
 CHARTS = {
@@ -39,7 +40,8 @@ def answer(sat: pd.DataFrame, lim: dict, machine: dict) -> list[str]:
     b = base.iloc[0]
     dist = sat[sat["mode"] == "distributed"]
     rep = sat[sat["mode"] == "replicated"]
-    cores, cap = machine.get("cores"), machine.get("parallel_capacity")
+    # the capacity the bound was computed with (re-measured per block in newer runs), not only the one at the start
+    cores, cap = machine.get("cores"), lim.get("parallel_capacity", machine.get("parallel_capacity"))
     out.append(f"Centralized baseline: {b['max_throughput']:.2f} req/s at best, p50 {b['p50_low_load_ms']:.0f} ms at the lowest load.")
     if not dist.empty:
         best_t = dist.loc[dist["max_throughput"].idxmax()]
@@ -49,6 +51,9 @@ def answer(sat: pd.DataFrame, lim: dict, machine: dict) -> list[str]:
                    f"({best_t['label']}) reached {best_t['max_throughput']:.2f} req/s = "
                    f"{best_t['max_throughput'] / b['max_throughput']:.2f}x centralized, against a bound of "
                    f"{_fmt(lim.get('throughput_bound_rps'))} req/s ({cap} effective of {cores} cores).")
+        why = bound_exceeded(sat, lim)
+        if why:
+            out.append(why)
         lverdict = "lower" if best_l["p50_low_load_ms"] < 0.95 * b["p50_low_load_ms"] else "not lower"
         out.append(f"Latency: the best distributed p50 at low load ({best_l['label']}, {best_l['p50_low_load_ms']:.0f} ms) is "
                    f"{lverdict} than centralized ({b['p50_low_load_ms'] / best_l['p50_low_load_ms']:.2f}x speed-up; "
@@ -68,9 +73,64 @@ def answer(sat: pd.DataFrame, lim: dict, machine: dict) -> list[str]:
         r = rep.loc[rep["max_throughput"].idxmax()]
         out.append(f"Replicated baseline ({r['label']}, whole requests on separate processes): "
                    f"{r['max_throughput']:.2f} req/s = {r['max_throughput'] / b['max_throughput']:.2f}x centralized.")
-    if not dist.empty and cores and int(dist["workers"].max()) > cores:
-        out.append(f"Caveat: configurations with more workers than the {cores} cores share cores; they can only add overhead here.")
     return out
+
+
+def bound_exceeded(sat: pd.DataFrame, lim: dict) -> str | None:
+    """Why a measured throughput lies above the core bound, when one does (never left without a word)."""
+    bound = lim.get("throughput_bound_rps")
+    if not bound or sat.empty:
+        return None
+    over = sat[sat["max_throughput"] > bound]
+    if over.empty:
+        return None
+    names = ", ".join(f"{r['label']} {r['max_throughput']:.3f}" for _, r in over.iterrows())
+    return (f"Above the bound: {names} req/s exceed {bound:.3f} req/s. The bound divides the best measured parallel "
+            f"capacity ({lim.get('parallel_capacity')}) by the stage work per request measured in the centralized points "
+            f"({lim.get('total_work_s', float('nan')):.2f} s); on a shared machine both are taken at other moments than "
+            "the throughput (see Measurement conditions), and stage times include waiting for a core, so the bound is an "
+            "estimate here, not a limit.")
+
+
+def oversubscribed(sat: pd.DataFrame, machine: dict) -> str | None:
+    """A warning when some configuration runs more processes than the machine has cores (as the demo says)."""
+    cores = machine.get("cores")
+    if sat.empty or not cores:
+        return None
+    many = sat[(sat["mode"] != "centralized") & (sat["workers"] > cores)]
+    if many.empty:
+        return None
+    return (f"{', '.join(many['label'])}: {int(many['workers'].max())} worker processes on {cores} cores share the cores, "
+            f"so throughput cannot scale past {cores}x; such configurations can only add overhead on this machine.")
+
+
+def conditions(run, d: dict) -> list[str]:
+    """The measurement conditions: run order, CPU-speed probe spread, slowed points, capacity per block."""
+    order = run.config.get("order")
+    lines = []
+    if order:
+        lines.append("Configurations ran in a seeded random order within each repeat: "
+                     + "; ".join(f"repeat {i}: " + ", ".join(o) for i, o in enumerate(order)) + ".")
+    else:
+        lines.append("This run predates interleaving: its configurations ran one after another in a fixed order, so "
+                     "a drift of the machine during the run shows as a difference between configurations.")
+    if not d.get("probes"):
+        lines.append("This run has no CPU-speed probes (recorded before they existed): how fast the machine was at each "
+                     "point cannot be checked, and its capacity was measured once, at the start.")
+        return lines
+    lines.append(f"CPU-speed probe over {d['probes']} points: median {1000 * d['median_s']:.1f} ms, range "
+                 f"{1000 * d['min_s']:.1f}-{1000 * d['max_s']:.1f} ms (slowest/fastest {d['spread']:.2f}x).")
+    if d.get("capacity"):
+        lines.append(f"Parallel capacity re-measured per block: {d['capacity'][0]:g}-{d['capacity'][1]:g}x.")
+    slow = d["slow_points"]
+    if slow:
+        lines.append(f"Measured while the machine was more than {100 * (analysis.SLOW_MACHINE - 1):.0f}% slower than its "
+                     "median (compare these with care): " + ", ".join(
+                         f"{p['label']} at {p['load']:g} (repeat {p['repeat']}, +{p['slower_pct']:.0f}%)" for p in slow) + ".")
+    else:
+        lines.append(f"No point was measured while the machine was more than {100 * (analysis.SLOW_MACHINE - 1):.0f}% "
+                     "slower than its median.")
+    return lines
 
 
 def predictions(lim: dict) -> list[str]:
@@ -101,6 +161,7 @@ def build(folder: str) -> dict:
     sat = analysis.saturation(agg)
     lim = analysis.limits(run.records, run.config)
     stages = analysis.stage_table(run.records)
+    drift = analysis.drift(run.summary)
     charts = os.path.join(folder, "charts")
     os.makedirs(charts, exist_ok=True)
     plots.latency_cdf(run.records, os.path.join(charts, "latency_cdf.png"))
@@ -110,6 +171,7 @@ def build(folder: str) -> dict:
     plots.gantt(stages, os.path.join(charts, "gantt.png"))
     plots.stage_costs(stages, os.path.join(charts, "stages.png"))
     plots.bokeh_page(agg, run.records, lim, os.path.join(charts, "charts.html"), f"stockdag run {run.config['run_id']}")
+    run.summary.to_csv(os.path.join(folder, "summary.csv"), index=False)
     agg.to_csv(os.path.join(folder, "aggregate.csv"), index=False)
     sat.to_csv(os.path.join(folder, "saturation.csv"), index=False)
 
@@ -125,8 +187,20 @@ def build(folder: str) -> dict:
     table["max_throughput"] = [ci(v, h, ".2f") for v, h in zip(table["max_throughput"], table["max_throughput_ci"])]
     table["p50_low_load_ms"] = [ci(v, h, ".0f") for v, h in zip(table["p50_low_load_ms"], table["p50_low_load_ms_ci"])]
     table["knee_rate"] = table["knee_rate"].round(2)
-    table["p99_low_load_ms"] = table["p99_low_load_ms"].round(0)
-    table = table.drop(columns=["max_throughput_ci", "p50_low_load_ms_ci"])
+    table["tail_low_load_ms"] = [analysis.tail_text(p, mx, n) for p, mx, n in
+                                 zip(table["p99_low_load_ms"], table["max_low_load_ms"], table["n_low_load"])]
+    table["all_requests_low_load_ms"] = [
+        f"p50 {a:.0f}, " + (f"p99 {t:.0f}" if n >= MIN_SAMPLES["p99"] else f"max of {n}: {t:.0f}")
+        if a == a else "n/a"
+        for a, t, n in zip(table["all_p50_low_load_ms"], table["all_tail_low_load_ms"], table["n_all_low_load"])]
+    slow = {}
+    for point in drift.get("slow_points", []):
+        slow[point["label"]] = slow.get(point["label"], 0) + 1
+    if drift.get("probes"):
+        # points of this configuration measured while the machine was > 15% slower than its median
+        table["slowed_points"] = [slow.get(label, 0) for label in table["label"]]
+    table = table.drop(columns=["max_throughput_ci", "p50_low_load_ms_ci", "p99_low_load_ms", "max_low_load_ms",
+                                "n_low_load", "all_p50_low_load_ms", "all_tail_low_load_ms", "n_all_low_load"])
     costs = lim.get("stage_costs_s", {})
     lines = [
         f"# stockdag run {run.config['run_id']}",
@@ -155,7 +229,15 @@ def build(folder: str) -> dict:
         "",
         "`max_throughput`: best achieved req/s over the load levels (mean over repeats, ± the 95% t interval when "
         "there are repeats); `knee_rate`: highest offered "
-        "rate still served at >= 90%; latencies from each request's intended send time (open loop), lowest load level.",
+        "rate still served at >= 90%; latencies from each request's intended send time (open loop), lowest load level; "
+        "`p50_low_load_ms` and `tail_low_load_ms` cover successful requests, `all_requests_low_load_ms` every request "
+        "(a failure counts with the time it took, a timeout at least the timeout). A p99 is given only where a point "
+        f"has at least {MIN_SAMPLES['p99']} requests; below that the tail is the max of the n requests. "
+        "`slowed_points`: points measured while the CPU-speed probe was more than 15% slower than the run's median.",
+        "",
+        "## Measurement conditions",
+        "",
+        *[f"- {s}" for s in conditions(run, drift)],
         "",
         "## Physical limits (from the measured stage costs)",
         "",
@@ -175,17 +257,23 @@ def build(folder: str) -> dict:
         "",
         "## Caveats",
         "",
+        *([f"- {warn}"] if (warn := oversubscribed(sat, m)) else []),
+        *([f"- {why}"] if (why := bound_exceeded(sat, lim)) and base.empty else []),
         "- One host: distributed workers are processes on the same cores as the server, the scheduler and the load "
         "generator; network transfers are loopback. Cluster specs of kind `emulated` add CPU quotas and link delays; `ec2` runs for real.",
         *(["- Emulated cluster: worker CPU shares are cgroup quotas and link delays a delaying transport; the centralized "
            "baseline runs outside the quotas, on a whole core, so it has an advantage over the distributed configurations."]
           if "emulated" in str(p.get("cluster") or "") else []),
-        "- Confidence intervals are 95% t intervals over repeats; with one repeat there are none, and shared-machine noise is unquantified.",
+        "- Confidence intervals are 95% t intervals over repeats; with one repeat there are none, and shared-machine noise "
+        "shows only in the probes above.",
         "- Remake everything here with `stockdag report " + folder + "`.",
     ]
     with open(os.path.join(folder, "REPORT.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
-    return {"saturation": sat, "limits": lim, "aggregate": agg}
+    from ..simulate.scale import add_to_report  # the simulated test cases, when experiments/scale.ipynb ran
+
+    add_to_report(folder)
+    return {"saturation": sat, "limits": lim, "aggregate": agg, "drift": drift}
 
 
 def build_index(results_dir: str = "results") -> str:

@@ -10,6 +10,15 @@ loopback port), warmed up (excluded), and measured from the client side by
 are written as soon as they exist, so an interrupted sweep resumes where it
 stopped: a point whose summary file exists is skipped.
 
+Drift on a shared machine must not turn into a difference between
+configurations, so within each repeat the configurations run in a seeded
+random order (each repeat its own, recorded in ``config.json`` as
+``order``), every block (one configuration's server in one repeat)
+re-measures the parallel capacity, and every point records a short CPU-speed
+probe (:func:`stockdag.experiments.facts.speed_probe`) that the report
+compares with the run's median. A point runs for at least ``duration`` and
+until it has at least ``min_requests`` measured requests.
+
 Layout of ``<out>/<run_id>/``: ``config.json`` (parameters, versions, git
 commit, machine facts), ``points/<point>.parquet`` (raw per-request records,
 zstd-compressed) and ``points/<point>.json`` (summary), ``summary.csv``, and
@@ -92,15 +101,16 @@ class SweepParams:
     users: list[int] | None = None
     duration: float = 8.0
     warmup: float = 2.0
+    min_requests: int = 30  # a point goes on past duration until it has this many measured requests
     repeats: int = 1
     symbols: list[str] = field(default_factory=lambda: ["AAPL", "GOOG", "IBM", "MSFT"])
     mix: str = "uniform"
     start: str = "2011-06-01"
     end: str = "2012-12-31"
     cache: str = "lru"
-    timeout: float = 60.0
-    seed: int = 0
-    out: str = "results"
+    timeout: float = 30.0  # the server's deadline; the client waits 5 s longer, so the server's 504 arrives first
+    seed: int = 0  # seeds the request mix, arrivals and the order of configurations in each repeat
+    out: str | None = None  # None: the project's results/ (found from notebooks/ or experiments/ too)
     run_id: str | None = None
     configurations: list[dict] | None = None  # explicit list instead of the mode x workers x strategy grid
     granularity: list[str] | None = None  # distributed configurations x these pipeline granularities; None: the configured one
@@ -108,6 +118,16 @@ class SweepParams:
 
     @staticmethod
     def _list(v):
+        """A list from a list, a scalar, or a string holding YAML (papermill ``-p rates '[0.5, 1]'`` passes strings)."""
+        if isinstance(v, str) and v.strip() in ("None", "none", "null", "~", ""):
+            return None
+        if isinstance(v, str):
+            import yaml
+
+            try:
+                v = yaml.safe_load(v)
+            except yaml.YAMLError:
+                raise ValueError(f"cannot read {v!r} as a YAML list: write it like '[0.5, 1.0]' or '[dask, heft]'") from None
         if v is None:
             return None
         return list(v) if isinstance(v, (list, tuple)) else [v]
@@ -116,11 +136,27 @@ class SweepParams:
         self.workers = [int(w) for w in self._list(self.workers)]
         self.strategy = [str(s) for s in self._list(self.strategy)]
         self.mode = [str(m) for m in self._list(self.mode)]
-        self.rates = [float(r) for r in self._list(self.rates)] if self.rates else None
-        self.users = [int(u) for u in self._list(self.users)] if self.users else None
+        self.rates = [float(r) for r in self._list(self.rates) or []] or None
+        self.users = [int(u) for u in self._list(self.users) or []] or None
         self.symbols = [str(s).upper() for s in self._list(self.symbols)]
-        self.granularity = [str(g) for g in self._list(self.granularity)] if self.granularity else None
-        self.pipeline = [str(p) for p in self._list(self.pipeline)] if self.pipeline else None
+        self.configurations = self._list(self.configurations)
+        if self.configurations is not None:
+            if not all(isinstance(c, dict) for c in self.configurations):
+                raise ValueError("configurations must be a list of mappings, e.g. "
+                                 "'[{mode: distributed, workers: 2, strategy: heft}]'")
+        for name in ("duration", "warmup", "timeout"):
+            setattr(self, name, float(getattr(self, name)))
+        for name in ("repeats", "min_requests", "seed"):
+            setattr(self, name, int(getattr(self, name)))
+        if self.cluster in ("None", "null", ""):
+            self.cluster = None
+        from .paths import resolve
+
+        self.out = resolve(None if self.out in ("None", "null", "") else self.out, "results")
+        if self.cluster:
+            self.cluster = resolve(self.cluster, self.cluster)
+        self.granularity = [str(g) for g in self._list(self.granularity) or []] or None
+        self.pipeline = [str(p) for p in self._list(self.pipeline) or []] or None
         from ..pipeline_spec import load_pipeline
 
         for path in self.pipeline or ():
@@ -137,13 +173,13 @@ class SweepParams:
             raise ValueError("give open-loop rates or closed-loop users (or both)")
         if any(w < 1 for w in self.workers):
             raise ValueError("workers must be >= 1")
-        if self.repeats < 1 or self.duration <= 0 or self.warmup < 0:
-            raise ValueError("repeats >= 1, duration > 0 and warmup >= 0 are required")
+        if self.repeats < 1 or self.duration <= 0 or self.warmup < 0 or self.min_requests < 1:
+            raise ValueError("repeats >= 1, duration > 0, warmup >= 0 and min_requests >= 1 are required")
         from ..placement import STRATEGIES
 
         unknown = [s for s in self.strategy if s != "dask" and s not in STRATEGIES]
         if unknown:
-            raise ValueError(f"unknown strategy {unknown[0]!r}; choose from dask, {', '.join(STRATEGIES)}")
+            raise ValueError(f"unknown strategy {unknown[0]!r}; choose from {', '.join(STRATEGIES)}")
         if self.run_id is None:
             self.run_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 
@@ -183,9 +219,29 @@ class SweepParams:
                 out += [Configuration("distributed", w, s, None, g) for w in self.workers for s in self.strategy for g in grains]
         return list(dict.fromkeys(out))
 
+    def order(self) -> list[list[Configuration]]:
+        """Per repeat, the configurations in the order they run: seeded shuffles, no two repeats alike when avoidable.
+
+        Running them in a fixed order would turn a machine that slows down (or
+        warms up) during the sweep into a difference between configurations.
+        """
+        import random
+
+        configs = self.configurations_list()
+        orders: list[list[Configuration]] = []
+        for rep in range(self.repeats):
+            rng = random.Random(f"{self.seed}|order|{rep}")
+            for _ in range(20):  # a few draws to avoid repeating an earlier repeat's order
+                order = rng.sample(configs, len(configs))
+                if order not in orders:
+                    break
+            orders.append(order)
+        return orders
+
     def points(self) -> list[Point]:
+        """Every point, in the order the sweep runs them (repeat, then the repeat's configuration order, then load)."""
         loads = [("open", r) for r in (self.rates or [])] + [("closed", float(u)) for u in (self.users or [])]
-        return [Point(c, loop, load, rep) for c in self.configurations_list() for rep in range(self.repeats)
+        return [Point(c, loop, load, rep) for rep, order in enumerate(self.order()) for c in order
                 for loop, load in loads]
 
 
@@ -259,6 +315,7 @@ def _warm(url: str, params: SweepParams, n: int) -> None:
 def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwargs) -> str:
     """Run (or resume) a sweep; return its folder. ``kwargs`` build :class:`SweepParams`."""
     from ..bench import BenchConfig, RequestMix, run
+    from ..bench.loadgen import default_timeout
 
     params = params or SweepParams(**kwargs)
     folder = os.path.join(params.out, params.run_id)
@@ -276,34 +333,48 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
             "configurations": [dataclasses.asdict(c) | {"label": c.label} for c in params.configurations_list()],
             # the specs themselves, not only their file names (a file may change after the run)
             "pipelines": {p: load_pipeline(p).to_dict() for p in params.pipeline or ()},
+            "order": [[c.label for c in order] for order in params.order()],
+            "probe": {"what": "facts.speed_probe: seconds of a fixed CPU loop, best of 3, before every point",
+                      "capacity": "facts.parallel_capacity re-measured at the start of every block "
+                                  "(one configuration's server in one repeat)"},
         }
         with open(cfg_path, "w") as f:
             json.dump(record, f, indent=2, default=str)
     todo = [p for p in params.points() if not os.path.exists(os.path.join(points_dir, p.slug + ".json"))]
+    all_blocks = list(dict.fromkeys((p.repeat, p.config) for p in params.points()))
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(params.points()), initial=len(params.points()) - len(todo), desc="sweep points", unit="pt")
     overrides = {"stockdag.cache.backend": params.cache}
+    blocks = list(dict.fromkeys((p.repeat, p.config) for p in todo))
     try:
-        for cfg in list(dict.fromkeys(p.config for p in todo)):
+        for repeat, cfg in blocks:
+            # the capacity drifts with the machine's load: measured again for every block, beside its points
+            capacity = facts.parallel_capacity(n=1_000_000, rounds=2)
             with dask.config.set(overrides), serving(cfg, params) as (url, info):
                 _warm(url, params, 2 * max(1, cfg.workers))
-                for point in [p for p in todo if p.config == cfg]:
+                for point in [p for p in todo if (p.repeat, p.config) == (repeat, cfg)]:
                     mix = RequestMix(params.symbols, params.start, params.end, params.mix, seed=params.seed + point.repeat)
                     bench = BenchConfig(
                         url, rate=point.load if point.loop == "open" else None,
                         users=int(point.load) if point.loop == "closed" else None,
-                        duration=params.duration, warmup=params.warmup, timeout=params.timeout,
+                        duration=params.duration, warmup=params.warmup, min_requests=params.min_requests,
+                        timeout=default_timeout({"deadline": params.timeout}),
                         mix=mix, seed=params.seed + point.repeat,
                     )
+                    probe_before = facts.speed_probe()
                     result = run(bench)
+                    probe_after = facts.speed_probe()
                     result.records.to_parquet(os.path.join(points_dir, point.slug + ".parquet"), index=False,
                                               compression="zstd")
                     meta = {"point": point.slug, "config": dataclasses.asdict(cfg) | {"label": cfg.label},
                             "loop": point.loop, "load": point.load, "repeat": point.repeat,
                             "summary": result.summary.to_dict(), "cluster": info,
+                            "probe": {"before_s": probe_before, "after_s": probe_after,
+                                      "speed_s": max(probe_before, probe_after), "capacity": capacity,
+                                      "block": all_blocks.index((repeat, cfg))},
                             "finished": dt.datetime.now().isoformat(timespec="seconds")}
                     tmp = os.path.join(points_dir, point.slug + ".json.tmp")
                     with open(tmp, "w") as f:
@@ -318,8 +389,8 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
     return folder
 
 
-def summarize_run(folder: str) -> pd.DataFrame:
-    """One row a point -> ``summary.csv``, summarised again from the raw records (not from stored summaries)."""
+def summarize_run(folder: str, write: bool = True) -> pd.DataFrame:
+    """One row a point -> ``summary.csv`` (when ``write``), summarised again from the raw records (not from stored summaries)."""
     from ..bench import summarize
 
     rows = []
@@ -334,14 +405,18 @@ def summarize_run(folder: str) -> pd.DataFrame:
         s = summarize(records, url=stored["url"], loop=stored["loop"], rate=stored["rate"], users=stored["users"],
                       arrivals=stored["arrivals"], duration=stored["duration"], warmup=stored["warmup"],
                       timeout=stored["timeout"]).to_dict()
-        lat = s["latency_ms"]
+        lat, lat_all = s["latency_ms"], s.get("latency_all_ms", {})
+        probe = meta.get("probe") or {}  # runs from before the probes have none
         rows.append({
             "point": meta["point"], "label": c["label"], "mode": c["mode"], "workers": c["workers"],
             "strategy": c["strategy"], "cluster": c["cluster"], "loop": meta["loop"], "load": meta["load"],
             "repeat": meta["repeat"], "offered_rate": s["offered_rate"], "throughput": s["throughput"],
             "requests": s["requests"], "ok": s["ok"], "errors": sum(s["errors"].values()),
             **{f"{k}_ms": v for k, v in lat.items()},
+            **{f"all_{k}_ms": v for k, v in lat_all.items()},
+            "probe_s": probe.get("speed_s"), "capacity": probe.get("capacity"), "block": probe.get("block"),
         })
     frame = pd.DataFrame(rows)
-    frame.to_csv(os.path.join(folder, "summary.csv"), index=False)
+    if write:
+        frame.to_csv(os.path.join(folder, "summary.csv"), index=False)
     return frame

@@ -144,5 +144,19 @@ def add_routes(scheduler, plugin_name: str) -> bool:
         (rf"{prefix}{PATH}/?", _Handler, {**kwargs, "fmt": "html"}),
         (rf"{prefix}{PATH}\.json", _Handler, {**kwargs, "fmt": "json"}),
     ])
+    _add_menu_entry(scheduler)
     scheduler._stockdag_dashboard = True
     return True
+
+
+def _add_menu_entry(scheduler) -> None:
+    """List the page in the dashboard's own "More..." menu (its ``plots``, shared by every dashboard page)."""
+    try:
+        from distributed.dashboard.scheduler import template_variables
+    except ImportError:  # no bokeh: no dashboard pages to put a menu entry in
+        return
+    plots = template_variables(scheduler)["plots"]  # memoized per scheduler: the dict every page renders from
+    url = PATH.strip("/")
+    if not any(p.get("url") == url for p in plots):
+        plots.append({"url": url, "name": "Stockdag Placement"})
+        plots.sort(key=lambda d: d["name"])

@@ -9,7 +9,9 @@ once, :meth:`arun` awaits one from async code.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import threading
 
 from distributed import Client, LocalCluster
 
@@ -44,11 +46,14 @@ class DistributedExecutor:
         plan the scheduler used.
     granularity : str, optional
         Stages per task (:data:`stockdag.pipeline.GRANULARITY_CHOICES`); None reads
-        ``stockdag.pipeline.granularity``. ``auto`` is resolved for each request
-        from the worker threads the client last heard of
-        (:func:`stockdag.pipeline.resolve_granularity`); :meth:`granularity_now` says which.
-    dashboard_address : str
-        Dashboard of a started LocalCluster (``":0"`` picks a free port).
+        ``stockdag.pipeline.granularity``. ``auto`` and ``load`` are resolved for
+        each request from the worker threads the client last heard of and (``load``)
+        the requests this executor has in flight
+        (:func:`stockdag.pipeline.resolve_granularity`); :meth:`granularity_now` says
+        which, :attr:`granularities` counts what was built.
+    dashboard_address : str, optional
+        Dashboard of a started LocalCluster; None reads ``stockdag.dashboard_address``
+        (loopback, free port).
     """
 
     mode = "distributed"
@@ -56,18 +61,22 @@ class DistributedExecutor:
     def __init__(self, client: Client | None = None, address: str | None = None, *,
                  n_workers: int = 2, threads_per_worker: int = 1, strategy: str | None = None,
                  granularity: str | None = None,
-                 dashboard_address: str = "127.0.0.1:8787", **cluster_kwargs):
+                 dashboard_address: str | None = None, **cluster_kwargs):
         from ..pipeline import resolve_granularity
 
         self.granularity = config.get("pipeline.granularity", granularity)
         resolve_granularity(self.granularity, None)  # an unknown granularity fails here, before a cluster starts
+        #: granularity -> requests built with it (``auto``/``load`` resolve per request)
+        self.granularities: collections.Counter = collections.Counter()
+        self._in_flight = 0
+        self._lock = threading.Lock()
         self._own_cluster = None
         self._own_client = False
         if client is None:
             if address is None:
                 self._own_cluster = LocalCluster(
                     n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
-                    host="127.0.0.1", dashboard_address=dashboard_address,
+                    host="127.0.0.1", dashboard_address=config.get("dashboard_address", dashboard_address),
                     **{"silence_logs": logging.WARNING, **cluster_kwargs},
                 )
                 address = self._own_cluster
@@ -106,17 +115,27 @@ class DistributedExecutor:
     # -- submitting
     def submit(self, request: Request):
         """Start computing one request; returns a distributed Future of a Traced Prediction."""
-        return self.client.compute(build_graph(request, self.granularity_now()), optimize_graph=False)
+        granularity = self.granularity_now()
+        future = self.client.compute(build_graph(request, granularity), optimize_graph=False)
+        with self._lock:
+            self.granularities[granularity] += 1
+            self._in_flight += 1
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, future) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     def granularity_now(self) -> str:
         """The granularity the next request is built with (``auto`` resolved)."""
         from ..pipeline import resolve_granularity
 
-        if self.granularity != "auto":
+        if self.granularity not in ("auto", "load"):
             return self.granularity
         # the client's copy of the scheduler's identity, refreshed in the background: no round trip
         threads = (getattr(self.client, "_scheduler_identity", None) or {}).get("total_threads")
-        return resolve_granularity("auto", int(threads) if threads else None)
+        return resolve_granularity(self.granularity, int(threads) if threads else None, self._in_flight)
 
     def _finish(self, traced, request: Request) -> PredictionResult:
         # the planned worker of each stage travelled with its task (see stockdag.trace.current_place)

@@ -1,10 +1,12 @@
 """The FastAPI application: /predict, /symbols, /health, /metrics, with admission control.
 
 Admission control keeps an overloaded server answering: beyond
-``max_in_flight`` prediction requests it answers 503 with ``Retry-After`` at
-once, and a prediction still running after ``deadline`` seconds answers 504
-(its queued work is cancelled where the backend can). ``/health`` and
-``/metrics`` never queue behind predictions.
+``max_in_flight`` prediction requests' work it answers 503 with
+``Retry-After`` at once, and a prediction still running after ``deadline``
+seconds answers 504 (its queued work is cancelled where the backend can; work
+that cannot be stopped keeps its place in the count until it ends, see
+:mod:`stockdag.serve.admission`). ``/health`` and ``/metrics`` never queue
+behind predictions.
 """
 from __future__ import annotations
 
@@ -15,16 +17,19 @@ import math
 import time
 from typing import Any
 
-from fastapi import FastAPI, Path, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel
 
 from .. import __version__, config
-from ..errors import InvalidRequest, StockdagError, UnknownSymbol
+from ..errors import InsufficientHistory, InvalidRequest, StockdagError, UnknownSymbol
 from ..request import parse_request
+from .admission import Admission
 from .backends import BACKENDS, Backend
+from .ranges import symbol_ranges
 
 logger = logging.getLogger(__name__)
 
@@ -84,9 +89,23 @@ class ErrorOut(BaseModel):
     available: list[str] | None = None
 
 
+class AsOfRange(BaseModel):
+    first: str
+    last: str
+
+
 class SymbolsOut(BaseModel):
+    """The symbols the data source has, and each one's valid as-of range for this server's profile and data.
+
+    A date in ``[first, last]`` can be answered; ``null`` means no date can
+    (too little history, or no pretrained models). A source that cannot list
+    its symbols (yfinance) gives empty lists.
+    """
+
     source: str
+    profile: str
     symbols: list[str]
+    as_of: dict[str, AsOfRange | None]
 
 
 class HealthOut(BaseModel):
@@ -105,11 +124,46 @@ class HealthOut(BaseModel):
 
 _ERRORS = {
     404: {"model": ErrorOut, "description": "unknown symbol (names the available ones)"},
-    422: {"model": ErrorOut, "description": "malformed symbol or date, or too little history"},
+    422: {"model": ErrorOut, "description": "malformed symbol or date, too little history, or an unknown query parameter"},
     502: {"model": ErrorOut, "description": "a data source failed"},
     503: {"model": ErrorOut, "description": "too many requests in flight (see Retry-After), or models unavailable"},
     504: {"model": ErrorOut, "description": "the request ran past its deadline"},
 }
+
+
+async def _no_unknown_query_parameters(request: Request) -> None:
+    """Refuse query parameters the route does not declare: a typo (``?asof=``) must not answer for another date."""
+    route = request.scope.get("route")
+    known = {p.alias for p in route.dependant.query_params} if route is not None else set()
+    unknown = [k for k in dict.fromkeys(request.query_params.keys()) if k not in known]
+    if unknown:
+        accepted = f"{route.path} accepts: {', '.join(sorted(known))}" if known else f"{route.path} takes no query parameters"
+        raise InvalidRequest(f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
+                             f"{', '.join(repr(k) for k in unknown)}; {accepted}")
+
+
+_UNKNOWN_QUERY = {"model": ErrorOut, "description": "an unknown query parameter"}
+
+
+def _check_range(request, ranges: dict, unanswerable: dict) -> None:
+    """Refuse a date outside the symbol's valid range before any work is submitted.
+
+    An expected client error then never runs (or fails) on a worker; the
+    stages still check everything themselves (a symbol with no listed range
+    goes through them).
+    """
+    if request.symbol not in ranges:
+        return
+    valid = ranges[request.symbol]
+    if valid is None:  # the error the stages would raise (no stored models: a 503 saying how to fix it)
+        raise unanswerable.get(request.symbol) or InsufficientHistory(
+            f"no as-of date of {request.symbol} can be answered with this server's {request.profile} profile and data")
+    as_of = request.as_of.isoformat() if request.as_of else None
+    if as_of is not None and as_of < valid["first"]:
+        raise InsufficientHistory(f"as-of date {as_of} is before {request.symbol}'s first answerable date "
+                                  f"{valid['first']} ({request.profile} profile; see /symbols)")
+    if as_of is not None and as_of > valid["last"]:
+        raise InsufficientHistory(f"as-of date {as_of} is after the last {request.symbol} price ({valid['last']})")
 
 
 def _finite(value):
@@ -139,8 +193,8 @@ class _Metrics:
                                 ("endpoint", "status"), registry=self.registry)
         self.latency = Histogram("stockdag_http_request_duration_seconds", "HTTP request latency, by endpoint",
                                  ("endpoint",), buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.in_flight = Gauge("stockdag_http_in_flight", "prediction requests being computed or queued",
-                               registry=self.registry)
+        self.in_flight = Gauge("stockdag_http_in_flight", "prediction requests whose work is computing or queued "
+                               "(including work that outlived its request's 504)", registry=self.registry)
         self.rejected = Counter("stockdag_http_rejected", "prediction requests refused by admission control, by reason",
                                 ("reason",), registry=self.registry)
 
@@ -179,7 +233,7 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
                 from ..placement import STRATEGIES
 
                 if strategy not in STRATEGIES:
-                    raise InvalidRequest(f"unknown strategy {strategy!r}; choose one of: dask, {', '.join(STRATEGIES)}")
+                    raise InvalidRequest(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
             backend = BACKENDS[mode](int(config.get("serve.workers", workers)), scheduler, strategy, security=security)
         else:
             backend = BACKENDS[mode]()
@@ -189,12 +243,17 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
     source_name = settings["data"]["source"]
     source = get_price_source(source_name, settings["data"]["data_dir"], float(settings["data"]["timeout"]))
     metrics = _Metrics()
-    state = {"in_flight": 0, "symbols": []}
+    admission = Admission(max_in_flight)
+    metrics.in_flight.set_function(lambda: admission.in_flight)
+    state = {"symbols": [], "ranges": {}, "unanswerable": {}}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         # the bundled and csv sources list their symbols; a live source may not (then C2 decides)
-        state["symbols"] = await asyncio.get_running_loop().run_in_executor(None, source.symbols)
+        loop = asyncio.get_running_loop()
+        state["symbols"] = await loop.run_in_executor(None, source.symbols)
+        state["ranges"] = await loop.run_in_executor(None, symbol_ranges, source, state["symbols"], settings,
+                                                     state["unanswerable"])
         await backend.start()
         try:
             yield
@@ -204,16 +263,20 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
     from ..pipeline_spec import load_pipeline
 
     spec = load_pipeline((settings.get("pipeline") or {}).get("spec"))  # a bad spec fails here, before serving
-    app = FastAPI(
+    # fastapi-offline: FastAPI's own self-hosted docs recipe with current swagger-ui and redoc assets shipped
+    # in the wheel, so /docs and /redoc work offline (FastAPI's default pages load them from a CDN)
+    app = FastAPIOffline(
         title="stockdag",
         version=__version__,
         description=f"Next-day stock-price predictions from the {spec.name} pipeline ({len(spec.models)} models"
                     f"{', steps ' + ', '.join(spec.steps) if spec.steps else ''}), served "
                     f"{backend.mode}. Every prediction carries its per-stage trace.",
         lifespan=lifespan,
+        dependencies=[Depends(_no_unknown_query_parameters)],
     )
     app.state.backend = backend
     app.state.metrics = metrics
+    app.state.admission = admission
 
     @app.middleware("http")
     async def measure(request: Request, call_next):
@@ -251,36 +314,40 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
         request = parse_request(symbol, as_of, settings=settings)
         if state["symbols"] and request.symbol not in state["symbols"]:
             raise UnknownSymbol(request.symbol, state["symbols"])
-        if state["in_flight"] >= max_in_flight:
+        _check_range(request, state["ranges"], state["unanswerable"])
+        ticket = admission.admit()
+        if ticket is None:
             metrics.rejected.labels("overload").inc()
-            return _error(503, "Overloaded", f"{state['in_flight']} requests in flight (limit {max_in_flight}); retry later",
+            return _error(503, "Overloaded", f"{admission.in_flight} requests in flight (limit {max_in_flight}); retry later",
                           headers={"Retry-After": str(retry_after)})
-        state["in_flight"] += 1
-        metrics.in_flight.inc()
         try:
-            body = await asyncio.wait_for(backend.predict(request), deadline)
+            body = await asyncio.wait_for(backend.predict(request, ticket), deadline)
         except asyncio.TimeoutError:
             metrics.rejected.labels("deadline").inc()
             return _error(504, "DeadlineExceeded", f"no answer within the {deadline:g} s deadline")
         finally:
-            state["in_flight"] -= 1
-            metrics.in_flight.dec()
+            if not ticket.handed_over:  # the backend never started work (or its work ends with the handler)
+                ticket.release()
         return JSONResponse(_finite(body))
 
-    @app.get("/symbols", response_model=SymbolsOut, summary="Symbols the data source has")
+    @app.get("/symbols", response_model=SymbolsOut, responses={422: _UNKNOWN_QUERY}, summary="Symbols the data source has")
     async def symbols():
-        return {"source": source_name, "symbols": state["symbols"]}
+        return {"source": source_name, "profile": profile, "symbols": state["symbols"], "as_of": state["ranges"]}
 
-    @app.get("/health", response_model=HealthOut, summary="Mode, workers, strategy and load")
+    @app.get("/health", response_model=HealthOut, summary="Mode, workers, strategy and load (503 when no worker can run a request)",
+             responses={422: _UNKNOWN_QUERY,
+                        503: {"model": HealthOut, "description": "no workers: every prediction would time out"}})
     async def health():
         info = await backend.info()
-        return {"service": "stockdag", "status": "ok", "version": __version__, "profile": profile,
-                "in_flight": state["in_flight"], "max_in_flight": max_in_flight, "deadline": deadline,
+        ok = info["workers"] is None or info["workers"] > 0  # a cluster with no workers answers every prediction with 504
+        body = {"service": "stockdag", "status": "ok" if ok else "no workers", "version": __version__, "profile": profile,
+                "in_flight": admission.in_flight, "max_in_flight": max_in_flight, "deadline": deadline,
                 "mode": info["mode"], "workers": info["workers"], "strategy": info["strategy"],
                 "dashboard": info["dashboard"]}
+        return body if ok else JSONResponse(body, status_code=503)
 
     @app.get("/metrics", response_class=Response, summary="Prometheus metrics",
-             responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}})
+             responses={422: _UNKNOWN_QUERY, 200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}})
     async def prometheus():
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

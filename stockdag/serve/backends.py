@@ -1,19 +1,27 @@
 """How the server runs a request: centralized, replicated or distributed.
 
-A backend has ``mode``, async ``start``/``close``, async ``predict(request)``
+A backend has ``mode``, async ``start``/``close``, async ``predict(request, ticket)``
 returning the response dict, and async ``info()`` for ``/health``. Extend by
 subclassing :class:`Backend` and listing the class in :data:`BACKENDS`.
+
+``ticket`` (:class:`~stockdag.serve.admission.Ticket`, may be None) is the
+request's place in the admission count. A backend whose work can outlive a
+cancelled ``predict`` (a running thread or process cannot be stopped) hands
+it over and releases it when the work ends; otherwise the caller releases it.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import multiprocessing
+import signal
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from .. import config
 from ..errors import StockdagError
 from ..request import Request
+from .admission import Ticket
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +43,7 @@ class Backend:
     async def close(self) -> None:
         pass
 
-    async def predict(self, request: Request) -> dict:
+    async def predict(self, request: Request, ticket: Ticket | None = None) -> dict:
         raise NotImplementedError
 
     async def info(self) -> dict:
@@ -49,9 +57,23 @@ def _run_whole(request: Request) -> dict:
     return CentralizedExecutor().run(request).to_dict()
 
 
+def _leave_ctrl_c_to_the_server() -> None:
+    # Ctrl-C in a terminal signals the whole foreground process group: the server shuts its replicas
+    # down itself, so a replica must not die of the SIGINT with a KeyboardInterrupt traceback each
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _warm() -> None:
     # imports the pipeline (pandas, scikit-learn, lightgbm) before the first request pays for it
     from .. import pipeline  # noqa: F401
+
+
+async def _holding(future, ticket: Ticket | None):
+    """Await a pool future; its ticket is released when the work ends (or is cancelled before it starts)."""
+    if ticket is not None:
+        ticket.hand_over()
+        future.add_done_callback(ticket.release)
+    return await asyncio.wrap_future(future)
 
 
 class CentralizedBackend(Backend):
@@ -71,9 +93,10 @@ class CentralizedBackend(Backend):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stockdag-centralized")
         await asyncio.get_running_loop().run_in_executor(self._pool, _warm)
 
-    async def predict(self, request: Request) -> dict:
-        # a cancelled (timed-out) request still waiting in the queue is dropped, not run
-        return await asyncio.get_running_loop().run_in_executor(self._pool, _run_whole, request)
+    async def predict(self, request: Request, ticket: Ticket | None = None) -> dict:
+        # a cancelled (timed-out) request still waiting in the queue is dropped, not run; a running one
+        # finishes in its thread and keeps its ticket until then
+        return await _holding(self._pool.submit(_run_whole, request), ticket)
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -99,13 +122,14 @@ class ReplicatedBackend(Backend):
         self._pool: ProcessPoolExecutor | None = None
 
     async def start(self) -> None:
-        self._pool = ProcessPoolExecutor(max_workers=self.replicas, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = ProcessPoolExecutor(max_workers=self.replicas, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_leave_ctrl_c_to_the_server)
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(self._pool, _warm) for _ in range(self.replicas)))
 
-    async def predict(self, request: Request) -> dict:
+    async def predict(self, request: Request, ticket: Ticket | None = None) -> dict:
         try:
-            return await asyncio.wrap_future(self._pool.submit(_run_whole, request))
+            return await _holding(self._pool.submit(_run_whole, request), ticket)
         except BrokenProcessPool:
             raise BackendUnavailable("a replica process died; the server must be restarted") from None
 
@@ -156,12 +180,17 @@ class DistributedBackend(Backend):
             self.client = await Client(self.scheduler, asynchronous=True, **kwargs)
         else:
             self.cluster = await LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
-                                              host="127.0.0.1", dashboard_address=":0", asynchronous=True,
+                                              host="127.0.0.1", dashboard_address=config.get("dashboard_address"), asynchronous=True,
                                               silence_logs=logging.WARNING)
             self.client = await Client(self.cluster, asynchronous=True)
+            # the worker processes are this server's children: like the replicas, they leave Ctrl-C to the
+            # server, which closes the cluster (else each prints a KeyboardInterrupt traceback)
+            await self.client.run(_leave_ctrl_c_to_the_server)
         self.executor = await DistributedExecutor(client=self.client, strategy=self.strategy).start()
 
-    async def predict(self, request: Request) -> dict:
+    async def predict(self, request: Request, ticket: Ticket | None = None) -> dict:
+        # not handed over: a cancelled request releases its Dask future, and the scheduler drops its
+        # tasks (a task already running on a worker ends there, outside this process' count)
         result = await self.executor.arun(request)
         return result.to_dict()
 

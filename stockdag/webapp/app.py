@@ -22,9 +22,11 @@ from bokeh.layouts import column, row
 from bokeh.models import (BoxAnnotation, Button, ColumnDataSource, Div, FactorRange, HoverTool, MultiChoice,
                           RadioButtonGroup, Select, TextInput)
 from bokeh.palettes import Category10_10
+from bokeh.core.properties import value
 from bokeh.plotting import figure
 
 from .. import config
+from ..bench.loadgen import DEFAULT_TIMEOUT
 from ..pipeline import order_stage_ids, stage_table
 from ..pipeline_spec import DEFAULT as DEFAULT_PIPELINE
 from .runs import (TABLE_PERCENTILES, FormError, LiveRun, LiveStats, RunStore, gantt, latency_cdf,
@@ -45,21 +47,36 @@ def _fmt(v, digits: int = 2) -> str:
     return "&ndash;" if v is None else f"{v:.{digits}f}"
 
 
-def stats_table(requests: int, ok: int, errors: dict, pct: dict, offered: float | None, achieved: float | None) -> str:
-    """HTML of the live/final numbers: counts, percentiles (ms), throughput, errors by kind."""
+def stats_table(requests: int, ok: int, errors: dict, pct: dict, offered: float | None, achieved: float | None,
+                pct_all: dict | None = None, loop: str = "open") -> str:
+    """HTML of the live/final numbers: counts, percentiles (ms) of the successful and of all requests, throughput,
+    errors by kind. Closed loop offers no rate: its column is the requests sent per second."""
+    pct_all = pct_all or {}
     cells = [("requests", str(requests)), ("ok", str(ok)), ("errors", str(sum(errors.values())))]
     cells += [(f"{p} ms", _fmt(pct.get(p))) for p in TABLE_PERCENTILES]
-    cells += [("offered req/s", _fmt(offered, 1)), ("achieved ok/s", _fmt(achieved, 1))]
-    keys = ["requests", "ok", "errors", *TABLE_PERCENTILES, "offered", "achieved"]
+    cells += [(f"all {p} ms", _fmt(pct_all.get(p))) for p in ALL_PERCENTILES]
+    cells += [("offered req/s" if loop == "open" else "sent req/s", _fmt(offered, 1)), ("achieved ok/s", _fmt(achieved, 1))]
+    keys = ["requests", "ok", "errors", *TABLE_PERCENTILES, *(f"all-{p}" for p in ALL_PERCENTILES),
+            "offered" if loop == "open" else "sent", "achieved"]
     head = "".join(f"<th>{html.escape(h)}</th>" for h, _ in cells)
     body = "".join(f'<td data-stat="{k}">{v}</td>' for k, (_, v) in zip(keys, cells))
     kinds = ", ".join(f"{html.escape(k)} {n}" for k, n in sorted(errors.items())) or "none"
     return (f"{_CSS}<table class=sd><tr>{head}</tr><tr>{body}</tr></table>"
-            f"<div class=sd-muted>errors by kind: <span data-stat=error-kinds>{kinds}</span></div>")
+            f"<div class=sd-muted>errors by kind: <span data-stat=error-kinds>{kinds}</span>. "
+            "p50..max: successful requests; all: every measured request, a failure with the time it took, "
+            "a stopped one (cancelled) with the time it had waited.</div>")
+
+
+#: percentiles of the all-requests distribution shown beside the successful ones
+ALL_PERCENTILES = ("p50", "p99", "max")
 
 
 class LoadTestPage:
     """Builds one session's document and reacts to it. ``store`` and ``default_url`` come from the server."""
+
+    TPUT_TITLE = {"open": "throughput per second: offered (by intended send time) vs achieved (ok responses)",
+                  "closed": "throughput per second: sent (closed loop offers no rate) vs achieved (ok responses)"}
+    TPUT_LEGEND = {"open": "offered", "closed": "sent"}
 
     def __init__(self, doc, store: RunStore, default_url: str | None = None):
         self.doc = doc
@@ -69,6 +86,7 @@ class LoadTestPage:
         self._finished = True
         self._probe_seq = 0
         self.interval = float(config.get("webapp.update_interval"))
+        self.loop_kind = "open"
         self.max_points = int(config.get("webapp.max_points"))
         self._build(default_url or config.get("webapp.url"))
         doc.title = "stockdag load test"
@@ -94,7 +112,7 @@ class LoadTestPage:
                                   css_classes=["sd-duration"], **w)
         self.warmup = TextInput(title="warm-up (s, excluded)", value=f"{float(b('bench.warmup')):g}",
                                 css_classes=["sd-warmup"], **w)
-        self.timeout = TextInput(title="timeout (s)", value=f"{float(b('bench.timeout')):g}",
+        self.timeout = TextInput(title="timeout (s)", value=f"{float(b('bench.timeout') or DEFAULT_TIMEOUT):g}",
                                  css_classes=["sd-timeout"], **w)
         self.distribution = Select(title="request mix", value=b("bench.distribution"), options=["uniform", "zipf"], **w)
         self.symbols = TextInput(title="symbols (blank: all)", placeholder="e.g. AAPL IBM", css_classes=["sd-symbols"],
@@ -136,13 +154,14 @@ class LoadTestPage:
         h.xaxis.axis_label, h.yaxis.axis_label = "ms", "requests"
 
         self.tput = ColumnDataSource({"t": [], "offered": [], "achieved": []})
-        t = figure(title="throughput per second: offered (sent) vs achieved (ok responses)", height=260,
-                   sizing_mode="stretch_width", tools=tools)
+        t = figure(title=self.TPUT_TITLE["open"], height=260, sizing_mode="stretch_width", tools=tools)
+        # "offered" in open loop (by intended send time); closed loop offers no rate: the same line is "sent"
         t.line("t", "offered", source=self.tput, color="#888888", line_dash="dashed", line_width=2, legend_label="offered")
         t.line("t", "achieved", source=self.tput, color="#2ca02c", line_width=2, legend_label="achieved")
         t.scatter("t", "achieved", source=self.tput, color="#2ca02c", size=4)
         t.legend.location = "bottom_right"
         t.xaxis.axis_label, t.yaxis.axis_label = "s since start", "requests/s"
+        self.tput_fig = t
 
         self.stage_src = ColumnDataSource({"id": [], "stage": [], "ms": [], "n": []})
         # the default pipeline's stages until traces arrive; then the stages the server's pipeline ran
@@ -164,6 +183,7 @@ class LoadTestPage:
         g.legend.location = "bottom_right"
         g.xaxis.axis_label = "ms since the request's first stage"
         self.gantt_fig = g
+        self.gantt_workers = Div(text="", css_classes=["sd-gantt-workers"])
         self.no_traces = Div(text="<span class=sd-muted>Stage charts fill in when the server returns stockdag "
                                   "traces.</span>")
 
@@ -201,7 +221,7 @@ class LoadTestPage:
             row(self.scatter_fig, h, sizing_mode="stretch_width"),
             t,
             self.no_traces,
-            row(s, g, sizing_mode="stretch_width"),
+            row(s, column(g, self.gantt_workers, sizing_mode="stretch_width"), sizing_mode="stretch_width"),
             self.summary_div,
             Div(text="<h3 style='margin:4px 0'>Compare runs</h3>"),
             self.compare,
@@ -273,14 +293,18 @@ class LoadTestPage:
             self._say(str(exc), "err")
             return
         self.stats = LiveStats(warmup=params["bench"]["warmup"])
+        self.loop_kind = "open" if "rate" in params["bench"] else "closed"
+        self.tput_fig.title.text = self.TPUT_TITLE[self.loop_kind]
+        self.tput_fig.legend.items[0].label = value(self.TPUT_LEGEND[self.loop_kind])
         self.points.data = {k: [] for k in self.points.data}
         self.hist.data = {k: [] for k in self.hist.data}
         self.tput.data = {k: [] for k in self.tput.data}
         self.stage_src.data = {k: [] for k in self.stage_src.data}
         self.gantt_src.data = {k: [] for k in self.gantt_src.data}
+        self.gantt_workers.text = ""
         self._gantt_index = None
         self.warmup_box.right = params["bench"]["warmup"]
-        self.stats_div.text = stats_table(0, 0, {}, {}, None, None)
+        self.stats_div.text = stats_table(0, 0, {}, {}, None, None, loop=self.loop_kind)
         self.summary_div.text = ""
         self._finished = False
         self.live = LiveRun(params, self.store, on_end=lambda: self.doc.add_next_tick_callback(self._finish)).start()
@@ -317,7 +341,8 @@ class LoadTestPage:
         if stats.last_trace_index is not None and stats.last_trace_index != self._gantt_index:
             self._gantt_index = stats.last_trace_index
             self._draw_gantt(stats.last_trace, stats.last_trace_index)
-        self.stats_div.text = stats_table(stats.requests, stats.ok, dict(stats.errors), stats.percentiles(), None, None)
+        self.stats_div.text = stats_table(stats.requests, stats.ok, dict(stats.errors), stats.percentiles(), None, None,
+                                          stats.percentiles_all(), loop=self.loop_kind)
 
     def _draw_gantt(self, trace, index: int) -> None:
         data = gantt(trace)
@@ -328,6 +353,8 @@ class LoadTestPage:
         if list(self.gantt_fig.y_range.factors) != ids:
             self.gantt_fig.y_range.factors = ids
         self.gantt_src.data = data
+        self.gantt_workers.text = (f"<span class=sd-muted>workers in request #{index}: </span>"
+                                   f"<span data-stat=gantt-workers>{html.escape(', '.join(workers))}</span>")
         self.gantt_fig.title.text = f"request #{index}: which worker ran each stage"
 
     def _tick(self) -> None:
@@ -355,7 +382,8 @@ class LoadTestPage:
             return
         s = result.summary
         self.tput.data = self.stats.throughput()
-        self.stats_div.text = stats_table(s.requests, s.ok, s.errors, s.latency_ms, s.offered_rate, s.throughput)
+        self.stats_div.text = stats_table(s.requests, s.ok, s.errors, s.latency_ms, s.offered_rate, s.throughput,
+                                          s.latency_all_ms, loop=s.loop)
         link = ""
         if live.run_id is not None:
             link = (f'<a href="runs/{live.run_id}.csv" download="stockdag-{live.run_id}.csv" class=sd-download '

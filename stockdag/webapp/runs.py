@@ -297,7 +297,8 @@ class LiveRun:
     @property
     def elapsed(self) -> float:
         run = self._run
-        return time.perf_counter() - run.t0 if run is not None and run.t0 else 0.0
+        # t0 is on the run's event-loop clock, which is time.monotonic() for the default loop
+        return time.monotonic() - run.t0 if run is not None and run.t0 else 0.0
 
     # -- the thread
     def _main(self) -> None:
@@ -346,8 +347,10 @@ class LiveRun:
         if self.store is not None:
             self.run_id = self.store.save(self.result, self.meta)
         s = self.result.summary
+        cancelled = s.errors.get("cancelled", 0)
         self.message = (f"{'stopped' if stopped else 'finished'}: {s.requests} requests, {s.ok} ok, "
-                        f"{sum(s.errors.values())} errors")
+                        f"{sum(s.errors.values()) - cancelled} errors"
+                        + (f", {cancelled} in flight at the stop (recorded as cancelled)" if cancelled else ""))
 
     def label(self) -> str:
         if self.params.get("label"):
@@ -421,6 +424,7 @@ class LiveStats:
         self.statuses: Counter[str] = Counter()
         self.ok_latencies: list[float] = []
         self._hdr = histogram(())
+        self._hdr_all = histogram(())  # every measured request: failures and stopped ones too
         self._offered: Counter[int] = Counter()
         self._achieved: Counter[int] = Counter()
         self._stage_sum: dict[str, float] = {}
@@ -448,6 +452,7 @@ class LiveStats:
                 continue
             self.requests += 1
             self.statuses[label] += 1
+            self._hdr_all.record_value(min(max(int(round(latency * 1e6)), 1), 3_600_000_000))
             if error:
                 self.errors[error] += 1
                 continue
@@ -469,6 +474,10 @@ class LiveStats:
     def percentiles(self) -> dict[str, float]:
         """p50/p90/p99/p99.9/max/mean in ms of the successful measured requests (HDR, as the summary)."""
         return percentiles(self._hdr)
+
+    def percentiles_all(self) -> dict[str, float]:
+        """The same over every measured request (a failure with the time it took), as ``summary.latency_all_ms``."""
+        return percentiles(self._hdr_all)
 
     def histogram(self, bins: int | None = None) -> dict[str, list]:
         """Columns of a latency histogram (ms) of the successful measured requests.

@@ -34,3 +34,23 @@ def test_uniform_covers_every_symbol_and_zipf_is_skewed():
 def test_bad_mix_is_refused(kwargs):
     with pytest.raises(ValueError):
         RequestMix(**kwargs)
+
+
+def test_a_mix_from_a_servers_ranges_draws_only_answerable_requests():
+    # what /symbols reports (probe_stockdag returns it as a mapping): FB has no answerable date, and a
+    # pretrained server answers AAPL only from February 2011
+    ranges = {"AAPL": {"first": "2011-02-01", "last": "2013-03-01"}, "FB": None,
+              "IBM": {"first": "2001-05-08", "last": "2011-12-30"}}
+    mix = RequestMix(ranges, "2011-01-03", "2012-12-31", seed=3)
+    assert sorted(mix.symbols) == ["AAPL", "IBM"]
+    seen = Counter()
+    for p in mix.paths(2000):
+        sym, date = p.removeprefix("/predict/").split("?as_of=")
+        seen[sym] += 1
+        assert ranges[sym]["first"] <= date <= ranges[sym]["last"] and "2011-01-03" <= date <= "2012-12-31"
+    assert set(seen) == {"AAPL", "IBM"}
+    # a mix whose symbols are all answerable everywhere draws exactly what a plain list does (runs repeat)
+    wide = {s: {"first": "2000-01-03", "last": "2013-03-01"} for s in SYMBOLS}
+    assert RequestMix(wide, seed=5).paths(300) == RequestMix(SYMBOLS, seed=5).paths(300)
+    with pytest.raises(ValueError, match="answer"):
+        RequestMix({"FB": None}, "2011-01-03", "2012-12-31")

@@ -1,15 +1,14 @@
 """kind emulated: cgroup CPU shares, the delaytcp comm, and the clear error without root.
 
-Two tests here assert on elapsed time, as the issue asks for the emulation
-checks; they compare against the effect they measure (a 0.5 CPU share makes a
-stage ~2x slower; a 0.2 s link delay adds ~0.2 s to a round trip) with wide
-tolerances, because both run on a shared 2-core host.
+No test here times anything: a stopwatch ratio fails on a busy host. The CPU
+quota is proved from the cgroup's own counters (the quota and period read
+back, ``cpu.stat`` throttling, and CPU time never above quota x periods) and
+the link delay from the delayed comm's own records (``delaycomm.RECORDS``).
 """
 from __future__ import annotations
 
 import asyncio
 import os
-import statistics
 import subprocess
 import time
 
@@ -66,19 +65,22 @@ def test_cpu_cgroup_is_made_with_a_short_period_and_removed(tmp_path):
 
 
 def test_delaytcp_holds_each_message_and_pipelines_them():
-    """Five messages written back to back all arrive one delay after their write, not five delays later."""
+    """Five messages written back to back are each held one delay from their own write (not queued behind
+    each other): the comm's records show every due time = write + delay, and no message left before it."""
     from distributed.comm import connect, listen
 
+    from stockdag.deploy import delaycomm
+
     delay = 0.2
+    delaycomm.RECORDS.clear()
 
     async def run():
-        arrivals = []
+        got = []
         done = asyncio.Event()
 
         async def handle(comm):
             for _ in range(5):
-                await comm.read()
-                arrivals.append(time.monotonic())
+                got.append(await comm.read())
             done.set()
             await comm.close()
 
@@ -87,71 +89,92 @@ def test_delaytcp_holds_each_message_and_pipelines_them():
                 comm2 = await connect(listener.contact_address)  # the delay is read when a comm is made
             for i in range(5):
                 await comm2.write({"i": i})
-            sent = time.monotonic()
-            await asyncio.wait_for(done.wait(), 10)
+            await asyncio.wait_for(done.wait(), 60)
             await comm2.close()
-        return sent, arrivals
+        return got
 
-    sent, arrivals = asyncio.run(run())
-    assert len(arrivals) == 5
-    # every message waited at least the delay; together well under 5 delays (serialised would be >= 1.0 s)
-    assert min(arrivals) - sent >= delay * 0.9
-    assert max(arrivals) - sent < delay * 2.5
+    got = asyncio.run(run())
+    assert [m["i"] for m in got] == list(range(5))  # in order
+    records = [r for r in delaycomm.RECORDS if r[0] == delay]
+    assert len(records) == 7  # the connection handshake, then the five messages
+    records = records[2:]
+    for d, written, due, sent in records:
+        assert due - written == pytest.approx(delay)  # each held for its own delay...
+        assert sent >= due  # ...and never sent early
+    # pipelined: all five were written before the first left (serialised, each would wait for the previous)
+    assert max(r[1] for r in records) < min(r[3] for r in records)
+
+
+def _cpu_stat(path: str) -> dict[str, int]:
+    with open(os.path.join(path, "cpu.stat")) as f:
+        return {k: int(v) for k, v in (line.split() for line in f if line.strip())}
+
+
+def _quota_period(path: str) -> tuple[int, int]:
+    if LAYOUT[0] == "v1":
+        with open(os.path.join(path, "cpu.cfs_quota_us")) as f, open(os.path.join(path, "cpu.cfs_period_us")) as g:
+            return int(f.read()), int(g.read())
+    with open(os.path.join(path, "cpu.max")) as f:
+        quota, period = f.read().split()
+        return int(quota), int(period)
 
 
 @pytest.mark.slow
 @needs_cgroups
-def test_half_cpu_worker_is_twice_as_slow_and_delay_adds_to_round_trips(small):
-    from stockdag.pipeline import STAGES_BY_ID, cache_stage, fetch_prices_stage, make_features_stage
-    from stockdag.request import parse_request
+def test_half_cpu_worker_is_held_to_its_quota_and_its_messages_to_the_link_delay(small):
+    import psutil
 
     delay = 0.2
     spec = {"name": "emu-test", "kind": "emulated", "worker_groups": [
         {"name": "fast", "count": 1, "threads": 1, "memory_limit": "1GiB", "cpu_share": 1.0},
         {"name": "slow", "count": 1, "threads": 1, "memory_limit": "1GiB", "cpu_share": 0.5, "link_delay": delay},
     ]}
-    req = parse_request("AAPL", "2012-06-01")
-    model = STAGES_BY_ID["C9"].func  # lightgbm: a CPU-bound stage
 
-    def stage_time(req):
-        from stockdag.pipeline import fetch_news_stage, score_sentiment_stage
+    def busy(seconds_of_cpu):
+        # CPU-bound until this process has used the given CPU time (not wall time: the host may be busy)
+        start = time.process_time()
+        while time.process_time() - start < seconds_of_cpu:
+            sum(i * i for i in range(10_000))
+        return os.getpid()
 
-        lookup = cache_stage(req)
-        feats = make_features_stage(req, fetch_prices_stage(req, lookup))
-        sent = score_sentiment_stage(req, fetch_news_stage(req, lookup))
-        model(req, feats, sent)  # warm
-        times = []
-        for _ in range(3):
-            t = time.perf_counter()
-            model(req, feats, sent)
-            times.append(time.perf_counter() - t)
-        return statistics.median(times)
+    def delayed_records():
+        from stockdag.deploy import delaycomm
+
+        return list(delaycomm.RECORDS)
 
     with start(spec) as cluster, cluster.client() as client:
         info = cluster.info()
         names = {w["name"]: a for a, w in client.scheduler_info(n_workers=-1)["workers"].items()}
-        # the same stage, once on each worker (one after the other, so they do not compete for the 2 cores)
-        fast = client.submit(stage_time, req, workers=[names["fast-0"]], pure=False).result()
-        slow = client.submit(stage_time, req, workers=[names["slow-0"]], pure=False).result()
-
-        def rtt(addr):
-            times = []
-            for _ in range(5):
-                t = time.perf_counter()
-                client.run(os.getpid, workers=[addr])
-                times.append(time.perf_counter() - t)
-            return statistics.median(times)
-
-        extra = rtt(names["slow-0"]) - rtt(names["fast-0"])
+        slow_cg = next(p for p in info["cgroups"] if p.endswith("slow-0"))
+        fast_cg = next(p for p in info["cgroups"] if p.endswith("fast-0"))
+        quota, period = _quota_period(slow_cg)
+        assert quota * 2 == period  # 0.5 CPU, read back from the cgroup
+        assert _quota_period(fast_cg)[0] == _quota_period(fast_cg)[1]  # 1.0 CPU
+        before = _cpu_stat(slow_cg)
+        client.submit(busy, 1.0, workers=[names["slow-0"]], pure=False).result()
+        after = _cpu_stat(slow_cg)
+        periods = after["nr_periods"] - before["nr_periods"]
+        throttled = after["nr_throttled"] - before["nr_throttled"]
+        # 1 s of CPU at 5 ms a 10 ms period takes >= 200 periods, and the kernel throttled the worker in them
+        assert periods >= 1.0e6 / quota and throttled > 0, (periods, throttled)
+        # everything in the cgroup, over its whole life, never used more than its quota in any period
+        used_us = sum(sum(psutil.Process(pid).cpu_times()[:2]) for pid in _cgroup_pids(slow_cg)) * 1e6
+        assert used_us <= (after["nr_periods"] + 2) * quota, (used_us, after["nr_periods"], quota)
+        # the slow worker's replies were each held for the link delay by its own comm; the fast one holds none
+        slow_records = client.run(delayed_records, workers=[names["slow-0"]])[names["slow-0"]]
+        fast_records = client.run(delayed_records, workers=[names["fast-0"]])[names["fast-0"]]
         pids = [*info["processes"].values(), *client.run(os.getpid).values()]
-    # 0.5 CPU over a 10 ms period: about 2x; 1.5-3.0 leaves room for a busy 2-core host
-    print(f"stage: fast {fast:.3f} s, slow {slow:.3f} s (x{slow / fast:.2f}); round trip +{extra:.3f} s")
-    assert 1.5 < slow / fast < 3.0, (fast, slow)
-    # the slow worker's replies leave 0.2 s late: the round trip grows by about that
-    assert delay * 0.75 < extra < delay * 1.75, extra
-    deadline = time.monotonic() + 10
+    assert slow_records and fast_records == []
+    for d, written, due, sent in slow_records:
+        assert d == delay and due - written == pytest.approx(delay) and sent >= due
+    deadline = time.monotonic() + 30
     while any(_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(p) for p in pids)
     assert not [p for p in info["cgroups"] if os.path.exists(p)]
     assert not os.path.exists(os.path.dirname(info["cgroups"][0]))
+
+
+def _cgroup_pids(path: str) -> list[int]:
+    with open(os.path.join(path, "cgroup.procs")) as f:
+        return [int(line) for line in f if line.strip()]

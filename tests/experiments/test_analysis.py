@@ -1,5 +1,6 @@
 """The numbers a report is made of, on inputs whose answers are known."""
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -118,3 +119,100 @@ def test_recorded_configuration_hides_every_credential_in_a_url(url, expected):
 
     assert _redacted({"cache": {"url": url}, "n": 3}) == {"cache": {"url": expected}, "n": 3}
     assert "s3cret" not in json.dumps(_redacted([url, {"u": url}]))
+
+
+def _points(probes, requests=30):
+    return pd.DataFrame([{"point": f"p{i}", "label": f"c{i % 2}", "mode": "distributed", "workers": 2, "strategy": "heft",
+                          "loop": "open", "load": 1.0, "repeat": i // 2, "offered_rate": 1.0, "throughput": 1.0,
+                          "requests": requests, "ok": requests, "p50_ms": 500.0, "p99_ms": 900.0, "max_ms": 950.0,
+                          "errors": 0, "probe_s": p, "capacity": 1.9} for i, p in enumerate(probes)])
+
+
+def test_drift_flags_points_measured_on_a_machine_more_than_15_percent_slower():
+    from stockdag.experiments.analysis import drift
+
+    d = drift(_points([0.020, 0.020, 0.020, 0.024, 0.0229, 0.020]))
+    assert d["probes"] == 6 and d["median_s"] == pytest.approx(0.020)
+    assert [p["point"] for p in d["slow_points"]] == ["p3"]  # +20%; p4 at +14.5% is within the 15%
+    assert d["slow_points"][0]["slower_pct"] == pytest.approx(20.0)
+    assert d["spread"] == pytest.approx(0.024 / 0.020)
+    assert drift(_points([None] * 4)) == {"probes": 0}  # a run from before the probes
+
+
+def test_p99_only_where_the_sample_supports_it():
+    from stockdag.experiments.analysis import tail_text
+
+    assert tail_text(900.0, 950.0, 37) == "max of 37: 950"
+    assert tail_text(900.0, 950.0, 100) == "p99 900"
+    agg = aggregate(_points([0.02, 0.02], requests=30))
+    assert (agg["tail_ms"] == 950.0).all() and (agg["n"] == 30).all()
+    agg = aggregate(_points([0.02, 0.02], requests=120))
+    assert (agg["tail_ms"] == 900.0).all()
+
+
+def test_papermill_style_string_parameters_are_read_as_yaml_lists():
+    p = SweepParams(workers="4", rates="[0.5]", mode='["distributed"]', strategy="[dask, heft]", users="None",
+                    configurations=None, duration="6", repeats="2", min_requests="40")
+    assert (p.workers, p.rates, p.mode, p.strategy, p.users) == ([4], [0.5], ["distributed"], ["dask", "heft"], None)
+    assert (p.duration, p.repeats, p.min_requests) == (6.0, 2, 40)
+    p = SweepParams(configurations="[{mode: centralized}, {mode: distributed, workers: 2, strategy: heft}]")
+    assert [c.label for c in p.configurations_list()] == ["centralized", "distributed w2 heft"]
+    with pytest.raises(ValueError, match=r"as a YAML list: write it like '\[0.5, 1.0\]'"):
+        SweepParams(rates="[0.5")
+    with pytest.raises(ValueError, match="unknown mode"):
+        SweepParams(mode="[centralised]")
+
+
+def test_each_repeat_runs_the_configurations_in_its_own_seeded_order():
+    p = SweepParams(mode=["centralized", "replicated", "distributed"], workers=[2], strategy=["dask", "heft"],
+                    rates=[1.0, 2.0], repeats=3, seed=5)
+    orders = [[c.label for c in o] for o in p.order()]
+    assert len({tuple(o) for o in orders}) == 3  # no two repeats in the same order
+    assert all(sorted(o) == sorted(c.label for c in p.configurations_list()) for o in orders)
+    assert orders == [[c.label for c in o] for o in SweepParams(**{**p.__dict__}).order()]  # seeded: same again
+    assert orders != [[c.label for c in o] for o in SweepParams(**{**p.__dict__, "seed": 6}).order()]
+    # points run repeat by repeat, each repeat's configurations in its order, every load of one before the next
+    pts = p.points()
+    assert [(pt.repeat, pt.config.label) for pt in pts[::2]] == [(r, label) for r, o in enumerate(orders) for label in o]
+
+
+def test_report_warns_when_workers_outnumber_cores_and_explains_a_bound_exceeded():
+    from stockdag.experiments.report import bound_exceeded, oversubscribed
+
+    sat = pd.DataFrame([{"label": "distributed w4 dask", "mode": "distributed", "workers": 4, "max_throughput": 1.1}])
+    assert "4 worker processes on 2 cores share the cores" in oversubscribed(sat, {"cores": 2})
+    assert oversubscribed(sat, {"cores": 4}) is None
+    why = bound_exceeded(sat, {"throughput_bound_rps": 0.77, "parallel_capacity": 1.9, "total_work_s": 2.4})
+    assert why.startswith("Above the bound: distributed w4 dask 1.100 req/s exceed 0.770 req/s.")
+    assert bound_exceeded(sat, {"throughput_bound_rps": 2.0}) is None
+
+
+@pytest.mark.slow
+def test_report_works_on_a_committed_run_from_before_the_probes(tmp_path):
+    import shutil
+
+    from stockdag.cli import main
+
+    src = "results/20261129-091417-default"
+    if not os.path.isdir(src):
+        pytest.skip("committed run not in this checkout")
+    folder = shutil.copytree(src, tmp_path / "old")
+    assert main(["report", str(folder)]) == 0
+    report = open(folder / "REPORT.md").read()
+    assert "no CPU-speed probes (recorded before they existed)" in report
+    assert "max of 3:" in report  # 6 s at 0.5 req/s: no p99 is claimed
+
+
+def test_report_conditions_give_the_order_the_probe_spread_and_the_slowed_points():
+    from types import SimpleNamespace
+
+    from stockdag.experiments.analysis import drift
+    from stockdag.experiments.report import conditions
+
+    run = SimpleNamespace(config={"order": [["c0", "c1"], ["c1", "c0"]]})
+    lines = conditions(run, drift(_points([0.020, 0.020, 0.020, 0.024])))
+    assert lines[0] == "Configurations ran in a seeded random order within each repeat: repeat 0: c0, c1; repeat 1: c1, c0."
+    assert lines[1] == "CPU-speed probe over 4 points: median 20.0 ms, range 20.0-24.0 ms (slowest/fastest 1.20x)."
+    assert lines[-1].endswith("c1 at 1 (repeat 1, +20%).")
+    old = conditions(SimpleNamespace(config={}), drift(_points([None] * 2)))
+    assert "predates interleaving" in old[0] and "no CPU-speed probes" in old[1]

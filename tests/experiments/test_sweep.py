@@ -20,7 +20,7 @@ SMALL = {"stockdag.models.window": 120, "stockdag.models.error_days": 10, "stock
 def run_folder(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
     params = SweepParams(mode=["centralized", "distributed"], workers=[1], strategy=["round-robin"], rates=[3.0],
-                         users=[2], duration=1.5, warmup=0.5, out=str(out), run_id="tiny", timeout=30)
+                         users=[2], duration=1.5, warmup=0.5, min_requests=6, out=str(out), run_id="tiny", timeout=30)
     with dask.config.set(SMALL):
         folder = run_sweep(params, progress=False)
     return folder
@@ -33,6 +33,12 @@ def test_layout_and_records(run_folder):
     summary = pd.read_csv(os.path.join(run_folder, "summary.csv"))
     assert set(summary["label"]) == {"centralized", "distributed w1 round-robin"}
     assert len(summary) == 4 and (summary["ok"] > 0).all()
+    assert (summary["requests"] >= 6).all()  # 1.5 s at 3 req/s is 4.5 requests: the point went on to min_requests
+    assert sorted(cfg["order"][0]) == sorted(set(summary["label"]))  # the seeded order of the one repeat
+    for name in os.listdir(os.path.join(run_folder, "points")):
+        if name.endswith(".json"):
+            probe = json.load(open(os.path.join(run_folder, "points", name)))["probe"]
+            assert probe["speed_s"] > 0 and probe["capacity"] > 0 and probe["block"] in (0, 1)
     rec = pd.read_parquet(os.path.join(run_folder, "points", "centralized--rate3--r0.parquet"))
     assert rec["warmup"].any() and (~rec["warmup"]).any()
     trace = json.loads(rec.loc[rec["status"] == 200, "trace"].iloc[0])
@@ -59,6 +65,7 @@ def test_report_is_rebuilt_from_the_folder(run_folder, capsys):
         assert os.path.getsize(os.path.join(run_folder, "charts", chart)) > 1000, chart
     report = open(os.path.join(run_folder, "REPORT.md")).read()
     assert "## Answer on this machine" in report and "Centralized baseline" in report
+    assert "CPU-speed probe over 4 points" in report and "ran in a seeded random order" in report
     assert main(["report", os.path.dirname(run_folder)]) == 0
     index = open(os.path.join(os.path.dirname(run_folder), "REPORT.md")).read()
     assert "[tiny](tiny/REPORT.md)" in index

@@ -6,6 +6,7 @@ second; ``create_app`` snapshots them, so the server keeps them.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 
@@ -49,6 +50,8 @@ def test_predict_200_with_trace(live):
     ("/predict/$$$", 422, "InvalidRequest"),
     ("/predict/AAPL?as_of=2030-01-01", 422, "InsufficientHistory"),
     ("/predict/AAPL?as_of=1990-01-01", 422, "InsufficientHistory"),
+    ("/predict/AAPL?as_of=0002-01-01", 422, "InsufficientHistory"),
+    ("/predict/AAPL?as_of=9999-12-31", 422, "InsufficientHistory"),
 ])
 def test_bad_input_maps_to_status(live, path, status, error):
     r = httpx.get(live + path, timeout=60)
@@ -57,6 +60,46 @@ def test_bad_input_maps_to_status(live, path, status, error):
     assert body["error"] == error and "Traceback" not in r.text
     if status == 404:
         assert "AAPL" in body["available"] and "AAPL" in body["detail"]
+
+
+@pytest.mark.parametrize("path, named", [
+    ("/predict/AAPL?asof=2012-06-01", ["asof"]),
+    ("/predict/AAPL?as_of=2012-06-01&profile=pretrained", ["profile"]),
+    ("/predict/AAPL?x=1&y=2", ["x", "y"]),
+    ("/symbols?profile=pretrained", ["profile"]),
+    ("/health?verbose=1", ["verbose"]),
+])
+def test_unknown_query_parameters_are_422s_naming_them(live, path, named):
+    # a typo (asof) used to answer 200 for the last day of data, and ?profile= was silently ignored
+    r = httpx.get(live + path, timeout=60)
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert body["error"] == "InvalidRequest" and all(repr(n) in body["detail"] for n in named), body
+
+
+def test_symbols_give_each_symbols_valid_as_of_range(live):
+    body = httpx.get(f"{live}/symbols").json()
+    assert body["profile"] == "refit" and set(body["as_of"]) == set(body["symbols"])
+    aapl = body["as_of"]["AAPL"]
+    assert aapl["first"] < "2012-06-01" <= aapl["last"] == "2013-03-01"
+    before = (dt.date.fromisoformat(aapl["first"]) - dt.timedelta(days=1)).isoformat()
+    early = httpx.get(f"{live}/predict/AAPL", params={"as_of": before}, timeout=60)
+    assert early.status_code == 422 and aapl["first"] in early.json()["detail"]
+    if body["as_of"]["FB"] is None:  # 196 days of prices, fewer than min_history
+        fb = httpx.get(f"{live}/predict/FB", params={"as_of": "2013-01-02"}, timeout=60)
+        assert fb.status_code == 422 and "/symbols" in fb.json()["detail"]
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_api_docs_load_every_asset_from_the_server_itself(live, page):
+    # offline (or behind a firewall) a page that loads swagger-ui or redoc from a CDN is blank
+    import re
+
+    html = httpx.get(live + page).text
+    refs = re.findall(r"""(?:src|href|url)\s*[:=]\s*['"]([^'"]+)['"]""", html)
+    assert refs and not [r for r in refs if re.match(r"(https?:)?//", r)], refs
+    assets = [r for r in refs if r.endswith((".js", ".css", ".png"))]
+    assert assets and all(httpx.get(live + a).status_code == 200 for a in assets), assets
 
 
 def test_health_symbols_metrics_docs(live):
@@ -76,6 +119,11 @@ def test_health_symbols_metrics_docs(live):
 def test_bench_probes_a_stockdag_server_and_sends_the_mix(live):
     symbols = asyncio.run(probe_stockdag(live))
     assert symbols and "AAPL" in symbols
+    ranges = httpx.get(f"{live}/symbols").json()["as_of"]
+    assert symbols == ranges  # the default mix (stockdag bench, the web app) draws within them
+    for path in RequestMix(symbols, "2000-01-03", "2013-03-01", seed=0).paths(500):
+        sym, date = path.removeprefix("/predict/").split("?as_of=")
+        assert ranges[sym] and ranges[sym]["first"] <= date <= ranges[sym]["last"]
     mix = RequestMix(["AAPL", "IBM"], "2012-06-01", "2012-06-08", seed=0)
     result = run(BenchConfig(live, users=1, requests=3, mix=mix, timeout=60))
     assert result.summary.ok == 3
@@ -98,11 +146,12 @@ def test_admission_control_and_health_under_load():
 
     with ServerThread(app) as server:
         answers, health = asyncio.run(load(server.url))
-        after = httpx.get(f"{server.url}/health").json()
+        # the 504's pipeline keeps running in its thread, and counts until it ends
+        _wait_until(lambda: httpx.get(f"{server.url}/health").json()["in_flight"] == 0, "the admitted work ended")
     statuses = sorted(a.status_code for a in answers)
     assert statuses == [503, 503, 503, 504]
     assert all(a.headers["retry-after"] == "2" for a in answers if a.status_code == 503)
-    assert health.status_code == 200 and after["in_flight"] == 0
+    assert health.status_code == 200 and health.json()["in_flight"] == 1
 
 
 def test_serve_rejects_unknown_mode_and_strategy(capsys):
@@ -164,3 +213,59 @@ def test_a_server_started_with_a_spec_answers_with_its_stages_ensemble_and_inter
     iv = body["interval"]
     assert iv["level"] == deep.interval_level and iv["lower"] < body["prediction"]["next_return"] < iv["upper"]
     assert abs(sum(body["ensemble"]["weights"].values()) - 1) < 1e-9
+
+
+def _wait_until(predicate, what: str, limit: float = 120.0):
+    # waits for an event (not a time band): fails only if it never happens
+    import time
+
+    end = time.monotonic() + limit
+    while not predicate():
+        assert time.monotonic() < end, f"never happened: {what}"
+        time.sleep(0.02)
+
+
+def test_admission_counts_work_that_outlives_its_504(monkeypatch):
+    # the pipeline thread cannot be stopped: after the client's 504 its work still runs, so it must still
+    # count, and a second request is refused (503) until that work ends; proven with a gate, not timings
+    import threading
+
+    import stockdag.serve.backends as backends
+
+    gate, started, real = threading.Event(), threading.Event(), backends._run_whole
+
+    def gated(request):
+        started.set()
+        assert gate.wait(120), "the test never opened the gate"
+        return real(request)
+
+    monkeypatch.setattr(backends, "_run_whole", gated)
+    with dask.config.set(SMALL):
+        app = create_app("centralized", max_in_flight=1, deadline=0.1)
+    with ServerThread(app) as server:
+        url = server.url
+        first = httpx.get(f"{url}/predict/AAPL", params={"as_of": "2012-06-01"}, timeout=60)
+        assert first.status_code == 504 and started.is_set()
+        assert httpx.get(f"{url}/health").json()["in_flight"] == 1  # the work, not the (finished) handler
+        assert "stockdag_http_in_flight 1.0" in httpx.get(f"{url}/metrics").text
+        second = httpx.get(f"{url}/predict/IBM", params={"as_of": "2012-06-01"}, timeout=60)
+        assert second.status_code == 503, second.text
+        gate.set()
+        _wait_until(lambda: httpx.get(f"{url}/health").json()["in_flight"] == 0, "the first request's work ended")
+    assert app.state.admission.admitted == 1 and app.state.admission.released == 1
+
+
+@pytest.mark.slow
+def test_replicated_admission_counts_work_that_outlives_its_504():
+    # a replica process cannot be stopped either; 3 s of emulated fetch latency keep its work running
+    # long after the 0.3 s deadline, and the count follows the work, not the handler
+    cfg = {**SMALL, "stockdag.data.latency.distribution": "constant", "stockdag.data.latency.mean": 3.0,
+           "stockdag.cache.backend": "none"}
+    with dask.config.set(cfg):
+        app = create_app("replicated", replicas=1, max_in_flight=1, deadline=0.3)
+    with ServerThread(app) as server:
+        url = server.url
+        assert httpx.get(f"{url}/predict/AAPL", params={"as_of": "2012-06-01"}, timeout=60).status_code == 504
+        assert httpx.get(f"{url}/predict/IBM", params={"as_of": "2012-06-01"}, timeout=60).status_code == 503
+        _wait_until(lambda: httpx.get(f"{url}/health").json()["in_flight"] == 0, "the replica's work ended")
+    assert app.state.admission.admitted == 1 and app.state.admission.released == 1

@@ -1,4 +1,4 @@
-"""Property-based run of the OpenAPI schema against a live centralized server: no 500, no schema violation.
+"""Property-based run of the OpenAPI schema against a live server (centralized, and distributed): no 500, no schema violation.
 
 schemathesis generates paths and parameters from ``/openapi.json`` (random
 symbols and dates, mostly malformed or unknown, some valid) and checks each
@@ -24,10 +24,11 @@ SMALL = {"stockdag.models.window": 120, "stockdag.models.error_days": 10, "stock
          "stockdag.data.history_days": 200, "stockdag.data.news_days": 320}
 
 
-@pytest.fixture(scope="module")
-def api_schema():
+@pytest.fixture(scope="module", params=["centralized", pytest.param("distributed", marks=pytest.mark.slow)])
+def api_schema(request):
+    # distributed mode runs C2 and C5 side by side, so the stage that fails first on bad input differs
     with dask.config.set(SMALL):
-        app = create_app("centralized")
+        app = create_app(request.param, **({"workers": 2} if request.param == "distributed" else {}))
     with ServerThread(app) as server:
         yield schemathesis.openapi.from_url(f"{server.url}/openapi.json")
 

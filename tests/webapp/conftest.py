@@ -32,3 +32,12 @@ def webapp(run_store):
     with dask.config.set({"stockdag.webapp.update_interval": 0.25}):
         with WebAppThread(store=str(run_store)) as app:
             yield app
+
+
+@pytest.fixture(scope="module")
+def distributed_server():
+    """Base URL of a distributed `stockdag serve` on 2 workers under round-robin (every request spans both)."""
+    with dask.config.set(SMALL):
+        app = create_app("distributed", workers=2, strategy="round-robin")
+    with ServerThread(app) as server:
+        yield server.url

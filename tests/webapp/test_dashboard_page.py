@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 
+import dask
 import httpx
 import pytest
 from distributed import Client, LocalCluster
@@ -28,7 +29,8 @@ def test_dashboard_page_shows_strategy_and_learned_stage_durations(dashboard_cli
     empty = httpx.get(f"{base}/stockdag.json")
     assert empty.status_code == 404  # no plugin yet: no page
     register(client, "round-robin")
-    stockdag.predict("AAPL", "2012-06-01", mode="distributed", client=client, strategy="round-robin")
+    with dask.config.set({"stockdag.pipeline.granularity": "stage"}):  # one task, so one learned duration, per stage
+        stockdag.predict("AAPL", "2012-06-01", mode="distributed", client=client, strategy="round-robin")
 
     data = httpx.get(f"{base}/stockdag.json").json()
     assert data["strategy"] == "round-robin"
@@ -41,6 +43,10 @@ def test_dashboard_page_shows_strategy_and_learned_stage_durations(dashboard_cli
     # what the scheduler saw is what the page says: one entry per (stage, worker) the plugin learned
     plugin = cluster.scheduler.plugins[NAME]
     assert {(s, w) for s, per in data["durations"].items() for w in per} == set(plugin.costs._mean)
+
+    # reachable from the dashboard's own menu ("More..."), on its pages
+    status = httpx.get(f"{base}/status")
+    assert status.status_code == 200 and '<a href="stockdag">Stockdag Placement</a>' in status.text
 
     page = httpx.get(f"{base}/stockdag")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")

@@ -177,3 +177,30 @@ def test_stage_charts_show_the_extra_stages_of_a_deep_pipeline_server(page, deep
     # both stage charts' axes, as the browser holds them: every stage of the server's pipeline, in table order
     assert list(reversed(page.evaluate(STAGE_AXIS_JS, "mean time per stage"))) == ids
     assert set(page.evaluate(STAGE_AXIS_JS, "request #")) == set(ids)
+
+
+def test_distributed_server_gantt_shows_both_workers(page, distributed_server, tmp_path):
+    fill(page, "sd-url", distributed_server)
+    expect(page.locator(".sd-target")).to_contain_text("stockdag distributed server")
+    fill(page, "sd-label", "distributed round-robin")
+    fill(page, "sd-rate", "1")
+    fill(page, "sd-duration", "3")
+    fill(page, "sd-warmup", "0")
+    fill(page, "sd-symbols", "AAPL IBM")
+    fill(page, "sd-start-date", "2012-05-01")
+    fill(page, "sd-end-date", "2012-06-29")
+    page.locator(".sd-start button").click()
+    download = page.locator("[data-stat=download]")
+    expect(download).to_be_visible(timeout=120_000)
+    shown = page.locator("[data-stat=gantt-workers]")
+    expect(shown).to_be_visible()
+    workers = [w.strip() for w in shown.inner_text().split(",")]
+    assert len(workers) == 2  # round-robin spread the request's stages over both workers
+    # the Gantt is drawn from the request's own trace: the CSV's traces name the same two workers
+    with page.expect_download() as info:
+        download.click()
+    records = pd.read_csv(info.value.path(), keep_default_na=False)
+    ok = records[records["error"] == ""]
+    assert len(ok) > 0
+    ran_on = set().union(*(set(pd.read_json(io.StringIO(t))["worker"].astype(str)) for t in ok["trace"]))
+    assert set(workers) == ran_on

@@ -128,6 +128,24 @@ def test_live_run_against_a_local_server_is_stored(tmp_path):
     assert records["warmup"].sum() == 4 and set(records.columns) == set(RECORD_COLUMNS)
 
 
+def test_stop_records_the_requests_in_flight_as_cancelled(tmp_path):
+    # every 5th request the server sees hangs 30 s (the timeout is 60 s): once 4 have returned one is in flight,
+    # so Stop must record it as cancelled with the time it had waited, not drop it
+    with LocalServer(delay=0.01, hang_every=5, hang_for=30.0) as server:
+        run = LiveRun(parse_form(form(url=server.url, loop="closed", users="2", duration="60", timeout="60")),
+                      RunStore(tmp_path))
+        run.start()
+        while len(run.rows) < 4:
+            run.join(0.05)
+        run.stop()
+        run.join(30)
+    rec = run.result.records
+    cancelled = rec[rec["error"] == "cancelled"]
+    assert len(cancelled) >= 1 and (cancelled["end"] >= cancelled["sent"]).all()
+    assert run.result.summary.errors["cancelled"] == len(cancelled)
+    assert "in flight at the stop (recorded as cancelled)" in run.message
+
+
 def test_live_run_stops_early_and_fails_clearly(tmp_path):
     with LocalServer(delay=0.05) as server:
         run = LiveRun(parse_form(form(url=server.url, loop="closed", users="2", duration="60")), RunStore(tmp_path))
@@ -186,3 +204,25 @@ def test_run_files_are_served_and_ids_checked(tmp_path):
             assert httpx.get(f"{app.url}runs/20990101-000000-abcdef.csv").status_code == 404
             assert httpx.get(f"{app.url}runs/..%2F..%2Fetc.csv").status_code == 404
             assert httpx.get(app.url).status_code == 200
+
+
+def test_closed_loop_shows_requests_sent_not_an_offered_rate_and_every_request_counts(tmp_path):
+    doc = Document()
+    page = LoadTestPage(doc, RunStore(tmp_path), "http://127.0.0.1:9")
+    assert page.tput_fig.legend.items[0].label.value == "offered"
+    # every 3rd request hangs past the 0.3 s timeout (the page's probe of the URL takes the first): the
+    # all-requests column must show them
+    with LocalServer(delay=0.005, hang_every=3, hang_for=2.0) as server:
+        page.url.value = server.url
+        page.loop.active = 1  # closed loop
+        page.users.value, page.duration.value, page.warmup.value, page.timeout.value = "2", "2", "0", "0.3"
+        page._start()
+        page.live.join(30)
+    page._finish()
+    s = page.live.result.summary
+    assert page.tput_fig.legend.items[0].label.value == "sent"  # closed loop offers no rate
+    assert "sent (closed loop offers no rate)" in page.tput_fig.title.text
+    assert 'data-stat="sent">' in page.stats_div.text and 'data-stat="offered"' not in page.stats_div.text
+    assert s.errors.get("timeout", 0) > 0
+    assert f'data-stat="all-max">{s.latency_all_ms["max"]:.2f}<' in page.stats_div.text
+    assert s.latency_all_ms["max"] >= 300.0 > s.latency_ms["max"]  # the timeouts are in the all-requests max only

@@ -1,0 +1,181 @@
+"""Value types of the ``stockdag`` command line's options, and a parser whose usage errors are one line.
+
+Each type is a function of the option's text that returns the value or raises
+``argparse.ArgumentTypeError`` with a message saying what is wrong, which argparse
+reports as ``argument --x: <message>``; :class:`Parser` prints that as one line
+and exits with status 2. Types that need a registry (strategies) import it only
+when the option is given, so ``stockdag --help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+
+from .errors import InvalidRequest
+
+
+class Parser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line on stderr and exit status 2."""
+
+    def error(self, message: str):  # noqa: D102  (argparse's hook)
+        self.exit(2, f"stockdag: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _integer(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+positive_int = _integer(1)
+non_negative_int = _integer(0)
+
+
+def _number(*, minimum: float = 0.0, strict: bool = True):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"must be {'greater than' if strict else 'at least'} {minimum:g}, got {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+positive_float = _number()
+non_negative_float = _number(strict=False)
+
+
+def port(minimum: int):
+    def parse(text: str) -> int:
+        value = _integer(minimum)(text)
+        if value > 65535:
+            raise argparse.ArgumentTypeError(f"a TCP port is at most 65535, got {value}")
+        return value
+
+    parse.__name__ = "port"
+    return parse
+
+
+def iso_date(text: str) -> str:
+    """YYYY-MM-DD, checked (the message says which part is wrong); returned in ISO form."""
+    from .request import parse_date
+
+    try:
+        return parse_date(text, "date").isoformat()
+    except (InvalidRequest, AttributeError) as exc:
+        raise argparse.ArgumentTypeError(getattr(exc, "message", f"malformed date {text!r}: expected YYYY-MM-DD")) from None
+
+
+def symbol(text: str) -> str:
+    from .request import normalise_symbol
+
+    try:
+        return normalise_symbol(text)
+    except InvalidRequest as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def strategy(text: str) -> str:
+    """A placement strategy name (the registry is imported only when the option is given)."""
+    from .placement import STRATEGIES
+
+    if text != "dask" and text not in STRATEGIES:
+        raise argparse.ArgumentTypeError(f"unknown strategy {text!r}; choose one of: {', '.join(_strategy_names())}")
+    return text
+
+
+def _strategy_names() -> list[str]:
+    from .placement import STRATEGIES
+
+    return list(dict.fromkeys(["dask", *STRATEGIES]))  # "dask" once, even if the registry names it too
+
+
+def strategies(text: str) -> tuple[str, ...]:
+    """Comma-separated strategy names, or 'all'."""
+    if text.strip() == "all":
+        return tuple(_strategy_names())
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected comma-separated strategy names, or 'all'")
+    return tuple(dict.fromkeys(strategy(x) for x in names))
+
+
+def scheduler_address(text: str) -> str:
+    text = text.strip()
+    host = text.split("://", 1)[-1]
+    if not text or not host or host.startswith(":"):
+        raise argparse.ArgumentTypeError(f"expected a scheduler address such as tcp://10.0.0.5:8786, got {text!r}")
+    return text
+
+
+def http_url(text: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"expected an http:// or https:// URL with a host, e.g. http://127.0.0.1:8000, got {text!r}")
+    try:
+        parts.port  # noqa: B018  (raises on a port out of range)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"bad port in {text!r}: {exc}") from None
+    return text.strip()
+
+
+def directory(text: str) -> str:
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"folder {text!r} does not exist" if not os.path.exists(text) else f"{text!r} is not a folder")
+    return text
+
+
+def records_file(text: str) -> str:
+    """An output .parquet/.csv path that can be written (checked before any request is sent)."""
+    if not text.lower().endswith((".parquet", ".pq", ".csv")):
+        raise argparse.ArgumentTypeError(f"cannot tell the format of {text!r}: use a .parquet or .csv file name")
+    folder = os.path.dirname(os.path.abspath(text))
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder")
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(text) and not os.access(text, os.W_OK)):
+        raise argparse.ArgumentTypeError(f"cannot write {text!r}: permission denied")
+    return text
+
+
+def run_id(text: str) -> str:
+    if not text.strip() or text in (".", "..") or "/" in text or os.sep in text:
+        raise argparse.ArgumentTypeError(f"expected a folder name (no path separators), got {text!r}")
+    return text
+
+
+def host_name(text: str) -> str:
+    t = text.strip()
+    if not t or "/" in t or any(c.isspace() for c in t):
+        raise argparse.ArgumentTypeError(f"expected a host name or IP address to bind, got {text!r}")
+    return t
+
+
+def pipeline_spec(text: str):
+    """A pipeline spec YAML file (or a name in experiments/pipelines), read and validated: the :class:`PipelineSpec`."""
+    from .pipeline_spec import PipelineSpecError, load_pipeline
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a pipeline spec YAML file or a name in experiments/pipelines, got ''")
+    try:
+        return load_pipeline(text)
+    except PipelineSpecError as exc:
+        raise argparse.ArgumentTypeError(" ".join(exc.message.split())) from None

@@ -1,0 +1,34 @@
+"""Where run folders live, wherever a notebook was started from.
+
+Jupyter starts a notebook in the notebook's own folder (``notebooks/`` or
+``experiments/``), papermill and the scripts in the project root: a relative
+``results`` must mean the project's results folder in every case.
+"""
+from __future__ import annotations
+
+import os
+
+
+def project_root(start: str | None = None) -> str | None:
+    """The nearest folder, from ``start`` (the working directory) upwards, that holds the sweep notebook."""
+    d = os.path.abspath(start or os.getcwd())
+    while True:
+        if os.path.exists(os.path.join(d, "experiments", "sweep.ipynb")):
+            return d
+        parent = os.path.dirname(d)
+        if parent == d:
+            return None
+        d = parent
+
+
+def resolve(path: str | None, default: str) -> str:
+    """``path`` as given when it exists or is absolute; else the same relative path under the project root.
+
+    ``None`` means ``default`` (e.g. ``results``) under the project root, or in the
+    working directory outside a checkout.
+    """
+    path = path or default
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    root = project_root()
+    return os.path.join(root, path) if root else path

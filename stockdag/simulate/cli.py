@@ -1,0 +1,214 @@
+"""The ``stockdag simulate`` and ``stockdag plan`` subcommands (registered by :mod:`stockdag.cli`)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from ..errors import InvalidRequest
+
+
+def _plain(value):
+    """NaN and infinities as null: ``--json`` output is strict JSON."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _dumps(value) -> str:
+    return json.dumps(_plain(value), indent=2, allow_nan=False)
+
+
+def add_parsers(sub) -> dict:
+    """Add ``simulate`` and ``plan`` to ``sub``; return ``{command: function}``."""
+    p = sub.add_parser("simulate", help="calibrate the simulator on a measured run, and check it against every point (simulated)",
+                       description="A discrete-event model of the service (SimPy), fitted on a run's centralized and 1-worker "
+                                   "points. calibrate stores the fit in RUN/simulate/calibration.json; validate simulates every "
+                                   "measured point and prints measured vs simulated with the relative errors.")
+    ssub = p.add_subparsers(dest="action", required=True, metavar="ACTION", help="calibrate | validate | run")
+    c = ssub.add_parser("calibrate", help="fit stage costs and overheads from RUN's centralized + 1-worker points")
+    c.add_argument("run", help="a run folder, e.g. results/20261129-091417-default")
+    c.add_argument("--json", action="store_true", help="print the fitted overheads as JSON")
+    c = ssub.add_parser("validate", help="measured vs simulated for every point of RUN, with relative errors")
+    c.add_argument("run", help="a run folder, e.g. results/20261129-091417-default")
+    c.add_argument("--repeats", type=int, default=5, help="simulations per point, medians compared (default 5)")
+    c.add_argument("--json", action="store_true", help="print every point and the median errors as JSON")
+
+    c = ssub.add_parser("run", help="simulate one configuration under one load, calibrated on RUN (a what-if `stockdag bench`)",
+                        description="Simulate `stockdag bench` against a service: centralized, replicated, or distributed on a cluster "
+                                    "spec (local, emulated or ec2) under a placement strategy; print the bench summary, marked simulated.")
+    c.add_argument("run", help="the measured run folder the simulator is calibrated on")
+    c.add_argument("--mode", choices=("centralized", "replicated", "distributed"), default="distributed",
+                   help="how the service runs (default distributed)")
+    c.add_argument("--spec", default=None, help="cluster spec of distributed mode: a YAML file or a name in experiments/clusters "
+                                                "(default: the embedded LocalCluster of --workers)")
+    c.add_argument("--workers", type=int, default=2, help="LocalCluster workers without --spec; processes of replicated mode (default 2)")
+    c.add_argument("--strategy", default=None, help="placement strategy (stockdag.placement.STRATEGIES; default: the spec's, else stockdag.placement.strategy)")
+    g = c.add_mutually_exclusive_group(required=True)
+    g.add_argument("--rate", type=float, default=None, help="open loop: requests per second")
+    g.add_argument("--users", type=int, default=None, help="closed loop: concurrent users")
+    c.add_argument("--arrivals", choices=("constant", "poisson"), default="constant", help="open-loop arrivals (default constant)")
+    c.add_argument("--duration", type=float, default=60.0, help="simulated seconds measured after the warm-up (default 60)")
+    c.add_argument("--warmup", type=float, default=5.0, help="simulated seconds excluded first (default 5)")
+    c.add_argument("--timeout", type=float, default=60.0, help="client timeout in seconds (default 60)")
+    c.add_argument("--seed", type=int, default=0, help="seeds arrivals and the stage-cost draws (default 0)")
+    c.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    p = sub.add_parser("plan", help="the cheapest EC2 cluster and strategy predicted (simulated) to hold a p99 objective at a rate",
+                       description="Search instance types x machine counts x placement strategies with the simulator calibrated "
+                                   "on a measured run; print the cheapest cluster predicted to hold p99 <= --p99 seconds at "
+                                   "--rate req/s, with its predicted p50/p99/throughput and $/hour, and write it as a cluster spec "
+                                   "for `stockdag cluster plan` / `up`.")
+    p.add_argument("--rate", type=float, required=True, help="offered load, requests per second (open loop)")
+    p.add_argument("--p99", type=float, required=True, help="latency objective: p99 in seconds")
+    p.add_argument("--profile", choices=("refit", "pretrained"), default=None,
+                   help="workload profile; the newest run under --results with that profile is the calibration (default: stockdag.profile)")
+    p.add_argument("--run", default=None, help="calibrate on this run folder instead of the newest one of the profile")
+    p.add_argument("--results", default="results", help="folder of run folders (default results)")
+    p.add_argument("--instance-types", nargs="+", default=None,
+                   help="EC2 instance types to consider (default: stockdag.simulate.instance_types, c5.large c5.xlarge c5.2xlarge m5.large)")
+    p.add_argument("--max-machines", type=int, default=64, help="most worker instances (default 64)")
+    p.add_argument("--max-hourly-usd", type=float, default=None, help="budget: most USD per hour (default: none)")
+    p.add_argument("--requests", type=int, default=600, help="simulated requests per candidate (default 600)")
+    p.add_argument("--out", default="planned-cluster.yaml", help="where to write the cluster spec (default planned-cluster.yaml)")
+    p.add_argument("--ami", default=None, help="AMI id written into the spec (default: a placeholder to replace)")
+    p.add_argument("--security-group", default=None, help="security group id written into the spec (default: a placeholder)")
+    p.add_argument("--json", action="store_true", help="print the plan (and every candidate tried) as JSON")
+    return {"simulate": cmd_simulate, "plan": cmd_plan}
+
+
+def _run_folder(path: str) -> str:
+    if not os.path.exists(os.path.join(path, "config.json")):
+        raise InvalidRequest(f"{path} is not a run folder (no config.json)")
+    return path
+
+
+def cmd_simulate(args) -> int:
+    from . import calibrate, validate
+
+    folder = _run_folder(args.run)
+    if args.action == "calibrate":
+        path = calibrate.calibrate(folder)
+        with open(path) as f:
+            cal = json.load(f)
+        if args.json:
+            print(json.dumps({k: v for k, v in cal.items() if k != "samples"} | {"samples": len(cal["samples"]), "path": path}, indent=2))
+        else:
+            o = cal["overheads"]
+            print(f"{path}: {len(cal['samples'])} traced requests from {len(cal['fitted_on'])} points; overheads (ms): "
+                  f"centralized request {o['central_request'] * 1e3:.1f}, distributed request {o['request'] * 1e3:.1f}, "
+                  f"hop {o['hop'] * 1e3:.2f}, task {o['task'] * 1e3:.2f} (distributed ones from {cal['distributed_overheads_from']})")
+        return 0
+    if args.action == "run":
+        return _simulate_run(folder, args)
+    if args.repeats < 1:
+        raise InvalidRequest("--repeats must be >= 1")
+    result = validate.validate(folder, repeats=args.repeats)
+    print(_dumps(result) if args.json else validate.text(result))
+    return 0
+
+
+def _simulate_run(folder: str, args) -> int:
+    from .. import config
+    from ..bench.loadgen import BenchConfig
+    from ..deploy import load_spec
+    from ..placement import STRATEGIES
+    from . import calibrate
+    from .clusters import local_workers, workers_from_spec
+    from .model import SimConfig, simulate
+
+    costs, overheads = calibrate.inputs(calibrate.load(folder))
+    cores = calibrate.read_config(folder).get("machine", {}).get("cores")
+    strategy = None
+    if args.mode == "distributed":
+        if args.spec:
+            spec = load_spec(args.spec)
+            workers, strategy = workers_from_spec(spec), spec.strategy
+        else:
+            workers = local_workers(args.workers)
+        strategy = args.strategy or strategy or config.get("placement.strategy")
+        if strategy not in STRATEGIES:
+            raise InvalidRequest(f"unknown placement strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+        local = any(w.host == "local" for w in workers)
+        sim = SimConfig("distributed", workers, strategy, cores={"local": cores} if local and cores else None)
+    else:
+        if args.workers < 1:
+            raise InvalidRequest("--workers must be >= 1")
+        sim = SimConfig(args.mode, replicas=args.workers, cores={"local": cores} if cores else None)
+    try:
+        bench = BenchConfig("sim://", rate=args.rate, users=args.users, arrivals=args.arrivals, duration=args.duration,
+                            warmup=args.warmup, timeout=args.timeout, seed=args.seed)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    summary = simulate(sim, costs, overheads, bench, seed=args.seed).summary
+    summary.url = f"SIMULATED {args.mode}" + (f" {len(sim.workers)} workers, {strategy}" if strategy else "")
+    if args.json:
+        print(_dumps(summary.to_dict()))
+    else:
+        print(summary.table())
+        print(f"  (simulated, calibrated on {folder})")
+    return 0
+
+
+def newest_run(results: str, profile: str) -> str:
+    """The newest run folder under ``results`` whose sweep used ``profile``."""
+    from .calibrate import read_config
+
+    if os.path.isdir(results):
+        for name in sorted(os.listdir(results), reverse=True):
+            folder = os.path.join(results, name)
+            if os.path.exists(os.path.join(folder, "config.json")) and \
+                    read_config(folder).get("params", {}).get("profile") == profile:
+                return folder
+    raise InvalidRequest(f"no measured run with profile {profile!r} under {results}/ to calibrate on "
+                         f"(run a sweep with profile: {profile}, or give --run)")
+
+
+def cmd_plan(args) -> int:
+    import yaml
+
+    from .. import config
+    from ..deploy import parse_spec, plan as cluster_plan, prices
+    from . import calibrate, planner
+
+    folder = _run_folder(args.run) if args.run else newest_run(args.results, args.profile or config.get("profile"))
+    costs, overheads = calibrate.inputs(calibrate.load(folder))
+    if args.requests < 50:
+        raise InvalidRequest("--requests must be >= 50 (a p99 needs them)")
+    progress = None
+    if not args.json and sys.stderr.isatty():
+        def progress(r):
+            print(f"  simulated {r['machines']} x {r['instance_type']} {r['strategy']}: p99 {r['p99_ms']:.0f} ms, "
+                  f"{r['throughput']:.1f} req/s", file=sys.stderr)
+    result = planner.plan(args.rate, args.p99, costs, overheads, instance_types=args.instance_types,
+                          max_machines=args.max_machines, max_hourly=args.max_hourly_usd, requests=args.requests,
+                          progress=progress)
+    if result.choice is None:
+        if args.json:
+            print(_dumps(result.to_dict()))
+        print(f"stockdag: {result.reason}", file=sys.stderr)
+        return 1
+    c = result.choice
+    raw = c.spec(name="planned", ami=args.ami, security_group=args.security_group)
+    spec = parse_spec(raw, source=args.out)  # what `cluster plan` will check, checked before writing
+    with open(args.out, "w") as f:
+        f.write(f"# written by `stockdag plan --rate {args.rate:g} --p99 {args.p99:g}` from the simulator calibrated on "
+                f"{os.path.basename(os.path.abspath(folder))} (simulated, not measured)\n")
+        if not args.ami or not args.security_group:
+            f.write("# replace ami and security_groups with your account's before `stockdag cluster up`\n")
+        yaml.safe_dump(raw, f, sort_keys=False)
+    if args.json:
+        print(_dumps(result.to_dict() | {"spec": args.out, "calibration": folder}))
+        return 0
+    print(f"cheapest cluster predicted (simulated) to hold p99 <= {args.p99:g} s at {args.rate:g} req/s:")
+    print(f"  {c.machines} x {c.instance_type} ({prices.EC2_PRICES[c.instance_type][1]} vCPUs each) + scheduler "
+          f"{planner.scheduler_type()}, strategy {c.strategy}")
+    print(f"  predicted p50 {c.p50_ms:.0f} ms, p99 {c.p99_ms:.0f} ms, throughput {c.throughput:.1f} req/s")
+    print(f"  ${c.hourly_usd:.4f}/hour (on-demand {prices.PRICES_REGION} prices of {prices.PRICES_DATE}); "
+          f"{len(result.tried)} candidates simulated, calibrated on {folder}")
+    print(f"  spec: {args.out} (check it with `stockdag cluster plan {args.out}`; {cluster_plan(spec).hourly_usd} $/h there)")
+    return 0
