@@ -6,7 +6,8 @@ from .result import PredictionResult
 
 
 def predict(symbol: str, as_of=None, *, mode: str = "centralized", client=None, profile: str | None = None,
-            source: str | None = None, data_dir: str | None = None, strategy: str | None = None) -> PredictionResult:
+            source: str | None = None, data_dir: str | None = None, strategy: str | None = None,
+            pipeline=None) -> PredictionResult:
     """Predict the next-day close of ``symbol`` as of a date (default: the last day of data).
 
     Parameters
@@ -21,15 +22,19 @@ def predict(symbol: str, as_of=None, *, mode: str = "centralized", client=None, 
     profile, source, data_dir, strategy
         Override ``stockdag.profile``, ``stockdag.data.source``,
         ``stockdag.data.data_dir`` and ``stockdag.placement.strategy``.
+    pipeline : str, dict or PipelineSpec, optional
+        Pipeline spec (a YAML file such as ``experiments/pipelines/wide.yaml``):
+        the competing models and extra steps; default ``stockdag.pipeline.spec``,
+        else C1-C12 with five models.
 
     Raises
     ------
     stockdag.StockdagError
-        InvalidRequest, InsufficientHistory, UnknownSymbol, DataSourceError or
-        ModelStoreError, each with a one-line message.
+        InvalidRequest, InsufficientHistory, UnknownSymbol, DataSourceError,
+        ModelStoreError or PipelineSpecError, each with a one-line message.
     """
     # validating here rejects bad input before any cache, file or cluster is touched
-    request = parse_request(symbol, as_of, profile=profile, source=source, data_dir=data_dir)
+    request = parse_request(symbol, as_of, profile=profile, source=source, data_dir=data_dir, pipeline=pipeline)
     if mode == "centralized":
         from .run.centralized import CentralizedExecutor
 

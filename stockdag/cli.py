@@ -17,7 +17,7 @@ import sys
 from . import __version__
 from .cli_options import (
     Parser, directory, host_name, http_url, iso_date, non_negative_float, non_negative_int, port, positive_float,
-    positive_int, records_file, run_id, scheduler_address, strategies, strategy, symbol,
+    pipeline_spec, positive_int, records_file, run_id, scheduler_address, strategies, strategy, symbol,
 )
 from .errors import InvalidRequest, StockdagError
 from .granularity import GRANULARITY_CHOICES
@@ -32,6 +32,31 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
                    help="where prices and news come from (default: stockdag.data.source, 'bundled': offline real prices + synthetic headlines)")
     p.add_argument("--data-dir", type=directory, default=None,
                    help="folder of <SYMBOL>.csv price files; implies --source csv (default: stockdag.data.data_dir)")
+
+
+def _add_pipeline_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pipeline", type=pipeline_spec, default=None, metavar="FILE",
+                   help="pipeline spec YAML: competing models and extra steps (see experiments/pipelines/; default: stockdag.pipeline.spec, else C1-C12 with five models)")
+
+
+def _pipeline_config(args):
+    """A context that makes --pipeline (validated when parsed: a PipelineSpec) stockdag.pipeline.spec."""
+    import contextlib
+
+    import dask
+
+    if getattr(args, "pipeline", None) is None:
+        return contextlib.nullcontext()
+    # the validated spec itself, not the path: requests parsed from a configuration snapshot carry it as is
+    return dask.config.set({"stockdag.pipeline.spec": args.pipeline.to_dict()})
+
+
+def _use_pipeline(args):
+    """The pipeline spec of this command (--pipeline, set by main, else stockdag.pipeline.spec)."""
+    from . import config
+    from .pipeline_spec import load_pipeline
+
+    return load_pipeline(config.get("pipeline.spec"))
 
 
 def _add_cluster_options(p: argparse.ArgumentParser) -> None:
@@ -49,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("predict", help="predict the next-day close of a symbol", description="Predict the next-day close of SYMBOL through the C1-C12 pipeline.")
+    p = sub.add_parser("predict", help="predict the next-day close of a symbol", description="Predict the next-day close of SYMBOL through the pipeline (C1-C12 and five models, or the --pipeline spec).")
     p.add_argument("symbol", type=symbol, help="ticker symbol, e.g. AAPL (see `stockdag symbols`)")
     p.add_argument("--as-of", type=iso_date, default=None, help="YYYY-MM-DD: predict the day after this date (default: the last day of data)")
     p.add_argument("--mode", choices=PREDICT_MODES, default=None,
@@ -58,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=PROFILES, default=None, help="refit: fit models at request time (heavy); pretrained: load models from `stockdag train`")
     _add_data_options(p)
     _add_cluster_options(p)
+    _add_pipeline_option(p)
     p.add_argument("--json", action="store_true", help="print the whole response (with the stage trace) as JSON")
 
     p = sub.add_parser("symbols", help="list the symbols a data source has, with the dates each can be predicted for",
@@ -73,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default=None, help="model store folder (default: stockdag.models.store or ~/.cache/stockdag/models)")
     p.add_argument("--window", type=positive_int, default=None, help="training rows per model (default: stockdag.models.window)")
     _add_data_options(p)
+    _add_pipeline_option(p)
 
     p = sub.add_parser("evaluate", help="walk-forward accuracy of each model, the selector and a naive baseline",
                        description="Walk forward from --start to --end: refit every --step days on the --window days before, "
@@ -84,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step", type=positive_int, default=20, help="days predicted per refit (default 20)")
     p.add_argument("--window", type=positive_int, default=None, help="training rows per fit (default: stockdag.models.window)")
     _add_data_options(p)
-    p.add_argument("--json", action="store_true", help="print the metric table as JSON")
+    _add_pipeline_option(p)
+    p.add_argument("--json", action="store_true", help="print the metric table as JSON (a list of records; with a spec's interval step, {metrics, interval})")
 
     p = sub.add_parser("demo", help="run the same requests centralized and distributed and compare latency/throughput",
                        description="Start a LocalCluster, run N distinct requests both ways (warm-up excluded), print latency and throughput with their ratio, and the stage trace of one request.")
@@ -99,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--granularity", choices=GRANULARITY_CHOICES, default=None,
                    help="stages per Dask task: stage, branch (each chain fused), request (one task), auto (request on one worker thread, else branch); "
                         "default: stockdag.pipeline.granularity")
+    _add_pipeline_option(p)
     p.add_argument("--json", action="store_true", help="print the measurements as JSON")
 
     p = sub.add_parser("cluster", help="plan, start, list and stop clusters described by a spec (experiments/clusters/*.yaml)",
@@ -258,7 +287,8 @@ def _cmd_predict(args) -> int:
     from .request import parse_request
     from .run import CentralizedExecutor, DistributedExecutor
 
-    request = parse_request(args.symbol, args.as_of, profile=args.profile, source=args.source, data_dir=args.data_dir)
+    request = parse_request(args.symbol, args.as_of, profile=args.profile, source=args.source, data_dir=args.data_dir,
+                            pipeline=_use_pipeline(args))
     if args.scheduler:  # (a scheduler implies distributed mode)
         reach_scheduler(args.scheduler)
     if args.mode == "centralized":
@@ -276,7 +306,14 @@ def _cmd_predict(args) -> int:
           f"{p['next_close']:.2f} ({100 * p['next_return']:+.2f}%), winner {d['winner']} [{d['mode']}, {d['profile']}]")
     for c in d["candidates"]:
         mark = "*" if c["model"] == d["winner"] else " "
-        print(f"  {mark} {c['model']:<14} return {100 * c['prediction']:+.3f}%   recent MAE {100 * c['recent_error']:.3f}%")
+        print(f"  {mark} {c['model']:<22} return {100 * c['prediction']:+.3f}%   recent MAE {100 * c['recent_error']:.3f}%")
+    if "ensemble" in d:
+        print(f"  ensemble (C15): return {100 * d['ensemble']['next_return']:+.3f}%, next close {d['ensemble']['next_close']:.2f}")
+    if "interval" in d:
+        iv = d["interval"]
+        bounds = "unbounded (too few calibration days for the level)" if iv["lower_close"] is None else \
+            f"next close in [{iv['lower_close']:.2f}, {iv['upper_close']:.2f}]"
+        print(f"  {100 * iv['level']:g}% interval (C16, split-conformal on {iv['calibration_days']} days): {bounds}")
     s = d["sentiment"]
     print(f"  sentiment: {s['headlines']} headlines, latest day {s['latest_day']} = {s['latest']:+.3f}; cache: {_cache_text(d['cache'])}")
     return 0
@@ -320,11 +357,12 @@ def _cmd_train(args) -> int:
     from . import config
     from .models.train import train
 
+    spec = _use_pipeline(args)
     symbols = args.symbols or ["AAPL", "GOOG", "IBM", "MSFT"]
     store = train(symbols, config.get("models.train_end", args.train_end), config.get("models.store", args.store),
                   window=config.get("models.window", args.window), source=config.get("data.source", args.source),
-                  data_dir=config.get("data.data_dir", args.data_dir), show_progress=True)
-    print(f"trained {len(symbols)} symbols x 5 models into {store}")
+                  data_dir=config.get("data.data_dir", args.data_dir), show_progress=True, pipeline=spec)
+    print(f"trained {len(symbols)} symbols x {len(spec.models)} models (pipeline {spec.name}) into {store}")
     return 0
 
 
@@ -332,13 +370,22 @@ def _cmd_evaluate(args) -> int:
     from . import config
     from .evaluate import evaluate
 
+    spec = _use_pipeline(args)
     ev = evaluate(args.symbols, args.start, args.end, window=config.get("models.window", args.window), step=args.step,
-                  source=config.get("data.source", args.source), data_dir=config.get("data.data_dir", args.data_dir), show_progress=not args.json)
+                  source=config.get("data.source", args.source), data_dir=config.get("data.data_dir", args.data_dir),
+                  show_progress=not args.json, pipeline=spec)
     if args.json:
-        print(ev.table.reset_index().to_json(orient="records", indent=2))
+        records = json.loads(ev.table.reset_index().to_json(orient="records"))
+        # with the interval step: an object with the metric records and the interval's coverage
+        print(json.dumps(records if ev.coverage is None else {"metrics": records, "interval": ev.coverage}, indent=2))
     else:
-        print(f"walk-forward {args.start}..{args.end}, {', '.join(args.symbols)} ({len(ev.daily)} predictions)")
+        print(f"walk-forward {args.start}..{args.end}, {', '.join(args.symbols)} ({len(ev.daily)} predictions); "
+              f"selector: C12's winner-takes-all" + (", ensemble: C15's inverse-error weights" if spec.steps.count("ensemble") else ""))
         print(ev.table.to_string(float_format=lambda v: f"{v:.4f}"))
+        if ev.coverage is not None:
+            c = ev.coverage
+            print(f"C16 interval: coverage {c['coverage']:.4f} of {c['days']} days vs nominal {c['level']:g} "
+                  f"(mean half-width {c['mean_halfwidth']:.4f})")
     return 0
 
 
@@ -346,6 +393,7 @@ def _cmd_demo(args) -> int:
     from .demo import compare
     from .run import batching
 
+    _use_pipeline(args)
     client = None
     if args.scheduler:
         from distributed import Client
@@ -368,7 +416,7 @@ def _cmd_demo(args) -> int:
             "distributed": {name: {"latency": r["latency"], "throughput": r["throughput"]} for name, r in cmp.strategies.items()},
             "latency_ratio": cmp.latency_ratio, "throughput_ratio": cmp.throughput_ratio, "machine": cmp.machine,
             "granularity": cmp.granularity, "overhead_per_request": cmp.overhead_per_request,
-            "batching": batching.effective(),
+            "batching": batching.effective(), "pipeline": _use_pipeline(args).to_dict(),
         }, indent=2))
         return 0
     print()
@@ -448,6 +496,7 @@ def _add_serve_bench_parsers(sub) -> None:
     p.add_argument("--max-in-flight", type=positive_int, default=None, help="prediction requests admitted at once, at least 1 (default: stockdag.serve.max_in_flight)")
     p.add_argument("--deadline", type=positive_float, default=None, help="seconds (> 0) before a prediction answers 504 (default: stockdag.serve.deadline)")
     _add_data_options(p)
+    _add_pipeline_option(p)
 
     p = sub.add_parser("bench", help="measure a server from the client side: open or closed loop load, latency percentiles",
                        description="Send requests to URL and report offered rate, achieved throughput, latency percentiles (HDR histogram) and "
@@ -483,6 +532,7 @@ def _cmd_serve(args) -> int:
     from . import config
     from .serve import create_app, serve
 
+    _use_pipeline(args)  # create_app's configuration snapshot carries the spec into every request
     host, port = config.get("serve.host", args.host), int(config.get("serve.port", args.port))
     _check_can_listen(host, port)
     if args.scheduler:
@@ -675,7 +725,8 @@ def main(argv: list[str] | None = None) -> int:
         dask.config.set({"logging.distributed": "warning"})
         logging.getLogger("distributed").setLevel(logging.WARNING)
     try:
-        return COMMANDS[args.command](args)
+        with _pipeline_config(args):
+            return COMMANDS[args.command](args)
     except StockdagError as exc:
         print(f"stockdag: error: {exc.message}", file=sys.stderr)
         return 2

@@ -226,3 +226,15 @@ def security_group_id(text: str) -> str:
     if not SECURITY_GROUP_ID.match(text):
         raise argparse.ArgumentTypeError(f"expected a security group id such as sg-0123456789abcdef0, got {text!r}")
     return text
+
+
+def pipeline_spec(text: str):
+    """A pipeline spec YAML file (or a name in experiments/pipelines), read and validated: the :class:`PipelineSpec`."""
+    from .pipeline_spec import PipelineSpecError, load_pipeline
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a pipeline spec YAML file or a name in experiments/pipelines, got ''")
+    try:
+        return load_pipeline(text)
+    except PipelineSpecError as exc:
+        raise argparse.ArgumentTypeError(" ".join(exc.message.split())) from None

@@ -1,4 +1,4 @@
-"""Walk-forward evaluation of the five models, the selector and a naive baseline.
+"""Walk-forward evaluation of a pipeline's models, the selector, the ensemble and a naive baseline.
 
 For each block of ``step`` trading days in the test period, every model is
 fitted on the ``window`` rows before the block (whose targets were all known
@@ -6,6 +6,13 @@ by the block's first day) and predicts each day of the block. The selector
 (C12's rule) picks, each day, the model with the lowest error over its
 previous ``error_days`` out-of-sample predictions. Nothing of a test day is
 seen before it is predicted.
+
+With a pipeline spec (:mod:`stockdag.pipeline_spec`) the models are the spec's,
+the ``market`` step adds the market factors (C14) to every fit, the
+``ensemble`` step (C15's rule) weights each model by the inverse of the same
+recent error, and the ``interval`` step (C16's rule) is scored by its coverage:
+each day's interval is the selected model's prediction plus or minus the
+split-conformal quantile of that model's previous ``error_days`` absolute errors.
 
 Daily returns are close to a random walk: directional accuracy of about
 50-56% is what honest models get here; much more means look-ahead.
@@ -20,9 +27,10 @@ import pandas as pd
 
 from .data.news import get_news_source
 from .data.prices import get_price_source
-from .features import FEATURES, make_features, with_sentiment
-from .models import MODELS
-from .models.compete import _fit, _predict
+from .features import make_features, with_sentiment
+from .models.combine import conformal_halfwidth, ensemble_weights
+from .models.compete import _fit, _predict, feature_columns
+from .pipeline_spec import PipelineSpec, load_pipeline
 from .sentiment import score_sentiment
 
 
@@ -32,22 +40,35 @@ class Evaluation:
 
     daily: pd.DataFrame
     table: pd.DataFrame
+    #: the interval step's measured coverage {"level", "coverage", "days", "mean_halfwidth"}; None without it
+    coverage: dict | None = None
 
 
-def _load(symbol: str, end: dt.date, source: str, data_dir: str | None):
+def _load(symbol: str, end: dt.date, source: str, data_dir: str | None, market: bool = False):
     prices = get_price_source(source, data_dir).fetch(symbol, end, history_days=100_000, min_history=300)
     news = get_news_source(source, data_dir).fetch(symbol, end, news_days=100_000)
-    return with_sentiment(make_features(prices), score_sentiment(news))
+    frame = with_sentiment(make_features(prices), score_sentiment(news))
+    if market:
+        from .market import fetch_market, market_features, with_market
+
+        frame = with_market(frame, market_features(fetch_market(symbol, end, source, data_dir, 100_000)))
+    return frame
 
 
 def walk_forward(symbol: str, start: dt.date, end: dt.date, *, window: int = 500, step: int = 20,
                  error_days: int = 20, source: str = "bundled", data_dir: str | None = None,
-                 models: tuple[str, ...] | None = None, progress=None) -> pd.DataFrame:
-    """Out-of-sample predictions of every model for each test day of one symbol."""
-    frame = _load(symbol, end, source, data_dir)
+                 models: tuple[str, ...] | None = None, progress=None, pipeline=None) -> pd.DataFrame:
+    """Out-of-sample predictions of every model for each test day of one symbol.
+
+    ``models`` overrides the models of ``pipeline`` (a spec; None: the default five).
+    """
+    spec = load_pipeline(pipeline)
+    market = "market" in spec.steps
+    frame = _load(symbol, end, source, data_dir, market)
     frame = frame.dropna(subset=["target"])  # the last day's next return is unknown
-    names = models or tuple(m.name for m in MODELS)
-    X, y = frame[FEATURES].to_numpy(), frame["target"].to_numpy()
+    names = tuple(models or spec.models)
+    cols = feature_columns(market)
+    X, y = frame[cols].to_numpy(), frame["target"].to_numpy()
     test = np.flatnonzero((frame.index >= pd.Timestamp(start)) & (frame.index <= pd.Timestamp(end)))
     if len(test) == 0 or test[0] < 100:
         raise ValueError(f"{symbol}: not enough history before {start}")
@@ -68,12 +89,33 @@ def walk_forward(symbol: str, start: dt.date, end: dt.date, *, window: int = 500
     choice = recent.idxmin(axis=1)
     out["selector_model"] = choice
     out["selector"] = [out.at[i, c] for i, c in zip(out.index, choice)]
+    # C15's rule on the same recent errors (equal weights while there is no history)
+    weights = np.vstack([ensemble_weights(r) for r in recent.to_numpy()])
+    out["ensemble"] = (weights * out[list(names)].to_numpy()).sum(axis=1)
+    # C16's rule: the chosen model's previous error_days absolute errors calibrate the day's interval
+    level = spec.interval_level
+    err = errors.to_numpy()
+    col = {n: j for j, n in enumerate(names)}
+    half = [
+        conformal_halfwidth(err[max(0, t - error_days):t, col[c]], level) if t > 0 else np.inf
+        for t, c in enumerate(choice)
+    ]
+    out["interval_halfwidth"] = half
     return out
 
 
-def metrics(daily: pd.DataFrame, models: tuple[str, ...] | None = None) -> pd.DataFrame:
-    """Directional accuracy and MAE of each model, the selector and the naive baselines."""
-    names = list(models or [m.name for m in MODELS]) + ["selector"]
+def coverage(daily: pd.DataFrame, level: float) -> dict:
+    """How often the actual return fell in the selector's interval (days with a finite interval)."""
+    half = daily["interval_halfwidth"].to_numpy()
+    finite = np.isfinite(half)
+    inside = np.abs(daily["actual"].to_numpy() - daily["selector"].to_numpy()) <= half
+    return {"level": level, "coverage": float(np.mean(inside[finite])) if finite.any() else float("nan"),
+            "days": int(finite.sum()), "mean_halfwidth": float(np.mean(half[finite])) if finite.any() else float("nan")}
+
+
+def metrics(daily: pd.DataFrame, models: tuple[str, ...] | None = None, ensemble: bool = False) -> pd.DataFrame:
+    """Directional accuracy and MAE of each model, the selector (winner-takes-all), the ensemble and the naive baselines."""
+    names = list(models or load_pipeline(None).models) + ["selector"] + (["ensemble"] if ensemble else [])
     actual = daily["actual"].to_numpy()
     moved = actual != 0
     rows = []
@@ -94,10 +136,11 @@ def metrics(daily: pd.DataFrame, models: tuple[str, ...] | None = None) -> pd.Da
 
 def evaluate(symbols: list[str] | tuple[str, ...], start="2011-01-01", end="2012-12-31", *, window: int = 500,
              step: int = 20, error_days: int = 20, source: str = "bundled", data_dir: str | None = None,
-             models: tuple[str, ...] | None = None, show_progress: bool = False) -> Evaluation:
+             models: tuple[str, ...] | None = None, show_progress: bool = False, pipeline=None) -> Evaluation:
     """Walk-forward evaluation over several symbols; see the module docstring."""
+    spec: PipelineSpec = load_pipeline(pipeline)
     start_d, end_d = pd.Timestamp(start).date(), pd.Timestamp(end).date()
-    names = models or tuple(m.name for m in MODELS)
+    names = tuple(models or spec.models)
     bar = None
     if show_progress:
         from tqdm import tqdm
@@ -107,10 +150,12 @@ def evaluate(symbols: list[str] | tuple[str, ...], start="2011-01-01", end="2012
     try:
         daily = pd.concat([
             walk_forward(s, start_d, end_d, window=window, step=step, error_days=error_days,
-                         source=source, data_dir=data_dir, models=names, progress=bar)
+                         source=source, data_dir=data_dir, models=names, progress=bar, pipeline=spec)
             for s in symbols
         ])
     finally:
         if bar is not None:
             bar.close()
-    return Evaluation(daily=daily, table=metrics(daily, names))
+    table = metrics(daily, names, ensemble="ensemble" in spec.steps)
+    cov = coverage(daily, spec.interval_level) if "interval" in spec.steps else None
+    return Evaluation(daily=daily, table=table, coverage=cov)

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 import dask
 
-from .pipeline import STAGES, task_groups
+from .pipeline import active_table, spec_for_ids, stage_table, task_groups
 
 #: stream intervals of the ``fast`` variant (Dask's own are kept by ``dask``)
 FAST_BATCHING = {"scheduler_to_worker": "1ms", "scheduler_to_client": "1ms", "worker_to_scheduler": "1ms", "client_to_scheduler": "1ms"}
@@ -63,13 +63,13 @@ class Variant:
 
     @property
     def tasks(self) -> int:
-        return len(task_groups(self.granularity)) if self.mode == "distributed" else 0
+        return len(task_groups(self.granularity, active_table())) if self.mode == "distributed" else 0
 
 
 def critical_path(durations: dict[str, float]) -> float:
-    """Longest path through the stage table with these stage durations."""
+    """Longest path through the stage table of these stages (their pipeline's) with these durations."""
     finish: dict[str, float] = {}
-    for s in STAGES:
+    for s in stage_table(spec_for_ids(durations)):
         finish[s.id] = max((finish[i] for i in s.inputs), default=0.0) + durations.get(s.id, 0.0)
     return max(finish.values())
 
@@ -163,7 +163,7 @@ def _q(values, q):
 
 
 def _tasks(label: str) -> int:
-    return 0 if label == "centralized" else len(task_groups(label.split("/")[0]))
+    return 0 if label == "centralized" else len(task_groups(label.split("/")[0], active_table()))
 
 
 def variants(granularities, batchings, strategies) -> list[Variant]:

@@ -1,12 +1,17 @@
-"""The inference pipeline: the stage table (C1-C12) and the ``dask.delayed`` graph.
+"""The inference pipeline: the stage table (C1-C12, and more) and the ``dask.delayed`` graph.
 
 Figure 1.1 of the design report, as data::
 
     C1 parse_request
-     └─ C6 cache ─┬─ C2 fetch_prices ── C3 make_features ──┐
-                  └─ C5 fetch_news ──── C4 score_sentiment ┴─ C7..C11 models ── C12 select
+     ├─ C6 cache ─┬─ C2 fetch_prices ── C3 make_features ──┐
+     │            └─ C5 fetch_news ──── C4 score_sentiment ┼─ models ── C12 select ── [C15 ensemble] ── [C16 interval]
+     └─ [C13 fetch_market ── C14 market_features] ─────────┘
 
-:data:`STAGES` names every stage and its inputs; :func:`build_graph` turns it
+The table is derived from a pipeline spec (:mod:`stockdag.pipeline_spec`) by
+:func:`stage_table`: its models (C7-C11 by default, any of
+:data:`stockdag.models.REGISTRY`) and its optional steps (bracketed). The spec
+travels in the request, so every function here reads the table of
+``request.pipeline``. :data:`STAGES` is the default spec's table; :func:`build_graph` turns it
 into a delayed graph (keys ``<stage>-<request_id>``, unique per request, and
 the annotation ``stockdag={stage, name, request, symbol}`` that placement
 strategies read), and :func:`run_stages` runs the same functions one after
@@ -15,6 +20,7 @@ functions of typed values; they never know which executor runs them.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import random
@@ -32,8 +38,11 @@ from .data.prices import PriceData, get_price_source
 from .errors import InvalidRequest
 from .features import Features, make_features
 from .granularity import GRANULARITIES, GRANULARITY_CHOICES, resolve_granularity  # noqa: F401  (re-exported)
-from .models import MODELS, Candidate, fit_predict, predict_pretrained, select
+from .market import MarketData, MarketFactors, fetch_market, market_features
+from .models import MODELS_BY_NAME, Candidate, fit_predict, predict_pretrained, select
 from .models import store as model_store
+from .models.combine import conformal_halfwidth, ensemble_weights
+from .pipeline_spec import DEFAULT as DEFAULT_PIPELINE, PipelineSpec
 from .request import Latency, Request, parse_request
 from .sentiment import Sentiment, score_sentiment
 from .trace import Traced, run_traced
@@ -45,6 +54,7 @@ def parse_request_stage(request: Request) -> Request:
     return parse_request(
         request.symbol, request.as_of, profile=request.profile, source=request.source,
         data_dir=request.data_dir, request_id=request.request_id, settings=request.settings(),
+        pipeline=request.pipeline,
     )
 
 
@@ -124,15 +134,28 @@ def score_sentiment_stage(req: Request, news: NewsData) -> Sentiment:
     return score_sentiment(news)
 
 
-def model_stage(name: str, req: Request, features: Features, sentiment: Sentiment) -> Candidate:
-    """C7-C11: the model called ``name`` (bound with functools.partial in the table)."""
+def fetch_market_stage(req: Request) -> MarketData:
+    """C13: the other symbols' prices (market and peers), a branch independent of C2."""
+    return fetch_market(req.symbol, req.as_of, req.source, req.data_dir, req.history_days, req.timeout)
+
+
+def market_features_stage(req: Request, market: MarketData) -> MarketFactors:
+    """C14: equal-weighted index return, 5-day return and volatility of the peers."""
+    return market_features(market)
+
+
+def model_stage(name: str, req: Request, features: Features, sentiment: Sentiment,
+                market: MarketFactors | None = None) -> Candidate:
+    """A model stage (C7-C11 by default): the model called ``name`` (bound with functools.partial in the table)."""
     if req.profile == "refit":
-        return fit_predict(name, features, sentiment, req.window, req.error_days)
+        return fit_predict(name, features, sentiment, req.window, req.error_days, market)
     store = req.model_store or model_store.default_store()
-    meta = model_store.read_meta(store, req.symbol)
+    variant = model_store.variant(market is not None)
+    meta = model_store.read_meta(store, req.symbol, variant)
     first_scored = features.frame.index[-1 - req.error_days].date()
     model_store.check_covers(meta, req.symbol, first_scored)
-    return predict_pretrained(name, model_store.load(store, req.symbol, name), features, sentiment, req.error_days)
+    est = model_store.load(store, req.symbol, name, variant)
+    return predict_pretrained(name, est, features, sentiment, req.error_days, market)
 
 
 @dataclass(frozen=True)
@@ -150,6 +173,11 @@ class Prediction:
     candidates: tuple[Candidate, ...]
     sentiment: dict
     cache: dict
+    pipeline: str = "default"
+    #: C15's answer: {"next_return", "next_close", "weights": {model: weight}}
+    ensemble: dict | None = None
+    #: C16's answer: {"level", "lower", "upper" (returns), "lower_close", "upper_close", "calibration_days"}
+    interval: dict | None = None
 
 
 def select_stage(req: Request, prices: PriceData, news: NewsData, sentiment: Sentiment, *candidates: Candidate) -> Prediction:
@@ -162,7 +190,31 @@ def select_stage(req: Request, prices: PriceData, news: NewsData, sentiment: Sen
         last_close=last_close, next_close=last_close * (1.0 + ret), next_return=ret,
         winner=sel.winner.model, candidates=sel.candidates, sentiment=sentiment.summary(),
         cache={"prices": "hit" if prices.cache_hit else "miss", "news": "hit" if news.cache_hit else "miss"},
+        pipeline=req.pipeline.name,
     )
+
+
+def ensemble_stage(req: Request, pred: Prediction) -> Prediction:
+    """C15: inverse-recent-error weighted average of every candidate (beside C12's winner)."""
+    w = ensemble_weights([c.recent_error for c in pred.candidates])
+    ret = float(sum(wi * c.prediction for wi, c in zip(w, pred.candidates)))
+    return dataclasses.replace(pred, ensemble={
+        "next_return": ret, "next_close": pred.last_close * (1.0 + ret),
+        "weights": {c.model: float(wi) for wi, c in zip(w, pred.candidates)},
+    })
+
+
+def interval_stage(req: Request, pred: Prediction) -> Prediction:
+    """C16: split-conformal interval around the winner's return from its recent out-of-sample residuals."""
+    level = req.pipeline.interval_level
+    winner = next(c for c in pred.candidates if c.model == pred.winner)
+    half = conformal_halfwidth(winner.recent_residuals, level)
+    lo, hi = pred.next_return - half, pred.next_return + half
+    return dataclasses.replace(pred, interval={
+        "level": level, "lower": lo, "upper": hi,
+        "lower_close": pred.last_close * (1.0 + lo), "upper_close": pred.last_close * (1.0 + hi),
+        "calibration_days": len(winner.recent_residuals),
+    })
 
 
 # ---------------------------------------------------------------- the stage table
@@ -177,23 +229,94 @@ class Stage:
     description: str
 
 
-_MODEL_IDS = tuple(m.id for m in MODELS)
+@functools.lru_cache(maxsize=64)
+def stage_table(spec: PipelineSpec = DEFAULT_PIPELINE) -> tuple[Stage, ...]:
+    """The stages of ``spec``, in topological order; the last one answers the request."""
+    market = "market" in spec.steps
+    models = [MODELS_BY_NAME[name] for name in spec.models]
+    model_inputs = ("C1", "C3", "C4", "C14") if market else ("C1", "C3", "C4")
+    stages = [
+        Stage("C1", "parse_request", parse_request_stage, (), "validate symbol, as-of date, profile; normalise"),
+        Stage("C6", "cache", cache_stage, ("C1",), "caching layer in front of C2 and C5"),
+        Stage("C2", "fetch_prices", fetch_prices_stage, ("C1", "C6"), "price retriever"),
+        Stage("C5", "fetch_news", fetch_news_stage, ("C1", "C6"), "news retriever"),
+        Stage("C3", "make_features", make_features_stage, ("C1", "C2"), "technical indicators"),
+        Stage("C4", "score_sentiment", score_sentiment_stage, ("C1", "C5"), "VADER sentiment per day"),
+    ]
+    if market:
+        stages += [
+            Stage("C13", "fetch_market", fetch_market_stage, ("C1",), "market retriever: the other symbols' prices"),
+            Stage("C14", "market_features", market_features_stage, ("C1", "C13"), "market and peer factors"),
+        ]
+    stages += [
+        Stage(m.id, m.name, functools.partial(model_stage, m.name), model_inputs, f"model: {m.family}")
+        for m in models
+    ]
+    stages.append(Stage("C12", "select", select_stage, ("C1", "C2", "C5", "C4", *(m.id for m in models)),
+                        "competition: lowest recent error wins"))
+    last = "C12"
+    if "ensemble" in spec.steps:
+        stages.append(Stage("C15", "ensemble", ensemble_stage, ("C1", last), "inverse-error weighted ensemble"))
+        last = "C15"
+    if "interval" in spec.steps:
+        stages.append(Stage("C16", "interval", interval_stage, ("C1", last), "split-conformal prediction interval"))
+    return tuple(stages)
 
-STAGES: tuple[Stage, ...] = (
-    Stage("C1", "parse_request", parse_request_stage, (), "validate symbol, as-of date, profile; normalise"),
-    Stage("C6", "cache", cache_stage, ("C1",), "caching layer in front of C2 and C5"),
-    Stage("C2", "fetch_prices", fetch_prices_stage, ("C1", "C6"), "price retriever"),
-    Stage("C5", "fetch_news", fetch_news_stage, ("C1", "C6"), "news retriever"),
-    Stage("C3", "make_features", make_features_stage, ("C1", "C2"), "technical indicators"),
-    Stage("C4", "score_sentiment", score_sentiment_stage, ("C1", "C5"), "VADER sentiment per day"),
-    *(
-        Stage(m.id, m.name, functools.partial(model_stage, m.name), ("C1", "C3", "C4"), f"model: {m.family}")
-        for m in MODELS
-    ),
-    Stage("C12", "select", select_stage, ("C1", "C2", "C5", "C4", *_MODEL_IDS), "competition: lowest recent error wins"),
-)
+
+def final_id(stages: tuple[Stage, ...]) -> str:
+    """The id of the stage whose output is the request's answer (the table's last)."""
+    return stages[-1].id
+
+
+def stage_order(stages: tuple[Stage, ...] | None = None) -> dict[str, int]:
+    """stage id -> position in the table (the default spec's when None)."""
+    return {s.id: i for i, s in enumerate(stages or STAGES)}
+
+
+@functools.lru_cache(maxsize=None)
+def active_table() -> tuple[Stage, ...]:
+    """The stage table of this process's configured pipeline (``stockdag.pipeline.spec``), for client-side tools.
+
+    Requests carry their own spec; use ``stage_table(request.pipeline)`` wherever a request is at hand.
+    """
+    from .pipeline_spec import load_pipeline
+
+    return stage_table(load_pipeline(config.get("pipeline.spec")))
+
+
+@functools.lru_cache(maxsize=None)
+def step_stage_ids(step: str) -> tuple[str, ...]:
+    """The stage ids a spec's optional ``step`` adds to the table."""
+    base = {s.id for s in stage_table(DEFAULT_PIPELINE)}
+    return tuple(s.id for s in stage_table(dataclasses.replace(DEFAULT_PIPELINE, steps=(step,))) if s.id not in base)
+
+
+def spec_for_ids(ids) -> PipelineSpec:
+    """The pipeline whose stages are ``ids`` (e.g. the ids of recorded traces), for tools that have no spec.
+
+    Models are taken in registry order, which only changes display order: the
+    graph's edges are the same.
+    """
+    from .models import REGISTRY
+    from .pipeline_spec import STEPS
+
+    ids = set(ids)
+    models = tuple(m.name for m in REGISTRY if m.id in ids) or DEFAULT_PIPELINE.models
+    steps = tuple(step for step in STEPS if set(step_stage_ids(step)) <= ids)
+    return PipelineSpec(name="traced", models=models, steps=steps)
+
+
+def order_stage_ids(ids) -> list[str]:
+    """``ids`` in the order of the stage table they belong to; ids of no table last, sorted."""
+    ids = set(ids)
+    order = stage_order(stage_table(spec_for_ids(ids)))
+    return sorted(ids, key=lambda i: (order.get(i, len(order)), i))
+
+
+#: the default spec's table (C1-C12, five models); code serving a request reads ``stage_table(request.pipeline)``
+STAGES: tuple[Stage, ...] = stage_table(DEFAULT_PIPELINE)
 STAGES_BY_ID = {s.id: s for s in STAGES}
-FINAL = "C12"
+FINAL = final_id(STAGES)
 
 
 def task_key(stage: Stage, request_id: str) -> str:
@@ -207,6 +330,7 @@ class TaskGroup:
     """Stages that run in one task, in table order; ``name`` is used in its task key."""
 
     stages: tuple[Stage, ...]
+    whole: bool = False  # the whole pipeline in one task (granularity request)
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -214,10 +338,10 @@ class TaskGroup:
 
     @property
     def name(self) -> str:
+        if self.whole:
+            return "pipeline"
         if len(self.stages) == 1:
             return self.stages[0].name
-        if len(self.stages) == len(STAGES):
-            return "pipeline"
         return "+".join(s.name for s in self.stages)
 
     @property
@@ -246,7 +370,7 @@ def task_groups(granularity: str = "stage", stages: tuple[Stage, ...] = STAGES) 
     if granularity == "stage":
         return tuple(TaskGroup((s,)) for s in stages)
     if granularity == "request":
-        return (TaskGroup(tuple(stages)),)
+        return (TaskGroup(tuple(stages), whole=True),)
     if resolve_granularity(granularity, None) != "branch":
         raise InvalidRequest(f"granularity {granularity!r} depends on the cluster: resolve it first (resolve_granularity)")
     preds = _reduced_edges(stages)
@@ -266,12 +390,12 @@ def task_groups(granularity: str = "stage", stages: tuple[Stage, ...] = STAGES) 
     return tuple(TaskGroup(tuple(chain)) for chain in chains.values())
 
 
-def run_group(stages: tuple[Stage, ...], exports: tuple[str, ...], *upstream: Any) -> Any:
+def run_group(stages: tuple[Stage, ...], exports: tuple[str, ...], *upstream: Any, final: str = FINAL) -> Any:
     """Run ``stages`` in order in one task, each traced as its own stage.
 
     ``upstream`` holds the request (for a group with a stage without inputs)
     and the ``{stage id: Traced}`` exports of upstream groups. Returns the
-    Traced of :data:`FINAL` if this group runs it, else ``{id: Traced}`` of
+    Traced of ``final`` (the table's last stage) if this group runs it, else ``{id: Traced}`` of
     ``exports`` (the stages that later groups read).
     """
     done: dict[str, Any] = {}
@@ -284,14 +408,14 @@ def run_group(stages: tuple[Stage, ...], exports: tuple[str, ...], *upstream: An
     for stage in stages:
         args = [done[i] for i in stage.inputs] if stage.inputs else [request]
         done[stage.id] = run_traced(stage.id, stage.name, stage.func, *args)
-    if FINAL in done:
-        return done[FINAL]
+    if final in done:
+        return done[final]
     return {i: done[i] for i in exports}
 
 
-def graph_keys(request_id: str, granularity: str = "stage") -> dict[str, str]:
+def graph_keys(request_id: str, granularity: str = "stage", pipeline: PipelineSpec = DEFAULT_PIPELINE) -> dict[str, str]:
     """stage id -> key of the task that runs it, for one request at ``granularity``."""
-    return {s.id: f"{g.name}-{request_id}" for g in task_groups(granularity) for s in g.stages}
+    return {s.id: f"{g.name}-{request_id}" for g in task_groups(granularity, stage_table(pipeline)) for s in g.stages}
 
 
 def build_graph(request: Request, granularity: str | None = None) -> Delayed:
@@ -304,16 +428,18 @@ def build_graph(request: Request, granularity: str | None = None) -> Delayed:
     """
     granularity = resolve_granularity(config.get("pipeline.granularity", override_with=granularity), None)
     rid = request.request_id
+    stages = stage_table(request.pipeline)
+    final = final_id(stages)
     if granularity == "stage":
         nodes: dict[str, Delayed] = {}
-        for stage in STAGES:
+        for stage in stages:
             args = [nodes[i] for i in stage.inputs] if stage.inputs else [request]
             with dask.annotate(stockdag={"stage": stage.id, "name": stage.name, "request": rid, "symbol": request.symbol}):
                 nodes[stage.id] = delayed(run_traced, pure=False)(
                     stage.id, stage.name, stage.func, *args, dask_key_name=task_key(stage, rid)
                 )
-        return nodes[FINAL]
-    groups = task_groups(granularity)
+        return nodes[final]
+    groups = task_groups(granularity, stages)
     owner = {s.id: g for g in groups for s in g.stages}
     nodes = {}
     for g in groups:
@@ -332,16 +458,17 @@ def build_graph(request: Request, granularity: str | None = None) -> Delayed:
         )
         with dask.annotate(stockdag={"stage": g.code, "name": g.name, "request": rid, "symbol": request.symbol}):
             # a partial, so delayed does not walk the stage table as if it held tasks
-            nodes[g.code] = delayed(functools.partial(run_group, g.stages, exports), pure=False)(
+            nodes[g.code] = delayed(functools.partial(run_group, g.stages, exports, final=final), pure=False)(
                 *upstream, dask_key_name=f"{g.name}-{rid}"
             )
-    return nodes[owner[FINAL].code]
+    return nodes[owner[final].code]
 
 
 def run_stages(request: Request) -> Traced:
     """Run every stage in table order in this process, without Dask (the centralized baseline)."""
     done: dict[str, Traced] = {}
-    for stage in STAGES:
+    stages = stage_table(request.pipeline)
+    for stage in stages:
         args = [done[i] for i in stage.inputs] if stage.inputs else [request]
         done[stage.id] = run_traced(stage.id, stage.name, stage.func, *args)
-    return done[FINAL]
+    return done[final_id(stages)]

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 from . import config
 from .errors import InsufficientHistory, InvalidRequest
+from .pipeline_spec import DEFAULT as DEFAULT_PIPELINE, PipelineSpec, load_pipeline
 
 SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9]{0,9}([.\-^=][A-Z0-9]{1,5})?$")
 PROFILES = ("refit", "pretrained")
@@ -56,10 +57,13 @@ class Request:
     error_days: int
     model_store: str | None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: the pipeline this request runs; it travels with the request, so workers read no spec file
+    pipeline: PipelineSpec = DEFAULT_PIPELINE
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["as_of"] = self.as_of.isoformat() if self.as_of else None
+        d["pipeline"] = self.pipeline.to_dict()
         return d
 
     def settings(self) -> dict:
@@ -179,18 +183,25 @@ def parse_request(
     data_dir: str | None = None,
     request_id: str | None = None,
     settings: dict | None = None,
+    pipeline: object = None,
 ) -> Request:
     """C1: validate the inputs and resolve every setting.
 
     ``settings`` is a snapshot of the ``stockdag`` configuration taken in the
     caller's process (``stockdag.config.snapshot()``); None reads it here.
+    ``pipeline`` is a :class:`~stockdag.pipeline_spec.PipelineSpec`, a spec file
+    path or None (``stockdag.pipeline.spec``, else the default C1-C12).
 
     Raises
     ------
     InvalidRequest
         for a malformed symbol, date, profile, source or configuration value.
     """
-    cfg = _Settings(settings if settings is not None else config.snapshot())
+    snap = settings if settings is not None else config.snapshot()
+    cfg = _Settings(snap)
+    if pipeline is None:
+        pipeline = (snap.get("pipeline") or {}).get("spec")
+    spec = load_pipeline(pipeline)
     sym = normalise_symbol(symbol)
     date = parse_date(as_of)
     profile = _choice("profile", cfg.get("profile", profile), PROFILES)
@@ -235,4 +246,5 @@ def parse_request(
         error_days=error_days,
         model_store=cfg.get("models.store"),
         request_id=request_id or uuid.uuid4().hex,
+        pipeline=spec,
     )

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .pipeline import Prediction
-from .trace import StageTrace, Traced
+import math
 
-STAGE_ORDER = {f"C{i}": i for i in range(1, 13)}
+from .pipeline import Prediction, stage_order, stage_table
+from .pipeline_spec import PipelineSpec
+from .trace import StageTrace, Traced
 
 
 @dataclass(frozen=True)
@@ -19,8 +20,11 @@ class PredictionResult:
     request_id: str
 
     @classmethod
-    def from_traced(cls, traced: Traced, mode: str, request_id: str) -> "PredictionResult":
-        trace = tuple(sorted(traced.trace, key=lambda t: (t.start, STAGE_ORDER.get(t.id, 99))))
+    def from_traced(cls, traced: Traced, mode: str, request_id: str,
+                    pipeline: PipelineSpec | None = None) -> "PredictionResult":
+        """``pipeline``: the request's spec, whose table orders stages that started together."""
+        order = stage_order(stage_table(pipeline) if pipeline is not None else None)
+        trace = tuple(sorted(traced.trace, key=lambda t: (t.start, order.get(t.id, len(order)))))
         return cls(traced.value, trace, mode, request_id)
 
     @property
@@ -49,4 +53,9 @@ class PredictionResult:
             "sentiment": p.sentiment,
             "cache": p.cache,
             "trace": [t.to_dict() for t in self.trace],
+            "pipeline": p.pipeline,
+            **({"ensemble": p.ensemble} if p.ensemble is not None else {}),
+            # an interval too wide for its calibration days is unbounded: null in JSON
+            **({"interval": {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in p.interval.items()}}
+               if p.interval is not None else {}),
         }

@@ -28,17 +28,19 @@ DATE = ["2012-13-01", "2012-02-30", "01/02/2012", "x"]
 SYMBOLS = ["A/B", "1AB"]
 RUNS = ["/nonexistent/run", "results", "README.md"]  # missing, a folder without config.json, a file
 DATA = {"--source": ["nope"], "--data-dir": ["/nonexistent/stockdag"]}
+# no such file or name, a folder, a YAML file that is not a pipeline spec (a sweep's parameters)
+PIPELINE = {"--pipeline": ["/nonexistent/spec.yaml", "nope", "", "/", "experiments/params/default.yaml"]}
 CLUSTER = {"--workers": POS_INT, "--scheduler": ["", "tcp://", ":8786"], "--strategy": ["hfet", "Dask"]}
 BAD = {
-    "predict": {"symbol": SYMBOLS, "--as-of": DATE, "--mode": ["parallel"], "--profile": ["nope"], **DATA, **CLUSTER},
+    "predict": {"symbol": SYMBOLS, "--as-of": DATE, "--mode": ["parallel"], "--profile": ["nope"], **DATA, **CLUSTER, **PIPELINE},
     "symbols": {**DATA},
-    "train": {"--symbols": SYMBOLS, "--train-end": DATE, "--window": POS_INT, **DATA},
-    "evaluate": {"--symbols": SYMBOLS, "--start": DATE, "--end": DATE, "--step": POS_INT, "--window": POS_INT, **DATA},
+    "train": {"--symbols": SYMBOLS, "--train-end": DATE, "--window": POS_INT, **DATA, **PIPELINE},
+    "evaluate": {"--symbols": SYMBOLS, "--start": DATE, "--end": DATE, "--step": POS_INT, "--window": POS_INT, **DATA, **PIPELINE},
     "demo": {"--requests": POS_INT, "--workers": POS_INT, "--in-flight": POS_INT, "--profile": ["nope"], "--seed": ["-1", "x"],
-             "--scheduler": ["", "tcp://"], "--strategies": ["hfet", "dask,hfet", ","], "--granularity": ["task"]},
+             "--scheduler": ["", "tcp://"], "--strategies": ["hfet", "dask,hfet", ","], "--granularity": ["task"], **PIPELINE},
     "serve": {"--mode": ["nope"], "--replicas": POS_INT, "--workers": POS_INT, "--scheduler": ["", "tcp://"],
               "--strategy": ["hfet"], "--profile": ["nope"], "--host": ["", "a b", "http://x"], "--port": ["0", "65536", "99999", "x"],
-              "--max-in-flight": POS_INT, "--deadline": POS_FLOAT, **DATA},
+              "--max-in-flight": POS_INT, "--deadline": POS_FLOAT, **DATA, **PIPELINE},
     "bench": {"url": ["127.0.0.1:8000", "ftp://127.0.0.1/", "http://", "http://127.0.0.1:99999"], "--rate": POS_FLOAT,
               "--users": POS_INT, "--arrivals": ["nope"], "--duration": POS_FLOAT, "--requests": POS_INT,
               "--warmup": ["-1", "nan", "x"], "--timeout": POS_FLOAT, "--connections": POS_INT, "--mix": ["nope"],

@@ -26,6 +26,14 @@ def test_changing_a_snapshot_does_not_change_the_configuration():
     assert config.get("cache.backend") == "lru"
 
 
+def test_a_snapshot_keeps_the_pipeline_spec_of_the_block_it_was_taken_in():
+    """The spec a server was created with (a nested mapping) outlives the block that set it."""
+    with dask.config.set({"stockdag.pipeline.spec": {"name": "x"}}):
+        snap = config.snapshot()
+    assert snap["pipeline"]["spec"] == {"name": "x"}
+    assert config.get("pipeline.spec") is None
+
+
 def _from_env(env: dict[str, str]) -> dict:
     """What dask makes of these environment variables (``dask.config.collect_env``, as at import), as dotted keys."""
     def flat(d, prefix=""):

@@ -5,6 +5,7 @@ import pytest
 
 from stockdag.cli import main
 from stockdag.demo import compare
+from stockdag.pipeline import STAGES
 
 pytestmark = pytest.mark.slow
 
@@ -17,7 +18,7 @@ def test_demo_interleaves_and_records_what_it_ran(small):
     assert cmp.overhead_per_request == pytest.approx(
         sorted(cmp.distributed_latency)[1] - sorted(cmp.centralized_latency)[1])
     assert len(cmp.strategies["dask"]["throughput_ratio_rounds"]) == 2
-    assert sorted(t.id for t in cmp.example.trace) == sorted(f"C{i}" for i in range(1, 13))
+    assert sorted(t.id for t in cmp.example.trace) == sorted(s.id for s in STAGES)
 
 
 def test_demo_json_reports_latency_ratio_and_granularity(small, capsys):

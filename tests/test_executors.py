@@ -42,7 +42,7 @@ def test_public_predict_json_shape(small, client):
     assert d["winner"] in {c["model"] for c in d["candidates"]} and len(d["candidates"]) == 5
     best = min(d["candidates"], key=lambda c: c["recent_error"])
     assert d["winner"] == best["model"]
-    assert {t["id"] for t in d["trace"]} == {f"C{i}" for i in range(1, 13)}
+    assert {t["id"] for t in d["trace"]} == {s.id for s in STAGES}
     assert set(d["trace"][0]) >= {"id", "stage", "worker", "start", "end"}
 
 

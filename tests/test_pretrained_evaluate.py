@@ -6,6 +6,7 @@ import stockdag
 from stockdag.errors import InsufficientHistory, ModelStoreError
 from stockdag.evaluate import evaluate
 from stockdag.models.train import train
+from stockdag.pipeline_spec import DEFAULT
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +19,7 @@ def store(tmp_path_factory):
 def test_pretrained_profile_uses_the_store(small, store):
     with dask.config.set({"stockdag.models.store": store}):
         d = stockdag.predict("AAPL", "2012-01-03", profile="pretrained").to_dict()
-    assert d["profile"] == "pretrained" and len(d["candidates"]) == 5
+    assert d["profile"] == "pretrained" and len(d["candidates"]) == len(DEFAULT.models)
     assert all(np.isfinite(c["prediction"]) for c in d["candidates"])
 
 
@@ -42,3 +43,43 @@ def test_walk_forward_evaluation_reports_models_selector_and_naive():
     assert ev.daily.index.min().date().isoformat() >= "2012-01-01"
     # the selector only ever repeats what one of the models predicted that day
     assert ((ev.daily["selector"] == ev.daily["ridge"]) | (ev.daily["selector"] == ev.daily["knn"])).all()
+
+
+DEEP = __import__("os").path.join(__import__("os").path.dirname(__file__), "..", "experiments", "pipelines", "deep.yaml")
+
+
+def test_evaluate_deep_scores_winner_takes_all_ensemble_naive_and_interval_coverage():
+    from stockdag.evaluate import coverage
+    from stockdag.models.combine import conformal_halfwidth, ensemble_weights
+    from stockdag.pipeline_spec import load_pipeline
+
+    spec = load_pipeline(DEEP)
+    ev = evaluate(["IBM"], "2012-01-01", "2012-04-30", window=120, step=20, error_days=10, pipeline=spec)
+    rows = set(ev.table.index)
+    assert {"selector", "ensemble", *spec.models} <= rows and any(r.startswith("naive") for r in rows)
+    d = ev.daily
+    # day 15: the ensemble and the interval use only the errors of days 5..14 (walk-forward, no look-ahead)
+    t = 15
+    err = (d[list(spec.models)].sub(d["actual"], axis=0)).abs().to_numpy()
+    w = ensemble_weights(err[t - 10:t].mean(axis=0))
+    assert d["ensemble"].iloc[t] == pytest.approx(float(w @ d[list(spec.models)].iloc[t].to_numpy()))
+    chosen = list(spec.models).index(d["selector_model"].iloc[t])
+    assert d["interval_halfwidth"].iloc[t] == pytest.approx(conformal_halfwidth(err[t - 10:t, chosen], spec.interval_level))
+    cov = ev.coverage
+    inside = (d["actual"] - d["selector"]).abs() <= d["interval_halfwidth"]
+    finite = np.isfinite(d["interval_halfwidth"])
+    assert cov == coverage(d, 0.9) and cov["level"] == 0.9 and cov["days"] == finite.sum() > 50
+    assert cov["coverage"] == pytest.approx(inside[finite].mean())
+
+
+def test_cli_evaluate_deep_prints_accuracy_of_each_rule_and_the_coverage(capsys):
+    import json
+
+    from stockdag.cli import main
+
+    assert main(["evaluate", "--pipeline", DEEP, "--symbols", "IBM", "--start", "2012-03-01", "--end", "2012-04-30",
+                 "--window", "120", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    models = {r["model"] for r in out["metrics"]}
+    assert {"selector", "ensemble"} <= models and any(m.startswith("naive") for m in models)
+    assert out["interval"]["level"] == 0.9 and 0 <= out["interval"]["coverage"] <= 1

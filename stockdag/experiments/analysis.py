@@ -14,7 +14,8 @@ import pandas as pd
 from scipy import stats
 
 from ..bench.summary import MIN_SAMPLES
-from ..pipeline import STAGES
+from ..pipeline import spec_for_ids
+from ..pipeline import stage_table as pipeline_table
 
 #: a point whose CPU-speed probe took this much longer than the run's median ran on a slowed machine
 SLOW_MACHINE = 1.15
@@ -76,25 +77,27 @@ def stage_table(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def critical_path(costs: dict[str, float]) -> tuple[float, list[str]]:
-    """Longest path through the stage DAG (C1..C12) with the given per-stage seconds."""
+    """Longest path through the stage DAG of these stages' pipeline with the given per-stage seconds."""
+    stages = pipeline_table(spec_for_ids(costs))
     finish: dict[str, float] = {}
     via: dict[str, str | None] = {}
-    for stage in STAGES:
+    for stage in stages:
         # ties go to the later input, so a zero-cost stage (C6) still shows on the path
         before = max(reversed(stage.inputs), key=lambda i: finish[i]) if stage.inputs else None
         finish[stage.id] = (finish[before] if before else 0.0) + costs.get(stage.id, 0.0)
         via[stage.id] = before
-    path, node = [], STAGES[-1].id
+    path, node = [], stages[-1].id
     while node:
         path.append(node)
         node = via[node]
-    return finish[STAGES[-1].id], path[::-1]
+    return finish[stages[-1].id], path[::-1]
 
 
-def parallel_width() -> int:
-    """Most stages that can run at once: the largest layer of the stage DAG (the n of the design's test cases)."""
+def parallel_width(ids=()) -> int:
+    """Most stages that can run at once: the largest layer of the stage DAG of the pipeline of ``ids``
+    (the default one when empty), the n of the design's test cases."""
     layer: dict[str, int] = {}
-    for stage in STAGES:
+    for stage in pipeline_table(spec_for_ids(ids)):
         layer[stage.id] = 1 + max((layer[i] for i in stage.inputs), default=-1)
     counts: dict[int, int] = {}
     for v in layer.values():
@@ -213,4 +216,41 @@ def saturation(agg: pd.DataFrame) -> pd.DataFrame:
                      "all_tail_low_load_ms": float(low.get("all_p99_ms", np.nan) if low.get("n", 0) >= MIN_SAMPLES["p99"]
                                                    else low.get("all_max_ms", np.nan)),
                      "n_all_low_load": int(low.get("n", 0))})
+    return pd.DataFrame(rows)
+
+
+def width_table(run: RunData) -> pd.DataFrame:
+    """Speed-ups by pipeline width, for a run that swept pipelines (``experiments/params/width.yaml``).
+
+    One row per configuration of each pipeline: the pipeline's models and extra steps (from the
+    specs recorded in ``config.json``), throughput and latency speed-up over the centralized run of
+    the *same* pipeline, and that pipeline's own limits (:func:`limits` on its records only: a wider
+    pipeline has another critical path and more work per request).
+    """
+    cfgs = run.config.get("configurations", [])
+    specs = run.config.get("pipelines", {})
+    pipe_of = {c["label"]: c.get("pipeline") for c in cfgs}
+    sat = saturation(aggregate(run.summary))
+    if sat.empty:
+        return pd.DataFrame()
+    sat["pipeline"] = sat["label"].map(pipe_of)
+    rows = []
+    for pipe, g in sat.groupby("pipeline", sort=False):
+        base = g[g["mode"] == "centralized"]
+        if base.empty:
+            continue
+        b = base.iloc[0]
+        lim = limits(run.records[run.records["label"].map(pipe_of) == pipe], run.config)
+        spec = specs.get(pipe, {})
+        for _, r in g.iterrows():
+            rows.append({
+                "pipeline": pipe, "models": len(spec.get("models", [])), "steps": "+".join(spec.get("steps", [])),
+                "label": r["label"], "mode": r["mode"], "workers": r["workers"], "strategy": r["strategy"],
+                "max_throughput": r["max_throughput"], "p50_low_load_ms": r["p50_low_load_ms"],
+                "throughput_speedup": r["max_throughput"] / b["max_throughput"],
+                "latency_speedup": b["p50_low_load_ms"] / r["p50_low_load_ms"],
+                "critical_path_s": lim.get("critical_path_s"), "total_work_s": lim.get("total_work_s"),
+                "latency_speedup_bound": lim.get("latency_speedup_bound"),
+                "throughput_speedup_bound": (lim["throughput_bound_rps"] / b["max_throughput"]) if lim else float("nan"),
+            })
     return pd.DataFrame(rows)

@@ -14,9 +14,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..pipeline import STAGES  # noqa: E402
+from ..pipeline import order_stage_ids, spec_for_ids, stage_table  # noqa: E402
 
-STAGE_ORDER = [s.id for s in STAGES]
+
+def _table(ids=()):
+    """The stage table of the pipeline these (traced) stage ids belong to; the default one when empty."""
+    return stage_table(spec_for_ids(ids))
 
 
 def _colors(labels):
@@ -131,7 +134,8 @@ def gantt(stages: pd.DataFrame, path: str) -> None:
     labels = list(dict.fromkeys(stages["label"]))
     fig, axes = plt.subplots(len(labels), 1, figsize=(9, 1.6 + 1.3 * len(labels)), squeeze=False)
     cmap = plt.get_cmap("tab20")
-    color = {sid: cmap(i) for i, sid in enumerate(STAGE_ORDER)}
+    order = order_stage_ids(stages["id"].unique())
+    color = {sid: cmap(i % 20) for i, sid in enumerate(order)}
     for ax, label in zip(axes[:, 0], labels):
         g = stages[stages["label"] == label]
         g = g[g["load"] == g["load"].min()]
@@ -150,8 +154,8 @@ def gantt(stages: pd.DataFrame, path: str) -> None:
     axes[-1, 0].set_xlabel("ms since the request's first stage")
     from matplotlib.patches import Patch
 
-    names = {s.id: s.name for s in STAGES}
-    fig.legend(handles=[Patch(color=color[sid], label=f"{sid} {names[sid]}") for sid in STAGE_ORDER],
+    names = dict(zip(stages["id"], stages["stage"]))
+    fig.legend(handles=[Patch(color=color[sid], label=f"{sid} {names[sid]}") for sid in order],
                loc="lower center", ncol=6, fontsize=6, frameon=False)
     fig.tight_layout(rect=(0, 0.3 / (1.6 + 1.3 * len(labels)) * 2, 1, 1))  # room for the legend
     fig.savefig(path, dpi=110)
@@ -162,7 +166,7 @@ def stage_costs(stages: pd.DataFrame, path: str) -> None:
     """Mean time per stage for each configuration (the pipeline's cost profile)."""
     if stages.empty:
         return
-    m = stages.groupby(["id", "label"])["duration"].mean().unstack("label").reindex(STAGE_ORDER) * 1000
+    m = stages.groupby(["id", "label"])["duration"].mean().unstack("label").reindex(order_stage_ids(stages["id"].unique())) * 1000
     ax = m.plot.bar(figsize=(9, 4))
     ax.set_ylabel("mean ms")
     ax.set_title("Mean time per stage")
@@ -211,18 +215,23 @@ def bokeh_page(agg: pd.DataFrame, records: pd.DataFrame, lim: dict, path: str, t
 
 
 def pipeline_graph(path: str | None = None, costs: dict[str, float] | None = None, critical: list[str] | None = None):
-    """Draw the stage DAG (C1..C12) in layers; optionally label stage costs and mark the critical path."""
+    """Draw the stage DAG in layers; optionally label stage costs and mark the critical path.
+
+    The pipeline is the one the stages of ``costs`` (or ``critical``) belong to; the default one without them.
+    """
+    table = _table(costs or critical or ())
     layers: dict[str, int] = {}
-    for s in STAGES:
+    for s in table:
         layers[s.id] = 1 + max((layers[i] for i in s.inputs), default=-1)
     by_layer: dict[int, list[str]] = {}
     for sid, layer in layers.items():
         by_layer.setdefault(layer, []).append(sid)
     pos = {sid: (layer, -(i - (len(ids) - 1) / 2)) for layer, ids in by_layer.items() for i, sid in enumerate(ids)}
-    names = {s.id: s.name for s in STAGES}
+    names = {s.id: s.name for s in table}
     crit = set(zip(critical or [], (critical or [])[1:]))
-    fig, ax = plt.subplots(figsize=(11, 5))
-    for s in STAGES:
+    tallest = max(len(ids) for ids in by_layer.values())
+    fig, ax = plt.subplots(figsize=(11, max(5, 0.45 * tallest)))
+    for s in table:
         for i in s.inputs:
             on = (i, s.id) in crit
             ax.annotate("", xy=pos[s.id], xytext=pos[i],
@@ -233,7 +242,7 @@ def pipeline_graph(path: str | None = None, costs: dict[str, float] | None = Non
         ax.text(x, y, label, ha="center", va="center", fontsize=7,
                 bbox=dict(boxstyle="round", fc="mistyrose" if sid in (critical or []) else "white", ec="black"))
     ax.set_xlim(-0.6, max(layers.values()) + 0.6)
-    ax.set_ylim(-3, 3)
+    ax.set_ylim(-max(3, tallest / 2 + 0.5), max(3, tallest / 2 + 0.5))
     ax.axis("off")
     ax.set_title("stockdag pipeline" + (" (red: critical path)" if critical else ""))
     fig.tight_layout()
@@ -241,3 +250,41 @@ def pipeline_graph(path: str | None = None, costs: dict[str, float] | None = Non
         fig.savefig(path, dpi=110)
         plt.close(fig)
     return fig
+
+
+def width_speedup(table: pd.DataFrame, path: str) -> None:
+    """Throughput and latency speed-up over centralized vs the number of competing models, with the bounds.
+
+    ``table`` is :func:`stockdag.experiments.analysis.width_table`; a line per configuration and
+    extra-steps setting, the dashed lines are each pipeline's critical-path (latency) and core
+    (throughput) bounds.
+    """
+    if table.empty:
+        return
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.4))
+    others = table[table["mode"] != "centralized"]
+    for steps, g in table.groupby("steps", sort=False):
+        tag = f" +{steps}" if steps else ""
+        bounds = g.drop_duplicates("pipeline").sort_values("models")
+        a1.plot(bounds["models"], bounds["throughput_speedup_bound"], color="black", ls="--" if not steps else "-.",
+                lw=1, label=f"core bound{tag}")
+        a2.plot(bounds["models"], bounds["latency_speedup_bound"], color="black", ls="--" if not steps else "-.",
+                lw=1, label=f"critical-path bound{tag}")
+    for (label_cfg, steps), g in others.assign(cfg=others["label"].str.replace(r" \[.*\]$", "", regex=True)).groupby(
+            ["cfg", "steps"], sort=False):
+        g = g.sort_values("models")
+        tag = f" +{steps}" if steps else ""
+        a1.plot(g["models"], g["throughput_speedup"], marker="o", label=f"{label_cfg}{tag}")
+        a2.plot(g["models"], g["latency_speedup"], marker="o", label=f"{label_cfg}{tag}")
+    a1.set_title("Throughput speed-up (best achieved) vs width")
+    a2.set_title("Latency speed-up (p50, lowest load) vs width")
+    for ax in (a1, a2):
+        ax.axhline(1.0, color="grey", ls=":")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("competing models")
+        ax.set_ylabel("x centralized (same pipeline)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

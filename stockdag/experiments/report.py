@@ -137,11 +137,13 @@ def predictions(lim: dict) -> list[str]:
     """What the measured limits imply beyond this machine (bounds, not measurements)."""
     if not lim:
         return []
-    width = analysis.parallel_width()
+    costs = lim.get("stage_costs_s") or {}
+    width = analysis.parallel_width(costs)
+    tasks = len(costs) or len(analysis.pipeline_table(analysis.spec_for_ids(())))
     return [
         f"Throughput: each request costs {lim['total_work_s']:.2f} CPU-seconds of stage work, so a cluster of C "
         f"cores serves at most {1 / lim['total_work_s']:.2f} x C req/s, whichever way the stages are placed; "
-        "stage distribution reaches it only while transfers and the 12 scheduler tasks per request stay small "
+        f"stage distribution reaches it only while transfers and the {tasks} scheduler tasks per request stay small "
         "beside the work, whereas replicating whole requests moves no data.",
         f"Latency: no number of machines brings one request below its critical path, {1000 * lim['critical_path_s']:.0f} ms "
         f"here ({' -> '.join(lim['critical_path'])}): at most {lim['latency_speedup_bound']:.2f}x faster than "

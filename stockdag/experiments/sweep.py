@@ -55,9 +55,13 @@ class Configuration:
     strategy: str | None = None
     cluster: str | None = None  # a cluster spec (stockdag.deploy); None: the embedded LocalCluster
     granularity: str | None = None  # distributed: stockdag.pipeline.granularity; None: the configured one
+    pipeline: str | None = None  # a pipeline spec file (stockdag.pipeline_spec); None: the configured one
 
     @property
     def label(self) -> str:
+        return self._label() + (f" [{os.path.splitext(os.path.basename(self.pipeline))[0]}]" if self.pipeline else "")
+
+    def _label(self) -> str:
         if self.mode == "centralized":
             return "centralized"
         if self.mode == "replicated":
@@ -110,6 +114,7 @@ class SweepParams:
     run_id: str | None = None
     configurations: list[dict] | None = None  # explicit list instead of the mode x workers x strategy grid
     granularity: list[str] | None = None  # distributed configurations x these pipeline granularities; None: the configured one
+    pipeline: list[str] | None = None  # every configuration x these pipeline spec files (experiments/pipelines/); None: the configured one
 
     @staticmethod
     def _list(v):
@@ -150,7 +155,12 @@ class SweepParams:
         self.out = resolve(None if self.out in ("None", "null", "") else self.out, "results")
         if self.cluster:
             self.cluster = resolve(self.cluster, self.cluster)
-        self.granularity = [str(g) for g in self._list(self.granularity)] if self.granularity else None
+        self.granularity = [str(g) for g in self._list(self.granularity) or []] or None
+        self.pipeline = [str(p) for p in self._list(self.pipeline) or []] or None
+        from ..pipeline_spec import load_pipeline
+
+        for path in self.pipeline or ():
+            load_pipeline(path)  # a bad spec fails here, by name, before anything starts
         from ..granularity import GRANULARITY_CHOICES
 
         bad = [g for g in self.granularity or () if g not in GRANULARITY_CHOICES]
@@ -185,6 +195,12 @@ class SweepParams:
         return cls(**{**data, **{k: v for k, v in overrides.items() if v is not None}})
 
     def configurations_list(self) -> list[Configuration]:
+        configs = self._configurations()
+        if not self.pipeline:
+            return configs
+        return list(dict.fromkeys(dataclasses.replace(c, pipeline=c.pipeline or p) for p in self.pipeline for c in configs))
+
+    def _configurations(self) -> list[Configuration]:
         if self.configurations:
             return [Configuration(**{"cluster": self.cluster, **c}) for c in self.configurations]
         out: list[Configuration] = []
@@ -277,6 +293,10 @@ def serving(cfg: Configuration, params: SweepParams):
             info = {"cluster": deployment.info()}
         if cfg.granularity:  # for the server's lifetime (its executor reads it when it starts)
             stack.enter_context(dask.config.set({"stockdag.pipeline.granularity": cfg.granularity}))
+        if cfg.pipeline:  # create_app snapshots the configuration: every request carries this spec
+            from ..pipeline_spec import load_pipeline
+
+            stack.enter_context(dask.config.set({"stockdag.pipeline.spec": load_pipeline(cfg.pipeline).to_dict()}))
         app = create_app(cfg.mode, replicas=cfg.workers, workers=cfg.workers, scheduler=scheduler,
                          strategy=cfg.strategy, profile=params.profile, deadline=params.timeout,
                          max_in_flight=1024, security=security)
@@ -303,12 +323,16 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
     os.makedirs(points_dir, exist_ok=True)
     cfg_path = os.path.join(folder, "config.json")
     if not os.path.exists(cfg_path):
+        from ..pipeline_spec import load_pipeline
+
         record = {
             "run_id": params.run_id, "params": dataclasses.asdict(params),
             "stockdag_config": _redacted(sd_config.snapshot()), "versions": facts.versions(),
             "git": facts.git_commit(os.path.dirname(os.path.abspath(__file__))), "machine": facts.machine(),
             "started": dt.datetime.now().isoformat(timespec="seconds"),
             "configurations": [dataclasses.asdict(c) | {"label": c.label} for c in params.configurations_list()],
+            # the specs themselves, not only their file names (a file may change after the run)
+            "pipelines": {p: load_pipeline(p).to_dict() for p in params.pipeline or ()},
             "order": [[c.label for c in order] for order in params.order()],
             "probe": {"what": "facts.speed_probe: seconds of a fixed CPU loop, best of 3, before every point",
                       "capacity": "facts.parallel_capacity re-measured at the start of every block "

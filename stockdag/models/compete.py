@@ -32,6 +32,8 @@ class Candidate:
     prediction: float
     recent_error: float
     train_rows: int
+    #: actual - predicted on each recent out-of-sample day (C16 calibrates its interval on the winner's)
+    recent_residuals: tuple[float, ...] = ()
 
 
 @functools.lru_cache(maxsize=1)
@@ -64,30 +66,49 @@ def _predict(est, X) -> np.ndarray:
         return np.asarray(est.predict(X), dtype=float)
 
 
-def training_rows(features: Features, sentiment: Sentiment):
-    """(X_known, y_known, x_now): rows whose next-day return is known, and the as-of row."""
+def feature_columns(market: bool = False) -> list[str]:
+    """The model inputs: price and sentiment features, plus the market factors when C14 runs."""
+    from ..market import MARKET_FEATURES
+
+    return FEATURES + MARKET_FEATURES if market else list(FEATURES)
+
+
+def training_rows(features: Features, sentiment: Sentiment, market=None):
+    """(X_known, y_known, x_now): rows whose next-day return is known, and the as-of row.
+
+    ``market`` (C14's :class:`~stockdag.market.MarketFactors`) adds the market factors.
+    """
     frame = with_sentiment(features, sentiment)
+    if market is not None:
+        from ..market import with_market
+
+        frame = with_market(frame, market)
+    cols = feature_columns(market is not None)
     known = frame.iloc[:-1]
-    return known[FEATURES].to_numpy(), known["target"].to_numpy(), frame[FEATURES].iloc[[-1]].to_numpy()
+    return known[cols].to_numpy(), known["target"].to_numpy(), frame[cols].iloc[[-1]].to_numpy()
 
 
-def fit_predict(name: str, features: Features, sentiment: Sentiment, window: int, error_days: int) -> Candidate:
+def fit_predict(name: str, features: Features, sentiment: Sentiment, window: int, error_days: int,
+                market=None) -> Candidate:
     """refit profile: recent out-of-sample error, then a fresh fit up to the as-of date."""
-    X, y, x_now = training_rows(features, sentiment)
+    X, y, x_now = training_rows(features, sentiment, market)
     needed = error_days + 50
     if len(y) < needed:
         raise InsufficientHistory(f"{features.symbol}: {len(y)} usable rows, at least {needed} needed")
     split = len(y) - error_days
     lo = max(0, split - window)
     est = _fit(name, X[lo:split], y[lo:split])
-    recent_error = float(np.mean(np.abs(_predict(est, X[split:]) - y[split:])))
+    residuals = y[split:] - _predict(est, X[split:])
+    recent_error = float(np.mean(np.abs(residuals)))
     lo = max(0, len(y) - window)
     est = _fit(name, X[lo:], y[lo:])
-    return Candidate(name, float(_predict(est, x_now)[0]), recent_error, len(y) - lo)
+    return Candidate(name, float(_predict(est, x_now)[0]), recent_error, len(y) - lo, tuple(map(float, residuals)))
 
 
-def predict_pretrained(name: str, est, features: Features, sentiment: Sentiment, error_days: int) -> Candidate:
+def predict_pretrained(name: str, est, features: Features, sentiment: Sentiment, error_days: int,
+                       market=None) -> Candidate:
     """pretrained profile: score a stored model on the recent rows and predict."""
-    X, y, x_now = training_rows(features, sentiment)
-    recent_error = float(np.mean(np.abs(_predict(est, X[-error_days:]) - y[-error_days:])))
-    return Candidate(name, float(_predict(est, x_now)[0]), recent_error, 0)
+    X, y, x_now = training_rows(features, sentiment, market)
+    residuals = y[-error_days:] - _predict(est, X[-error_days:])
+    recent_error = float(np.mean(np.abs(residuals)))
+    return Candidate(name, float(_predict(est, x_now)[0]), recent_error, 0, tuple(map(float, residuals)))

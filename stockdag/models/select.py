@@ -1,7 +1,7 @@
-"""C12 select: the competition between the five models.
+"""C12 select: the competition between the pipeline's models.
 
 The candidate with the lowest recent out-of-sample error wins (ties: the
-earlier model in the registry). The selection keeps every candidate, so a
+earlier model in the pipeline spec). The selection keeps every candidate, so a
 response shows the whole competition, not just the winner.
 """
 from __future__ import annotations

@@ -20,24 +20,29 @@ def default_store() -> str:
     return os.path.join(os.path.expanduser("~"), ".cache", "stockdag", "models")
 
 
-def model_path(store: str, symbol: str, name: str) -> str:
-    return os.path.join(store, symbol, f"{name}.joblib")
+def variant(market: bool) -> str:
+    """Suffix of the stored files of models fitted with the market factors (another feature set)."""
+    return "@market" if market else ""
 
 
-def save(store: str, symbol: str, name: str, estimator, meta: dict) -> str:
+def model_path(store: str, symbol: str, name: str, variant: str = "") -> str:
+    return os.path.join(store, symbol, f"{name}{variant}.joblib")
+
+
+def save(store: str, symbol: str, name: str, estimator, meta: dict, variant: str = "") -> str:
     folder = os.path.join(store, symbol)
     os.makedirs(folder, exist_ok=True)
-    path = model_path(store, symbol, name)
+    path = model_path(store, symbol, name, variant)
     tmp = path + ".tmp"
     joblib.dump(estimator, tmp)
     os.replace(tmp, path)  # atomic: a reader never sees half a model
-    with open(os.path.join(folder, "meta.json"), "w") as f:
+    with open(os.path.join(folder, f"meta{variant}.json"), "w") as f:
         json.dump(meta, f, indent=2, default=str)
     return path
 
 
-def read_meta(store: str, symbol: str) -> dict:
-    path = os.path.join(store, symbol, "meta.json")
+def read_meta(store: str, symbol: str, variant: str = "") -> dict:
+    path = os.path.join(store, symbol, f"meta{variant}.json")
     try:
         with open(path) as f:
             return json.load(f)
@@ -55,14 +60,15 @@ def _load(path: str, mtime: float):
     return joblib.load(path)
 
 
-def load(store: str, symbol: str, name: str):
+def load(store: str, symbol: str, name: str, variant: str = ""):
     """Load a stored model (memoised per process, reloaded if the file changes)."""
-    path = model_path(store, symbol, name)
+    path = model_path(store, symbol, name, variant)
     try:
         mtime = os.path.getmtime(path)
     except OSError:
+        what = f"{name} model{' (with market factors)' if variant else ''}"
         raise ModelStoreError(
-            f"no pretrained {name} model for {symbol} in {store}; run `stockdag train` first"
+            f"no pretrained {what} for {symbol} in {store}; run `stockdag train` with this pipeline spec first"
         ) from None
     try:
         return _load(path, mtime)

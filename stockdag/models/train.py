@@ -9,19 +9,28 @@ import sklearn
 
 from ..data.news import get_news_source
 from ..data.prices import get_price_source
-from ..features import FEATURES, make_features, with_sentiment
+from ..features import make_features, with_sentiment
+from ..pipeline_spec import load_pipeline
 from ..sentiment import score_sentiment
 from . import store
-from .compete import _fit
-from .registry import MODELS
+from .compete import _fit, feature_columns
 
 
 def train(symbols, train_end: str | dt.date, store_dir: str | None = None, *, window: int = 500,
-          source: str = "bundled", data_dir: str | None = None, show_progress: bool = False) -> str:
-    """Fit every model of every symbol on the ``window`` rows up to ``train_end``; return the store folder."""
+          source: str = "bundled", data_dir: str | None = None, show_progress: bool = False, pipeline=None) -> str:
+    """Fit every model of ``pipeline`` (a spec; None: the default five) for every symbol on the
+    ``window`` rows up to ``train_end``; return the store folder.
+
+    A spec with the ``market`` step stores its models apart (``<name>@market.joblib``):
+    they are fitted on more features.
+    """
+    spec = load_pipeline(pipeline)
+    market = "market" in spec.steps
+    cols = feature_columns(market)
+    variant = store.variant(market)
     end = pd.Timestamp(train_end).date()
     store_dir = store_dir or store.default_store()
-    jobs = [(s, m) for s in symbols for m in MODELS]
+    jobs = [(s, m) for s in symbols for m in spec.models]
     bar = None
     if show_progress:
         from tqdm import tqdm
@@ -31,15 +40,22 @@ def train(symbols, train_end: str | dt.date, store_dir: str | None = None, *, wi
         for symbol in symbols:
             prices = get_price_source(source, data_dir).fetch(symbol, end, history_days=window + 60, min_history=window // 2)
             news = get_news_source(source, data_dir).fetch(symbol, end, news_days=2 * window)
-            frame = with_sentiment(make_features(prices), score_sentiment(news)).dropna(subset=["target"]).tail(window)
+            features = make_features(prices)
+            frame = with_sentiment(features, score_sentiment(news))
+            if market:
+                from ..market import fetch_market, market_features, with_market
+
+                peers = market_features(fetch_market(symbol, end, source, data_dir, window + 60))
+                frame = with_market(frame, peers)
+            frame = frame.dropna(subset=["target"]).tail(window)
             meta = {
                 "symbol": symbol, "train_end": end.isoformat(), "last_row": frame.index[-1].date().isoformat(),
-                "rows": len(frame), "features": FEATURES, "source": source,
+                "rows": len(frame), "features": cols, "source": source,
                 "sklearn": sklearn.__version__, "python": platform.python_version(),
             }
-            for spec in MODELS:
-                est = _fit(spec.name, frame[FEATURES].to_numpy(), frame["target"].to_numpy())
-                store.save(store_dir, symbol, spec.name, est, meta)
+            for name in spec.models:
+                est = _fit(name, frame[cols].to_numpy(), frame["target"].to_numpy())
+                store.save(store_dir, symbol, name, est, meta, variant)
                 if bar is not None:
                     bar.update(1)
     finally:

@@ -12,7 +12,7 @@ class CentralizedExecutor:
     mode = "centralized"
 
     def run(self, request: Request) -> PredictionResult:
-        return PredictionResult.from_traced(run_stages(request), self.mode, request.request_id)
+        return PredictionResult.from_traced(run_stages(request), self.mode, request.request_id, request.pipeline)
 
     def close(self) -> None:
         pass

@@ -139,7 +139,7 @@ class DistributedExecutor:
 
     def _finish(self, traced, request: Request) -> PredictionResult:
         # the planned worker of each stage travelled with its task (see stockdag.trace.current_place)
-        return PredictionResult.from_traced(traced, self.mode, request.request_id)
+        return PredictionResult.from_traced(traced, self.mode, request.request_id, request.pipeline)
 
     def run(self, request: Request) -> PredictionResult:
         """Compute one request and wait for it."""

@@ -76,6 +76,9 @@ class PredictionOut(BaseModel):
     sentiment: dict[str, Any]
     cache: dict[str, Any]
     trace: list[StageTraceOut]
+    pipeline: str = "default"
+    ensemble: dict[str, Any] | None = None  # C15, when the pipeline spec has the ensemble step
+    interval: dict[str, Any] | None = None  # C16, when the pipeline spec has the interval step
 
 
 class ErrorOut(BaseModel):
@@ -257,12 +260,16 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
         finally:
             await backend.close()
 
+    from ..pipeline_spec import load_pipeline
+
+    spec = load_pipeline((settings.get("pipeline") or {}).get("spec"))  # a bad spec fails here, before serving
     # fastapi-offline: FastAPI's own self-hosted docs recipe with current swagger-ui and redoc assets shipped
     # in the wheel, so /docs and /redoc work offline (FastAPI's default pages load them from a CDN)
     app = FastAPIOffline(
         title="stockdag",
         version=__version__,
-        description="Next-day stock-price predictions from the C1-C12 pipeline, served "
+        description=f"Next-day stock-price predictions from the {spec.name} pipeline ({len(spec.models)} models"
+                    f"{', steps ' + ', '.join(spec.steps) if spec.steps else ''}), served "
                     f"{backend.mode}. Every prediction carries its per-stage trace.",
         lifespan=lifespan,
         dependencies=[Depends(_no_unknown_query_parameters)],

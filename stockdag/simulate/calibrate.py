@@ -72,12 +72,16 @@ def points(folder: str) -> list[tuple[dict, pd.DataFrame]]:
 
 
 def traces(records: pd.DataFrame) -> list[tuple[dict, float]]:
-    """(stage id -> trace entry, service time) of every successful traced request."""
+    """(stage id -> trace entry, service time) of every successful traced request of the default C1-C12 table.
+
+    The simulator models that table only: a request of another pipeline spec (more models, C13-C16) spent
+    part of its service time in stages the model does not have, so its trace would bias the calibration.
+    """
     out = []
     ok = records[(records["status"] == 200) & records["trace"].notna() & (records["trace"] != "")]
     for tr, svc in zip(ok["trace"], ok["service_time"]):
         entries = {e["id"]: e for e in json.loads(tr)}
-        if all(s in entries for s in STAGE_IDS):
+        if entries.keys() == set(STAGE_IDS):
             out.append((entries, float(svc)))
     return out
 

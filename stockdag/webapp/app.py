@@ -27,7 +27,9 @@ from bokeh.plotting import figure
 
 from .. import config
 from ..bench.loadgen import DEFAULT_TIMEOUT
-from .runs import (STAGE_IDS, TABLE_PERCENTILES, FormError, LiveRun, LiveStats, RunStore, gantt, latency_cdf,
+from ..pipeline import order_stage_ids, stage_table
+from ..pipeline_spec import DEFAULT as DEFAULT_PIPELINE
+from .runs import (TABLE_PERCENTILES, FormError, LiveRun, LiveStats, RunStore, gantt, latency_cdf,
                    parse_form, parse_url, probe, throughput_series)
 
 _CSS = """
@@ -162,16 +164,19 @@ class LoadTestPage:
         self.tput_fig = t
 
         self.stage_src = ColumnDataSource({"id": [], "stage": [], "ms": [], "n": []})
+        # the default pipeline's stages until traces arrive; then the stages the server's pipeline ran
+        default_ids = [st.id for st in stage_table(DEFAULT_PIPELINE)]
         s = figure(title="mean time per stage (ms, from traces)", height=300, width=420,
-                   y_range=FactorRange(*reversed(STAGE_IDS)), tools="hover,save",
+                   y_range=FactorRange(*reversed(default_ids)), tools="hover,save",
                    tooltips=[("stage", "@id @stage"), ("mean", "@ms{0.00} ms"), ("requests", "@n")])
         s.hbar(y="id", right="ms", height=0.7, source=self.stage_src, color="#8172b2")
         s.xaxis.axis_label = "ms"
+        self.stage_fig = s
 
         self.gantt_src = ColumnDataSource({"id": [], "stage": [], "worker": [], "left": [], "right": [], "ms": [],
                                            "color": []})
         g = figure(title="one request: which worker ran each stage", height=300, sizing_mode="stretch_width",
-                   y_range=FactorRange(*reversed(STAGE_IDS)), tools="hover,save,reset,box_zoom",
+                   y_range=FactorRange(*reversed(default_ids)), tools="hover,save,reset,box_zoom",
                    tooltips=[("stage", "@id @stage"), ("worker", "@worker"), ("ms", "@ms{0.00}")])
         g.hbar(y="id", left="left", right="right", height=0.7, source=self.gantt_src, color="color",
                legend_field="worker")
@@ -329,6 +334,8 @@ class LoadTestPage:
         self.tput.data = stats.throughput(until=None if not live.active else live.elapsed)
         means = stats.stage_means()
         if means["id"]:
+            if list(self.stage_fig.y_range.factors) != list(reversed(means["id"])):
+                self.stage_fig.y_range.factors = list(reversed(means["id"]))
             self.stage_src.data = means
             self.no_traces.visible = False
         if stats.last_trace_index is not None and stats.last_trace_index != self._gantt_index:
@@ -342,6 +349,9 @@ class LoadTestPage:
         workers = sorted(set(data["worker"]))
         colors = {w: Category10_10[i % 10] for i, w in enumerate(workers)}
         data["color"] = [colors[w] for w in data["worker"]]
+        ids = list(reversed(order_stage_ids(data["id"])))
+        if list(self.gantt_fig.y_range.factors) != ids:
+            self.gantt_fig.y_range.factors = ids
         self.gantt_src.data = data
         self.gantt_workers.text = (f"<span class=sd-muted>workers in request #{index}: </span>"
                                    f"<span data-stat=gantt-workers>{html.escape(', '.join(workers))}</span>")

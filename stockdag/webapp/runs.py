@@ -46,12 +46,12 @@ from .. import __version__, config
 from ..bench import RECORD_COLUMNS, BenchConfig, BenchResult, RequestMix, probe_stockdag, write_records
 from ..bench.loadgen import LoadRun, arun
 from ..bench.summary import histogram, percentiles
+from ..pipeline import order_stage_ids
 
 #: record column positions (rows are tuples in :data:`RECORD_COLUMNS` order)
 COL = {name: i for i, name in enumerate(RECORD_COLUMNS)}
 #: the percentiles the page's table shows (keys of :func:`stockdag.bench.percentiles`)
 TABLE_PERCENTILES = ("p50", "p90", "p99", "max")
-STAGE_IDS = tuple(f"C{i}" for i in range(1, 13))
 _RUN_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
 
 
@@ -511,8 +511,8 @@ class LiveStats:
                 "achieved": [self._achieved.get(k, 0) / self.bin for k in ts]}
 
     def stage_means(self) -> dict[str, list]:
-        """Columns of the mean time (ms) per stage over the traced successful requests, in C1..C12 order."""
-        ids = [s for s in STAGE_IDS if s in self._stage_n] + sorted(set(self._stage_n) - set(STAGE_IDS))
+        """Columns of the mean time (ms) per stage over the traced successful requests, in their pipeline's table order."""
+        ids = order_stage_ids(self._stage_n)
         return {"id": ids, "stage": [self._stage_name.get(s, "") for s in ids],
                 "ms": [1e3 * self._stage_sum[s] / self._stage_n[s] for s in ids],
                 "n": [self._stage_n[s] for s in ids]}

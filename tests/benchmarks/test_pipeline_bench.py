@@ -16,18 +16,26 @@ from distributed import as_completed
 
 from stockdag.demo import request_mix
 from stockdag.models.train import train
-from stockdag.pipeline import STAGES
+from stockdag.models import REGISTRY
+from stockdag.pipeline import STAGES, stage_table
+from stockdag.pipeline_spec import DEFAULT, STEPS, PipelineSpec
 from stockdag.request import parse_request
 from stockdag.run import CentralizedExecutor, DistributedExecutor
 from stockdag.trace import Traced, run_traced
 
 pytestmark = pytest.mark.slow
 
+#: every registered model and every extra step: the stages beyond the default table are timed in it
+EVERYTHING = PipelineSpec(name="everything", models=tuple(m.name for m in REGISTRY), steps=tuple(STEPS))
+STAGE_CASES = [(DEFAULT, s) for s in STAGES] + [
+    (EVERYTHING, s) for s in stage_table(EVERYTHING) if s.id not in {d.id for d in STAGES}]
+
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     folder = str(tmp_path_factory.mktemp("models"))
     train(["AAPL"], "2010-12-31", folder)
+    train(["AAPL"], "2010-12-31", folder, pipeline=EVERYTHING)
     return folder
 
 
@@ -37,12 +45,12 @@ def no_cache(store):
         yield
 
 
-def _stage_inputs(profile: str) -> dict[str, tuple[list, object]]:
+def _stage_inputs(profile: str, spec: PipelineSpec = DEFAULT) -> dict[str, tuple[list, object]]:
     """Each stage's input values and output, from one centralized run of AAPL 2012-06-01."""
-    request = parse_request("AAPL", "2012-06-01", profile=profile)
+    request = parse_request("AAPL", "2012-06-01", profile=profile, pipeline=spec)
     done: dict[str, Traced] = {}
     inputs: dict[str, tuple[list, object]] = {}
-    for stage in STAGES:
+    for stage in stage_table(spec):
         args = [done[i].value for i in stage.inputs] if stage.inputs else [request]
         done[stage.id] = run_traced(stage.id, stage.name, stage.func, *args)
         inputs[stage.id] = (args, done[stage.id].value)
@@ -58,13 +66,13 @@ _INPUTS: dict[str, dict] = {}
 
 
 @pytest.mark.parametrize("profile", ["refit", "pretrained"])
-@pytest.mark.parametrize("stage", STAGES, ids=lambda s: f"{s.id}-{s.name}")
-def test_stage_cost(benchmark, stage, profile):
-    if profile not in _INPUTS:
-        _INPUTS[profile] = _stage_inputs(profile)
+@pytest.mark.parametrize("spec, stage", STAGE_CASES, ids=[f"{s.id}-{s.name}" for _, s in STAGE_CASES])
+def test_stage_cost(benchmark, spec, stage, profile):
+    if (profile, spec.name) not in _INPUTS:
+        _INPUTS[profile, spec.name] = _stage_inputs(profile, spec)
     benchmark.group = f"stage cost ({profile})"
-    benchmark.extra_info.update(stage=stage.id, profile=profile)
-    args, expected = _INPUTS[profile][stage.id]
+    benchmark.extra_info.update(stage=stage.id, profile=profile, pipeline=spec.name)
+    args, expected = _INPUTS[profile, spec.name][stage.id]
     out = benchmark(stage.func, *args)
     assert type(out) is type(expected) and tokenize(out) == tokenize(expected)  # the same output, frames included
 

@@ -8,6 +8,7 @@ import pytest
 
 from stockdag.cli import main
 from stockdag.experiments import SweepParams, build, build_index, run_sweep
+from stockdag.pipeline import STAGES
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +42,7 @@ def test_layout_and_records(run_folder):
     rec = pd.read_parquet(os.path.join(run_folder, "points", "centralized--rate3--r0.parquet"))
     assert rec["warmup"].any() and (~rec["warmup"]).any()
     trace = json.loads(rec.loc[rec["status"] == 200, "trace"].iloc[0])
-    assert {t["id"] for t in trace} == {f"C{i}" for i in range(1, 13)}
+    assert {t["id"] for t in trace} == {s.id for s in STAGES}
 
 
 def test_resumes_only_missing_points(run_folder):

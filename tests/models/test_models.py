@@ -4,7 +4,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
-from stockdag.models import MODELS, Candidate, make_estimator, select
+from stockdag.models import MODELS, REGISTRY, Candidate, make_estimator, select
 
 
 @pytest.fixture
@@ -22,7 +22,18 @@ def test_registry_has_five_families_with_stage_ids():
     assert "LightGBM" in families and "Ridge" in families and "RandomForest" in families
 
 
-@pytest.mark.parametrize("spec", MODELS, ids=lambda m: m.name)
+def test_registry_variants_and_new_families_have_their_own_stable_ids():
+    assert REGISTRY[:5] == MODELS  # the default five keep C7-C11
+    ids = [m.id for m in REGISTRY]
+    assert len(set(ids)) == len(ids) and len({m.name for m in REGISTRY}) == len(REGISTRY)
+    assert not {"C12", "C13", "C14", "C15", "C16"} & set(ids)  # those are the select and extra steps
+    families = " ".join(m.family for m in REGISTRY)
+    for fam in ("GradientBoosting", "ElasticNet", "SVR", "ExtraTrees"):
+        assert fam in families
+    assert sum("Ridge" in m.family for m in REGISTRY) == 3 and sum("KNN" in m.family for m in REGISTRY) == 3
+
+
+@pytest.mark.parametrize("spec", REGISTRY, ids=lambda m: m.name)
 def test_estimator_contract(spec, xy):
     X, y = xy
     est = make_estimator(spec.name)

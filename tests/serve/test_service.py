@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
 
 import dask
 import httpx
@@ -15,13 +16,15 @@ import pytest
 
 from stockdag.bench import BenchConfig, RequestMix, probe_stockdag, run
 from stockdag.cli import main
+from stockdag.pipeline import stage_table
+from stockdag.pipeline_spec import DEFAULT
 from stockdag.serve import ServerThread, create_app
 
 # the conftest's SMALL settings; repeated because a module-scoped server cannot use its function-scoped fixture
 SMALL = {"stockdag.models.window": 120, "stockdag.models.error_days": 10, "stockdag.data.min_history": 150,
          "stockdag.data.history_days": 200, "stockdag.data.news_days": 320}
 
-STAGES = {f"C{i}" for i in range(1, 13)}
+STAGES = {s.id for s in stage_table(DEFAULT)}  # the default pipeline's, from its owner
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +194,25 @@ def test_distributed_server_places_tasks_with_a_strategy():
     assert all(planned.values()), planned
     assert all(t["planned_worker"] == t["worker"] for t in body["trace"])
     assert len({t["worker"] for t in body["trace"]}) == 2  # round-robin spreads one request's stages
+
+
+@pytest.mark.parametrize("mode, kwargs", [("centralized", {}), ("replicated", {"replicas": 1}),
+                                          ("distributed", {"workers": 1})])
+def test_a_server_started_with_a_spec_answers_with_its_stages_ensemble_and_interval(mode, kwargs):
+    from stockdag.pipeline_spec import load_pipeline
+
+    deep = load_pipeline(os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "pipelines", "deep.yaml"))
+    with dask.config.set({**SMALL, "stockdag.pipeline.spec": deep.to_dict()}):
+        app = create_app(mode, **kwargs)
+    # the configuration is restored: the server's snapshot, not the process, carries the spec
+    assert dask.config.get("stockdag.pipeline.spec") is None
+    with ServerThread(app) as server:
+        body = httpx.get(f"{server.url}/predict/AAPL", params={"as_of": "2012-06-01"}, timeout=60).json()
+    assert {t["id"] for t in body["trace"]} == {s.id for s in stage_table(deep)}
+    assert body["pipeline"] == "deep" and [c["model"] for c in body["candidates"]] == list(deep.models)
+    iv = body["interval"]
+    assert iv["level"] == deep.interval_level and iv["lower"] < body["prediction"]["next_return"] < iv["upper"]
+    assert abs(sum(body["ensemble"]["weights"].values()) - 1) < 1e-9
 
 
 def _wait_until(predicate, what: str, limit: float = 120.0):

@@ -238,3 +238,22 @@ def test_machine_assumptions_come_from_the_configuration():
         assert [(x.name, x.threads, x.speed, x.link_latency, x.host) for x in w] == [
             ("c5_xlarge-0", 4, 2.0, 0.003, "c5_xlarge-0"), ("c5_xlarge-1", 4, 2.0, 0.003, "c5_xlarge-1")]
         assert hourly({"c5.xlarge": 2}) == pytest.approx(2 * 0.17 + 0.0104)
+
+
+def test_calibration_takes_only_traces_of_the_pipeline_it_models():
+    """The simulator models the default C1-C12 table: a request of a longer spec (deep.yaml adds C13-C16)
+    has their time in its service time, so its trace must not calibrate C1-C12 (nor reach _gaps' table)."""
+    import pandas as pd
+
+    from stockdag.pipeline import stage_table
+    from stockdag.pipeline_spec import load_pipeline
+
+    def trace(ids):
+        return json.dumps([{"id": s, "start": 0.01 * i, "end": 0.01 * (i + 1), "worker": "w"} for i, s in enumerate(ids)])
+
+    deep = [s.id for s in stage_table(load_pipeline("deep"))]
+    assert set(STAGE_IDS) < set(deep)
+    records = pd.DataFrame({"status": [200, 200], "trace": [trace(STAGE_IDS), trace(deep)], "service_time": [0.12, 0.3]})
+    used = calibrate.traces(records)
+    assert [sorted(e) for e, _ in used] == [sorted(STAGE_IDS)]
+    calibrate._gaps(used)  # every stage of a used trace is in the default table

@@ -23,6 +23,8 @@ except ImportError as exc:  # the hint, then the failure: CI must not skip these
                       "(the browser itself comes from scripts/ensure-chromium.sh, never `playwright install`)") from exc
 
 from stockdag.bench.summary import histogram, percentiles
+from stockdag.pipeline import stage_table
+from stockdag.pipeline_spec import DEFAULT
 
 pytestmark = pytest.mark.browser
 
@@ -31,7 +33,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-dev-s
                  "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
 # the README's copy is refreshed only on request (STOCKDAG_UPDATE_SCREENSHOT=1), so a test run leaves the tree clean
 README_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "webapp.png"
-STAGES = {f"C{i}" for i in range(1, 13)}
+STAGES = {s.id for s in stage_table(DEFAULT)}  # the default pipeline's, from its owner
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +132,51 @@ def test_run_against_stockdag_matches_the_downloaded_csv(page, stockdag_server, 
     page.reload()  # the comparison view is kept on the server
     expect(page.locator(".sd-compare-table")).to_contain_text("centralized")
     expect(page.locator(f".sd-compare-table a[href='runs/{run_id}.csv']")).to_have_count(1)
+
+
+@pytest.fixture(scope="module")
+def deep_server():
+    """A centralized `stockdag serve --pipeline experiments/pipelines/deep.yaml` with small model windows."""
+    import dask
+
+    from stockdag.pipeline_spec import load_pipeline
+    from stockdag.serve import ServerThread, create_app
+
+    small = {"stockdag.models.window": 120, "stockdag.models.error_days": 10, "stockdag.data.min_history": 150,
+             "stockdag.data.history_days": 200, "stockdag.data.news_days": 320}  # the conftest's SMALL
+    deep = load_pipeline(Path(__file__).resolve().parents[2] / "experiments" / "pipelines" / "deep.yaml")
+    with dask.config.set({**small, "stockdag.pipeline.spec": deep.to_dict()}):
+        app = create_app("centralized")
+    with ServerThread(app) as server:
+        yield server.url, deep
+
+
+STAGE_AXIS_JS = """title => {
+    const doc = Bokeh.documents[0];
+    const fig = [...doc.all_models].find(m => m.title && m.title.text && m.title.text.startsWith(title));
+    return fig.y_range.factors;
+}"""
+
+
+def test_stage_charts_show_the_extra_stages_of_a_deep_pipeline_server(page, deep_server):
+    url, deep = deep_server
+    fill(page, "sd-url", url)
+    expect(page.locator(".sd-target")).to_contain_text("stockdag centralized server")
+    fill(page, "sd-label", "deep")
+    fill(page, "sd-rate", "1")
+    fill(page, "sd-duration", "3")
+    fill(page, "sd-warmup", "0.5")
+    fill(page, "sd-symbols", "AAPL")
+    fill(page, "sd-start-date", "2012-05-01")
+    fill(page, "sd-end-date", "2012-06-29")
+    page.locator(".sd-start button").click()
+    expect(page.locator("[data-stat=download]")).to_be_visible(timeout=60_000)
+    expect(page.locator("text=Stage charts fill in")).to_be_hidden()
+    ids = [s.id for s in stage_table(deep)]
+    assert {"C13", "C14", "C15", "C16"} <= set(ids)
+    # both stage charts' axes, as the browser holds them: every stage of the server's pipeline, in table order
+    assert list(reversed(page.evaluate(STAGE_AXIS_JS, "mean time per stage"))) == ids
+    assert set(page.evaluate(STAGE_AXIS_JS, "request #")) == set(ids)
 
 
 def test_distributed_server_gantt_shows_both_workers(page, distributed_server, tmp_path):
