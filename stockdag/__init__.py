@@ -12,6 +12,7 @@ from . import config  # noqa: F401  (loads the defaults into dask.config)
 from .errors import (  # noqa: F401
     DataSourceError,
     InsufficientHistory,
+    OutsideData,
     InvalidRequest,
     ModelStoreError,
     StockdagError,
@@ -38,6 +39,7 @@ __all__ = [
     "StockdagError",
     "InvalidRequest",
     "InsufficientHistory",
+    "OutsideData",
     "UnknownSymbol",
     "DataSourceError",
     "ModelStoreError",

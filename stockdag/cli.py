@@ -304,6 +304,8 @@ def _cmd_predict(args) -> int:
     p = d["prediction"]
     print(f"{d['symbol']} as of {d['as_of']}: close {p['last_close']:.2f} -> predicted next close "
           f"{p['next_close']:.2f} ({100 * p['next_return']:+.2f}%), winner {d['winner']} [{d['mode']}, {d['profile']}]")
+    if "note" in d:
+        print(f"  note: {d['note']}")
     for c in d["candidates"]:
         mark = "*" if c["model"] == d["winner"] else " "
         print(f"  {mark} {c['model']:<22} return {100 * c['prediction']:+.3f}%   recent MAE {100 * c['recent_error']:.3f}%")

@@ -27,7 +27,11 @@ class InvalidRequest(StockdagError, ValueError):
 
 
 class InsufficientHistory(InvalidRequest):
-    """The as-of date has too little price history before it (or lies outside the data)."""
+    """The as-of date has too little price history before it (:class:`OutsideData`: none at all)."""
+
+
+class OutsideData(InsufficientHistory):
+    """The as-of date lies outside the data: after its last price, or before its first."""
 
 
 class UnknownSymbol(StockdagError, LookupError):

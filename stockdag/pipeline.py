@@ -178,6 +178,8 @@ class Prediction:
     ensemble: dict | None = None
     #: C16's answer: {"level", "lower", "upper" (returns), "lower_close", "upper_close", "calibration_days"}
     interval: dict | None = None
+    #: the as-of date asked for, when it was not a trading day (the prediction is from the last close before it)
+    requested_as_of: dt.date | None = None
 
 
 def select_stage(req: Request, prices: PriceData, news: NewsData, sentiment: Sentiment, *candidates: Candidate) -> Prediction:
@@ -191,6 +193,7 @@ def select_stage(req: Request, prices: PriceData, news: NewsData, sentiment: Sen
         winner=sel.winner.model, candidates=sel.candidates, sentiment=sentiment.summary(),
         cache={"prices": "hit" if prices.cache_hit else "miss", "news": "hit" if news.cache_hit else "miss"},
         pipeline=req.pipeline.name,
+        requested_as_of=req.as_of if req.as_of is not None and req.as_of != prices.as_of else None,
     )
 
 

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 from . import config
-from .errors import InsufficientHistory, InvalidRequest
+from .errors import InsufficientHistory, InvalidRequest, OutsideData
 from .pipeline_spec import DEFAULT as DEFAULT_PIPELINE, PipelineSpec, load_pipeline
 
 SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9]{0,9}([.\-^=][A-Z0-9]{1,5})?$")
@@ -120,9 +120,9 @@ def _check_date_range(as_of: dt.date | None, news_days: int) -> None:
     if as_of is None:
         return
     if as_of > LAST_DATE:
-        raise InsufficientHistory(f"as-of date {as_of.isoformat()} is after any data (dates end by {LAST_DATE})")
+        raise OutsideData(f"as-of date {as_of.isoformat()} is after any data (dates end by {LAST_DATE})")
     if as_of.toordinal() - news_days < FIRST_DATE.toordinal():
-        raise InsufficientHistory(f"as-of date {as_of.isoformat()} is before any data (its {news_days}-day news "
+        raise OutsideData(f"as-of date {as_of.isoformat()} is before any data (its {news_days}-day news "
                                   f"window would start before {FIRST_DATE})")
 
 

@@ -40,6 +40,11 @@ class PredictionResult:
         return {
             "symbol": p.symbol,
             "as_of": p.as_of.isoformat(),
+            # a weekend or holiday is answered from the last close before it, and says so
+            **({"requested_as_of": p.requested_as_of.isoformat(),
+                "note": f"{p.requested_as_of.isoformat()} is not a trading day of {p.symbol}: "
+                        f"predicted from the last close before it ({p.as_of.isoformat()})"}
+               if p.requested_as_of is not None else {}),
             "profile": p.profile,
             "source": p.source,
             "mode": self.mode,

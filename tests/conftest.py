@@ -52,7 +52,7 @@ def cluster():
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=":0", silence_logs=logging.WARNING) as lc:
+                      dashboard_address="127.0.0.1:0", silence_logs=logging.WARNING) as lc:
         yield lc
 
 

@@ -96,3 +96,24 @@ def test_a_yaml_error_names_its_line_and_column(command, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"stockdag: error: {path}, line 3, column ") and "not valid YAML" in err, err
     assert err.count("\n") == 1
+
+
+def test_a_date_after_the_data_is_outside_the_data_not_insufficient_history():
+    import stockdag
+    from stockdag.errors import InsufficientHistory, OutsideData
+
+    with pytest.raises(OutsideData, match="after the last bundled AAPL price") as info:
+        stockdag.predict("AAPL", "2031-01-01")
+    assert type(info.value).__name__ == "OutsideData"  # the kind a server reports and bench counts
+    assert isinstance(info.value, InsufficientHistory) and info.value.http_status == 422
+
+
+def test_a_weekend_date_says_it_was_answered_from_the_friday_close(small, capsys):
+    assert main(["predict", "MSFT", "--as-of", "2012-06-02", "--json"]) == 0  # a Saturday
+    d = json.loads(capsys.readouterr().out)
+    assert (d["as_of"], d["requested_as_of"]) == ("2012-06-01", "2012-06-02")
+    assert d["note"] == "2012-06-02 is not a trading day of MSFT: predicted from the last close before it (2012-06-01)"
+    assert main(["predict", "MSFT", "--as-of", "2012-06-01", "--json"]) == 0  # a trading day: nothing to say
+    assert "note" not in json.loads(capsys.readouterr().out)
+    assert main(["predict", "MSFT", "--as-of", "2012-06-02"]) == 0
+    assert "  note: 2012-06-02 is not a trading day of MSFT" in capsys.readouterr().out

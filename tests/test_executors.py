@@ -76,7 +76,7 @@ def test_a_dead_worker_does_not_lose_the_request(small):
     from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=":0") as lc, Client(lc) as c:
+                      dashboard_address="127.0.0.1:0") as lc, Client(lc) as c:
         ex = DistributedExecutor(client=c, strategy="dask")
         ex.run(parse_request("AAPL", "2012-06-01"))  # warm both workers' imports
         pids = c.run(os.getpid)

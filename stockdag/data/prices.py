@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..errors import DataSourceError, InsufficientHistory, UnknownSymbol
+from ..errors import DataSourceError, InsufficientHistory, OutsideData, UnknownSymbol
 from ..request import SYMBOL_RE
 
 COLUMNS = ["open", "high", "low", "close", "volume", "adj_close"]
@@ -63,7 +63,7 @@ class PriceSource(ABC):
         frame = _clean(frame)
         if as_of is not None:
             if len(frame) and frame.index[0].date() > as_of:
-                raise InsufficientHistory(
+                raise OutsideData(
                     f"as-of date {as_of} is before the first {symbol} price ({frame.index[0].date()})"
                 )
             frame = frame.loc[: pd.Timestamp(as_of)]
@@ -116,7 +116,7 @@ class BundledPrices(PriceSource):
             raise UnknownSymbol(symbol, self.symbols())
         last = rows["date"].iloc[-1].date()
         if as_of is not None and as_of > last:
-            raise InsufficientHistory(
+            raise OutsideData(
                 f"as-of date {as_of} is after the last bundled {symbol} price ({last})"
             )
         return rows.set_index("date").drop(columns="ticker")
@@ -178,7 +178,7 @@ class CsvPrices(PriceSource):
             raise DataSourceError(f"{path}: unparseable dates ({exc})") from None
         last = frame["date"].max().date()
         if as_of is not None and as_of > last:
-            raise InsufficientHistory(f"as-of date {as_of} is after the last {symbol} price ({last})")
+            raise OutsideData(f"as-of date {as_of} is after the last {symbol} price ({last})")
         return frame.set_index("date")
 
 

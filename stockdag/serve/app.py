@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from pydantic import BaseModel
 
 from .. import __version__, config
-from ..errors import InsufficientHistory, InvalidRequest, StockdagError, UnknownSymbol
+from ..errors import InsufficientHistory, InvalidRequest, OutsideData, StockdagError, UnknownSymbol
 from ..request import parse_request
 from .admission import Admission
 from .backends import BACKENDS, Backend
@@ -66,6 +66,8 @@ class PredictionOut(BaseModel):
 
     symbol: str
     as_of: str
+    requested_as_of: str | None = None  # the date asked for, when it was not a trading day
+    note: str | None = None  # what was answered instead, in words
     profile: str
     source: str
     mode: str
@@ -163,7 +165,7 @@ def _check_range(request, ranges: dict, unanswerable: dict) -> None:
         raise InsufficientHistory(f"as-of date {as_of} is before {request.symbol}'s first answerable date "
                                   f"{valid['first']} ({request.profile} profile; see /symbols)")
     if as_of is not None and as_of > valid["last"]:
-        raise InsufficientHistory(f"as-of date {as_of} is after the last {request.symbol} price ({valid['last']})")
+        raise OutsideData(f"as-of date {as_of} is after the last {request.symbol} price ({valid['last']})")
 
 
 def _finite(value):

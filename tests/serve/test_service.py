@@ -48,10 +48,10 @@ def test_predict_200_with_trace(live):
     ("/predict/ZZZZ", 404, "UnknownSymbol"),
     ("/predict/AAPL?as_of=2012-13-45", 422, "InvalidRequest"),
     ("/predict/$$$", 422, "InvalidRequest"),
-    ("/predict/AAPL?as_of=2030-01-01", 422, "InsufficientHistory"),
+    ("/predict/AAPL?as_of=2030-01-01", 422, "OutsideData"),
     ("/predict/AAPL?as_of=1990-01-01", 422, "InsufficientHistory"),
-    ("/predict/AAPL?as_of=0002-01-01", 422, "InsufficientHistory"),
-    ("/predict/AAPL?as_of=9999-12-31", 422, "InsufficientHistory"),
+    ("/predict/AAPL?as_of=0002-01-01", 422, "OutsideData"),
+    ("/predict/AAPL?as_of=9999-12-31", 422, "OutsideData"),
 ])
 def test_bad_input_maps_to_status(live, path, status, error):
     r = httpx.get(live + path, timeout=60)
