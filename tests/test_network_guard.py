@@ -125,7 +125,7 @@ def test_a_refusal_fails_the_test_even_when_swallowed(tmp_path):
     (tmp_path / "conftest.py").write_text(conftest.read_text())
     (tmp_path / "test_swallow.py").write_text(SWALLOWING_TEST)
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:looptime",
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:looptime_plugin", "-p", "no:looptime_chronometers", "-p", "no:looptime_timeproxies",
          "--allow-hosts=127.0.0.1,::1,localhost", str(tmp_path)],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )
