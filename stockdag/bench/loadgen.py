@@ -427,17 +427,12 @@ async def probe_stockdag(url: str, timeout: float = 5.0) -> list[str] | dict[str
     A base URL (no path) whose ``/health`` says ``"service": "stockdag"`` is a
     stockdag server; anything else is requested as given.
     """
-    parts = urlsplit(url)
-    if parts.path not in ("", "/") or parts.query:
+    if await stockdag_health(url, timeout) is None:
         return None
-    base = f"{parts.scheme}://{parts.netloc}"
+    parts = urlsplit(url)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as s:
         try:
-            async with s.get(base + "/health") as r:
-                health = await r.json(content_type=None) if r.status == 200 else None
-            if not isinstance(health, dict) or health.get("service") != "stockdag":
-                return None
-            async with s.get(base + "/symbols") as r:
+            async with s.get(f"{parts.scheme}://{parts.netloc}/symbols") as r:
                 body = await r.json(content_type=None)
         except (asyncio.TimeoutError, aiohttp.ClientError, ValueError):
             return None
