@@ -94,14 +94,15 @@ class DistributedExecutor:
             self._install()
 
     def _install(self):
-        """Register the placement strategy and the stream intervals (``stockdag.batching``)."""
+        """Register the placement strategy, the stream intervals (``stockdag.batching``) and the workers' log filter."""
         from ..placement import register
-        from . import batching
+        from . import batching, worker_logs
 
         steps = []
         if self._register:
             steps.append(register(self.client, self.strategy))
         steps.append(batching.apply(self.client))
+        steps.append(worker_logs.install(self.client))
         return [s for s in steps if s is not None]
 
     async def start(self) -> "DistributedExecutor":

@@ -1,0 +1,67 @@
+"""A worker's lost heartbeat at shutdown: one line, not a traceback.
+
+When a cluster closes, the scheduler can close its connections while a
+worker's heartbeat is in flight (on a busy machine a nanny may not have stopped
+its worker yet). distributed then logs "Failed to communicate with scheduler
+during heartbeat" at ERROR with the connection's traceback, into the terminal
+of a ``stockdag predict`` that succeeded. :class:`HeartbeatLogs` is a worker
+plugin whose filter drops that record while the worker is closing, and turns
+it into a one-line warning otherwise (a scheduler that really went away is
+still reported). Any other record, and that message with any other exception,
+passes unchanged.
+"""
+from __future__ import annotations
+
+import logging
+import weakref
+
+from distributed.comm.core import CommClosedError
+from distributed.core import Status
+from distributed.diagnostics.plugin import WorkerPlugin
+from tornado.iostream import StreamClosedError
+
+NAME = "stockdag-worker-logs"
+MESSAGE = "Failed to communicate with scheduler during heartbeat"
+_CLOSING = {Status.closing, Status.closed, Status.closing_gracefully, Status.failed}
+
+
+class HeartbeatFilter(logging.Filter):
+    """Filter for the ``distributed.worker`` logger of one worker."""
+
+    def __init__(self, worker=None):
+        super().__init__()
+        self._worker = weakref.ref(worker) if worker is not None else (lambda: None)
+        self.dropped = 0
+        self.shortened = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not (isinstance(exc, (CommClosedError, StreamClosedError)) and str(record.msg).startswith(MESSAGE)):
+            return True
+        worker = self._worker()
+        if worker is None or getattr(worker, "status", None) in _CLOSING:
+            self.dropped += 1
+            return False
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.msg, record.args = f"{MESSAGE}: {exc}", ()
+        record.exc_info, record.exc_text = None, None
+        self.shortened += 1
+        return True
+
+
+class HeartbeatLogs(WorkerPlugin):
+    """Installs :class:`HeartbeatFilter` on the worker's logger (and removes it on teardown)."""
+
+    name = NAME
+
+    def setup(self, worker) -> None:
+        self.filter = HeartbeatFilter(worker)
+        logging.getLogger("distributed.worker").addFilter(self.filter)
+
+    def teardown(self, worker) -> None:
+        logging.getLogger("distributed.worker").removeFilter(self.filter)
+
+
+def install(client):
+    """Register the plugin on ``client``'s workers (an awaitable for an asynchronous client)."""
+    return client.register_plugin(HeartbeatLogs(), name=NAME)
