@@ -54,12 +54,13 @@ class Variant:
     granularity: str = "stage"
     batching: str = "dask"
     strategy: str = "dask"
+    submit: str = "task"  # a one-task request: "task" (Client.submit, the default) or "graph" (its delayed graph)
 
     @property
     def label(self) -> str:
         if self.mode == "centralized":
             return "centralized"
-        return f"{self.granularity}/{self.batching}/{self.strategy}"
+        return f"{self.granularity}/{self.batching}/{self.strategy}" + ("/graph" if self.submit == "graph" else "")
 
     @property
     def tasks(self) -> int:
@@ -166,15 +167,19 @@ def _tasks(label: str) -> int:
     return 0 if label == "centralized" else len(task_groups(label.split("/")[0], active_table()))
 
 
-def variants(granularities, batchings, strategies) -> list[Variant]:
-    return [Variant("centralized")] + [
-        Variant("distributed", g, b, s) for g, b, s in itertools.product(granularities, batchings, strategies)
-    ]
+def variants(granularities, batchings, strategies, submits=("task",)) -> list[Variant]:
+    """Centralized, then every combination (``submits`` only differ for the one-task ``request`` granularity)."""
+    out = [Variant("centralized")]
+    for g, b, s, sub in itertools.product(granularities, batchings, strategies, submits):
+        v = Variant("distributed", g, b, s, sub if g == "request" else "task")
+        if v not in out:
+            out.append(v)
+    return out
 
 
 def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int = 16, batch: int = 8, rounds: int = 2,
             granularities=("stage", "branch", "request"), batchings=("dask", "fast"), strategies=("dask",),
-            seed: int = 0, client=None, progress=None) -> Measurement:
+            submits=("task",), seed: int = 0, client=None, progress=None) -> Measurement:
     """Measure every variant on the same requests, interleaved (see the module docstring)."""
     from distributed import Client, LocalCluster
 
@@ -182,7 +187,7 @@ def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int
     from .run import CentralizedExecutor, DistributedExecutor
     from .run import batching as batching_mod
 
-    vs = variants(granularities, batchings, strategies)
+    vs = variants(granularities, batchings, strategies, submits)
     m = Measurement(workers, demo.machine_facts(), " ".join(sys.argv))
     with dask.config.set({"stockdag.cache.backend": "none"}):
         mixes = {p: demo.request_mix(2 + requests + rounds * batch, seed=seed, profile=p) for p in profiles}
@@ -206,9 +211,11 @@ def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int
             if current[1] != v.batching:
                 batching_mod.apply(client, BATCHING[v.batching])
                 current[1] = v.batching
-            if v.granularity not in executors:
-                executors[v.granularity] = DistributedExecutor(client=client, strategy=v.strategy, granularity=v.granularity)
-            return executors[v.granularity]
+            if (v.granularity, v.submit) not in executors:
+                ex = DistributedExecutor(client=client, strategy=v.strategy, granularity=v.granularity)
+                ex.submit_one_task = v.submit == "task"
+                executors[v.granularity, v.submit] = ex
+            return executors[v.granularity, v.submit]
 
         def run_one(v: Variant, request):
             if v.mode == "centralized":
@@ -273,6 +280,9 @@ def main(argv=None) -> int:
     ap.add_argument("--batching", nargs="+", default=["dask", "fast"], choices=list(BATCHING),
                     help="stream intervals: dask (Dask's own 5/2/2/10 ms) and/or fast (1 ms each)")
     ap.add_argument("--strategies", nargs="+", default=["dask"], choices=list(STRATEGIES))
+    ap.add_argument("--submit", nargs="+", default=["task"], choices=["task", "graph"],
+                    help="how a one-task (request granularity) request is submitted: task (Client.submit, the executor's "
+                         "way) and/or graph (its delayed graph through Client.compute, as before)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="print the summary and raw splits as JSON")
     args = ap.parse_args(argv)
@@ -283,7 +293,7 @@ def main(argv=None) -> int:
         ap.error("--rounds must be 0 or more")
     m = measure(tuple(args.profiles), workers=args.workers, requests=args.requests, batch=args.batch, rounds=args.rounds,
                 granularities=tuple(args.granularities), batchings=tuple(args.batching), strategies=tuple(args.strategies),
-                seed=args.seed, progress=None if args.json else lambda p, i: print(f"  {p} request {i + 1}/{args.requests}", file=sys.stderr))
+                submits=tuple(args.submit), seed=args.seed, progress=None if args.json else lambda p, i: print(f"  {p} request {i + 1}/{args.requests}", file=sys.stderr))
     identical = {p: len({tuple(v) for v in by.values()}) == 1 for p, by in m.predictions.items()}
     if args.json:
         print(json.dumps({"summary": m.summary(), "identical_predictions": identical, "machine": m.machine,

@@ -421,6 +421,19 @@ def graph_keys(request_id: str, granularity: str = "stage", pipeline: PipelineSp
     return {s.id: f"{g.name}-{request_id}" for g in task_groups(granularity, stage_table(pipeline)) for s in g.stages}
 
 
+def request_task(request: Request) -> tuple[str, Callable[[Request], Any], dict[str, Any]]:
+    """The one task of ``request`` at the ``request`` granularity: its key, its function and its annotation.
+
+    :func:`build_graph` wraps it in a delayed; the distributed executor submits it as it is
+    (``Client.submit``), which skips building and converting a task graph for a graph of one task.
+    """
+    stages = stage_table(request.pipeline)
+    (group,) = task_groups("request", stages)
+    func = functools.partial(run_group, group.stages, (), final=final_id(stages))
+    annotations = {"stage": group.code, "name": group.name, "request": request.request_id, "symbol": request.symbol}
+    return f"{group.name}-{request.request_id}", func, annotations
+
+
 def build_graph(request: Request, granularity: str | None = None) -> Delayed:
     """The delayed graph of one request; computing it gives a :class:`~stockdag.trace.Traced` Prediction.
 
@@ -442,6 +455,10 @@ def build_graph(request: Request, granularity: str | None = None) -> Delayed:
                     stage.id, stage.name, stage.func, *args, dask_key_name=task_key(stage, rid)
                 )
         return nodes[final]
+    if granularity == "request":
+        key, func, annotations = request_task(request)
+        with dask.annotate(stockdag=annotations):
+            return delayed(func, pure=False)(request, dask_key_name=key)
     groups = task_groups(granularity, stages)
     owner = {s.id: g for g in groups for s in g.stages}
     nodes = {}

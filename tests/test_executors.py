@@ -170,3 +170,44 @@ def test_load_granularity_counts_this_clients_requests_in_flight(small):
         client.gather(holds)
         answers = client.gather(futures)
     assert [dataclasses.replace(a.value, cache={}) for a in answers] == [_core(c) for c in central]
+
+
+def test_a_one_task_request_is_submitted_as_a_task_with_its_annotation(small, client):
+    from stockdag.pipeline import build_graph, request_task
+
+    req = parse_request("IBM", "2012-07-02")
+    key, _func, annotations = request_task(req)
+    # the delayed graph of the same granularity names the same one task
+    assert list(dict(build_graph(req, "request").__dask_graph__())) == [key]
+    ex = DistributedExecutor(client=client, strategy="dask", granularity="request")
+    calls = collections.Counter()
+    real_submit, real_compute = client.submit, client.compute
+    client.submit = lambda *a, **k: calls.update(["submit"]) or real_submit(*a, **k)
+    client.compute = lambda *a, **k: calls.update(["compute"]) or real_compute(*a, **k)
+    try:
+        fut = ex.submit(req)
+        assert fut.key == key
+        traced = fut.result()  # the task is in the scheduler's memory while its future is held
+        seen = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.tasks[key].annotations)
+        fut.release()
+        ex.submit_one_task = False  # the same request through its delayed graph
+        graph = ex.run(dataclasses.replace(req, request_id="g" + req.request_id[1:]))
+    finally:
+        del client.submit, client.compute
+    assert calls == {"submit": 1, "compute": 1}
+    assert seen == {"stockdag": annotations}
+    assert dataclasses.replace(traced.value, cache={}) == _core(graph)
+
+
+def test_an_executor_with_dasks_placement_removes_an_earlier_strategy(small, client):
+    from stockdag.placement import NAME
+
+    installed = lambda: client.run_on_scheduler(lambda dask_scheduler: NAME in dask_scheduler.plugins)  # noqa: E731
+    req = parse_request("MSFT", "2012-06-01")
+    heft = DistributedExecutor(client=client, strategy="heft", granularity="stage").run(req)
+    assert installed() and all(t.planned_worker == t.worker for t in heft.trace)
+    dask_own = DistributedExecutor(client=client, strategy="dask", granularity="stage").run(
+        dataclasses.replace(req, request_id="d" + req.request_id[1:]))
+    assert not installed()
+    assert all(t.planned_worker is None for t in dask_own.trace)  # nothing planned it
+    assert _core(dask_own) == _core(heft)

@@ -13,16 +13,16 @@ import collections
 import logging
 import threading
 
+import dask
 from distributed import Client, LocalCluster
 
 from .. import config
-from ..pipeline import build_graph
+from ..pipeline import build_graph, request_task
 from ..request import Request
 from ..result import PredictionResult
 
 logger = logging.getLogger(__name__)
 
-PLUGIN_NAME = "stockdag-placement"
 
 
 class DistributedExecutor:
@@ -57,6 +57,9 @@ class DistributedExecutor:
     """
 
     mode = "distributed"
+    #: a one-task request (``request`` granularity) goes through ``Client.submit``; False: through its delayed
+    #: graph like every other granularity (the two are compared by ``python -m stockdag.overhead``)
+    submit_one_task = True
 
     def __init__(self, client: Client | None = None, address: str | None = None, *,
                  n_workers: int = 2, threads_per_worker: int = 1, strategy: str | None = None,
@@ -101,6 +104,8 @@ class DistributedExecutor:
         steps = []
         if self._register:
             steps.append(register(self.client, self.strategy))
+        else:  # Dask's own placement: no strategy an earlier executor registered on this cluster keeps planning
+            steps.append(self.client.run_on_scheduler(_drop_placement))
         steps.append(batching.apply(self.client))
         steps.append(worker_logs.install(self.client))
         return [s for s in steps if s is not None]
@@ -117,7 +122,13 @@ class DistributedExecutor:
     def submit(self, request: Request):
         """Start computing one request; returns a distributed Future of a Traced Prediction."""
         granularity = self.granularity_now()
-        future = self.client.compute(build_graph(request, granularity), optimize_graph=False)
+        if granularity == "request" and self.submit_one_task:
+            # one task: submit it as it is, without building and converting a task graph (issue 10)
+            key, func, annotations = request_task(request)
+            with dask.annotate(stockdag=annotations):
+                future = self.client.submit(func, request, key=key, pure=False)
+        else:
+            future = self.client.compute(build_graph(request, granularity), optimize_graph=False)
         with self._lock:
             self.granularities[granularity] += 1
             self._in_flight += 1
@@ -180,3 +191,13 @@ class DistributedExecutor:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _drop_placement(dask_scheduler=None) -> bool:
+    """Remove a registered placement plugin from the scheduler; True if there was one."""
+    from ..placement.plugin import NAME
+
+    if NAME in dask_scheduler.plugins:
+        dask_scheduler.remove_plugin(NAME)
+        return True
+    return False
