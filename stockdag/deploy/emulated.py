@@ -34,9 +34,9 @@ import tempfile
 import time
 
 from .. import config
-from .base import Deployment
+from .base import Deployment, Machine
 from .delaycomm import SCHEME
-from .spec import DeployError, EmulationUnavailable
+from .schema import DeployError, EmulationUnavailable, number
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
@@ -168,8 +168,7 @@ def _period() -> int:
 
 
 def plan_machines(spec):
-    from .plan import Machine
-
+    """Each process and cgroup as the shell commands that would make it (nothing is created)."""
     layout = cgroup_layout() or ("v1", f"{CGROUP_ROOT}/cpu")
     period = _period()
     sf = "<state dir>/scheduler.json"
@@ -197,6 +196,19 @@ class EmulatedDeployment(Deployment):
     """Scheduler and workers as separate processes on this host, with cgroup CPU quotas and link delays."""
 
     kind = "emulated"
+    group_keys = ("cpu_share", "link_delay")
+
+    @classmethod
+    def check_group(cls, where, raw):
+        cpu_share = raw.get("cpu_share")
+        if cpu_share is not None:
+            cpu_share = number(f"{where}: cpu_share", cpu_share, low=0.01, high=float(os.cpu_count() or 1) * 4)
+        link_delay = number(f"{where}: link_delay (seconds)", raw.get("link_delay", 0.0), low=0.0, high=10.0)
+        return {"cpu_share": cpu_share, "link_delay": float(link_delay)}
+
+    @staticmethod
+    def plan_machines(spec):
+        return plan_machines(spec)
 
     def __init__(self, spec, cluster_id=None, start_timeout: float | None = None):
         super().__init__(spec, cluster_id)

@@ -11,7 +11,7 @@ import logging
 
 from distributed import Nanny, Scheduler, SpecCluster
 
-from .base import Deployment
+from .base import Deployment, Machine
 
 
 def worker_specs(spec) -> dict:
@@ -30,6 +30,10 @@ class LocalDeployment(Deployment):
     """A SpecCluster of the spec's worker groups (processes on this host, no CPU or link limits)."""
 
     kind = "local"
+
+    @staticmethod
+    def plan_machines(spec):
+        return plan_machines(spec)
 
     def __init__(self, spec, cluster_id=None, dashboard_address: str = "127.0.0.1:0"):
         super().__init__(spec, cluster_id)
@@ -51,8 +55,6 @@ class LocalDeployment(Deployment):
 
 def plan_machines(spec):
     """The local cluster as the equivalent commands (it actually runs in-process through SpecCluster)."""
-    from .plan import Machine
-
     machines = [Machine("scheduler", "scheduler", "this host (in this Python process)",
                         ["dask scheduler --host 127.0.0.1 --port 0 --dashboard-address 127.0.0.1:0"])]
     for g in spec.worker_groups:
