@@ -35,7 +35,6 @@ import time
 
 from .. import config
 from .base import Deployment, Machine
-from .delaycomm import SCHEME
 from .schema import DeployError, EmulationUnavailable, number
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -148,9 +147,16 @@ class CPUCgroup:
         self.created.clear()
 
 
+def _scheme() -> str:
+    """The delaying transport's scheme (importing it loads distributed: only when a command is built)."""
+    from .delaycomm import SCHEME
+
+    return SCHEME
+
+
 def _scheduler_command(spec, scheduler_file: str) -> list[str]:
     cmd = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
-           "--protocol", SCHEME, "--dashboard-address", "127.0.0.1:0", "--scheduler-file", scheduler_file]
+           "--protocol", _scheme(), "--dashboard-address", "127.0.0.1:0", "--scheduler-file", scheduler_file]
     if spec.strategy and spec.strategy != "dask":
         cmd += ["--preload", "stockdag.placement.preload", "--strategy", spec.strategy]
     return cmd
@@ -159,7 +165,7 @@ def _scheduler_command(spec, scheduler_file: str) -> list[str]:
 def _worker_command(group, name: str, scheduler_file: str) -> list[str]:
     return [sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", scheduler_file,
             "--name", name, "--nthreads", str(group.threads), "--memory-limit", str(group.memory_limit),
-            "--resources", f"{group.name}={group.threads}", "--host", "127.0.0.1", "--protocol", SCHEME,
+            "--resources", f"{group.name}={group.threads}", "--host", "127.0.0.1", "--protocol", _scheme(),
             "--no-dashboard", "--nworkers", "1"]
 
 
@@ -188,7 +194,7 @@ def plan_machines(spec):
             cmds.append(env + shlex.join(_worker_command(g, name, sf)))
             machines.append(Machine("worker", name, "this host (a process group)", cmds))
     notes = [f"cgroup {layout[0]} at {layout[1]}, period {period} us; needs root",
-             f"every process speaks {SCHEME}:// (TCP that delays each message its sender writes)"]
+             f"every process speaks {_scheme()}:// (TCP that delays each message its sender writes)"]
     return machines, notes
 
 
