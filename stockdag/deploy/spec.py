@@ -63,7 +63,7 @@ def _group(kind: str, i: int, raw) -> WorkerGroup:
         where = f"worker group {name!r}"
     own = set(KINDS[kind].group_keys)
     others = {key for cls in KINDS.values() for key in cls.group_keys} - own
-    unknown_keys(where, raw, (_GROUP_FIELDS | own | others))
+    unknown_keys(where, raw, _GROUP_FIELDS)  # a kind's group_keys are WorkerGroup fields
     if not isinstance(name, str) or not _NAME.match(name):
         raise SpecError(f"{where}: name: expected a lower-case identifier (a-z, 0-9, _; starts with a letter), got {name!r}")
     count = number(f"{where}: count", raw.get("count", 1), kind=int, low=1, high=256)
