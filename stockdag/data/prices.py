@@ -29,7 +29,6 @@ from ..request import SYMBOL_RE
 from .base import COLUMNS, PriceData, PriceSource, _clean  # noqa: F401  (re-exported: callers import them from here)
 
 
-
 @functools.lru_cache(maxsize=1)
 def _bundled_frame() -> pd.DataFrame:
     # read-only reference data: loaded once per process
