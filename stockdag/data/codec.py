@@ -30,10 +30,9 @@ class UnreadableValue(ValueError):
     """Bytes that are not a value this codec wrote (a pickle, another version, damage)."""
 
 
-def TYPES() -> dict:  # noqa: N802 - a function only because the retrievers' modules import this one's users
+def TYPES() -> dict:  # noqa: N802 - kept a function: callers call it
     """``{name: dataclass}`` of the values the shared caches hold."""
-    from .news import NewsData
-    from .prices import PriceData
+    from .base import NewsData, PriceData  # the types alone, not the retrievers
 
     return {"PriceData": PriceData, "NewsData": NewsData}
 

@@ -29,8 +29,7 @@ from yfinance.data import YfData
 from yfinance.exceptions import YFRateLimitError
 
 from ..errors import DataSourceError, StockdagError, UnknownSymbol
-from .news import NewsSource, _between
-from .prices import COLUMNS, PriceSource
+from .base import COLUMNS, NewsSource, PriceSource, _between
 
 try:
     from curl_cffi.requests.exceptions import Timeout as _CurlTimeout

@@ -20,58 +20,22 @@ Add a source by subclassing :class:`NewsSource` and registering it in
 """
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import os
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
 
 import pandas as pd
 
 from ..errors import DataSourceError, UnknownSymbol
+from .base import NewsData, NewsSource, _between  # noqa: F401  (re-exported: callers import them from here)
 from .prices import NEWS_SUFFIX, symbol_files
 
 BUNDLED_NEWS = os.path.join(os.path.dirname(__file__), "news.csv.gz")
-
-
-@dataclass(frozen=True)
-class NewsData:
-    """Headlines of one symbol: a frame with ``date`` (datetime64) and ``headline``."""
-
-    symbol: str
-    source: str
-    frame: pd.DataFrame
-    cache_hit: bool = False
-
-
-class NewsSource(ABC):
-    """A place headlines come from. Subclass and implement :meth:`headlines`."""
-
-    name: str = ""
-
-    @abstractmethod
-    def headlines(self, symbol: str, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
-        """Return ``date, headline`` rows with start <= date <= end."""
-
-    def fetch(self, symbol: str, as_of: dt.date | None, news_days: int) -> NewsData:
-        start = as_of - dt.timedelta(days=news_days) if as_of else None
-        frame = self.headlines(symbol, start, as_of)
-        frame = frame[["date", "headline"]].sort_values("date", kind="stable").reset_index(drop=True)
-        return NewsData(symbol=symbol, source=self.name, frame=frame)
 
 
 @functools.lru_cache(maxsize=1)
 def _bundled_news() -> pd.DataFrame:
     # read-only reference data: loaded once per process
     frame = pd.read_csv(BUNDLED_NEWS, parse_dates=["date"])
-    return frame
-
-
-def _between(frame: pd.DataFrame, start, end) -> pd.DataFrame:
-    if start is not None:
-        frame = frame[frame["date"] >= pd.Timestamp(start)]
-    if end is not None:
-        frame = frame[frame["date"] <= pd.Timestamp(end)]
     return frame
 
 

@@ -19,78 +19,14 @@ Add a source by subclassing :class:`PriceSource` and registering it in
 """
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import os
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
 
 import pandas as pd
 
-from ..errors import DataSourceError, InsufficientHistory, OutsideData, UnknownSymbol
+from ..errors import DataSourceError, OutsideData, UnknownSymbol
 from ..request import SYMBOL_RE
-
-COLUMNS = ["open", "high", "low", "close", "volume", "adj_close"]
-
-
-@dataclass(frozen=True)
-class PriceData:
-    """Daily prices of one symbol, indexed by date (ascending), up to ``as_of``."""
-
-    symbol: str
-    source: str
-    as_of: dt.date
-    frame: pd.DataFrame
-    cache_hit: bool = False
-
-
-class PriceSource(ABC):
-    """A place daily prices come from. Subclass and implement both methods."""
-
-    name: str = ""
-
-    @abstractmethod
-    def symbols(self) -> list[str]:
-        """The symbols this source can serve (may be empty for open-ended live sources)."""
-
-    @abstractmethod
-    def history(self, symbol: str, as_of: dt.date | None, history_days: int) -> pd.DataFrame:
-        """Return the frame of ``COLUMNS`` indexed by date, rows up to ``as_of``."""
-
-    def fetch(self, symbol: str, as_of: dt.date | None, history_days: int, min_history: int) -> PriceData:
-        """Validated history: the last ``history_days`` rows up to ``as_of``."""
-        frame = self.history(symbol, as_of, history_days)
-        frame = _clean(frame)
-        if as_of is not None:
-            if len(frame) and frame.index[0].date() > as_of:
-                raise OutsideData(
-                    f"as-of date {as_of} is before the first {symbol} price ({frame.index[0].date()})"
-                )
-            frame = frame.loc[: pd.Timestamp(as_of)]
-        if frame.empty:
-            raise InsufficientHistory(f"no {symbol} prices up to {as_of}")
-        frame = frame.tail(history_days)
-        if len(frame) < min_history:
-            raise InsufficientHistory(
-                f"{symbol} has {len(frame)} trading days up to {frame.index[-1].date()}; "
-                f"at least {min_history} are needed"
-            )
-        return PriceData(symbol=symbol, source=self.name, as_of=frame.index[-1].date(), frame=frame)
-
-
-def _clean(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame.copy()
-    frame.columns = [str(c).strip().lower().replace(" ", "_") for c in frame.columns]
-    if "adj_close" not in frame.columns and "close" in frame.columns:
-        frame["adj_close"] = frame["close"]
-    missing = [c for c in COLUMNS if c not in frame.columns]
-    if missing:
-        raise DataSourceError(f"price data lacks columns: {', '.join(missing)}")
-    frame = frame[COLUMNS].astype("float64")
-    frame.index = pd.DatetimeIndex(pd.to_datetime(frame.index)).tz_localize(None).normalize()
-    frame.index.name = "date"
-    frame = frame[~frame.index.duplicated(keep="last")].sort_index()
-    return frame.dropna(subset=["adj_close", "close"])
+from .base import COLUMNS, PriceData, PriceSource, _clean  # noqa: F401  (re-exported: callers import them from here)
 
 
 @functools.lru_cache(maxsize=1)

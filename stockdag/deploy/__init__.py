@@ -1,4 +1,5 @@
-"""Cluster specifications and the clusters they start: ``local``, ``emulated`` and ``ec2``.
+"""Cluster specifications and the clusters they start: one kind a module (``local``, ``emulated``, ``ec2``),
+all registered in :data:`KINDS`.
 
 >>> from stockdag.deploy import start
 >>> with start("experiments/clusters/local-2.yaml") as cluster:   # doctest: +SKIP
@@ -16,24 +17,9 @@ import threading
 
 from .base import Deployment
 from .plan import plan
-from .spec import ClusterSpec, DeployError, EmulationUnavailable, SpecError, WorkerGroup, load_spec, parse_spec
+from .spec import KINDS, ClusterSpec, DeployError, EmulationUnavailable, SpecError, WorkerGroup, load_spec, parse_spec
 
-
-def _backend(kind: str):
-    if kind == "local":
-        from .local import LocalDeployment
-
-        return LocalDeployment
-    if kind == "emulated":
-        from .emulated import EmulatedDeployment
-
-        return EmulatedDeployment
-    from .ec2 import EC2Deployment
-
-    return EC2Deployment
-
-
-BACKENDS = ("local", "emulated", "ec2")
+BACKENDS = KINDS  # the former name: the same map, not a second list
 
 
 @contextlib.contextmanager
@@ -51,7 +37,7 @@ def start(spec, **options):
     KeyboardInterrupt so that it, too, tears the cluster down.
     """
     spec = load_spec(spec)
-    deployment = _backend(spec.kind)(spec, **options)
+    deployment = KINDS[spec.kind](spec, **options)
     previous = None
     if threading.current_thread() is threading.main_thread():
         def _term(signum, frame):
@@ -70,4 +56,4 @@ def start(spec, **options):
 
 
 __all__ = ["start", "plan", "load_spec", "parse_spec", "ClusterSpec", "WorkerGroup", "Deployment",
-           "SpecError", "DeployError", "EmulationUnavailable", "BACKENDS"]
+           "SpecError", "DeployError", "EmulationUnavailable", "KINDS", "BACKENDS"]

@@ -36,18 +36,21 @@ inherited configuration (``stockdag.placement.strategy``).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import json
 import logging
+import re
 import sys
 
 import dask
 import dask.config
 
 from .. import __version__, config
-from .base import Deployment
+from . import prices
+from .base import Deployment, Machine
 from .prices import hourly
-from .spec import DeployError
+from .schema import DeployError, SpecError, number, unknown_keys
 
 logger = logging.getLogger(__name__)
 
@@ -55,15 +58,76 @@ TAG = "stockdag-cluster"
 INSTALL_HINT = "the ec2 kind needs dask-cloudprovider[aws]: pip install 'stockdag[ec2]'"
 
 
+AMI_ID = re.compile(r"^ami-[0-9a-f]{8,17}$")  # what EC2 accepts (the CLI checks --ami with it too)
+SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
+INSTANCE_TYPE = re.compile(r"^[a-z0-9-]+\.[a-z0-9-]+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class EC2Options:
+    """EC2 settings (``ec2:`` section of a spec); see ``experiments/clusters/ec2-small.yaml``.
+
+    ``ami`` and ``security_groups`` are required: dask-cloudprovider's default
+    AMI lookup needs the real cloud and its default security-group creation
+    fails in 2025.9 (dask-cloudprovider issue #481).
+    """
+
+    region: str = "us-east-1"
+    ami: str = ""
+    security_groups: tuple[str, ...] = ()
+    scheduler_instance_type: str = "t3.small"
+    iam_instance_profile: str | None = None   # instance profile name: how instances get credentials
+    key_name: str | None = None
+    subnet_id: str | None = None
+    vpc: str | None = None
+    docker_image: str | None = None           # None pins ghcr.io/dask/dask:<dask version>-py<python version>
+    security: bool = True                     # TLS between client, scheduler and workers
+    auto_shutdown: bool = True
+    bootstrap: bool = True                    # instances install Docker at boot (set False for an AMI that has it)
+    filesystem_size: int = 40                 # GB of root volume
+    max_hours: float = 4.0                    # `plan` warns past this; `up` passes it on as a dashboard note only
+    client_cidr: str | None = None            # who may reach the scheduler ports; None: this machine's address /32
+
+
+def parse_options(raw) -> EC2Options:
+    """The checked ``ec2:`` section of a spec."""
+    if not isinstance(raw, dict):
+        raise SpecError("ec2: a kind ec2 spec needs an ec2 section with at least ami and security_groups")
+    unknown_keys("ec2", raw, [f.name for f in dataclasses.fields(EC2Options)])
+    vals = dict(raw)
+    if not isinstance(vals.get("ami"), str) or not AMI_ID.match(vals.get("ami", "")):
+        raise SpecError(f"ec2.ami: required, an AMI id such as ami-0123456789abcdef0, got {vals.get('ami')!r} "
+                        "(dask-cloudprovider's default AMI lookup needs the real cloud)")
+    sgs = vals.get("security_groups")
+    if isinstance(sgs, str):
+        sgs = [sgs]
+    if not sgs or not all(isinstance(s, str) and SECURITY_GROUP_ID.match(s) for s in sgs):
+        raise SpecError(f"ec2.security_groups: required, a list of security group ids (sg-...), got {vals.get('security_groups')!r} "
+                        "(dask-cloudprovider 2025.9 fails to create a default group, upstream issue #481)")
+    vals["security_groups"] = tuple(sgs)
+    for key in ("security", "auto_shutdown", "bootstrap"):
+        if key in vals and not isinstance(vals[key], bool):
+            raise SpecError(f"ec2.{key}: expected true or false, got {vals[key]!r}")
+    for key in ("region", "scheduler_instance_type", "iam_instance_profile", "key_name", "subnet_id", "vpc",
+                "docker_image", "client_cidr"):
+        if key in vals and vals[key] is not None and not isinstance(vals[key], str):
+            raise SpecError(f"ec2.{key}: expected a string, got {vals[key]!r}")
+    if "filesystem_size" in vals:
+        number("ec2.filesystem_size", vals["filesystem_size"], kind=int, low=8, high=16384)
+    if "max_hours" in vals:
+        vals["max_hours"] = number("ec2.max_hours", vals["max_hours"], low=0.0, low_open=True)
+    return EC2Options(**vals)
+
+
 def docker_image(spec) -> str:
     """The spec's image, or the dask image of this machine's dask and Python versions."""
     v = sys.version_info
-    return spec.ec2.docker_image or f"ghcr.io/dask/dask:{dask.__version__}-py{v.major}.{v.minor}"
+    return spec.options.docker_image or f"ghcr.io/dask/dask:{dask.__version__}-py{v.major}.{v.minor}"
 
 
 def _env_vars(spec) -> dict:
     # package list only: never credentials (env vars land in user-data, readable on the instance)
-    return {} if spec.ec2.docker_image else {"EXTRA_PIP_PACKAGES": f"stockdag=={__version__}"}
+    return {} if spec.options.docker_image else {"EXTRA_PIP_PACKAGES": f"stockdag=={__version__}"}
 
 
 def _scheduler_options(spec, extra: dict | None = None) -> dict:
@@ -77,9 +141,7 @@ def _worker_options(group) -> dict:
 
 def plan_machines(spec):
     """Instances and the commands their user-data runs (the same strings the cluster renders), without any call."""
-    from .plan import Machine
-
-    e = spec.ec2
+    e = spec.options
     image = docker_image(spec)
     env = " ".join(f'-e {k}="{v}"' for k, v in _env_vars(spec).items())
     proto = "tls" if e.security else "tcp"
@@ -230,7 +292,7 @@ def tagged_instances(region: str, cluster_id: str | None = None, states=("pendin
 
 def terminate_tagged(spec, cluster_id: str | None = None) -> list[str]:
     """Terminate every stockdag-tagged instance (of ``cluster_id``, else of any stockdag cluster) in the spec's region."""
-    region = spec.ec2.region if hasattr(spec, "ec2") else str(spec)
+    region = spec.options.region if hasattr(spec, "options") else str(spec)
     ids = tagged_instances(region, cluster_id)
     if ids:
         _boto_client(region).terminate_instances(InstanceIds=ids)
@@ -264,6 +326,27 @@ class EC2Deployment(Deployment):
     """
 
     kind = "ec2"
+    Options = EC2Options
+    group_keys = ("instance_type",)
+    prices_date = prices.PRICES_DATE
+    parse_options = staticmethod(parse_options)
+
+    @classmethod
+    def check_group(cls, where, raw):
+        instance_type = raw.get("instance_type")
+        if not isinstance(instance_type, str) or not INSTANCE_TYPE.match(instance_type):
+            raise SpecError(f"{where}: instance_type is required for ec2 (e.g. t3.small), got {instance_type!r}")
+        return {"instance_type": instance_type}
+
+    @staticmethod
+    def plan_machines(spec):
+        return plan_machines(spec)
+
+    @classmethod
+    def cost_line(cls, plan) -> str:
+        total = plan.hourly_usd
+        return (f"estimated cost: {'$%.4f per hour' % total if total is not None else 'unknown (an instance type is not in the price table)'}"
+                f" (on-demand {prices.PRICES_REGION} prices of {prices.PRICES_DATE}, instances only; EBS and traffic extra)")
 
     def __init__(self, spec, cluster_id=None, scheduler_cls=None, worker_cls=None, scheduler_options=None):
         super().__init__(spec, cluster_id)
@@ -277,7 +360,7 @@ class EC2Deployment(Deployment):
 
     def _start(self) -> None:
         Cluster, Scheduler, Worker = cloud_classes()
-        e = self.spec.ec2
+        e = self.spec.options
         check_security_groups(e.region, e.security_groups, e.client_cidr)
         tags = {TAG: self.cluster_id, "stockdag-spec": self.spec.name}
         # EC2Cluster switches this process to TLS through dask.config; put it back on close
@@ -325,4 +408,4 @@ class EC2Deployment(Deployment):
 
     def instances(self, states=("pending", "running", "stopping", "stopped")) -> list[str]:
         """Ids of this cluster's instances (by tag) in those states."""
-        return tagged_instances(self.spec.ec2.region, self.cluster_id, states)
+        return tagged_instances(self.spec.options.region, self.cluster_id, states)

@@ -34,9 +34,8 @@ import tempfile
 import time
 
 from .. import config
-from .base import Deployment
-from .delaycomm import SCHEME
-from .spec import DeployError, EmulationUnavailable
+from .base import Deployment, Machine
+from .schema import DeployError, EmulationUnavailable, number
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
@@ -148,9 +147,16 @@ class CPUCgroup:
         self.created.clear()
 
 
+def _scheme() -> str:
+    """The delaying transport's scheme (importing it loads distributed: only when a command is built)."""
+    from .delaycomm import SCHEME
+
+    return SCHEME
+
+
 def _scheduler_command(spec, scheduler_file: str) -> list[str]:
     cmd = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
-           "--protocol", SCHEME, "--dashboard-address", "127.0.0.1:0", "--scheduler-file", scheduler_file]
+           "--protocol", _scheme(), "--dashboard-address", "127.0.0.1:0", "--scheduler-file", scheduler_file]
     if spec.strategy and spec.strategy != "dask":
         cmd += ["--preload", "stockdag.placement.preload", "--strategy", spec.strategy]
     return cmd
@@ -159,7 +165,7 @@ def _scheduler_command(spec, scheduler_file: str) -> list[str]:
 def _worker_command(group, name: str, scheduler_file: str) -> list[str]:
     return [sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", scheduler_file,
             "--name", name, "--nthreads", str(group.threads), "--memory-limit", str(group.memory_limit),
-            "--resources", f"{group.name}={group.threads}", "--host", "127.0.0.1", "--protocol", SCHEME,
+            "--resources", f"{group.name}={group.threads}", "--host", "127.0.0.1", "--protocol", _scheme(),
             "--no-dashboard", "--nworkers", "1"]
 
 
@@ -168,8 +174,7 @@ def _period() -> int:
 
 
 def plan_machines(spec):
-    from .plan import Machine
-
+    """Each process and cgroup as the shell commands that would make it (nothing is created)."""
     layout = cgroup_layout() or ("v1", f"{CGROUP_ROOT}/cpu")
     period = _period()
     sf = "<state dir>/scheduler.json"
@@ -189,7 +194,7 @@ def plan_machines(spec):
             cmds.append(env + shlex.join(_worker_command(g, name, sf)))
             machines.append(Machine("worker", name, "this host (a process group)", cmds))
     notes = [f"cgroup {layout[0]} at {layout[1]}, period {period} us; needs root",
-             f"every process speaks {SCHEME}:// (TCP that delays each message its sender writes)"]
+             f"every process speaks {_scheme()}:// (TCP that delays each message its sender writes)"]
     return machines, notes
 
 
@@ -197,6 +202,19 @@ class EmulatedDeployment(Deployment):
     """Scheduler and workers as separate processes on this host, with cgroup CPU quotas and link delays."""
 
     kind = "emulated"
+    group_keys = ("cpu_share", "link_delay")
+
+    @classmethod
+    def check_group(cls, where, raw):
+        cpu_share = raw.get("cpu_share")
+        if cpu_share is not None:
+            cpu_share = number(f"{where}: cpu_share", cpu_share, low=0.01, high=float(os.cpu_count() or 1) * 4)
+        link_delay = number(f"{where}: link_delay (seconds)", raw.get("link_delay", 0.0), low=0.0, high=10.0)
+        return {"cpu_share": cpu_share, "link_delay": float(link_delay)}
+
+    @staticmethod
+    def plan_machines(spec):
+        return plan_machines(spec)
 
     def __init__(self, spec, cluster_id=None, start_timeout: float | None = None):
         super().__init__(spec, cluster_id)

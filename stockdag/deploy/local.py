@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 
-from distributed import Nanny, Scheduler, SpecCluster
-
-from .base import Deployment
+from .base import Deployment, Machine
 
 
 def worker_specs(spec) -> dict:
     """SpecCluster worker entries for every worker of every group."""
+    from distributed import Nanny  # here, not at import: reading a spec or planning needs no distributed
+
     workers = {}
     for g in spec.worker_groups:
         for name in g.worker_names():
@@ -31,12 +31,18 @@ class LocalDeployment(Deployment):
 
     kind = "local"
 
+    @staticmethod
+    def plan_machines(spec):
+        return plan_machines(spec)
+
     def __init__(self, spec, cluster_id=None, dashboard_address: str = "127.0.0.1:0"):
         super().__init__(spec, cluster_id)
-        self.cluster: SpecCluster | None = None
+        self.cluster = None  # the distributed.SpecCluster, once started
         self._dashboard_address = dashboard_address
 
     def _start(self) -> None:
+        from distributed import Scheduler, SpecCluster
+
         scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "port": 0,
                                                    "dashboard_address": self._dashboard_address}}
         self.cluster = SpecCluster(workers=worker_specs(self.spec), scheduler=scheduler, name=self.cluster_id,
@@ -51,8 +57,6 @@ class LocalDeployment(Deployment):
 
 def plan_machines(spec):
     """The local cluster as the equivalent commands (it actually runs in-process through SpecCluster)."""
-    from .plan import Machine
-
     machines = [Machine("scheduler", "scheduler", "this host (in this Python process)",
                         ["dask scheduler --host 127.0.0.1 --port 0 --dashboard-address 127.0.0.1:0"])]
     for g in spec.worker_groups:

@@ -1,26 +1,16 @@
 """``stockdag cluster plan``: what a spec would start, the commands each machine runs, and its cost per hour.
 
-Calls nothing: no process, no cloud API. Each backend module provides a
-``plan_machines(spec)`` that returns :class:`Machine` rows; this module adds
-the cost and formats the text.
+Calls nothing: no process, no cloud API. Each kind's class provides
+``plan_machines(spec)``, which returns :class:`Machine` rows, and says how its
+cost reads (``prices_date``, ``cost_line``); this module adds them up and
+formats the text.
 """
 from __future__ import annotations
 
 import dataclasses
 
-from . import prices
-from .spec import load_spec
-
-
-@dataclasses.dataclass
-class Machine:
-    """One machine (or process group on this host) the cluster would start."""
-
-    role: str                    # scheduler | worker
-    name: str                    # e.g. "big-0"
-    where: str                   # "this host" or an instance type
-    commands: list[str]
-    hourly_usd: float | None = 0.0
+from .base import Machine  # noqa: F401  (re-exported: where a plan's rows were defined before)
+from .spec import KINDS, load_spec
 
 
 @dataclasses.dataclass
@@ -37,7 +27,7 @@ class Plan:
     def to_dict(self) -> dict:
         return {"name": self.spec.name, "kind": self.spec.kind, "spec": self.spec.source,
                 "machines": [dataclasses.asdict(m) for m in self.machines],
-                "hourly_usd": self.hourly_usd, "prices_date": prices.PRICES_DATE if self.spec.kind == "ec2" else None,
+                "hourly_usd": self.hourly_usd, "prices_date": KINDS[self.spec.kind].prices_date,
                 "notes": self.notes}
 
     def text(self) -> str:
@@ -56,17 +46,13 @@ class Plan:
             lines.append(f"  group {g.name}: {g.count} x ({g.threads} thread{'s' if g.threads != 1 else ''}, memory {g.memory_limit}"
                          f"{', ' + ', '.join(extra) if extra else ''}), workers {', '.join(g.worker_names())}, resource {g.name}={g.threads}")
         lines.append("")
+        priced = KINDS[s.kind].prices_date is not None
         for m in self.machines:
-            cost = "" if s.kind != "ec2" else (f"  ${m.hourly_usd:.4f}/h" if m.hourly_usd is not None else "  price unknown")
+            cost = "" if not priced else (f"  ${m.hourly_usd:.4f}/h" if m.hourly_usd is not None else "  price unknown")
             lines.append(f"{m.role} {m.name} on {m.where}:{cost}")
             lines.extend(f"    $ {c}" for c in m.commands)
         lines.append("")
-        if s.kind == "ec2":
-            total = self.hourly_usd
-            lines.append(f"estimated cost: {'$%.4f per hour' % total if total is not None else 'unknown (an instance type is not in the price table)'}"
-                         f" (on-demand {prices.PRICES_REGION} prices of {prices.PRICES_DATE}, instances only; EBS and traffic extra)")
-        else:
-            lines.append("estimated cost: $0 (runs on this host)")
+        lines.append(KINDS[s.kind].cost_line(self))
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 
@@ -74,11 +60,5 @@ class Plan:
 def plan(spec) -> Plan:
     """The dry run of a spec (a path, mapping or ClusterSpec): nothing is started or called."""
     spec = load_spec(spec)
-    if spec.kind == "local":
-        from .local import plan_machines
-    elif spec.kind == "emulated":
-        from .emulated import plan_machines
-    else:
-        from .ec2 import plan_machines
-    machines, notes = plan_machines(spec)
+    machines, notes = KINDS[spec.kind].plan_machines(spec)
     return Plan(spec, machines, notes)

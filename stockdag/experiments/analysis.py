@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from ..bench.summary import MIN_SAMPLES
-from ..pipeline import spec_for_ids
+from ..pipeline import spec_for_ids, stage_layers
 from ..pipeline import stage_table as pipeline_table
 
 #: a point whose CPU-speed probe took this much longer than the run's median ran on a slowed machine
@@ -27,6 +27,7 @@ class RunData:
     config: dict
     summary: pd.DataFrame
     records: pd.DataFrame  # measured (non-warm-up) requests of every point, with point metadata
+    points: list[dict] = field(default_factory=list)  # each point's recorded metadata (points/*.json)
 
 
 def load_run(folder: str) -> RunData:
@@ -58,7 +59,23 @@ def load_run(folder: str) -> RunData:
         summary = summary.assign(_order=summary["label"].map(order).fillna(len(order)))
         summary = summary.sort_values(["_order", "load", "repeat"], kind="stable").drop(columns="_order").reset_index(drop=True)
     records = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    return RunData(folder, config, summary, records)
+    return RunData(folder, config, summary, records, rows)
+
+
+def cluster_kinds(run: RunData) -> set[str]:
+    """The kinds of the cluster specs the run's points ran on (``emulated``, ``ec2``...), as each point recorded
+    its deployment; empty when every point ran on the embedded LocalCluster or in one process."""
+    kinds = set()
+    for meta in run.points:
+        deployment = (meta.get("cluster") or {}).get("cluster") or {}
+        if deployment.get("kind"):
+            kinds.add(deployment["kind"])
+    return kinds
+
+
+def pipelines_swept(run: RunData) -> list[str]:
+    """The pipeline specs the run's configurations name, in their order (more than one: a width run)."""
+    return list(dict.fromkeys(c["pipeline"] for c in run.config.get("configurations", []) if c.get("pipeline")))
 
 
 def stage_table(records: pd.DataFrame) -> pd.DataFrame:
@@ -96,11 +113,8 @@ def critical_path(costs: dict[str, float]) -> tuple[float, list[str]]:
 def parallel_width(ids=()) -> int:
     """Most stages that can run at once: the largest layer of the stage DAG of the pipeline of ``ids``
     (the default one when empty), the n of the design's test cases."""
-    layer: dict[str, int] = {}
-    for stage in pipeline_table(spec_for_ids(ids)):
-        layer[stage.id] = 1 + max((layer[i] for i in stage.inputs), default=-1)
     counts: dict[int, int] = {}
-    for v in layer.values():
+    for v in stage_layers(pipeline_table(spec_for_ids(ids))).values():
         counts[v] = counts.get(v, 0) + 1
     return max(counts.values())
 

@@ -5,7 +5,6 @@ the folder, so ``stockdag report results/<run>`` remakes every chart.
 """
 from __future__ import annotations
 
-import os
 
 import matplotlib
 
@@ -14,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..pipeline import order_stage_ids, spec_for_ids, stage_table  # noqa: E402
+from ..pipeline import order_stage_ids, spec_for_ids, stage_layers, stage_table  # noqa: E402
 
 
 def _table(ids=()):
@@ -220,9 +219,7 @@ def pipeline_graph(path: str | None = None, costs: dict[str, float] | None = Non
     The pipeline is the one the stages of ``costs`` (or ``critical``) belong to; the default one without them.
     """
     table = _table(costs or critical or ())
-    layers: dict[str, int] = {}
-    for s in table:
-        layers[s.id] = 1 + max((layers[i] for i in s.inputs), default=-1)
+    layers = stage_layers(table)
     by_layer: dict[int, list[str]] = {}
     for sid, layer in layers.items():
         by_layer.setdefault(layer, []).append(sid)

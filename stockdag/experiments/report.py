@@ -1,22 +1,63 @@
-"""``stockdag report``: charts and REPORT.md from run folders alone."""
+"""``stockdag report``: charts and REPORT.md from run folders alone.
+
+Three steps, each its own function: :func:`compute` reads a run folder into a
+:class:`ReportData` (numbers only, from :mod:`.analysis`), :func:`draw` makes
+every chart of :data:`CHARTS` from it (:mod:`.plots`), and :func:`markdown`
+writes the text. A new chart is one entry of :data:`CHARTS`.
+"""
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
+from typing import Callable
 
 import pandas as pd
 
 from ..bench.summary import MIN_SAMPLES
 from . import analysis, plots
 
-CHARTS = {
-    "latency_cdf.png": "Latency CDF per configuration (lowest load)",
-    "throughput.png": "Achieved vs offered throughput, with the core bound and saturation knees",
-    "p99.png": "p99 latency vs load, with the critical path",
-    "speedup.png": "Speed-up vs workers against the ideal line, the effective cores and the critical-path bound",
-    "gantt.png": "One median request per configuration: which worker ran each stage",
-    "stages.png": "Mean time per stage",
+
+@dataclass
+class ReportData:
+    """Everything a report shows, computed from the run folder alone."""
+
+    run: analysis.RunData
+    agg: pd.DataFrame        # per configuration and load, mean and CI over repeats
+    sat: pd.DataFrame        # per configuration: best throughput, knee, low-load latency
+    lim: dict                # physical limits from the measured stage costs
+    stages: pd.DataFrame     # one row per traced (request, stage)
+    drift: dict              # CPU-speed probes and slowed points
+    width: pd.DataFrame      # speed-ups by pipeline width (empty unless the run swept several pipelines)
+    kinds: set               # cluster kinds the points ran on, as recorded
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A chart of the report: its caption and how to draw it from the data into a file."""
+
+    caption: str
+    draw: Callable[[ReportData, str], None]  # may draw nothing when the run has no data for it
+
+
+#: every chart of a report, by file name under ``charts/``: the one place a chart is named
+CHARTS: dict[str, Chart] = {
+    "latency_cdf.png": Chart("Latency CDF per configuration (lowest load)",
+                             lambda d, path: plots.latency_cdf(d.run.records, path)),
+    "throughput.png": Chart("Achieved vs offered throughput, with the core bound and saturation knees",
+                            lambda d, path: plots.throughput_vs_load(d.agg, d.lim, path)),
+    "p99.png": Chart("p99 latency vs load, with the critical path", lambda d, path: plots.p99_vs_load(d.agg, d.lim, path)),
+    "speedup.png": Chart("Speed-up vs workers against the ideal line, the effective cores and the critical-path bound",
+                         lambda d, path: plots.speedup(d.sat, d.lim, path)),
+    "width_speedup.png": Chart("Latency and throughput speed-up vs pipeline width (competing models), with each "
+                               "pipeline's critical-path and core bounds",
+                               lambda d, path: plots.width_speedup(d.width, path)),
+    "gantt.png": Chart("One median request per configuration: which worker ran each stage",
+                       lambda d, path: plots.gantt(d.stages, path)),
+    "stages.png": Chart("Mean time per stage", lambda d, path: plots.stage_costs(d.stages, path)),
 }
+#: the interactive page beside the charts
+INTERACTIVE = "charts.html"
 
 
 def _fmt(v, spec=".2f"):
@@ -154,28 +195,35 @@ def predictions(lim: dict) -> list[str]:
     ]
 
 
-def build(folder: str) -> dict:
-    """Remake every chart of a run folder and write its REPORT.md; return the key numbers."""
+def compute(folder: str) -> ReportData:
+    """Every number of a run's report, from its folder alone (nothing is written)."""
     run = analysis.load_run(folder)
     agg = analysis.aggregate(run.summary)
-    sat = analysis.saturation(agg)
-    lim = analysis.limits(run.records, run.config)
-    stages = analysis.stage_table(run.records)
-    drift = analysis.drift(run.summary)
-    charts = os.path.join(folder, "charts")
-    os.makedirs(charts, exist_ok=True)
-    plots.latency_cdf(run.records, os.path.join(charts, "latency_cdf.png"))
-    plots.throughput_vs_load(agg, lim, os.path.join(charts, "throughput.png"))
-    plots.p99_vs_load(agg, lim, os.path.join(charts, "p99.png"))
-    plots.speedup(sat, lim, os.path.join(charts, "speedup.png"))
-    plots.gantt(stages, os.path.join(charts, "gantt.png"))
-    plots.stage_costs(stages, os.path.join(charts, "stages.png"))
-    plots.bokeh_page(agg, run.records, lim, os.path.join(charts, "charts.html"), f"stockdag run {run.config['run_id']}")
-    run.summary.to_csv(os.path.join(folder, "summary.csv"), index=False)
-    agg.to_csv(os.path.join(folder, "aggregate.csv"), index=False)
-    sat.to_csv(os.path.join(folder, "saturation.csv"), index=False)
+    width = analysis.width_table(run) if len(analysis.pipelines_swept(run)) > 1 else pd.DataFrame()
+    return ReportData(run=run, agg=agg, sat=analysis.saturation(agg), lim=analysis.limits(run.records, run.config),
+                      stages=analysis.stage_table(run.records), drift=analysis.drift(run.summary), width=width,
+                      kinds=analysis.cluster_kinds(run))
 
-    m, p, v, g = run.config["machine"], run.config["params"], run.config["versions"], run.config["git"]
+
+def draw(data: ReportData, charts_dir: str) -> list[str]:
+    """Draw every chart of :data:`CHARTS` (and the interactive page) into ``charts_dir``; return the names drawn."""
+    os.makedirs(charts_dir, exist_ok=True)
+    drawn = []
+    for name, chart in CHARTS.items():
+        path = os.path.join(charts_dir, name)
+        if os.path.exists(path):
+            os.remove(path)  # a chart this run has no data for must not survive from an earlier build
+        chart.draw(data, path)
+        if os.path.exists(path):
+            drawn.append(name)
+    plots.bokeh_page(data.agg, data.run.records, data.lim, os.path.join(charts_dir, INTERACTIVE),
+                     f"stockdag run {data.run.config['run_id']}")
+    return drawn
+
+
+def configurations_table(data: ReportData) -> pd.DataFrame:
+    """The report's table of configurations: ratios to centralized, intervals and tails as text."""
+    sat, run = data.sat, data.run
     base = sat[sat["mode"] == "centralized"]
     table = sat.copy()
     if not base.empty:
@@ -189,18 +237,68 @@ def build(folder: str) -> dict:
     table["knee_rate"] = table["knee_rate"].round(2)
     table["tail_low_load_ms"] = [analysis.tail_text(p, mx, n) for p, mx, n in
                                  zip(table["p99_low_load_ms"], table["max_low_load_ms"], table["n_low_load"])]
-    table["all_requests_low_load_ms"] = [
-        f"p50 {a:.0f}, " + (f"p99 {t:.0f}" if n >= MIN_SAMPLES["p99"] else f"max of {n}: {t:.0f}")
-        if a == a else "n/a"
-        for a, t, n in zip(table["all_p50_low_load_ms"], table["all_tail_low_load_ms"], table["n_all_low_load"])]
+    # the all-requests tail is already the p99 or the max by the same rule: tail_text only words it
+    table["all_requests_low_load_ms"] = [f"p50 {a:.0f}, {analysis.tail_text(t, t, n)}" if a == a else "n/a"
+                                         for a, t, n in zip(table["all_p50_low_load_ms"], table["all_tail_low_load_ms"],
+                                                            table["n_all_low_load"])]
     slow = {}
-    for point in drift.get("slow_points", []):
+    for point in data.drift.get("slow_points", []):
         slow[point["label"]] = slow.get(point["label"], 0) + 1
-    if drift.get("probes"):
+    if data.drift.get("probes"):
         # points of this configuration measured while the machine was > 15% slower than its median
         table["slowed_points"] = [slow.get(label, 0) for label in table["label"]]
-    table = table.drop(columns=["max_throughput_ci", "p50_low_load_ms_ci", "p99_low_load_ms", "max_low_load_ms",
-                                "n_low_load", "all_p50_low_load_ms", "all_tail_low_load_ms", "n_all_low_load"])
+    return table.drop(columns=["max_throughput_ci", "p50_low_load_ms_ci", "p99_low_load_ms", "max_low_load_ms",
+                               "n_low_load", "all_p50_low_load_ms", "all_tail_low_load_ms", "n_all_low_load"])
+
+
+def width_answer(width: pd.DataFrame) -> list[str]:
+    """From which width each distributed or replicated configuration pays, with and without the extra steps."""
+    if width.empty:
+        return []
+    out = []
+    others = width[width["mode"] != "centralized"]
+    others = others.assign(cfg=others["label"].str.replace(r" \[.*\]$", "", regex=True))
+    for (cfg, steps), g in others.groupby(["cfg", "steps"], sort=False):
+        g = g.sort_values("models")
+        tag = f" with {steps}" if steps else " without extra steps"
+        for what, col in (("throughput", "throughput_speedup"), ("latency", "latency_speedup")):
+            pays = g[g[col] > 1.05]
+            first = (f"pays from {int(pays['models'].iloc[0])} models ({pays[col].iloc[0]:.2f}x)" if not pays.empty
+                     else f"does not pay up to {int(g['models'].max())} models (best {g[col].max():.2f}x)")
+            out.append(f"{cfg}{tag}: {what} {first}.")
+    return out
+
+
+def width_section(data: ReportData) -> list[str]:
+    """The REPORT.md section of a run that swept several pipelines (issue 14's width experiment)."""
+    if data.width.empty:
+        return []
+    cols = ["pipeline", "models", "steps", "label", "throughput_speedup", "throughput_speedup_bound",
+            "latency_speedup", "latency_speedup_bound", "critical_path_s", "total_work_s"]
+    table = data.width[cols].copy()
+    table["steps"] = table["steps"].replace("", "-")
+    for col in cols[4:]:
+        table[col] = [_fmt(v, ".2f" if col.endswith("bound") or col.endswith("speedup") else ".3f") for v in table[col]]
+    return [
+        "## Width: speed-up vs the number of competing models",
+        "",
+        *[f"- {s}" for s in width_answer(data.width)],
+        "",
+        _table(table),
+        "",
+        "Each speed-up is over the centralized run of the *same* pipeline; its bounds come from that pipeline's own "
+        "measured stage costs (`latency_speedup_bound`: total work / critical path; `throughput_speedup_bound`: effective "
+        "cores / total work, over the centralized throughput). A ratio above 1.05 counts as paying.",
+        "",
+    ]
+
+
+def markdown(data: ReportData, drawn: list[str]) -> str:
+    """REPORT.md of a run: its numbers in sentences and tables, and the charts ``drawn``."""
+    run, sat, lim = data.run, data.sat, data.lim
+    folder = run.folder
+    m, p, v, g = run.config["machine"], run.config["params"], run.config["versions"], run.config["git"]
+    base = sat[sat["mode"] == "centralized"]
     costs = lim.get("stage_costs_s", {})
     lines = [
         f"# stockdag run {run.config['run_id']}",
@@ -223,9 +321,10 @@ def build(folder: str) -> dict:
         "",
         *[f"- {s}" for s in predictions(lim)],
         "",
+        *width_section(data),
         "## Configurations",
         "",
-        _table(table),
+        _table(configurations_table(data)),
         "",
         "`max_throughput`: best achieved req/s over the load levels (mean over repeats, ± the 95% t interval when "
         "there are repeats); `knee_rate`: highest offered "
@@ -237,10 +336,12 @@ def build(folder: str) -> dict:
         "",
         "## Measurement conditions",
         "",
-        *[f"- {s}" for s in conditions(run, drift)],
+        *[f"- {s}" for s in conditions(run, data.drift)],
         "",
         "## Physical limits (from the measured stage costs)",
         "",
+        *(["Several pipelines ran here: these limits pool their stage costs; each pipeline's own are in the width "
+           "table above.", ""] if not data.width.empty else []),
         f"Total work per request {_fmt(lim.get('total_work_s'), '.3f')} s; critical path "
         f"{_fmt(lim.get('critical_path_s'), '.3f')} s ({' -> '.join(lim.get('critical_path', []))}); "
         f"latency speed-up bound {_fmt(lim.get('latency_speedup_bound'))}x; throughput bound "
@@ -252,8 +353,8 @@ def build(folder: str) -> dict:
         "",
         "## Charts",
         "",
-        *[f"![{desc}](charts/{name})\n" for name, desc in CHARTS.items() if os.path.exists(os.path.join(charts, name))],
-        "Interactive: [charts/charts.html](charts/charts.html).",
+        *[f"![{CHARTS[name].caption}](charts/{name})\n" for name in drawn],
+        f"Interactive: [charts/{INTERACTIVE}](charts/{INTERACTIVE}).",
         "",
         "## Caveats",
         "",
@@ -263,17 +364,29 @@ def build(folder: str) -> dict:
         "generator; network transfers are loopback. Cluster specs of kind `emulated` add CPU quotas and link delays; `ec2` runs for real.",
         *(["- Emulated cluster: worker CPU shares are cgroup quotas and link delays a delaying transport; the centralized "
            "baseline runs outside the quotas, on a whole core, so it has an advantage over the distributed configurations."]
-          if "emulated" in str(p.get("cluster") or "") else []),
+          if "emulated" in data.kinds else []),
         "- Confidence intervals are 95% t intervals over repeats; with one repeat there are none, and shared-machine noise "
         "shows only in the probes above.",
         "- Remake everything here with `stockdag report " + folder + "`.",
     ]
+    return "\n".join(lines) + "\n"
+
+
+def build(folder: str) -> dict:
+    """Remake every chart of a run folder and write its REPORT.md; return the key numbers."""
+    data = compute(folder)
+    drawn = draw(data, os.path.join(folder, "charts"))
+    data.run.summary.to_csv(os.path.join(folder, "summary.csv"), index=False)
+    data.agg.to_csv(os.path.join(folder, "aggregate.csv"), index=False)
+    data.sat.to_csv(os.path.join(folder, "saturation.csv"), index=False)
+    if not data.width.empty:
+        data.width.to_csv(os.path.join(folder, "width.csv"), index=False)
     with open(os.path.join(folder, "REPORT.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write(markdown(data, drawn))
     from ..simulate.scale import add_to_report  # the simulated test cases, when experiments/scale.ipynb ran
 
     add_to_report(folder)
-    return {"saturation": sat, "limits": lim, "aggregate": agg, "drift": drift}
+    return {"saturation": data.sat, "limits": data.lim, "aggregate": data.agg, "drift": data.drift, "width": data.width}
 
 
 def build_index(results_dir: str = "results") -> str:

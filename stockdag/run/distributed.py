@@ -83,7 +83,7 @@ class DistributedExecutor:
                     **{"silence_logs": logging.WARNING, **cluster_kwargs},
                 )
                 address = self._own_cluster
-            from ..deploy.service import security_for
+            from ..deploy.state import security_for
 
             security = security_for(address)  # a TLS cluster of `stockdag cluster up`: its certificates
             client = Client(address, **({"security": security} if security is not None else {}))

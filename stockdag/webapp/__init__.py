@@ -1,9 +1,10 @@
 """``stockdag webapp``: a Bokeh server app that load-tests any server URL and shows latency and throughput live.
 
 It drives the :mod:`stockdag.bench` load generator (no second
-implementation); :mod:`stockdag.webapp.runs` is its data model (form checks,
-the background run, live statistics, the run store), :mod:`stockdag.webapp.app`
-the Bokeh document. :func:`make_server` builds the Bokeh server with two more
+implementation). Its data model is one module a concern: :mod:`.form` (form
+checks), :mod:`.probe` (what is at a URL), :mod:`.live` (the background run),
+:mod:`.stats` (live statistics), :mod:`.store` (the run store), :mod:`.charts`
+(chart columns); :mod:`stockdag.webapp.app` is the Bokeh document. :func:`make_server` builds the Bokeh server with two more
 routes, ``/runs/<id>.csv`` (the raw per-request records) and
 ``/runs/<id>.json`` (summary and run facts); :func:`serve` runs it in the
 foreground and :class:`WebAppThread` in a background thread (tests).
@@ -13,7 +14,10 @@ from __future__ import annotations
 import socket
 import threading
 
-from .runs import FormError, LiveRun, LiveStats, RunStore, parse_form
+from .form import FormError, parse_form
+from .live import LiveRun
+from .stats import LiveStats
+from .store import RunStore
 
 __all__ = ["make_server", "serve", "WebAppThread", "FormError", "LiveRun", "LiveStats", "RunStore", "parse_form"]
 

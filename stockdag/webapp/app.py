@@ -26,11 +26,16 @@ from bokeh.core.properties import value
 from bokeh.plotting import figure
 
 from .. import config
+from ..bench import ARRIVALS, DISTRIBUTIONS, supported
 from ..bench.loadgen import DEFAULT_TIMEOUT
 from ..pipeline import order_stage_ids, stage_table
 from ..pipeline_spec import DEFAULT as DEFAULT_PIPELINE
-from .runs import (TABLE_PERCENTILES, FormError, LiveRun, LiveStats, RunStore, gantt, latency_cdf,
-                   parse_form, parse_url, probe, throughput_series)
+from .charts import gantt, latency_cdf, throughput_series
+from .form import FormError, parse_form, parse_url
+from .live import LiveRun
+from .probe import probe
+from .stats import TABLE_PERCENTILES, LiveStats
+from .store import RunStore
 
 _CSS = """
 <style>
@@ -52,14 +57,13 @@ def stats_table(requests: int, ok: int, errors: dict, pct: dict, offered: float 
     """HTML of the live/final numbers: counts, percentiles (ms) of the successful and of all requests, throughput,
     errors by kind. Closed loop offers no rate: its column is the requests sent per second."""
     pct_all = pct_all or {}
-    cells = [("requests", str(requests)), ("ok", str(ok)), ("errors", str(sum(errors.values())))]
-    cells += [(f"{p} ms", _fmt(pct.get(p))) for p in TABLE_PERCENTILES]
-    cells += [(f"all {p} ms", _fmt(pct_all.get(p))) for p in ALL_PERCENTILES]
-    cells += [("offered req/s" if loop == "open" else "sent req/s", _fmt(offered, 1)), ("achieved ok/s", _fmt(achieved, 1))]
-    keys = ["requests", "ok", "errors", *TABLE_PERCENTILES, *(f"all-{p}" for p in ALL_PERCENTILES),
-            "offered" if loop == "open" else "sent", "achieved"]
-    head = "".join(f"<th>{html.escape(h)}</th>" for h, _ in cells)
-    body = "".join(f'<td data-stat="{k}">{v}</td>' for k, (_, v) in zip(keys, cells))
+    cells = [("requests", "requests", str(requests)), ("ok", "ok", str(ok)), ("errors", "errors", str(sum(errors.values())))]
+    cells += _percentile_cells(TABLE_PERCENTILES, pct, ok, "", "")
+    cells += _percentile_cells(ALL_PERCENTILES, pct_all, requests, "all-", "all ")
+    cells += [("offered" if loop == "open" else "sent", "offered req/s" if loop == "open" else "sent req/s", _fmt(offered, 1)),
+              ("achieved", "achieved ok/s", _fmt(achieved, 1))]
+    head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in cells)
+    body = "".join(f'<td data-stat="{k}">{v}</td>' for k, _, v in cells)
     kinds = ", ".join(f"{html.escape(k)} {n}" for k, n in sorted(errors.items())) or "none"
     return (f"{_CSS}<table class=sd><tr>{head}</tr><tr>{body}</tr></table>"
             f"<div class=sd-muted>errors by kind: <span data-stat=error-kinds>{kinds}</span>. "
@@ -69,6 +73,15 @@ def stats_table(requests: int, ok: int, errors: dict, pct: dict, offered: float 
 
 #: percentiles of the all-requests distribution shown beside the successful ones
 ALL_PERCENTILES = ("p50", "p99", "max")
+
+
+def _percentile_cells(names, pct: dict, n: int, key: str, title: str) -> list[tuple[str, str, str]]:
+    """(data-stat key, header, value) of the percentiles ``names`` of a sample of ``n``: only those the sample
+    supports (:func:`stockdag.bench.supported`: no p99 below 100 requests), and then the max reads
+    ``max of n``, as in the report. Before any request (``pct`` empty) every column shows a dash."""
+    shown = supported({p: pct.get(p) for p in names}, n) if pct else {p: None for p in names}
+    cut = len(shown) < len(names)
+    return [(f"{key}{p}", f"{title}{'max of ' + str(n) if p == 'max' and cut else p} ms", _fmt(v)) for p, v in shown.items()]
 
 
 class LoadTestPage:
@@ -107,14 +120,14 @@ class LoadTestPage:
                                      css_classes=["sd-loop"])
         self.rate = TextInput(title="rate (requests/s)", value=str(b("webapp.rate")), css_classes=["sd-rate"], **w)
         self.users = TextInput(title="users", value=str(b("webapp.users")), disabled=True, css_classes=["sd-users"], **w)
-        self.arrivals = Select(title="arrivals", value=b("bench.arrivals"), options=["constant", "poisson"], **w)
+        self.arrivals = Select(title="arrivals", value=b("bench.arrivals"), options=list(ARRIVALS), **w)
         self.duration = TextInput(title="duration (s)", value=f"{float(b('bench.duration')):g}",
                                   css_classes=["sd-duration"], **w)
         self.warmup = TextInput(title="warm-up (s, excluded)", value=f"{float(b('bench.warmup')):g}",
                                 css_classes=["sd-warmup"], **w)
         self.timeout = TextInput(title="timeout (s)", value=f"{float(b('bench.timeout') or DEFAULT_TIMEOUT):g}",
                                  css_classes=["sd-timeout"], **w)
-        self.distribution = Select(title="request mix", value=b("bench.distribution"), options=["uniform", "zipf"], **w)
+        self.distribution = Select(title="request mix", value=b("bench.distribution"), options=list(DISTRIBUTIONS), **w)
         self.symbols = TextInput(title="symbols (blank: all)", placeholder="e.g. AAPL IBM", css_classes=["sd-symbols"],
                                  width=160)
         self.start = TextInput(title="as-of from", value=str(b("bench.start")), css_classes=["sd-start-date"], **w)

@@ -1,0 +1,135 @@
+"""REPORT.md from a run folder: computed, drawn and written in separate steps, on small synthetic runs.
+
+The run folders here are written the way the sweep writes them (``config.json``,
+``points/<point>.json`` and ``.parquet``) with made-up but consistent records, so
+every expected number is known: no service runs.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import pandas as pd
+import pytest
+
+from stockdag.experiments import report
+from stockdag.pipeline import stage_table
+from stockdag.pipeline_spec import load_pipeline
+
+MODEL_S = 0.05  # seconds a model stage takes in the traces
+
+
+def _trace(spec) -> str:
+    t, out = 0.0, []
+    for s in stage_table(spec):
+        d = MODEL_S if s.name in spec.models else 0.005
+        out.append({"id": s.id, "stage": s.name, "worker": "w-0", "start": t, "end": t + d})
+        t += d
+    return json.dumps(out)
+
+
+def _records(n: int, latency: float, trace: str) -> pd.DataFrame:
+    """``n`` successful requests, one after another within a 10 s window (throughput n / 10 req/s)."""
+    rows = []
+    for i in range(n):
+        t = i * 10.0 / n
+        rows.append({"index": i, "path": "/predict/AAPL?as_of=2012-06-01", "intended": t, "sent": t, "end": t + latency,
+                     "status": 200, "error": "", "latency": latency, "service_time": latency, "warmup": False,
+                     "trace": trace})
+    return pd.DataFrame(rows)
+
+
+def write_run(folder, points, *, cluster: str | None = None) -> str:
+    """A run folder of ``points``: ``[(configuration, n requests, latency s, recorded cluster kind or None)]``."""
+    os.makedirs(folder / "points")
+    pipelines = sorted({c["pipeline"] for c, *_ in points if c.get("pipeline")})
+    configurations = []
+    for c, n, latency, kind in points:
+        spec = load_pipeline(c.get("pipeline"))
+        tag = f" [{c['pipeline'].split('/')[-1]}]" if c.get("pipeline") else ""
+        label = ("centralized" if c["mode"] == "centralized" else f"distributed w{c['workers']} {c['strategy']}") + tag
+        config = {"mode": c["mode"], "workers": c.get("workers", 1), "strategy": c.get("strategy"), "cluster": cluster,
+                  "granularity": None, "pipeline": c.get("pipeline"), "label": label}
+        configurations.append(config)
+        slug = label.replace(" ", "-").replace("[", "").replace("]", "") + "--users1--r0"
+        _records(n, latency, _trace(spec)).to_parquet(folder / "points" / f"{slug}.parquet", index=False)
+        meta = {"point": slug, "config": config, "loop": "closed", "load": 1.0, "repeat": 0,
+                "summary": {"url": "http://127.0.0.1:1", "loop": "closed", "rate": None, "users": 1, "arrivals": None,
+                            "duration": 10.0, "warmup": 0.0, "timeout": 30.0},
+                "cluster": {"cluster": {"kind": kind, "name": "x"}} if kind else {}}
+        (folder / "points" / f"{slug}.json").write_text(json.dumps(meta))
+    config = {
+        "run_id": folder.name, "started": "2026-11-30T00:00:00",
+        "params": {"profile": "refit", "cache": "lru", "mix": "uniform", "symbols": ["AAPL"], "start": "2012-01-01",
+                   "end": "2012-12-31", "duration": 10.0, "warmup": 0.0, "repeats": 1, "rates": None, "users": [1],
+                   "cluster": cluster},
+        "versions": {"dask": "x", "python": "3"}, "git": {"commit": "abc"},
+        "machine": {"cores": 2, "parallel_capacity": 2.0, "cpu_model": "test", "memory_gib": 1, "load_average": 0},
+        "configurations": configurations, "pipelines": {p: load_pipeline(p).to_dict() for p in pipelines},
+    }
+    (folder / "config.json").write_text(json.dumps(config))
+    return str(folder)
+
+
+CENTRAL = {"mode": "centralized"}
+DIST = {"mode": "distributed", "workers": 2, "strategy": "dask"}
+
+
+@pytest.fixture
+def width_run(tmp_path):
+    """Two widths: with 1 model distributing changes nothing; with 5 it doubles throughput and halves latency."""
+    return write_run(tmp_path / "width-run", [
+        ({**CENTRAL, "pipeline": "width/w01"}, 40, 0.10, None),
+        ({**DIST, "pipeline": "width/w01"}, 40, 0.10, "local"),
+        ({**CENTRAL, "pipeline": "width/w05"}, 10, 0.50, None),
+        ({**DIST, "pipeline": "width/w05"}, 20, 0.25, "local"),
+    ])
+
+
+def test_a_run_that_swept_pipelines_gets_the_width_table_and_chart(width_run):
+    numbers = report.build(width_run)
+    width = numbers["width"].set_index("label")
+    w5 = width.loc["distributed w2 dask [w05]"]
+    assert (w5["models"], w5["throughput_speedup"], w5["latency_speedup"]) == (5, pytest.approx(2.0), pytest.approx(2.0, rel=1e-3))  # latencies: HDR histogram
+    assert width.loc["distributed w2 dask [w01]", "throughput_speedup"] == pytest.approx(1.0)
+
+    text = open(os.path.join(width_run, "REPORT.md")).read()
+    assert "## Width: speed-up vs the number of competing models" in text
+    assert "- distributed w2 dask without extra steps: throughput pays from 5 models (2.00x)." in text
+    assert "- distributed w2 dask without extra steps: latency pays from 5 models (2.00x)." in text
+    assert "| width/w05 | 5 | - | distributed w2 dask [w05] | 2.00 |" in text
+    assert f"![{report.CHARTS['width_speedup.png'].caption}](charts/width_speedup.png)" in text
+    assert os.path.getsize(os.path.join(width_run, "charts", "width_speedup.png")) > 0
+    assert len(pd.read_csv(os.path.join(width_run, "width.csv"))) == 4
+
+
+def test_a_run_of_one_pipeline_has_no_width_section_and_no_stale_width_chart(tmp_path):
+    folder = write_run(tmp_path / "one", [(CENTRAL, 20, 0.2, None), (DIST, 30, 0.15, "local")])
+    os.makedirs(os.path.join(folder, "charts"))
+    open(os.path.join(folder, "charts", "width_speedup.png"), "wb").close()  # left by an earlier build
+    report.build(folder)
+    text = open(os.path.join(folder, "REPORT.md")).read()
+    assert "## Width" not in text and "width_speedup.png" not in text
+    assert not os.path.exists(os.path.join(folder, "charts", "width_speedup.png"))
+
+
+def test_every_chart_drawn_is_listed_once_from_the_registry(tmp_path):
+    data = report.compute(write_run(tmp_path / "r", [(CENTRAL, 20, 0.2, None), (DIST, 30, 0.15, None)]))
+    drawn = report.draw(data, str(tmp_path / "charts"))
+    assert set(drawn) <= set(report.CHARTS) and "speedup.png" in drawn and "width_speedup.png" not in drawn
+    assert "throughput.png" not in drawn  # open-loop points only; this run is closed-loop
+    assert sorted(os.listdir(tmp_path / "charts")) == sorted(drawn + [report.INTERACTIVE])
+    text = report.markdown(data, drawn)
+    assert all(text.count(f"(charts/{name})") == 1 for name in drawn)
+
+
+@pytest.mark.parametrize("cluster, kind, caveat", [
+    ("experiments/clusters/emulated-hetero.yaml", "local", False),  # the path says emulated, the run did not run there
+    ("specs/hetero.yaml", "emulated", True),                        # the recorded deployment did
+])
+def test_the_emulated_caveat_follows_the_recorded_cluster_kind_not_the_path(tmp_path, cluster, kind, caveat):
+    folder = write_run(tmp_path / "r", [(CENTRAL, 20, 0.2, None), ({**DIST, "cluster": cluster}, 30, 0.15, kind)],
+                       cluster=cluster)
+    data = report.compute(folder)
+    assert data.kinds == {kind}
+    assert ("- Emulated cluster: worker CPU shares are cgroup quotas" in report.markdown(data, [])) is caveat
