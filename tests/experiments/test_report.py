@@ -133,3 +133,31 @@ def test_the_emulated_caveat_follows_the_recorded_cluster_kind_not_the_path(tmp_
     data = report.compute(folder)
     assert data.kinds == {kind}
     assert ("- Emulated cluster: worker CPU shares are cgroup quotas" in report.markdown(data, [])) is caveat
+
+
+def test_width_answer_compares_with_replication_and_reads_the_limits():
+    import pandas as pd
+
+    from stockdag.experiments.report import width_answer
+
+    rows = []
+    for models, work, cp, c_tp in ((1, 0.06, 0.05, 17.0), (20, 2.4, 0.6, 0.4)):
+        pipe = f"width/w{models:02d}"
+        common = {"pipeline": pipe, "models": models, "steps": "", "critical_path_s": cp, "total_work_s": work,
+                  "latency_speedup_bound": work / cp, "throughput_speedup_bound": 2.0}
+        rows += [
+            {**common, "label": f"centralized [{pipe}]", "mode": "centralized", "workers": 1, "max_throughput": c_tp,
+             "throughput_speedup": 1.0, "latency_speedup": 1.0},
+            {**common, "label": f"replicated x2 [{pipe}]", "mode": "replicated", "workers": 2,
+             "max_throughput": c_tp * (2.2 if models == 1 else 1.8), "throughput_speedup": 2.2 if models == 1 else 1.8,
+             "latency_speedup": 1.0},
+            {**common, "label": f"distributed w2 adaptive [{pipe}]", "mode": "distributed", "workers": 2,
+             "max_throughput": c_tp * 1.4 if models == 1 else c_tp * 1.8, "throughput_speedup": 1.4 if models == 1 else 1.8,
+             "latency_speedup": 0.9 if models == 1 else 1.7},
+        ]
+    text = "\n".join(width_answer(pd.DataFrame(rows)))
+    assert "distributed w2 adaptive without extra steps: latency pays from 20 models (1.70x)" in text
+    assert "Throughput, distributed over replicated x2 (without extra steps): 0.64x at 1 model, 1.00x at 20 models." in text
+    assert "allows a latency speed-up of 1.20x at 1 model and up to 4.00x at 20 models" in text
+    assert "best measured is 1.70x (distributed w2 adaptive [width/w20])" in text
+    assert "Measured above its throughput bound: replicated x2 [width/w01] 2.20x > 2.00x." in text
