@@ -366,14 +366,14 @@ def markdown(data: ReportData, drawn: list[str]) -> str:
         f"{p['repeats']} repeat(s), load: " + (f"open loop {p['rates']} req/s" if p.get("rates") else "")
         + (f" closed loop {p['users']} users" if p.get("users") else "") + f", cluster `{p.get('cluster') or 'embedded LocalCluster'}`.",
         "",
-        "## Answer on this machine",
-        "",
-        *[f"- {s}" for s in answer(sat, lim, m)],
-        "",
-        "## What this predicts for larger clusters",
-        "",
-        *[f"- {s}" for s in predictions(lim)],
-        "",
+        *(["## Answer on this machine",
+           "",
+           *[f"- {s}" for s in answer(sat, lim, m)],
+           "",
+           "## What this predicts for larger clusters",
+           "",
+           *[f"- {s}" for s in predictions(lim)],
+           ""] if data.width.empty else []),  # pooled over pipelines of different sizes they would mislead
         *width_section(data),
         "## Configurations",
         "",
@@ -457,12 +457,16 @@ def build_index(results_dir: str = "results") -> str:
             build(folder)
         run = analysis.load_run(folder)
         sat = analysis.saturation(analysis.aggregate(run.summary))
-        lim = analysis.limits(run.records, run.config)
+        swept = len(analysis.pipelines_swept(run)) > 1
+        if swept:  # the width experiment: its answer is per pipeline, not pooled
+            found, chart = width_answer(analysis.width_table(run)), "width_speedup"
+        else:
+            found, chart = answer(sat, analysis.limits(run.records, run.config), cfg["machine"]), "throughput"
         lines += [f"## [{d}]({d}/REPORT.md)", "",
                   f"{len(sat)} configurations, {len(run.summary)} points; machine {cfg['machine'].get('cores')} cores "
                   f"(parallel capacity {cfg['machine'].get('parallel_capacity')}x); commit `{(cfg['git'].get('commit') or '')[:10]}`.", "",
-                  *[f"- {s}" for s in answer(sat, lim, cfg["machine"])], "",
-                  f"![throughput]({d}/charts/throughput.png)", ""]
+                  *[f"- {s}" for s in found], "",
+                  f"![{chart}]({d}/charts/{chart}.png)", ""]
     path = os.path.join(results_dir, "REPORT.md")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
