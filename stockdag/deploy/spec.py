@@ -265,10 +265,12 @@ def parse_spec(raw, source: str | None = None) -> ClusterSpec:
         ec2 = None
     strategy = raw.get("strategy")
     if strategy is not None:
-        from ..placement import STRATEGIES
+        from ..placement.registry import check_strategy
 
-        if strategy not in STRATEGIES and strategy != "dask":
-            raise SpecError(f"strategy: unknown placement strategy {strategy!r}; known: {', '.join(sorted(STRATEGIES))}")
+        try:
+            check_strategy(strategy)
+        except StockdagError as exc:
+            raise SpecError(f"strategy: {exc.message}") from None
     return ClusterSpec(name=name, kind=kind, worker_groups=groups, ec2=ec2, strategy=strategy, source=source)
 
 

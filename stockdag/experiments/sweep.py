@@ -175,11 +175,10 @@ class SweepParams:
             raise ValueError("workers must be >= 1")
         if self.repeats < 1 or self.duration <= 0 or self.warmup < 0 or self.min_requests < 1:
             raise ValueError("repeats >= 1, duration > 0, warmup >= 0 and min_requests >= 1 are required")
-        from ..placement import STRATEGIES
+        from ..placement.registry import check_strategy
 
-        unknown = [s for s in self.strategy if s != "dask" and s not in STRATEGIES]
-        if unknown:
-            raise ValueError(f"unknown strategy {unknown[0]!r}; choose from {', '.join(STRATEGIES)}")
+        for s in self.strategy:
+            check_strategy(s)  # an InvalidRequest, a ValueError
         if self.run_id is None:
             self.run_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 

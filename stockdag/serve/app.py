@@ -231,11 +231,10 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
             backend = BACKENDS[mode](int(config.get("serve.replicas", replicas)))
         elif mode == "distributed":
             strategy = config.get("placement.strategy", strategy)
-            if strategy not in (None, "dask"):
-                from ..placement import STRATEGIES
+            if strategy is not None:
+                from ..placement.registry import check_strategy
 
-                if strategy not in STRATEGIES:
-                    raise InvalidRequest(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+                check_strategy(strategy)
             backend = BACKENDS[mode](int(config.get("serve.workers", workers)), scheduler, strategy, security=security)
         else:
             backend = BACKENDS[mode]()
