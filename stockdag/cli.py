@@ -21,10 +21,9 @@ from .cli_options import (
 )
 from .errors import InvalidRequest, StockdagError
 from .granularity import GRANULARITY_CHOICES
+from .modes import PREDICT_MODES
+from .modes import SERVING_MODES as SERVE_MODES
 from .request import PROFILES, SOURCES
-
-PREDICT_MODES = ("centralized", "distributed")
-SERVE_MODES = ("centralized", "replicated", "distributed")
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:

@@ -39,11 +39,12 @@ import dask
 import pandas as pd
 
 from .. import config as sd_config
+from ..modes import SERVING_MODES
 from . import facts
 
 logger = logging.getLogger(__name__)
 
-MODES = ("centralized", "replicated", "distributed")
+MODES = SERVING_MODES  # (stockdag.modes owns them; the name stays for the notebooks)
 
 
 @dataclass(frozen=True)
