@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="fit the pretrained profile's models into the model store",
                        description="Fit the five models of the pretrained profile for each symbol on data up to --train-end, "
                                    "and save them in the model store that `--profile pretrained` loads.")
-    p.add_argument("--symbols", type=symbol, nargs="+", default=None, help="symbols to train (default: AAPL GOOG IBM MSFT)")
+    p.add_argument("--symbols", type=symbol, nargs="+", default=None, help="symbols to train (default: every symbol of the data source with window/2 days of prices up to --train-end)")
     p.add_argument("--train-end", type=iso_date, default=None, help="last date the models may see, YYYY-MM-DD (default: stockdag.models.train_end)")
     p.add_argument("--store", default=None, help="model store folder (default: stockdag.models.store or ~/.cache/stockdag/models)")
     p.add_argument("--window", type=positive_int, default=None, help="training rows per model (default: stockdag.models.window)")
@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Walk forward from --start to --end: refit every --step days on the --window days before, "
                                    "predict each next day, and report direction accuracy and MAE per model, for the selector and "
                                    "for a naive 'always up' baseline (no look-ahead).")
-    p.add_argument("--symbols", type=symbol, nargs="+", default=["AAPL", "GOOG", "IBM", "MSFT"], help="symbols to evaluate")
+    p.add_argument("--symbols", type=symbol, nargs="+", default=None,
+                   help="symbols to evaluate (default: every symbol of the data source with --window days of prices before --start)")
     p.add_argument("--start", type=iso_date, default="2011-01-01", help="first test day (default 2011-01-01)")
     p.add_argument("--end", type=iso_date, default="2012-12-31", help="last test day (default 2012-12-31)")
     p.add_argument("--step", type=positive_int, default=20, help="days predicted per refit (default 20)")
@@ -356,13 +357,15 @@ def _cmd_symbols(args) -> int:
 
 def _cmd_train(args) -> int:
     from . import config
+    from .data.symbols import symbols_with_history
     from .models.train import train
 
     spec = _use_pipeline(args)
-    symbols = args.symbols or ["AAPL", "GOOG", "IBM", "MSFT"]
+    window = config.get("models.window", args.window)
+    source, data_dir = config.get("data.source", args.source), config.get("data.data_dir", args.data_dir)
+    symbols = args.symbols or symbols_with_history(config.get("models.train_end", args.train_end), int(window) // 2, source, data_dir)
     store = train(symbols, config.get("models.train_end", args.train_end), config.get("models.store", args.store),
-                  window=config.get("models.window", args.window), source=config.get("data.source", args.source),
-                  data_dir=config.get("data.data_dir", args.data_dir), show_progress=True, pipeline=spec)
+                  window=window, source=source, data_dir=data_dir, show_progress=True, pipeline=spec)
     print(f"trained {len(symbols)} symbols x {len(spec.models)} models (pipeline {spec.name}) into {store}")
     return 0
 
@@ -380,7 +383,8 @@ def _cmd_evaluate(args) -> int:
         # with the interval step: an object with the metric records and the interval's coverage
         print(json.dumps(records if ev.coverage is None else {"metrics": records, "interval": ev.coverage}, indent=2))
     else:
-        print(f"walk-forward {args.start}..{args.end}, {', '.join(args.symbols)} ({len(ev.daily)} predictions); "
+        symbols = list(dict.fromkeys(ev.daily["symbol"]))  # --symbols, or the source's (evaluate's default)
+        print(f"walk-forward {args.start}..{args.end}, {', '.join(symbols)} ({len(ev.daily)} predictions); "
               f"selector: C12's winner-takes-all" + (", ensemble: C15's inverse-error weights" if spec.steps.count("ensemble") else ""))
         print(ev.table.to_string(float_format=lambda v: f"{v:.4f}"))
         if ev.coverage is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import itertools
 import logging
 import os
@@ -31,11 +32,20 @@ from .request import Request, parse_request
 from .result import PredictionResult
 
 
-def request_mix(n: int, seed: int = 0, symbols=("AAPL", "GOOG", "IBM", "MSFT"),
+def request_mix(n: int, seed: int = 0, symbols=None,
                 start="2011-06-01", end="2013-02-28", **kwargs) -> list[Request]:
-    """``n`` distinct (symbol, trading day) requests drawn with a seeded RNG."""
+    """``n`` distinct (symbol, trading day) requests drawn with a seeded RNG.
+
+    ``symbols`` None: the bundled symbols with ``stockdag.data.min_history`` days of prices before ``start``.
+    """
     rng = random.Random(seed)
     data = BundledPrices()
+    if symbols is None:
+        from . import config
+        from .data.symbols import symbols_with_history
+
+        day_before = dt.date.fromisoformat(start) - dt.timedelta(days=1)
+        symbols = symbols_with_history(day_before, int(config.get("data.min_history")), data.name)
     days = {s: [d for d in data.history(s, None, 0).loc[start:end].index.date] for s in symbols}
     pairs = sorted({(s, d) for s in symbols for d in days[s]})
     chosen = rng.sample(pairs, n)

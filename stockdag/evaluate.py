@@ -27,6 +27,7 @@ import pandas as pd
 
 from .data.news import get_news_source
 from .data.prices import get_price_source
+from .data.symbols import symbols_with_history
 from .features import make_features, with_sentiment
 from .models.combine import conformal_halfwidth, ensemble_weights
 from .models.compete import _fit, _predict, feature_columns
@@ -134,12 +135,18 @@ def metrics(daily: pd.DataFrame, models: tuple[str, ...] | None = None, ensemble
     return table
 
 
-def evaluate(symbols: list[str] | tuple[str, ...], start="2011-01-01", end="2012-12-31", *, window: int = 500,
+def evaluate(symbols: list[str] | tuple[str, ...] | None, start="2011-01-01", end="2012-12-31", *, window: int = 500,
              step: int = 20, error_days: int = 20, source: str = "bundled", data_dir: str | None = None,
              models: tuple[str, ...] | None = None, show_progress: bool = False, pipeline=None) -> Evaluation:
-    """Walk-forward evaluation over several symbols; see the module docstring."""
+    """Walk-forward evaluation over several symbols; see the module docstring.
+
+    ``symbols`` None: every symbol of the source with ``window`` days of prices before ``start``
+    (:func:`~stockdag.data.symbols.symbols_with_history`).
+    """
     spec: PipelineSpec = load_pipeline(pipeline)
     start_d, end_d = pd.Timestamp(start).date(), pd.Timestamp(end).date()
+    if symbols is None:
+        symbols = symbols_with_history(start_d - dt.timedelta(days=1), window, source, data_dir)
     names = tuple(models or spec.models)
     bar = None
     if show_progress:

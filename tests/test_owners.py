@@ -68,3 +68,66 @@ def test_a_cluster_spec_and_a_sweep_check_strategies_with_the_registry():
         parse_spec({"kind": "local", "worker_groups": [group], "strategy": "hfet"})
     with pytest.raises(ValueError, match=f"choose one of: {names}$"):
         SweepParams(strategy=["hfet"], run_id="t")
+
+
+# ---------------------------------------------------------------- symbols
+def _write_prices(folder, symbol, start, days):
+    import numpy as np
+    import pandas as pd
+
+    dates = pd.bdate_range(start, periods=days)
+    close = 100 + np.arange(days, dtype=float)
+    pd.DataFrame({"date": dates, "open": close, "high": close, "low": close, "close": close,
+                  "volume": 1000.0}).to_csv(folder / f"{symbol}.csv", index=False)
+
+
+def test_default_symbols_are_the_source_s_own_with_enough_history(tmp_path):
+    from stockdag.data.symbols import symbols_with_history
+
+    _write_prices(tmp_path, "OLD", "2008-01-01", 800)
+    _write_prices(tmp_path, "NEW", "2010-06-01", 100)
+    assert symbols_with_history("2010-12-31", 250, "csv", str(tmp_path)) == ["OLD"]
+    assert symbols_with_history("2010-12-31", 50, "csv", str(tmp_path)) == ["NEW", "OLD"]
+
+
+def test_the_bundled_defaults_are_unchanged():
+    """train's and evaluate's defaults were a typed list; derived from the bundled source they are the same."""
+    import datetime as dt
+
+    from stockdag.data.symbols import symbols_with_history
+
+    assert symbols_with_history(dt.date(2010, 12, 31), 250, "bundled") == ["AAPL", "GOOG", "IBM", "MSFT"]
+    assert symbols_with_history(dt.date(2010, 12, 31), 500, "bundled") == ["AAPL", "GOOG", "IBM", "MSFT"]
+
+
+def test_a_source_that_cannot_list_symbols_asks_for_them(tmp_path):
+    from stockdag.data.symbols import symbols_with_history
+    from stockdag.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest, match="no symbol of the csv source has 250 days"):
+        symbols_with_history("2010-12-31", 250, "csv", str(tmp_path))
+
+
+def test_train_and_evaluate_have_no_typed_symbol_default():
+    assert _default(["train"], "--symbols") is None
+    assert _default(["evaluate"], "--symbols") is None
+
+
+def _default(argv_prefix, option):
+    parser = build_parser()
+    for name in argv_prefix:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[name]
+    return next(a for a in parser._actions if option in a.option_strings).default
+
+
+def test_no_symbol_list_is_typed_in_the_package():
+    """The bundled tickers appear in the package only as the data they are (and in docstrings), never as a typed list."""
+    import pathlib
+    import re
+
+    import stockdag
+
+    typed = re.compile(r"""["']AAPL["']\s*,\s*["'](GOOG|IBM|MSFT)["']""")
+    hits = [str(p) for p in pathlib.Path(stockdag.__file__).parent.rglob("*.py") if typed.search(p.read_text())]
+    assert hits == []

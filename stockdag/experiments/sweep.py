@@ -104,7 +104,7 @@ class SweepParams:
     warmup: float = 2.0
     min_requests: int = 30  # a point goes on past duration until it has this many measured requests
     repeats: int = 1
-    symbols: list[str] = field(default_factory=lambda: ["AAPL", "GOOG", "IBM", "MSFT"])
+    symbols: list[str] | None = None  # None: the data source's symbols with stockdag.data.min_history days before start
     mix: str = "uniform"
     start: str = "2011-06-01"
     end: str = "2012-12-31"
@@ -139,6 +139,11 @@ class SweepParams:
         self.mode = [str(m) for m in self._list(self.mode)]
         self.rates = [float(r) for r in self._list(self.rates) or []] or None
         self.users = [int(u) for u in self._list(self.users) or []] or None
+        if self.symbols is None:
+            from ..data.symbols import symbols_with_history
+
+            day_before = (pd.Timestamp(self.start) - pd.Timedelta(days=1)).date()
+            self.symbols = symbols_with_history(day_before, int(sd_config.get("data.min_history")))
         self.symbols = [str(s).upper() for s in self._list(self.symbols)]
         self.configurations = self._list(self.configurations)
         if self.configurations is not None:

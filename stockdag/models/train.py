@@ -9,6 +9,7 @@ import sklearn
 
 from ..data.news import get_news_source
 from ..data.prices import get_price_source
+from ..data.symbols import symbols_with_history
 from ..features import make_features, with_sentiment
 from ..pipeline_spec import load_pipeline
 from ..sentiment import score_sentiment
@@ -21,6 +22,9 @@ def train(symbols, train_end: str | dt.date, store_dir: str | None = None, *, wi
     """Fit every model of ``pipeline`` (a spec; None: the default five) for every symbol on the
     ``window`` rows up to ``train_end``; return the store folder.
 
+    ``symbols`` None: every symbol of the source with ``window // 2`` days of prices up to
+    ``train_end`` (:func:`~stockdag.data.symbols.symbols_with_history`).
+
     A spec with the ``market`` step stores its models apart (``<name>@market.joblib``):
     they are fitted on more features.
     """
@@ -29,6 +33,8 @@ def train(symbols, train_end: str | dt.date, store_dir: str | None = None, *, wi
     cols = feature_columns(market)
     variant = store.variant(market)
     end = pd.Timestamp(train_end).date()
+    if symbols is None:
+        symbols = symbols_with_history(end, window // 2, source, data_dir)
     store_dir = store_dir or store.default_store()
     jobs = [(s, m) for s in symbols for m in spec.models]
     bar = None
