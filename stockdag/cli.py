@@ -15,6 +15,7 @@ import logging
 import sys
 
 from . import __version__
+from .bench.vocabulary import ARRIVALS, MIXES
 from .cli_options import (
     Parser, directory, host_name, http_url, iso_date, non_negative_float, non_negative_int, port, positive_float,
     pipeline_spec, positive_int, records_file, run_id, scheduler_address, strategies, strategy, symbol,
@@ -513,14 +514,14 @@ def _add_serve_bench_parsers(sub) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--rate", type=positive_float, default=None, help="open loop: requests per second")
     g.add_argument("--users", type=positive_int, default=None, help="closed loop: concurrent users, each sending the next request when the last returns")
-    p.add_argument("--arrivals", choices=("constant", "poisson"), default=None, help="open-loop arrivals (default: stockdag.bench.arrivals); not with --users")
+    p.add_argument("--arrivals", choices=ARRIVALS, default=None, help="open-loop arrivals (default: stockdag.bench.arrivals); not with --users")
     p.add_argument("--duration", type=positive_float, default=None, help="measured seconds after the warm-up (default: stockdag.bench.duration)")
     p.add_argument("--requests", type=positive_int, default=None, help="send this many measured requests instead of running for --duration")
     p.add_argument("--warmup", type=non_negative_float, default=None, help="seconds of requests excluded from the results (default: stockdag.bench.warmup)")
     p.add_argument("--timeout", type=positive_float, default=None, help="per-request timeout in seconds, counted as error 'timeout' (default: stockdag.bench.timeout, "
                    "else a stockdag server's deadline + 5 s, so its own 504 arrives first; 30 s for other servers)")
     p.add_argument("--connections", type=positive_int, default=None, help="most open connections in open loop (default: stockdag.bench.connections); not with --users")
-    p.add_argument("--mix", choices=("uniform", "zipf"), default=None, help="how symbols and dates are drawn (default: stockdag.bench.distribution)")
+    p.add_argument("--mix", choices=MIXES, default=None, help="how symbols and dates are drawn (default: stockdag.bench.distribution)")
     p.add_argument("--zipf-s", type=positive_float, default=None, help="Zipf exponent of --mix zipf, implies it (default: stockdag.bench.zipf_s)")
     p.add_argument("--symbols", type=symbol, nargs="+", default=None, help="symbols of the mix, each one the server lists (default: all the server lists)")
     p.add_argument("--start", type=iso_date, default=None, help="first as-of date of the mix (default: stockdag.bench.start)")

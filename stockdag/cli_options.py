@@ -190,7 +190,7 @@ def host_name(text: str) -> str:
 
 def arrivals(text: str) -> str:
     """An open-loop arrival process named by the load generator (imported only when the option is given)."""
-    from .bench.loadgen import ARRIVALS
+    from .bench.vocabulary import ARRIVALS
 
     if text not in ARRIVALS:
         raise argparse.ArgumentTypeError(f"unknown arrivals {text!r}; choose one of: {', '.join(ARRIVALS)}")

@@ -131,3 +131,27 @@ def test_no_symbol_list_is_typed_in_the_package():
     typed = re.compile(r"""["']AAPL["']\s*,\s*["'](GOOG|IBM|MSFT)["']""")
     hits = [str(p) for p in pathlib.Path(stockdag.__file__).parent.rglob("*.py") if typed.search(p.read_text())]
     assert hits == []
+
+
+# ---------------------------------------------------------------- bench vocabulary
+def test_bench_vocabulary_has_one_owner():
+    import stockdag.bench as bench
+    from stockdag.bench import loadgen, mix, vocabulary
+
+    assert (bench.ARRIVALS, bench.MIXES, bench.LOOPS) == (vocabulary.ARRIVALS, vocabulary.MIXES, vocabulary.LOOPS)
+    assert loadgen.ARRIVALS is vocabulary.ARRIVALS and mix.DISTRIBUTIONS is vocabulary.MIXES
+    assert tuple(_choices(["bench"], "--arrivals")) == vocabulary.ARRIVALS
+    assert tuple(_choices(["bench"], "--mix")) == vocabulary.MIXES
+    for arrivals in vocabulary.ARRIVALS:
+        assert bench.BenchConfig("http://127.0.0.1:1", rate=1, arrivals=arrivals).loop in vocabulary.LOOPS
+    assert bench.BenchConfig("http://127.0.0.1:1", users=1).loop in vocabulary.LOOPS
+
+
+def test_the_vocabulary_is_read_without_loading_the_load_generator():
+    """The CLI builds its parser from the vocabulary: importing it must not import aiohttp, pandas and the rest."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import stockdag.bench as b; b.ARRIVALS; "
+            "assert 'stockdag.bench.loadgen' not in sys.modules, 'loadgen imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
