@@ -427,7 +427,7 @@ def _cmd_demo(args) -> int:
         return 0
     print()
     print(f"{cmp.requests} distinct requests per phase, profile {cmp.profile}, cache off, warm-up excluded; "
-          f"machine: {cmp.machine['cores']} cores, {cmp.machine['memory_gb']} GiB")
+          f"machine: {cmp.machine['cores']} cores, {cmp.machine['memory_gib']} GiB")
     print(cmp.table())
     print()
     print(f"stage trace of one distributed request ({cmp.example.prediction.symbol} {cmp.example.prediction.as_of}):")

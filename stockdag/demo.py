@@ -16,8 +16,6 @@ import dataclasses
 import datetime as dt
 import itertools
 import logging
-import os
-import platform
 import random
 import statistics
 import time
@@ -26,7 +24,6 @@ from dataclasses import dataclass, field
 
 import dask
 
-from . import __version__
 from .data.prices import BundledPrices
 from .request import Request, parse_request
 from .result import PredictionResult
@@ -126,13 +123,12 @@ class Comparison:
 
 
 def machine_facts() -> dict:
-    import psutil
+    """The machine facts every result records (:func:`stockdag.experiments.facts.machine`, one collector and
+    its keys, without its seconds-long capacity probe), and the versions a comparison depends on."""
+    from .experiments import facts
 
-    return {
-        "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
-        "stockdag": __version__, "dask": dask.__version__,
-    }
+    versions = facts.versions()
+    return {**facts.machine(measure_capacity=False), **{k: versions[k] for k in ("python", "stockdag", "dask")}}
 
 
 def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: str | None = None,

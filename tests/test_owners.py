@@ -155,3 +155,23 @@ def test_the_vocabulary_is_read_without_loading_the_load_generator():
     code = ("import sys; import stockdag.bench as b; b.ARRIVALS; "
             "assert 'stockdag.bench.loadgen' not in sys.modules, 'loadgen imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------- machine facts
+def test_the_demo_records_the_machine_facts_of_the_one_collector():
+    from stockdag.demo import machine_facts
+    from stockdag.experiments import facts
+
+    demo = machine_facts()
+    assert set(facts.machine(measure_capacity=False)) <= set(demo)
+    assert demo["memory_gib"] > 0 and "memory_gb" not in demo
+
+
+def test_no_second_key_for_memory_in_the_package():
+    import pathlib
+
+    import stockdag
+
+    hits = [str(p) for p in pathlib.Path(stockdag.__file__).parent.rglob("*.py") if "memory_gb'" in p.read_text()
+            or 'memory_gb"' in p.read_text()]
+    assert hits == []
