@@ -175,3 +175,18 @@ def test_no_second_key_for_memory_in_the_package():
     hits = [str(p) for p in pathlib.Path(stockdag.__file__).parent.rglob("*.py") if "memory_gb'" in p.read_text()
             or 'memory_gb"' in p.read_text()]
     assert hits == []
+
+
+# ---------------------------------------------------------------- cache backends: one {name: class} map
+def test_a_cache_backend_is_one_class_in_the_map(monkeypatch):
+    from stockdag.data import cache
+
+    class Counting(cache.LRUCache):
+        name = "counting"
+        options = ("size", "url")
+
+    monkeypatch.setitem(cache.BACKENDS, Counting.name, Counting)
+    made = cache.get_cache("counting", size=3, url="x://y")
+    assert type(made) is Counting and made is cache.get_cache("counting", size=3, url="x://y")
+    assert made is not cache.get_cache("counting", size=3, url="x://z")  # a setting it names is part of its identity
+    assert cache.get_cache("lru", size=3, url="x://y") is cache.get_cache("lru", size=3, url="x://z")  # one it does not, is not
