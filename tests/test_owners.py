@@ -185,6 +185,10 @@ def test_a_cache_backend_is_one_class_in_the_map(monkeypatch):
         name = "counting"
         options = ("size", "url")
 
+        def __init__(self, size: int, url: str):
+            super().__init__(size)
+            self.url = url
+
     monkeypatch.setitem(cache.BACKENDS, Counting.name, Counting)
     made = cache.get_cache("counting", size=3, url="x://y")
     assert type(made) is Counting and made is cache.get_cache("counting", size=3, url="x://y")
