@@ -33,7 +33,6 @@ The plugin also
 """
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 import traceback
