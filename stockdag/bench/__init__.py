@@ -24,6 +24,7 @@ _LAZY = {
     **dict.fromkeys(("BenchConfig", "BenchResult", "LoadRun", "arun", "probe_stockdag", "result_from", "run",
                      "write_records"), "loadgen"),
     **dict.fromkeys(("DISTRIBUTIONS", "RequestMix"), "mix"),
+    "prepare": "configure",
     **dict.fromkeys(("MIN_SAMPLES", "PERCENTILES", "RECORD_COLUMNS", "Summary", "histogram", "percentiles", "summarize",
                      "supported", "supported_text"), "summary"),
 }
