@@ -39,7 +39,7 @@ import dask
 import pandas as pd
 
 from .. import config as sd_config
-from ..modes import SERVING_MODES
+from ..modes import CENTRALIZED, DISTRIBUTED, SERVING_MODES
 from . import facts
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class SweepParams:
 
     workers: list[int] = field(default_factory=lambda: [2])
     strategy: list[str] = field(default_factory=lambda: ["dask"])
-    mode: list[str] = field(default_factory=lambda: ["centralized", "distributed"])
+    mode: list[str] = field(default_factory=lambda: [CENTRALIZED, DISTRIBUTED])
     cluster: str | None = None
     profile: str = "refit"
     rates: list[float] | None = field(default_factory=lambda: [0.5, 1.0, 2.0])
