@@ -23,13 +23,12 @@ def check(parser, args) -> None:
 
 def run(args) -> int:
     from .. import config
-    from ..data.symbols import symbols_with_history
-    from ..models.train import train
+    from ..models.train import default_symbols, train
 
     spec = use_pipeline(args)
     window = config.get("models.window", args.window)
     source, data_dir = config.get("data.source", args.source), config.get("data.data_dir", args.data_dir)
-    symbols = args.symbols or symbols_with_history(config.get("models.train_end", args.train_end), int(window) // 2, source, data_dir)
+    symbols = args.symbols or default_symbols(config.get("models.train_end", args.train_end), int(window), source, data_dir)
     store = train(symbols, config.get("models.train_end", args.train_end), config.get("models.store", args.store),
                   window=window, source=source, data_dir=data_dir, show_progress=True, pipeline=spec)
     print(f"trained {len(symbols)} symbols x {len(spec.models)} models (pipeline {spec.name}) into {store}")

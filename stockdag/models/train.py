@@ -14,13 +14,18 @@ from . import store
 from .compete import feature_columns, fit_model
 
 
+def default_symbols(train_end, window: int, source: str = "bundled", data_dir: str | None = None) -> list[str]:
+    """The symbols :func:`train` fits when none are named: the source's with ``window // 2`` days of prices
+    up to ``train_end`` (:func:`~stockdag.data.symbols.symbols_with_history`)."""
+    return symbols_with_history(train_end, window // 2, source, data_dir)
+
+
 def train(symbols, train_end: str | dt.date, store_dir: str | None = None, *, window: int = 500,
           source: str = "bundled", data_dir: str | None = None, show_progress: bool = False, pipeline=None) -> str:
     """Fit every model of ``pipeline`` (a spec; None: the default five) for every symbol on the
     ``window`` rows up to ``train_end``; return the store folder.
 
-    ``symbols`` None: every symbol of the source with ``window // 2`` days of prices up to
-    ``train_end`` (:func:`~stockdag.data.symbols.symbols_with_history`).
+    ``symbols`` None: :func:`default_symbols`.
 
     A spec with the ``market`` step stores its models apart (``<name>@market.joblib``):
     they are fitted on more features.
@@ -31,7 +36,7 @@ def train(symbols, train_end: str | dt.date, store_dir: str | None = None, *, wi
     variant = store.variant(market)
     end = pd.Timestamp(train_end).date()
     if symbols is None:
-        symbols = symbols_with_history(end, window // 2, source, data_dir)
+        symbols = default_symbols(end, window, source, data_dir)
     store_dir = store_dir or store.default_store()
     jobs = [(s, m) for s in symbols for m in spec.models]
     bar = None
