@@ -104,6 +104,9 @@ def test_a_source_that_cannot_list_symbols_asks_for_them(tmp_path):
     from stockdag.data.symbols import symbols_with_history
     from stockdag.errors import InvalidRequest
 
+    with pytest.raises(InvalidRequest, match="the csv source cannot list its symbols: name them"):
+        symbols_with_history("2010-12-31", 250, "csv", str(tmp_path))
+    _write_prices(tmp_path, "NEW", "2010-06-01", 100)
     with pytest.raises(InvalidRequest, match="no symbol of the csv source has 250 days"):
         symbols_with_history("2010-12-31", 250, "csv", str(tmp_path))
 
