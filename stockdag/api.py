@@ -1,6 +1,7 @@
 """The one-call public API: :func:`predict`."""
 from __future__ import annotations
 
+from .modes import CENTRALIZED, PREDICT_MODES, check_mode
 from .request import parse_request
 from .result import PredictionResult
 
@@ -16,7 +17,7 @@ def predict(symbol: str, as_of=None, *, mode: str = "centralized", client=None, 
         Ticker, e.g. ``"AAPL"``; ``stockdag symbols`` lists the bundled ones.
     as_of : str or datetime.date, optional
         ``YYYY-MM-DD``; a non-trading day uses the last trading day before it.
-    mode : {"centralized", "distributed"}
+    mode : {"centralized", "distributed"}, one of :data:`stockdag.modes.PREDICT_MODES`
         Run the stages in this process, or as a Dask graph on ``client``
         (None starts a temporary 2-worker LocalCluster).
     profile, source, data_dir, strategy
@@ -35,15 +36,11 @@ def predict(symbol: str, as_of=None, *, mode: str = "centralized", client=None, 
     """
     # validating here rejects bad input before any cache, file or cluster is touched
     request = parse_request(symbol, as_of, profile=profile, source=source, data_dir=data_dir, pipeline=pipeline)
-    if mode == "centralized":
+    if check_mode(mode, PREDICT_MODES) == CENTRALIZED:
         from .run.centralized import CentralizedExecutor
 
         return CentralizedExecutor().run(request)
-    if mode == "distributed":
-        from .run.distributed import DistributedExecutor
+    from .run.distributed import DistributedExecutor
 
-        with DistributedExecutor(client=client, strategy=strategy, dashboard_address=None) as ex:
-            return ex.run(request)
-    from .errors import InvalidRequest
-
-    raise InvalidRequest(f"unknown mode {mode!r}; choose centralized or distributed")
+    with DistributedExecutor(client=client, strategy=strategy, dashboard_address=None) as ex:
+        return ex.run(request)

@@ -97,23 +97,20 @@ def symbol(text: str) -> str:
 
 def strategy(text: str) -> str:
     """A placement strategy name (the registry is imported only when the option is given)."""
-    from .placement import STRATEGIES
+    from .placement.registry import check_strategy
 
-    if text != "dask" and text not in STRATEGIES:
-        raise argparse.ArgumentTypeError(f"unknown strategy {text!r}; choose one of: {', '.join(_strategy_names())}")
-    return text
-
-
-def _strategy_names() -> list[str]:
-    from .placement import STRATEGIES
-
-    return list(dict.fromkeys(["dask", *STRATEGIES]))  # "dask" once, even if the registry names it too
+    try:
+        return check_strategy(text)
+    except InvalidRequest as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def strategies(text: str) -> tuple[str, ...]:
     """Comma-separated strategy names, or 'all'."""
     if text.strip() == "all":
-        return tuple(_strategy_names())
+        from .placement.registry import STRATEGIES
+
+        return tuple(STRATEGIES)
     names = [x.strip() for x in text.split(",") if x.strip()]
     if not names:
         raise argparse.ArgumentTypeError("expected comma-separated strategy names, or 'all'")
@@ -193,7 +190,7 @@ def host_name(text: str) -> str:
 
 def arrivals(text: str) -> str:
     """An open-loop arrival process named by the load generator (imported only when the option is given)."""
-    from .bench.loadgen import ARRIVALS
+    from .bench.vocabulary import ARRIVALS
 
     if text not in ARRIVALS:
         raise argparse.ArgumentTypeError(f"unknown arrivals {text!r}; choose one of: {', '.join(ARRIVALS)}")

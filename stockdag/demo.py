@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import itertools
 import logging
-import os
-import platform
 import random
 import statistics
 import time
@@ -25,17 +24,25 @@ from dataclasses import dataclass, field
 
 import dask
 
-from . import __version__
 from .data.prices import BundledPrices
 from .request import Request, parse_request
 from .result import PredictionResult
 
 
-def request_mix(n: int, seed: int = 0, symbols=("AAPL", "GOOG", "IBM", "MSFT"),
+def request_mix(n: int, seed: int = 0, symbols=None,
                 start="2011-06-01", end="2013-02-28", **kwargs) -> list[Request]:
-    """``n`` distinct (symbol, trading day) requests drawn with a seeded RNG."""
+    """``n`` distinct (symbol, trading day) requests drawn with a seeded RNG.
+
+    ``symbols`` None: the bundled symbols with ``stockdag.data.min_history`` days of prices before ``start``.
+    """
     rng = random.Random(seed)
     data = BundledPrices()
+    if symbols is None:
+        from . import config
+        from .data.symbols import symbols_with_history
+
+        day_before = dt.date.fromisoformat(start) - dt.timedelta(days=1)
+        symbols = symbols_with_history(day_before, int(config.get("data.min_history")), data.name)
     days = {s: [d for d in data.history(s, None, 0).loc[start:end].index.date] for s in symbols}
     pairs = sorted({(s, d) for s in symbols for d in days[s]})
     chosen = rng.sample(pairs, n)
@@ -116,13 +123,12 @@ class Comparison:
 
 
 def machine_facts() -> dict:
-    import psutil
+    """The machine facts every result records (:func:`stockdag.experiments.facts.machine`, one collector and
+    its keys, without its seconds-long capacity probe), and the versions a comparison depends on."""
+    from .experiments import facts
 
-    return {
-        "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
-        "stockdag": __version__, "dask": dask.__version__,
-    }
+    versions = facts.versions()
+    return {**facts.machine(measure_capacity=False), **{k: versions[k] for k in ("python", "stockdag", "dask")}}
 
 
 def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: str | None = None,

@@ -25,13 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .data.news import get_news_source
-from .data.prices import get_price_source
-from .features import make_features, with_sentiment
+from .data.symbols import symbols_with_history
 from .models.combine import conformal_halfwidth, ensemble_weights
-from .models.compete import _fit, _predict, feature_columns
+from .models.compete import feature_columns, fit_model, predict_model
+from .models.select import winner_index
+from .pipeline import model_frame
 from .pipeline_spec import PipelineSpec, load_pipeline
-from .sentiment import score_sentiment
 
 
 @dataclass(frozen=True)
@@ -44,15 +43,10 @@ class Evaluation:
     coverage: dict | None = None
 
 
-def _load(symbol: str, end: dt.date, source: str, data_dir: str | None, market: bool = False):
-    prices = get_price_source(source, data_dir).fetch(symbol, end, history_days=100_000, min_history=300)
-    news = get_news_source(source, data_dir).fetch(symbol, end, news_days=100_000)
-    frame = with_sentiment(make_features(prices), score_sentiment(news))
-    if market:
-        from .market import fetch_market, market_features, with_market
-
-        frame = with_market(frame, market_features(fetch_market(symbol, end, source, data_dir, 100_000)))
-    return frame
+def _load(symbol: str, end: dt.date, source: str, data_dir: str | None, spec: PipelineSpec):
+    """Every row up to ``end`` of the frame the models see (the pipeline's own front end)."""
+    return model_frame(symbol, end, history_days=100_000, min_history=300, news_days=100_000,
+                       source=source, data_dir=data_dir, pipeline=spec)
 
 
 def walk_forward(symbol: str, start: dt.date, end: dt.date, *, window: int = 500, step: int = 20,
@@ -64,7 +58,7 @@ def walk_forward(symbol: str, start: dt.date, end: dt.date, *, window: int = 500
     """
     spec = load_pipeline(pipeline)
     market = "market" in spec.steps
-    frame = _load(symbol, end, source, data_dir, market)
+    frame = _load(symbol, end, source, data_dir, spec)
     frame = frame.dropna(subset=["target"])  # the last day's next return is unknown
     names = tuple(models or spec.models)
     cols = feature_columns(market)
@@ -78,15 +72,15 @@ def walk_forward(symbol: str, start: dt.date, end: dt.date, *, window: int = 500
         block = test[b0:b0 + step]
         lo = max(0, block[0] - window)
         for name in names:
-            est = _fit(name, X[lo:block[0]], y[lo:block[0]])
-            out.loc[frame.index[block], name] = _predict(est, X[block])
+            est = fit_model(name, X[lo:block[0]], y[lo:block[0]])
+            out.loc[frame.index[block], name] = predict_model(est, X[block])
         if progress is not None:
             progress.update(len(names))
     # the selector: lowest mean absolute error over each model's previous error_days predictions
     errors = out[list(names)].sub(out["actual"], axis=0).abs()
     # no history yet on the first day: every score is inf and the first model is taken
     recent = errors.rolling(error_days, min_periods=1).mean().shift(1).fillna(np.inf)
-    choice = recent.idxmin(axis=1)
+    choice = pd.Series([names[winner_index(r)] for r in recent.to_numpy()], index=out.index)  # C12's own rule
     out["selector_model"] = choice
     out["selector"] = [out.at[i, c] for i, c in zip(out.index, choice)]
     # C15's rule on the same recent errors (equal weights while there is no history)
@@ -134,12 +128,18 @@ def metrics(daily: pd.DataFrame, models: tuple[str, ...] | None = None, ensemble
     return table
 
 
-def evaluate(symbols: list[str] | tuple[str, ...], start="2011-01-01", end="2012-12-31", *, window: int = 500,
+def evaluate(symbols: list[str] | tuple[str, ...] | None, start="2011-01-01", end="2012-12-31", *, window: int = 500,
              step: int = 20, error_days: int = 20, source: str = "bundled", data_dir: str | None = None,
              models: tuple[str, ...] | None = None, show_progress: bool = False, pipeline=None) -> Evaluation:
-    """Walk-forward evaluation over several symbols; see the module docstring."""
+    """Walk-forward evaluation over several symbols; see the module docstring.
+
+    ``symbols`` None: every symbol of the source with ``window`` days of prices before ``start``
+    (:func:`~stockdag.data.symbols.symbols_with_history`).
+    """
     spec: PipelineSpec = load_pipeline(pipeline)
     start_d, end_d = pd.Timestamp(start).date(), pd.Timestamp(end).date()
+    if symbols is None:
+        symbols = symbols_with_history(start_d - dt.timedelta(days=1), window, source, data_dir)
     names = tuple(models or spec.models)
     bar = None
     if show_progress:

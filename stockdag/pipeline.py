@@ -39,7 +39,7 @@ from .errors import InvalidRequest
 from .features import Features, make_features
 from .granularity import GRANULARITIES, GRANULARITY_CHOICES, resolve_granularity  # noqa: F401  (re-exported)
 from .market import MarketData, MarketFactors, fetch_market, market_features
-from .models import MODELS_BY_NAME, Candidate, fit_predict, predict_pretrained, select
+from .models import MODELS_BY_NAME, Candidate, fit_predict, model_inputs, predict_pretrained, select
 from .models import store as model_store
 from .models.combine import conformal_halfwidth, ensemble_weights
 from .pipeline_spec import DEFAULT as DEFAULT_PIPELINE, PipelineSpec
@@ -156,6 +156,24 @@ def model_stage(name: str, req: Request, features: Features, sentiment: Sentimen
     model_store.check_covers(meta, req.symbol, first_scored)
     est = model_store.load(store, req.symbol, name, variant)
     return predict_pretrained(name, est, features, sentiment, req.error_days, market)
+
+
+def model_frame(symbol: str, as_of, *, history_days: int, min_history: int, news_days: int,
+                source: str | None = None, data_dir: str | None = None, pipeline=None):
+    """The frame the models see, built by the front end's stage functions: C2, C5, C3, C4 (and C13, C14
+    when ``pipeline`` has the ``market`` step), with these history lengths, no cache and no emulated latency.
+
+    ``stockdag train`` and ``stockdag evaluate`` fit on it, so a stage added before the models changes
+    what they fit on too. Raises what the stages raise.
+    """
+    req = parse_request(symbol, as_of, source=source, data_dir=data_dir, pipeline=pipeline)
+    req = dataclasses.replace(req, history_days=history_days, min_history=min_history, news_days=news_days,
+                              cache_backend="none", latency=Latency())
+    nothing_cached = CacheLookup(None, None)
+    features = make_features_stage(req, fetch_prices_stage(req, nothing_cached))
+    sentiment = score_sentiment_stage(req, fetch_news_stage(req, nothing_cached))
+    market = market_features_stage(req, fetch_market_stage(req)) if "market" in req.pipeline.steps else None
+    return model_inputs(features, sentiment, market)
 
 
 @dataclass(frozen=True)

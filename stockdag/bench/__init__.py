@@ -5,7 +5,9 @@
 intended send time, as wrk2 does) or closed loop with N users, records every
 request and summarises them with an HDR histogram. A stockdag server gets a
 seeded :class:`RequestMix` of ``/predict/{symbol}?as_of=`` paths.
-``stockdag bench URL`` is the command line on top of it.
+``stockdag bench URL`` is the command line on top of it. The names of arrivals,
+mixes and loops are owned by :mod:`stockdag.bench.vocabulary` (re-exported here:
+:data:`ARRIVALS`, :data:`MIXES`, :data:`LOOPS`); the rest is imported on first use.
 
 Extend by adding fields to :class:`BenchConfig` and handling them in
 ``loadgen.LoadRun``; summaries only ever read the raw records, so a new field
@@ -13,12 +15,32 @@ never changes how old record files are summarised.
 """
 from __future__ import annotations
 
-from .loadgen import ARRIVALS, BenchConfig, BenchResult, LoadRun, arun, probe_stockdag, result_from, run, write_records
-from .mix import DISTRIBUTIONS, RequestMix
-from .summary import MIN_SAMPLES, PERCENTILES, RECORD_COLUMNS, Summary, histogram, percentiles, summarize, supported, supported_text
+import importlib
 
-__all__ = [
-    "ARRIVALS", "BenchConfig", "BenchResult", "LoadRun", "arun", "result_from", "run", "probe_stockdag", "write_records",
-    "DISTRIBUTIONS", "RequestMix", "PERCENTILES", "RECORD_COLUMNS", "Summary", "histogram", "percentiles",
-    "summarize", "MIN_SAMPLES", "supported", "supported_text",
-]
+from .vocabulary import ARRIVALS, LOOPS, MIXES
+
+#: name -> the module that defines it; imported on first use, so the vocabulary is cheap to import
+_LAZY = {
+    **dict.fromkeys(("BenchConfig", "BenchResult", "LoadRun", "arun", "probe_stockdag", "result_from", "run",
+                     "write_records"), "loadgen"),
+    **dict.fromkeys(("DISTRIBUTIONS", "RequestMix"), "mix"),
+    "prepare": "configure",
+    **dict.fromkeys(("MIN_SAMPLES", "PERCENTILES", "RECORD_COLUMNS", "Summary", "histogram", "percentiles", "summarize",
+                     "supported", "supported_text"), "summary"),
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = ["ARRIVALS", "MIXES", "LOOPS", *_LAZY]

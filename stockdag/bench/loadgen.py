@@ -32,8 +32,7 @@ import pandas as pd
 
 from .mix import RequestMix
 from .summary import RECORD_COLUMNS, Summary, summarize
-
-ARRIVALS = ("constant", "poisson")
+from .vocabulary import ARRIVALS, CLOSED, OPEN
 
 
 @dataclass
@@ -104,7 +103,7 @@ class BenchConfig:
 
     @property
     def loop(self) -> str:
-        return "open" if self.rate is not None else "closed"
+        return OPEN if self.rate is not None else CLOSED
 
 
 @dataclass

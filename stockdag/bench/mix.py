@@ -8,7 +8,9 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
-DISTRIBUTIONS = ("uniform", "zipf")
+from .vocabulary import MIXES
+
+DISTRIBUTIONS = MIXES  # (stockdag.bench.vocabulary owns the names)
 
 
 def _weights(n: int, distribution: str, s: float) -> np.ndarray:

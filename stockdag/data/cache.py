@@ -92,9 +92,20 @@ def cache_key(kind: str, request) -> str:
 
 
 class Cache(ABC):
-    """A key -> value store. ``get`` returns None on a miss or an unreadable entry."""
+    """A key -> value store. ``get`` returns None on a miss or an unreadable entry.
+
+    ``options`` names the settings (of ``size``, ``directory``, ``url``) that
+    :func:`get_cache` passes to :meth:`from_options`; one instance per process
+    exists for each combination of them.
+    """
 
     name = ""
+    options: tuple[str, ...] = ()
+
+    @classmethod
+    def from_options(cls, **options) -> "Cache":
+        """The cache for these settings (a subclass checks them here)."""
+        return cls(**options)
 
     @abstractmethod
     def get(self, key: str) -> Any | None: ...
@@ -120,6 +131,7 @@ class LRUCache(Cache):
     """Thread-safe in-process LRU of at most ``size`` entries."""
 
     name = "lru"
+    options = ("size",)
 
     def __init__(self, size: int = 256):
         self._data: cachetools.LRUCache = cachetools.LRUCache(maxsize=size)
@@ -166,6 +178,7 @@ class DiskCache(Cache):
     """
 
     name = "disk"
+    options = ("directory",)
 
     def __init__(self, directory: str | None = None, size_limit: int = 2**30):
         import diskcache
@@ -223,7 +236,14 @@ class RedisCache(Cache):
     """
 
     name = "redis"
+    options = ("url",)
     prefix = "stockdag:"
+
+    @classmethod
+    def from_options(cls, url: str | None = None) -> "RedisCache":
+        if not url:
+            raise ValueError("the redis cache backend needs a URL (stockdag.cache.url)")
+        return cls(url)
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", socket_timeout: float = 0.5,
                  retry_after: float = 5.0):
@@ -316,7 +336,7 @@ class RedisCache(Cache):
         self._client.close()
 
 
-BACKENDS = {"lru": LRUCache, "disk": DiskCache, "redis": RedisCache, "none": NoCache}
+BACKENDS: dict[str, type[Cache]] = {cls.name: cls for cls in (LRUCache, DiskCache, RedisCache, NoCache)}
 
 _instances: dict[tuple, Cache] = {}
 _instances_lock = threading.Lock()
@@ -324,25 +344,18 @@ _instances_lock = threading.Lock()
 
 def get_cache(backend: str = "lru", size: int = 256, directory: str | None = None,
               url: str | None = None) -> Cache:
-    """The process-wide cache for these settings (created on first use)."""
-    key = (backend, size if backend == "lru" else None, directory if backend == "disk" else None,
-           url if backend == "redis" else None)
+    """The process-wide cache for these settings (created on first use), of the class :data:`BACKENDS` maps
+    ``backend`` to, from the settings it names in its ``options``."""
+    cls = BACKENDS.get(backend)
+    if cls is None:
+        raise ValueError(f"unknown cache backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    settings = {"size": size, "directory": directory, "url": url}
+    options = {name: settings[name] for name in cls.options}
+    key = (backend, *options.values())
     with _instances_lock:
         cache = _instances.get(key)
         if cache is None:
-            if backend == "lru":
-                cache = LRUCache(size)
-            elif backend == "disk":
-                cache = DiskCache(directory)
-            elif backend == "redis":
-                if not url:
-                    raise ValueError("the redis cache backend needs a URL (stockdag.cache.url)")
-                cache = RedisCache(url)
-            elif backend == "none":
-                cache = NoCache()
-            else:
-                raise ValueError(f"unknown cache backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-            _instances[key] = cache
+            cache = _instances[key] = cls.from_options(**options)
         return cache
 
 

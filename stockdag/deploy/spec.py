@@ -27,6 +27,7 @@ import re
 import yaml
 from dask.utils import parse_bytes
 
+from ..errors import StockdagError
 from .ec2 import AMI_ID, SECURITY_GROUP_ID, EC2Deployment, EC2Options  # noqa: F401  (AMI_ID...: re-exported for the CLI)
 from .emulated import EmulatedDeployment
 from .local import LocalDeployment
@@ -108,10 +109,12 @@ def parse_spec(raw, source: str | None = None) -> ClusterSpec:
     options = KINDS[kind].parse_options(raw.get(kind))
     strategy = raw.get("strategy")
     if strategy is not None:
-        from ..placement import STRATEGIES
+        from ..placement.registry import check_strategy
 
-        if strategy not in STRATEGIES and strategy != "dask":
-            raise SpecError(f"strategy: unknown placement strategy {strategy!r}; known: {', '.join(sorted(STRATEGIES))}")
+        try:
+            check_strategy(strategy)
+        except StockdagError as exc:
+            raise SpecError(f"strategy: {exc.message}") from None
     return ClusterSpec(name=name, kind=kind, worker_groups=groups, options=options, strategy=strategy, source=source)
 
 

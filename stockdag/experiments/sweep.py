@@ -39,11 +39,12 @@ import dask
 import pandas as pd
 
 from .. import config as sd_config
+from ..modes import CENTRALIZED, DISTRIBUTED, SERVING_MODES
 from . import facts
 
 logger = logging.getLogger(__name__)
 
-MODES = ("centralized", "replicated", "distributed")
+MODES = SERVING_MODES  # (stockdag.modes owns them; the name stays for the notebooks)
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ class SweepParams:
 
     workers: list[int] = field(default_factory=lambda: [2])
     strategy: list[str] = field(default_factory=lambda: ["dask"])
-    mode: list[str] = field(default_factory=lambda: ["centralized", "distributed"])
+    mode: list[str] = field(default_factory=lambda: [CENTRALIZED, DISTRIBUTED])
     cluster: str | None = None
     profile: str = "refit"
     rates: list[float] | None = field(default_factory=lambda: [0.5, 1.0, 2.0])
@@ -103,7 +104,7 @@ class SweepParams:
     warmup: float = 2.0
     min_requests: int = 30  # a point goes on past duration until it has this many measured requests
     repeats: int = 1
-    symbols: list[str] = field(default_factory=lambda: ["AAPL", "GOOG", "IBM", "MSFT"])
+    symbols: list[str] | None = None  # None: the data source's symbols with stockdag.data.min_history days before start
     mix: str = "uniform"
     start: str = "2011-06-01"
     end: str = "2012-12-31"
@@ -138,6 +139,11 @@ class SweepParams:
         self.mode = [str(m) for m in self._list(self.mode)]
         self.rates = [float(r) for r in self._list(self.rates) or []] or None
         self.users = [int(u) for u in self._list(self.users) or []] or None
+        if self.symbols is None:
+            from ..data.symbols import symbols_with_history
+
+            day_before = (pd.Timestamp(self.start) - pd.Timedelta(days=1)).date()
+            self.symbols = symbols_with_history(day_before, int(sd_config.get("data.min_history")))
         self.symbols = [str(s).upper() for s in self._list(self.symbols)]
         self.configurations = self._list(self.configurations)
         if self.configurations is not None:
@@ -175,11 +181,10 @@ class SweepParams:
             raise ValueError("workers must be >= 1")
         if self.repeats < 1 or self.duration <= 0 or self.warmup < 0 or self.min_requests < 1:
             raise ValueError("repeats >= 1, duration > 0, warmup >= 0 and min_requests >= 1 are required")
-        from ..placement import STRATEGIES
+        from ..placement.registry import check_strategy
 
-        unknown = [s for s in self.strategy if s != "dask" and s not in STRATEGIES]
-        if unknown:
-            raise ValueError(f"unknown strategy {unknown[0]!r}; choose from {', '.join(STRATEGIES)}")
+        for s in self.strategy:
+            check_strategy(s)  # an InvalidRequest, a ValueError
         if self.run_id is None:
             self.run_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 

@@ -51,7 +51,8 @@ def single_threaded():
     return _controller().limit(limits=1)
 
 
-def _fit(name: str, X, y):
+def fit_model(name: str, X, y):
+    """A fresh estimator of model ``name`` fitted on ``(X, y)``, single-threaded, the stages' way (C7-C11)."""
     est = make_estimator(name)
     with single_threaded(), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -60,7 +61,8 @@ def _fit(name: str, X, y):
     return est
 
 
-def _predict(est, X) -> np.ndarray:
+def predict_model(est, X) -> np.ndarray:
+    """``est``'s predictions for ``X`` as floats, single-threaded, the stages' way (C7-C11)."""
     with single_threaded(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
         return np.asarray(est.predict(X), dtype=float)
@@ -73,8 +75,8 @@ def feature_columns(market: bool = False) -> list[str]:
     return FEATURES + MARKET_FEATURES if market else list(FEATURES)
 
 
-def training_rows(features: Features, sentiment: Sentiment, market=None):
-    """(X_known, y_known, x_now): rows whose next-day return is known, and the as-of row.
+def model_inputs(features: Features, sentiment: Sentiment, market=None):
+    """The frame every model sees: C3's features joined with C4's sentiment (and C14's market factors).
 
     ``market`` (C14's :class:`~stockdag.market.MarketFactors`) adds the market factors.
     """
@@ -83,6 +85,12 @@ def training_rows(features: Features, sentiment: Sentiment, market=None):
         from ..market import with_market
 
         frame = with_market(frame, market)
+    return frame
+
+
+def training_rows(features: Features, sentiment: Sentiment, market=None):
+    """(X_known, y_known, x_now): rows whose next-day return is known, and the as-of row (see :func:`model_inputs`)."""
+    frame = model_inputs(features, sentiment, market)
     cols = feature_columns(market is not None)
     known = frame.iloc[:-1]
     return known[cols].to_numpy(), known["target"].to_numpy(), frame[cols].iloc[[-1]].to_numpy()
@@ -97,18 +105,18 @@ def fit_predict(name: str, features: Features, sentiment: Sentiment, window: int
         raise InsufficientHistory(f"{features.symbol}: {len(y)} usable rows, at least {needed} needed")
     split = len(y) - error_days
     lo = max(0, split - window)
-    est = _fit(name, X[lo:split], y[lo:split])
-    residuals = y[split:] - _predict(est, X[split:])
+    est = fit_model(name, X[lo:split], y[lo:split])
+    residuals = y[split:] - predict_model(est, X[split:])
     recent_error = float(np.mean(np.abs(residuals)))
     lo = max(0, len(y) - window)
-    est = _fit(name, X[lo:], y[lo:])
-    return Candidate(name, float(_predict(est, x_now)[0]), recent_error, len(y) - lo, tuple(map(float, residuals)))
+    est = fit_model(name, X[lo:], y[lo:])
+    return Candidate(name, float(predict_model(est, x_now)[0]), recent_error, len(y) - lo, tuple(map(float, residuals)))
 
 
 def predict_pretrained(name: str, est, features: Features, sentiment: Sentiment, error_days: int,
                        market=None) -> Candidate:
     """pretrained profile: score a stored model on the recent rows and predict."""
     X, y, x_now = training_rows(features, sentiment, market)
-    residuals = y[-error_days:] - _predict(est, X[-error_days:])
+    residuals = y[-error_days:] - predict_model(est, X[-error_days:])
     recent_error = float(np.mean(np.abs(residuals)))
-    return Candidate(name, float(_predict(est, x_now)[0]), recent_error, 0, tuple(map(float, residuals)))
+    return Candidate(name, float(predict_model(est, x_now)[0]), recent_error, 0, tuple(map(float, residuals)))

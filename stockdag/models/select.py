@@ -6,6 +6,7 @@ response shows the whole competition, not just the winner.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .compete import Candidate
@@ -17,9 +18,14 @@ class Selection:
     candidates: tuple[Candidate, ...]
 
 
-def select(candidates: list[Candidate] | tuple[Candidate, ...]) -> Selection:
-    """Pick the candidate with the lowest ``recent_error``."""
-    if not candidates:
+def winner_index(recent_errors: Sequence[float]) -> int:
+    """C12's rule: the index of the lowest recent error (ties, and all errors infinite: the earliest)."""
+    if len(recent_errors) == 0:
         raise ValueError("no candidates to select from")
-    best = min(range(len(candidates)), key=lambda i: (candidates[i].recent_error, i))
+    return min(range(len(recent_errors)), key=lambda i: (recent_errors[i], i))
+
+
+def select(candidates: list[Candidate] | tuple[Candidate, ...]) -> Selection:
+    """Pick the candidate with the lowest ``recent_error`` (:func:`winner_index`)."""
+    best = winner_index([c.recent_error for c in candidates])
     return Selection(winner=candidates[best], candidates=tuple(candidates))

@@ -7,19 +7,25 @@ import platform
 import pandas as pd
 import sklearn
 
-from ..data.news import get_news_source
-from ..data.prices import get_price_source
-from ..features import make_features, with_sentiment
+from ..data.symbols import symbols_with_history
+from ..pipeline import model_frame
 from ..pipeline_spec import load_pipeline
-from ..sentiment import score_sentiment
 from . import store
-from .compete import _fit, feature_columns
+from .compete import feature_columns, fit_model
+
+
+def default_symbols(train_end, window: int, source: str = "bundled", data_dir: str | None = None) -> list[str]:
+    """The symbols :func:`train` fits when none are named: the source's with ``window // 2`` days of prices
+    up to ``train_end`` (:func:`~stockdag.data.symbols.symbols_with_history`)."""
+    return symbols_with_history(train_end, window // 2, source, data_dir)
 
 
 def train(symbols, train_end: str | dt.date, store_dir: str | None = None, *, window: int = 500,
           source: str = "bundled", data_dir: str | None = None, show_progress: bool = False, pipeline=None) -> str:
     """Fit every model of ``pipeline`` (a spec; None: the default five) for every symbol on the
     ``window`` rows up to ``train_end``; return the store folder.
+
+    ``symbols`` None: :func:`default_symbols`.
 
     A spec with the ``market`` step stores its models apart (``<name>@market.joblib``):
     they are fitted on more features.
@@ -29,6 +35,8 @@ def train(symbols, train_end: str | dt.date, store_dir: str | None = None, *, wi
     cols = feature_columns(market)
     variant = store.variant(market)
     end = pd.Timestamp(train_end).date()
+    if symbols is None:
+        symbols = default_symbols(end, window, source, data_dir)
     store_dir = store_dir or store.default_store()
     jobs = [(s, m) for s in symbols for m in spec.models]
     bar = None
@@ -38,15 +46,8 @@ def train(symbols, train_end: str | dt.date, store_dir: str | None = None, *, wi
         bar = tqdm(total=len(jobs), desc="training", unit="model")
     try:
         for symbol in symbols:
-            prices = get_price_source(source, data_dir).fetch(symbol, end, history_days=window + 60, min_history=window // 2)
-            news = get_news_source(source, data_dir).fetch(symbol, end, news_days=2 * window)
-            features = make_features(prices)
-            frame = with_sentiment(features, score_sentiment(news))
-            if market:
-                from ..market import fetch_market, market_features, with_market
-
-                peers = market_features(fetch_market(symbol, end, source, data_dir, window + 60))
-                frame = with_market(frame, peers)
+            frame = model_frame(symbol, end, history_days=window + 60, min_history=window // 2, news_days=2 * window,
+                                source=source, data_dir=data_dir, pipeline=spec)
             frame = frame.dropna(subset=["target"]).tail(window)
             meta = {
                 "symbol": symbol, "train_end": end.isoformat(), "last_row": frame.index[-1].date().isoformat(),
@@ -54,7 +55,7 @@ def train(symbols, train_end: str | dt.date, store_dir: str | None = None, *, wi
                 "sklearn": sklearn.__version__, "python": platform.python_version(),
             }
             for name in spec.models:
-                est = _fit(name, frame[cols].to_numpy(), frame["target"].to_numpy())
+                est = fit_model(name, frame[cols].to_numpy(), frame["target"].to_numpy())
                 store.save(store_dir, symbol, name, est, meta, variant)
                 if bar is not None:
                     bar.update(1)

@@ -7,28 +7,15 @@ A remote scheduler loads it with ``dask scheduler --preload
 stockdag.placement.preload --strategy NAME``.
 
 Add a strategy by writing a :class:`Strategy` subclass in its own module and
-listing it here.
+listing it in :mod:`stockdag.placement.registry` (which owns the names and
+:func:`check_strategy`).
 """
 from __future__ import annotations
 
-from .adaptive import Adaptive
 from .base import Strategy, TaskInfo, WorkerInfo, describe
-from .baseline import DaskDefault
 from .costs import CostModel
-from .fastest_node import FastestNode
-from .heft import Heft
-from .least_loaded import LeastLoaded
-from .pinned import Pinned
-from .plugin import NAME, PlacementPlugin, make_strategy
-from .round_robin import RoundRobin
-from .seeded_random import SeededRandom
-from .symbol_affinity import SymbolAffinity
-
-#: name -> strategy class, in the order results tables list them
-STRATEGIES: dict[str, type[Strategy]] = {
-    cls.name: cls
-    for cls in (DaskDefault, RoundRobin, SeededRandom, LeastLoaded, Pinned, SymbolAffinity, FastestNode, Heft, Adaptive)
-}
+from .plugin import NAME, PlacementPlugin
+from .registry import STRATEGIES, check_strategy, make_strategy
 
 
 async def _install(plugin, dask_scheduler=None) -> None:
@@ -58,6 +45,7 @@ def register(client, strategy: str | None = None, **options):
 
 __all__ = [
     "STRATEGIES",
+    "check_strategy",
     "PlacementPlugin",
     "register",
     "make_strategy",

@@ -81,7 +81,7 @@ class Strategy:
     leave that task to Dask). Extend it by subclassing, setting ``name``,
     implementing :meth:`place` as a function of its arguments (plus explicit,
     seeded state such as a request counter), documenting its source, and
-    adding the class to :data:`stockdag.placement.STRATEGIES`.
+    adding the class to :data:`stockdag.placement.registry.STRATEGIES`.
 
     Parameters
     ----------
@@ -109,6 +109,15 @@ class Strategy:
         by name, never empty; ``costs`` holds what has been observed so far.
         """
         raise NotImplementedError
+
+    def drain_warnings(self) -> list[str]:
+        """Notes about plans that could not follow the configuration since the last call, then forgets them.
+
+        The plugin records them in :attr:`PlacementPlugin.warnings` after each
+        plan; a strategy with a configuration that can be unmet (``pinned``:
+        a worker that is not running) overrides this.
+        """
+        return []
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(loose={self.loose})"

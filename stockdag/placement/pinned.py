@@ -60,3 +60,10 @@ class Pinned(Strategy):
                 address = by_name[ring.lookup(t.stage)]
             plan[t.key] = address
         return plan
+
+    def drain_warnings(self) -> list[str]:
+        if not self.unavailable:
+            return []
+        note = f"pinned worker not running for stage(s) {', '.join(sorted(self.unavailable))}; placed by stage hash instead"
+        self.unavailable.clear()
+        return [note]

@@ -33,7 +33,6 @@ The plugin also
 """
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 import traceback
@@ -44,9 +43,9 @@ from typing import Any
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from .. import config
-from ..errors import InvalidRequest
-from .base import ANNOTATION, Strategy, TaskInfo, WorkerInfo, describe
+from .base import ANNOTATION, TaskInfo, WorkerInfo, describe
 from .costs import CostModel
+from .registry import make_strategy
 
 logger = logging.getLogger(__name__)
 
@@ -54,32 +53,6 @@ NAME = "stockdag-placement"
 
 #: states of a task that has not started yet, whose restrictions may still change
 _NOT_STARTED = frozenset({"released", "waiting", "no-worker"})
-
-
-def make_strategy(name: str, **options: Any) -> Strategy:
-    """Instantiate strategy ``name`` from :data:`STRATEGIES` with its ``options``.
-
-    Raises
-    ------
-    InvalidRequest
-        for an unknown name or an option the strategy does not take.
-    """
-    from . import STRATEGIES
-
-    try:
-        cls = STRATEGIES[name]
-    except KeyError:
-        raise InvalidRequest(
-            f"unknown placement strategy {name!r}; choose one of: {', '.join(STRATEGIES)}"
-        ) from None
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise InvalidRequest(
-            f"placement strategy {name!r} takes no option {', '.join(map(repr, unknown))}; "
-            f"it takes: {', '.join(accepted)}"
-        )
-    return cls(**options)
 
 
 class _Live:
@@ -361,12 +334,7 @@ class PlacementPlugin(SchedulerPlugin):
         self._note_unavailable()
 
     def _note_unavailable(self) -> None:
-        missing = getattr(self.strategy, "unavailable", None)
-        if missing:
-            self.warnings.append(
-                f"pinned worker not running for stage(s) {', '.join(sorted(missing))}; placed by stage hash instead"
-            )
-            missing.clear()
+        self.warnings.extend(self.strategy.drain_warnings())
 
     def _learn(self, key, msg: dict) -> None:
         live = self._live.get(key)

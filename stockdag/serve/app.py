@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from .. import __version__, config
 from ..errors import InsufficientHistory, InvalidRequest, OutsideData, StockdagError, UnknownSymbol
+from ..modes import DISTRIBUTED, REPLICATED, check_mode
 from ..request import parse_request
 from .admission import Admission
 from .backends import BACKENDS, Backend
@@ -225,17 +226,15 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
     deadline = float(config.get("serve.deadline", deadline))
     retry_after = int(config.get("serve.retry_after", retry_after))
     if backend is None:
-        if mode not in BACKENDS:
-            raise InvalidRequest(f"unknown mode {mode!r}; choose one of: {', '.join(BACKENDS)}")
-        if mode == "replicated":
+        check_mode(mode)
+        if mode == REPLICATED:
             backend = BACKENDS[mode](int(config.get("serve.replicas", replicas)))
-        elif mode == "distributed":
+        elif mode == DISTRIBUTED:
             strategy = config.get("placement.strategy", strategy)
-            if strategy not in (None, "dask"):
-                from ..placement import STRATEGIES
+            if strategy is not None:
+                from ..placement.registry import check_strategy
 
-                if strategy not in STRATEGIES:
-                    raise InvalidRequest(f"unknown strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+                check_strategy(strategy)
             backend = BACKENDS[mode](int(config.get("serve.workers", workers)), scheduler, strategy, security=security)
         else:
             backend = BACKENDS[mode]()

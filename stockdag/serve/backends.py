@@ -20,6 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from .. import config
 from ..errors import StockdagError
+from ..modes import CENTRALIZED, DISTRIBUTED, REPLICATED
 from ..request import Request
 from .admission import Ticket
 
@@ -84,7 +85,7 @@ class CentralizedBackend(Backend):
     waiting requests queue in that thread's queue, in arrival order.
     """
 
-    mode = "centralized"
+    mode = CENTRALIZED
 
     def __init__(self):
         self._pool: ThreadPoolExecutor | None = None
@@ -113,7 +114,7 @@ class ReplicatedBackend(Backend):
         has an event loop and threads that a fork would copy half-way).
     """
 
-    mode = "replicated"
+    mode = REPLICATED
 
     def __init__(self, replicas: int = 2):
         if replicas < 1:
@@ -156,7 +157,7 @@ class DistributedBackend(Backend):
         Credentials for a TLS scheduler.
     """
 
-    mode = "distributed"
+    mode = DISTRIBUTED
 
     def __init__(self, workers: int = 2, scheduler: str | None = None, strategy: str | None = None, security=None):
         self.n_workers = workers

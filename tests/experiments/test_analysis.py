@@ -49,7 +49,7 @@ def test_sweep_grid_and_validation():
     assert len(p.points()) == 7 * 2
     assert len({pt.slug for pt in p.points()}) == 14
     assert SweepParams(workers=4, strategy="heft", rates=0.5, run_id="t").workers == [4]  # papermill -p workers 4
-    with pytest.raises(ValueError, match="unknown strategy"):
+    with pytest.raises(ValueError, match="unknown placement strategy"):
         SweepParams(strategy=["fastest"], run_id="t")
     with pytest.raises(ValueError, match="rates"):
         SweepParams(rates=None, users=None, run_id="t")

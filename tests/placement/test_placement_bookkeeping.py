@@ -172,3 +172,13 @@ def test_tasks_already_done_are_not_replanned(scheduler):
         scheduler.tasks[key].state = "memory"
     _lose(plugin, scheduler, address)
     assert not plugin.replans
+
+
+def test_any_strategy_s_warnings_reach_the_plugin(scheduler):
+    """Issue 15: the plugin asked for pinned's own attribute; any strategy's drain_warnings is recorded now."""
+    plugin = PlacementPlugin("round-robin")
+    notes = ["a planned worker is missing"]
+    plugin.strategy.drain_warnings = lambda: [notes.pop()] if notes else []
+    submit(plugin, scheduler)
+    submit(plugin, scheduler)
+    assert list(plugin.warnings) == ["a planned worker is missing"]

@@ -65,13 +65,52 @@ def test_every_strategy_plans_every_task_on_a_running_worker(strategy_name, shap
         assert set(plan.values()) <= {w.address for w in ws}
 
 
-def test_registry_names_match_classes():
-    assert list(STRATEGIES) == [
-        "dask", "round-robin", "random", "least-loaded", "pinned", "symbol-affinity", "fastest-node", "heft", "adaptive",
-    ]
+def _strategy_classes_in_the_package():
+    """Every Strategy subclass defined in a module of stockdag.placement (walked, not listed)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import stockdag.placement as package
+    from stockdag.placement.base import Strategy
+
+    found = set()
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        found |= {c for _, c in inspect.getmembers(module, inspect.isclass)
+                  if issubclass(c, Strategy) and c is not Strategy and c.__module__ == module.__name__}
+    return found
+
+
+def test_registry_names_match_classes_and_holds_every_strategy_of_the_package():
+    """Issue 15: the registry is the one list; a strategy module whose class is not registered fails here."""
     for name, cls in STRATEGIES.items():
         assert cls.name == name
         assert cls.__doc__ and cls.__module__ != "stockdag.placement.base"
+    assert _strategy_classes_in_the_package() == set(STRATEGIES.values())
+
+
+def test_check_strategy_is_the_one_check_and_lists_each_name_once():
+    from stockdag.placement import check_strategy
+
+    for name in STRATEGIES:
+        assert check_strategy(name) == name
+    with pytest.raises(InvalidRequest) as exc:
+        check_strategy("hfet")
+    listed = exc.value.message.split("choose one of: ")[1].split(", ")
+    assert listed == list(STRATEGIES)  # "dask" once: it is in the registry like every other strategy
+
+
+def test_placement_package_has_no_import_circle_with_its_plugin():
+    """Issue 15: plugin.py imported STRATEGIES back from the package's __init__ (a circle)."""
+    import ast
+    import pathlib
+
+    import stockdag.placement.plugin as plugin
+
+    tree = ast.parse(pathlib.Path(plugin.__file__).read_text())
+    relative = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 1]
+    assert all(n.module for n in relative), "plugin.py imports from the package's __init__"
 
 
 def test_unknown_strategy_and_option_are_invalid_requests():

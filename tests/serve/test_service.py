@@ -156,7 +156,7 @@ def test_admission_control_and_health_under_load():
 
 def test_serve_rejects_unknown_mode_and_strategy(capsys):
     assert main(["serve", "--mode", "distributed", "--strategy", "no-such-strategy", "--port", "1"]) == 2
-    assert "unknown strategy" in capsys.readouterr().err
+    assert "unknown placement strategy" in capsys.readouterr().err
 
 
 @pytest.mark.slow

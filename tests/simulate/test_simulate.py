@@ -212,7 +212,7 @@ def test_simulate_run_on_a_spec_prints_the_bench_summary_marked_simulated(run_co
     assert s["ok"] == s["requests"] == 40 and set(s["latency_ms"]) >= {"p50", "p90", "p99"}
     assert main(["simulate", "run", run_copy, "--strategy", "nope", "--rate", "1"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("stockdag: error: argument --strategy: unknown strategy 'nope'") and err.count("\n") == 1
+    assert err.startswith("stockdag: error: argument --strategy: unknown placement strategy 'nope'") and err.count("\n") == 1
 
 
 def test_round_robin_deals_the_tasks_in_dask_order_as_the_measured_run_shows():

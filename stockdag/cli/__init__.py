@@ -1,0 +1,94 @@
+"""``stockdag`` command line: predict, symbols, train, evaluate, demo, cluster, serve, bench, webapp, sweep, report.
+
+One module per command (as dask's own CLI has one per command): each has
+``add_parser(sub)``, optionally ``check(parser, args)`` (checks across options,
+run after parsing) and ``run(args) -> int``; the work itself lives in the
+package (:mod:`stockdag.bench`, :mod:`stockdag.deploy`, ...). Options shared by
+several commands are in :mod:`stockdag.cli.common`, each option's value type in
+:mod:`stockdag.cli_options`.
+
+Errors in the user's input or data print one line (``stockdag: error: ...``)
+and exit with status 2; no traceback. Options are checked when the command
+line is parsed (types, ranges, dates, options that need another option or
+mode), before anything starts. A command imports what it runs only when it
+runs, so ``stockdag --help`` stays fast. Output cut short by its reader
+(``stockdag symbols | head -1``) ends quietly.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from .. import __version__
+from ..cli_options import Parser
+from ..errors import StockdagError
+from ..modes import PREDICT_MODES  # noqa: F401  (re-exported)
+from ..modes import SERVING_MODES as SERVE_MODES  # noqa: F401  (re-exported: stockdag simulate serves in these modes)
+from . import bench, cluster, demo, evaluate, predict, report, serve, sweep, symbols, train, webapp
+from .common import pipeline_config, reach_scheduler, yaml_error  # noqa: F401  (re-exported)
+
+#: the commands' modules, in the order ``stockdag --help`` lists them
+MODULES = (predict, symbols, train, evaluate, demo, cluster, serve, bench, webapp, sweep, report)
+#: command -> the function that runs it (``stockdag simulate`` and ``plan`` are added by :func:`build_parser`)
+COMMANDS = {m.__name__.rsplit(".", 1)[-1]: m.run for m in MODULES}
+#: command -> its checks across options
+CHECKS = {m.__name__.rsplit(".", 1)[-1]: m.check for m in MODULES if hasattr(m, "check")}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="stockdag", description="Stock-prediction inference pipeline as a Dask graph: run, serve and measure it.")
+    parser.add_argument("--version", action="version", version=f"stockdag {__version__}", help="print the version and exit")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    nested = [sub]
+    for module in MODULES:
+        inner = module.add_parser(sub)
+        if inner is not None:
+            nested.append(inner)
+    from ..simulate.cli import add_parsers as _add_simulate_parsers  # simulate, plan
+
+    COMMANDS.update(_add_simulate_parsers(sub))
+    for subparsers in nested:  # a command without its own description shows its one-line help in --help
+        for choice in subparsers._choices_actions:
+            command = subparsers.choices[choice.dest]
+            command.description = command.description or choice.help[:1].upper() + choice.help[1:] + "."
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
+        return code
+    except BrokenPipeError:
+        # the reader stopped reading (`stockdag symbols | head -1`): no traceback, and none at exit either
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = build_parser()
+    try:  # usage errors, --help and --version end here with their exit status (2, 0, 0)
+        args = parser.parse_args(argv)
+        if args.command in CHECKS:
+            sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+            CHECKS[args.command](sub.choices[args.command], args)
+    except SystemExit as exc:
+        return exc.code
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # distributed sets its own loggers to INFO when first imported, from this key
+        import dask
+
+        dask.config.set({"logging.distributed": "warning"})
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    try:
+        with pipeline_config(args):
+            return COMMANDS[args.command](args)
+    except StockdagError as exc:
+        print(f"stockdag: error: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("stockdag: interrupted", file=sys.stderr)
+        return 130

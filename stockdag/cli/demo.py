@@ -1,0 +1,74 @@
+"""``stockdag demo``: the same requests centralized and distributed, latency and throughput compared."""
+from __future__ import annotations
+
+import json
+
+from ..cli_options import non_negative_int, positive_int, scheduler_address, strategies
+from ..granularity import GRANULARITY_CHOICES
+from ..request import PROFILES
+from .common import add_pipeline_option, reach_scheduler, use_pipeline
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("demo", help="run the same requests centralized and distributed and compare latency/throughput",
+                       description="Start a LocalCluster, run N distinct requests both ways (warm-up excluded), print latency and throughput with their ratio, and the stage trace of one request.")
+    p.add_argument("--requests", type=positive_int, default=16, help="measured requests per phase (default 16)")
+    p.add_argument("--workers", type=positive_int, default=None, help="LocalCluster worker processes, one thread each (default 2); not with --scheduler")
+    p.add_argument("--in-flight", type=positive_int, default=16, help="concurrent requests in the throughput phase (default 16)")
+    p.add_argument("--profile", choices=PROFILES, default=None, help="workload profile (default: stockdag.profile, i.e. refit)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the request mix")
+    p.add_argument("--scheduler", type=scheduler_address, default=None, help="use a running Dask scheduler instead of a LocalCluster")
+    p.add_argument("--strategies", type=strategies, default=("dask",),
+                   help="comma-separated placement strategies compared on the same cluster, e.g. dask,heft,round-robin (default dask); 'all' for every one")
+    p.add_argument("--granularity", choices=GRANULARITY_CHOICES, default=None,
+                   help="stages per Dask task: stage, branch (each chain fused), request (one task), auto (request on one worker thread, else branch); "
+                        "default: stockdag.pipeline.granularity")
+    add_pipeline_option(p)
+    p.add_argument("--json", action="store_true", help="print the measurements as JSON")
+
+
+def check(parser, args) -> None:
+    if args.workers is not None and args.scheduler is not None:
+        parser.error("--workers sizes a LocalCluster started here; it cannot be combined with --scheduler")
+
+
+def run(args) -> int:
+    from ..demo import compare
+    from ..run import batching
+
+    use_pipeline(args)
+    client = None
+    if args.scheduler:
+        from distributed import Client
+
+        from ..deploy.service import security_for
+
+        reach_scheduler(args.scheduler)
+        client = Client(args.scheduler, security=security_for(args.scheduler))
+    try:
+        cmp = compare(args.requests, args.workers or 2, args.in_flight, args.profile, seed=args.seed,
+                      client=client, show_progress=not args.json, strategies=tuple(args.strategies),
+                      granularity=args.granularity)
+    finally:
+        if client is not None:
+            client.close()
+    if args.json:
+        print(json.dumps({
+            "requests": cmp.requests, "workers": cmp.workers, "in_flight": cmp.in_flight, "profile": cmp.profile,
+            "centralized_latency": cmp.centralized_latency, "centralized_throughput": cmp.centralized_throughput,
+            "distributed": {name: {"latency": r["latency"], "throughput": r["throughput"]} for name, r in cmp.strategies.items()},
+            "latency_ratio": cmp.latency_ratio, "throughput_ratio": cmp.throughput_ratio, "machine": cmp.machine,
+            "granularity": cmp.granularity, "overhead_per_request": cmp.overhead_per_request,
+            "batching": batching.effective(), "pipeline": use_pipeline(args).to_dict(),
+        }, indent=2))
+        return 0
+    print()
+    print(f"{cmp.requests} distinct requests per phase, profile {cmp.profile}, cache off, warm-up excluded; "
+          f"machine: {cmp.machine['cores']} cores, {cmp.machine['memory_gib']} GiB")
+    print(cmp.table())
+    print()
+    print(f"stage trace of one distributed request ({cmp.example.prediction.symbol} {cmp.example.prediction.as_of}):")
+    print(cmp.trace_table())
+    if cmp.machine["cores"] and cmp.workers > cmp.machine["cores"]:
+        print(f"\nnote: {cmp.workers} workers on {cmp.machine['cores']} cores: the workers share cores, so throughput cannot scale past {cmp.machine['cores']}x.")
+    return 0

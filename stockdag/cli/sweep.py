@@ -1,0 +1,32 @@
+"""``stockdag sweep PARAMS``: run (or resume) a sweep from a parameter file, without the notebook."""
+from __future__ import annotations
+
+from ..cli_options import run_id
+from ..errors import InvalidRequest
+from .common import one_line, yaml_error
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("sweep", help="run (or resume) a sweep from a parameter file, without the notebook",
+                       description="Run the sweep of experiments/sweep.ipynb directly: every configuration x load x repeat, "
+                                   "written to OUT/RUN_ID/ (resumable), then its charts and REPORT.md.")
+    p.add_argument("params", help="a parameter file, e.g. experiments/params/default.yaml")
+    p.add_argument("--run-id", type=run_id, default=None, help="run folder name (default: a timestamp); an existing one is resumed")
+    p.add_argument("--out", default=None, help="folder that holds run folders (default: the file's out, or results)")
+
+
+def run(args) -> int:
+    from ..experiments import SweepParams, build, run_sweep
+
+    import yaml
+
+    try:
+        params = SweepParams.from_yaml(args.params, run_id=args.run_id, out=args.out)
+    except yaml.YAMLError as exc:
+        raise InvalidRequest(yaml_error(args.params, exc)) from None
+    except (OSError, ValueError, TypeError) as exc:
+        raise InvalidRequest(one_line(exc)) from None
+    folder = run_sweep(params)
+    build(folder)
+    print(f"{folder}/REPORT.md")
+    return 0

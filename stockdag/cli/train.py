@@ -1,0 +1,35 @@
+"""``stockdag train``: fit the pretrained profile's models into the model store."""
+from __future__ import annotations
+
+from ..cli_options import iso_date, positive_int, symbol
+from .common import add_data_options, add_pipeline_option, check_data, use_pipeline
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="fit the pretrained profile's models into the model store",
+                       description="Fit the five models of the pretrained profile for each symbol on data up to --train-end, "
+                                   "and save them in the model store that `--profile pretrained` loads.")
+    p.add_argument("--symbols", type=symbol, nargs="+", default=None, help="symbols to train (default: every symbol of the data source with window/2 days of prices up to --train-end)")
+    p.add_argument("--train-end", type=iso_date, default=None, help="last date the models may see, YYYY-MM-DD (default: stockdag.models.train_end)")
+    p.add_argument("--store", default=None, help="model store folder (default: stockdag.models.store or ~/.cache/stockdag/models)")
+    p.add_argument("--window", type=positive_int, default=None, help="training rows per model (default: stockdag.models.window)")
+    add_data_options(p)
+    add_pipeline_option(p)
+
+
+def check(parser, args) -> None:
+    check_data(parser, args)
+
+
+def run(args) -> int:
+    from .. import config
+    from ..models.train import default_symbols, train
+
+    spec = use_pipeline(args)
+    window = config.get("models.window", args.window)
+    source, data_dir = config.get("data.source", args.source), config.get("data.data_dir", args.data_dir)
+    symbols = args.symbols or default_symbols(config.get("models.train_end", args.train_end), int(window), source, data_dir)
+    store = train(symbols, config.get("models.train_end", args.train_end), config.get("models.store", args.store),
+                  window=window, source=source, data_dir=data_dir, show_progress=True, pipeline=spec)
+    print(f"trained {len(symbols)} symbols x {len(spec.models)} models (pipeline {spec.name}) into {store}")
+    return 0
