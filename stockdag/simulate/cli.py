@@ -50,6 +50,9 @@ def add_parsers(sub) -> dict:
                                     "vs simulated p50/p90/p99/throughput with the relative errors.")
     c.add_argument("run", type=run_folder, help="a run folder, e.g. results/20261129-091417-default")
     c.add_argument("--repeats", type=positive_int, default=5, help="simulations per point, medians compared (default 5)")
+    c.add_argument("--nominal-speeds", action="store_true",
+                   help="simulate a cluster spec's workers at its nominal speeds (cpu_share) instead of the speeds measured "
+                        "from the run's traces (default: measured; a cgroup quota does not deliver its share exactly)")
     c.add_argument("--json", action="store_true", help="print every point and the median errors as JSON")
 
     c = ssub.add_parser("run", help="simulate one configuration under one load, calibrated on RUN (a what-if `stockdag bench`)",
@@ -116,7 +119,7 @@ def cmd_simulate(args) -> int:
         return 0
     if args.action == "run":
         return _simulate_run(folder, args)
-    result = validate.validate(folder, repeats=args.repeats)
+    result = validate.validate(folder, repeats=args.repeats, speeds="nominal" if args.nominal_speeds else "measured")
     print(_dumps(result) if args.json else validate.text(result))
     return 0
 
