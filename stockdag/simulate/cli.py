@@ -148,7 +148,8 @@ def _simulate_run(folder: str, args) -> int:
         if strategy not in STRATEGIES:
             raise InvalidRequest(f"unknown placement strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
         local = any(w.host == "local" for w in workers)
-        sim = SimConfig("distributed", workers, strategy, cores={"local": cores} if local and cores else None)
+        sim = SimConfig("distributed", workers, strategy, cores={"local": cores} if local and cores else None,
+                        granularity=config.get("pipeline.granularity"))
     else:
         sim = SimConfig(args.mode, replicas=args.workers, cores={"local": cores} if cores else None)
     try:
@@ -189,7 +190,8 @@ def cmd_plan(args) -> int:
     from . import calibrate, planner
 
     folder = args.run or newest_run(args.results or "results", args.profile or config.get("profile"))
-    costs, overheads = calibrate.inputs(calibrate.load(folder))
+    cal = calibrate.load(folder)
+    costs, overheads = calibrate.inputs(cal)
     progress = None
     if not args.json and sys.stderr.isatty():
         def progress(r):
@@ -197,7 +199,7 @@ def cmd_plan(args) -> int:
                   f"{r['throughput']:.1f} req/s", file=sys.stderr)
     result = planner.plan(args.rate, args.p99, costs, overheads, instance_types=args.instance_types,
                           max_machines=args.max_machines, max_hourly=args.max_hourly_usd, requests=args.requests,
-                          progress=progress)
+                          progress=progress, granularity=config.get("pipeline.granularity"))
     if result.choice is None:
         if args.json:
             print(_dumps(result.to_dict()))

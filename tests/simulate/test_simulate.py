@@ -257,3 +257,25 @@ def test_calibration_takes_only_traces_of_the_pipeline_it_models():
     used = calibrate.traces(records)
     assert [sorted(e) for e, _ in used] == [sorted(STAGE_IDS)]
     calibrate._gaps(used)  # every stage of a used trace is in the default table
+
+
+AUTO_RUN = os.path.join(REPO, "results", "20261129-225208-default")
+
+
+def test_a_run_whose_one_worker_points_ran_one_task_each_takes_task_and_hop_from_a_sibling(tmp_path, capsys):
+    """At granularity auto a 1-worker point runs each request as one fused task: no gap between tasks shows the
+    per-task or per-hop overhead (they fitted to ~0 when read between stages), only the per-request one."""
+    ignore = shutil.ignore_patterns("simulate", "charts", "*.ipynb")
+    alone = tmp_path / "alone" / os.path.basename(AUTO_RUN)
+    shutil.copytree(AUTO_RUN, alone, ignore=ignore)
+    assert main(["simulate", "calibrate", str(alone)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ran each request as one task (request)" in err
+    shutil.copytree(RUN, tmp_path / "alone" / os.path.basename(RUN), ignore=ignore)
+    cal = calibrate.fit(str(alone), sizes=SIZES)
+    sibling = calibrate.fit(str(tmp_path / "alone" / os.path.basename(RUN)), sizes=SIZES)
+    assert cal["distributed_overheads_from"] == os.path.basename(AUTO_RUN) and cal["granularity"] == "auto"
+    assert cal["task_hop_from"] == os.path.basename(RUN)
+    o, s = cal["overheads"], sibling["overheads"]
+    assert (o["task"], o["hop"]) == (s["task"], s["hop"]) and o["task"] > 1e-4
+    assert 0 < o["request"] < 0.1
