@@ -139,6 +139,15 @@ class CostModel:
         base = prior if prior is not None and prior >= 0 else self.default_duration
         return base * self.slowness(worker)
 
+    def estimates(self, stage: str, workers) -> list[float]:
+        """``[estimate(stage, w) for w in workers]``, with the learned means read in one pass (HEFT asks for every worker)."""
+        learned = self._by_stage.get(stage) or {}
+        out = []
+        for w in workers:
+            v = learned.get(w)
+            out.append(v if v is not None else self.estimate(stage, w))
+        return out
+
     def transfer(self, stage: str) -> float:
         """Seconds to move one result of ``stage`` between two different workers."""
         return self.latency + self.nbytes(stage) / self.bandwidth

@@ -24,9 +24,12 @@ thread), which is how concurrent requests see each other.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from .base import Plan, Strategy
 
@@ -135,6 +138,21 @@ def schedule(
         processor -> how many tasks it runs at once (default 1).
     """
     compute = _as_callable(compute)
+    procs = list(processors)
+    return _schedule(tasks, preds, lambda t: [float(compute(t, p)) for p in procs], comm, procs, ready, slots)
+
+
+def _schedule(tasks, preds, row: Callable[[Hashable], list[float]], comm, procs: list, ready, slots) -> Schedule:
+    """:func:`schedule` with the compute costs given as ``row(task)``: the task's cost on each of ``procs``.
+
+    Same decisions as the textbook loop (every processor, every slot, the
+    insertion policy), computed faster: a processor holding none of this
+    schedule's tasks yet has empty timelines and receives every input over a
+    link, so its finish time is ``max(ready, latest input arrival) + cost``:
+    those are evaluated at once with numpy (exact: a max and one addition, as in
+    the loop) and the first minimum taken; only the few processors already used
+    are scanned slot by slot. Ties keep the loop's order (processor, then slot).
+    """
     comm = _as_callable(comm)
     order = _topological(tasks, preds)
     succ: dict[Hashable, list[Hashable]] = {t: [] for t in order}
@@ -142,9 +160,9 @@ def schedule(
     for t in order:
         for p in pred[t]:
             succ[p].append(t)
-    cost = {(t, p): float(compute(t, p)) for t in order for p in processors}
-    n = len(processors)
-    mean = {t: sum(cost[t, p] for p in processors) / n for t in order}
+    n = len(procs)
+    cost = {t: row(t) for t in order}
+    mean = {t: sum(cost[t]) / n for t in order}
     edge = {(p, t): float(comm(p, t)) for t in order for p in pred[t]}
     ranks = upward_ranks(order, succ, mean, lambda a, b: edge[a, b])
     position = {t: i for i, t in enumerate(order)}
@@ -153,33 +171,52 @@ def schedule(
 
     ready = ready or {}
     slots = slots or {}
-    timelines = {p: [[] for _ in range(max(int(slots.get(p, 1)), 1))] for p in processors}
-    free = {p: float(ready.get(p, 0.0)) for p in processors}
-    where: dict[Hashable, Any] = {}
+    free = [float(ready.get(p, 0.0)) for p in procs]
+    free_arr = np.array(free, dtype=float)
+    nslots = [max(int(slots.get(p, 1)), 1) for p in procs]
+    timelines: dict[int, list[list[tuple[float, float]]]] = {}  # processor index -> its slots, once used
+    unused = np.arange(n)  # indices of processors with empty timelines
+    where: dict[Hashable, int] = {}
     times: dict[Hashable, tuple[float, float]] = {}
     for t in prio:
-        best = None
-        for p in processors:
-            arrive = free[p]
-            for q in pred[t]:
-                finish = times[q][1]
-                if where[q] != p:
-                    finish += edge[q, t]
+        inputs = [(times[q][1], edge[q, t], where[q]) for q in pred[t]]
+        costs_t = cost[t]
+        best = None  # (eft, start, processor index, slot)
+        if len(unused):
+            # every input comes over a link: arrival = max(free, the latest input + its transfer)
+            latest = -math.inf
+            for finish, e, _ in inputs:
+                if finish + e > latest:
+                    latest = finish + e
+            c = np.asarray(costs_t, dtype=float)[unused]
+            eft = np.maximum(free_arr[unused], latest) + c
+            j = int(np.argmin(eft))
+            i = int(unused[j])
+            start = max(free[i], latest)
+            best = (start + costs_t[i], start, i, 0)
+        for i in sorted(timelines):
+            arrive = free[i]
+            for finish, e, q_on in inputs:
+                if q_on != i:
+                    finish += e
                 if finish > arrive:
                     arrive = finish
-            duration = cost[t, p]
-            for k, intervals in enumerate(timelines[p]):
+            duration = costs_t[i]
+            for k, intervals in enumerate(timelines[i]):
                 start = _insert(intervals, arrive, duration)
-                eft = start + duration
-                if best is None or eft < best[0]:
-                    best = (eft, start, p, k)
-        eft, start, p, k = best
-        intervals = timelines[p][k]
-        intervals.append((start, eft))
+                f = start + duration
+                if best is None or f < best[0] or (f == best[0] and (i, k) < (best[2], best[3])):
+                    best = (f, start, i, k)
+        f, start, i, k = best
+        if i not in timelines:
+            timelines[i] = [[] for _ in range(nslots[i])]
+            unused = unused[unused != i]
+        intervals = timelines[i][k]
+        intervals.append((start, f))
         intervals.sort()
-        where[t] = p
-        times[t] = (start, eft)
-    return Schedule(assignment=where, times=times, ranks=ranks, order=prio)
+        where[t] = i
+        times[t] = (start, f)
+    return Schedule(assignment={t: procs[i] for t, i in where.items()}, times=times, ranks=ranks, order=prio)
 
 
 def plan_request(tasks, workers, costs, only: Sequence[int] | None = None) -> tuple[Plan, Schedule]:
@@ -191,22 +228,24 @@ def plan_request(tasks, workers, costs, only: Sequence[int] | None = None) -> tu
     """
     info = {t.key: t for t in tasks}
     preds = {t.key: t.dependencies for t in tasks}
-    estimate: dict[tuple[str, int], float] = {}
+    procs = list(range(len(workers))) if only is None else list(only)
+    names = [workers[i].name for i in procs]
+    rows: dict[str, list[float]] = {}
 
-    def compute(key, i):
+    def row(key):
+        # one request's tasks may share a stage: its costs on every worker are looked up once
         stage = info[key].stage
-        v = estimate.get((stage, i))
-        if v is None:
-            v = estimate[stage, i] = costs.estimate(stage, workers[i].name)
-        return v
+        r = rows.get(stage)
+        if r is None:
+            r = rows[stage] = [float(v) for v in costs.estimates(stage, names)]
+        return r
 
     def comm(src, dst):
         return costs.transfer(info[src].stage)
 
-    procs = range(len(workers)) if only is None else list(only)
     ready = {i: workers[i].occupancy / max(workers[i].nthreads, 1) for i in procs}
     slots = {i: workers[i].nthreads for i in procs}
-    result = schedule(list(info), preds, compute, comm, procs, ready, slots)
+    result = _schedule(list(info), preds, row, comm, procs, ready, slots)
     return {k: workers[result.assignment[k]].address for k in info}, result
 
 

@@ -50,6 +50,9 @@ def add_parsers(sub) -> dict:
                                     "vs simulated p50/p90/p99/throughput with the relative errors.")
     c.add_argument("run", type=run_folder, help="a run folder, e.g. results/20261129-091417-default")
     c.add_argument("--repeats", type=positive_int, default=5, help="simulations per point, medians compared (default 5)")
+    c.add_argument("--nominal-speeds", action="store_true",
+                   help="simulate a cluster spec's workers at its nominal speeds (cpu_share) instead of the speeds measured "
+                        "from the run's traces (default: measured; a cgroup quota does not deliver its share exactly)")
     c.add_argument("--json", action="store_true", help="print every point and the median errors as JSON")
 
     c = ssub.add_parser("run", help="simulate one configuration under one load, calibrated on RUN (a what-if `stockdag bench`)",
@@ -116,7 +119,7 @@ def cmd_simulate(args) -> int:
         return 0
     if args.action == "run":
         return _simulate_run(folder, args)
-    result = validate.validate(folder, repeats=args.repeats)
+    result = validate.validate(folder, repeats=args.repeats, speeds="nominal" if args.nominal_speeds else "measured")
     print(_dumps(result) if args.json else validate.text(result))
     return 0
 
@@ -145,7 +148,8 @@ def _simulate_run(folder: str, args) -> int:
         if strategy not in STRATEGIES:
             raise InvalidRequest(f"unknown placement strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
         local = any(w.host == "local" for w in workers)
-        sim = SimConfig("distributed", workers, strategy, cores={"local": cores} if local and cores else None)
+        sim = SimConfig("distributed", workers, strategy, cores={"local": cores} if local and cores else None,
+                        granularity=config.get("pipeline.granularity"))
     else:
         sim = SimConfig(args.mode, replicas=args.workers, cores={"local": cores} if cores else None)
     try:
@@ -186,7 +190,8 @@ def cmd_plan(args) -> int:
     from . import calibrate, planner
 
     folder = args.run or newest_run(args.results or "results", args.profile or config.get("profile"))
-    costs, overheads = calibrate.inputs(calibrate.load(folder))
+    cal = calibrate.load(folder)
+    costs, overheads = calibrate.inputs(cal)
     progress = None
     if not args.json and sys.stderr.isatty():
         def progress(r):
@@ -194,7 +199,7 @@ def cmd_plan(args) -> int:
                   f"{r['throughput']:.1f} req/s", file=sys.stderr)
     result = planner.plan(args.rate, args.p99, costs, overheads, instance_types=args.instance_types,
                           max_machines=args.max_machines, max_hourly=args.max_hourly_usd, requests=args.requests,
-                          progress=progress)
+                          progress=progress, granularity=config.get("pipeline.granularity"))
     if result.choice is None:
         if args.json:
             print(_dumps(result.to_dict()))

@@ -21,6 +21,11 @@ What is modelled, and what each piece stands for in the real system:
   then fetches inputs held elsewhere (link latency + bytes / bandwidth), then
   waits for a thread of its worker (Dask's priority: earlier requests first,
   then ``dask.order``'s order, which is also the order strategies see tasks in).
+* **Granularity**: a request is built at ``SimConfig.granularity`` as the
+  executor builds it (``auto``/``load`` resolved per request from the
+  cluster's threads and the requests in flight): a fused task runs its stages
+  back to back, costs their sum, passes the scheduler once, and only edges
+  between tasks are hops (:class:`Shape`).
 * **Workers** have threads, a CPU speed factor (a stage takes its drawn
   duration / speed) and a link; workers on one host share its cores.
 * **Stage costs** are drawn per request as one whole measured request (all
@@ -43,6 +48,7 @@ import simpy
 
 from ..bench.loadgen import BenchConfig, intended_times, result_from
 from ..bench.mix import RequestMix
+from ..granularity import GRANULARITY_CHOICES, resolve_granularity
 from ..pipeline import FINAL, STAGES
 from ..placement import STRATEGIES, CostModel, TaskInfo, WorkerInfo, make_strategy
 
@@ -103,14 +109,11 @@ STAGE_IDS = tuple(s.id for s in STAGES)
 _INDEX = {s.id: i for i, s in enumerate(STAGES)}
 _INPUTS = tuple(tuple(_INDEX[d] for d in s.inputs) for s in STAGES)
 _NAMES = tuple(s.name for s in STAGES)
-_SUCCESSORS = tuple(tuple(j for j, deps in enumerate(_INPUTS) if i in deps) for i in range(len(STAGES)))
-_FINAL = _INDEX[FINAL]
-_ROOTS = tuple(i for i, deps in enumerate(_INPUTS) if not deps)
 
 
 @functools.cache
-def priority_order() -> tuple[int, ...]:
-    """Stage indices in Dask's priority order for one request (``dask.order`` on the real graph).
+def priority_order(granularity: str = "stage") -> tuple[int, ...]:
+    """Task indices (of :func:`shape`'s tasks) in Dask's priority order for one request (``dask.order`` on the real graph).
 
     The scheduler plugin hands a strategy a request's tasks in this order (and
     a worker runs ready tasks by it), so order-sensitive strategies such as
@@ -118,24 +121,71 @@ def priority_order() -> tuple[int, ...]:
     """
     from dask.order import order
 
-    from ..pipeline import build_graph, task_key
+    from ..pipeline import build_graph, task_groups
     from ..request import parse_request
 
     req = parse_request("AAPL", "2012-06-01")  # any valid request: the graph's shape does not depend on it
-    prio = order(dict(build_graph(req).__dask_graph__()))
-    keys = [task_key(s, req.request_id) for s in STAGES]
-    return tuple(sorted(range(len(STAGES)), key=lambda i: prio[keys[i]]))
+    prio = order(dict(build_graph(req, granularity).__dask_graph__()))
+    keys = [f"{g.name}-{req.request_id}" for g in task_groups(granularity, STAGES)]
+    return tuple(sorted(range(len(keys)), key=lambda i: prio[keys[i]]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Shape:
+    """The tasks of one request at a granularity (:func:`stockdag.pipeline.task_groups`), as index tuples.
+
+    A task runs its ``members`` (stage indices, in table order) back to back:
+    its cost is the sum of theirs, it passes the scheduler once, and only an
+    edge between two tasks is a hop. ``names`` are what the plugin shows a
+    strategy and what the cost model learns under (the task's annotation name:
+    the stage's name at ``stage``, ``a+b`` for a fused chain, ``pipeline`` for
+    the whole request); ``exports`` the stages whose outputs a dependent task
+    fetches (their sizes add up).
+    """
+
+    granularity: str
+    names: tuple[str, ...]
+    codes: tuple[str, ...]
+    members: tuple[tuple[int, ...], ...]
+    inputs: tuple[tuple[int, ...], ...]
+    successors: tuple[tuple[int, ...], ...]
+    exports: tuple[tuple[int, ...], ...]
+    roots: tuple[int, ...]
+    final: int
+    order: tuple[int, ...]
+    rank: tuple[int, ...]
+
+
+@functools.cache
+def shape(granularity: str = "stage") -> Shape:
+    """The :class:`Shape` of one request of the default table at a resolved ``granularity`` (stage, branch, request)."""
+    from ..pipeline import task_groups
+
+    groups = task_groups(granularity, STAGES)
+    owner = {s.id: k for k, g in enumerate(groups) for s in g.stages}
+    inputs = tuple(tuple(sorted({owner[d] for s in g.stages for d in s.inputs if owner[d] != k}))
+                   for k, g in enumerate(groups))
+    successors = tuple(tuple(j for j, deps in enumerate(inputs) if k in deps) for k in range(len(groups)))
+    read_elsewhere = {d for k, g in enumerate(groups) for s in g.stages for d in s.inputs if owner[d] != k}
+    exports = tuple(tuple(_INDEX[s.id] for s in g.stages if s.id in read_elsewhere or s.id == FINAL) for g in groups)
+    order = priority_order(granularity)
+    rank = [0] * len(groups)
+    for r, k in enumerate(order):
+        rank[k] = r
+    return Shape(granularity, tuple(g.name for g in groups), tuple(g.code for g in groups),
+                 tuple(tuple(_INDEX[s.id] for s in g.stages) for g in groups), inputs, successors, exports,
+                 tuple(k for k, deps in enumerate(inputs) if not deps), owner[FINAL], order, tuple(rank))
 
 
 class _Request:
     """Where one request's tasks run and which are done."""
 
-    __slots__ = ("index", "where", "est", "sample", "finished", "ran_on", "remaining", "spans")
+    __slots__ = ("index", "shape", "where", "est", "sample", "finished", "ran_on", "remaining", "spans")
 
-    def __init__(self, index, where, est, sample, finished, spans=None):
-        self.index, self.where, self.est, self.sample, self.finished = index, where, est, sample, finished
-        self.ran_on = [None] * len(_INPUTS)
-        self.remaining = [len(d) for d in _INPUTS]
+    def __init__(self, index, shape, where, est, sample, finished, spans=None):
+        self.index, self.shape, self.where, self.est, self.sample, self.finished = index, shape, where, est, sample, finished
+        self.ran_on = [None] * len(shape.names)
+        self.remaining = [len(d) for d in shape.inputs]
         self.spans = spans
 
 
@@ -173,7 +223,7 @@ class _Run:
     """The state of one simulation (one configuration at one load level)."""
 
     def __init__(self, env, mode, workers, strategy, costs, overheads, cores, replicas, seed, max_in_flight,
-                 trace=False, carry=None):
+                 trace=False, carry=None, granularity="stage"):
         carry = {} if carry is None else carry
         self.env = env
         self.trace = trace
@@ -190,16 +240,15 @@ class _Run:
             # what the scheduler keeps between requests: carried across points when ``carry`` is given
             if not carry:
                 carry.update(strategy=make_strategy(strategy) if isinstance(strategy, str) else strategy,
-                             model=CostModel(), sums=[0.0] * len(STAGES), counts=[0] * len(STAGES), turn=0)
+                             model=CostModel(), sums={}, counts={}, turn=0)
             self.carry = carry
             self.strategy, self.model = carry["strategy"], carry["model"]
             self._sum, self._n = carry["sums"], carry["counts"]
             self.scheduler_free = 0.0
-            self.nbytes = [float(costs.nbytes.get(s, 0.0)) for s in STAGE_IDS]
-            self.order = priority_order()
-            self.rank = [0] * len(STAGES)
-            for r, i in enumerate(self.order):
-                self.rank[i] = r
+            self.stage_nbytes = [float(costs.nbytes.get(s, 0.0)) for s in STAGE_IDS]
+            self.granularity = granularity
+            self.total_threads = sum(w.threads for w in self.workers)
+            self._task_nbytes: dict[str, list[float]] = {}
             self.threads = [simpy.PriorityResource(env, capacity=w.threads) for w in self.workers]
             self.occupancy = [0.0] * len(self.workers)
             self.addresses = [f"sim://{w.name}" for w in self.workers]
@@ -245,35 +294,46 @@ class _Run:
         if done is not None:
             done.succeed()
 
+    def nbytes(self, shape: Shape) -> list[float]:
+        """Bytes a dependent fetches from each task of ``shape``: the sizes of the stage outputs it exports."""
+        out = self._task_nbytes.get(shape.granularity)
+        if out is None:
+            out = self._task_nbytes[shape.granularity] = [sum(self.stage_nbytes[j] for j in ex) for ex in shape.exports]
+        return out
+
     def _distributed(self, index: int, path: str, sample, spans=None):
         env = self.env
+        # as DistributedExecutor.granularity_now: auto/load resolved from the cluster's threads and the requests
+        # already in flight (this one is counted in self.in_flight, not yet submitted)
+        sh = shape(resolve_granularity(self.granularity, self.total_threads, self.in_flight - 1))
         yield env.timeout(self.ov.request)
+        n = len(sh.names)
         if self.strategy.plans:  # as the plugin: a strategy that plans nothing (dask) is not called
             rid = f"{index:032x}"
             symbol = path.split("/")[2].split("?")[0] if path.startswith("/predict/") else None
-            keys = [f"{name}-{rid}" for name in _NAMES]
-            tasks = [TaskInfo(keys[i], _NAMES[i], rid, STAGE_IDS[i], symbol, tuple(keys[d] for d in _INPUTS[i]))
-                     for i in self.order]
+            keys = [f"{name}-{rid}" for name in sh.names]
+            tasks = [TaskInfo(keys[i], sh.names[i], rid, sh.codes[i], symbol, tuple(keys[d] for d in sh.inputs[i]))
+                     for i in sh.order]
             infos = [WorkerInfo(self.addresses[i], w.name, w.threads, self.occupancy[i])
                      for i, w in enumerate(self.workers)]
             plan = self.strategy.place(tasks, infos, self.model)
             where = [self.by_address[plan[k]] if plan.get(k) is not None else None for k in keys]
         else:
-            where = [None] * len(STAGES)
+            where = [None] * n
         model = self.model
-        est = [0.0] * len(STAGES)
+        est = [0.0] * n
         for i, w in enumerate(where):
             if w is not None:
-                est[i] = model.estimate(_NAMES[i], self.workers[w].name)
+                est[i] = model.estimate(sh.names[i], self.workers[w].name)
                 self.occupancy[w] += est[i]
-        state = _Request(index, where, est, sample, env.event(), spans)
-        for i in _ROOTS:
+        state = _Request(index, sh, where, est, sample, env.event(), spans)
+        for i in sh.roots:
             env.process(self._task(state, i, None))
         yield state.finished
 
     def _ready(self, state: "_Request", i: int) -> None:
         """Task ``i`` finished: start the dependents whose inputs are now all done."""
-        for s in _SUCCESSORS[i]:
+        for s in state.shape.successors[i]:
             state.remaining[s] -= 1
             if not state.remaining[s]:
                 self.env.process(self._task(state, s, i))
@@ -282,20 +342,21 @@ class _Run:
         # the single scheduler thread serves the messages in the order they were sent (FIFO); computed
         # directly instead of with a Resource: three fewer events per task
         env = self.env
-        deps = _INPUTS[i]
+        sh = state.shape
+        deps = sh.inputs[i]
         ran_on = state.ran_on
         arrive = env.now + (self.ov.hop + self.workers[ran_on[last]].link_latency if last is not None else 0.0)
         start = arrive if arrive > self.scheduler_free else self.scheduler_free
         self.scheduler_free = start + self.ov.task
         w = state.where[i]
         est = state.est[i]
-        nbytes = self.nbytes
+        nbytes = self.nbytes(sh)
         if w is None:
             w = dask_decide_worker([ran_on[d] for d in deps], [nbytes[d] for d in deps],
                                    self.occupancy, self.workers, self.model.bandwidth, self.carry["turn"])
             if not deps:
                 self.carry["turn"] += 1
-            est = self.model.estimate(_NAMES[i], self.workers[w].name)
+            est = self.model.estimate(sh.names[i], self.workers[w].name)
             self.occupancy[w] += est
         worker = self.workers[w]
         # inputs held elsewhere are fetched in parallel: the slowest decides
@@ -308,9 +369,11 @@ class _Run:
                 if f > fetch:
                     fetch = f
         yield env.timeout(self.scheduler_free - env.now + fetch)
-        seconds = float(state.sample[i]) / worker.speed
+        # a fused task runs its stages back to back
+        parts = [float(state.sample[j]) / worker.speed for j in sh.members[i]]
+        seconds = sum(parts)
         # Dask's priority: earlier requests first, then the graph's own order
-        with self.threads[w].request(priority=state.index * len(STAGES) + self.rank[i]) as slot:
+        with self.threads[w].request(priority=state.index * len(STAGES) + sh.rank[i]) as slot:
             yield slot
             began = env.now
             core = self.cores.get(worker.host) if self.cores else None
@@ -322,26 +385,30 @@ class _Run:
                     yield env.timeout(seconds)
         if state.spans is not None:
             planned = state.where[i]
-            state.spans.append({"id": STAGE_IDS[i], "stage": _NAMES[i], "worker": self.addresses[w], "start": began,
-                                "end": env.now, "planned_worker": None if planned is None else self.addresses[planned],
-                                "duration": env.now - began})
+            t = began
+            for j, part in zip(sh.members[i], parts):
+                end = t + part if len(parts) > 1 else env.now
+                state.spans.append({"id": STAGE_IDS[j], "stage": _NAMES[j], "worker": self.addresses[w], "start": t,
+                                    "end": end, "planned_worker": None if planned is None else self.addresses[planned],
+                                    "duration": end - t})
+                t = end
         occ = self.occupancy[w] - est
         self.occupancy[w] = occ if occ > 1e-12 else 0.0
-        self._observe(i, _NAMES[i], worker.name, seconds)
+        self._observe(sh.names[i], worker.name, seconds, nbytes[i])
         ran_on[i] = w
         self.task_count += 1
-        if i == _FINAL:
+        if i == sh.final:
             state.finished.succeed()
         else:
             self._ready(state, i)
 
-    def _observe(self, i, name, worker, seconds):
+    def _observe(self, name, worker, seconds, nbytes):
         model = self.model
-        model.observe(name, worker, seconds, self.costs.nbytes.get(STAGE_IDS[i]))
+        model.observe(name, worker, seconds, nbytes)
         # Dask's own per-prefix average, which the plugin hands the cost model as priors
-        self._sum[i] += seconds
-        self._n[i] += 1
-        model.priors[name] = self._sum[i] / self._n[i]
+        total = self._sum[name] = self._sum.get(name, 0.0) + seconds
+        count = self._n[name] = self._n.get(name, 0) + 1
+        model.priors[name] = total / count
 
 
 @dataclasses.dataclass
@@ -355,6 +422,7 @@ class SimConfig:
     cores: dict | None = None       # host -> cores (None: unlimited, one machine per worker)
     max_in_flight: int | None = None  # the server's admission limit: past it, 503 at once
     deadline: float | None = None     # the server's deadline (s): a prediction running longer answers 504 then
+    granularity: str = "stage"        # distributed: stockdag.pipeline.granularity the executor builds requests with
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -364,6 +432,8 @@ class SimConfig:
                 raise ValueError("a distributed configuration needs at least one worker")
             if self.strategy not in STRATEGIES:
                 raise ValueError(f"unknown strategy {self.strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+            if self.granularity not in GRANULARITY_CHOICES:
+                raise ValueError(f"unknown granularity {self.granularity!r}; choose one of: {', '.join(GRANULARITY_CHOICES)}")
 
 
 def simulate(config: SimConfig, costs: Costs, overheads: Overheads, bench: BenchConfig, *,
@@ -380,7 +450,7 @@ def simulate(config: SimConfig, costs: Costs, overheads: Overheads, bench: Bench
     """
     env = simpy.Environment()
     run = _Run(env, config.mode, config.workers, config.strategy, costs, overheads, config.cores or {},
-               config.replicas, seed, config.max_in_flight, trace, carry)
+               config.replicas, seed, config.max_in_flight, trace, carry, config.granularity)
     mix = mix or RequestMix(["X"], seed=bench.seed)
     paths: list[str] = []
 

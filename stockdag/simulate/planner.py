@@ -96,10 +96,11 @@ class PlanResult:
                 "prices_date": prices.PRICES_DATE, "tried": self.tried}
 
 
-def _simulate(costs, overheads, workers, strategy, rate, requests, seed=0) -> dict:
+def _simulate(costs, overheads, workers, strategy, rate, requests, seed=0, granularity="stage") -> dict:
     # at least 10 simulated seconds: a shorter window cannot show a queue building up
     bench = BenchConfig("sim://", rate=rate, duration=max(requests / rate, 10.0), warmup=2.0, timeout=60.0, seed=seed)
-    s = simulate(SimConfig("distributed", workers, strategy), costs, overheads, bench, seed=seed).summary
+    s = simulate(SimConfig("distributed", workers, strategy, granularity=granularity), costs, overheads, bench,
+                 seed=seed).summary
     lat = s.latency_ms or {}
     p99 = lat.get("p99", math.inf)
     # a short window's throughput counts the drain of the last requests: compare with what a server that keeps
@@ -116,8 +117,12 @@ def critical_path_p99(costs, overheads, speed: float = 1.0) -> float:
 
 
 def plan(rate: float, p99: float, costs, overheads, *, instance_types=None, max_machines: int = 64,
-         max_hourly: float | None = None, strategies=None, requests: int = 600, progress=None) -> PlanResult:
-    """Search for the cheapest (instance type, machines, strategy) holding ``p99`` seconds at ``rate`` req/s."""
+         max_hourly: float | None = None, strategies=None, requests: int = 600, progress=None,
+         granularity: str = "stage") -> PlanResult:
+    """Search for the cheapest (instance type, machines, strategy) holding ``p99`` seconds at ``rate`` req/s.
+
+    ``granularity`` is the ``stockdag.pipeline.granularity`` the planned cluster runs requests with.
+    """
     if rate <= 0 or p99 <= 0:
         raise InvalidRequest("--rate and --p99 must be > 0")
     if max_machines < 1:
@@ -147,7 +152,7 @@ def plan(rate: float, p99: float, costs, overheads, *, instance_types=None, max_
                 cost = hourly({t: n})
                 if (best is not None and cost > best.hourly_usd) or (max_hourly is not None and cost > max_hourly):
                     break
-                r = _simulate(costs, overheads, ec2_workers(t, n), strategy, rate, requests)
+                r = _simulate(costs, overheads, ec2_workers(t, n), strategy, rate, requests, granularity=granularity)
                 ok = r["p99_ms"] <= p99 * 1000 and not r["saturated"] and not r["errors"]
                 tried.append({"instance_type": t, "machines": n, "strategy": strategy, "hourly_usd": round(cost, 4),
                               **r, "holds": ok})

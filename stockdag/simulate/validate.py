@@ -11,9 +11,14 @@ calibration was fitted on are flagged ``fitted``; the others are predictions.
 A point is *saturated* when its measured throughput is below 90% of its
 offered rate (measured requests over the window): there latency grows with the backlog and the window length, and
 the targets on p50 and throughput apply below saturation only.
+
+Workers of a cluster spec run at their *measured* speeds by default
+(:func:`~.calibrate.measured_speeds`: a cgroup quota does not deliver its
+nominal ``cpu_share`` exactly); ``speeds="nominal"`` keeps the spec's figures.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 
@@ -49,13 +54,24 @@ def workers_for(config: dict, run_dir: str | None = None) -> list[SimWorker]:
 SWEEP_MAX_IN_FLIGHT = 1024
 
 
-def sim_config(config: dict, cores: int | None, run_dir: str | None = None, deadline: float | None = None) -> SimConfig:
-    """The simulated configuration of a measured one; the server's deadline is the sweep's timeout."""
+#: how validation sets the speed of a spec's workers: measured from the run's traces (default), or the spec's
+SPEEDS = ("measured", "nominal")
+
+
+def sim_config(config: dict, cores: int | None, run_dir: str | None = None, deadline: float | None = None,
+               granularity: str = "stage", speeds: dict[str, float] | None = None) -> SimConfig:
+    """The simulated configuration of a measured one; the server's deadline is the sweep's timeout.
+
+    ``granularity`` is the setting the point ran with (:func:`~.calibrate.point_granularity`);
+    ``speeds`` (worker name -> speed) replaces the spec's nominal speeds.
+    """
     mode = config["mode"]
     c = {"local": cores} if cores else None
     server = {"cores": c, "max_in_flight": SWEEP_MAX_IN_FLIGHT, "deadline": deadline}
     if mode == "distributed":
-        return SimConfig("distributed", workers_for(config, run_dir), config.get("strategy") or "dask", **server)
+        workers = [dataclasses.replace(w, speed=speeds[w.name]) if speeds and w.name in speeds else w
+                   for w in workers_for(config, run_dir)]
+        return SimConfig("distributed", workers, config.get("strategy") or "dask", granularity=granularity, **server)
     return SimConfig(mode, replicas=int(config.get("workers") or 1), **server)
 
 
@@ -76,7 +92,7 @@ def _fields(summary: dict) -> dict:
 
 
 def simulate_configuration(metas: list[dict], params: dict, cal: dict, *, cores=None, repeats: int = 5,
-                           run_dir=None) -> dict[str, dict]:
+                           run_dir=None, granularity: str = "stage", speeds: dict[str, float] | None = None) -> dict[str, dict]:
     """Median over ``repeats`` simulations of the summary fields of one configuration's points.
 
     As in the sweep, one server serves all the points of a configuration in
@@ -84,7 +100,7 @@ def simulate_configuration(metas: list[dict], params: dict, cal: dict, *, cores=
     scheduler and the strategy learned carries from point to point.
     """
     costs, overheads = cal_mod.inputs(cal)
-    config = sim_config(metas[0]["config"], cores, run_dir, params.get("timeout"))
+    config = sim_config(metas[0]["config"], cores, run_dir, params.get("timeout"), granularity, speeds)
     runs: dict[str, list[dict]] = {m["point"]: [] for m in metas}
     n_warm = 2 * max(1, int(metas[0]["config"].get("workers") or 1))
     for k in range(repeats):
@@ -118,8 +134,13 @@ def _median_abs(rows: list[dict], field: str) -> float | None:
     return float(np.median(v)) if v else None
 
 
-def validate(folder: str, *, repeats: int = 5, calibration: dict | None = None) -> dict:
-    """Measured vs simulated for every point of a run, with relative errors and their medians."""
+def validate(folder: str, *, repeats: int = 5, calibration: dict | None = None, speeds: str = "measured") -> dict:
+    """Measured vs simulated for every point of a run, with relative errors and their medians.
+
+    ``speeds`` (:data:`SPEEDS`): the speeds of a cluster spec's workers, measured (default) or nominal.
+    """
+    if speeds not in SPEEDS:
+        raise ValueError(f"unknown speeds {speeds!r}; choose one of: {', '.join(SPEEDS)}")
     cfg = cal_mod.read_config(folder)
     params = cfg.get("params", {})
     cal = calibration or cal_mod.load(folder)
@@ -128,13 +149,16 @@ def validate(folder: str, *, repeats: int = 5, calibration: dict | None = None) 
     from ..bench import summarize
 
     pts = cal_mod.points(folder)
+    measured_speeds = cal_mod.measured_speeds(folder, cal, pts) if speeds == "measured" else {}
     by_config: dict[str, list[dict]] = {}
     for meta, _ in pts:
         by_config.setdefault(meta["config"]["label"], []).append(meta)
     sims = {}
     for metas in by_config.values():
         sims.update(simulate_configuration(_sweep_order(metas, params), params, cal, cores=cores, repeats=repeats,
-                                           run_dir=folder))
+                                           run_dir=folder, granularity=cal_mod.point_granularity(metas[0], cfg),
+                                           speeds={name: w["measured"] for name, w in
+                                                   measured_speeds.get(metas[0]["config"].get("cluster"), {}).items()}))
     rows = []
     for meta, records in pts:
         s = meta["summary"]
@@ -150,6 +174,7 @@ def validate(folder: str, *, repeats: int = 5, calibration: dict | None = None) 
         rows.append({
             "point": meta["point"], "label": c["label"], "mode": c["mode"], "workers": c["workers"],
             "strategy": c.get("strategy"), "cluster": c.get("cluster"), "loop": meta["loop"], "load": meta["load"],
+            "granularity": cal_mod.point_granularity(meta, cfg) if c["mode"] == "distributed" else None,
             "fitted": meta["point"] in fitted, "saturated": bool(saturated),
             "measured": measured, "simulated": simulated,
             "error": {f: _err(simulated[f], measured[f]) for f in FIELDS},
@@ -162,8 +187,10 @@ def validate(folder: str, *, repeats: int = 5, calibration: dict | None = None) 
     out = {
         "run": os.path.basename(os.path.abspath(folder)),
         "simulated": True,
-        "calibration": {k: cal[k] for k in ("profile", "fitted_on", "distributed_overheads_from", "overheads", "nbytes_source")},
+        "calibration": {k: cal.get(k) for k in ("profile", "fitted_on", "distributed_overheads_from", "task_hop_from",
+                                                "overheads", "nbytes_source")},
         "repeats": repeats,
+        "speeds": {"source": speeds, "workers": measured_speeds},
         "targets": TARGETS,
         "median_abs_error": {
             "predicted_below_saturation": medians(predicted),
@@ -188,6 +215,9 @@ def text(result: dict) -> str:
         note = ("fitted " if r["fitted"] else "") + ("saturated" if r["saturated"] else "")
         lines.append(f"{r['point']:<52} {m['p50']:>8.0f}/{s['p50']:<9.0f} {m['p99']:>8.0f}/{s['p99']:<9.0f} "
                      f"{m['throughput']:>6.2f}/{s['throughput']:<7.2f}  {note}")
+    for spec, workers in result.get("speeds", {}).get("workers", {}).items():
+        lines.append(f"speeds of {spec} (measured from the traces, used instead of the nominal): " + ", ".join(
+            f"{name} {w['measured']:.2f} (nominal {w['nominal']:g}, {w['stages']} stage runs)" for name, w in workers.items()))
     for k, m in result["median_abs_error"].items():
         vals = ", ".join(f"{f} {m[f] * 100:.1f}%" if m[f] is not None else f"{f} n/a" for f in ("p50", "p99", "throughput"))
         lines.append(f"median |error|, {k.replace('_', ' ')} ({m['points']} points): {vals}")

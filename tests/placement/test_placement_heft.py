@@ -127,3 +127,102 @@ def test_strategy_sees_queued_work_as_a_later_start():
     busy = [WorkerInfo("tcp://a:1", "a", occupancy=100.0), WorkerInfo("tcp://b:1", "b")]
     plan = Heft().place(_fork_join_tasks(), busy, CostModel(latency=0.001))
     assert set(plan.values()) == {"tcp://b:1"}
+
+
+# ---------------------------------------------------------------- the fast loop decides as the textbook loop
+def _reference_schedule(tasks, preds, compute, comm, processors, ready=None, slots=None):
+    """The textbook loop (every processor, every slot), as heft.schedule was before it was vectorised."""
+    from stockdag.placement.heft import Schedule, _as_callable, _insert, _topological
+
+    compute, comm = _as_callable(compute), _as_callable(comm)
+    order = _topological(tasks, preds)
+    succ = {t: [] for t in order}
+    pred = {t: [p for p in preds.get(t, ()) if p in succ] for t in order}
+    for t in order:
+        for p in pred[t]:
+            succ[p].append(t)
+    cost = {(t, p): float(compute(t, p)) for t in order for p in processors}
+    n = len(processors)
+    mean = {t: sum(cost[t, p] for p in processors) / n for t in order}
+    edge = {(p, t): float(comm(p, t)) for t in order for p in pred[t]}
+    ranks = upward_ranks(order, succ, mean, lambda a, b: edge[a, b])
+    position = {t: i for i, t in enumerate(order)}
+    prio = sorted(order, key=lambda t: (-round(ranks[t], 9), position[t]))
+    ready, slots = ready or {}, slots or {}
+    timelines = {p: [[] for _ in range(max(int(slots.get(p, 1)), 1))] for p in processors}
+    free = {p: float(ready.get(p, 0.0)) for p in processors}
+    where, times = {}, {}
+    for t in prio:
+        best = None
+        for p in processors:
+            arrive = free[p]
+            for q in pred[t]:
+                finish = times[q][1]
+                if where[q] != p:
+                    finish += edge[q, t]
+                if finish > arrive:
+                    arrive = finish
+            duration = cost[t, p]
+            for k, intervals in enumerate(timelines[p]):
+                start = _insert(intervals, arrive, duration)
+                eft = start + duration
+                if best is None or eft < best[0]:
+                    best = (eft, start, p, k)
+        eft, start, p, k = best
+        timelines[p][k].append((start, eft))
+        timelines[p][k].sort()
+        where[t] = p
+        times[t] = (start, eft)
+    return Schedule(assignment=where, times=times, ranks=ranks, order=prio)
+
+
+def _random_problem(rng, integer):
+    n_tasks, n_procs = int(rng.integers(1, 16)), int(rng.integers(1, 12))
+    tasks = [f"t{i}" for i in range(n_tasks)]
+    preds = {t: [tasks[j] for j in range(i) if rng.random() < 0.3] for i, t in enumerate(tasks)}
+    draw = (lambda: float(rng.integers(0, 4))) if integer else (lambda: float(rng.lognormal(0, 1)))
+    compute = {(t, p): draw() for t in tasks for p in range(n_procs)}
+    comm = {(q, t): draw() for t in tasks for q in preds[t]}
+    ready = {p: draw() * float(rng.integers(0, 2)) for p in range(n_procs)}
+    slots = {p: int(rng.integers(1, 4)) for p in range(n_procs)}
+    order = [str(t) for t in rng.permutation(tasks)]  # ties in rank keep the given order
+    return order, preds, compute, comm, list(range(n_procs)), ready, slots
+
+
+@pytest.mark.parametrize("integer", [True, False], ids=["small-integer-costs-many-ties", "lognormal-costs"])
+def test_schedule_decides_exactly_as_the_textbook_loop(integer):
+    import numpy as np
+
+    rng = np.random.default_rng(13)
+    for _ in range(400):
+        problem = _random_problem(rng, integer)
+        fast, ref = schedule(*problem), _reference_schedule(*problem)
+        assert fast.order == ref.order
+        assert fast.assignment == ref.assignment
+        assert fast.times == ref.times
+
+
+def test_heft_places_a_request_as_the_textbook_loop_with_learned_costs():
+    import numpy as np
+
+    from stockdag.placement.heft import plan_request
+
+    rng = np.random.default_rng(5)
+    stages = ["src", "m0", "m1", "m2", "m3", "join"]
+    for _ in range(50):
+        workers = [WorkerInfo(f"tcp://w{i}:1", f"w{i}", int(rng.integers(1, 3)), float(rng.integers(0, 3)))
+                   for i in range(int(rng.integers(1, 9)))]
+        costs = CostModel(latency=float(rng.choice([0.0, 0.001, 0.5])))
+        for _ in range(int(rng.integers(0, 30))):  # some pairs learned, others from the fallbacks
+            costs.observe(str(rng.choice(stages)), f"w{int(rng.integers(len(workers)))}",
+                          float(rng.integers(1, 4)) / 10, 1000.0)
+        tasks = _fork_join_tasks()
+        plan, fast = plan_request(tasks, workers, costs)
+        info = {t.key: t for t in tasks}
+        ref = _reference_schedule(
+            list(info), {t.key: t.dependencies for t in tasks},
+            lambda k, i: costs.estimate(info[k].stage, workers[i].name), lambda a, b: costs.transfer(info[a].stage),
+            range(len(workers)), {i: w.occupancy / w.nthreads for i, w in enumerate(workers)},
+            {i: w.nthreads for i, w in enumerate(workers)})
+        assert (fast.order, fast.assignment, fast.times) == (ref.order, ref.assignment, ref.times)
+        assert plan == {k: workers[ref.assignment[k]].address for k in info}

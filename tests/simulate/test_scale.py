@@ -58,3 +58,19 @@ def test_notebook_executes(run_copy, tmp_path):
                         cwd=REPO, kernel_name="python3", progress_bar=False)
     assert os.path.exists(os.path.join(run_copy, scale.FILE))
     assert scale.BEGIN in open(os.path.join(run_copy, "REPORT.md")).read()
+
+
+def test_the_scale_table_simulates_the_runs_granularity(run_copy, monkeypatch):
+    path = os.path.join(run_copy, calibrate.FILE)
+    with open(path) as f:
+        cal = json.load(f)
+    cal["granularity"] = "auto"  # as a run made with the default setting records it
+    with open(path, "w") as f:
+        json.dump(cal, f)
+    seen, real = [], scale.simulate
+    monkeypatch.setattr(scale, "simulate", lambda config, *a, **kw: seen.append(config.granularity) or real(config, *a, **kw))
+    table = scale.run_scale(run_copy, machines=(2,), loads=(0.5,), strategies=["round-robin"], requests=40)
+    assert set(seen) == {"stage", "auto"}  # the centralized and replicated baselines keep the default; distributed runs auto
+    dist = table[table["strategy"] == "round-robin"]
+    assert (dist["tasks_per_request"] == 9).all()  # auto on 2 x c5.large: the branches (C1+C6, C2+C3, C5+C4, five models, C12)
+    assert dist["scheduler_bound_rps"].iloc[0] == pytest.approx(1 / (9 * cal["overheads"]["task"]))

@@ -257,3 +257,58 @@ def test_calibration_takes_only_traces_of_the_pipeline_it_models():
     used = calibrate.traces(records)
     assert [sorted(e) for e, _ in used] == [sorted(STAGE_IDS)]
     calibrate._gaps(used)  # every stage of a used trace is in the default table
+
+
+AUTO_RUN = os.path.join(REPO, "results", "20261129-225208-default")
+
+
+def test_a_run_whose_one_worker_points_ran_one_task_each_takes_task_and_hop_from_a_sibling(tmp_path, capsys):
+    """At granularity auto a 1-worker point runs each request as one fused task: no gap between tasks shows the
+    per-task or per-hop overhead (they fitted to ~0 when read between stages), only the per-request one."""
+    ignore = shutil.ignore_patterns("simulate", "charts", "*.ipynb")
+    alone = tmp_path / "alone" / os.path.basename(AUTO_RUN)
+    shutil.copytree(AUTO_RUN, alone, ignore=ignore)
+    assert main(["simulate", "calibrate", str(alone)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ran each request as one task (request)" in err
+    shutil.copytree(RUN, tmp_path / "alone" / os.path.basename(RUN), ignore=ignore)
+    cal = calibrate.fit(str(alone), sizes=SIZES)
+    sibling = calibrate.fit(str(tmp_path / "alone" / os.path.basename(RUN)), sizes=SIZES)
+    assert cal["distributed_overheads_from"] == os.path.basename(AUTO_RUN) and cal["granularity"] == "auto"
+    assert cal["task_hop_from"] == os.path.basename(RUN)
+    o, s = cal["overheads"], sibling["overheads"]
+    assert (o["task"], o["hop"]) == (s["task"], s["hop"]) and o["task"] > 1e-4
+    assert 0 < o["request"] < 0.1
+
+
+def test_a_calibration_stored_by_the_older_model_is_fitted_again_keeping_its_sizes(tmp_path):
+    dst = tmp_path / os.path.basename(RUN)
+    shutil.copytree(RUN, dst, ignore=shutil.ignore_patterns("simulate", "*.png", "*.ipynb"))
+    old = calibrate.fit(str(dst), sizes={s: 7.0 for s in STAGE_IDS})
+    for key in ("version", "task_hop_from", "granularity"):
+        del old[key]  # as version 1 stored it
+    os.makedirs(dst / "simulate")
+    with open(dst / calibrate.FILE, "w") as f:
+        json.dump(old | {"nbytes_source": "pickled once"}, f)
+    cal = calibrate.load(str(dst))
+    assert cal["version"] == calibrate.VERSION and cal["granularity"] == "stage"
+    assert cal["nbytes"] == {s: 7.0 for s in STAGE_IDS} and cal["nbytes_source"] == "pickled once"
+    with open(dst / calibrate.FILE) as f:
+        assert json.load(f)["version"] == calibrate.VERSION
+
+
+@pytest.mark.slow
+def test_emulated_cluster_validates_at_the_speeds_its_traces_measured(tmp_path):
+    """cgroup quotas did not deliver the spec's cpu_share: the measured speeds predict the run's p50 better."""
+    root = tmp_path / "repo"
+    for run in (HETERO, os.path.join(REPO, "results", "20261129-092227-default-repeats3")):
+        shutil.copytree(run, root / "results" / os.path.basename(run), ignore=shutil.ignore_patterns("simulate", "charts", "*.ipynb"))
+    os.symlink(os.path.join(REPO, "experiments"), root / "experiments")  # the run names its spec relative to the repository
+    folder = str(root / "results" / os.path.basename(HETERO))
+    calibrate.calibrate(folder, sizes=SIZES)
+    measured = validate.validate(folder, repeats=2)
+    nominal = validate.validate(folder, repeats=2, speeds="nominal")
+    speeds = measured["speeds"]["workers"]["experiments/clusters/emulated-hetero.yaml"]
+    assert speeds["fast-0"]["measured"] < 1.0 and speeds["slow-0"]["measured"] < 0.5  # slower than nominal
+    m, n = (r["median_abs_error"]["predicted_below_saturation"] for r in (measured, nominal))
+    assert m["p50"] < n["p50"] and m["p50"] <= 0.10
