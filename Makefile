@@ -22,8 +22,9 @@ experiment: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/stockdag demo --requests 16 --workers 2
 
-## test: the test suite (benchmarks run once each with timing disabled), then the once-flaky tests under two CPU hogs; installs redis-server and chromium if missing
+## test: ruff (lint and import order), the test suite (benchmarks run once each with timing disabled), then the once-flaky tests under two CPU hogs; installs redis-server and chromium if missing
 test: $(STAMP)
+	$(BIN)/ruff check .
 	sh scripts/ensure-redis.sh
 	sh scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest

@@ -9,12 +9,12 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import config  # noqa: F401  (loads the defaults into dask.config)
-from .errors import (  # noqa: F401
+from .errors import (
     DataSourceError,
     InsufficientHistory,
-    OutsideData,
     InvalidRequest,
     ModelStoreError,
+    OutsideData,
     StockdagError,
     UnknownSymbol,
 )

@@ -18,7 +18,7 @@ from .errors import InvalidRequest
 class Parser(argparse.ArgumentParser):
     """An argparse parser whose usage errors are one line on stderr and exit status 2."""
 
-    def error(self, message: str):  # noqa: D102  (argparse's hook)
+    def error(self, message: str):
         self.exit(2, f"stockdag: error: {message} (see `{self.prog} --help`)\n")
 
 

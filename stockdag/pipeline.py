@@ -25,8 +25,9 @@ import datetime as dt
 import functools
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import dask
 from dask.delayed import Delayed, delayed
@@ -42,7 +43,8 @@ from .market import MarketData, MarketFactors, fetch_market, market_features
 from .models import MODELS_BY_NAME, Candidate, fit_predict, model_inputs, predict_pretrained, select
 from .models import store as model_store
 from .models.combine import conformal_halfwidth, ensemble_weights
-from .pipeline_spec import DEFAULT as DEFAULT_PIPELINE, PipelineSpec
+from .pipeline_spec import DEFAULT as DEFAULT_PIPELINE
+from .pipeline_spec import PipelineSpec
 from .request import Latency, Request, parse_request
 from .sentiment import Sentiment, score_sentiment
 from .trace import Traced, run_traced
@@ -305,7 +307,7 @@ def stage_layers(stages: tuple[Stage, ...] | None = None) -> dict[str, int]:
     return layer
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def active_table() -> tuple[Stage, ...]:
     """The stage table of this process's configured pipeline (``stockdag.pipeline.spec``), for client-side tools.
 
@@ -316,7 +318,7 @@ def active_table() -> tuple[Stage, ...]:
     return stage_table(load_pipeline(config.get("pipeline.spec")))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def step_stage_ids(step: str) -> tuple[str, ...]:
     """The stage ids a spec's optional ``step`` adds to the table."""
     base = {s.id for s in stage_table(DEFAULT_PIPELINE)}
@@ -392,7 +394,7 @@ def _reduced_edges(stages: tuple[Stage, ...]) -> dict[str, set[str]]:
     }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def task_groups(granularity: str = "stage", stages: tuple[Stage, ...] = STAGES) -> tuple[TaskGroup, ...]:
     """The tasks of one request at ``granularity`` (see :data:`GRANULARITIES`), in topological order.
 

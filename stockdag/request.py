@@ -12,8 +12,9 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 from . import config
-from .errors import InsufficientHistory, InvalidRequest, OutsideData
-from .pipeline_spec import DEFAULT as DEFAULT_PIPELINE, PipelineSpec, load_pipeline
+from .errors import InvalidRequest, OutsideData
+from .pipeline_spec import DEFAULT as DEFAULT_PIPELINE
+from .pipeline_spec import PipelineSpec, load_pipeline
 
 SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9]{0,9}([.\-^=][A-Z0-9]{1,5})?$")
 PROFILES = ("refit", "pretrained")

@@ -1,9 +1,8 @@
 """The answer to one prediction request, as returned by both executors."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 from .pipeline import Prediction, stage_order, stage_table
 from .pipeline_spec import PipelineSpec
@@ -21,7 +20,7 @@ class PredictionResult:
 
     @classmethod
     def from_traced(cls, traced: Traced, mode: str, request_id: str,
-                    pipeline: PipelineSpec | None = None) -> "PredictionResult":
+                    pipeline: PipelineSpec | None = None) -> PredictionResult:
         """``pipeline``: the request's spec, whose table orders stages that started together."""
         order = stage_order(stage_table(pipeline) if pipeline is not None else None)
         trace = tuple(sorted(traced.trace, key=lambda t: (t.start, order.get(t.id, len(order)))))

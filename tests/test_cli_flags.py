@@ -31,11 +31,11 @@ class _Stop(Exception):
 @pytest.fixture
 def served(monkeypatch):
     """Serve the app on a free loopback port instead of the requested one, and ask it what it was given."""
+    import socket
+
     import httpx
 
     from stockdag.serve import ServerThread
-
-    import socket
 
     with socket.socket() as probe:  # a port free now, so that no other server on this machine is in the way
         probe.bind(("127.0.0.1", 0))
@@ -93,9 +93,9 @@ def test_serve_scheduler_reaches_the_backend(cluster, served):
 # -- an unreachable scheduler: one line, every command that takes --scheduler (issue 11 item 6)
 @pytest.mark.parametrize("command", [["predict", "AAPL", "--as-of", "2012-06-01"], ["serve"], ["demo"]])
 def test_an_unreachable_scheduler_is_one_line(command, capsys, monkeypatch):
-    import stockdag.serve
-
     import socket
+
+    import stockdag.serve
 
     monkeypatch.setattr(stockdag.serve, "serve", lambda *a, **k: pytest.fail("serve started"))
     if command == ["serve"]:

@@ -3,7 +3,6 @@ import asyncio
 import collections
 import dataclasses
 
-import dask
 import pytest
 
 import stockdag

@@ -1,5 +1,5 @@
-import datetime as dt
 import dataclasses
+import datetime as dt
 
 import pytest
 

@@ -30,7 +30,7 @@ async def reach_url(url: str, timeout: float) -> None:
         _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, port), timeout)
     except OSError as exc:
         raise InvalidRequest(f"cannot connect to {parts.hostname}:{port} ({url}): {exc.strerror or _one_line(exc)}") from None
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise InvalidRequest(f"cannot connect to {parts.hostname}:{port} ({url}) within {timeout:g} s") from None
     writer.close()
 

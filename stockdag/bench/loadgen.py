@@ -294,7 +294,7 @@ class LoadRun:
                 raise
 
 
-async def arun(cfg: BenchConfig, *, state: "LoadRun | None" = None, stop: asyncio.Event | None = None) -> BenchResult:
+async def arun(cfg: BenchConfig, *, state: LoadRun | None = None, stop: asyncio.Event | None = None) -> BenchResult:
     """Run one benchmark from async code.
 
     ``state`` lets a caller watch ``state.rows`` while the run goes on (the web
@@ -308,7 +308,7 @@ async def arun(cfg: BenchConfig, *, state: "LoadRun | None" = None, stop: asynci
     connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, ttl_dns_cache=300)
     # the per-request timeout is enforced in LoadRun.one (on the loop's clock), not by the session
     timeout = aiohttp.ClientTimeout(total=None)
-    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
     stopped_after = None
     async with aiohttp.ClientSession(connector=connector, timeout=timeout, raise_for_status=False,
                                      auto_decompress=False) as session:
@@ -411,7 +411,7 @@ async def stockdag_health(url: str, timeout: float = 5.0) -> dict | None:
         try:
             async with s.get(base + "/health") as r:
                 health = await r.json(content_type=None) if r.status == 200 else None
-        except (asyncio.TimeoutError, aiohttp.ClientError, ValueError):
+        except (TimeoutError, aiohttp.ClientError, ValueError):
             return None
     return health if isinstance(health, dict) and health.get("service") == "stockdag" else None
 
@@ -433,7 +433,7 @@ async def probe_stockdag(url: str, timeout: float = 5.0) -> list[str] | dict[str
         try:
             async with s.get(f"{parts.scheme}://{parts.netloc}/symbols") as r:
                 body = await r.json(content_type=None)
-        except (asyncio.TimeoutError, aiohttp.ClientError, ValueError):
+        except (TimeoutError, aiohttp.ClientError, ValueError):
             return None
     symbols = body.get("symbols") if isinstance(body, dict) else None
     if symbols and isinstance(body.get("as_of"), dict):  # each symbol's valid as-of range: the mix draws within them

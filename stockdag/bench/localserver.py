@@ -128,7 +128,7 @@ class LocalServer:
         self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self._loop.close()
 
-    def __enter__(self) -> "LocalServer":
+    def __enter__(self) -> LocalServer:
         self._thread = threading.Thread(target=self._thread_main, name="stockdag-localserver", daemon=True)
         self._thread.start()
         self._ready.wait(10)

@@ -117,5 +117,5 @@ def reach_scheduler(address: str) -> None:
 
     try:
         asyncio.run(probe())
-    except (OSError, ValueError, TypeError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, ValueError, TypeError) as exc:
         raise InvalidRequest(f"cannot reach the Dask scheduler at {address}: {one_line(exc)}") from None

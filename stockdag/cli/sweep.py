@@ -16,9 +16,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..experiments import SweepParams, build, run_sweep
-
     import yaml
+
+    from ..experiments import SweepParams, build, run_sweep
 
     try:
         params = SweepParams.from_yaml(args.params, run_id=args.run_id, out=args.out)

@@ -103,7 +103,7 @@ class Cache(ABC):
     options: tuple[str, ...] = ()
 
     @classmethod
-    def from_options(cls, **options) -> "Cache":
+    def from_options(cls, **options) -> Cache:
         """The cache for these settings (a subclass checks them here)."""
         return cls(**options)
 
@@ -113,7 +113,7 @@ class Cache(ABC):
     @abstractmethod
     def set(self, key: str, value: Any) -> None: ...
 
-    def clear(self) -> None:  # pragma: no cover - overridden
+    def clear(self) -> None:  # noqa: B027 (optional: a backend without a clear keeps this no-op)  # pragma: no cover
         pass
 
 
@@ -240,7 +240,7 @@ class RedisCache(Cache):
     prefix = "stockdag:"
 
     @classmethod
-    def from_options(cls, url: str | None = None) -> "RedisCache":
+    def from_options(cls, url: str | None = None) -> RedisCache:
         if not url:
             raise ValueError("the redis cache backend needs a URL (stockdag.cache.url)")
         return cls(url)

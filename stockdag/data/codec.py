@@ -30,7 +30,7 @@ class UnreadableValue(ValueError):
     """Bytes that are not a value this codec wrote (a pickle, another version, damage)."""
 
 
-def TYPES() -> dict:  # noqa: N802 - kept a function: callers call it
+def TYPES() -> dict:
     """``{name: dataclass}`` of the values the shared caches hold."""
     from .base import NewsData, PriceData  # the types alone, not the retrievers
 

@@ -85,7 +85,7 @@ class Deployment:
         self._clients: list = []  # every client handed out: closed before the cluster
 
     # -- lifecycle
-    def start(self) -> "Deployment":
+    def start(self) -> Deployment:
         self._start()
         return self
 

@@ -174,7 +174,7 @@ def plan_machines(spec):
     return machines, notes
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cloud_classes():
     """``(Cluster, Scheduler, Worker)``: dask-cloudprovider's EC2 classes, extended for worker groups.
 
@@ -345,7 +345,7 @@ class EC2Deployment(Deployment):
     @classmethod
     def cost_line(cls, plan) -> str:
         total = plan.hourly_usd
-        return (f"estimated cost: {'$%.4f per hour' % total if total is not None else 'unknown (an instance type is not in the price table)'}"
+        return (f"estimated cost: {f'${total:.4f} per hour' if total is not None else 'unknown (an instance type is not in the price table)'}"
                 f" (on-demand {prices.PRICES_REGION} prices of {prices.PRICES_DATE}, instances only; EBS and traffic extra)")
 
     def __init__(self, spec, cluster_id=None, scheduler_cls=None, worker_cls=None, scheduler_options=None):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .base import Machine  # noqa: F401  (re-exported: where a plan's rows were defined before)
+from .base import Machine
 from .spec import KINDS, load_spec
 
 

@@ -5,15 +5,14 @@ the folder, so ``stockdag report results/<run>`` remakes every chart.
 """
 from __future__ import annotations
 
-
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on servers and in CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from ..pipeline import order_stage_ids, spec_for_ids, stage_layers, stage_table  # noqa: E402
+from ..pipeline import order_stage_ids, spec_for_ids, stage_layers, stage_table
 
 
 def _table(ids=()):

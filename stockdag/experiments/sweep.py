@@ -189,7 +189,7 @@ class SweepParams:
             self.run_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 
     @classmethod
-    def from_yaml(cls, path: str, **overrides) -> "SweepParams":
+    def from_yaml(cls, path: str, **overrides) -> SweepParams:
         import yaml
 
         with open(path) as f:

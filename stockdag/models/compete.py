@@ -9,13 +9,12 @@ rows and asked for the next-day return.
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
-import functools
-
 from threadpoolctl import ThreadpoolController
 
 from ..errors import InsufficientHistory

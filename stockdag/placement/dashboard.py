@@ -40,7 +40,7 @@ def page_data(scheduler, plugin_name: str) -> dict:
     costs = plugin.costs
     durations: dict[str, dict[str, float]] = {}
     counts: dict[str, dict[str, int]] = {}
-    for (stage, worker), mean in sorted(costs._mean.items()):  # noqa: SLF001  (same package)
+    for (stage, worker), mean in sorted(costs._mean.items()):
         durations.setdefault(stage, {})[worker] = mean
         counts.setdefault(stage, {})[worker] = costs.count(stage, worker)
     seen = sorted({w for per in durations.values() for w in per})

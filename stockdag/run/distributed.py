@@ -110,7 +110,7 @@ class DistributedExecutor:
         steps.append(worker_logs.install(self.client))
         return [s for s in steps if s is not None]
 
-    async def start(self) -> "DistributedExecutor":
+    async def start(self) -> DistributedExecutor:
         """Register the placement strategy on an asynchronous client's scheduler (idempotent)."""
         if self._pending_registration:
             self._pending_registration = False

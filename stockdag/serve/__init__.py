@@ -52,10 +52,10 @@ class ServerThread:
     def _run(self) -> None:
         try:
             self.server.run(sockets=[self._sock])
-        except BaseException as exc:  # noqa: BLE001  (handed to the starting thread, which re-raises it)
+        except BaseException as exc:
             self._error = exc
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> ServerThread:
         self._thread.start()
         while not self.server.started and self._thread.is_alive():
             self._thread.join(0.05)

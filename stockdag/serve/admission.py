@@ -16,12 +16,12 @@ class Ticket:
 
     __slots__ = ("_admission", "_released", "handed_over")
 
-    def __init__(self, admission: "Admission"):
+    def __init__(self, admission: Admission):
         self._admission = admission
         self._released = False
         self.handed_over = False  # True once a backend owns the release (its work may outlive the handler)
 
-    def hand_over(self) -> "Ticket":
+    def hand_over(self) -> Ticket:
         """Called by the backend that started the work: it now releases the ticket when the work ends."""
         self.handed_over = True
         return self

@@ -323,7 +323,7 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
                           headers={"Retry-After": str(retry_after)})
         try:
             body = await asyncio.wait_for(backend.predict(request, ticket), deadline)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             metrics.rejected.labels("deadline").inc()
             return _error(504, "DeadlineExceeded", f"no answer within the {deadline:g} s deadline")
         finally:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import logging
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from ..errors import InsufficientHistory, StockdagError
 

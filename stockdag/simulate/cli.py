@@ -6,8 +6,19 @@ import os
 import sys
 
 from ..cli_options import (
-    ami_id, arrivals, directory, instance_type, integer, non_negative_float, non_negative_int, positive_float, positive_int, run_folder,
-    security_group_id, strategy, yaml_file,
+    ami_id,
+    arrivals,
+    directory,
+    instance_type,
+    integer,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    run_folder,
+    security_group_id,
+    strategy,
+    yaml_file,
 )
 from ..errors import InvalidRequest
 from ..request import PROFILES
@@ -33,7 +44,7 @@ def _dumps(value) -> str:
 
 def add_parsers(sub) -> dict:
     """Add ``simulate`` and ``plan`` to ``sub``; return ``{command: function}``."""
-    from ..cli import SERVE_MODES  # the simulated service runs in the modes of `stockdag serve`
+    from ..modes import SERVING_MODES as SERVE_MODES  # the simulated service runs in the modes of `stockdag serve`
 
     p = sub.add_parser("simulate", help="calibrate the simulator on a measured run, and check it against every point (simulated)",
                        description="A discrete-event model of the service (SimPy), fitted on a run's centralized and 1-worker "
@@ -128,7 +139,7 @@ def _simulate_run(folder: str, args) -> int:
     from .. import config
     from ..bench.loadgen import BenchConfig
     from ..deploy import load_spec
-    from ..placement import STRATEGIES
+    from ..placement.registry import check_strategy
     from . import calibrate
     from .clusters import local_workers, workers_from_spec
     from .model import SimConfig, simulate
@@ -145,8 +156,7 @@ def _simulate_run(folder: str, args) -> int:
         else:
             workers = local_workers(args.workers)
         strategy = args.strategy or strategy or config.get("placement.strategy")
-        if strategy not in STRATEGIES:
-            raise InvalidRequest(f"unknown placement strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+        check_strategy(strategy)
         local = any(w.host == "local" for w in workers)
         sim = SimConfig("distributed", workers, strategy, cores={"local": cores} if local and cores else None,
                         granularity=config.get("pipeline.granularity"))
@@ -186,7 +196,8 @@ def cmd_plan(args) -> int:
     import yaml
 
     from .. import config
-    from ..deploy import parse_spec, plan as cluster_plan, prices
+    from ..deploy import parse_spec, prices
+    from ..deploy import plan as cluster_plan
     from . import calibrate, planner
 
     folder = args.run or newest_run(args.results or "results", args.profile or config.get("profile"))

@@ -49,11 +49,12 @@ import simpy
 from ..bench.loadgen import BenchConfig, intended_times, result_from
 from ..bench.mix import RequestMix
 from ..granularity import GRANULARITY_CHOICES, resolve_granularity
+from ..modes import check_mode
 from ..pipeline import FINAL, STAGES
-from ..placement import STRATEGIES, CostModel, TaskInfo, WorkerInfo, make_strategy
+from ..placement import CostModel, TaskInfo, WorkerInfo, make_strategy
+from ..placement.registry import check_strategy
 
 #: modes of the service (as in ``stockdag serve``)
-MODES = ("centralized", "replicated", "distributed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -331,14 +332,14 @@ class _Run:
             env.process(self._task(state, i, None))
         yield state.finished
 
-    def _ready(self, state: "_Request", i: int) -> None:
+    def _ready(self, state: _Request, i: int) -> None:
         """Task ``i`` finished: start the dependents whose inputs are now all done."""
         for s in state.shape.successors[i]:
             state.remaining[s] -= 1
             if not state.remaining[s]:
                 self.env.process(self._task(state, s, i))
 
-    def _task(self, state: "_Request", i: int, last):
+    def _task(self, state: _Request, i: int, last):
         # the single scheduler thread serves the messages in the order they were sent (FIFO); computed
         # directly instead of with a Resource: three fewer events per task
         env = self.env
@@ -425,13 +426,11 @@ class SimConfig:
     granularity: str = "stage"        # distributed: stockdag.pipeline.granularity the executor builds requests with
 
     def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"unknown mode {self.mode!r}; choose one of: {', '.join(MODES)}")
+        check_mode(self.mode)
         if self.mode == "distributed":
             if not self.workers:
                 raise ValueError("a distributed configuration needs at least one worker")
-            if self.strategy not in STRATEGIES:
-                raise ValueError(f"unknown strategy {self.strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+            check_strategy(self.strategy)
             if self.granularity not in GRANULARITY_CHOICES:
                 raise ValueError(f"unknown granularity {self.granularity!r}; choose one of: {', '.join(GRANULARITY_CHOICES)}")
 

@@ -22,9 +22,9 @@ import pandas as pd
 from .. import config
 from ..bench.loadgen import BenchConfig
 from ..deploy import prices
+from ..granularity import resolve_granularity
 from ..placement import STRATEGIES
 from . import calibrate
-from ..granularity import resolve_granularity
 from .model import SimConfig, shape, simulate
 from .planner import ec2_workers, hourly, scheduler_type
 

@@ -110,7 +110,7 @@ class WebAppThread:
         try:
             self.server = make_server(io_loop=loop, **self.kwargs)
             self.server.start()
-        except BaseException as exc:  # noqa: BLE001  (handed to the starting thread, which re-raises it)
+        except BaseException as exc:
             self._error = exc
             self._ready.set()
             return
@@ -119,7 +119,7 @@ class WebAppThread:
         self.server.stop()
         loop.close(all_fds=True)
 
-    def __enter__(self) -> "WebAppThread":
+    def __enter__(self) -> WebAppThread:
         self._thread.start()
         self._ready.wait(30)
         if self._error is not None or self.server is None:

@@ -18,15 +18,25 @@ import html
 import threading
 from functools import partial
 
-from bokeh.layouts import column, row
-from bokeh.models import (BoxAnnotation, Button, ColumnDataSource, Div, FactorRange, HoverTool, MultiChoice,
-                          RadioButtonGroup, Select, TextInput)
-from bokeh.palettes import Category10_10
 from bokeh.core.properties import value
+from bokeh.layouts import column, row
+from bokeh.models import (
+    BoxAnnotation,
+    Button,
+    ColumnDataSource,
+    Div,
+    FactorRange,
+    HoverTool,
+    MultiChoice,
+    RadioButtonGroup,
+    Select,
+    TextInput,
+)
+from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
 from .. import config
-from ..bench import ARRIVALS, DISTRIBUTIONS, supported
+from ..bench import ARRIVALS, MIXES, supported
 from ..bench.loadgen import DEFAULT_TIMEOUT
 from ..pipeline import order_stage_ids, stage_table
 from ..pipeline_spec import DEFAULT as DEFAULT_PIPELINE
@@ -127,7 +137,7 @@ class LoadTestPage:
                                 css_classes=["sd-warmup"], **w)
         self.timeout = TextInput(title="timeout (s)", value=f"{float(b('bench.timeout') or DEFAULT_TIMEOUT):g}",
                                  css_classes=["sd-timeout"], **w)
-        self.distribution = Select(title="request mix", value=b("bench.distribution"), options=list(DISTRIBUTIONS), **w)
+        self.distribution = Select(title="request mix", value=b("bench.distribution"), options=list(MIXES), **w)
         self.symbols = TextInput(title="symbols (blank: all)", placeholder="e.g. AAPL IBM", css_classes=["sd-symbols"],
                                  width=160)
         self.start = TextInput(title="as-of from", value=str(b("bench.start")), css_classes=["sd-start-date"], **w)

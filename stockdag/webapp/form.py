@@ -13,7 +13,7 @@ import re
 from urllib.parse import urlsplit
 
 from .. import config
-from ..bench import ARRIVALS, DISTRIBUTIONS
+from ..bench import ARRIVALS, LOOPS, MIXES
 
 
 class FormError(ValueError):
@@ -83,7 +83,7 @@ def parse_form(values: dict) -> dict:
     """
     url = parse_url(values.get("url"))
     loop = values.get("loop", "open")
-    if loop not in ("open", "closed"):
+    if loop not in LOOPS:
         raise FormError(f"load: choose open loop (rate) or closed loop (users), not {loop!r}")
     max_duration = float(config.get("webapp.max_duration"))
     bench = {
@@ -101,9 +101,9 @@ def parse_form(values: dict) -> dict:
         bench["arrivals"] = arrivals
     else:
         bench["users"] = _number(values, "users", "users", integer=True, minimum=1, maximum=10_000)
-    distribution = values.get("distribution") or DISTRIBUTIONS[0]
-    if distribution not in DISTRIBUTIONS:
-        raise FormError(f"request mix: choose {' or '.join(DISTRIBUTIONS)}, not {distribution!r}")
+    distribution = values.get("distribution") or MIXES[0]
+    if distribution not in MIXES:
+        raise FormError(f"request mix: choose {' or '.join(MIXES)}, not {distribution!r}")
     dates = {}
     for key in ("start", "end"):
         raw = str(values.get(key) or "").strip()

@@ -7,7 +7,7 @@ import asyncio
 import os
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from .. import __version__, config
@@ -31,7 +31,7 @@ class LiveRun:
     records, and the measured duration is the time until the stop.
     """
 
-    def __init__(self, params: dict, store: "RunStore | None" = None, on_end: Callable[[], None] | None = None):
+    def __init__(self, params: dict, store: RunStore | None = None, on_end: Callable[[], None] | None = None):
         self.params = params
         self.store = store
         self.on_end = on_end
@@ -49,7 +49,7 @@ class LiveRun:
         self._thread = threading.Thread(target=self._main, name="stockdag-webapp-run", daemon=True)
 
     # -- control (any thread)
-    def start(self) -> "LiveRun":
+    def start(self) -> LiveRun:
         self._thread.start()
         return self
 
@@ -82,7 +82,7 @@ class LiveRun:
     def _main(self) -> None:
         try:
             asyncio.run(self._amain())
-        except Exception as exc:  # noqa: BLE001  (shown on the page instead of dying silently in a thread)
+        except Exception as exc:
             self.state, self.message = "failed", f"the run failed: {type(exc).__name__}: {exc}"
         finally:
             if self.on_end is not None:

@@ -2,7 +2,6 @@
 (its ``/health`` and symbols) from any other URL."""
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -63,7 +62,7 @@ async def probe(url: str, timeout: float = 5.0) -> Target:
     except aiohttp.ClientConnectorError as exc:
         reason = exc.os_error.strerror if exc.os_error is not None and exc.os_error.strerror else str(exc)
         return Target(url, False, f"cannot reach {url}: {reason.lower()} (is the server running?)")
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return Target(url, False, f"cannot reach {url}: no answer within {timeout:g} s")
     except (aiohttp.ClientError, OSError) as exc:
         return Target(url, False, f"cannot reach {url}: {type(exc).__name__}: {exc}")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 
 import looptime
-from hdrh.histogram import HdrHistogram
 import pytest
+from hdrh.histogram import HdrHistogram
 
 from stockdag.bench import BenchConfig, arun
 from stockdag.bench.loadgen import LoadRun

@@ -15,8 +15,8 @@ from dask.base import tokenize
 from distributed import as_completed
 
 from stockdag.demo import request_mix
-from stockdag.models.train import train
 from stockdag.models import REGISTRY
+from stockdag.models.train import train
 from stockdag.pipeline import STAGES, stage_table
 from stockdag.pipeline_spec import DEFAULT, STEPS, PipelineSpec
 from stockdag.request import parse_request

@@ -18,7 +18,6 @@ import uuid
 import pytest
 from dask._task_spec import Task
 from distributed import Scheduler
-
 from fake_scheduler import fake_scheduler
 
 from stockdag.pipeline import STAGES as PIPELINE_STAGES

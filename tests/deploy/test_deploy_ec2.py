@@ -4,8 +4,8 @@ from __future__ import annotations
 import base64
 
 import pytest
-
 from deploy_helpers import ec2_spec, running
+
 from stockdag.cli import main
 from stockdag.deploy import start
 from stockdag.deploy.ec2 import TAG, terminate_tagged

@@ -98,7 +98,7 @@ def test_delaytcp_holds_each_message_and_pipelines_them():
     records = [r for r in delaycomm.RECORDS if r[0] == delay]
     assert len(records) == 7  # the connection handshake, then the five messages
     records = records[2:]
-    for d, written, due, sent in records:
+    for _d, written, due, sent in records:
         assert due - written == pytest.approx(delay)  # each held for its own delay...
         assert sent >= due  # ...and never sent early
     # pipelined: all five were written before the first left (serialised, each would wait for the previous)

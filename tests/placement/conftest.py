@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 from distributed import Client, LocalCluster
+from placement_helpers import QUIET, SHAPES
+from placement_helpers import run_and_record as _run_and_record
 
-from placement_helpers import QUIET, SHAPES, run_and_record as _run_and_record
 from stockdag.placement import NAME, register
 
 

@@ -5,11 +5,10 @@ import dataclasses
 
 import dask
 import pytest
+from test_placement_strategies import stockdag_tasks, workers
 
 from stockdag.placement import CostModel, WorkerInfo, make_strategy
 from stockdag.placement.heft import plan_request
-
-from test_placement_strategies import stockdag_tasks, workers
 
 MODELS = ("linear_regression", "ridge", "random_forest", "svr", "lstm")
 

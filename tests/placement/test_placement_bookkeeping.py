@@ -11,7 +11,6 @@ import uuid
 
 import pytest
 from dask._task_spec import Task
-
 from fake_scheduler import fake_scheduler
 
 from stockdag.placement import PlacementPlugin

@@ -221,7 +221,7 @@ def test_heft_places_a_request_as_the_textbook_loop_with_learned_costs():
         info = {t.key: t for t in tasks}
         ref = _reference_schedule(
             list(info), {t.key: t.dependencies for t in tasks},
-            lambda k, i: costs.estimate(info[k].stage, workers[i].name), lambda a, b: costs.transfer(info[a].stage),
+            lambda k, i: costs.estimate(info[k].stage, workers[i].name), lambda a, b: costs.transfer(info[a].stage),  # noqa: B023 (called here)
             range(len(workers)), {i: w.occupancy / w.nthreads for i, w in enumerate(workers)},
             {i: w.nthreads for i, w in enumerate(workers)})
         assert (fast.order, fast.assignment, fast.times) == (ref.order, ref.assignment, ref.times)

@@ -6,11 +6,10 @@ import uuid
 import dask
 import pytest
 from distributed import Client, LocalCluster
+from placement_helpers import QUIET, SMALL_PIPELINE, chain, quiet, request_task, stockdag_graph
 
 from stockdag.errors import InvalidRequest
 from stockdag.placement import NAME, STRATEGIES, PlacementPlugin, Strategy, register
-
-from placement_helpers import QUIET, SMALL_PIPELINE, chain, quiet, request_task, stockdag_graph
 
 STRICT = [name for name in STRATEGIES if name != "dask"]
 

@@ -14,10 +14,9 @@ import uuid
 import dask
 import pytest
 from distributed import Client, Event, LocalCluster, get_task_stream
+from placement_helpers import QUIET, SMALL_PIPELINE, request_task
 
 from stockdag.placement import NAME, register
-
-from placement_helpers import QUIET, SMALL_PIPELINE, request_task
 
 
 def gate(name: str):

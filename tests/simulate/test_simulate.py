@@ -12,8 +12,7 @@ from stockdag.bench.loadgen import BenchConfig
 from stockdag.cli import main
 from stockdag.deploy import load_spec
 from stockdag.placement import STRATEGIES, Strategy
-from stockdag.simulate import Costs, Overheads, SimConfig, SimWorker, critical_path, simulate
-from stockdag.simulate import calibrate, validate
+from stockdag.simulate import Costs, Overheads, SimConfig, SimWorker, calibrate, critical_path, simulate, validate
 from stockdag.simulate.model import STAGE_IDS
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

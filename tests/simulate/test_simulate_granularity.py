@@ -12,8 +12,7 @@ import pytest
 from stockdag.bench.loadgen import BenchConfig
 from stockdag.pipeline import STAGES, task_groups
 from stockdag.placement import STRATEGIES, Strategy
-from stockdag.simulate import Costs, Overheads, SimConfig, SimWorker, simulate
-from stockdag.simulate import calibrate
+from stockdag.simulate import Costs, Overheads, SimConfig, SimWorker, calibrate, simulate
 from stockdag.simulate.model import STAGE_IDS
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -123,7 +122,7 @@ def test_measured_speeds_pair_the_traced_workers_with_the_spec_by_rank():
 
     def records(first_slow):
         traces = []
-        for k in range(3):
+        for _k in range(3):
             entries = _trace(slow_ids, worker="tcp://x:1" if first_slow else "tcp://x:2", scale=dict.fromkeys(STAGE_IDS, 2.5)) + \
                 _trace(fast_ids, worker="tcp://x:2" if first_slow else "tcp://x:1", scale=dict.fromkeys(STAGE_IDS, 1.25))
             traces.append(json.dumps(entries))

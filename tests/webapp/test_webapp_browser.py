@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 try:
     from playwright.sync_api import expect, sync_playwright
 except ImportError as exc:  # the hint, then the failure: CI must not skip these
