@@ -198,15 +198,13 @@ def test_a_one_task_request_is_submitted_as_a_task_with_its_annotation(small, cl
     assert dataclasses.replace(traced.value, cache={}) == _core(graph)
 
 
-def test_an_executor_with_dasks_placement_removes_an_earlier_strategy(small, client):
+
+def test_the_overhead_tools_dask_variant_runs_without_an_earlier_strategys_plugin(small, client):
+    from stockdag.overhead import measure
     from stockdag.placement import NAME
 
-    installed = lambda: client.run_on_scheduler(lambda dask_scheduler: NAME in dask_scheduler.plugins)  # noqa: E731
-    req = parse_request("MSFT", "2012-06-01")
-    heft = DistributedExecutor(client=client, strategy="heft", granularity="stage").run(req)
-    assert installed() and all(t.planned_worker == t.worker for t in heft.trace)
-    dask_own = DistributedExecutor(client=client, strategy="dask", granularity="stage").run(
-        dataclasses.replace(req, request_id="d" + req.request_id[1:]))
-    assert not installed()
-    assert all(t.planned_worker is None for t in dask_own.trace)  # nothing planned it
-    assert _core(dask_own) == _core(heft)
+    # variants run centralized, heft, dask for the one request: the dask one must not be planned by heft's plugin
+    m = measure(("refit",), workers=1, requests=1, batch=1, rounds=0, granularities=("stage",), batchings=("dask",),
+                strategies=("heft", "dask"), client=client)
+    assert list(m.latency["refit"]) == ["centralized", "stage/dask/heft", "stage/dask/dask"]
+    assert not client.run_on_scheduler(lambda dask_scheduler: NAME in dask_scheduler.plugins)

@@ -104,8 +104,6 @@ class DistributedExecutor:
         steps = []
         if self._register:
             steps.append(register(self.client, self.strategy))
-        else:  # Dask's own placement: no strategy an earlier executor registered on this cluster keeps planning
-            steps.append(self.client.run_on_scheduler(_drop_placement))
         steps.append(batching.apply(self.client))
         steps.append(worker_logs.install(self.client))
         return [s for s in steps if s is not None]
@@ -192,12 +190,3 @@ class DistributedExecutor:
     def __exit__(self, *exc):
         self.close()
 
-
-def _drop_placement(dask_scheduler=None) -> bool:
-    """Remove a registered placement plugin from the scheduler; True if there was one."""
-    from ..placement.plugin import NAME
-
-    if NAME in dask_scheduler.plugins:
-        dask_scheduler.remove_plugin(NAME)
-        return True
-    return False
