@@ -206,7 +206,7 @@ def test_width_params_cover_the_widths_with_and_without_the_extra_steps():
     assert sorted({len(s.models) for s in specs.values()}) == [1, 2, 5, 10, 20]
     for width in (1, 2, 5, 10, 20):
         assert sorted(s.steps for s in specs.values() if len(s.models) == width) == [(), tuple(STEPS)]
-    assert {c._label() for c in p.configurations_list()} == {"centralized", "replicated x2", "distributed w2 dask"}
+    assert {c._label() for c in p.configurations_list()} == {"centralized", "replicated x2", "distributed w2 adaptive"}
 
 
 def _trace(spec, seconds_per_model):

@@ -131,7 +131,7 @@ def resolved_granularity(meta: dict, cfg: dict, folder: str | None = None) -> st
     (``branch`` on several threads); the simulator resolves it per request.
     """
     from ..granularity import resolve_granularity
-    from .validate import workers_for
+    from .clusters import workers_for
 
     threads = sum(w.threads for w in workers_for(meta["config"], folder))
     return resolve_granularity(point_granularity(meta, cfg), threads)
@@ -192,7 +192,7 @@ def measured_speeds(folder: str, cal: dict, pts=None) -> dict[str, dict[str, dic
     (stages: how many stage runs the figure rests on); empty when no point
     ran on a spec.
     """
-    from .validate import workers_for
+    from .clusters import workers_for
 
     pts = pts if pts is not None else points(folder)
     base = dict(zip(cal["stages"], np.asarray(cal["samples"], dtype=float).mean(axis=0)))

@@ -8,6 +8,8 @@ of ``stockdag.simulate`` in the configuration.
 """
 from __future__ import annotations
 
+import os
+
 from .. import config
 from .model import SimWorker
 
@@ -36,3 +38,18 @@ def workers_from_spec(spec) -> list[SimWorker]:
 def local_workers(n: int) -> list[SimWorker]:
     """The embedded LocalCluster's ``n`` one-thread workers (named 0, 1, ... as LocalCluster names them)."""
     return [SimWorker(str(i), 1, 1.0, 0.0, loopback_bandwidth(), "local") for i in range(n)]
+
+
+def workers_for(config: dict, run_dir: str | None = None) -> list[SimWorker]:
+    """The simulated workers of a measured distributed configuration (the embedded LocalCluster or a spec)."""
+    if not config.get("cluster"):
+        # LocalCluster names its workers 0, 1, ...; hash-ring strategies see those names
+        return local_workers(int(config["workers"]))
+    from ..deploy import load_spec
+
+    path = config["cluster"]
+    if not os.path.exists(path) and run_dir is not None:  # a spec path relative to the repository the run came from
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(run_dir)))
+        if os.path.exists(os.path.join(repo, path)):
+            path = os.path.join(repo, path)
+    return workers_from_spec(load_spec(path))

@@ -27,27 +27,12 @@ import numpy as np
 from ..bench.loadgen import BenchConfig
 from ..bench.mix import RequestMix
 from . import calibrate as cal_mod
-from .clusters import local_workers, workers_from_spec
-from .model import SimConfig, SimWorker, simulate
+from .clusters import local_workers, workers_for, workers_from_spec  # noqa: F401  (workers_for: re-exported)
+from .model import SimConfig, simulate
 
 #: the issue's targets: median |relative error| below saturation
 TARGETS = {"p50": 0.10, "throughput": 0.10, "p99": 0.25}
 FIELDS = ("p50", "p90", "p99", "throughput")
-
-
-def workers_for(config: dict, run_dir: str | None = None) -> list[SimWorker]:
-    """The simulated workers of a measured distributed configuration (the embedded LocalCluster or a spec)."""
-    if not config.get("cluster"):
-        # LocalCluster names its workers 0, 1, ...; hash-ring strategies see those names
-        return local_workers(int(config["workers"]))
-    from ..deploy import load_spec
-
-    path = config["cluster"]
-    if not os.path.exists(path) and run_dir is not None:  # a spec path relative to the repository the run came from
-        repo = os.path.dirname(os.path.dirname(os.path.abspath(run_dir)))
-        if os.path.exists(os.path.join(repo, path)):
-            path = os.path.join(repo, path)
-    return workers_from_spec(load_spec(path))
 
 
 #: the admission limit the sweep gives its servers (stockdag.experiments.sweep.serving)
