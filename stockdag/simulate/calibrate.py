@@ -65,20 +65,57 @@ def read_config(folder: str) -> dict:
         return json.load(f)
 
 
-def points(folder: str) -> list[tuple[dict, pd.DataFrame]]:
-    """Every measured point of a run: (its metadata, its raw records)."""
-    out = []
+def modelled(meta: dict, cfg: dict) -> bool:
+    """Does the point run the pipeline the simulator models: the default table (its five models, no extra steps)?
+
+    A point of a configuration that names another pipeline spec (the width experiment's) is not modelled.
+    """
+    from ..pipeline_spec import DEFAULT
+
+    name = meta["config"].get("pipeline")
+    if not name:
+        return True  # the run's own pipeline: traces() keeps only requests of the default table
+    spec = (cfg.get("pipelines") or {}).get(name) or {}
+    return tuple(spec.get("models", ())) == tuple(DEFAULT.models) and not spec.get("steps")
+
+
+def not_modelled(folder: str) -> list[str]:
+    """The points of a run that :func:`points` leaves out (another pipeline than the one modelled)."""
+    cfg = read_config(folder)
+    return [meta["point"] for meta in _metas(folder) if not modelled(meta, cfg)]
+
+
+def _metas(folder: str) -> list[dict]:
     pdir = os.path.join(folder, "points")
     if not os.path.isdir(pdir):
         raise CalibrationError(f"{folder} has no points/ folder")
+    out = []
     for name in sorted(os.listdir(pdir)):
         if name.endswith(".json"):
             with open(os.path.join(pdir, name)) as f:
-                meta = json.load(f)
-            records = os.path.join(pdir, meta["point"] + ".parquet")
-            if not os.path.exists(records):
-                raise CalibrationError(f"{folder}: point {meta['point']} has no records (points/{meta['point']}.parquet is missing)")
-            out.append((meta, pd.read_parquet(records)))
+                out.append(json.load(f))
+    return out
+
+
+def points(folder: str) -> list[tuple[dict, pd.DataFrame]]:
+    """Every measured point of a run that the simulator models: (its metadata, its raw records).
+
+    Raises :class:`CalibrationError` when no point runs the modelled pipeline (see :func:`modelled`).
+    """
+    cfg = read_config(folder)
+    out, skipped = [], set()
+    pdir = os.path.join(folder, "points")
+    for meta in _metas(folder):
+        if not modelled(meta, cfg):
+            skipped.add(meta["config"].get("pipeline"))
+            continue
+        records = os.path.join(pdir, meta["point"] + ".parquet")
+        if not os.path.exists(records):
+            raise CalibrationError(f"{folder}: point {meta['point']} has no records (points/{meta['point']}.parquet is missing)")
+        out.append((meta, pd.read_parquet(records)))
+    if not out and skipped:
+        raise CalibrationError(f"{folder}: no point runs the pipeline the simulator models (the default C1-C12); "
+                               f"this run swept {', '.join(sorted(skipped))}")
     return out
 
 

@@ -175,6 +175,7 @@ def validate(folder: str, *, repeats: int = 5, calibration: dict | None = None, 
         "calibration": {k: cal.get(k) for k in ("profile", "fitted_on", "distributed_overheads_from", "task_hop_from",
                                                 "overheads", "nbytes_source")},
         "repeats": repeats,
+        "not_modelled": cal_mod.not_modelled(folder),  # points of another pipeline than the default C1-C12
         "speeds": {"source": speeds, "workers": measured_speeds},
         "targets": TARGETS,
         "median_abs_error": {
@@ -203,6 +204,9 @@ def text(result: dict) -> str:
     for spec, workers in result.get("speeds", {}).get("workers", {}).items():
         lines.append(f"speeds of {spec} (measured from the traces, used instead of the nominal): " + ", ".join(
             f"{name} {w['measured']:.2f} (nominal {w['nominal']:g}, {w['stages']} stage runs)" for name, w in workers.items()))
+    if result.get("not_modelled"):
+        lines.append(f"not modelled: {len(result['not_modelled'])} points of pipelines other than the default C1-C12 "
+                     "(the simulator models that table only)")
     for k, m in result["median_abs_error"].items():
         vals = ", ".join(f"{f} {m[f] * 100:.1f}%" if m[f] is not None else f"{f} n/a" for f in ("p50", "p99", "throughput"))
         lines.append(f"median |error|, {k.replace('_', ' ')} ({m['points']} points): {vals}")

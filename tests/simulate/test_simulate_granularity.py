@@ -140,3 +140,28 @@ def test_measured_speeds_pair_the_traced_workers_with_the_spec_by_rank():
     assert got["fast-0"]["measured"] == pytest.approx(0.8) and got["fast-0"]["nominal"] == 1.0
     assert got["slow-0"]["measured"] == pytest.approx(0.4) and got["slow-0"]["nominal"] == 0.5
     assert got["fast-0"]["stages"] == got["slow-0"]["stages"] == 2 * 3 * 6
+
+
+def test_only_points_of_the_default_pipeline_are_modelled():
+    from stockdag.simulate.calibrate import modelled
+
+    cfg = {"pipelines": {"width/w05": {"name": "w05", "models": ["ridge", "random_forest", "lightgbm", "knn", "mlp"], "steps": []},
+                         "width/w05-deep": {"name": "w05-deep", "models": ["ridge", "random_forest", "lightgbm", "knn", "mlp"],
+                                            "steps": ["market", "ensemble", "interval"]},
+                         "width/w10": {"name": "w10", "models": ["ridge", "knn"], "steps": []}}}
+    point = lambda pipe: {"config": {"pipeline": pipe}}  # noqa: E731
+    assert modelled(point(None), cfg) and modelled(point("width/w05"), cfg)
+    assert not modelled(point("width/w05-deep"), cfg) and not modelled(point("width/w10"), cfg)
+    assert not modelled(point("width/unrecorded"), cfg)
+
+
+def test_a_run_of_other_pipelines_only_is_one_clear_error(tmp_path):
+    import json
+
+    from stockdag.simulate.calibrate import CalibrationError, points
+
+    (tmp_path / "points").mkdir()
+    (tmp_path / "config.json").write_text(json.dumps({"pipelines": {"width/w10": {"models": ["ridge"], "steps": []}}}))
+    (tmp_path / "points" / "p.json").write_text(json.dumps({"point": "p", "config": {"pipeline": "width/w10"}}))
+    with pytest.raises(CalibrationError, match="no point runs the pipeline the simulator models.*width/w10"):
+        points(str(tmp_path))
