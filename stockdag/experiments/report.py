@@ -442,6 +442,13 @@ def build(folder: str) -> dict:
     return {"saturation": data.sat, "limits": data.lim, "aggregate": data.agg, "drift": data.drift, "width": data.width}
 
 
+def scale_index_lines(folder: str) -> list[str]:
+    """The simulated test cases of a run (``stockdag.simulate.scale``), if it has them."""
+    from ..simulate.scale import index_lines
+
+    return index_lines(folder)
+
+
 def build_index(results_dir: str = "results") -> str:
     """results/REPORT.md: every committed run's answer, newest first, with links."""
     runs = sorted((d for d in os.listdir(results_dir) if os.path.exists(os.path.join(results_dir, d, "config.json"))), reverse=True)
@@ -466,6 +473,7 @@ def build_index(results_dir: str = "results") -> str:
                   f"{len(sat)} configurations, {len(run.summary)} points; machine {cfg['machine'].get('cores')} cores "
                   f"(parallel capacity {cfg['machine'].get('parallel_capacity')}x); commit `{(cfg['git'].get('commit') or '')[:10]}`.", "",
                   *[f"- {s}" for s in found], "",
+                  *scale_index_lines(folder),
                   f"![{chart}]({d}/charts/{chart}.png)", ""]
     path = os.path.join(results_dir, "REPORT.md")
     with open(path, "w") as f:

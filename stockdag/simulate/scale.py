@@ -270,6 +270,29 @@ def section(folder: str, table: pd.DataFrame | None = None, objective: float = 1
     return "\n".join(lines)
 
 
+def index_lines(folder: str, objective: float = 1.0) -> list[str]:
+    """A run's simulated test cases, compact, for ``results/REPORT.md``: the best strategy at each machine count."""
+    if not os.path.exists(os.path.join(folder, FILE)):
+        return []
+    summ = summarize(pd.read_csv(os.path.join(folder, FILE)), objective)
+    homo = summ[summ["cluster"] == "homogeneous"]
+    dist = homo[~homo["strategy"].isin(["centralized", "replicated"])]
+    best = dist.sort_values(["machines", "max_throughput"], ascending=[True, False]).groupby("machines").head(1)
+    rep = homo[homo["strategy"] == "replicated"].set_index("machines")
+    rows = []
+    for r in best.itertuples():
+        rows.append({"case": r.case, "machines": r.machines, "best distributed strategy": r.strategy,
+                     "p50 ms": r.p50_low_load_ms, "max req/s": r.max_throughput,
+                     "replicated max req/s": rep["max_throughput"].get(r.machines),
+                     "usd per million": r.usd_per_million})
+    central = homo[homo["strategy"] == "centralized"]
+    head = (f"SIMULATED (calibrated on this run; `{FILE}`): centralized on 1 machine "
+            f"{central['max_throughput'].iloc[0]:g} req/s, p50 {central['p50_low_load_ms'].iloc[0]:g} ms. "
+            "Homogeneous clusters, the best distributed strategy at each size:") if len(central) else \
+        f"SIMULATED (calibrated on this run; `{FILE}`), the best distributed strategy at each size:"
+    return [f"- {head}", "", _md(pd.DataFrame(rows)), ""]
+
+
 def add_to_report(folder: str, objective: float = 1.0) -> bool:
     """Put the simulated section into ``<run>/REPORT.md`` if ``<run>/simulate/scale.csv`` exists; return whether it did."""
     path = os.path.join(folder, "REPORT.md")

@@ -74,3 +74,18 @@ def test_the_scale_table_simulates_the_runs_granularity(run_copy, monkeypatch):
     dist = table[table["strategy"] == "round-robin"]
     assert (dist["tasks_per_request"] == 9).all()  # auto on 2 x c5.large: the branches (C1+C6, C2+C3, C5+C4, five models, C12)
     assert dist["scheduler_bound_rps"].iloc[0] == pytest.approx(1 / (9 * cal["overheads"]["task"]))
+
+
+def test_the_results_index_gets_the_simulated_cases_of_a_run(tmp_path):
+
+
+    from stockdag.simulate.scale import FILE, index_lines
+
+    run = tmp_path / "run"
+    (run / "simulate").mkdir(parents=True)
+    assert index_lines(str(run)) == []  # no simulated section: nothing
+    shutil.copy(os.path.join(REPO, "results", "20261129-225208-default", FILE), run / FILE)
+    text = "\n".join(index_lines(str(run)))
+    assert text.startswith("- SIMULATED (calibrated on this run")
+    rows = [line for line in text.splitlines() if line.startswith("| ")][1:]  # after the header
+    assert [int(r.split("|")[2]) for r in rows] == sorted({1, 2, 3, 4, 5, 8, 16, 32, 64})
