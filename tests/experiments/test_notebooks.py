@@ -32,6 +32,8 @@ def test_notebooks_execute_where_jupyter_starts_them_and_clean_up(tmp_path, monk
     scratch.mkdir()
     monkeypatch.setenv("TMPDIR", str(scratch))  # the kernel's temporary directory: must be empty afterwards
     results = tmp_path / "results"
+    # results/ as it was before (a user's own runs of `make experiment` may be there): the notebooks must not change it
+    before = subprocess.run(["git", "status", "--porcelain", "results"], capture_output=True, text=True).stdout
     committed = sorted(d for d in os.listdir("results") if os.path.exists(os.path.join("results", d, "config.json")))
     runs = {
         "notebooks/01-data-and-models.ipynb": {"symbols": ["IBM"], "start": "2012-01-01", "end": "2012-02-28", "window": 120},
@@ -54,7 +56,7 @@ def test_notebooks_execute_where_jupyter_starts_them_and_clean_up(tmp_path, monk
     assert not [p for p in os.listdir(scratch) if p.startswith("stockdag-models-")]
     assert not os.path.exists("notebooks/results") and not os.path.exists("experiments/results")
     # reading the committed run changed nothing in it
-    assert subprocess.run(["git", "status", "--porcelain", "results"], capture_output=True, text=True).stdout == ""
+    assert subprocess.run(["git", "status", "--porcelain", "results"], capture_output=True, text=True).stdout == before
 
 
 def test_results_resolve_to_the_project_folder_from_a_notebook_folder(monkeypatch):
