@@ -188,15 +188,20 @@ def test_workers_of_the_emulated_spec_carry_cpu_share_and_link_delay():
 HETERO = os.path.join(REPO, "results", "20261129-093503-emulated-hetero")
 
 
+def _copy_run(run: str, parent) -> str:
+    """A copy of a committed run's measurements (no simulated section, charts or notebooks) under ``parent``."""
+    dest = parent / os.path.basename(run)
+    shutil.copytree(run, dest, ignore=shutil.ignore_patterns("simulate", "charts", "*.ipynb"))
+    return dest
+
+
 def test_a_run_without_one_worker_points_takes_the_overheads_from_a_sibling_run(tmp_path, capsys):
-    ignore = shutil.ignore_patterns("simulate", "charts", "*.ipynb")
-    alone = tmp_path / "alone" / os.path.basename(HETERO)
-    shutil.copytree(HETERO, alone, ignore=ignore)
+    alone = _copy_run(HETERO, tmp_path / "alone")
     # no sibling with 1-worker points: one clear line, exit 2
     assert main(["simulate", "calibrate", str(alone)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no 1-worker distributed points" in err
-    shutil.copytree(RUN, tmp_path / "alone" / os.path.basename(RUN), ignore=ignore)
+    _copy_run(RUN, tmp_path / "alone")  # a sibling run beside it
     cal = calibrate.fit(str(alone), sizes=SIZES)
     assert cal["distributed_overheads_from"] == os.path.basename(RUN)
     assert any(p.startswith(os.path.basename(RUN) + "/distributed-w1-") for p in cal["fitted_on"])
@@ -264,13 +269,11 @@ AUTO_RUN = os.path.join(REPO, "results", "20261129-225208-default")
 def test_a_run_whose_one_worker_points_ran_one_task_each_takes_task_and_hop_from_a_sibling(tmp_path, capsys):
     """At granularity auto a 1-worker point runs each request as one fused task: no gap between tasks shows the
     per-task or per-hop overhead (they fitted to ~0 when read between stages), only the per-request one."""
-    ignore = shutil.ignore_patterns("simulate", "charts", "*.ipynb")
-    alone = tmp_path / "alone" / os.path.basename(AUTO_RUN)
-    shutil.copytree(AUTO_RUN, alone, ignore=ignore)
+    alone = _copy_run(AUTO_RUN, tmp_path / "alone")
     assert main(["simulate", "calibrate", str(alone)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "ran each request as one task (request)" in err
-    shutil.copytree(RUN, tmp_path / "alone" / os.path.basename(RUN), ignore=ignore)
+    _copy_run(RUN, tmp_path / "alone")  # a sibling run beside it
     cal = calibrate.fit(str(alone), sizes=SIZES)
     sibling = calibrate.fit(str(tmp_path / "alone" / os.path.basename(RUN)), sizes=SIZES)
     assert cal["distributed_overheads_from"] == os.path.basename(AUTO_RUN) and cal["granularity"] == "auto"
