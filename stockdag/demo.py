@@ -156,7 +156,7 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
 
     from distributed import Client, LocalCluster, as_completed
 
-    from .placement.plugin import NAME as PLUGIN
+    from .placement import unregister
 
     def central_batch(rs):
         t = time.perf_counter()
@@ -172,8 +172,8 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
         cmp.dashboard = client.dashboard_link
         central_rounds = []
         for strategy in strategies:
-            if strategy == "dask" and client.run_on_scheduler(lambda dask_scheduler: PLUGIN in dask_scheduler.plugins):
-                client.unregister_scheduler_plugin(PLUGIN)  # Dask's own placement: no plugin at all
+            if strategy == "dask":
+                unregister(client)  # Dask's own placement: no plugin at all
             dist = DistributedExecutor(client=client, strategy=strategy, granularity=granularity)
             cmp.granularity = dist.granularity_now()
             fresh = lambda rs: [dataclasses.replace(r, request_id=uuid.uuid4().hex) for r in rs]  # noqa: E731

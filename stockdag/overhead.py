@@ -167,16 +167,6 @@ def _tasks(label: str) -> int:
     return 0 if label == "centralized" else len(task_groups(label.split("/")[0], active_table()))
 
 
-def _drop_placement(dask_scheduler=None) -> bool:
-    """Remove a registered placement plugin from the scheduler; True if there was one."""
-    from .placement.plugin import NAME
-
-    if NAME in dask_scheduler.plugins:
-        dask_scheduler.remove_plugin(NAME)
-        return True
-    return False
-
-
 def variants(granularities, batchings, strategies, submits=("task",)) -> list[Variant]:
     """Centralized, then every combination (``submits`` only differ for the one-task ``request`` granularity)."""
     out = [Variant("centralized")]
@@ -194,6 +184,7 @@ def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int
     from distributed import Client, LocalCluster
 
     from . import demo
+    from .placement import unregister
     from .run import CentralizedExecutor, DistributedExecutor
     from .run import batching as batching_mod
 
@@ -217,7 +208,7 @@ def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int
             if current[0] != v.strategy:
                 executors.clear()
                 if v.strategy == "dask" and current[0] is not None:  # Dask's own placement: the earlier strategy's plugin goes
-                    client.run_on_scheduler(_drop_placement)
+                    unregister(client)
                 current[0] = v.strategy
                 current[1] = None
             if current[1] != v.batching:

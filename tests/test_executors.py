@@ -208,3 +208,12 @@ def test_the_overhead_tools_dask_variant_runs_without_an_earlier_strategys_plugi
                 strategies=("heft", "dask"), client=client)
     assert list(m.latency["refit"]) == ["centralized", "stage/dask/heft", "stage/dask/dask"]
     assert not client.run_on_scheduler(lambda dask_scheduler: NAME in dask_scheduler.plugins)
+
+
+def test_unregister_leaves_dasks_own_placement(client):
+    from stockdag.placement import NAME, register, unregister
+
+    register(client, "heft")
+    assert unregister(client) is True
+    assert not client.run_on_scheduler(lambda dask_scheduler: NAME in dask_scheduler.plugins)
+    assert unregister(client) is False

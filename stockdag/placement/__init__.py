@@ -43,11 +43,26 @@ def register(client, strategy: str | None = None, **options):
     return client.run_on_scheduler(_install, PlacementPlugin(strategy, **options))
 
 
+def _remove(dask_scheduler=None) -> bool:
+    if NAME in dask_scheduler.plugins:
+        dask_scheduler.remove_plugin(NAME)
+        return True
+    return False
+
+
+def unregister(client):
+    """Remove the placement plugin from ``client``'s scheduler, so Dask's own placement decides (no plugin at all,
+    unlike :func:`register` with ``dask``). Returns whether there was one (an awaitable for an asynchronous client).
+    """
+    return client.run_on_scheduler(_remove)
+
+
 __all__ = [
     "STRATEGIES",
     "check_strategy",
     "PlacementPlugin",
     "register",
+    "unregister",
     "make_strategy",
     "NAME",
     "Strategy",
