@@ -67,3 +67,81 @@ def test_installed_on_the_workers_of_an_executor():
         assert worker_logs.NAME in worker.plugins
         filters = [f for f in logging.getLogger("distributed.worker").filters if isinstance(f, HeartbeatFilter)]
         assert filters and filters[-1]._worker() is worker
+
+
+def _compute_failed(exception: BaseException) -> logging.LogRecord:
+    # the shape distributed.worker gives it: key, state, task, exception text, traceback text
+    args = ("C2-abc", "executing", "<Task 'C2-abc' run_traced(...)>", repr(exception), '  File "x.py", line 1\n')
+    return logging.LogRecord("distributed.worker", logging.ERROR, __file__, 1,
+                             "Compute Failed\nKey:       %s\nState:     %s\nTask:  %s\nException: %r\nTraceback: %r\n",
+                             args, None)
+
+
+def test_request_errors_are_not_logged_as_failed_computations():
+    from stockdag.errors import OutsideData, UnknownSymbol
+
+    f = HeartbeatFilter(_worker(Status.running))
+    for exc in (UnknownSymbol("ZZZZ", ["AAPL"]), OutsideData("as-of 0002-01-01 is before the data")):
+        assert f.filter(_compute_failed(exc)) is False
+    assert f.request_errors == 2
+
+
+def test_request_errors_are_one_line_at_debug():
+    from stockdag.errors import UnknownSymbol
+
+    logger = logging.getLogger("distributed.worker")
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        rec = _compute_failed(UnknownSymbol("ZZZZ"))
+        assert HeartbeatFilter(_worker(Status.running)).filter(rec) is True
+    finally:
+        logger.setLevel(level)
+    assert rec.levelno == logging.DEBUG
+    line = rec.getMessage()
+    assert "\n" not in line and "Traceback" not in line and "ZZZZ" in line and "C2-abc" in line
+
+
+def test_other_failed_computations_pass_unchanged():
+    from stockdag.errors import DataSourceError
+
+    f = HeartbeatFilter(_worker(Status.running))
+    for exc in (ValueError("boom"), DataSourceError("yfinance unreachable"), KeyError("UnknownSymbol")):
+        rec = _compute_failed(exc)
+        assert f.filter(rec) is True and rec.levelno == logging.ERROR and "Compute Failed" in rec.getMessage()
+    assert f.request_errors == 0
+
+
+def _raise(exc):
+    raise exc
+
+
+def test_a_worker_logs_a_request_error_quietly_and_a_bug_loudly():
+    import pytest
+
+    from stockdag.errors import UnknownSymbol
+    from stockdag.run.distributed import DistributedExecutor
+
+    seen: list[logging.LogRecord] = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record)
+
+    handler = _Keep(level=logging.DEBUG)
+    logger = logging.getLogger("distributed.worker")
+    logger.addHandler(handler)
+    try:
+        with LocalCluster(n_workers=1, processes=False, protocol="tcp://", host="127.0.0.1",
+                          dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": False},
+                          silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+            DistributedExecutor(client=client, strategy="dask")
+            with pytest.raises(UnknownSymbol):
+                client.submit(_raise, UnknownSymbol("ZZZZ"), pure=False).result()
+            with pytest.raises(ZeroDivisionError):
+                client.submit(_raise, ZeroDivisionError("a bug"), pure=False).result()
+    finally:
+        logger.removeHandler(handler)
+    failed = [r.getMessage() for r in seen if "Compute Failed" in r.getMessage()]
+    assert len(failed) == 1 and "ZeroDivisionError" in failed[0]
+    assert not any("ZZZZ" in r.getMessage() for r in seen if r.levelno >= logging.INFO)

@@ -9,6 +9,16 @@ plugin whose filter drops that record while the worker is closing, and turns
 it into a one-line warning otherwise (a scheduler that really went away is
 still reported). Any other record, and that message with any other exception,
 passes unchanged.
+
+A request error (an unknown symbol, a date outside the data: any
+:class:`~stockdag.errors.StockdagError` the server answers with a 4xx) raised
+by a stage on a worker is the client's mistake, not the worker's. distributed
+logs it as "Compute Failed" at ERROR with the task and its traceback; the same
+filter drops that record, or shortens it to one line when the worker's logger
+is at DEBUG. Most such errors are refused before anything is submitted; this
+covers the ones only a worker can find (a live yfinance source, which cannot
+list its symbols up front). A "Compute Failed" of any other exception passes
+unchanged.
 """
 from __future__ import annotations
 
@@ -23,6 +33,28 @@ from tornado.iostream import StreamClosedError
 NAME = "stockdag-worker-logs"
 MESSAGE = "Failed to communicate with scheduler during heartbeat"
 _CLOSING = {Status.closing, Status.closed, Status.closing_gracefully, Status.failed}
+COMPUTE_FAILED = "Compute Failed"
+
+
+def request_error_names() -> frozenset[str]:
+    """Names of the stockdag errors answered with a 4xx: every loaded subclass, however deep."""
+    from stockdag.errors import StockdagError
+
+    names, todo = set(), [StockdagError]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if 400 <= getattr(cls, "http_status", 500) < 500:
+            names.add(cls.__name__)
+    return frozenset(names)
+
+
+def _request_error(record: logging.LogRecord) -> str | None:
+    """The exception text of a "Compute Failed" record raised by a request error, else None."""
+    if not str(record.msg).startswith(COMPUTE_FAILED) or not isinstance(record.args, tuple) or len(record.args) < 4:
+        return None
+    text = str(record.args[3])
+    return text if text.split("(", 1)[0] in request_error_names() else None
 
 
 class HeartbeatFilter(logging.Filter):
@@ -33,8 +65,18 @@ class HeartbeatFilter(logging.Filter):
         self._worker = weakref.ref(worker) if worker is not None else (lambda: None)
         self.dropped = 0
         self.shortened = 0
+        self.request_errors = 0
 
     def filter(self, record: logging.LogRecord) -> bool:
+        request_error = _request_error(record)
+        if request_error is not None:
+            self.request_errors += 1
+            if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+                return False
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            record.msg, record.args = f"request error in task {record.args[0]!r} (answered to the client): {request_error}", ()
+            record.exc_info, record.exc_text = None, None
+            return True
         exc = record.exc_info[1] if record.exc_info else None
         if not (isinstance(exc, (CommClosedError, StreamClosedError)) and str(record.msg).startswith(MESSAGE)):
             return True
