@@ -1,11 +1,17 @@
 """Where a distributed request's time goes: the orchestration overhead against the centralized run.
 
-One run, interleaved: for every request of the mix, the centralized executor
-and each distributed variant (granularity x stream intervals x strategy) run
-it once, in an order that rotates from one request to the next, so a busy
-machine slows every variant alike. One request is in flight at a time (the
-latency question); a throughput round then runs ``batch`` requests through
-each variant, again interleaved. Run it with::
+One run, interleaved: the requests of the mix go in blocks of ``block``; the
+centralized executor and each distributed variant (granularity x stream
+intervals x strategy) run a block back to back, one request in flight (the
+latency question), in a variant order that rotates from one block to the next,
+so a busy machine slows every variant alike. Back to back matters: a request
+that follows its predecessor at once (a closed loop, a busy server) finds
+Dask's streams still inside the batching interval that the predecessor's
+release message opened, and waits for it; one that follows another variant's
+request does not. Each block therefore starts with one uncounted lead-in
+request, and every counted request follows one of its own variant. A
+throughput round then runs ``batch`` requests through each variant, again
+interleaved. Run it with::
 
     python -m stockdag.overhead --profiles pretrained refit --workers 1 --requests 16
 
@@ -39,11 +45,6 @@ from dataclasses import dataclass, field
 import dask
 
 from .pipeline import active_table, spec_for_ids, stage_table, task_groups
-
-#: stream intervals of the ``fast`` variant (Dask's own are kept by ``dask``)
-FAST_BATCHING = {"scheduler_to_worker": "1ms", "scheduler_to_client": "1ms", "worker_to_scheduler": "1ms", "client_to_scheduler": "1ms"}
-DASK_BATCHING = {"scheduler_to_worker": "5ms", "scheduler_to_client": "2ms", "worker_to_scheduler": "2ms", "client_to_scheduler": "10ms"}
-BATCHING = {"dask": DASK_BATCHING, "fast": FAST_BATCHING}
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ def variants(granularities, batchings, strategies, submits=("task",)) -> list[Va
 
 def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int = 16, batch: int = 8, rounds: int = 2,
             granularities=("stage", "branch", "request"), batchings=("dask", "fast"), strategies=("dask",),
-            submits=("task",), seed: int = 0, client=None, progress=None) -> Measurement:
+            submits=("task",), seed: int = 0, block: int = 4, client=None, progress=None) -> Measurement:
     """Measure every variant on the same requests, interleaved (see the module docstring)."""
     from distributed import Client, LocalCluster
 
@@ -212,7 +213,7 @@ def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int
                 current[0] = v.strategy
                 current[1] = None
             if current[1] != v.batching:
-                batching_mod.apply(client, BATCHING[v.batching])
+                batching_mod.apply(client, batching_mod.PRESETS[v.batching])
                 current[1] = v.batching
             if (v.granularity, v.submit) not in executors:
                 ex = DistributedExecutor(client=client, strategy=v.strategy, granularity=v.granularity)
@@ -235,15 +236,17 @@ def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int
             for r in mixes[p][:2]:
                 for v in vs:
                     run_one(v, r)
-        for i in range(requests):
+        for k, first in enumerate(range(0, requests, block)):
             for p in profiles:
-                r = mixes[p][2 + i]
-                order = vs[i % len(vs):] + vs[:i % len(vs)]
+                rs = mixes[p][2 + first: 2 + min(first + block, requests)]
+                order = vs[k % len(vs):] + vs[:k % len(vs)]
                 for v in order:
-                    result, parts = run_one(v, r)
-                    m.latency.setdefault(p, {}).setdefault(v.label, []).append(parts)
-                    m.predictions.setdefault(p, {}).setdefault(v.label, []).append(result.prediction.next_close)
-                progress and progress(p, i)
+                    run_one(v, rs[0])  # the lead-in: the block's requests now follow one of their own variant
+                    for r in rs:
+                        result, parts = run_one(v, r)
+                        m.latency.setdefault(p, {}).setdefault(v.label, []).append(parts)
+                        m.predictions.setdefault(p, {}).setdefault(v.label, []).append(result.prediction.next_close)
+                progress and progress(p, first + len(rs) - 1)
         for k in range(rounds):
             for p in profiles:
                 reqs = mixes[p][2 + requests + k * batch: 2 + requests + (k + 1) * batch]
@@ -258,8 +261,8 @@ def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int
                     else:
                         client.gather([ex.submit(r) for r in todo])
                     m.throughput.setdefault(p, {}).setdefault(v.label, []).append(len(reqs) / (time.perf_counter() - t0))
-        # a later variant must not inherit the intervals of the last one measured
-        batching_mod.apply(client, DASK_BATCHING)
+        # the cluster goes back to the configured intervals, not those of the last variant measured
+        batching_mod.apply(client, {k: f"{1000 * v:g}ms" for k, v in batching_mod.effective().items()})
     finally:
         for x in own:
             x.close()
@@ -280,23 +283,28 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=8, help="requests in flight in each throughput round (default 8)")
     ap.add_argument("--rounds", type=int, default=2, help="throughput rounds (default 2)")
     ap.add_argument("--granularities", nargs="+", default=list(GRANULARITIES), choices=GRANULARITIES)
-    ap.add_argument("--batching", nargs="+", default=["dask", "fast"], choices=list(BATCHING),
+    from .run.batching import PRESETS
+
+    ap.add_argument("--batching", nargs="+", default=["dask", "fast"], choices=list(PRESETS),
                     help="stream intervals: dask (Dask's own 5/2/2/10 ms) and/or fast (1 ms each)")
     ap.add_argument("--strategies", nargs="+", default=["dask"], choices=list(STRATEGIES))
     ap.add_argument("--submit", nargs="+", default=["task"], choices=["task", "graph"],
                     help="how a one-task (request granularity) request is submitted: task (Client.submit, the executor's "
                          "way) and/or graph (its delayed graph through Client.compute, as before)")
+    ap.add_argument("--block", type=int, default=4,
+                    help="requests each variant runs back to back, after one uncounted lead-in (default 4; 1: alternate "
+                         "variants request by request, which hides the waits of a closed loop)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="print the summary and raw splits as JSON")
     args = ap.parse_args(argv)
-    for name in ("workers", "requests", "batch"):
+    for name in ("workers", "requests", "batch", "block"):
         if getattr(args, name) < 1:
             ap.error(f"--{name} must be at least 1")
     if args.rounds < 0:
         ap.error("--rounds must be 0 or more")
     m = measure(tuple(args.profiles), workers=args.workers, requests=args.requests, batch=args.batch, rounds=args.rounds,
                 granularities=tuple(args.granularities), batchings=tuple(args.batching), strategies=tuple(args.strategies),
-                submits=tuple(args.submit), seed=args.seed, progress=None if args.json else lambda p, i: print(f"  {p} request {i + 1}/{args.requests}", file=sys.stderr))
+                submits=tuple(args.submit), seed=args.seed, block=args.block, progress=None if args.json else lambda p, i: print(f"  {p} request {i + 1}/{args.requests}", file=sys.stderr))
     identical = {p: len({tuple(v) for v in by.values()}) == 1 for p, by in m.predictions.items()}
     if args.json:
         print(json.dumps({"summary": m.summary(), "identical_predictions": identical, "machine": m.machine,

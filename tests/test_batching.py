@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import dask
 import pytest
+from dask.utils import parse_timedelta
 from distributed import Client, LocalCluster
 
 from stockdag.run import DistributedExecutor
-from stockdag.run.batching import DASK_DEFAULTS, effective, intervals
+from stockdag.run.batching import DASK_DEFAULTS, PRESETS, effective, intervals
 
 QUIET = {"protocol": "tcp://", "host": "127.0.0.1", "dashboard_address": "127.0.0.1:0", "scheduler_kwargs": {"dashboard": False}}
 
@@ -28,9 +29,14 @@ def _stream_intervals(cluster, client):
     }
 
 
-def test_config_reads_milliseconds_and_defaults_to_dask():
-    assert intervals() == dict.fromkeys(DASK_DEFAULTS)
-    assert effective() == DASK_DEFAULTS
+NONE = {"stockdag.batching": dict.fromkeys(DASK_DEFAULTS)}
+
+
+def test_config_reads_milliseconds_and_defaults_to_1ms():
+    assert intervals() == dict.fromkeys(DASK_DEFAULTS, 0.001)
+    with dask.config.set(NONE):
+        assert intervals() == dict.fromkeys(DASK_DEFAULTS)
+        assert effective() == DASK_DEFAULTS
     with dask.config.set(FAST):
         assert intervals() == {"scheduler_to_worker": 0.001, "scheduler_to_client": 0.0005,
                                "worker_to_scheduler": 0.00025, "client_to_scheduler": 0.003}
@@ -53,8 +59,16 @@ def test_executor_sets_every_stream_interval_on_the_cluster():
         assert _stream_intervals(cluster, client)["worker_to_scheduler"] == {0.00025}
 
 
+def test_the_presets_are_what_they_say():
+    assert {k: parse_timedelta(v) for k, v in PRESETS["dask"].items()} == DASK_DEFAULTS
+    with dask.config.set({"stockdag.batching": PRESETS["dask"]}):
+        assert effective() == DASK_DEFAULTS
+    with dask.config.set({"stockdag.batching": PRESETS["fast"]}):
+        assert effective() == dict.fromkeys(DASK_DEFAULTS, 0.001)
+
+
 def test_nothing_is_installed_when_nothing_is_configured():
-    with LocalCluster(n_workers=1, processes=False, **QUIET) as cluster, Client(cluster) as client:
+    with dask.config.set(NONE), LocalCluster(n_workers=1, processes=False, **QUIET) as cluster, Client(cluster) as client:
         DistributedExecutor(client=client, strategy="dask")
         assert "stockdag-batching" not in cluster.scheduler.plugins
 

@@ -57,6 +57,13 @@ class Configuration:
     cluster: str | None = None  # a cluster spec (stockdag.deploy); None: the embedded LocalCluster
     granularity: str | None = None  # distributed: stockdag.pipeline.granularity; None: the configured one
     pipeline: str | None = None  # a pipeline spec file (stockdag.pipeline_spec); None: the configured one
+    batching: str | None = None  # distributed: Dask's stream intervals, a stockdag.run.batching preset; None: configured
+
+    def __post_init__(self):
+        from ..run.batching import PRESETS
+
+        if self.batching is not None and self.batching not in PRESETS:
+            raise ValueError(f"unknown batching {self.batching!r}; choose from {', '.join(PRESETS)}")
 
     @property
     def label(self) -> str:
@@ -69,7 +76,8 @@ class Configuration:
             return f"replicated x{self.workers}"
         where = f" @{os.path.splitext(os.path.basename(self.cluster))[0]}" if self.cluster else ""
         grain = f" {self.granularity}" if self.granularity else ""
-        return f"distributed w{self.workers} {self.strategy}{grain}{where}"
+        batching = f" batching={self.batching}" if self.batching else ""
+        return f"distributed w{self.workers} {self.strategy}{grain}{batching}{where}"
 
     @property
     def slug(self) -> str:
@@ -298,6 +306,10 @@ def serving(cfg: Configuration, params: SweepParams):
             info = {"cluster": deployment.info()}
         if cfg.granularity:  # for the server's lifetime (its executor reads it when it starts)
             stack.enter_context(dask.config.set({"stockdag.pipeline.granularity": cfg.granularity}))
+        if cfg.batching:  # the server's executor applies these intervals to its cluster when it starts
+            from ..run.batching import PRESETS
+
+            stack.enter_context(dask.config.set({"stockdag.batching": PRESETS[cfg.batching]}))
         if cfg.pipeline:  # create_app snapshots the configuration: every request carries this spec
             from ..pipeline_spec import load_pipeline
 

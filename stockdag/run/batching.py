@@ -22,6 +22,13 @@ NAME = "stockdag-batching"
 
 #: config key under stockdag.batching -> Dask's own interval (seconds), for the record
 DASK_DEFAULTS = {"scheduler_to_worker": 0.005, "scheduler_to_client": 0.002, "worker_to_scheduler": 0.002, "client_to_scheduler": 0.010}
+#: named sets of intervals, as ``stockdag.batching`` takes them: ``dask`` is Dask's own, ``fast`` 1 ms on every
+#: stream (stockdag's default, see stockdag.yaml); the sweep's ``batching`` and ``python -m stockdag.overhead
+#: --batching`` choose among them
+PRESETS = {
+    "dask": {k: f"{1000 * v:g}ms" for k, v in DASK_DEFAULTS.items()},
+    "fast": dict.fromkeys(DASK_DEFAULTS, "1ms"),
+}
 
 
 def intervals(overrides: dict | None = None) -> dict[str, float | None]:

@@ -83,3 +83,37 @@ def test_a_sweep_on_a_cluster_spec(tmp_path):
     rec = pd.read_parquet(os.path.join(folder, "points", "distributed-w2-pinned-local-2--rate2--r0.parquet"))
     trace = json.loads(rec.loc[rec["status"] == 200, "trace"].iloc[0])
     assert all(t["planned_worker"] == t["worker"] for t in trace)  # the spec's workers ran what pinned planned
+
+
+def test_batching_is_a_configuration_dimension(monkeypatch):
+    from stockdag import serve
+    from stockdag.experiments.sweep import Configuration, serving
+    from stockdag.run.batching import PRESETS
+
+    params = SweepParams(configurations=[{"mode": "distributed", "workers": 1, "strategy": "dask", "batching": "dask"},
+                                         {"mode": "distributed", "workers": 1, "strategy": "dask"}],
+                         users=[1], out="/tmp", run_id="x")
+    labels = [c.label for c in params.configurations_list()]
+    assert labels == ["distributed w1 dask batching=dask", "distributed w1 dask"]
+    with pytest.raises(ValueError, match="unknown batching 'slow'"):
+        Configuration("distributed", 1, "dask", batching="slow")
+
+    seen = {}
+
+    def fake_app(*args, **kwargs):  # what the server's executor would read when it starts
+        seen["batching"] = dict(dask.config.get("stockdag.batching"))
+
+        async def app(scope, receive, send):
+            if scope["type"] == "lifespan":
+                while (await receive())["type"] != "lifespan.shutdown":
+                    await send({"type": "lifespan.startup.complete"})
+                await send({"type": "lifespan.shutdown.complete"})
+
+        return app
+
+    monkeypatch.setattr(serve, "create_app", fake_app)
+    configured = dict(dask.config.get("stockdag.batching"))
+    with serving(params.configurations_list()[0], params):
+        pass
+    assert seen["batching"] == PRESETS["dask"]
+    assert dict(dask.config.get("stockdag.batching")) == configured  # only for that server's lifetime
