@@ -35,8 +35,12 @@ class ServerThread:
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"):
         self.app = app
-        # bound here, so the port is known before uvicorn starts and no other process can take it
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # bound here, so the port is known before uvicorn starts and no other process can take it. The protocol
+        # must be named: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on sockets whose proto is
+        # IPPROTO_TCP, and a connection accepted from a proto-0 socket kept it on, so a response written in
+        # two pieces (headers, body) waited for the client's delayed ACK: ~40 ms on a kept-alive connection,
+        # added to every latency the sweep measured (what `uvicorn.run`, binding by itself, never did)
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.host, self.port = self._sock.getsockname()[:2]
