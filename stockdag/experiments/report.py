@@ -145,6 +145,13 @@ def oversubscribed(sat: pd.DataFrame, machine: dict) -> str | None:
             f"so throughput cannot scale past {cores}x; such configurations can only add overhead on this machine.")
 
 
+#: the caveat of a run recorded before the in-process server turned Nagle's algorithm off (commit 3c9e3cd)
+NAGLE = ("Recorded before commit 3c9e3cd: the in-process server's connections kept Nagle's algorithm on, so a response "
+         "could wait for the client's delayed ACK, up to ~40 ms a request on a kept-alive connection (115 against 71 ms "
+         "p50 for a light request measured both ways). Every configuration paid it, so absolute latencies here are too "
+         "high and latency ratios are pulled towards 1; compare within this run, and prefer later runs.")
+
+
 def conditions(run, d: dict) -> list[str]:
     """The measurement conditions: run order, CPU-speed probe spread, slowed points, capacity per block."""
     order = run.config.get("order")
@@ -155,6 +162,8 @@ def conditions(run, d: dict) -> list[str]:
     else:
         lines.append("This run predates interleaving: its configurations ran one after another in a fixed order, so "
                      "a drift of the machine during the run shows as a difference between configurations.")
+    if "server" not in run.config:
+        lines.append(NAGLE)
     if not d.get("probes"):
         lines.append("This run has no CPU-speed probes (recorded before they existed): how fast the machine was at each "
                      "point cannot be checked, and its capacity was measured once, at the start.")
@@ -472,7 +481,9 @@ def build_index(results_dir: str = "results") -> str:
         lines += [f"## [{d}]({d}/REPORT.md)", "",
                   f"{len(sat)} configurations, {len(run.summary)} points; machine {cfg['machine'].get('cores')} cores "
                   f"(parallel capacity {cfg['machine'].get('parallel_capacity')}x); commit `{(cfg['git'].get('commit') or '')[:10]}`.", "",
-                  *[f"- {s}" for s in found], "",
+                  *[f"- {s}" for s in found],
+                  *(["- Its latencies carry up to ~40 ms a request of Nagle's delay on the server's connections (fixed "
+                     "since, in 3c9e3cd): compare within the run only."] if "server" not in cfg else []), "",
                   *scale_index_lines(folder),
                   f"![{chart}]({d}/charts/{chart}.png)", ""]
     path = os.path.join(results_dir, "REPORT.md")

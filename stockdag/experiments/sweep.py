@@ -351,6 +351,8 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
             # the specs themselves, not only their file names (a file may change after the run)
             "pipelines": {p: load_pipeline(p).to_dict() for p in params.pipeline or ()},
             "order": [[c.label for c in order] for order in params.order()],
+            # runs recorded without this key served with Nagle's algorithm on (see report.conditions)
+            "server": "in-process uvicorn (stockdag.serve.ServerThread); connections with TCP_NODELAY",
             "probe": {"what": "facts.speed_probe: seconds of a fixed CPU loop, best of 3, before every point",
                       "capacity": "facts.parallel_capacity re-measured at the start of every block "
                                   "(one configuration's server in one repeat)"},

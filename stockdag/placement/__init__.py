@@ -43,6 +43,26 @@ def register(client, strategy: str | None = None, **options):
     return client.run_on_scheduler(_install, PlacementPlugin(strategy, **options))
 
 
+async def _ensure(plugin, dask_scheduler=None) -> str:
+    """On the scheduler: keep a placement plugin already there, else install ``plugin``; the strategy in effect."""
+    existing = dask_scheduler.plugins.get(NAME)
+    if existing is not None:
+        return existing.strategy_name
+    await _install(plugin, dask_scheduler)
+    return plugin.strategy_name
+
+
+def ensure(client, strategy: str | None = None, **options):
+    """Install ``strategy`` (default ``stockdag.placement.strategy``) unless the scheduler already places with one.
+
+    For a client that was given no strategy: a cluster started with its own
+    (``dask scheduler --preload stockdag.placement.preload --strategy heft``,
+    ``stockdag cluster up`` of a spec naming one, an earlier server) keeps it.
+    Returns the name of the strategy in effect (an awaitable for an asynchronous client).
+    """
+    return client.run_on_scheduler(_ensure, PlacementPlugin(strategy, **options))
+
+
 def _remove(dask_scheduler=None) -> bool:
     if NAME in dask_scheduler.plugins:
         dask_scheduler.remove_plugin(NAME)
@@ -62,6 +82,7 @@ __all__ = [
     "check_strategy",
     "PlacementPlugin",
     "register",
+    "ensure",
     "unregister",
     "make_strategy",
     "NAME",

@@ -89,7 +89,10 @@ class DistributedExecutor:
             client = Client(address, **({"security": security} if security is not None else {}))
             self._own_client = True
         self.client = client
+        #: the strategy placing this executor's tasks: the one given, else the cluster's own when its scheduler
+        #: already has one (see stockdag.placement.ensure), else stockdag.placement.strategy
         self.strategy = config.get("placement.strategy", strategy)
+        self._explicit = strategy is not None
         self._register = self.strategy != "dask"
         # an asynchronous client cannot register from __init__: start() (or the first arun) does
         self._pending_registration = bool(client.asynchronous)
@@ -98,15 +101,30 @@ class DistributedExecutor:
 
     def _install(self):
         """Register the placement strategy, the stream intervals (``stockdag.batching``) and the workers' log filter."""
-        from ..placement import register
+        from ..placement import ensure, register, unregister
         from . import batching, worker_logs
 
         steps = []
-        if self._register:
+        if self._register and self._explicit:
             steps.append(register(self.client, self.strategy))
+        elif self._register:  # the configured default: a cluster that places with its own strategy keeps it
+            steps.append(self._adopt(ensure(self.client, self.strategy)))
+        elif self._explicit:  # dask, named: Dask's own placement, whatever the cluster placed with before
+            removed = unregister(self.client)
+            steps.append(removed if self.client.asynchronous else None)
         steps.append(batching.apply(self.client))
         steps.append(worker_logs.install(self.client))
         return [s for s in steps if s is not None]
+
+    def _adopt(self, in_effect):
+        """Record the strategy :func:`stockdag.placement.ensure` left in effect (awaited for an asynchronous client)."""
+        if not self.client.asynchronous:
+            self.strategy = in_effect
+            return None
+
+        async def adopt():
+            self.strategy = await in_effect
+        return adopt()
 
     async def start(self) -> DistributedExecutor:
         """Register the placement strategy on an asynchronous client's scheduler (idempotent)."""

@@ -230,11 +230,10 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
         if mode == REPLICATED:
             backend = BACKENDS[mode](int(config.get("serve.replicas", replicas)))
         elif mode == DISTRIBUTED:
-            strategy = config.get("placement.strategy", strategy)
-            if strategy is not None:
-                from ..placement.registry import check_strategy
+            from ..placement.registry import check_strategy
 
-                check_strategy(strategy)
+            # None goes on: the configured default, which a cluster placing with its own strategy does not override
+            check_strategy(config.get("placement.strategy", strategy))
             backend = BACKENDS[mode](int(config.get("serve.workers", workers)), scheduler, strategy, security=security)
         else:
             backend = BACKENDS[mode]()

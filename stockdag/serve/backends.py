@@ -152,7 +152,8 @@ class DistributedBackend(Backend):
     scheduler : str, optional
         Address of a running scheduler.
     strategy : str, optional
-        Placement strategy name (``stockdag.placement.STRATEGIES``); ``"dask"`` installs none.
+        Placement strategy name (``stockdag.placement.STRATEGIES``); ``"dask"`` installs none. None: the
+        configured one (``stockdag.placement.strategy``), unless the cluster already places with its own.
     security : distributed.Security, optional
         Credentials for a TLS scheduler.
     """
@@ -163,7 +164,8 @@ class DistributedBackend(Backend):
         self.n_workers = workers
         self.scheduler = scheduler
         self.security = security  # distributed.Security of a TLS cluster (e.g. stockdag.deploy's ec2)
-        self.strategy = strategy or "dask"
+        self._strategy = strategy
+        self.strategy = strategy or config.get("placement.strategy")  # the one in effect, once started
         self.client = None
         self.cluster = None
         self.executor = None
@@ -187,7 +189,8 @@ class DistributedBackend(Backend):
             # the worker processes are this server's children: like the replicas, they leave Ctrl-C to the
             # server, which closes the cluster (else each prints a KeyboardInterrupt traceback)
             await self.client.run(_leave_ctrl_c_to_the_server)
-        self.executor = await DistributedExecutor(client=self.client, strategy=self.strategy).start()
+        self.executor = await DistributedExecutor(client=self.client, strategy=self._strategy).start()
+        self.strategy = self.executor.strategy
 
     async def predict(self, request: Request, ticket: Ticket | None = None) -> dict:
         # not handed over: a cancelled request releases its Dask future, and the scheduler drops its

@@ -39,7 +39,7 @@ def test_local_cluster_advertises_groups_and_pinned_placement_uses_them(small):
         assert by_name["big-0"][1]["resources"] == {"big": 2.0} and by_name["big-0"][1]["nthreads"] == 2
         assert by_name["small-0"][1]["resources"] == {"small": 1.0}
         register(client, "pinned", pinned={"C3": "small-0", "ridge": "big-0"})
-        with DistributedExecutor(client=client, strategy="dask") as ex:
+        with DistributedExecutor(client=client) as ex:  # given no strategy: the cluster's pinned plan stays
             result = ex.run(parse_request("AAPL", "2012-06-01"))
         ran = {t.id: t.worker for t in result.trace}
         assert ran["C3"] == by_name["small-0"][0]

@@ -39,7 +39,7 @@ def _records(n: int, latency: float, trace: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_run(folder, points, *, cluster: str | None = None) -> str:
+def write_run(folder, points, *, cluster: str | None = None, server: str | None = "uvicorn, TCP_NODELAY") -> str:
     """A run folder of ``points``: ``[(configuration, n requests, latency s, recorded cluster kind or None)]``."""
     os.makedirs(folder / "points")
     pipelines = sorted({c["pipeline"] for c, *_ in points if c.get("pipeline")})
@@ -67,6 +67,8 @@ def write_run(folder, points, *, cluster: str | None = None) -> str:
         "machine": {"cores": 2, "parallel_capacity": 2.0, "cpu_model": "test", "memory_gib": 1, "load_average": 0},
         "configurations": configurations, "pipelines": {p: load_pipeline(p).to_dict() for p in pipelines},
     }
+    if server is not None:  # None: a run recorded before the sweep noted its server (Nagle's algorithm still on)
+        config["server"] = server
     (folder / "config.json").write_text(json.dumps(config))
     return str(folder)
 
@@ -161,3 +163,13 @@ def test_width_answer_compares_with_replication_and_reads_the_limits():
     assert "allows a latency speed-up of 1.20x at 1 model and up to 4.00x at 20 models" in text
     assert "best measured is 1.70x (distributed w2 adaptive [width/w20])" in text
     assert "Measured above its throughput bound: replicated x2 [width/w01] 2.20x > 2.00x." in text
+
+
+@pytest.mark.parametrize("server, caveat", [(None, True), ("uvicorn, TCP_NODELAY", False)])
+def test_a_run_served_with_nagle_on_says_so_in_its_report_and_the_index(tmp_path, server, caveat):
+    results = tmp_path / "results"
+    folder = write_run(results / "r", [(CENTRAL, 20, 0.2, None), (DIST, 30, 0.15, None)], server=server)
+    data = report.compute(folder)
+    assert (report.NAGLE in report.markdown(data, [])) is caveat
+    index = open(report.build_index(str(results))).read()
+    assert ("Nagle's delay" in index) is caveat

@@ -222,7 +222,7 @@ def test_trace_carries_the_plan_of_a_preloaded_scheduler():
         n_workers=2, threads_per_worker=1, processes=False,
         **quiet(preload=["stockdag.placement.preload"], preload_argv=[["--strategy", "heft"]]),
     ) as cluster, DistributedExecutor(address=cluster.scheduler_address) as executor:
-        assert executor.strategy == "dask"  # the client's configuration
+        assert executor.strategy == "heft"  # the scheduler's own: the configured default does not replace it
         result = executor.run(request)
         plan = cluster.scheduler.plugins[NAME].plan_for(request.request_id)
         keys = graph_keys(request.request_id, executor.granularity_now())
@@ -261,3 +261,19 @@ def test_stockdag_tasks_ran_on_the_planned_worker_process(strategy, process_clus
         assert len(ran) == 12
     finally:
         client.unregister_scheduler_plugin(NAME)
+
+
+def test_an_executor_given_no_strategy_installs_the_configured_one_on_a_bare_cluster():
+    from stockdag.run.distributed import DistributedExecutor
+
+    with dask.config.set({"stockdag.placement.strategy": "round-robin"}), LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, **quiet()
+    ) as cluster, DistributedExecutor(address=cluster.scheduler_address) as executor:
+        assert executor.strategy == "round-robin"
+        assert cluster.scheduler.plugins[NAME].strategy_name == "round-robin"
+        # a strategy named by the caller replaces the cluster's
+        named = DistributedExecutor(client=executor.client, strategy="heft")
+        assert named.strategy == "heft" and cluster.scheduler.plugins[NAME].strategy_name == "heft"
+        # and dask, named, leaves Dask's own placement: no plugin at all
+        DistributedExecutor(client=executor.client, strategy="dask")
+        assert NAME not in cluster.scheduler.plugins

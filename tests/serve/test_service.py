@@ -178,7 +178,7 @@ def test_other_modes_serve_the_same_answer(live, mode, kwargs):
     assert health["mode"] == mode and health["workers"] == 2
     assert missing.status_code == 404
     if mode == "distributed":
-        assert health["dashboard"] and health["strategy"] == "dask"
+        assert health["dashboard"] and health["strategy"] == "adaptive"  # the configured default
 
 
 @pytest.mark.slow
