@@ -156,7 +156,6 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
 
     from distributed import Client, LocalCluster, as_completed
 
-    from .placement import unregister
 
     def central_batch(rs):
         t = time.perf_counter()
@@ -172,8 +171,7 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
         cmp.dashboard = client.dashboard_link
         central_rounds = []
         for strategy in strategies:
-            if strategy == "dask":
-                unregister(client)  # Dask's own placement: no plugin at all
+            # dask, named, leaves Dask's own placement (no plugin): the executor removes an earlier strategy's
             dist = DistributedExecutor(client=client, strategy=strategy, granularity=granularity)
             cmp.granularity = dist.granularity_now()
             fresh = lambda rs: [dataclasses.replace(r, request_id=uuid.uuid4().hex) for r in rs]  # noqa: E731

@@ -185,7 +185,6 @@ def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int
     from distributed import Client, LocalCluster
 
     from . import demo
-    from .placement import unregister
     from .run import CentralizedExecutor, DistributedExecutor
     from .run import batching as batching_mod
 
@@ -207,9 +206,7 @@ def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int
 
         def executor(v: Variant):
             if current[0] != v.strategy:
-                executors.clear()
-                if v.strategy == "dask" and current[0] is not None:  # Dask's own placement: the earlier strategy's plugin goes
-                    unregister(client)
+                executors.clear()  # a new executor installs the strategy (dask, named: it removes the earlier plugin)
                 current[0] = v.strategy
                 current[1] = None
             if current[1] != v.batching:
@@ -262,7 +259,7 @@ def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int
                         client.gather([ex.submit(r) for r in todo])
                     m.throughput.setdefault(p, {}).setdefault(v.label, []).append(len(reqs) / (time.perf_counter() - t0))
         # the cluster goes back to the configured intervals, not those of the last variant measured
-        batching_mod.apply(client, {k: f"{1000 * v:g}ms" for k, v in batching_mod.effective().items()})
+        batching_mod.apply(client, batching_mod.as_config(batching_mod.effective()))
     finally:
         for x in own:
             x.close()

@@ -7,7 +7,7 @@ from distributed.comm.core import CommClosedError
 from distributed.core import Status
 
 from stockdag.run import worker_logs
-from stockdag.run.worker_logs import MESSAGE, HeartbeatFilter
+from stockdag.run.worker_logs import MESSAGE, WorkerLogFilter
 
 
 def _record(exc: BaseException, msg: str = MESSAGE + ".") -> logging.LogRecord:
@@ -29,14 +29,14 @@ def _worker(status):
 
 def test_dropped_while_the_worker_closes():
     w = _worker(Status.closing)
-    f = HeartbeatFilter(w)
+    f = WorkerLogFilter(w)
     assert f.filter(_record(CommClosedError("in <TCP (closed)>: Stream is closed"))) is False
     assert f.dropped == 1
 
 
 def test_one_line_warning_while_the_worker_runs():
     w = _worker(Status.running)
-    f = HeartbeatFilter(w)
+    f = WorkerLogFilter(w)
     rec = _record(CommClosedError("Stream is closed"))
     assert f.filter(rec) is True
     assert rec.levelno == logging.WARNING and rec.exc_info is None
@@ -46,7 +46,7 @@ def test_one_line_warning_while_the_worker_runs():
 
 def test_other_records_pass_unchanged():
     w = _worker(Status.closing)
-    f = HeartbeatFilter(w)
+    f = WorkerLogFilter(w)
     other_exc = _record(ValueError("boom"))
     other_msg = _record(CommClosedError("x"), msg="Unexpected exception during heartbeat. Closing worker.")
     for rec in (other_exc, other_msg):
@@ -65,7 +65,7 @@ def test_installed_on_the_workers_of_an_executor():
         DistributedExecutor(client=client, strategy="dask")
         (worker,) = cluster.workers.values()
         assert worker_logs.NAME in worker.plugins
-        filters = [f for f in logging.getLogger("distributed.worker").filters if isinstance(f, HeartbeatFilter)]
+        filters = [f for f in logging.getLogger("distributed.worker").filters if isinstance(f, WorkerLogFilter)]
         assert filters and filters[-1]._worker() is worker
 
 
@@ -80,7 +80,7 @@ def _compute_failed(exception: BaseException) -> logging.LogRecord:
 def test_request_errors_are_not_logged_as_failed_computations():
     from stockdag.errors import OutsideData, UnknownSymbol
 
-    f = HeartbeatFilter(_worker(Status.running))
+    f = WorkerLogFilter(_worker(Status.running))
     for exc in (UnknownSymbol("ZZZZ", ["AAPL"]), OutsideData("as-of 0002-01-01 is before the data")):
         assert f.filter(_compute_failed(exc)) is False
     assert f.request_errors == 2
@@ -94,7 +94,7 @@ def test_request_errors_are_one_line_at_debug():
     logger.setLevel(logging.DEBUG)
     try:
         rec = _compute_failed(UnknownSymbol("ZZZZ"))
-        assert HeartbeatFilter(_worker(Status.running)).filter(rec) is True
+        assert WorkerLogFilter(_worker(Status.running)).filter(rec) is True
     finally:
         logger.setLevel(level)
     assert rec.levelno == logging.DEBUG
@@ -105,7 +105,7 @@ def test_request_errors_are_one_line_at_debug():
 def test_other_failed_computations_pass_unchanged():
     from stockdag.errors import DataSourceError
 
-    f = HeartbeatFilter(_worker(Status.running))
+    f = WorkerLogFilter(_worker(Status.running))
     for exc in (ValueError("boom"), DataSourceError("yfinance unreachable"), KeyError("UnknownSymbol")):
         rec = _compute_failed(exc)
         assert f.filter(rec) is True and rec.levelno == logging.ERROR and "Compute Failed" in rec.getMessage()

@@ -25,9 +25,14 @@ DASK_DEFAULTS = {"scheduler_to_worker": 0.005, "scheduler_to_client": 0.002, "wo
 #: named sets of intervals, as ``stockdag.batching`` takes them: ``dask`` is Dask's own, ``fast`` 1 ms on every
 #: stream (stockdag's default, see stockdag.yaml); the sweep's ``batching`` and ``python -m stockdag.overhead
 #: --batching`` choose among them
+def as_config(seconds: dict[str, float]) -> dict[str, str]:
+    """Intervals in seconds as ``stockdag.batching`` takes them (a bare number there means milliseconds)."""
+    return {k: f"{1000 * v:g}ms" for k, v in seconds.items()}
+
+
 PRESETS = {
-    "dask": {k: f"{1000 * v:g}ms" for k, v in DASK_DEFAULTS.items()},
-    "fast": dict.fromkeys(DASK_DEFAULTS, "1ms"),
+    "dask": as_config(DASK_DEFAULTS),
+    "fast": as_config(dict.fromkeys(DASK_DEFAULTS, 0.001)),
 }
 
 

@@ -4,7 +4,7 @@ When a cluster closes, the scheduler can close its connections while a
 worker's heartbeat is in flight (on a busy machine a nanny may not have stopped
 its worker yet). distributed then logs "Failed to communicate with scheduler
 during heartbeat" at ERROR with the connection's traceback, into the terminal
-of a ``stockdag predict`` that succeeded. :class:`HeartbeatLogs` is a worker
+of a ``stockdag predict`` that succeeded. :class:`WorkerLogs` is a worker
 plugin whose filter drops that record while the worker is closing, and turns
 it into a one-line warning otherwise (a scheduler that really went away is
 still reported). Any other record, and that message with any other exception,
@@ -57,8 +57,8 @@ def _request_error(record: logging.LogRecord) -> str | None:
     return text if text.split("(", 1)[0] in request_error_names() else None
 
 
-class HeartbeatFilter(logging.Filter):
-    """Filter for the ``distributed.worker`` logger of one worker."""
+class WorkerLogFilter(logging.Filter):
+    """Filter for the ``distributed.worker`` logger of one worker: lost heartbeats at shutdown, request errors."""
 
     def __init__(self, worker=None):
         super().__init__()
@@ -91,13 +91,13 @@ class HeartbeatFilter(logging.Filter):
         return True
 
 
-class HeartbeatLogs(WorkerPlugin):
-    """Installs :class:`HeartbeatFilter` on the worker's logger (and removes it on teardown)."""
+class WorkerLogs(WorkerPlugin):
+    """Installs :class:`WorkerLogFilter` on the worker's logger (and removes it on teardown)."""
 
     name = NAME
 
     def setup(self, worker) -> None:
-        self.filter = HeartbeatFilter(worker)
+        self.filter = WorkerLogFilter(worker)
         logging.getLogger("distributed.worker").addFilter(self.filter)
 
     def teardown(self, worker) -> None:
@@ -106,4 +106,4 @@ class HeartbeatLogs(WorkerPlugin):
 
 def install(client):
     """Register the plugin on ``client``'s workers (an awaitable for an asynchronous client)."""
-    return client.register_plugin(HeartbeatLogs(), name=NAME)
+    return client.register_plugin(WorkerLogs(), name=NAME)
