@@ -1,4 +1,4 @@
-"""A worker's lost heartbeat at shutdown: one line, not a traceback.
+"""A worker's log without false alarms: a heartbeat lost at shutdown, a request error (not tracebacks).
 
 When a cluster closes, the scheduler can close its connections while a
 worker's heartbeat is in flight (on a busy machine a nanny may not have stopped
@@ -7,8 +7,7 @@ during heartbeat" at ERROR with the connection's traceback, into the terminal
 of a ``stockdag predict`` that succeeded. :class:`WorkerLogs` is a worker
 plugin whose filter drops that record while the worker is closing, and turns
 it into a one-line warning otherwise (a scheduler that really went away is
-still reported). Any other record, and that message with any other exception,
-passes unchanged.
+still reported); that message with any other exception passes unchanged.
 
 A request error (an unknown symbol, a date outside the data: any
 :class:`~stockdag.errors.StockdagError` the server answers with a 4xx) raised

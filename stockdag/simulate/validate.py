@@ -27,7 +27,7 @@ import numpy as np
 from ..bench.loadgen import BenchConfig
 from ..bench.mix import RequestMix
 from . import calibrate as cal_mod
-from .clusters import local_workers, workers_for, workers_from_spec  # noqa: F401  (workers_for: re-exported)
+from .clusters import workers_for
 from .model import SimConfig, simulate
 
 #: the issue's targets: median |relative error| below saturation

@@ -13,6 +13,7 @@ from stockdag.cli import main
 from stockdag.deploy import load_spec
 from stockdag.placement import STRATEGIES, Strategy
 from stockdag.simulate import Costs, Overheads, SimConfig, SimWorker, calibrate, critical_path, simulate, validate
+from stockdag.simulate.clusters import workers_for
 from stockdag.simulate.model import STAGE_IDS
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -180,8 +181,8 @@ def test_plan_without_a_run_of_the_profile_says_so(tmp_path, capsys):
 
 
 def test_workers_of_the_emulated_spec_carry_cpu_share_and_link_delay():
-    ws = validate.workers_for({"mode": "distributed", "workers": 2,
-                               "cluster": os.path.join(REPO, "experiments", "clusters", "emulated-hetero.yaml")})
+    ws = workers_for({"mode": "distributed", "workers": 2,
+                     "cluster": os.path.join(REPO, "experiments", "clusters", "emulated-hetero.yaml")})
     assert [(w.name, w.speed, w.link_latency) for w in ws] == [("fast-0", 1.0, 0.0), ("slow-0", 0.5, 0.02)]
 
 
