@@ -75,6 +75,14 @@ class Comparison:
     dashboard: str | None = None
     machine: dict = field(default_factory=dict)
     granularity: str = ""  # the pipeline granularity the distributed runs used (``auto`` resolved)
+    floor: list[float] = field(default_factory=list)  # Dask's floor: a no-op task's round trip (s), interleaved
+
+    @property
+    def floor_ratio(self) -> float | None:
+        """The least latency ratio a one-task request can have here: 1 + Dask's floor / the centralized p50."""
+        if not self.floor:
+            return None
+        return 1 + statistics.median(self.floor) / statistics.median(self.centralized_latency)
 
     @property
     def latency_ratio(self) -> float:
@@ -136,6 +144,7 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
             strategies: tuple[str, ...] = ("dask",), granularity: str | None = None) -> Comparison:
     """Run the same requests centralized and distributed (under each placement strategy); see the module docstring."""
     from .run import CentralizedExecutor, DistributedExecutor
+    from .run.distributed import round_trip
 
     def bar(total, desc):
         if not show_progress:
@@ -190,6 +199,7 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
                         res = dist.run(d)
                         latency.append(time.perf_counter() - t)
                     b and b.update(1)
+                cmp.floor.append(round_trip(client))  # Dask's own round trip, measured between the same requests
 
             def dist_batch(rs):
                 t = time.perf_counter()

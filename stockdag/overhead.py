@@ -28,6 +28,13 @@ Each distributed request is split, from its own stage trace, into
 
 Per-request overhead is the distributed p50 minus the centralized p50 of the
 same requests; per-task overhead divides it by the tasks of one request.
+
+Beside them the run measures Dask's own floor, in the same blocks: the round
+trip of a task that does nothing (submit, schedule, run, report, gather; one
+in flight, back to back) under each stream-interval preset. No one-task
+request can cost less than that over centralized, so a latency goal for a
+light request (e.g. 1.05x of a 70 ms pretrained request: 3.5 ms) is within
+reach on a machine only if the floor is below it.
 """
 from __future__ import annotations
 
@@ -76,6 +83,41 @@ def critical_path(durations: dict[str, float]) -> float:
     return max(finish.values())
 
 
+#: most stage-to-worker assignments :func:`best_schedule` tries before it gives up (returns None)
+MAX_ASSIGNMENTS = 300_000
+
+
+def best_schedule(durations: dict[str, float], workers: int) -> float | None:
+    """The shortest schedule of these stages on ``workers`` one-thread workers with no overhead at all.
+
+    Every assignment of stages to workers is tried (the first stage fixed, as
+    workers are alike); each is list-scheduled in table order, a stage starting
+    when its inputs are done and its worker is free. That is the latency a perfect
+    placement reaches with free scheduling and transfers: between the critical path
+    and ``max(critical path, work / workers)``, which a request whose stages do not
+    split evenly cannot reach. None when there are more than :data:`MAX_ASSIGNMENTS`
+    assignments.
+    """
+    stages = stage_table(spec_for_ids(durations))
+    ids = [s.id for s in stages]
+    if workers <= 1:
+        return sum(durations.get(i, 0.0) for i in ids)
+    if workers ** (len(ids) - 1) > MAX_ASSIGNMENTS:
+        return None
+    best = float("inf")
+    for rest in itertools.product(range(workers), repeat=len(ids) - 1):
+        free = [0.0] * workers
+        finish: dict[str, float] = {}
+        for s, w in zip(stages, (0, *rest)):
+            start = max(free[w], max((finish[i] for i in s.inputs), default=0.0))
+            finish[s.id] = free[w] = start + durations.get(s.id, 0.0)
+            if finish[s.id] >= best:
+                break
+        else:
+            best = max(finish.values())
+    return best
+
+
 def split(submitted: float, trace, received: float) -> dict[str, float]:
     """A request's wall time split into compute, submit, gaps and return (see the module docstring)."""
     first = min(t.start for t in trace)
@@ -95,6 +137,7 @@ def split(submitted: float, trace, received: float) -> dict[str, float]:
         "return": max(received - last, 0.0),
         "critical_path": critical_path(durations),
         "work": sum(durations.values()),
+        "durations": durations,
     }
 
 
@@ -108,6 +151,7 @@ class Measurement:
     latency: dict = field(default_factory=dict)      # profile -> label -> [split dicts]
     throughput: dict = field(default_factory=dict)   # profile -> label -> [req/s per round]
     predictions: dict = field(default_factory=dict)  # profile -> label -> [next_close per request]
+    floor: dict = field(default_factory=dict)        # stream-interval preset -> [no-op task round trip, s]
 
     def summary(self) -> dict:
         """p50s, overheads and ratios to centralized (with the spread of per-request ratios)."""
@@ -116,6 +160,8 @@ class Measurement:
             central = by_label["centralized"]
             c50 = statistics.median(x["total"] for x in central)
             cp = statistics.median(max(x["critical_path"], x["work"] / max(self.workers, 1)) for x in central)
+            bests = [best_schedule(x["durations"], self.workers) for x in central if "durations" in x]
+            best = statistics.median(bests) if bests and None not in bests else None
             rows = {}
             for label, xs in by_label.items():
                 p50 = statistics.median(x["total"] for x in xs)
@@ -129,6 +175,7 @@ class Measurement:
                     "tasks": tasks,
                     **{f"{k}_p50": statistics.median(x[k] for x in xs) for k in ("compute", "submit", "gaps", "return")},
                     "bound_ratio": p50 / cp,
+                    "best_schedule_ratio": p50 / best if best else None,
                 }
                 tp = self.throughput.get(profile, {}).get(label)
                 ctp = self.throughput.get(profile, {}).get("centralized")
@@ -137,16 +184,27 @@ class Measurement:
                     row.update(throughput=statistics.median(tp), throughput_ratio=statistics.median(tr),
                                throughput_ratio_min=tr[0], throughput_ratio_max=tr[-1])
                 rows[label] = row
-            out[profile] = {"centralized_p50": c50, "critical_path_bound": cp, "variants": rows}
+            out[profile] = {"centralized_p50": c50, "critical_path_bound": cp, "best_schedule": best, "variants": rows,
+                            "floor_ratio": {b: f["p50"] / c50 + 1 for b, f in self.floors().items()}}
+        return out
+
+    def floors(self) -> dict:
+        """Dask's floor per stream-interval preset: p50 and quartiles of a no-op task's round trip (s)."""
+        out = {}
+        for b, xs in self.floor.items():
+            xs = sorted(xs)
+            out[b] = {"p50": statistics.median(xs), "q25": _q(xs, 0.25), "q75": _q(xs, 0.75), "n": len(xs)}
         return out
 
     def table(self) -> str:
         lines = []
         for profile, s in self.summary().items():
             lines.append(f"profile {profile}: centralized p50 {1000 * s['centralized_p50']:.1f} ms; "
-                         f"bound max(critical path, work/{self.workers}) {1000 * s['critical_path_bound']:.1f} ms")
+                         f"bound max(critical path, work/{self.workers}) {1000 * s['critical_path_bound']:.1f} ms; "
+                         + (f"best schedule on {self.workers} worker(s), no overhead, {1000 * s['best_schedule']:.1f} ms"
+                            if s["best_schedule"] else "best schedule: too many assignments to try"))
             lines.append(f"  {'variant':<26}{'tasks':>6}{'p50 ms':>9}{'ratio (q25-q75)':>20}{'+ms/req':>9}{'+ms/task':>9}"
-                         f"{'/bound':>8}{'compute':>9}{'submit':>8}{'gaps':>7}{'return':>8}{'thru ratio (min-max)':>22}")
+                         f"{'/bound':>8}{'/best':>7}{'compute':>9}{'submit':>8}{'gaps':>7}{'return':>8}{'thru ratio (min-max)':>22}")
             for label, r in s["variants"].items():
                 tr = (f"{r['throughput_ratio']:.2f} ({r['throughput_ratio_min']:.2f}-{r['throughput_ratio_max']:.2f})"
                       if "throughput_ratio" in r else "")
@@ -154,9 +212,14 @@ class Measurement:
                     f"  {label:<26}{r['tasks']:>6}{1000 * r['p50']:>9.1f}"
                     f"{r['latency_ratio']:>8.3f} ({r['ratio_q25']:.2f}-{r['ratio_q75']:.2f})"
                     f"{1000 * r['overhead_per_request']:>9.1f}{1000 * r['overhead_per_task']:>9.2f}{r['bound_ratio']:>8.2f}"
+                    f"{r['best_schedule_ratio'] or float('nan'):>7.2f}"
                     f"{1000 * r['compute_p50']:>9.1f}{1000 * r['submit_p50']:>8.1f}{1000 * r['gaps_p50']:>7.1f}"
                     f"{1000 * r['return_p50']:>8.1f}{tr:>22}"
                 )
+            for b, f in self.floors().items():
+                lines.append(f"  Dask's floor ({b} intervals): a no-op task's round trip p50 {1000 * f['p50']:.1f} ms "
+                             f"(q25-q75 {1000 * f['q25']:.1f}-{1000 * f['q75']:.1f}, n={f['n']}): no one-task request "
+                             f"gets below {s['floor_ratio'][b]:.3f}x centralized here")
         return "\n".join(lines)
 
 
@@ -187,6 +250,7 @@ def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int
     from . import demo
     from .run import CentralizedExecutor, DistributedExecutor
     from .run import batching as batching_mod
+    from .run.distributed import round_trip
 
     vs = variants(granularities, batchings, strategies, submits)
     m = Measurement(workers, demo.machine_facts(), " ".join(sys.argv))
@@ -244,6 +308,15 @@ def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int
                         m.latency.setdefault(p, {}).setdefault(v.label, []).append(parts)
                         m.predictions.setdefault(p, {}).setdefault(v.label, []).append(result.prediction.next_close)
                 progress and progress(p, first + len(rs) - 1)
+            presets = list(dict.fromkeys(v.batching for v in vs if v.mode == "distributed"))
+            for b in presets[k % len(presets):] + presets[:k % len(presets)]:
+                if current[1] != b:
+                    batching_mod.apply(client, batching_mod.PRESETS[b])
+                    current[1] = b
+                for i in range(block + 1):  # the first is the block's lead-in, as for the requests
+                    took = round_trip(client)
+                    if i:
+                        m.floor.setdefault(b, []).append(took)
         for k in range(rounds):
             for p in profiles:
                 reqs = mixes[p][2 + requests + k * batch: 2 + requests + (k + 1) * batch]
@@ -304,7 +377,7 @@ def main(argv=None) -> int:
                 submits=tuple(args.submit), seed=args.seed, block=args.block, progress=None if args.json else lambda p, i: print(f"  {p} request {i + 1}/{args.requests}", file=sys.stderr))
     identical = {p: len({tuple(v) for v in by.values()}) == 1 for p, by in m.predictions.items()}
     if args.json:
-        print(json.dumps({"summary": m.summary(), "identical_predictions": identical, "machine": m.machine,
+        print(json.dumps({"summary": m.summary(), "floor": m.floors(), "identical_predictions": identical, "machine": m.machine,
                           "command": m.commands, "latency": m.latency, "throughput": m.throughput}, indent=2))
     else:
         print(f"{args.workers} worker(s), {args.requests} requests per profile, one in flight, interleaved; "

@@ -19,6 +19,9 @@ def test_demo_interleaves_and_records_what_it_ran(small):
         sorted(cmp.distributed_latency)[1] - sorted(cmp.centralized_latency)[1])
     assert len(cmp.strategies["dask"]["throughput_ratio_rounds"]) == 2
     assert sorted(t.id for t in cmp.example.trace) == sorted(s.id for s in STAGES)
+    # Dask's floor: one no-op round trip after each measured pair, and the least ratio it allows
+    assert len(cmp.floor) == 3 and all(f > 0 for f in cmp.floor)
+    assert cmp.floor_ratio == pytest.approx(1 + sorted(cmp.floor)[1] / sorted(cmp.centralized_latency)[1])
 
 
 def test_demo_json_reports_latency_ratio_and_granularity(small, capsys):
@@ -28,3 +31,4 @@ def test_demo_json_reports_latency_ratio_and_granularity(small, capsys):
     assert out["latency_ratio"] > 0 and out["granularity"] == "branch"
     assert set(out["batching"]) == {"scheduler_to_worker", "scheduler_to_client", "worker_to_scheduler", "client_to_scheduler"}
     assert len(out["distributed"]["dask"]["latency"]) == len(out["centralized_latency"]) == 2
+    assert out["floor"] > 0 and out["floor_ratio"] > 1

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 
 from ..cli_options import non_negative_int, positive_int, scheduler_address, strategies
 from ..granularity import GRANULARITY_CHOICES
@@ -59,6 +60,7 @@ def run(args) -> int:
             "distributed": {name: {"latency": r["latency"], "throughput": r["throughput"]} for name, r in cmp.strategies.items()},
             "latency_ratio": cmp.latency_ratio, "throughput_ratio": cmp.throughput_ratio, "machine": cmp.machine,
             "granularity": cmp.granularity, "overhead_per_request": cmp.overhead_per_request,
+            "floor": statistics.median(cmp.floor), "floor_ratio": cmp.floor_ratio,
             "batching": batching.effective(), "pipeline": use_pipeline(args).to_dict(),
         }, indent=2))
         return 0
@@ -66,6 +68,8 @@ def run(args) -> int:
     print(f"{cmp.requests} distinct requests per phase, profile {cmp.profile}, cache off, warm-up excluded; "
           f"machine: {cmp.machine['cores']} cores, {cmp.machine['memory_gib']} GiB")
     print(cmp.table())
+    print(f"Dask's floor: a task that does nothing takes {1000 * statistics.median(cmp.floor):.1f} ms there and back (p50), "
+          f"so no one-task request gets below {cmp.floor_ratio:.3f}x centralized latency here.")
     print()
     print(f"stage trace of one distributed request ({cmp.example.prediction.symbol} {cmp.example.prediction.as_of}):")
     print(cmp.trace_table())

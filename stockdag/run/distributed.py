@@ -12,6 +12,8 @@ import asyncio
 import collections
 import logging
 import threading
+import time
+import uuid
 
 import dask
 from distributed import Client, LocalCluster
@@ -208,3 +210,23 @@ class DistributedExecutor:
     def __exit__(self, *exc):
         self.close()
 
+
+
+def _noop(x):
+    """The task of :func:`round_trip`: returns its argument."""
+    return x
+
+
+def round_trip(client: Client) -> float:
+    """Seconds one task that does nothing takes: submit, schedule, run, report and gather.
+
+    Dask's floor on this cluster: no one-task request costs less than this over the
+    same stages run in process (``python -m stockdag.overhead`` and ``stockdag demo``
+    measure it between their requests).
+    """
+    t0 = time.perf_counter()
+    f = client.submit(_noop, 0, key=f"stockdag-floor-{uuid.uuid4().hex}", pure=False)
+    f.result()
+    took = time.perf_counter() - t0
+    f.release()
+    return took

@@ -46,3 +46,7 @@ def test_overhead_one_worker_both_profiles(benchmark, store, capsys):
         rows = summary[profile]["variants"]
         assert {r["tasks"] for label, r in rows.items() if label.startswith("request/")} == {1}
         assert all("throughput_ratio" in r for r in rows.values())
+        # Dask's floor was measured under both presets, in the same block as the requests (one block: 4 after a lead-in)
+        assert set(summary[profile]["floor_ratio"]) == {"dask", "fast"}
+        assert all(ratio > 1 for ratio in summary[profile]["floor_ratio"].values())
+    assert {b: f["n"] for b, f in m.floors().items()} == {"dask": 4, "fast": 4}
