@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import pandas as pd
 from hdrh.histogram import HdrHistogram
 
@@ -132,8 +133,24 @@ def percentiles(h: HdrHistogram) -> dict[str, float]:
         return {}
     out = {f"p{p:g}": h.get_value_at_percentile(p) / 1e3 for p in PERCENTILES}
     out["max"] = h.get_max_value() / 1e3
-    out["mean"] = h.get_mean_value() / 1e3
+    out["mean"] = mean(h) / 1e3
     return out
+
+
+def mean(h: HdrHistogram) -> float:
+    """``h.get_mean_value()``, to the last bit, from the non-empty buckets only.
+
+    hdrh's own walks every one of the histogram's ~23,500 buckets in Python
+    (~20 ms); the simulator summarises thousands of runs, and the web app one
+    a second. Each bucket counts at its median equivalent value, as in hdrh.
+    """
+    counts = np.ctypeslib.as_array(h.counts)
+    total = 0
+    for i in np.flatnonzero(counts).tolist():
+        v = h.get_value_from_index(i)
+        low, high = h.get_lowest_equivalent_value(v), h.get_highest_equivalent_value(v)
+        total += int(counts[i]) * (low + ((high - low + 1) >> 1))
+    return float(total) / h.get_total_count() if h.get_total_count() else 0.0
 
 
 def summarize(records: pd.DataFrame, *, url: str, loop: str, rate: float | None, users: int | None,

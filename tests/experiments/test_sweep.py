@@ -74,7 +74,7 @@ def test_report_is_rebuilt_from_the_folder(run_folder, capsys):
 
 def test_a_sweep_on_a_cluster_spec(tmp_path):
     params = SweepParams(mode=["distributed"], strategy=["pinned"], cluster="experiments/clusters/local-2.yaml",
-                         rates=[2.0], duration=1.0, warmup=0.3, out=str(tmp_path), run_id="spec", timeout=30)
+                         rates=[2.0], duration=1.0, warmup=0.3, min_requests=3, out=str(tmp_path), run_id="spec", timeout=30)
     with dask.config.set(SMALL):
         folder = run_sweep(params, progress=False)
     meta = json.load(open(os.path.join(folder, "points", "distributed-w2-pinned-local-2--rate2--r0.json")))
