@@ -79,7 +79,7 @@ class Comparison:
 
     @property
     def floor_ratio(self) -> float | None:
-        """The least latency ratio a one-task request can have here: 1 + Dask's floor / the centralized p50."""
+        """The latency ratio of Dask's floor alone: 1 + a no-op task's round trip / the centralized p50 (what a one-task request pays at least)."""
         if not self.floor:
             return None
         return 1 + statistics.median(self.floor) / statistics.median(self.centralized_latency)

@@ -30,11 +30,11 @@ Per-request overhead is the distributed p50 minus the centralized p50 of the
 same requests; per-task overhead divides it by the tasks of one request.
 
 Beside them the run measures Dask's own floor, in the same blocks: the round
-trip of a task that does nothing (submit, schedule, run, report, gather; one
-in flight, back to back) under each stream-interval preset. No one-task
-request can cost less than that over centralized, so a latency goal for a
-light request (e.g. 1.05x of a 70 ms pretrained request: 3.5 ms) is within
-reach on a machine only if the floor is below it.
+trip of a task that does nothing (submit, schedule, run, report, gather) on a
+cluster idle for longer than any batching interval, under each stream-interval
+preset. No one-task request can cost less than that over centralized, so a
+latency goal for a light request (e.g. 1.05x of a 70 ms pretrained request:
+3.5 ms) is within reach on a machine only if the floor is below it.
 """
 from __future__ import annotations
 
@@ -217,9 +217,9 @@ class Measurement:
                     f"{1000 * r['return_p50']:>8.1f}{tr:>22}"
                 )
             for b, f in self.floors().items():
-                lines.append(f"  Dask's floor ({b} intervals): a no-op task's round trip p50 {1000 * f['p50']:.1f} ms "
-                             f"(q25-q75 {1000 * f['q25']:.1f}-{1000 * f['q75']:.1f}, n={f['n']}): no one-task request "
-                             f"gets below {s['floor_ratio'][b]:.3f}x centralized here")
+                lines.append(f"  Dask's floor ({b} intervals): a no-op task's round trip on an idle cluster p50 {1000 * f['p50']:.1f} ms "
+                             f"(q25-q75 {1000 * f['q25']:.1f}-{1000 * f['q75']:.1f}, n={f['n']}): a one-task request pays at least "
+                             f"that, {s['floor_ratio'][b]:.3f}x centralized here")
         return "\n".join(lines)
 
 
@@ -314,7 +314,7 @@ def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int
                     batching_mod.apply(client, batching_mod.PRESETS[b])
                     current[1] = b
                 for i in range(block + 1):  # the first is the block's lead-in, as for the requests
-                    took = round_trip(client)
+                    took = round_trip(client)  # after a pause: the floor of a request longer than the intervals
                     if i:
                         m.floor.setdefault(b, []).append(took)
         for k in range(rounds):

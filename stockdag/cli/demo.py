@@ -68,8 +68,8 @@ def run(args) -> int:
     print(f"{cmp.requests} distinct requests per phase, profile {cmp.profile}, cache off, warm-up excluded; "
           f"machine: {cmp.machine['cores']} cores, {cmp.machine['memory_gib']} GiB")
     print(cmp.table())
-    print(f"Dask's floor: a task that does nothing takes {1000 * statistics.median(cmp.floor):.1f} ms there and back (p50), "
-          f"so no one-task request gets below {cmp.floor_ratio:.3f}x centralized latency here.")
+    print(f"Dask's floor: a task that does nothing takes {1000 * statistics.median(cmp.floor):.1f} ms there and back on an idle "
+          f"cluster (p50); a one-task request pays at least that, {cmp.floor_ratio:.3f}x centralized latency here.")
     print()
     print(f"stage trace of one distributed request ({cmp.example.prediction.symbol} {cmp.example.prediction.as_of}):")
     print(cmp.trace_table())

@@ -217,13 +217,17 @@ def _noop(x):
     return x
 
 
-def round_trip(client: Client) -> float:
-    """Seconds one task that does nothing takes: submit, schedule, run, report and gather.
+def round_trip(client: Client, settle: float = 0.02) -> float:
+    """Seconds one task that does nothing takes on an idle cluster: submit, schedule, run, report and gather.
 
-    Dask's floor on this cluster: no one-task request costs less than this over the
-    same stages run in process (``python -m stockdag.overhead`` and ``stockdag demo``
-    measure it between their requests).
+    Dask's floor: no one-task request costs less than this over the same stages run
+    in process (``python -m stockdag.overhead`` and ``stockdag demo`` measure it
+    between their requests). It first waits ``settle`` seconds, longer than any
+    stream's batching interval, so that no interval opened by an earlier message
+    delays it: back to back, a task shorter than an interval would measure the
+    interval instead (10 ms with Dask's own on the client's stream).
     """
+    time.sleep(settle)
     t0 = time.perf_counter()
     f = client.submit(_noop, 0, key=f"stockdag-floor-{uuid.uuid4().hex}", pure=False)
     f.result()
