@@ -32,9 +32,11 @@ same requests; per-task overhead divides it by the tasks of one request.
 Beside them the run measures Dask's own floor, in the same blocks: the round
 trip of a task that does nothing (submit, schedule, run, report, gather) on a
 cluster idle for longer than any batching interval, under each stream-interval
-preset. No one-task request can cost less than that over centralized, so a
-latency goal for a light request (e.g. 1.05x of a 70 ms pretrained request:
-3.5 ms) is within reach on a machine only if the floor is below it.
+preset. A one-task request pays at least that over centralized, so a latency
+goal for a light request (e.g. 1.05x of a 70 ms pretrained request: 3.5 ms) is
+within reach on a machine only if the floor is well below it. The best schedule
+(:func:`best_schedule`) is the other reference: what a perfect placement of the
+run's own stage costs reaches on the run's workers with no overhead.
 """
 from __future__ import annotations
 
@@ -93,10 +95,10 @@ def best_schedule(durations: dict[str, float], workers: int) -> float | None:
     Every assignment of stages to workers is tried (the first stage fixed, as
     workers are alike); each is list-scheduled in table order, a stage starting
     when its inputs are done and its worker is free. That is the latency a perfect
-    placement reaches with free scheduling and transfers: between the critical path
-    and ``max(critical path, work / workers)``, which a request whose stages do not
-    split evenly cannot reach. None when there are more than :data:`MAX_ASSIGNMENTS`
-    assignments.
+    placement reaches with free scheduling and transfers. It is never below
+    ``max(critical path, work / workers)`` and lies above it when the stages do not
+    split evenly over the workers (two big models on two workers, say). None when
+    there are more than :data:`MAX_ASSIGNMENTS` assignments.
     """
     stages = stage_table(spec_for_ids(durations))
     ids = [s.id for s in stages]
