@@ -78,11 +78,16 @@ class Comparison:
     floor: list[float] = field(default_factory=list)  # Dask's floor: a no-op task's round trip (s), interleaved
 
     @property
+    def floor_p50(self) -> float | None:
+        """Seconds: the median of Dask's floor (a no-op task's round trip), None when none was measured."""
+        return statistics.median(self.floor) if self.floor else None
+
+    @property
     def floor_ratio(self) -> float | None:
         """The latency ratio of Dask's floor alone: 1 + a no-op task's round trip / the centralized p50 (what a one-task request pays at least)."""
         if not self.floor:
             return None
-        return 1 + statistics.median(self.floor) / statistics.median(self.centralized_latency)
+        return 1 + self.floor_p50 / statistics.median(self.centralized_latency)
 
     @property
     def latency_ratio(self) -> float:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import statistics
 
 from ..cli_options import non_negative_int, positive_int, scheduler_address, strategies
 from ..granularity import GRANULARITY_CHOICES
@@ -60,7 +59,7 @@ def run(args) -> int:
             "distributed": {name: {"latency": r["latency"], "throughput": r["throughput"]} for name, r in cmp.strategies.items()},
             "latency_ratio": cmp.latency_ratio, "throughput_ratio": cmp.throughput_ratio, "machine": cmp.machine,
             "granularity": cmp.granularity, "overhead_per_request": cmp.overhead_per_request,
-            "floor": statistics.median(cmp.floor), "floor_ratio": cmp.floor_ratio,
+            "floor": cmp.floor_p50, "floor_ratio": cmp.floor_ratio,
             "batching": batching.effective(), "pipeline": use_pipeline(args).to_dict(),
         }, indent=2))
         return 0
@@ -68,8 +67,9 @@ def run(args) -> int:
     print(f"{cmp.requests} distinct requests per phase, profile {cmp.profile}, cache off, warm-up excluded; "
           f"machine: {cmp.machine['cores']} cores, {cmp.machine['memory_gib']} GiB")
     print(cmp.table())
-    print(f"Dask's floor: a task that does nothing takes {1000 * statistics.median(cmp.floor):.1f} ms there and back on an idle "
-          f"cluster (p50); a one-task request pays at least that, {cmp.floor_ratio:.3f}x centralized latency here.")
+    if cmp.floor:
+        print(f"Dask's floor: a task that does nothing takes {1000 * cmp.floor_p50:.1f} ms there and back on an idle "
+              f"cluster (p50); a one-task request pays at least that, {cmp.floor_ratio:.3f}x centralized latency here.")
     print()
     print(f"stage trace of one distributed request ({cmp.example.prediction.symbol} {cmp.example.prediction.as_of}):")
     print(cmp.trace_table())

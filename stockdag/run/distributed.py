@@ -211,7 +211,6 @@ class DistributedExecutor:
         self.close()
 
 
-
 def _noop(x):
     """The task of :func:`round_trip`: returns its argument."""
     return x
@@ -220,7 +219,7 @@ def _noop(x):
 def round_trip(client: Client, settle: float = 0.02) -> float:
     """Seconds one task that does nothing takes on an idle cluster: submit, schedule, run, report and gather.
 
-    Dask's floor: no one-task request costs less than this over the same stages run
+    Dask's floor: a one-task request pays at least this over the same stages run
     in process (``python -m stockdag.overhead`` and ``stockdag demo`` measure it
     between their requests). It first waits ``settle`` seconds, longer than any
     stream's batching interval, so that no interval opened by an earlier message
