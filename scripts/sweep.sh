@@ -15,7 +15,7 @@ run_id=${RUN_ID:-$(date +%Y%m%d-%H%M%S)-$(basename "$params" .yaml)}
 mkdir -p "results/$run_id"
 "$bin/papermill" experiments/sweep.ipynb "results/$run_id/sweep.ipynb" -f "$params" \
     -p run_id "$run_id" -p out results --cwd . "$@"
-# The design report's test cases at 1-5 and 8-64 machines, SIMULATED by stockdag.simulate calibrated on this run's
+# The design report's test cases at 1-5 and 8-64 machines, SIMULATED by stockdag.lab.simulate calibrated on this run's
 # centralized and 1-worker points (experiments/scale.ipynb; SCALE=0 skips it, SCALE_PARAMS overrides its parameters).
 # A failed simulation does not lose the measured run: its report is still made, then the script exits non-zero.
 scale_status=0

@@ -21,7 +21,7 @@ from .errors import (
 
 # imported on first use (PEP 562): they pull in the pipeline, pandas, scikit-learn and nltk, which
 # `stockdag --help` and most commands never need
-_LAZY = {"predict": ".api", "PredictionResult": ".result"}
+_LAZY = {"predict": ".run.api", "PredictionResult": ".pipeline.result"}
 
 
 def __getattr__(name: str):

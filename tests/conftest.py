@@ -20,7 +20,7 @@ import pytest
 import pytest_socket
 
 import stockdag  # noqa: F401  (loads the package defaults into dask.config)
-from stockdag.data.cache import reset_caches
+from stockdag.domain.data.cache import reset_caches
 
 # Small windows keep a refit request around a quarter of a second.
 SMALL = {

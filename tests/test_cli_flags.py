@@ -16,7 +16,7 @@ from stockdag.cli import main
 @pytest.fixture
 def csv_dir(tmp_path):
     """A folder holding only HOLDX.csv (AAPL's bundled prices under another name)."""
-    from stockdag.data.prices import _bundled_frame
+    from stockdag.domain.data.prices import _bundled_frame
 
     data = _bundled_frame()
     data[data["ticker"] == "AAPL"].drop(columns="ticker").to_csv(tmp_path / "HOLDX.csv", index=False)
@@ -144,7 +144,7 @@ def test_predict_data_flags_reach_the_request(csv_dir, small, capsys):
 
 
 def test_predict_profile_reaches_the_request(tmp_path, small, capsys):
-    with dask.config.set({"stockdag.models.store": str(tmp_path)}):
+    with dask.config.set({"stockdag.domain.models.store": str(tmp_path)}):
         assert main(["predict", "AAPL", "--as-of", "2012-06-01", "--profile", "pretrained"]) == 2
     assert f"no pretrained models for AAPL in {tmp_path}" in capsys.readouterr().err
 
@@ -167,7 +167,7 @@ def compare_spy(monkeypatch):
             seen["scheduler"] = kwargs["client"].scheduler.address
         raise _Stop
 
-    monkeypatch.setattr("stockdag.demo.compare", spy)
+    monkeypatch.setattr("stockdag.lab.demo.compare", spy)
     return seen
 
 
@@ -206,7 +206,7 @@ def run_spy(monkeypatch):
         seen["cfg"] = cfg
         raise _Stop
 
-    monkeypatch.setattr("stockdag.bench.run", spy)
+    monkeypatch.setattr("stockdag.lab.bench.run", spy)
     return seen
 
 

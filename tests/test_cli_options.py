@@ -248,7 +248,7 @@ def test_a_date_in_the_right_form_says_which_part_is_wrong(argv, message, capsys
 
 def test_an_impossible_as_of_date_over_http_says_which_part_is_wrong():
     from stockdag.errors import InvalidRequest
-    from stockdag.request import parse_date
+    from stockdag.pipeline.request import parse_date
 
     with pytest.raises(InvalidRequest, match=r"invalid as-of date '2012-13-01': month must be in 1\.\.12"):
         parse_date("2012-13-01")
@@ -257,7 +257,7 @@ def test_an_impossible_as_of_date_over_http_says_which_part_is_wrong():
 def test_strategy_errors_name_each_strategy_once(capsys):
     """Issue 16 item 15: the strategy error listed "dask" twice (the registry holds it too)."""
     from stockdag.errors import InvalidRequest
-    from stockdag.experiments import SweepParams
+    from stockdag.lab.experiments import SweepParams
     from stockdag.placement import STRATEGIES
     from stockdag.serve import create_app
 

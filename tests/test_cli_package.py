@@ -19,11 +19,11 @@ def test_every_command_has_its_own_module():
 
 
 def test_the_cli_builds_no_bench_config_and_sweeps_no_ec2_region_itself():
-    """The work lives in the package: stockdag.bench.prepare and stockdag.deploy.orphans."""
+    """The work lives in the package: stockdag.lab.bench.prepare and stockdag.deploy.orphans."""
     import inspect
 
-    from stockdag.bench import prepare
     from stockdag.deploy.orphans import terminate_orphans
+    from stockdag.lab.bench import prepare
 
     bench_source, cluster_source = inspect.getsource(cli.bench), inspect.getsource(cli.cluster)
     assert "BenchConfig(" not in bench_source and "RequestMix(" not in bench_source and "prepare(" in bench_source

@@ -9,7 +9,7 @@ import dask
 import pytest
 
 from stockdag import config
-from stockdag.request import parse_request
+from stockdag.pipeline.request import parse_request
 
 
 def test_a_snapshot_keeps_the_settings_it_was_taken_with():

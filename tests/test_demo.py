@@ -4,7 +4,7 @@ import json
 import pytest
 
 from stockdag.cli import main
-from stockdag.demo import compare
+from stockdag.lab.demo import compare
 from stockdag.pipeline import STAGES
 
 pytestmark = pytest.mark.slow

@@ -1,5 +1,5 @@
 """The demo's table says which way a ratio goes and how many requests were really in flight (issue 16 item 15)."""
-from stockdag.demo import Comparison
+from stockdag.lab.demo import Comparison
 
 
 def _comparison(requests=4, in_flight=16):

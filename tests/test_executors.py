@@ -8,7 +8,7 @@ import pytest
 import stockdag
 from stockdag.errors import InsufficientHistory, UnknownSymbol
 from stockdag.pipeline import STAGES
-from stockdag.request import parse_request
+from stockdag.pipeline.request import parse_request
 from stockdag.run import CentralizedExecutor, DistributedExecutor
 
 pytestmark = pytest.mark.slow
@@ -200,7 +200,7 @@ def test_a_one_task_request_is_submitted_as_a_task_with_its_annotation(small, cl
 
 
 def test_the_overhead_tools_dask_variant_runs_without_an_earlier_strategys_plugin(small, client):
-    from stockdag.overhead import measure
+    from stockdag.lab.overhead import measure
     from stockdag.placement import NAME
 
     # variants run centralized, heft, dask for the one request: the dask one must not be planned by heft's plugin

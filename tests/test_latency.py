@@ -4,7 +4,7 @@ import pytest
 
 import stockdag
 from stockdag.pipeline import emulated_delay
-from stockdag.request import Latency
+from stockdag.pipeline.request import Latency
 
 
 def test_no_latency_by_default():
@@ -25,7 +25,7 @@ def test_lognormal_draws_are_positive():
 
 
 def test_latency_is_paid_on_a_miss_only(small, monkeypatch):
-    import stockdag.pipeline as pipeline
+    import stockdag.pipeline.stages as pipeline
 
     slept = []
     monkeypatch.setattr(pipeline.time, "sleep", slept.append)  # record the emulated delays instead of waiting
@@ -39,7 +39,7 @@ def test_latency_is_paid_on_a_miss_only(small, monkeypatch):
 
 
 def test_same_seed_request_and_stage_draw_the_same_delay(monkeypatch):
-    import stockdag.pipeline as pipeline
+    import stockdag.pipeline.stages as pipeline
 
     monkeypatch.setattr(pipeline.time, "sleep", lambda s: None)  # the draw is the point, not the wait
     lat = Latency("lognormal", 0.05, 0.5, seed=7)

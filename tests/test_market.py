@@ -4,8 +4,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from stockdag.data.prices import BundledPrices
-from stockdag.market import MARKET_FEATURES, MarketData, fetch_market, market_features, with_market
+from stockdag.domain.data.prices import BundledPrices
+from stockdag.domain.market import MARKET_FEATURES, MarketData, fetch_market, market_features, with_market
 
 AS_OF = dt.date(2012, 6, 1)
 

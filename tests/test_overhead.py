@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from stockdag.overhead import best_schedule, critical_path
+from stockdag.lab.overhead import best_schedule, critical_path
 
 # the refit profile's mean stage costs (ms) of results/20261130-045005-default
 REFIT = {"C1": 0.1, "C6": 0.0, "C2": 1.2, "C5": 0.6, "C3": 6.6, "C4": 39.6,
@@ -26,7 +26,7 @@ def test_enough_workers_reach_the_critical_path():
 
 
 def test_too_many_assignments_is_no_answer_rather_than_a_long_wait(monkeypatch):
-    import stockdag.overhead as overhead
+    import stockdag.lab.overhead as overhead
 
     monkeypatch.setattr(overhead, "MAX_ASSIGNMENTS", 2 ** 10)
     assert best_schedule(REFIT, 2) is None

@@ -24,8 +24,8 @@ def _choices(argv_prefix: list[str], option: str):
 
 # ---------------------------------------------------------------- serving modes
 def test_serving_modes_have_one_owner():
-    from stockdag import modes
-    from stockdag.experiments import sweep
+    from stockdag.lab.experiments import sweep
+    from stockdag.pipeline import modes
     from stockdag.serve.backends import BACKENDS
 
     assert tuple(BACKENDS) == modes.SERVING_MODES
@@ -37,7 +37,7 @@ def test_serving_modes_have_one_owner():
 def test_an_unknown_mode_names_the_owner_s_modes():
     import stockdag
     from stockdag.errors import InvalidRequest
-    from stockdag.modes import PREDICT_MODES, SERVING_MODES
+    from stockdag.pipeline.modes import PREDICT_MODES, SERVING_MODES
     from stockdag.serve import create_app
 
     with pytest.raises(InvalidRequest, match=f"choose one of: {', '.join(PREDICT_MODES)}$"):
@@ -48,7 +48,7 @@ def test_an_unknown_mode_names_the_owner_s_modes():
 
 # ---------------------------------------------------------------- placement strategies
 def test_the_cli_strategy_choices_come_from_the_registry():
-    from stockdag.cli_options import strategies, strategy
+    from stockdag.cli.options import strategies, strategy
     from stockdag.placement import STRATEGIES
 
     assert strategies("all") == tuple(STRATEGIES)
@@ -59,7 +59,7 @@ def test_the_cli_strategy_choices_come_from_the_registry():
 
 def test_a_cluster_spec_and_a_sweep_check_strategies_with_the_registry():
     from stockdag.deploy.spec import SpecError, parse_spec
-    from stockdag.experiments import SweepParams
+    from stockdag.lab.experiments import SweepParams
     from stockdag.placement import STRATEGIES
 
     names = ", ".join(STRATEGIES)
@@ -82,7 +82,7 @@ def _write_prices(folder, symbol, start, days):
 
 
 def test_default_symbols_are_the_source_s_own_with_enough_history(tmp_path):
-    from stockdag.data.symbols import symbols_with_history
+    from stockdag.domain.data.symbols import symbols_with_history
 
     _write_prices(tmp_path, "OLD", "2008-01-01", 800)
     _write_prices(tmp_path, "NEW", "2010-06-01", 100)
@@ -94,14 +94,14 @@ def test_the_bundled_defaults_are_unchanged():
     """train's and evaluate's defaults were a typed list; derived from the bundled source they are the same."""
     import datetime as dt
 
-    from stockdag.data.symbols import symbols_with_history
+    from stockdag.domain.data.symbols import symbols_with_history
 
     assert symbols_with_history(dt.date(2010, 12, 31), 250, "bundled") == ["AAPL", "GOOG", "IBM", "MSFT"]
     assert symbols_with_history(dt.date(2010, 12, 31), 500, "bundled") == ["AAPL", "GOOG", "IBM", "MSFT"]
 
 
 def test_a_source_that_cannot_list_symbols_asks_for_them(tmp_path):
-    from stockdag.data.symbols import symbols_with_history
+    from stockdag.domain.data.symbols import symbols_with_history
     from stockdag.errors import InvalidRequest
 
     with pytest.raises(InvalidRequest, match="the csv source cannot list its symbols: name them"):
@@ -138,8 +138,8 @@ def test_no_symbol_list_is_typed_in_the_package():
 
 # ---------------------------------------------------------------- bench vocabulary
 def test_bench_vocabulary_has_one_owner():
-    import stockdag.bench as bench
-    from stockdag.bench import loadgen, mix, vocabulary
+    import stockdag.lab.bench as bench
+    from stockdag.lab.bench import loadgen, mix, vocabulary
 
     assert (bench.ARRIVALS, bench.MIXES, bench.LOOPS) == (vocabulary.ARRIVALS, vocabulary.MIXES, vocabulary.LOOPS)
     assert loadgen.ARRIVALS is vocabulary.ARRIVALS and mix.DISTRIBUTIONS is vocabulary.MIXES
@@ -155,15 +155,15 @@ def test_the_vocabulary_is_read_without_loading_the_load_generator():
     import subprocess
     import sys
 
-    code = ("import sys; import stockdag.bench as b; b.ARRIVALS; "
-            "assert 'stockdag.bench.loadgen' not in sys.modules, 'loadgen imported'")
+    code = ("import sys; import stockdag.lab.bench as b; b.ARRIVALS; "
+            "assert 'stockdag.lab.bench.loadgen' not in sys.modules, 'loadgen imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 # ---------------------------------------------------------------- machine facts
 def test_the_demo_records_the_machine_facts_of_the_one_collector():
-    from stockdag.demo import machine_facts
-    from stockdag.experiments import facts
+    from stockdag.lab.demo import machine_facts
+    from stockdag.lab.experiments import facts
 
     demo = machine_facts()
     assert set(facts.machine(measure_capacity=False)) <= set(demo)
@@ -182,7 +182,7 @@ def test_no_second_key_for_memory_in_the_package():
 
 # ---------------------------------------------------------------- cache backends: one {name: class} map
 def test_a_cache_backend_is_one_class_in_the_map(monkeypatch):
-    from stockdag.data import cache
+    from stockdag.domain.data import cache
 
     class Counting(cache.LRUCache):
         name = "counting"

@@ -4,7 +4,7 @@ import dask
 import pytest
 
 from stockdag.pipeline import FINAL, STAGES, build_graph, run_stages, task_key
-from stockdag.request import parse_request
+from stockdag.pipeline.request import parse_request
 
 
 def test_stage_table_names_c1_to_c12_in_dependency_order():

@@ -6,10 +6,10 @@ import pickle
 import pytest
 
 from stockdag.cli import main
-from stockdag.models import MODELS, REGISTRY, fit_predict
+from stockdag.domain.models import MODELS, REGISTRY, fit_predict
 from stockdag.pipeline import stage_table
-from stockdag.pipeline_spec import DEFAULT, STEPS, PipelineSpecError, load_pipeline
-from stockdag.request import parse_request
+from stockdag.pipeline.request import parse_request
+from stockdag.pipeline.spec import DEFAULT, STEPS, PipelineSpecError, load_pipeline
 from stockdag.run import CentralizedExecutor
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
@@ -66,10 +66,10 @@ def test_each_model_keeps_its_stage_id_in_every_spec():
 
 
 def test_default_yaml_predicts_exactly_what_the_five_models_predict(small):
-    from stockdag.data.news import get_news_source
-    from stockdag.data.prices import get_price_source
-    from stockdag.features import make_features
-    from stockdag.sentiment import score_sentiment
+    from stockdag.domain.data.news import get_news_source
+    from stockdag.domain.data.prices import get_price_source
+    from stockdag.domain.features import make_features
+    from stockdag.domain.sentiment import score_sentiment
 
     req = parse_request("AAPL", "2012-06-01", pipeline=spec_path("default"))
     result = CentralizedExecutor().run(req)
@@ -108,14 +108,14 @@ def test_the_spec_travels_in_the_request_not_in_the_workers_configuration(small,
 
 @pytest.mark.parametrize("name", ["wide", "deep"])
 def test_train_and_pretrained_profile_work_for_any_spec(small, tmp_path, name):
-    from stockdag.models.train import train
+    from stockdag.lab.train import train
 
     spec = load_pipeline(spec_path(name))
     store = train(["AAPL"], "2011-06-30", str(tmp_path), window=120, pipeline=spec)
     req = parse_request("AAPL", "2012-06-01", profile="pretrained", pipeline=spec)
     import dask
 
-    with dask.config.set({"stockdag.models.store": store}):
+    with dask.config.set({"stockdag.domain.models.store": store}):
         req = parse_request("AAPL", "2012-06-01", profile="pretrained", pipeline=spec)
         result = CentralizedExecutor().run(req)
     assert [c.model for c in result.prediction.candidates] == list(spec.models)
@@ -127,10 +127,10 @@ def test_pretrained_models_of_another_feature_set_are_not_used(small, tmp_path):
     import dask
 
     from stockdag.errors import ModelStoreError
-    from stockdag.models.train import train
+    from stockdag.lab.train import train
 
     store = train(["AAPL"], "2011-06-30", str(tmp_path), window=120)
-    with dask.config.set({"stockdag.models.store": store}):
+    with dask.config.set({"stockdag.domain.models.store": store}):
         req = parse_request("AAPL", "2012-06-01", profile="pretrained", pipeline=spec_path("deep"))
         with pytest.raises(ModelStoreError, match="stockdag train"):
             CentralizedExecutor().run(req)
@@ -155,8 +155,8 @@ def test_tools_without_a_spec_recover_the_pipeline_from_traced_ids(name):
 
 
 def test_critical_path_and_width_follow_the_pipeline_of_the_costs():
-    from stockdag.experiments.analysis import critical_path, parallel_width
-    from stockdag.overhead import critical_path as overhead_cp
+    from stockdag.lab.experiments.analysis import critical_path, parallel_width
+    from stockdag.lab.overhead import critical_path as overhead_cp
 
     wide, deep = _ids("wide"), _ids("deep")
     assert parallel_width(wide) == len(load_pipeline(spec_path("wide")).models)
@@ -169,7 +169,7 @@ def test_critical_path_and_width_follow_the_pipeline_of_the_costs():
 
 
 def test_live_stage_means_list_the_extra_stages_in_table_order():
-    from stockdag.webapp.runs import LiveStats
+    from stockdag.lab.webapp.runs import LiveStats
 
     stats = LiveStats()
     stats._stage_n.update({i: 1 for i in reversed(_ids("deep"))})
@@ -186,7 +186,7 @@ def test_a_spec_is_found_by_name_in_experiments_pipelines():
 
 
 def test_sweep_runs_every_configuration_with_every_pipeline_and_rejects_a_bad_one(tmp_path):
-    from stockdag.experiments.sweep import SweepParams
+    from stockdag.lab.experiments.sweep import SweepParams
 
     p = SweepParams(mode=["centralized", "distributed"], workers=[2], pipeline=["wide", "deep"], run_id="t")
     assert [(c.mode, c.pipeline) for c in p.configurations_list()] == [
@@ -199,7 +199,7 @@ def test_sweep_runs_every_configuration_with_every_pipeline_and_rejects_a_bad_on
 
 
 def test_width_params_cover_the_widths_with_and_without_the_extra_steps():
-    from stockdag.experiments.sweep import SweepParams
+    from stockdag.lab.experiments.sweep import SweepParams
 
     p = SweepParams.from_yaml(os.path.join(ROOT, "experiments", "params", "width.yaml"), run_id="t")
     specs = {c.pipeline: load_pipeline(c.pipeline) for c in p.configurations_list()}
@@ -221,8 +221,8 @@ def _trace(spec, seconds_per_model):
 def test_width_table_compares_each_pipeline_with_its_own_centralized_run_and_limits(tmp_path):
     import pandas as pd
 
-    from stockdag.experiments.analysis import RunData, width_table
-    from stockdag.experiments.plots import width_speedup
+    from stockdag.lab.experiments.analysis import RunData, width_table
+    from stockdag.lab.experiments.plots import width_speedup
 
     specs = {"width/w01": load_pipeline("width/w01"), "width/w05": load_pipeline("width/w05")}
     labels = {(m, p): f"{m} [{p.split('/')[-1]}]" for m in ("centralized", "distributed w2 dask") for p in specs}

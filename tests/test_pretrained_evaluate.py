@@ -4,9 +4,9 @@ import pytest
 
 import stockdag
 from stockdag.errors import InsufficientHistory, ModelStoreError
-from stockdag.evaluate import evaluate
-from stockdag.models.train import train
-from stockdag.pipeline_spec import DEFAULT
+from stockdag.lab.evaluate import evaluate
+from stockdag.lab.train import train
+from stockdag.pipeline.spec import DEFAULT
 
 
 @pytest.fixture(scope="module")
@@ -17,19 +17,19 @@ def store(tmp_path_factory):
 
 
 def test_pretrained_profile_uses_the_store(small, store):
-    with dask.config.set({"stockdag.models.store": store}):
+    with dask.config.set({"stockdag.domain.models.store": store}):
         d = stockdag.predict("AAPL", "2012-01-03", profile="pretrained").to_dict()
     assert d["profile"] == "pretrained" and len(d["candidates"]) == len(DEFAULT.models)
     assert all(np.isfinite(c["prediction"]) for c in d["candidates"])
 
 
 def test_pretrained_refuses_to_score_on_its_training_days(small, store):
-    with dask.config.set({"stockdag.models.store": store}), pytest.raises(InsufficientHistory, match="fitted on data up to 2011-06-30"):
+    with dask.config.set({"stockdag.domain.models.store": store}), pytest.raises(InsufficientHistory, match="fitted on data up to 2011-06-30"):
         stockdag.predict("AAPL", "2011-07-05", profile="pretrained")
 
 
 def test_missing_store_says_how_to_fix_it(small, tmp_path):
-    with dask.config.set({"stockdag.models.store": str(tmp_path)}), pytest.raises(ModelStoreError, match="stockdag train"):
+    with dask.config.set({"stockdag.domain.models.store": str(tmp_path)}), pytest.raises(ModelStoreError, match="stockdag train"):
         stockdag.predict("MSFT", "2012-01-03", profile="pretrained")
 
 
@@ -49,9 +49,9 @@ DEEP = __import__("os").path.join(__import__("os").path.dirname(__file__), "..",
 
 
 def test_evaluate_deep_scores_winner_takes_all_ensemble_naive_and_interval_coverage():
-    from stockdag.evaluate import coverage
-    from stockdag.models.combine import conformal_halfwidth, ensemble_weights
-    from stockdag.pipeline_spec import load_pipeline
+    from stockdag.domain.models.combine import conformal_halfwidth, ensemble_weights
+    from stockdag.lab.evaluate import coverage
+    from stockdag.pipeline.spec import load_pipeline
 
     spec = load_pipeline(DEEP)
     ev = evaluate(["IBM"], "2012-01-01", "2012-04-30", window=120, step=20, error_days=10, pipeline=spec)

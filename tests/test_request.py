@@ -5,7 +5,7 @@ import pytest
 
 from stockdag.errors import InvalidRequest
 from stockdag.pipeline import parse_request_stage
-from stockdag.request import normalise_symbol, parse_date, parse_request
+from stockdag.pipeline.request import normalise_symbol, parse_date, parse_request
 
 
 @pytest.mark.parametrize("raw, expected", [("aapl", "AAPL"), (" msft ", "MSFT"), ("BRK.B", "BRK.B"), ("^GSPC", None)])
@@ -53,8 +53,8 @@ def test_request_ids_are_unique_and_c1_round_trips(small):
 
 
 def test_malformed_symbol_touches_no_cache_or_source(monkeypatch):
-    import stockdag.data.cache as cache
-    import stockdag.pipeline as pipeline
+    import stockdag.domain.data.cache as cache
+    import stockdag.pipeline.stages as pipeline
 
     def boom(*a, **k):
         raise AssertionError("I/O attempted for a malformed request")

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stockdag.data.news import BundledNews, NewsData
-from stockdag.data.prices import BundledPrices, PriceData
-from stockdag.features import PRICE_FEATURES, make_features
-from stockdag.sentiment import polarity, score_sentiment
+from stockdag.domain.data.news import BundledNews, NewsData
+from stockdag.domain.data.prices import BundledPrices, PriceData
+from stockdag.domain.features import PRICE_FEATURES, make_features
+from stockdag.domain.sentiment import polarity, score_sentiment
 
 
 @pytest.mark.parametrize("text, score", [

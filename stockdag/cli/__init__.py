@@ -3,9 +3,9 @@
 One module per command (as dask's own CLI has one per command): each has
 ``add_parser(sub)``, optionally ``check(parser, args)`` (checks across options,
 run after parsing) and ``run(args) -> int``; the work itself lives in the
-package (:mod:`stockdag.bench`, :mod:`stockdag.deploy`, ...). Options shared by
+package (:mod:`stockdag.lab.bench`, :mod:`stockdag.deploy`, ...). Options shared by
 several commands are in :mod:`stockdag.cli.common`, each option's value type in
-:mod:`stockdag.cli_options`.
+:mod:`stockdag.cli.options`.
 
 Errors in the user's input or data print one line (``stockdag: error: ...``)
 and exit with status 2; no traceback. Options are checked when the command
@@ -22,12 +22,12 @@ import os
 import sys
 
 from .. import __version__
-from ..cli_options import Parser
 from ..errors import StockdagError
-from ..modes import PREDICT_MODES  # noqa: F401  (re-exported)
-from ..modes import SERVING_MODES as SERVE_MODES  # noqa: F401  (re-exported: stockdag simulate serves in these modes)
+from ..pipeline.modes import PREDICT_MODES  # noqa: F401  (re-exported)
+from ..pipeline.modes import SERVING_MODES as SERVE_MODES  # noqa: F401  (re-exported: stockdag simulate serves in these modes)
 from . import bench, cluster, demo, evaluate, predict, report, serve, sweep, symbols, train, webapp
 from .common import pipeline_config, reach_scheduler, yaml_error  # noqa: F401  (re-exported)
+from .options import Parser
 
 #: the commands' modules, in the order ``stockdag --help`` lists them
 MODULES = (predict, symbols, train, evaluate, demo, cluster, serve, bench, webapp, sweep, report)
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         inner = module.add_parser(sub)
         if inner is not None:
             nested.append(inner)
-    from ..simulate.cli import add_parsers as _add_simulate_parsers  # simulate, plan
+    from .simulate import add_parsers as _add_simulate_parsers  # simulate, plan
 
     COMMANDS.update(_add_simulate_parsers(sub))
     for subparsers in nested:  # a command without its own description shows its one-line help in --help

@@ -1,12 +1,12 @@
-"""``stockdag bench URL``: measure a server from the client side (:mod:`stockdag.bench`)."""
+"""``stockdag bench URL``: measure a server from the client side (:mod:`stockdag.lab.bench`)."""
 from __future__ import annotations
 
 import json
 import sys
 
-from ..bench.vocabulary import ARRIVALS, MIXES
-from ..cli_options import http_url, iso_date, non_negative_float, non_negative_int, positive_float, positive_int, records_file, symbol
+from ..lab.bench.vocabulary import ARRIVALS, MIXES
 from .common import given
+from .options import http_url, iso_date, non_negative_float, non_negative_int, positive_float, positive_int, records_file, symbol
 
 
 def add_parser(sub) -> None:
@@ -58,7 +58,7 @@ def check(parser, args) -> None:
 
 
 def run(args) -> int:
-    from ..bench import prepare, run, write_records
+    from ..lab.bench import prepare, run, write_records
 
     bc = prepare(args.url, rate=args.rate, users=args.users, raw=args.raw, arrivals=args.arrivals, duration=args.duration,
                  requests=args.requests, warmup=args.warmup, timeout=args.timeout, connections=args.connections,

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli_options import directory, pipeline_spec, positive_int, scheduler_address, strategy
 from ..errors import InvalidRequest
-from ..request import SOURCES
+from ..pipeline.request import SOURCES
+from .options import directory, pipeline_spec, positive_int, scheduler_address, strategy
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
@@ -35,7 +35,7 @@ def pipeline_config(args):
 def use_pipeline(args):
     """The pipeline spec of this command (--pipeline, set by main, else stockdag.pipeline.spec)."""
     from .. import config
-    from ..pipeline_spec import load_pipeline
+    from ..pipeline.spec import load_pipeline
 
     return load_pipeline(config.get("pipeline.spec"))
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import json
 
-from ..cli_options import non_negative_int, positive_int, scheduler_address, strategies
-from ..granularity import GRANULARITY_CHOICES
-from ..request import PROFILES
+from ..pipeline.granularity import GRANULARITY_CHOICES
+from ..pipeline.request import PROFILES
 from .common import add_pipeline_option, reach_scheduler, use_pipeline
+from .options import non_negative_int, positive_int, scheduler_address, strategies
 
 
 def add_parser(sub) -> None:
@@ -33,7 +33,7 @@ def check(parser, args) -> None:
 
 
 def run(args) -> int:
-    from ..demo import compare
+    from ..lab.demo import compare
     from ..run import batching
 
     use_pipeline(args)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 
-from ..cli_options import iso_date, positive_int, symbol
 from .common import add_data_options, add_pipeline_option, check_data, use_pipeline
+from .options import iso_date, positive_int, symbol
 
 
 def add_parser(sub) -> None:
@@ -31,7 +31,7 @@ def check(parser, args) -> None:
 
 def run(args) -> int:
     from .. import config
-    from ..evaluate import evaluate
+    from ..lab.evaluate import evaluate
 
     spec = use_pipeline(args)
     ev = evaluate(args.symbols, args.start, args.end, window=config.get("models.window", args.window), step=args.step,

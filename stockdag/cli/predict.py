@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import json
 
-from ..cli_options import iso_date, symbol
-from ..modes import PREDICT_MODES
-from ..request import PROFILES
+from ..pipeline.modes import PREDICT_MODES
+from ..pipeline.request import PROFILES
 from .common import add_cluster_options, add_data_options, add_pipeline_option, check_cluster, check_data, reach_scheduler, use_pipeline
+from .options import iso_date, symbol
 
 
 def add_parser(sub) -> None:
@@ -39,7 +39,7 @@ def _cache_text(cache) -> str:
 
 
 def run(args) -> int:
-    from ..request import parse_request
+    from ..pipeline.request import parse_request
     from ..run import CentralizedExecutor, DistributedExecutor
 
     request = parse_request(args.symbol, args.as_of, profile=args.profile, source=args.source, data_dir=args.data_dir,

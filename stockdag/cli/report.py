@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     import os
 
-    from ..experiments import build, build_index
+    from ..lab.experiments import build, build_index
 
     if os.path.exists(os.path.join(args.path, "config.json")):
         build(args.path)

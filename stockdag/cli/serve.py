@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import sys
 
-from ..cli_options import host_name, port, positive_float, positive_int, scheduler_address, strategy
 from ..errors import InvalidRequest
-from ..modes import SERVING_MODES
-from ..request import PROFILES
+from ..pipeline.modes import SERVING_MODES
+from ..pipeline.request import PROFILES
 from .common import add_data_options, add_pipeline_option, check_cluster, check_data, one_line, reach_scheduler, use_pipeline
+from .options import host_name, port, positive_float, positive_int, scheduler_address, strategy
 
 
 def add_parser(sub) -> None:

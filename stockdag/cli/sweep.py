@@ -1,9 +1,9 @@
 """``stockdag sweep PARAMS``: run (or resume) a sweep from a parameter file, without the notebook."""
 from __future__ import annotations
 
-from ..cli_options import run_id
 from ..errors import InvalidRequest
 from .common import one_line, yaml_error
+from .options import run_id
 
 
 def add_parser(sub) -> None:
@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     import yaml
 
-    from ..experiments import SweepParams, build, run_sweep
+    from ..lab.experiments import SweepParams, build, run_sweep
 
     try:
         params = SweepParams.from_yaml(args.params, run_id=args.run_id, out=args.out)

@@ -18,7 +18,7 @@ def check(parser, args) -> None:
 
 def run(args) -> int:
     from .. import config
-    from ..data.prices import get_price_source
+    from ..domain.data.prices import get_price_source
 
     source_name = config.get("data.source", args.source)
     data_dir = config.get("data.data_dir", args.data_dir)

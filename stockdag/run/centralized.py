@@ -1,9 +1,9 @@
 """The centralized baseline: one request's stages one after another, in this process, no Dask."""
 from __future__ import annotations
 
-from ..pipeline import run_stages
-from ..request import Request
-from ..result import PredictionResult
+from ..pipeline.graph import run_stages
+from ..pipeline.request import Request
+from ..pipeline.result import PredictionResult
 
 
 class CentralizedExecutor:

@@ -19,9 +19,9 @@ import dask
 from distributed import Client, LocalCluster
 
 from .. import config
-from ..pipeline import build_graph, request_task
-from ..request import Request
-from ..result import PredictionResult
+from ..pipeline.graph import build_graph, request_task
+from ..pipeline.request import Request
+from ..pipeline.result import PredictionResult
 
 logger = logging.getLogger(__name__)
 
@@ -60,14 +60,14 @@ class DistributedExecutor:
 
     mode = "distributed"
     #: a one-task request (``request`` granularity) goes through ``Client.submit``; False: through its delayed
-    #: graph like every other granularity (the two are compared by ``python -m stockdag.overhead``)
+    #: graph like every other granularity (the two are compared by ``python -m stockdag.lab.overhead``)
     submit_one_task = True
 
     def __init__(self, client: Client | None = None, address: str | None = None, *,
                  n_workers: int = 2, threads_per_worker: int = 1, strategy: str | None = None,
                  granularity: str | None = None,
                  dashboard_address: str | None = None, **cluster_kwargs):
-        from ..pipeline import resolve_granularity
+        from ..pipeline.granularity import resolve_granularity
 
         self.granularity = config.get("pipeline.granularity", granularity)
         resolve_granularity(self.granularity, None)  # an unknown granularity fails here, before a cluster starts
@@ -159,7 +159,7 @@ class DistributedExecutor:
 
     def granularity_now(self) -> str:
         """The granularity the next request is built with (``auto`` resolved)."""
-        from ..pipeline import resolve_granularity
+        from ..pipeline.granularity import resolve_granularity
 
         if self.granularity not in ("auto", "load"):
             return self.granularity
@@ -168,7 +168,7 @@ class DistributedExecutor:
         return resolve_granularity(self.granularity, int(threads) if threads else None, self._in_flight)
 
     def _finish(self, traced, request: Request) -> PredictionResult:
-        # the planned worker of each stage travelled with its task (see stockdag.trace.current_place)
+        # the planned worker of each stage travelled with its task (see stockdag.pipeline.trace.current_place)
         return PredictionResult.from_traced(traced, self.mode, request.request_id, request.pipeline)
 
     def run(self, request: Request) -> PredictionResult:
@@ -220,7 +220,7 @@ def round_trip(client: Client, settle: float = 0.02) -> float:
     """Seconds one task that does nothing takes on an idle cluster: submit, schedule, run, report and gather.
 
     Dask's floor: a one-task request pays at least this over the same stages run
-    in process (``python -m stockdag.overhead`` and ``stockdag demo`` measure it
+    in process (``python -m stockdag.lab.overhead`` and ``stockdag demo`` measure it
     between their requests). It first waits ``settle`` seconds, longer than any
     stream's batching interval, so that no interval opened by an earlier message
     delays it: back to back, a task shorter than an interval would measure the

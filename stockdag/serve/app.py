@@ -26,8 +26,8 @@ from pydantic import BaseModel
 
 from .. import __version__, config
 from ..errors import InsufficientHistory, InvalidRequest, OutsideData, StockdagError, UnknownSymbol
-from ..modes import DISTRIBUTED, REPLICATED, check_mode
-from ..request import parse_request
+from ..pipeline.modes import DISTRIBUTED, REPLICATED, check_mode
+from ..pipeline.request import parse_request
 from .admission import Admission
 from .backends import BACKENDS, Backend
 from .ranges import symbol_ranges
@@ -238,7 +238,7 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
         else:
             backend = BACKENDS[mode]()
 
-    from ..data.prices import get_price_source
+    from ..domain.data.prices import get_price_source
 
     source_name = settings["data"]["source"]
     source = get_price_source(source_name, settings["data"]["data_dir"], float(settings["data"]["timeout"]))
@@ -260,7 +260,7 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
         finally:
             await backend.close()
 
-    from ..pipeline_spec import load_pipeline
+    from ..pipeline.spec import load_pipeline
 
     spec = load_pipeline((settings.get("pipeline") or {}).get("spec"))  # a bad spec fails here, before serving
     # fastapi-offline: FastAPI's own self-hosted docs recipe with current swagger-ui and redoc assets shipped

@@ -20,8 +20,8 @@ from concurrent.futures.process import BrokenProcessPool
 
 from .. import config
 from ..errors import StockdagError
-from ..modes import CENTRALIZED, DISTRIBUTED, REPLICATED
-from ..request import Request
+from ..pipeline.modes import CENTRALIZED, DISTRIBUTED, REPLICATED
+from ..pipeline.request import Request
 from .admission import Ticket
 
 logger = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from ..errors import InsufficientHistory, StockdagError
 
 logger = logging.getLogger(__name__)
 
-REFIT_EXTRA_ROWS = 50  # stockdag.models.compete.fit_predict: error_days + 50 usable rows
+REFIT_EXTRA_ROWS = 50  # stockdag.domain.models.compete.fit_predict: error_days + 50 usable rows
 
 
 def first_valid(dates: Sequence[dt.date], min_history: int, enough_features: Callable[[int], bool],
@@ -61,8 +61,8 @@ def symbol_ranges(source, symbols: Sequence[str], settings: dict,
     error a request for it would get is put in ``reasons`` when given.
     """
     reasons = {} if reasons is None else reasons
-    from ..features import make_features
-    from ..models import store as model_store
+    from ..domain.features import make_features
+    from ..domain.models import store as model_store
 
     data, models = settings["data"], settings["models"]
     min_history, history_days = int(data["min_history"]), int(data["history_days"])

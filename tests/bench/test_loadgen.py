@@ -1,6 +1,6 @@
 """The load generator measures correctly, against real local HTTP servers started here.
 
-The servers are :class:`stockdag.bench.localserver.LocalServer` instances on
+The servers are :class:`stockdag.lab.bench.localserver.LocalServer` instances on
 127.0.0.1, each in its own thread; their behaviour (delay, one stall,
 scripted failures and hangs) is known, so the measurement can be checked.
 """
@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from stockdag.bench import RECORD_COLUMNS, BenchConfig, run
-from stockdag.bench.localserver import LocalServer
 from stockdag.cli import main
+from stockdag.lab.bench import RECORD_COLUMNS, BenchConfig, run
+from stockdag.lab.bench.localserver import LocalServer
 
 
 def test_fixed_delay_is_a_lower_bound_of_every_latency():
@@ -135,7 +135,7 @@ def test_cli_bench_says_plainly_when_the_server_is_overloaded(capsys):
 
 
 def test_default_timeout_waits_for_the_servers_own_deadline():
-    from stockdag.bench.loadgen import DEFAULT_TIMEOUT, default_timeout
+    from stockdag.lab.bench.loadgen import DEFAULT_TIMEOUT, default_timeout
 
     assert default_timeout({"service": "stockdag", "deadline": 60}) == 65.0  # the server's 504 comes first
     assert default_timeout(None) == DEFAULT_TIMEOUT == 30.0

@@ -1,6 +1,6 @@
 """The load generator's scheduling logic on a virtual clock (looptime): exact times, no stopwatch.
 
-Each test runs :func:`stockdag.bench.arun` on an event loop whose clock only
+Each test runs :func:`stockdag.lab.bench.arun` on an event loop whose clock only
 moves when every task waits, with a :class:`LoadRun` whose ``fetch`` is a
 model server (a known service time, an optional stall). Intended times, the
 generator's lag, the warm-up cut, timeouts and stops are then exact values.
@@ -14,8 +14,8 @@ import looptime
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from stockdag.bench import BenchConfig, arun
-from stockdag.bench.loadgen import LoadRun
+from stockdag.lab.bench import BenchConfig, arun
+from stockdag.lab.bench.loadgen import LoadRun
 
 URL = "http://127.0.0.1:9/"  # never contacted: ModelServerRun.fetch answers
 

@@ -5,8 +5,8 @@ from collections import Counter
 
 import pytest
 
-from stockdag.bench import RequestMix
-from stockdag.request import SYMBOL_RE
+from stockdag.lab.bench import RequestMix
+from stockdag.pipeline.request import SYMBOL_RE
 
 SYMBOLS = ["AAPL", "GOOG", "IBM", "MSFT"]
 

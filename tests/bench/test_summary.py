@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from stockdag.bench import RECORD_COLUMNS, summarize
+from stockdag.lab.bench import RECORD_COLUMNS, summarize
 
 
 def _records(rows):
@@ -30,7 +30,7 @@ def test_a_backlog_drained_after_the_window_is_charged_to_the_server():
 def test_the_mean_is_hdrhs_own_to_the_last_bit():
     import numpy as np
 
-    from stockdag.bench.summary import histogram, mean, percentiles
+    from stockdag.lab.bench.summary import histogram, mean, percentiles
 
     rng = np.random.default_rng(0)
     edges = [0.0, 1e-6, 1e-3, 0.5, 3600.0, 7200.0]  # below, at and beyond the range's ends

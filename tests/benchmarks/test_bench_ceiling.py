@@ -1,6 +1,6 @@
 """The load generator's own ceiling: closed loop against a trivial local endpoint.
 
-The endpoint (``python -m stockdag.bench.localserver``) runs in its own
+The endpoint (``python -m stockdag.lab.bench.localserver``) runs in its own
 process, so on a 2-core machine client and server each get a core and the
 figure is the client's. This measures; it asserts only that nothing failed.
 The achieved requests/s and the client's CPU seconds land in ``extra_info``.
@@ -13,12 +13,12 @@ import time
 
 import pytest
 
-from stockdag.bench import BenchConfig, run
+from stockdag.lab.bench import BenchConfig, run
 
 
 @pytest.fixture
 def trivial_endpoint():
-    proc = subprocess.Popen([sys.executable, "-m", "stockdag.bench.localserver", "--port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "stockdag.lab.bench.localserver", "--port", "0"],
                             stdout=subprocess.PIPE, text=True)
     try:
         port = int(proc.stdout.readline().split()[1])

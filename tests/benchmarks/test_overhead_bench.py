@@ -1,6 +1,6 @@
 """The orchestration overhead of a distributed request against the centralized run (issue: 1 worker ~ centralized).
 
-``stockdag.overhead.measure`` runs centralized and every granularity on one
+``stockdag.lab.overhead.measure`` runs centralized and every granularity on one
 worker, interleaved request by request, for both profiles; the benchmark
 records its summary (per-request and per-task overhead, the latency and
 throughput ratios, the time split into compute, submit, gaps and return) in
@@ -12,8 +12,8 @@ from __future__ import annotations
 import dask
 import pytest
 
-from stockdag.models.train import train
-from stockdag.overhead import measure
+from stockdag.lab.overhead import measure
+from stockdag.lab.train import train
 from stockdag.pipeline import GRANULARITIES
 
 pytestmark = pytest.mark.slow
@@ -27,7 +27,7 @@ def store(tmp_path_factory):
 
 
 def test_overhead_one_worker_both_profiles(benchmark, store, capsys):
-    with dask.config.set({"stockdag.models.store": store, "stockdag.models.window": 120}):
+    with dask.config.set({"stockdag.domain.models.store": store, "stockdag.models.window": 120}):
         m = benchmark.pedantic(
             measure, kwargs={"profiles": ("pretrained", "refit"), "workers": 1, "requests": 3, "batch": 2, "rounds": 1,
                              "granularities": GRANULARITIES, "batchings": ("dask", "fast")},

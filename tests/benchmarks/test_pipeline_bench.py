@@ -14,14 +14,14 @@ import pytest
 from dask.base import tokenize
 from distributed import as_completed
 
-from stockdag.demo import request_mix
-from stockdag.models import REGISTRY
-from stockdag.models.train import train
+from stockdag.domain.models import REGISTRY
+from stockdag.lab.demo import request_mix
+from stockdag.lab.train import train
 from stockdag.pipeline import STAGES, stage_table
-from stockdag.pipeline_spec import DEFAULT, STEPS, PipelineSpec
-from stockdag.request import parse_request
+from stockdag.pipeline.request import parse_request
+from stockdag.pipeline.spec import DEFAULT, STEPS, PipelineSpec
+from stockdag.pipeline.trace import Traced, run_traced
 from stockdag.run import CentralizedExecutor, DistributedExecutor
-from stockdag.trace import Traced, run_traced
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ def store(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def no_cache(store):
-    with dask.config.set({"stockdag.cache.backend": "none", "stockdag.models.store": store}):
+    with dask.config.set({"stockdag.cache.backend": "none", "stockdag.domain.models.store": store}):
         yield
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stockdag.bench.loadgen import BenchConfig
-from stockdag.simulate import Costs, Overheads, SimConfig, simulate
-from stockdag.simulate.model import STAGE_IDS
-from stockdag.simulate.planner import ec2_workers
+from stockdag.lab.bench.loadgen import BenchConfig
+from stockdag.lab.simulate import Costs, Overheads, SimConfig, simulate
+from stockdag.lab.simulate.model import STAGE_IDS
+from stockdag.lab.simulate.planner import ec2_workers
 
 # per-stage seconds of a refit request (the committed default run's means, C1..C12 in table order)
 STAGE_S = np.array([0.0001, 0.0001, 0.003, 0.0002, 0.005, 0.037, 0.005, 0.25, 0.07, 0.005, 0.24, 0.0006])

@@ -7,9 +7,9 @@ import sys
 import pandas as pd
 import pytest
 
-from stockdag.data.cache import DiskCache, LRUCache, cache_key, get_cache
-from stockdag.data.prices import BundledPrices
-from stockdag.request import parse_request
+from stockdag.domain.data.cache import DiskCache, LRUCache, cache_key, get_cache
+from stockdag.domain.data.prices import BundledPrices
+from stockdag.pipeline.request import parse_request
 
 
 def test_lru_evicts_least_recently_used():
@@ -31,7 +31,7 @@ def test_disk_cache_is_shared_between_processes(tmp_path):
     value = BundledPrices().fetch("AAPL", dt.date(2012, 6, 1), 250, 100)
     DiskCache(str(tmp_path)).set("k", value)
     code = (
-        "import sys; from stockdag.data.cache import DiskCache; "
+        "import sys; from stockdag.domain.data.cache import DiskCache; "
         f"v = DiskCache({str(tmp_path)!r}).get('k'); print(len(v.frame), v.symbol)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
@@ -87,8 +87,8 @@ class Planted:
 
 
 def test_shared_cache_values_round_trip_as_data(tmp_path):
-    from stockdag.data.codec import decode, encode
-    from stockdag.data.news import BundledNews
+    from stockdag.domain.data.codec import decode, encode
+    from stockdag.domain.data.news import BundledNews
 
     prices = BundledPrices().fetch("AAPL", dt.date(2012, 6, 1), 250, 100)
     news = BundledNews().fetch("AAPL", dt.date(2012, 6, 1), 30)
@@ -113,7 +113,7 @@ def test_a_planted_pickle_in_the_disk_cache_is_a_miss_with_one_warning(tmp_path,
     planter = diskcache.Cache(str(tmp_path / "c"), disk_min_file_size=0)  # what another writer could do
     planter.set("k", Planted(str(marker)) if how == "pickled value" else pickle.dumps(Planted(str(marker))))
     planter.close()
-    with caplog.at_level(logging.WARNING, logger="stockdag.data.cache"):
+    with caplog.at_level(logging.WARNING, logger="stockdag.domain.data.cache"):
         assert cache.get("k") is None
         assert cache.get("k") is None  # dropped: the second look-up is a plain miss
     assert not marker.exists()
@@ -124,7 +124,7 @@ def test_a_planted_pickle_in_the_disk_cache_is_a_miss_with_one_warning(tmp_path,
 def test_the_default_disk_folder_is_private_to_the_user(tmp_path, monkeypatch):
     import stat
 
-    from stockdag.data import cache as cache_mod
+    from stockdag.domain.data import cache as cache_mod
 
     monkeypatch.setattr(cache_mod.tempfile, "gettempdir", lambda: str(tmp_path))
     c = DiskCache()
@@ -134,7 +134,7 @@ def test_the_default_disk_folder_is_private_to_the_user(tmp_path, monkeypatch):
 
 
 def test_a_disk_folder_another_user_owns_or_a_symlink_is_refused(tmp_path, monkeypatch):
-    from stockdag.data import cache as cache_mod
+    from stockdag.domain.data import cache as cache_mod
 
     (tmp_path / "elsewhere").mkdir()
     os.symlink(tmp_path / "elsewhere", tmp_path / "link")

@@ -19,13 +19,13 @@ import pytest
 import redis
 
 import stockdag
-from stockdag.data.cache import RedisCache, get_cache
-from stockdag.data.prices import BundledPrices
+from stockdag.domain.data.cache import RedisCache, get_cache
+from stockdag.domain.data.prices import BundledPrices
 from stockdag.errors import InvalidRequest
 from stockdag.pipeline import parse_request_stage
-from stockdag.request import parse_request
+from stockdag.pipeline.request import parse_request
 
-CACHE_LOGGER = "stockdag.data.cache"
+CACHE_LOGGER = "stockdag.domain.data.cache"
 
 
 def _free_port() -> int:
@@ -123,7 +123,7 @@ def test_shared_between_processes(redis_settings):
     url = redis_settings.url
     RedisCache(url).set("k", _prices())
     code = (
-        "from stockdag.data.cache import RedisCache; "
+        "from stockdag.domain.data.cache import RedisCache; "
         f"c = RedisCache({url!r}); v = c.get('k'); print(len(v.frame), v.symbol); c.set('back', 7)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
@@ -243,7 +243,7 @@ def test_a_planted_pickle_is_a_miss_with_one_warning_and_never_runs(redis_settin
 
 
 def test_values_are_stored_as_data_not_pickles(redis_settings):
-    from stockdag.data.codec import MAGIC
+    from stockdag.domain.data.codec import MAGIC
 
     cache = RedisCache(redis_settings.url)
     cache.set("k", _prices())

@@ -23,9 +23,9 @@ from yfinance import base as yf_base
 from yfinance import cache as yf_cache
 from yfinance import data as yf_data
 
-from stockdag.data.live import YFinanceNews, YFinancePrices
-from stockdag.data.news import get_news_source
-from stockdag.data.prices import COLUMNS, get_price_source
+from stockdag.domain.data.live import YFinanceNews, YFinancePrices
+from stockdag.domain.data.news import get_news_source
+from stockdag.domain.data.prices import COLUMNS, get_price_source
 from stockdag.errors import DataSourceError, UnknownSymbol
 
 RECORDED = pathlib.Path(__file__).parent / "recorded"

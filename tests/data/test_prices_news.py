@@ -4,8 +4,8 @@ import os
 import pandas as pd
 import pytest
 
-from stockdag.data.news import BUNDLED_NEWS, BundledNews, CsvNews
-from stockdag.data.prices import BundledPrices, CsvPrices, get_price_source
+from stockdag.domain.data.news import BUNDLED_NEWS, BundledNews, CsvNews
+from stockdag.domain.data.prices import BundledPrices, CsvPrices, get_price_source
 from stockdag.errors import DataSourceError, InsufficientHistory, UnknownSymbol
 
 

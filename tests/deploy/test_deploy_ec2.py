@@ -20,7 +20,7 @@ def _user_data(client, instance_id: str) -> str:
 
 @pytest.mark.slow
 def test_a_real_dask_cluster_forms_through_the_ec2_code_path_and_is_terminated(ec2_mock, local_instances, small, free_port):
-    from stockdag.request import parse_request
+    from stockdag.pipeline.request import parse_request
 
     LocalScheduler, LocalWorker, _ = local_instances
     spec = {**ec2_spec(ec2_mock.sg_id), "strategy": "heft"}

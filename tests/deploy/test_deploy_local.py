@@ -9,8 +9,8 @@ import pytest
 from stockdag.cli import main
 from stockdag.deploy import start
 from stockdag.deploy.service import _alive
+from stockdag.pipeline.request import parse_request
 from stockdag.placement import register
-from stockdag.request import parse_request
 from stockdag.run import DistributedExecutor
 
 SPEC = {"name": "two-groups", "kind": "local", "worker_groups": [

@@ -5,8 +5,8 @@ import os
 import pandas as pd
 import pytest
 
-from stockdag.experiments.analysis import aggregate, ci95, critical_path, saturation
-from stockdag.experiments.sweep import Configuration, SweepParams
+from stockdag.lab.experiments.analysis import aggregate, ci95, critical_path, saturation
+from stockdag.lab.experiments.sweep import Configuration, SweepParams
 
 
 def test_critical_path_follows_the_longest_branch():
@@ -88,13 +88,13 @@ def test_params_files_are_valid():
 
 
 def test_parallel_width_is_the_five_models():
-    from stockdag.experiments.analysis import parallel_width
+    from stockdag.lab.experiments.analysis import parallel_width
 
     assert parallel_width() == 5
 
 
 def test_recorded_configuration_hides_url_passwords():
-    from stockdag.experiments.sweep import _redacted
+    from stockdag.lab.experiments.sweep import _redacted
 
     cfg = {"cache": {"url": "redis://user:s3cret@10.0.0.5:6379/0", "size": 256}, "x": "redis://10.0.0.5:6379/0"}
     assert _redacted(cfg) == {"cache": {"url": "redis://user:***@10.0.0.5:6379/0", "size": 256}, "x": "redis://10.0.0.5:6379/0"}
@@ -115,7 +115,7 @@ def test_recorded_configuration_hides_url_passwords():
     ("not a url: a:b@c", "not a url: a:b@c"),
 ])
 def test_recorded_configuration_hides_every_credential_in_a_url(url, expected):
-    from stockdag.experiments.sweep import _redacted
+    from stockdag.lab.experiments.sweep import _redacted
 
     assert _redacted({"cache": {"url": url}, "n": 3}) == {"cache": {"url": expected}, "n": 3}
     assert "s3cret" not in json.dumps(_redacted([url, {"u": url}]))
@@ -129,7 +129,7 @@ def _points(probes, requests=30):
 
 
 def test_drift_flags_points_measured_on_a_machine_more_than_15_percent_slower():
-    from stockdag.experiments.analysis import drift
+    from stockdag.lab.experiments.analysis import drift
 
     d = drift(_points([0.020, 0.020, 0.020, 0.024, 0.0229, 0.020]))
     assert d["probes"] == 6 and d["median_s"] == pytest.approx(0.020)
@@ -140,7 +140,7 @@ def test_drift_flags_points_measured_on_a_machine_more_than_15_percent_slower():
 
 
 def test_p99_only_where_the_sample_supports_it():
-    from stockdag.experiments.analysis import tail_text
+    from stockdag.lab.experiments.analysis import tail_text
 
     assert tail_text(900.0, 950.0, 37) == "max of 37: 950"
     assert tail_text(900.0, 950.0, 100) == "p99 900"
@@ -177,7 +177,7 @@ def test_each_repeat_runs_the_configurations_in_its_own_seeded_order():
 
 
 def test_report_warns_when_workers_outnumber_cores_and_explains_a_bound_exceeded():
-    from stockdag.experiments.report import bound_exceeded, oversubscribed
+    from stockdag.lab.experiments.report import bound_exceeded, oversubscribed
 
     sat = pd.DataFrame([{"label": "distributed w4 dask", "mode": "distributed", "workers": 4, "max_throughput": 1.1}])
     assert "4 worker processes on 2 cores share the cores" in oversubscribed(sat, {"cores": 2})
@@ -206,8 +206,8 @@ def test_report_works_on_a_committed_run_from_before_the_probes(tmp_path):
 def test_report_conditions_give_the_order_the_probe_spread_and_the_slowed_points():
     from types import SimpleNamespace
 
-    from stockdag.experiments.analysis import drift
-    from stockdag.experiments.report import conditions
+    from stockdag.lab.experiments.analysis import drift
+    from stockdag.lab.experiments.report import conditions
 
     run = SimpleNamespace(config={"order": [["c0", "c1"], ["c1", "c0"]], "server": "uvicorn, TCP_NODELAY"})
     lines = conditions(run, drift(_points([0.020, 0.020, 0.020, 0.024])))

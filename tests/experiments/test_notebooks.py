@@ -60,7 +60,7 @@ def test_notebooks_execute_where_jupyter_starts_them_and_clean_up(tmp_path, monk
 
 
 def test_results_resolve_to_the_project_folder_from_a_notebook_folder(monkeypatch):
-    from stockdag.experiments.paths import resolve
+    from stockdag.lab.experiments.paths import resolve
 
     root = os.getcwd()
     monkeypatch.chdir("notebooks")

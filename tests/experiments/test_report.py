@@ -12,9 +12,9 @@ import os
 import pandas as pd
 import pytest
 
-from stockdag.experiments import report
+from stockdag.lab.experiments import report
 from stockdag.pipeline import stage_table
-from stockdag.pipeline_spec import load_pipeline
+from stockdag.pipeline.spec import load_pipeline
 
 MODEL_S = 0.05  # seconds a model stage takes in the traces
 
@@ -140,7 +140,7 @@ def test_the_emulated_caveat_follows_the_recorded_cluster_kind_not_the_path(tmp_
 def test_width_answer_compares_with_replication_and_reads_the_limits():
     import pandas as pd
 
-    from stockdag.experiments.report import width_answer
+    from stockdag.lab.experiments.report import width_answer
 
     rows = []
     for models, work, cp, c_tp in ((1, 0.06, 0.05, 17.0), (20, 2.4, 0.6, 0.4)):

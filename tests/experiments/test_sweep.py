@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from stockdag.cli import main
-from stockdag.experiments import SweepParams, build, build_index, run_sweep
+from stockdag.lab.experiments import SweepParams, build, build_index, run_sweep
 from stockdag.pipeline import STAGES
 
 pytestmark = pytest.mark.slow
@@ -87,7 +87,7 @@ def test_a_sweep_on_a_cluster_spec(tmp_path):
 
 def test_batching_is_a_configuration_dimension(monkeypatch):
     from stockdag import serve
-    from stockdag.experiments.sweep import Configuration, serving
+    from stockdag.lab.experiments.sweep import Configuration, serving
     from stockdag.run.batching import PRESETS
 
     params = SweepParams(configurations=[{"mode": "distributed", "workers": 1, "strategy": "dask", "batching": "dask"},

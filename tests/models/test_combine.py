@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from stockdag.models import Candidate
-from stockdag.models.combine import conformal_halfwidth, ensemble_weights
+from stockdag.domain.models import Candidate
+from stockdag.domain.models.combine import conformal_halfwidth, ensemble_weights
 
 
 def test_weights_are_inverse_errors_summing_to_one():
@@ -36,8 +36,8 @@ def test_ensemble_and_interval_stages_add_their_answer_to_the_prediction(small):
     import dataclasses
 
     from stockdag.pipeline import Prediction, ensemble_stage, interval_stage
-    from stockdag.pipeline_spec import PipelineSpec
-    from stockdag.request import parse_request
+    from stockdag.pipeline.request import parse_request
+    from stockdag.pipeline.spec import PipelineSpec
 
     req = parse_request("AAPL", "2012-06-01", pipeline=PipelineSpec(steps=("ensemble", "interval"), interval_level=0.5))
     cands = (Candidate("a", 0.01, 0.01, 1, (0.01, -0.02, 0.03)), Candidate("b", -0.01, 0.03, 1, (0.1, 0.1, 0.1)))

@@ -4,7 +4,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
-from stockdag.models import MODELS, REGISTRY, Candidate, make_estimator, select
+from stockdag.domain.models import MODELS, REGISTRY, Candidate, make_estimator, select
 
 
 @pytest.fixture

@@ -9,26 +9,26 @@ import sys
 import pytest
 
 import stockdag
-import stockdag.evaluate
-import stockdag.pipeline
-from stockdag.evaluate import walk_forward
-from stockdag.models.train import train
+import stockdag.lab.evaluate
+import stockdag.pipeline.stages
+from stockdag.lab.evaluate import walk_forward
+from stockdag.lab.train import train
 
 SHORT = dict(window=120, step=20, models=("ridge", "knn"))
 
 
 def test_evaluate_selects_with_c12_s_rule(monkeypatch):
-    c12 = sys.modules["stockdag.models.select"]
-    assert stockdag.evaluate.winner_index is c12.winner_index
+    c12 = sys.modules["stockdag.domain.models.select"]
+    assert stockdag.lab.evaluate.winner_index is c12.winner_index
     # change the rule: the last model always wins; the walk-forward selector must follow
-    monkeypatch.setattr(stockdag.evaluate, "winner_index", lambda errors: len(errors) - 1)
+    monkeypatch.setattr(stockdag.lab.evaluate, "winner_index", lambda errors: len(errors) - 1)
     daily = walk_forward("IBM", dt.date(2012, 1, 3), dt.date(2012, 2, 28), **SHORT)
     assert set(daily["selector_model"]) == {"knn"}
     assert (daily["selector"] == daily["knn"]).all()
 
 
 def test_c12_rule_picks_the_lowest_error_and_the_earliest_on_ties():
-    from stockdag.models import winner_index
+    from stockdag.domain.models import winner_index
 
     assert winner_index([0.3, 0.1, 0.1]) == 1
     assert winner_index([float("inf")] * 3) == 0
@@ -41,13 +41,13 @@ def counted_front_end(monkeypatch):
     """Count the calls of the front end's stage functions (C2, C5, C3, C4)."""
     calls = {}
     for name in ("fetch_prices_stage", "fetch_news_stage", "make_features_stage", "score_sentiment_stage"):
-        original = getattr(stockdag.pipeline, name)
+        original = getattr(stockdag.pipeline.stages, name)
 
         def counted(*args, _original=original, _name=name, **kwargs):
             calls[_name] = calls.get(_name, 0) + 1
             return _original(*args, **kwargs)
 
-        monkeypatch.setattr(stockdag.pipeline, name, counted)
+        monkeypatch.setattr(stockdag.pipeline.stages, name, counted)
     return calls
 
 

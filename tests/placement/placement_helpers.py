@@ -43,7 +43,7 @@ def fork_join(rid: str, width: int = 4):
 def stockdag_graph(rid: str | None = None):
     """A real stockdag request graph (12 annotated tasks); ``rid`` is ignored (the request makes one)."""
     from stockdag.pipeline import build_graph
-    from stockdag.request import parse_request
+    from stockdag.pipeline.request import parse_request
 
     with dask.config.set(SMALL_PIPELINE):
         request = parse_request("AAPL", "2012-06-01")

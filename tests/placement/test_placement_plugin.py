@@ -37,7 +37,7 @@ def test_tasks_ran_on_the_planned_worker(strategy, shape, install, inproc_client
 
 def test_stockdag_request_under_a_strict_strategy_matches_the_scheduler_record(install, inproc_client, run_and_record):
     from stockdag.pipeline import STAGES, build_graph
-    from stockdag.request import parse_request
+    from stockdag.pipeline.request import parse_request
 
     plugin = install("round-robin")
     with dask.config.set(SMALL_PIPELINE):
@@ -53,7 +53,7 @@ def test_stockdag_request_under_a_strict_strategy_matches_the_scheduler_record(i
 
 
 def test_executor_trace_carries_the_planned_worker(inproc_client):
-    from stockdag.request import parse_request
+    from stockdag.pipeline.request import parse_request
     from stockdag.run.distributed import DistributedExecutor
 
     with dask.config.set(SMALL_PIPELINE):
@@ -213,7 +213,7 @@ def test_preload_installs_the_plugin_on_a_scheduler():
 def test_trace_carries_the_plan_of_a_preloaded_scheduler():
     # the scheduler chose the strategy; the client asked for none
     from stockdag.pipeline import graph_keys
-    from stockdag.request import parse_request
+    from stockdag.pipeline.request import parse_request
     from stockdag.run.distributed import DistributedExecutor
 
     with dask.config.set(SMALL_PIPELINE):

@@ -114,7 +114,7 @@ def test_a_task_planned_after_the_gate_moves_to_the_survivor(fresh_cluster):
 def test_killed_worker_process_mid_stockdag_request(strategy):
     """Real processes, the real pipeline, SIGKILL while a fetch is running."""
     from stockdag.pipeline import build_graph
-    from stockdag.request import parse_request
+    from stockdag.pipeline.request import parse_request
 
     options = {}
     if strategy == "pinned":

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from stockdag import config
-from stockdag.data.prices import BundledPrices
+from stockdag.domain.data.prices import BundledPrices
 from stockdag.errors import InsufficientHistory
 from stockdag.pipeline import run_stages
-from stockdag.request import parse_request
+from stockdag.pipeline.request import parse_request
 from stockdag.serve.ranges import first_valid, symbol_ranges
 
 DAYS = [dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(10)]
@@ -60,10 +60,10 @@ def test_fb_has_no_range_with_the_default_history():
 def test_pretrained_range_starts_after_the_training_window(small, tmp_path):
     import dask
 
-    from stockdag.models.train import train
+    from stockdag.lab.train import train
 
     store = train(["AAPL"], "2011-06-30", str(tmp_path / "models"), window=120)
-    with dask.config.set({"stockdag.profile": "pretrained", "stockdag.models.store": store}):
+    with dask.config.set({"stockdag.profile": "pretrained", "stockdag.domain.models.store": store}):
         ranges = symbol_ranges(BundledPrices(), ["AAPL", "IBM"], config.snapshot())
         first = ranges["AAPL"]["first"]
         assert ranges["IBM"] is None  # no stored models for IBM
@@ -80,7 +80,7 @@ def test_a_pretrained_server_without_models_says_how_to_fix_it(small, tmp_path):
 
     from stockdag.serve import ServerThread, create_app
 
-    with dask.config.set({"stockdag.profile": "pretrained", "stockdag.models.store": str(tmp_path / "none")}):
+    with dask.config.set({"stockdag.profile": "pretrained", "stockdag.domain.models.store": str(tmp_path / "none")}):
         app = create_app("centralized")
         with ServerThread(app) as server:
             r = httpx.get(f"{server.url}/predict/AAPL", params={"as_of": "2012-06-01"}, timeout=60)

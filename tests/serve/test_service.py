@@ -14,10 +14,10 @@ import dask
 import httpx
 import pytest
 
-from stockdag.bench import BenchConfig, RequestMix, probe_stockdag, run
 from stockdag.cli import main
+from stockdag.lab.bench import BenchConfig, RequestMix, probe_stockdag, run
 from stockdag.pipeline import stage_table
-from stockdag.pipeline_spec import DEFAULT
+from stockdag.pipeline.spec import DEFAULT
 from stockdag.serve import ServerThread, create_app
 
 # the conftest's SMALL settings; repeated because a module-scoped server cannot use its function-scoped fixture
@@ -199,7 +199,7 @@ def test_distributed_server_places_tasks_with_a_strategy():
 @pytest.mark.parametrize("mode, kwargs", [("centralized", {}), ("replicated", {"replicas": 1}),
                                           ("distributed", {"workers": 1})])
 def test_a_server_started_with_a_spec_answers_with_its_stages_ensemble_and_interval(mode, kwargs):
-    from stockdag.pipeline_spec import load_pipeline
+    from stockdag.pipeline.spec import load_pipeline
 
     deep = load_pipeline(os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "pipelines", "deep.yaml"))
     with dask.config.set({**SMALL, "stockdag.pipeline.spec": deep.to_dict()}):

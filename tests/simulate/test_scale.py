@@ -8,8 +8,8 @@ import shutil
 import papermill as pm
 import pytest
 
-from stockdag.simulate import calibrate, scale
-from stockdag.simulate.model import STAGE_IDS
+from stockdag.lab.simulate import calibrate, scale
+from stockdag.lab.simulate.model import STAGE_IDS
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUN = os.path.join(REPO, "results", "20261129-091417-default")
@@ -79,7 +79,7 @@ def test_the_scale_table_simulates_the_runs_granularity(run_copy, monkeypatch):
 def test_the_results_index_gets_the_simulated_cases_of_a_run(tmp_path):
 
 
-    from stockdag.simulate.scale import FILE, index_lines
+    from stockdag.lab.simulate.scale import FILE, index_lines
 
     run = tmp_path / "run"
     (run / "simulate").mkdir(parents=True)

@@ -8,13 +8,13 @@ import shutil
 import numpy as np
 import pytest
 
-from stockdag.bench.loadgen import BenchConfig
 from stockdag.cli import main
 from stockdag.deploy import load_spec
+from stockdag.lab.bench.loadgen import BenchConfig
+from stockdag.lab.simulate import Costs, Overheads, SimConfig, SimWorker, calibrate, critical_path, simulate, validate
+from stockdag.lab.simulate.clusters import workers_for
+from stockdag.lab.simulate.model import STAGE_IDS
 from stockdag.placement import STRATEGIES, Strategy
-from stockdag.simulate import Costs, Overheads, SimConfig, SimWorker, calibrate, critical_path, simulate, validate
-from stockdag.simulate.clusters import workers_for
-from stockdag.simulate.model import STAGE_IDS
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUN = os.path.join(REPO, "results", "20261129-091417-default")
@@ -235,7 +235,7 @@ def test_round_robin_deals_the_tasks_in_dask_order_as_the_measured_run_shows():
 def test_machine_assumptions_come_from_the_configuration():
     import dask
 
-    from stockdag.simulate.planner import ec2_workers, hourly
+    from stockdag.lab.simulate.planner import ec2_workers, hourly
 
     with dask.config.set({"stockdag.simulate.speeds": {"c5": 2.0}, "stockdag.simulate.link_latency": 0.003,
                           "stockdag.simulate.scheduler_instance_type": "t3.micro"}):
@@ -251,7 +251,7 @@ def test_calibration_takes_only_traces_of_the_pipeline_it_models():
     import pandas as pd
 
     from stockdag.pipeline import stage_table
-    from stockdag.pipeline_spec import load_pipeline
+    from stockdag.pipeline.spec import load_pipeline
 
     def trace(ids):
         return json.dumps([{"id": s, "start": 0.01 * i, "end": 0.01 * (i + 1), "worker": "w"} for i, s in enumerate(ids)])

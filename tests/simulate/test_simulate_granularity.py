@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stockdag.bench.loadgen import BenchConfig
+from stockdag.lab.bench.loadgen import BenchConfig
+from stockdag.lab.simulate import Costs, Overheads, SimConfig, SimWorker, calibrate, simulate
+from stockdag.lab.simulate.model import STAGE_IDS
 from stockdag.pipeline import STAGES, task_groups
 from stockdag.placement import STRATEGIES, Strategy
-from stockdag.simulate import Costs, Overheads, SimConfig, SimWorker, calibrate, simulate
-from stockdag.simulate.model import STAGE_IDS
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIXED = np.array([[0.001, 0.001, 0.002, 0.002, 0.01, 0.04, 0.005, 0.25, 0.07, 0.005, 0.24, 0.001]])
@@ -143,7 +143,7 @@ def test_measured_speeds_pair_the_traced_workers_with_the_spec_by_rank():
 
 
 def test_only_points_of_the_default_pipeline_are_modelled():
-    from stockdag.simulate.calibrate import modelled
+    from stockdag.lab.simulate.calibrate import modelled
 
     cfg = {"pipelines": {"width/w05": {"name": "w05", "models": ["ridge", "random_forest", "lightgbm", "knn", "mlp"], "steps": []},
                          "width/w05-deep": {"name": "w05-deep", "models": ["ridge", "random_forest", "lightgbm", "knn", "mlp"],
@@ -158,7 +158,7 @@ def test_only_points_of_the_default_pipeline_are_modelled():
 def test_a_run_of_other_pipelines_only_is_one_clear_error(tmp_path):
     import json
 
-    from stockdag.simulate.calibrate import CalibrationError, points
+    from stockdag.lab.simulate.calibrate import CalibrationError, points
 
     (tmp_path / "points").mkdir()
     (tmp_path / "config.json").write_text(json.dumps({"pipelines": {"width/w10": {"models": ["ridge"], "steps": []}}}))

@@ -4,8 +4,8 @@ from __future__ import annotations
 import dask
 import pytest
 
+from stockdag.lab.webapp import WebAppThread
 from stockdag.serve import ServerThread, create_app
-from stockdag.webapp import WebAppThread
 
 # the root conftest's SMALL settings; repeated because module-scoped servers cannot use its function-scoped fixture
 SMALL = {"stockdag.models.window": 120, "stockdag.models.error_days": 10, "stockdag.data.min_history": 150,

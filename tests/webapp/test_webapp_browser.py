@@ -23,9 +23,9 @@ except ImportError as exc:  # the hint, then the failure: CI must not skip these
     raise ImportError("the browser tests need playwright: pip install -e '.[browser]' "
                       "(the browser itself comes from scripts/ensure-chromium.sh, never `playwright install`)") from exc
 
-from stockdag.bench.summary import histogram, percentiles
+from stockdag.lab.bench.summary import histogram, percentiles
 from stockdag.pipeline import stage_table
-from stockdag.pipeline_spec import DEFAULT
+from stockdag.pipeline.spec import DEFAULT
 
 pytestmark = pytest.mark.browser
 
@@ -140,7 +140,7 @@ def deep_server():
     """A centralized `stockdag serve --pipeline experiments/pipelines/deep.yaml` with small model windows."""
     import dask
 
-    from stockdag.pipeline_spec import load_pipeline
+    from stockdag.pipeline.spec import load_pipeline
     from stockdag.serve import ServerThread, create_app
 
     small = {"stockdag.models.window": 120, "stockdag.models.error_days": 10, "stockdag.data.min_history": 150,

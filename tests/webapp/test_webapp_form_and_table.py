@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 from bokeh.document import Document
 
-from stockdag.bench import ARRIVALS, DISTRIBUTIONS, MIN_SAMPLES
-from stockdag.webapp.app import LoadTestPage, stats_table
-from stockdag.webapp.form import FormError, parse_form
-from stockdag.webapp.store import RunStore
+from stockdag.lab.bench import ARRIVALS, DISTRIBUTIONS, MIN_SAMPLES
+from stockdag.lab.webapp.app import LoadTestPage, stats_table
+from stockdag.lab.webapp.form import FormError, parse_form
+from stockdag.lab.webapp.store import RunStore
 
 FORM = {"url": "http://127.0.0.1:8000", "loop": "open", "rate": "1", "duration": "2", "timeout": "5",
         "start": "2012-06-01", "end": "2012-06-29"}

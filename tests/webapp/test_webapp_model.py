@@ -8,11 +8,11 @@ import httpx
 import pytest
 from bokeh.document import Document
 
-from stockdag.bench import RECORD_COLUMNS, summarize
-from stockdag.bench.localserver import LocalServer
-from stockdag.webapp import LiveRun, LiveStats, RunStore, WebAppThread, parse_form
-from stockdag.webapp.app import LoadTestPage
-from stockdag.webapp.runs import FormError, gantt, latency_cdf, outcome, throughput_series
+from stockdag.lab.bench import RECORD_COLUMNS, summarize
+from stockdag.lab.bench.localserver import LocalServer
+from stockdag.lab.webapp import LiveRun, LiveStats, RunStore, WebAppThread, parse_form
+from stockdag.lab.webapp.app import LoadTestPage
+from stockdag.lab.webapp.runs import FormError, gantt, latency_cdf, outcome, throughput_series
 
 FORM = {"url": "http://127.0.0.1:8000", "loop": "open", "rate": "5", "users": "2", "arrivals": "constant",
         "duration": "2", "warmup": "0", "timeout": "5", "distribution": "uniform", "symbols": "",

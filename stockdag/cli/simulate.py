@@ -1,0 +1,238 @@
+"""The ``stockdag simulate`` and ``stockdag plan`` subcommands (registered by :mod:`stockdag.cli`)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from ..errors import InvalidRequest
+from ..pipeline.request import PROFILES
+from .options import (
+    ami_id,
+    arrivals,
+    directory,
+    instance_type,
+    integer,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    run_folder,
+    security_group_id,
+    strategy,
+    yaml_file,
+)
+
+#: fewest simulated requests per candidate of `stockdag plan`: a p99 needs them
+PLAN_MIN_REQUESTS = 50
+
+
+def _plain(value):
+    """NaN and infinities as null: ``--json`` output is strict JSON."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _dumps(value) -> str:
+    return json.dumps(_plain(value), indent=2, allow_nan=False)
+
+
+def add_parsers(sub) -> dict:
+    """Add ``simulate`` and ``plan`` to ``sub``; return ``{command: function}``."""
+    from ..pipeline.modes import SERVING_MODES as SERVE_MODES  # the simulated service runs in the modes of `stockdag serve`
+
+    p = sub.add_parser("simulate", help="calibrate the simulator on a measured run, and check it against every point (simulated)",
+                       description="A discrete-event model of the service (SimPy), fitted on a run's centralized and 1-worker "
+                                   "points. calibrate stores the fit in RUN/simulate/calibration.json; validate simulates every "
+                                   "measured point and prints measured vs simulated with the relative errors.")
+    ssub = p.add_subparsers(dest="action", required=True, metavar="ACTION", help="calibrate | validate | run")
+    c = ssub.add_parser("calibrate", help="fit stage costs and overheads from RUN's centralized + 1-worker points",
+                        description="Fit the simulator's stage costs and overheads from RUN's centralized and 1-worker points "
+                                    "and store them in RUN/simulate/calibration.json.")
+    c.add_argument("run", type=run_folder, help="a run folder, e.g. results/20261129-091417-default")
+    c.add_argument("--json", action="store_true", help="print the fitted overheads as JSON")
+    c = ssub.add_parser("validate", help="measured vs simulated for every point of RUN, with relative errors",
+                        description="Simulate every measured point of RUN (calibrating first if needed) and print measured "
+                                    "vs simulated p50/p90/p99/throughput with the relative errors.")
+    c.add_argument("run", type=run_folder, help="a run folder, e.g. results/20261129-091417-default")
+    c.add_argument("--repeats", type=positive_int, default=5, help="simulations per point, medians compared (default 5)")
+    c.add_argument("--nominal-speeds", action="store_true",
+                   help="simulate a cluster spec's workers at its nominal speeds (cpu_share) instead of the speeds measured "
+                        "from the run's traces (default: measured; a cgroup quota does not deliver its share exactly)")
+    c.add_argument("--json", action="store_true", help="print every point and the median errors as JSON")
+
+    c = ssub.add_parser("run", help="simulate one configuration under one load, calibrated on RUN (a what-if `stockdag bench`)",
+                        description="Simulate `stockdag bench` against a service: centralized, replicated, or distributed on a cluster "
+                                    "spec (local, emulated or ec2) under a placement strategy; print the bench summary, marked simulated.")
+    c.add_argument("run", type=run_folder, help="the measured run folder the simulator is calibrated on")
+    c.add_argument("--mode", choices=SERVE_MODES, default="distributed",
+                   help="how the service runs (default distributed)")
+    c.add_argument("--spec", default=None, help="cluster spec of distributed mode: a YAML file or a name in experiments/clusters "
+                                                "(default: the embedded LocalCluster of --workers)")
+    c.add_argument("--workers", type=positive_int, default=2, help="LocalCluster workers without --spec; processes of replicated mode (default 2)")
+    c.add_argument("--strategy", type=strategy, default=None, help="placement strategy (stockdag.placement.STRATEGIES; default: the spec's, else stockdag.placement.strategy)")
+    g = c.add_mutually_exclusive_group(required=True)
+    g.add_argument("--rate", type=positive_float, default=None, help="open loop: requests per second")
+    g.add_argument("--users", type=positive_int, default=None, help="closed loop: concurrent users")
+    c.add_argument("--arrivals", type=arrivals, default=None,
+                   help="open-loop arrivals (stockdag.lab.bench.ARRIVALS; default: the load generator's, constant)")
+    c.add_argument("--duration", type=positive_float, default=60.0, help="simulated seconds measured after the warm-up (default 60)")
+    c.add_argument("--warmup", type=non_negative_float, default=5.0, help="simulated seconds excluded first (default 5)")
+    c.add_argument("--timeout", type=positive_float, default=60.0, help="client timeout in seconds (default 60)")
+    c.add_argument("--seed", type=non_negative_int, default=0, help="seeds arrivals and the stage-cost draws (default 0)")
+    c.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    p = sub.add_parser("plan", help="the cheapest EC2 cluster and strategy predicted (simulated) to hold a p99 objective at a rate",
+                       description="Search instance types x machine counts x placement strategies with the simulator calibrated "
+                                   "on a measured run; print the cheapest cluster predicted to hold p99 <= --p99 seconds at "
+                                   "--rate req/s, with its predicted p50/p99/throughput and $/hour, and write it as a cluster spec "
+                                   "for `stockdag cluster plan` / `up`.")
+    p.add_argument("--rate", type=positive_float, required=True, help="offered load, requests per second (open loop)")
+    p.add_argument("--p99", type=positive_float, required=True, help="latency objective: p99 in seconds")
+    p.add_argument("--profile", choices=PROFILES, default=None,
+                   help="workload profile; the newest run under --results with that profile is the calibration (default: stockdag.profile)")
+    p.add_argument("--run", type=run_folder, default=None, help="calibrate on this run folder instead of the newest one of the profile")
+    p.add_argument("--results", type=directory, default=None, help="folder of run folders (default results)")
+    p.add_argument("--instance-types", type=instance_type, nargs="+", default=None,
+                   help="EC2 instance types to consider (default: stockdag.simulate.instance_types, c5.large c5.xlarge c5.2xlarge m5.large)")
+    p.add_argument("--max-machines", type=positive_int, default=64, help="most worker instances (default 64)")
+    p.add_argument("--max-hourly-usd", type=positive_float, default=None, help="budget: most USD per hour (default: none)")
+    p.add_argument("--requests", type=integer(PLAN_MIN_REQUESTS), default=600,
+                   help=f"simulated requests per candidate, at least {PLAN_MIN_REQUESTS} (default 600)")
+    p.add_argument("--out", type=yaml_file, default="planned-cluster.yaml",
+                   help="where to write the cluster spec, checked before the search (default planned-cluster.yaml)")
+    p.add_argument("--ami", type=ami_id, default=None, help="AMI id written into the spec (default: a placeholder to replace)")
+    p.add_argument("--security-group", type=security_group_id, default=None, help="security group id written into the spec (default: a placeholder)")
+    p.add_argument("--json", action="store_true", help="print the plan (and every candidate tried) as JSON")
+    return {"simulate": cmd_simulate, "plan": cmd_plan}
+
+
+def cmd_simulate(args) -> int:
+    from ..lab.simulate import calibrate, validate
+
+    folder = args.run  # a run folder, checked by the parser
+    if args.action == "calibrate":
+        path = calibrate.calibrate(folder)
+        with open(path) as f:
+            cal = json.load(f)
+        if args.json:
+            print(json.dumps({k: v for k, v in cal.items() if k != "samples"} | {"samples": len(cal["samples"]), "path": path}, indent=2))
+        else:
+            o = cal["overheads"]
+            print(f"{path}: {len(cal['samples'])} traced requests from {len(cal['fitted_on'])} points; overheads (ms): "
+                  f"centralized request {o['central_request'] * 1e3:.1f}, distributed request {o['request'] * 1e3:.1f}, "
+                  f"hop {o['hop'] * 1e3:.2f}, task {o['task'] * 1e3:.2f} (distributed ones from {cal['distributed_overheads_from']})")
+        return 0
+    if args.action == "run":
+        return _simulate_run(folder, args)
+    result = validate.validate(folder, repeats=args.repeats, speeds="nominal" if args.nominal_speeds else "measured")
+    print(_dumps(result) if args.json else validate.text(result))
+    return 0
+
+
+def _simulate_run(folder: str, args) -> int:
+    from .. import config
+    from ..deploy import load_spec
+    from ..lab.bench.loadgen import BenchConfig
+    from ..lab.simulate import calibrate
+    from ..lab.simulate.clusters import local_workers, workers_from_spec
+    from ..lab.simulate.model import SimConfig, simulate
+    from ..placement.registry import check_strategy
+
+    if args.users is not None and args.arrivals is not None:
+        raise InvalidRequest("--arrivals applies to open loop (--rate) only, not --users")
+    costs, overheads = calibrate.inputs(calibrate.load(folder))
+    cores = calibrate.read_config(folder).get("machine", {}).get("cores")
+    strategy = None
+    if args.mode == "distributed":
+        if args.spec:
+            spec = load_spec(args.spec)
+            workers, strategy = workers_from_spec(spec), spec.strategy
+        else:
+            workers = local_workers(args.workers)
+        strategy = args.strategy or strategy or config.get("placement.strategy")
+        check_strategy(strategy)
+        local = any(w.host == "local" for w in workers)
+        sim = SimConfig("distributed", workers, strategy, cores={"local": cores} if local and cores else None,
+                        granularity=config.get("pipeline.granularity"))
+    else:
+        sim = SimConfig(args.mode, replicas=args.workers, cores={"local": cores} if cores else None)
+    try:
+        given = {"arrivals": args.arrivals} if args.arrivals is not None else {}
+        bench = BenchConfig("sim://", rate=args.rate, users=args.users, duration=args.duration,
+                            warmup=args.warmup, timeout=args.timeout, seed=args.seed, **given)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    summary = simulate(sim, costs, overheads, bench, seed=args.seed).summary
+    summary.url = f"SIMULATED {args.mode}" + (f" {len(sim.workers)} workers, {strategy}" if strategy else "")
+    if args.json:
+        print(_dumps(summary.to_dict()))
+    else:
+        print(summary.table())
+        print(f"  (simulated, calibrated on {folder})")
+    return 0
+
+
+def newest_run(results: str, profile: str) -> str:
+    """The newest run folder under ``results`` whose sweep used ``profile``."""
+    from ..lab.simulate.calibrate import read_config
+
+    if os.path.isdir(results):
+        for name in sorted(os.listdir(results), reverse=True):
+            folder = os.path.join(results, name)
+            if os.path.exists(os.path.join(folder, "config.json")) and \
+                    read_config(folder).get("params", {}).get("profile") == profile:
+                return folder
+    raise InvalidRequest(f"no measured run with profile {profile!r} under {results}/ to calibrate on "
+                         f"(run a sweep with profile: {profile}, or give --run)")
+
+
+def cmd_plan(args) -> int:
+    import yaml
+
+    from .. import config
+    from ..deploy import parse_spec, prices
+    from ..deploy import plan as cluster_plan
+    from ..lab.simulate import calibrate, planner
+
+    folder = args.run or newest_run(args.results or "results", args.profile or config.get("profile"))
+    cal = calibrate.load(folder)
+    costs, overheads = calibrate.inputs(cal)
+    progress = None
+    if not args.json and sys.stderr.isatty():
+        def progress(r):
+            print(f"  simulated {r['machines']} x {r['instance_type']} {r['strategy']}: p99 {r['p99_ms']:.0f} ms, "
+                  f"{r['throughput']:.1f} req/s", file=sys.stderr)
+    result = planner.plan(args.rate, args.p99, costs, overheads, instance_types=args.instance_types,
+                          max_machines=args.max_machines, max_hourly=args.max_hourly_usd, requests=args.requests,
+                          progress=progress, granularity=config.get("pipeline.granularity"))
+    if result.choice is None:
+        if args.json:
+            print(_dumps(result.to_dict()))
+        print(f"stockdag: {result.reason}", file=sys.stderr)
+        return 1
+    c = result.choice
+    raw = c.spec(name="planned", ami=args.ami, security_group=args.security_group)
+    spec = parse_spec(raw, source=args.out)  # what `cluster plan` will check, checked before writing
+    with open(args.out, "w") as f:
+        f.write(f"# written by `stockdag plan --rate {args.rate:g} --p99 {args.p99:g}` from the simulator calibrated on "
+                f"{os.path.basename(os.path.abspath(folder))} (simulated, not measured)\n")
+        if not args.ami or not args.security_group:
+            f.write("# replace ami and security_groups with your account's before `stockdag cluster up`\n")
+        yaml.safe_dump(raw, f, sort_keys=False)
+    if args.json:
+        print(_dumps(result.to_dict() | {"spec": args.out, "calibration": folder}))
+        return 0
+    print(f"cheapest cluster predicted (simulated) to hold p99 <= {args.p99:g} s at {args.rate:g} req/s:")
+    print(f"  {c.machines} x {c.instance_type} ({prices.EC2_PRICES[c.instance_type][1]} vCPUs each) + scheduler "
+          f"{planner.scheduler_type()}, strategy {c.strategy}")
+    print(f"  predicted p50 {c.p50_ms:.0f} ms, p99 {c.p99_ms:.0f} ms, throughput {c.throughput:.1f} req/s")
+    print(f"  ${c.hourly_usd:.4f}/hour (on-demand {prices.PRICES_REGION} prices of {prices.PRICES_DATE}); "
+          f"{len(result.tried)} candidates simulated, calibrated on {folder}")
+    print(f"  spec: {args.out} (check it with `stockdag cluster plan {args.out}`; {cluster_plan(spec).hourly_usd} $/h there)")
+    return 0

@@ -1,0 +1,270 @@
+"""From a run folder to the numbers that answer the question.
+
+Everything here reads only the run folder, so any number (and any chart made
+from it) can be rebuilt from the folder alone.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ...pipeline.table import spec_for_ids, stage_layers
+from ...pipeline.table import stage_table as pipeline_table
+from ..bench.summary import MIN_SAMPLES
+
+#: a point whose CPU-speed probe took this much longer than the run's median ran on a slowed machine
+SLOW_MACHINE = 1.15
+
+
+@dataclass
+class RunData:
+    folder: str
+    config: dict
+    summary: pd.DataFrame
+    records: pd.DataFrame  # measured (non-warm-up) requests of every point, with point metadata
+    points: list[dict] = field(default_factory=list)  # each point's recorded metadata (points/*.json)
+
+
+def load_run(folder: str) -> RunData:
+    with open(os.path.join(folder, "config.json")) as f:
+        config = json.load(f)
+    points_dir = os.path.join(folder, "points")
+    frames, rows = [], []
+    for name in sorted(os.listdir(points_dir)):
+        if not name.endswith(".json"):
+            continue
+        with open(os.path.join(points_dir, name)) as f:
+            meta = json.load(f)
+        rec = pd.read_parquet(os.path.join(points_dir, meta["point"] + ".parquet"))
+        rec = rec[~rec["warmup"].astype(bool)].copy()
+        for k, v in (("point", meta["point"]), ("label", meta["config"]["label"]), ("mode", meta["config"]["mode"]),
+                     ("workers", meta["config"]["workers"]), ("strategy", meta["config"]["strategy"]),
+                     ("loop", meta["loop"]), ("load", meta["load"]), ("repeat", meta["repeat"]),
+                     ("capacity", (meta.get("probe") or {}).get("capacity"))):
+            rec[k] = v
+        frames.append(rec)
+        rows.append(meta)
+    from .sweep import summarize_run
+
+    # always from the raw records: summary.csv is an output, never an input; reading a run never changes it
+    summary = summarize_run(folder, write=False)
+    # keep the sweep's own order of configurations (the parameter file's), not file-name order
+    order = {c["label"]: i for i, c in enumerate(config.get("configurations", []))}
+    if len(summary):
+        summary = summary.assign(_order=summary["label"].map(order).fillna(len(order)))
+        summary = summary.sort_values(["_order", "load", "repeat"], kind="stable").drop(columns="_order").reset_index(drop=True)
+    records = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return RunData(folder, config, summary, records, rows)
+
+
+def cluster_kinds(run: RunData) -> set[str]:
+    """The kinds of the cluster specs the run's points ran on (``emulated``, ``ec2``...), as each point recorded
+    its deployment; empty when every point ran on the embedded LocalCluster or in one process."""
+    kinds = set()
+    for meta in run.points:
+        deployment = (meta.get("cluster") or {}).get("cluster") or {}
+        if deployment.get("kind"):
+            kinds.add(deployment["kind"])
+    return kinds
+
+
+def pipelines_swept(run: RunData) -> list[str]:
+    """The pipeline specs the run's configurations name, in their order (more than one: a width run)."""
+    return list(dict.fromkeys(c["pipeline"] for c in run.config.get("configurations", []) if c.get("pipeline")))
+
+
+def stage_table(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per (request, stage) from the server traces: label, id, stage, worker, start, duration."""
+    rows = []
+    ok = records[(records["status"] == 200) & records["trace"].notna()]
+    for idx, r in ok.iterrows():
+        trace = json.loads(r["trace"]) if isinstance(r["trace"], str) else r["trace"]
+        if not trace:
+            continue
+        t0 = min(t["start"] for t in trace)
+        for t in trace:
+            rows.append({"request": idx, "label": r["label"], "load": r["load"], "id": t["id"], "stage": t["stage"],
+                         "worker": t["worker"], "start": t["start"] - t0, "duration": t["end"] - t["start"]})
+    return pd.DataFrame(rows)
+
+
+def critical_path(costs: dict[str, float]) -> tuple[float, list[str]]:
+    """Longest path through the stage DAG of these stages' pipeline with the given per-stage seconds."""
+    stages = pipeline_table(spec_for_ids(costs))
+    finish: dict[str, float] = {}
+    via: dict[str, str | None] = {}
+    for stage in stages:
+        # ties go to the later input, so a zero-cost stage (C6) still shows on the path
+        before = max(reversed(stage.inputs), key=lambda i: finish[i]) if stage.inputs else None
+        finish[stage.id] = (finish[before] if before else 0.0) + costs.get(stage.id, 0.0)
+        via[stage.id] = before
+    path, node = [], stages[-1].id
+    while node:
+        path.append(node)
+        node = via[node]
+    return finish[stages[-1].id], path[::-1]
+
+
+def parallel_width(ids=()) -> int:
+    """Most stages that can run at once: the largest layer of the stage DAG of the pipeline of ``ids``
+    (the default one when empty), the n of the design's test cases."""
+    counts: dict[int, int] = {}
+    for v in stage_layers(pipeline_table(spec_for_ids(ids))).values():
+        counts[v] = counts.get(v, 0) + 1
+    return max(counts.values())
+
+
+def limits(records: pd.DataFrame, config: dict) -> dict:
+    """Physical limits from the measured stage costs (centralized runs when present)."""
+    st = stage_table(records)
+    if st.empty:
+        return {}
+    base = st[st["label"] == "centralized"]
+    base = base if not base.empty else st
+    costs = base.groupby("id")["duration"].mean().to_dict()
+    cp, path = critical_path(costs)
+    work = float(sum(costs.values()))
+    cores = config.get("machine", {}).get("cores") or 1
+    capacity = config.get("machine", {}).get("parallel_capacity") or cores
+    measured = records.groupby("point")["capacity"].first().dropna() if "capacity" in records else pd.Series([], dtype=float)
+    capacity_range = None
+    if len(measured):
+        # re-measured per block: the bound uses the best the machine showed, so no measured throughput can
+        # exceed it merely because the capacity was taken at a slow moment
+        capacity_range = (float(measured.min()), float(measured.median()), float(measured.max()))
+        capacity = capacity_range[2]
+    spec_path = config.get("params", {}).get("cluster")
+    if spec_path and os.path.exists(spec_path):
+        from ...deploy import load_spec
+
+        spec = load_spec(spec_path)
+        shares = [g.cpu_share * g.count for g in spec.worker_groups if g.cpu_share]
+        if spec.kind == "emulated" and shares:
+            # the distributed workers get only their cgroup quotas (the centralized baseline runs outside them)
+            capacity = min(capacity, float(sum(shares)))
+    return {
+        "stage_costs_s": costs, "total_work_s": work, "critical_path_s": cp, "critical_path": path,
+        "cores": cores, "parallel_capacity": capacity, "capacity_range": capacity_range,
+        "throughput_bound_rps": capacity / work,  # every core busy with stage work, no overhead
+        "latency_speedup_bound": work / cp,  # a request can go no faster than its critical path
+    }
+
+
+def ci95(values) -> tuple[float, float]:
+    """Mean and half-width of a 95% t confidence interval (0 with a single value)."""
+    v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
+    if len(v) == 0:
+        return float("nan"), float("nan")
+    if len(v) == 1:
+        return float(v[0]), 0.0
+    return float(v.mean()), float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+
+
+def aggregate(summary: pd.DataFrame) -> pd.DataFrame:
+    """Mean and 95% CI over repeats of throughput and latency percentiles, per configuration and load."""
+    rows = []
+    for (label, loop, load), g in summary.groupby(["label", "loop", "load"], sort=False):
+        row = {"label": label, "mode": g["mode"].iloc[0], "workers": int(g["workers"].iloc[0]),
+               "strategy": g["strategy"].iloc[0], "loop": loop, "load": load, "repeats": len(g)}
+        for col in ("offered_rate", "throughput", "p50_ms", "p90_ms", "p99_ms", "max_ms", "errors",
+                    "all_p50_ms", "all_p99_ms", "all_max_ms"):
+            if col in g:
+                row[col], row[col + "_ci"] = ci95(g[col])
+        # the smallest sample over the repeats decides whether a p99 can be given at all
+        row["n"] = int(g["requests"].min()) if "requests" in g else 0
+        row["n_ok"] = int(g["ok"].min()) if "ok" in g else 0
+        row["tail_ms"] = row.get("p99_ms") if row["n_ok"] >= MIN_SAMPLES["p99"] else row.get("max_ms")
+        row["tail_ci"] = row.get("p99_ms_ci") if row["n_ok"] >= MIN_SAMPLES["p99"] else row.get("max_ms_ci")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def tail_text(p99: float, mx: float, n: int) -> str:
+    """``p99 812`` where ``n`` supports a p99 (n >= 100), else ``max of 37: 812`` (a p99 of fewer is the max)."""
+    if n >= MIN_SAMPLES["p99"]:
+        return f"p99 {p99:.0f}"
+    return f"max of {n}: {mx:.0f}"
+
+
+def drift(summary: pd.DataFrame) -> dict:
+    """The CPU-speed probes of a run: their spread, and the points measured on a machine > 15% slower than its median.
+
+    Runs from before the probes existed have none: ``{"probes": 0}``.
+    """
+    if "probe_s" not in summary or summary["probe_s"].isna().all():
+        return {"probes": 0}
+    probe = summary["probe_s"].astype(float)
+    med = float(probe.median())
+    slow = summary[probe > SLOW_MACHINE * med]
+    return {
+        "probes": int(probe.notna().sum()), "median_s": med, "min_s": float(probe.min()), "max_s": float(probe.max()),
+        "spread": float(probe.max() / probe.min()),
+        "slow_points": [{"point": r["point"], "label": r["label"], "load": r["load"], "repeat": int(r["repeat"]),
+                         "slower_pct": 100 * (float(r["probe_s"]) / med - 1)} for _, r in slow.iterrows()],
+        "capacity": (None if "capacity" not in summary or summary["capacity"].isna().all()
+                     else (float(summary["capacity"].min()), float(summary["capacity"].max()))),
+    }
+
+
+def saturation(agg: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration: best achieved throughput, and the knee (highest offered rate still kept up with)."""
+    rows = []
+    for label, g in agg.groupby("label", sort=False):
+        open_ = g[g["loop"] == "open"].sort_values("load")
+        kept = open_[open_["throughput"] >= 0.9 * open_["offered_rate"]]
+        low = g.sort_values("load").iloc[0]
+        best = g.loc[g["throughput"].idxmax()]
+        rows.append({"label": label, "mode": g["mode"].iloc[0], "workers": int(g["workers"].iloc[0]),
+                     "strategy": g["strategy"].iloc[0],
+                     "max_throughput": float(best["throughput"]), "max_throughput_ci": float(best.get("throughput_ci", 0.0)),
+                     "knee_rate": float(kept["load"].max()) if not kept.empty else float("nan"),
+                     "p50_low_load_ms": float(low["p50_ms"]), "p50_low_load_ms_ci": float(low.get("p50_ms_ci", 0.0)),
+                     "p99_low_load_ms": float(low["p99_ms"]), "max_low_load_ms": float(low["max_ms"]),
+                     "n_low_load": int(low.get("n_ok", 0)),
+                     "all_p50_low_load_ms": float(low.get("all_p50_ms", np.nan)),
+                     "all_tail_low_load_ms": float(low.get("all_p99_ms", np.nan) if low.get("n", 0) >= MIN_SAMPLES["p99"]
+                                                   else low.get("all_max_ms", np.nan)),
+                     "n_all_low_load": int(low.get("n", 0))})
+    return pd.DataFrame(rows)
+
+
+def width_table(run: RunData) -> pd.DataFrame:
+    """Speed-ups by pipeline width, for a run that swept pipelines (``experiments/params/width.yaml``).
+
+    One row per configuration of each pipeline: the pipeline's models and extra steps (from the
+    specs recorded in ``config.json``), throughput and latency speed-up over the centralized run of
+    the *same* pipeline, and that pipeline's own limits (:func:`limits` on its records only: a wider
+    pipeline has another critical path and more work per request).
+    """
+    cfgs = run.config.get("configurations", [])
+    specs = run.config.get("pipelines", {})
+    pipe_of = {c["label"]: c.get("pipeline") for c in cfgs}
+    sat = saturation(aggregate(run.summary))
+    if sat.empty:
+        return pd.DataFrame()
+    sat["pipeline"] = sat["label"].map(pipe_of)
+    rows = []
+    for pipe, g in sat.groupby("pipeline", sort=False):
+        base = g[g["mode"] == "centralized"]
+        if base.empty:
+            continue
+        b = base.iloc[0]
+        lim = limits(run.records[run.records["label"].map(pipe_of) == pipe], run.config)
+        spec = specs.get(pipe, {})
+        for _, r in g.iterrows():
+            rows.append({
+                "pipeline": pipe, "models": len(spec.get("models", [])), "steps": "+".join(spec.get("steps", [])),
+                "label": r["label"], "mode": r["mode"], "workers": r["workers"], "strategy": r["strategy"],
+                "max_throughput": r["max_throughput"], "p50_low_load_ms": r["p50_low_load_ms"],
+                "throughput_speedup": r["max_throughput"] / b["max_throughput"],
+                "latency_speedup": b["p50_low_load_ms"] / r["p50_low_load_ms"],
+                "critical_path_s": lim.get("critical_path_s"), "total_work_s": lim.get("total_work_s"),
+                "latency_speedup_bound": lim.get("latency_speedup_bound"),
+                "throughput_speedup_bound": (lim["throughput_bound_rps"] / b["max_throughput"]) if lim else float("nan"),
+            })
+    return pd.DataFrame(rows)

@@ -1,0 +1,492 @@
+"""``stockdag report``: charts and REPORT.md from run folders alone.
+
+Three steps, each its own function: :func:`compute` reads a run folder into a
+:class:`ReportData` (numbers only, from :mod:`.analysis`), :func:`draw` makes
+every chart of :data:`CHARTS` from it (:mod:`.plots`), and :func:`markdown`
+writes the text. A new chart is one entry of :data:`CHARTS`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..bench.summary import MIN_SAMPLES
+from . import analysis, plots
+
+
+@dataclass
+class ReportData:
+    """Everything a report shows, computed from the run folder alone."""
+
+    run: analysis.RunData
+    agg: pd.DataFrame        # per configuration and load, mean and CI over repeats
+    sat: pd.DataFrame        # per configuration: best throughput, knee, low-load latency
+    lim: dict                # physical limits from the measured stage costs
+    stages: pd.DataFrame     # one row per traced (request, stage)
+    drift: dict              # CPU-speed probes and slowed points
+    width: pd.DataFrame      # speed-ups by pipeline width (empty unless the run swept several pipelines)
+    kinds: set               # cluster kinds the points ran on, as recorded
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A chart of the report: its caption and how to draw it from the data into a file."""
+
+    caption: str
+    draw: Callable[[ReportData, str], None]  # may draw nothing when the run has no data for it
+
+
+#: every chart of a report, by file name under ``charts/``: the one place a chart is named
+CHARTS: dict[str, Chart] = {
+    "latency_cdf.png": Chart("Latency CDF per configuration (lowest load)",
+                             lambda d, path: plots.latency_cdf(d.run.records, path)),
+    "throughput.png": Chart("Achieved vs offered throughput, with the core bound and saturation knees",
+                            lambda d, path: plots.throughput_vs_load(d.agg, d.lim, path)),
+    "p99.png": Chart("p99 latency vs load, with the critical path", lambda d, path: plots.p99_vs_load(d.agg, d.lim, path)),
+    "speedup.png": Chart("Speed-up vs workers against the ideal line, the effective cores and the critical-path bound",
+                         lambda d, path: plots.speedup(d.sat, d.lim, path)),
+    "width_speedup.png": Chart("Latency and throughput speed-up vs pipeline width (competing models), with each "
+                               "pipeline's critical-path and core bounds",
+                               lambda d, path: plots.width_speedup(d.width, path)),
+    "gantt.png": Chart("One median request per configuration: which worker ran each stage",
+                       lambda d, path: plots.gantt(d.stages, path)),
+    "stages.png": Chart("Mean time per stage", lambda d, path: plots.stage_costs(d.stages, path)),
+}
+#: the interactive page beside the charts
+INTERACTIVE = "charts.html"
+
+
+def _fmt(v, spec=".2f"):
+    return "n/a" if v is None or (isinstance(v, float) and v != v) else format(v, spec)
+
+
+def _table(frame: pd.DataFrame) -> str:
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in frame.iterrows():
+        lines.append("| " + " | ".join(str(r[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def answer(sat: pd.DataFrame, lim: dict, machine: dict) -> list[str]:
+    """The research question answered in sentences computed from the numbers."""
+    out = []
+    base = sat[sat["mode"] == "centralized"]
+    if base.empty:
+        return ["No centralized baseline in this run: ratios cannot be given."]
+    b = base.iloc[0]
+    dist = sat[sat["mode"] == "distributed"]
+    rep = sat[sat["mode"] == "replicated"]
+    # the capacity the bound was computed with (re-measured per block in newer runs), not only the one at the start
+    cores, cap = machine.get("cores"), lim.get("parallel_capacity", machine.get("parallel_capacity"))
+    out.append(f"Centralized baseline: {b['max_throughput']:.2f} req/s at best, p50 {b['p50_low_load_ms']:.0f} ms at the lowest load.")
+    if not dist.empty:
+        best_t = dist.loc[dist["max_throughput"].idxmax()]
+        best_l = dist.loc[dist["p50_low_load_ms"].idxmin()]
+        verdict = "improves" if best_t["max_throughput"] > 1.05 * b["max_throughput"] else "does not improve"
+        out.append(f"Throughput: distributing the stages {verdict} it here: the best distributed configuration "
+                   f"({best_t['label']}) reached {best_t['max_throughput']:.2f} req/s = "
+                   f"{best_t['max_throughput'] / b['max_throughput']:.2f}x centralized, against a bound of "
+                   f"{_fmt(lim.get('throughput_bound_rps'))} req/s ({cap} effective of {cores} cores).")
+        why = bound_exceeded(sat, lim)
+        if why:
+            out.append(why)
+        lverdict = "lower" if best_l["p50_low_load_ms"] < 0.95 * b["p50_low_load_ms"] else "not lower"
+        out.append(f"Latency: the best distributed p50 at low load ({best_l['label']}, {best_l['p50_low_load_ms']:.0f} ms) is "
+                   f"{lverdict} than centralized ({b['p50_low_load_ms'] / best_l['p50_low_load_ms']:.2f}x speed-up; "
+                   f"the critical path allows at most {_fmt(lim.get('latency_speedup_bound'))}x).")
+        ranked = dist.sort_values("max_throughput", ascending=False)
+        if len(ranked) > 1 and "max_throughput_ci" in ranked and ranked["max_throughput_ci"].iloc[0] > 0:
+            a, b2 = ranked.iloc[0], ranked.iloc[1]
+            if a["max_throughput"] - a["max_throughput_ci"] <= b2["max_throughput"] + b2["max_throughput_ci"]:
+                out.append(f"The two best distributed throughputs ({a['label']}, {b2['label']}) lie within each other's "
+                           "95% intervals: no strategy wins on throughput in this run.")
+        out.append("Strategies by best throughput: " + ", ".join(
+            f"{r['label']} {r['max_throughput']:.2f}" for _, r in ranked.iterrows()) + " req/s.")
+        ranked = dist.sort_values("p50_low_load_ms")
+        out.append("Strategies by p50 at low load: " + ", ".join(
+            f"{r['label']} {r['p50_low_load_ms']:.0f}" for _, r in ranked.iterrows()) + " ms.")
+    if not rep.empty:
+        r = rep.loc[rep["max_throughput"].idxmax()]
+        out.append(f"Replicated baseline ({r['label']}, whole requests on separate processes): "
+                   f"{r['max_throughput']:.2f} req/s = {r['max_throughput'] / b['max_throughput']:.2f}x centralized.")
+    return out
+
+
+def bound_exceeded(sat: pd.DataFrame, lim: dict) -> str | None:
+    """Why a measured throughput lies above the core bound, when one does (never left without a word)."""
+    bound = lim.get("throughput_bound_rps")
+    if not bound or sat.empty:
+        return None
+    over = sat[sat["max_throughput"] > bound]
+    if over.empty:
+        return None
+    names = ", ".join(f"{r['label']} {r['max_throughput']:.3f}" for _, r in over.iterrows())
+    return (f"Above the bound: {names} req/s exceed {bound:.3f} req/s. The bound divides the best measured parallel "
+            f"capacity ({lim.get('parallel_capacity')}) by the stage work per request measured in the centralized points "
+            f"({lim.get('total_work_s', float('nan')):.2f} s); on a shared machine both are taken at other moments than "
+            "the throughput (see Measurement conditions), and stage times include waiting for a core, so the bound is an "
+            "estimate here, not a limit.")
+
+
+def oversubscribed(sat: pd.DataFrame, machine: dict) -> str | None:
+    """A warning when some configuration runs more processes than the machine has cores (as the demo says)."""
+    cores = machine.get("cores")
+    if sat.empty or not cores:
+        return None
+    many = sat[(sat["mode"] != "centralized") & (sat["workers"] > cores)]
+    if many.empty:
+        return None
+    return (f"{', '.join(many['label'])}: {int(many['workers'].max())} worker processes on {cores} cores share the cores, "
+            f"so throughput cannot scale past {cores}x; such configurations can only add overhead on this machine.")
+
+
+#: the caveat of a run recorded before the in-process server turned Nagle's algorithm off (commit 3c9e3cd)
+NAGLE = ("Recorded before commit 3c9e3cd: the in-process server's connections kept Nagle's algorithm on, so a response "
+         "could wait for the client's delayed ACK, up to ~40 ms a request on a kept-alive connection (115 against 71 ms "
+         "p50 for a light request measured both ways). Every configuration paid it, so absolute latencies here are too "
+         "high and latency ratios are pulled towards 1; compare within this run, and prefer later runs.")
+
+
+def conditions(run, d: dict) -> list[str]:
+    """The measurement conditions: run order, CPU-speed probe spread, slowed points, capacity per block."""
+    order = run.config.get("order")
+    lines = []
+    if order:
+        lines.append("Configurations ran in a seeded random order within each repeat: "
+                     + "; ".join(f"repeat {i}: " + ", ".join(o) for i, o in enumerate(order)) + ".")
+    else:
+        lines.append("This run predates interleaving: its configurations ran one after another in a fixed order, so "
+                     "a drift of the machine during the run shows as a difference between configurations.")
+    if "server" not in run.config:
+        lines.append(NAGLE)
+    if not d.get("probes"):
+        lines.append("This run has no CPU-speed probes (recorded before they existed): how fast the machine was at each "
+                     "point cannot be checked, and its capacity was measured once, at the start.")
+        return lines
+    lines.append(f"CPU-speed probe over {d['probes']} points: median {1000 * d['median_s']:.1f} ms, range "
+                 f"{1000 * d['min_s']:.1f}-{1000 * d['max_s']:.1f} ms (slowest/fastest {d['spread']:.2f}x).")
+    if d.get("capacity"):
+        lines.append(f"Parallel capacity re-measured per block: {d['capacity'][0]:g}-{d['capacity'][1]:g}x.")
+    slow = d["slow_points"]
+    if slow:
+        lines.append(f"Measured while the machine was more than {100 * (analysis.SLOW_MACHINE - 1):.0f}% slower than its "
+                     "median (compare these with care): " + ", ".join(
+                         f"{p['label']} at {p['load']:g} (repeat {p['repeat']}, +{p['slower_pct']:.0f}%)" for p in slow) + ".")
+    else:
+        lines.append(f"No point was measured while the machine was more than {100 * (analysis.SLOW_MACHINE - 1):.0f}% "
+                     "slower than its median.")
+    return lines
+
+
+def predictions(lim: dict) -> list[str]:
+    """What the measured limits imply beyond this machine (bounds, not measurements)."""
+    if not lim:
+        return []
+    costs = lim.get("stage_costs_s") or {}
+    width = analysis.parallel_width(costs)
+    tasks = len(costs) or len(analysis.pipeline_table(analysis.spec_for_ids(())))
+    return [
+        f"Throughput: each request costs {lim['total_work_s']:.2f} CPU-seconds of stage work, so a cluster of C "
+        f"cores serves at most {1 / lim['total_work_s']:.2f} x C req/s, whichever way the stages are placed; "
+        f"stage distribution reaches it only while transfers and the {tasks} scheduler tasks per request stay small "
+        "beside the work, whereas replicating whole requests moves no data.",
+        f"Latency: no number of machines brings one request below its critical path, {1000 * lim['critical_path_s']:.0f} ms "
+        f"here ({' -> '.join(lim['critical_path'])}): at most {lim['latency_speedup_bound']:.2f}x faster than "
+        f"centralized, reached with about {width} workers (the widest set of stages that can run at once) and only by "
+        "strategies that spread a request's models; more workers than that can raise throughput, not lower latency.",
+        "Heterogeneous machines: a strategy that ignores worker speed can put a whole request on the slowest machine "
+        "and lose to centralized (see an emulated run); cost-aware placement (heft, fastest-node) avoids that.",
+    ]
+
+
+def compute(folder: str) -> ReportData:
+    """Every number of a run's report, from its folder alone (nothing is written)."""
+    run = analysis.load_run(folder)
+    agg = analysis.aggregate(run.summary)
+    width = analysis.width_table(run) if len(analysis.pipelines_swept(run)) > 1 else pd.DataFrame()
+    return ReportData(run=run, agg=agg, sat=analysis.saturation(agg), lim=analysis.limits(run.records, run.config),
+                      stages=analysis.stage_table(run.records), drift=analysis.drift(run.summary), width=width,
+                      kinds=analysis.cluster_kinds(run))
+
+
+def draw(data: ReportData, charts_dir: str) -> list[str]:
+    """Draw every chart of :data:`CHARTS` (and the interactive page) into ``charts_dir``; return the names drawn."""
+    os.makedirs(charts_dir, exist_ok=True)
+    drawn = []
+    for name, chart in CHARTS.items():
+        path = os.path.join(charts_dir, name)
+        if os.path.exists(path):
+            os.remove(path)  # a chart this run has no data for must not survive from an earlier build
+        chart.draw(data, path)
+        if os.path.exists(path):
+            drawn.append(name)
+    plots.bokeh_page(data.agg, data.run.records, data.lim, os.path.join(charts_dir, INTERACTIVE),
+                     f"stockdag run {data.run.config['run_id']}")
+    return drawn
+
+
+def configurations_table(data: ReportData) -> pd.DataFrame:
+    """The report's table of configurations: ratios to centralized, intervals and tails as text."""
+    sat, run = data.sat, data.run
+    base = sat[sat["mode"] == "centralized"]
+    table = sat.copy()
+    if not base.empty:
+        table["throughput_vs_centralized"] = (table["max_throughput"] / base.iloc[0]["max_throughput"]).round(2)
+        table["p50_speedup"] = (base.iloc[0]["p50_low_load_ms"] / table["p50_low_load_ms"]).round(2)
+    table["strategy"] = table["strategy"].fillna("-")
+    repeats = int(run.summary["repeat"].nunique()) if len(run.summary) else 1
+    ci = (lambda v, h, spec: f"{v:{spec}} ± {h:{spec}}") if repeats > 1 else (lambda v, h, spec: f"{v:{spec}}")
+    table["max_throughput"] = [ci(v, h, ".2f") for v, h in zip(table["max_throughput"], table["max_throughput_ci"])]
+    table["p50_low_load_ms"] = [ci(v, h, ".0f") for v, h in zip(table["p50_low_load_ms"], table["p50_low_load_ms_ci"])]
+    table["knee_rate"] = table["knee_rate"].round(2)
+    table["tail_low_load_ms"] = [analysis.tail_text(p, mx, n) for p, mx, n in
+                                 zip(table["p99_low_load_ms"], table["max_low_load_ms"], table["n_low_load"])]
+    # the all-requests tail is already the p99 or the max by the same rule: tail_text only words it
+    table["all_requests_low_load_ms"] = [f"p50 {a:.0f}, {analysis.tail_text(t, t, n)}" if a == a else "n/a"
+                                         for a, t, n in zip(table["all_p50_low_load_ms"], table["all_tail_low_load_ms"],
+                                                            table["n_all_low_load"])]
+    slow = {}
+    for point in data.drift.get("slow_points", []):
+        slow[point["label"]] = slow.get(point["label"], 0) + 1
+    if data.drift.get("probes"):
+        # points of this configuration measured while the machine was > 15% slower than its median
+        table["slowed_points"] = [slow.get(label, 0) for label in table["label"]]
+    return table.drop(columns=["max_throughput_ci", "p50_low_load_ms_ci", "p99_low_load_ms", "max_low_load_ms",
+                               "n_low_load", "all_p50_low_load_ms", "all_tail_low_load_ms", "n_all_low_load"])
+
+
+def width_answer(width: pd.DataFrame) -> list[str]:
+    """From which width each distributed or replicated configuration pays, with and without the extra steps."""
+    if width.empty:
+        return []
+    out = []
+    others = width[width["mode"] != "centralized"]
+    others = others.assign(cfg=others["label"].str.replace(r" \[.*\]$", "", regex=True))
+    for (cfg, steps), g in others.groupby(["cfg", "steps"], sort=False):
+        g = g.sort_values("models")
+        tag = f" with {steps}" if steps else " without extra steps"
+        for what, col in (("throughput", "throughput_speedup"), ("latency", "latency_speedup")):
+            pays = g[g[col] > 1.05]
+            first = (f"pays from {_models(pays['models'].iloc[0])} ({pays[col].iloc[0]:.2f}x)" if not pays.empty
+                     else f"does not pay up to {_models(g['models'].max())} (best {g[col].max():.2f}x)")
+            out.append(f"{cfg}{tag}: {what} {first}.")
+    out += _width_against_replicated(others)
+    out += _width_limits(width)
+    return out
+
+
+def _models(n) -> str:
+    return f"{int(n)} model" + ("" if int(n) == 1 else "s")
+
+
+def _width_against_replicated(others: pd.DataFrame) -> list[str]:
+    """Distributed throughput over the replicated baseline's, pipeline by pipeline (the other way to use 2 cores)."""
+    rep, dist = others[others["mode"] == "replicated"], others[others["mode"] == "distributed"]
+    if rep.empty or dist.empty:
+        return []
+    out = []
+    for steps, d in dist.groupby("steps", sort=False):
+        r = rep[rep["steps"] == steps].set_index("pipeline")["max_throughput"]
+        ratios = [(int(row.models), row.max_throughput / r[row.pipeline]) for row in d.sort_values("models").itertuples()
+                  if row.pipeline in r.index]
+        if ratios:
+            tag = f"with {steps}" if steps else "without extra steps"
+            out.append(f"Throughput, distributed over replicated x2 ({tag}): "
+                       + ", ".join(f"{x:.2f}x at {_models(n)}" for n, x in ratios)
+                       + (": replication keeps the cores busier at every width." if all(x < 0.97 for _, x in ratios)
+                          else "."))
+    return out
+
+
+def _width_limits(width: pd.DataFrame) -> list[str]:
+    """What each pipeline's own limits say beyond the machine measured here, and any figure above its bound."""
+    base = width[width["mode"] == "centralized"].sort_values(["models", "steps"])
+    dist = width[width["mode"] == "distributed"]
+    out = []
+    if len(base) > 1 and base["latency_speedup_bound"].notna().any():
+        lo, hi = base.iloc[0], base.loc[base["latency_speedup_bound"].idxmax()]
+        best = dist.loc[dist["latency_speedup"].idxmax()] if not dist.empty else None
+        out.append(
+            f"Beyond this machine: the critical path allows a latency speed-up of {lo['latency_speedup_bound']:.2f}x at "
+            f"{_models(lo['models'])} and up to {hi['latency_speedup_bound']:.2f}x at {_models(hi['models'])}"
+            f"{' with ' + hi['steps'] if hi['steps'] else ''} (total work / critical path, with as many workers as "
+            "stages can run at once)"
+            + (f"; on {int(best['workers'])} workers the best measured is {best['latency_speedup']:.2f}x "
+               f"({best['label']}), so a wide pipeline has room that only more machines can use, a narrow one has none."
+               if best is not None else "."))
+    above = width[(width["mode"] != "centralized")
+                  & (width["throughput_speedup"] > 1.02 * width["throughput_speedup_bound"])]
+    if not above.empty:
+        out.append(
+            "Measured above its throughput bound: " + ", ".join(
+                f"{r.label} {r.throughput_speedup:.2f}x > {r.throughput_speedup_bound:.2f}x" for r in above.itertuples())
+            + ". The bound divides the effective cores by the stage work measured in the centralized server, whose "
+              "HTTP loop shares the process (and the GIL) with the stages; in worker processes the same stages run "
+              "faster, which matters most where a request is short.")
+    return out
+
+
+def width_section(data: ReportData) -> list[str]:
+    """The REPORT.md section of a run that swept several pipelines (issue 14's width experiment)."""
+    if data.width.empty:
+        return []
+    cols = ["pipeline", "models", "steps", "label", "throughput_speedup", "throughput_speedup_bound",
+            "latency_speedup", "latency_speedup_bound", "critical_path_s", "total_work_s"]
+    table = data.width[cols].copy()
+    table["steps"] = table["steps"].replace("", "-")
+    for col in cols[4:]:
+        table[col] = [_fmt(v, ".2f" if col.endswith("bound") or col.endswith("speedup") else ".3f") for v in table[col]]
+    return [
+        "## Width: speed-up vs the number of competing models",
+        "",
+        *[f"- {s}" for s in width_answer(data.width)],
+        "",
+        _table(table),
+        "",
+        "Each speed-up is over the centralized run of the *same* pipeline; its bounds come from that pipeline's own "
+        "measured stage costs (`latency_speedup_bound`: total work / critical path; `throughput_speedup_bound`: effective "
+        "cores / total work, over the centralized throughput). A ratio above 1.05 counts as paying.",
+        "",
+    ]
+
+
+def markdown(data: ReportData, drawn: list[str]) -> str:
+    """REPORT.md of a run: its numbers in sentences and tables, and the charts ``drawn``."""
+    run, sat, lim = data.run, data.sat, data.lim
+    folder = run.folder
+    m, p, v, g = run.config["machine"], run.config["params"], run.config["versions"], run.config["git"]
+    base = sat[sat["mode"] == "centralized"]
+    costs = lim.get("stage_costs_s", {})
+    lines = [
+        f"# stockdag run {run.config['run_id']}",
+        "",
+        f"Commit `{g.get('commit')}`{' (with uncommitted changes)' if g.get('dirty') else ''}, started {run.config.get('started')}. "
+        f"Machine: {m.get('cpu_model')}, {m.get('cores')} cores (measured parallel capacity {m.get('parallel_capacity')}x), "
+        f"{m.get('memory_gib')} GiB, load average at start {m.get('load_average')}. "
+        f"dask {v.get('dask')}, Python {v.get('python')}.",
+        "",
+        f"Profile `{p['profile']}`, cache `{p['cache']}`, request mix `{p['mix']}` over {', '.join(p['symbols'])} "
+        f"({p['start']}..{p['end']}), {p['duration']:g} s measured after {p['warmup']:g} s warm-up per point, "
+        f"{p['repeats']} repeat(s), load: " + (f"open loop {p['rates']} req/s" if p.get("rates") else "")
+        + (f" closed loop {p['users']} users" if p.get("users") else "") + f", cluster `{p.get('cluster') or 'embedded LocalCluster'}`.",
+        "",
+        *(["## Answer on this machine",
+           "",
+           *[f"- {s}" for s in answer(sat, lim, m)],
+           "",
+           "## What this predicts for larger clusters",
+           "",
+           *[f"- {s}" for s in predictions(lim)],
+           ""] if data.width.empty else []),  # pooled over pipelines of different sizes they would mislead
+        *width_section(data),
+        "## Configurations",
+        "",
+        _table(configurations_table(data)),
+        "",
+        "`max_throughput`: best achieved req/s over the load levels (mean over repeats, ± the 95% t interval when "
+        "there are repeats); `knee_rate`: highest offered "
+        "rate still served at >= 90%; latencies from each request's intended send time (open loop), lowest load level; "
+        "`p50_low_load_ms` and `tail_low_load_ms` cover successful requests, `all_requests_low_load_ms` every request "
+        "(a failure counts with the time it took, a timeout at least the timeout). A p99 is given only where a point "
+        f"has at least {MIN_SAMPLES['p99']} requests; below that the tail is the max of the n requests. "
+        "`slowed_points`: points measured while the CPU-speed probe was more than 15% slower than the run's median.",
+        "",
+        "## Measurement conditions",
+        "",
+        *[f"- {s}" for s in conditions(run, data.drift)],
+        "",
+        "## Physical limits (from the measured stage costs)",
+        "",
+        *(["Several pipelines ran here: these limits pool their stage costs; each pipeline's own are in the width "
+           "table above.", ""] if not data.width.empty else []),
+        f"Total work per request {_fmt(lim.get('total_work_s'), '.3f')} s; critical path "
+        f"{_fmt(lim.get('critical_path_s'), '.3f')} s ({' -> '.join(lim.get('critical_path', []))}); "
+        f"latency speed-up bound {_fmt(lim.get('latency_speedup_bound'))}x; throughput bound "
+        f"{_fmt(lim.get('throughput_bound_rps'))} req/s ({lim.get('parallel_capacity')} effective CPUs / total work).",
+        "",
+        "| stage | " + " | ".join(costs) + " |",
+        "|---|" + "---|" * len(costs),
+        "| mean ms | " + " | ".join(f"{1000 * c:.1f}" for c in costs.values()) + " |",
+        "",
+        "## Charts",
+        "",
+        *[f"![{CHARTS[name].caption}](charts/{name})\n" for name in drawn],
+        f"Interactive: [charts/{INTERACTIVE}](charts/{INTERACTIVE}).",
+        "",
+        "## Caveats",
+        "",
+        *([f"- {warn}"] if (warn := oversubscribed(sat, m)) else []),
+        *([f"- {why}"] if (why := bound_exceeded(sat, lim)) and base.empty else []),
+        "- One host: distributed workers are processes on the same cores as the server, the scheduler and the load "
+        "generator; network transfers are loopback. Cluster specs of kind `emulated` add CPU quotas and link delays; `ec2` runs for real.",
+        *(["- Emulated cluster: worker CPU shares are cgroup quotas and link delays a delaying transport; the centralized "
+           "baseline runs outside the quotas, on a whole core, so it has an advantage over the distributed configurations."]
+          if "emulated" in data.kinds else []),
+        "- Confidence intervals are 95% t intervals over repeats; with one repeat there are none, and shared-machine noise "
+        "shows only in the probes above.",
+        "- Remake everything here with `stockdag report " + folder + "`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def build(folder: str) -> dict:
+    """Remake every chart of a run folder and write its REPORT.md; return the key numbers."""
+    data = compute(folder)
+    drawn = draw(data, os.path.join(folder, "charts"))
+    data.run.summary.to_csv(os.path.join(folder, "summary.csv"), index=False)
+    data.agg.to_csv(os.path.join(folder, "aggregate.csv"), index=False)
+    data.sat.to_csv(os.path.join(folder, "saturation.csv"), index=False)
+    if not data.width.empty:
+        data.width.to_csv(os.path.join(folder, "width.csv"), index=False)
+    with open(os.path.join(folder, "REPORT.md"), "w") as f:
+        f.write(markdown(data, drawn))
+    from ..simulate.scale import add_to_report  # the simulated test cases, when experiments/scale.ipynb ran
+
+    add_to_report(folder)
+    return {"saturation": data.sat, "limits": data.lim, "aggregate": data.agg, "drift": data.drift, "width": data.width}
+
+
+def scale_index_lines(folder: str) -> list[str]:
+    """The simulated test cases of a run (``stockdag.lab.simulate.scale``), if it has them."""
+    from ..simulate.scale import index_lines
+
+    return index_lines(folder)
+
+
+def build_index(results_dir: str = "results") -> str:
+    """results/REPORT.md: every committed run's answer, newest first, with links."""
+    runs = sorted((d for d in os.listdir(results_dir) if os.path.exists(os.path.join(results_dir, d, "config.json"))), reverse=True)
+    lines = ["# stockdag results", "",
+             "Each folder is one run: `config.json` (parameters, versions, commit, machine), raw per-request records "
+             "(`points/*.parquet`), `summary.csv`, charts and the executed notebook. `stockdag report results/<run>` "
+             "remakes a run's charts and REPORT.md from the folder alone; `stockdag report results` remakes this page.", ""]
+    for d in runs:
+        folder = os.path.join(results_dir, d)
+        with open(os.path.join(folder, "config.json")) as f:
+            cfg = json.load(f)
+        if not os.path.exists(os.path.join(folder, "REPORT.md")):
+            build(folder)
+        run = analysis.load_run(folder)
+        sat = analysis.saturation(analysis.aggregate(run.summary))
+        swept = len(analysis.pipelines_swept(run)) > 1
+        if swept:  # the width experiment: its answer is per pipeline, not pooled
+            found, chart = width_answer(analysis.width_table(run)), "width_speedup"
+        else:
+            found, chart = answer(sat, analysis.limits(run.records, run.config), cfg["machine"]), "throughput"
+        lines += [f"## [{d}]({d}/REPORT.md)", "",
+                  f"{len(sat)} configurations, {len(run.summary)} points; machine {cfg['machine'].get('cores')} cores "
+                  f"(parallel capacity {cfg['machine'].get('parallel_capacity')}x); commit `{(cfg['git'].get('commit') or '')[:10]}`.", "",
+                  *[f"- {s}" for s in found],
+                  *(["- Its latencies carry up to ~40 ms a request of Nagle's delay on the server's connections (fixed "
+                     "since, in 3c9e3cd): compare within the run only."] if "server" not in cfg else []), "",
+                  *scale_index_lines(folder),
+                  f"![{chart}]({d}/charts/{chart}.png)", ""]
+    path = os.path.join(results_dir, "REPORT.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,441 @@
+"""The sweep runner behind ``experiments/sweep.ipynb``.
+
+A sweep is a grid of *configurations* (how the service runs: centralized,
+replicated with K processes, or distributed on N workers under a placement
+strategy, on the embedded LocalCluster or a cluster spec) crossed with *load
+levels* (open-loop rates or closed-loop users) and *repeats*. For each
+configuration one server is started (``stockdag serve`` in-process, on a free
+loopback port), warmed up (excluded), and measured from the client side by
+``stockdag.lab.bench`` at every load level. Each point's raw records and summary
+are written as soon as they exist, so an interrupted sweep resumes where it
+stopped: a point whose summary file exists is skipped.
+
+Drift on a shared machine must not turn into a difference between
+configurations, so within each repeat the configurations run in a seeded
+random order (each repeat its own, recorded in ``config.json`` as
+``order``), every block (one configuration's server in one repeat)
+re-measures the parallel capacity, and every point records a short CPU-speed
+probe (:func:`stockdag.lab.experiments.facts.speed_probe`) that the report
+compares with the run's median. A point runs for at least ``duration`` and
+until it has at least ``min_requests`` measured requests.
+
+Layout of ``<out>/<run_id>/``: ``config.json`` (parameters, versions, git
+commit, machine facts), ``points/<point>.parquet`` (raw per-request records,
+zstd-compressed) and ``points/<point>.json`` (summary), ``summary.csv``, and
+what :func:`stockdag.lab.experiments.report.build` makes from them.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+
+import dask
+import pandas as pd
+
+from ... import config as sd_config
+from ...pipeline.modes import CENTRALIZED, DISTRIBUTED, SERVING_MODES
+from . import facts
+
+logger = logging.getLogger(__name__)
+
+MODES = SERVING_MODES  # (stockdag.pipeline.modes owns them; the name stays for the notebooks)
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """How the service runs during one part of a sweep."""
+
+    mode: str
+    workers: int = 1  # distributed: worker processes; replicated: processes; centralized: 1
+    strategy: str | None = None
+    cluster: str | None = None  # a cluster spec (stockdag.deploy); None: the embedded LocalCluster
+    granularity: str | None = None  # distributed: stockdag.pipeline.granularity; None: the configured one
+    pipeline: str | None = None  # a pipeline spec file (stockdag.pipeline.spec); None: the configured one
+    batching: str | None = None  # distributed: Dask's stream intervals, a stockdag.run.batching preset; None: configured
+
+    def __post_init__(self):
+        from ...run.batching import PRESETS
+
+        if self.batching is not None and self.batching not in PRESETS:
+            raise ValueError(f"unknown batching {self.batching!r}; choose from {', '.join(PRESETS)}")
+
+    @property
+    def label(self) -> str:
+        return self._label() + (f" [{os.path.splitext(os.path.basename(self.pipeline))[0]}]" if self.pipeline else "")
+
+    def _label(self) -> str:
+        if self.mode == "centralized":
+            return "centralized"
+        if self.mode == "replicated":
+            return f"replicated x{self.workers}"
+        where = f" @{os.path.splitext(os.path.basename(self.cluster))[0]}" if self.cluster else ""
+        grain = f" {self.granularity}" if self.granularity else ""
+        batching = f" batching={self.batching}" if self.batching else ""
+        return f"distributed w{self.workers} {self.strategy}{grain}{batching}{where}"
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", self.label.lower()).strip("-")
+
+
+@dataclass(frozen=True)
+class Point:
+    config: Configuration
+    loop: str  # "open" (rate) | "closed" (users)
+    load: float
+    repeat: int
+
+    @property
+    def slug(self) -> str:
+        load = f"rate{self.load:g}" if self.loop == "open" else f"users{int(self.load)}"
+        return f"{self.config.slug}--{load}--r{self.repeat}"
+
+
+@dataclass
+class SweepParams:
+    """Every parameter of a sweep (the sweep notebook's parameters, validated)."""
+
+    workers: list[int] = field(default_factory=lambda: [2])
+    strategy: list[str] = field(default_factory=lambda: ["dask"])
+    mode: list[str] = field(default_factory=lambda: [CENTRALIZED, DISTRIBUTED])
+    cluster: str | None = None
+    profile: str = "refit"
+    rates: list[float] | None = field(default_factory=lambda: [0.5, 1.0, 2.0])
+    users: list[int] | None = None
+    duration: float = 8.0
+    warmup: float = 2.0
+    min_requests: int = 30  # a point goes on past duration until it has this many measured requests
+    repeats: int = 1
+    symbols: list[str] | None = None  # None: the data source's symbols with stockdag.data.min_history days before start
+    mix: str = "uniform"
+    start: str = "2011-06-01"
+    end: str = "2012-12-31"
+    cache: str = "lru"
+    timeout: float = 30.0  # the server's deadline; the client waits 5 s longer, so the server's 504 arrives first
+    seed: int = 0  # seeds the request mix, arrivals and the order of configurations in each repeat
+    out: str | None = None  # None: the project's results/ (found from notebooks/ or experiments/ too)
+    run_id: str | None = None
+    configurations: list[dict] | None = None  # explicit list instead of the mode x workers x strategy grid
+    granularity: list[str] | None = None  # distributed configurations x these pipeline granularities; None: the configured one
+    pipeline: list[str] | None = None  # every configuration x these pipeline spec files (experiments/pipelines/); None: the configured one
+
+    @staticmethod
+    def _list(v):
+        """A list from a list, a scalar, or a string holding YAML (papermill ``-p rates '[0.5, 1]'`` passes strings)."""
+        if isinstance(v, str) and v.strip() in ("None", "none", "null", "~", ""):
+            return None
+        if isinstance(v, str):
+            import yaml
+
+            try:
+                v = yaml.safe_load(v)
+            except yaml.YAMLError:
+                raise ValueError(f"cannot read {v!r} as a YAML list: write it like '[0.5, 1.0]' or '[dask, heft]'") from None
+        if v is None:
+            return None
+        return list(v) if isinstance(v, (list, tuple)) else [v]
+
+    def __post_init__(self):
+        self.workers = [int(w) for w in self._list(self.workers)]
+        self.strategy = [str(s) for s in self._list(self.strategy)]
+        self.mode = [str(m) for m in self._list(self.mode)]
+        self.rates = [float(r) for r in self._list(self.rates) or []] or None
+        self.users = [int(u) for u in self._list(self.users) or []] or None
+        if self.symbols is None:
+            from ...domain.data.symbols import symbols_with_history
+
+            day_before = (pd.Timestamp(self.start) - pd.Timedelta(days=1)).date()
+            self.symbols = symbols_with_history(day_before, int(sd_config.get("data.min_history")))
+        self.symbols = [str(s).upper() for s in self._list(self.symbols)]
+        self.configurations = self._list(self.configurations)
+        if self.configurations is not None:
+            if not all(isinstance(c, dict) for c in self.configurations):
+                raise ValueError("configurations must be a list of mappings, e.g. "
+                                 "'[{mode: distributed, workers: 2, strategy: heft}]'")
+        for name in ("duration", "warmup", "timeout"):
+            setattr(self, name, float(getattr(self, name)))
+        for name in ("repeats", "min_requests", "seed"):
+            setattr(self, name, int(getattr(self, name)))
+        if self.cluster in ("None", "null", ""):
+            self.cluster = None
+        from .paths import resolve
+
+        self.out = resolve(None if self.out in ("None", "null", "") else self.out, "results")
+        if self.cluster:
+            self.cluster = resolve(self.cluster, self.cluster)
+        self.granularity = [str(g) for g in self._list(self.granularity) or []] or None
+        self.pipeline = [str(p) for p in self._list(self.pipeline) or []] or None
+        from ...pipeline.spec import load_pipeline
+
+        for path in self.pipeline or ():
+            load_pipeline(path)  # a bad spec fails here, by name, before anything starts
+        from ...pipeline.granularity import GRANULARITY_CHOICES
+
+        bad = [g for g in self.granularity or () if g not in GRANULARITY_CHOICES]
+        if bad:
+            raise ValueError(f"unknown granularity {bad[0]!r}; choose from {', '.join(GRANULARITY_CHOICES)}")
+        bad = [m for m in self.mode if m not in MODES]
+        if bad:
+            raise ValueError(f"unknown mode {bad[0]!r}; choose from {', '.join(MODES)}")
+        if not self.rates and not self.users:
+            raise ValueError("give open-loop rates or closed-loop users (or both)")
+        if any(w < 1 for w in self.workers):
+            raise ValueError("workers must be >= 1")
+        if self.repeats < 1 or self.duration <= 0 or self.warmup < 0 or self.min_requests < 1:
+            raise ValueError("repeats >= 1, duration > 0, warmup >= 0 and min_requests >= 1 are required")
+        from ...placement.registry import check_strategy
+
+        for s in self.strategy:
+            check_strategy(s)  # an InvalidRequest, a ValueError
+        if self.run_id is None:
+            self.run_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+    @classmethod
+    def from_yaml(cls, path: str, **overrides) -> SweepParams:
+        import yaml
+
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"{path}: unknown parameter(s) {', '.join(sorted(unknown))}")
+        return cls(**{**data, **{k: v for k, v in overrides.items() if v is not None}})
+
+    def configurations_list(self) -> list[Configuration]:
+        configs = self._configurations()
+        if not self.pipeline:
+            return configs
+        return list(dict.fromkeys(dataclasses.replace(c, pipeline=c.pipeline or p) for p in self.pipeline for c in configs))
+
+    def _configurations(self) -> list[Configuration]:
+        if self.configurations:
+            return [Configuration(**{"cluster": self.cluster, **c}) for c in self.configurations]
+        out: list[Configuration] = []
+        grains = self.granularity or [None]
+        for mode in self.mode:
+            if mode == "centralized":
+                out.append(Configuration("centralized"))
+            elif mode == "replicated":
+                out += [Configuration("replicated", w) for w in self.workers]
+            elif self.cluster:  # the spec fixes the workers
+                from ...deploy import load_spec
+
+                n = len(load_spec(self.cluster).worker_names())
+                out += [Configuration("distributed", n, s, self.cluster, g) for s in self.strategy for g in grains]
+            else:
+                out += [Configuration("distributed", w, s, None, g) for w in self.workers for s in self.strategy for g in grains]
+        return list(dict.fromkeys(out))
+
+    def order(self) -> list[list[Configuration]]:
+        """Per repeat, the configurations in the order they run: seeded shuffles, no two repeats alike when avoidable.
+
+        Running them in a fixed order would turn a machine that slows down (or
+        warms up) during the sweep into a difference between configurations.
+        """
+        import random
+
+        configs = self.configurations_list()
+        orders: list[list[Configuration]] = []
+        for rep in range(self.repeats):
+            rng = random.Random(f"{self.seed}|order|{rep}")
+            for _ in range(20):  # a few draws to avoid repeating an earlier repeat's order
+                order = rng.sample(configs, len(configs))
+                if order not in orders:
+                    break
+            orders.append(order)
+        return orders
+
+    def points(self) -> list[Point]:
+        """Every point, in the order the sweep runs them (repeat, then the repeat's configuration order, then load)."""
+        loads = [("open", r) for r in (self.rates or [])] + [("closed", float(u)) for u in (self.users or [])]
+        return [Point(c, loop, load, rep) for rep, order in enumerate(self.order()) for c in order
+                for loop, load in loads]
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+_SECRET_PARAM = re.compile(r"([?&;](?:[^=&;#]*(?:pass|pwd|secret|token|key|auth|cred|sig)[^=&;#]*)=)[^&;#]*", re.I)
+
+
+def _redact_url(url: str) -> str:
+    """``url`` with every credential hidden: the user info's password (or a bare token) and secret-named query values.
+
+    The user info ends at the *last* ``@`` before the query, so a password that
+    holds ``/`` or ``@`` is hidden whole (a path with an ``@`` is hidden too:
+    over-redacting is the safe side).
+    """
+    scheme, rest = url.split("://", 1)
+    q = rest.find("?", rest.rfind("@") + 1) if "@" in rest else rest.find("?")
+    head, query = (rest, "") if q < 0 else (rest[:q], rest[q:])
+    at = head.rfind("@")
+    if at >= 0:
+        user, sep, _ = head[:at].partition(":")
+        head = (f"{user}:***" if sep else "***") + head[at:]
+    return f"{scheme}://{head}" + _SECRET_PARAM.sub(r"\1***", query)
+
+
+def _redacted(value):
+    """The configuration with URL credentials (e.g. a Redis cache URL's password) replaced, fit to be committed."""
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_redacted(v) for v in value)
+    if isinstance(value, str):
+        return _URL.sub(lambda m: _redact_url(m.group(0)), value)
+    return value
+
+
+@contextlib.contextmanager
+def serving(cfg: Configuration, params: SweepParams):
+    """Start the service of one configuration on a free loopback port; yield (url, cluster facts)."""
+    from ...serve import ServerThread, create_app
+
+    with contextlib.ExitStack() as stack:
+        info: dict = {}
+        scheduler = security = None
+        if cfg.mode == "distributed" and cfg.cluster:
+            from ...deploy import start
+
+            deployment = stack.enter_context(start(cfg.cluster))
+            scheduler, security = deployment.scheduler_address, deployment.security
+            info = {"cluster": deployment.info()}
+        if cfg.granularity:  # for the server's lifetime (its executor reads it when it starts)
+            stack.enter_context(dask.config.set({"stockdag.pipeline.granularity": cfg.granularity}))
+        if cfg.batching:  # the server's executor applies these intervals to its cluster when it starts
+            from ...run.batching import PRESETS
+
+            stack.enter_context(dask.config.set({"stockdag.batching": PRESETS[cfg.batching]}))
+        if cfg.pipeline:  # create_app snapshots the configuration: every request carries this spec
+            from ...pipeline.spec import load_pipeline
+
+            stack.enter_context(dask.config.set({"stockdag.pipeline.spec": load_pipeline(cfg.pipeline).to_dict()}))
+        app = create_app(cfg.mode, replicas=cfg.workers, workers=cfg.workers, scheduler=scheduler,
+                         strategy=cfg.strategy, profile=params.profile, deadline=params.timeout,
+                         max_in_flight=1024, security=security)
+        server = stack.enter_context(ServerThread(app))
+        yield server.url, info
+
+
+def _warm(url: str, params: SweepParams, n: int) -> None:
+    """Send ``n`` concurrent requests and wait (imports, first fits); not measured."""
+    from ..bench import BenchConfig, RequestMix, run
+
+    mix = RequestMix(params.symbols, params.start, params.end, "uniform", seed=params.seed + 10_000)
+    run(BenchConfig(url, users=n, requests=n, timeout=max(120.0, params.timeout), mix=mix))
+
+
+def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwargs) -> str:
+    """Run (or resume) a sweep; return its folder. ``kwargs`` build :class:`SweepParams`."""
+    from ..bench import BenchConfig, RequestMix, run
+    from ..bench.loadgen import default_timeout
+
+    params = params or SweepParams(**kwargs)
+    folder = os.path.join(params.out, params.run_id)
+    points_dir = os.path.join(folder, "points")
+    os.makedirs(points_dir, exist_ok=True)
+    cfg_path = os.path.join(folder, "config.json")
+    if not os.path.exists(cfg_path):
+        from ...pipeline.spec import load_pipeline
+
+        record = {
+            "run_id": params.run_id, "params": dataclasses.asdict(params),
+            "stockdag_config": _redacted(sd_config.snapshot()), "versions": facts.versions(),
+            "git": facts.git_commit(os.path.dirname(os.path.abspath(__file__))), "machine": facts.machine(),
+            "started": dt.datetime.now().isoformat(timespec="seconds"),
+            "configurations": [dataclasses.asdict(c) | {"label": c.label} for c in params.configurations_list()],
+            # the specs themselves, not only their file names (a file may change after the run)
+            "pipelines": {p: load_pipeline(p).to_dict() for p in params.pipeline or ()},
+            "order": [[c.label for c in order] for order in params.order()],
+            # runs recorded without this key served with Nagle's algorithm on (see report.conditions)
+            "server": "in-process uvicorn (stockdag.serve.ServerThread); connections with TCP_NODELAY",
+            "probe": {"what": "facts.speed_probe: seconds of a fixed CPU loop, best of 3, before every point",
+                      "capacity": "facts.parallel_capacity re-measured at the start of every block "
+                                  "(one configuration's server in one repeat)"},
+        }
+        with open(cfg_path, "w") as f:
+            json.dump(record, f, indent=2, default=str)
+    todo = [p for p in params.points() if not os.path.exists(os.path.join(points_dir, p.slug + ".json"))]
+    all_blocks = list(dict.fromkeys((p.repeat, p.config) for p in params.points()))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(params.points()), initial=len(params.points()) - len(todo), desc="sweep points", unit="pt")
+    overrides = {"stockdag.cache.backend": params.cache}
+    blocks = list(dict.fromkeys((p.repeat, p.config) for p in todo))
+    try:
+        for repeat, cfg in blocks:
+            # the capacity drifts with the machine's load: measured again for every block, beside its points
+            capacity = facts.parallel_capacity(n=1_000_000, rounds=2)
+            with dask.config.set(overrides), serving(cfg, params) as (url, info):
+                _warm(url, params, 2 * max(1, cfg.workers))
+                for point in [p for p in todo if (p.repeat, p.config) == (repeat, cfg)]:
+                    mix = RequestMix(params.symbols, params.start, params.end, params.mix, seed=params.seed + point.repeat)
+                    bench = BenchConfig(
+                        url, rate=point.load if point.loop == "open" else None,
+                        users=int(point.load) if point.loop == "closed" else None,
+                        duration=params.duration, warmup=params.warmup, min_requests=params.min_requests,
+                        timeout=default_timeout({"deadline": params.timeout}),
+                        mix=mix, seed=params.seed + point.repeat,
+                    )
+                    probe_before = facts.speed_probe()
+                    result = run(bench)
+                    probe_after = facts.speed_probe()
+                    result.records.to_parquet(os.path.join(points_dir, point.slug + ".parquet"), index=False,
+                                              compression="zstd")
+                    meta = {"point": point.slug, "config": dataclasses.asdict(cfg) | {"label": cfg.label},
+                            "loop": point.loop, "load": point.load, "repeat": point.repeat,
+                            "summary": result.summary.to_dict(), "cluster": info,
+                            "probe": {"before_s": probe_before, "after_s": probe_after,
+                                      "speed_s": max(probe_before, probe_after), "capacity": capacity,
+                                      "block": all_blocks.index((repeat, cfg))},
+                            "finished": dt.datetime.now().isoformat(timespec="seconds")}
+                    tmp = os.path.join(points_dir, point.slug + ".json.tmp")
+                    with open(tmp, "w") as f:
+                        json.dump(meta, f, indent=2, default=str)
+                    os.replace(tmp, os.path.join(points_dir, point.slug + ".json"))  # the point is done
+                    if bar is not None:
+                        bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    summarize_run(folder)
+    return folder
+
+
+def summarize_run(folder: str, write: bool = True) -> pd.DataFrame:
+    """One row a point -> ``summary.csv`` (when ``write``), summarised again from the raw records (not from stored summaries)."""
+    from ..bench import summarize
+
+    rows = []
+    points_dir = os.path.join(folder, "points")
+    for name in sorted(os.listdir(points_dir)):
+        if not name.endswith(".json"):
+            continue
+        with open(os.path.join(points_dir, name)) as f:
+            meta = json.load(f)
+        stored, c = meta["summary"], meta["config"]
+        records = pd.read_parquet(os.path.join(points_dir, meta["point"] + ".parquet"))
+        s = summarize(records, url=stored["url"], loop=stored["loop"], rate=stored["rate"], users=stored["users"],
+                      arrivals=stored["arrivals"], duration=stored["duration"], warmup=stored["warmup"],
+                      timeout=stored["timeout"]).to_dict()
+        lat, lat_all = s["latency_ms"], s.get("latency_all_ms", {})
+        probe = meta.get("probe") or {}  # runs from before the probes have none
+        rows.append({
+            "point": meta["point"], "label": c["label"], "mode": c["mode"], "workers": c["workers"],
+            "strategy": c["strategy"], "cluster": c["cluster"], "loop": meta["loop"], "load": meta["load"],
+            "repeat": meta["repeat"], "offered_rate": s["offered_rate"], "throughput": s["throughput"],
+            "requests": s["requests"], "ok": s["ok"], "errors": sum(s["errors"].values()),
+            **{f"{k}_ms": v for k, v in lat.items()},
+            **{f"all_{k}_ms": v for k, v in lat_all.items()},
+            "probe_s": probe.get("speed_s"), "capacity": probe.get("capacity"), "block": probe.get("block"),
+        })
+    frame = pd.DataFrame(rows)
+    if write:
+        frame.to_csv(os.path.join(folder, "summary.csv"), index=False)
+    return frame

@@ -1,0 +1,55 @@
+"""Simulated workers from a cluster spec (:mod:`stockdag.deploy.spec`): one place that maps spec fields to the model.
+
+``local`` and ``emulated`` workers share this host (its cores, loopback links);
+an ``emulated`` group's ``cpu_share`` is the worker's speed and its
+``link_delay`` the latency added to what it sends. An ``ec2`` worker is its own
+machine with ``threads`` threads, the assumed link and family speed
+of ``stockdag.lab.simulate`` in the configuration.
+"""
+from __future__ import annotations
+
+import os
+
+from ... import config
+from .model import SimWorker
+
+
+def loopback_bandwidth() -> float:
+    """Bytes/s between two worker processes on one host (``stockdag.simulate.loopback_bandwidth``, assumed)."""
+    return float(config.get("simulate.loopback_bandwidth"))
+
+
+def workers_from_spec(spec) -> list[SimWorker]:
+    """The simulated workers of a :class:`~stockdag.deploy.ClusterSpec` (named as the spec names them)."""
+    from .planner import speed
+
+    out = []
+    latency, bandwidth = float(config.get("simulate.link_latency")), float(config.get("simulate.bandwidth"))
+    for g in spec.worker_groups:
+        for name in g.worker_names():
+            if spec.kind == "ec2":
+                out.append(SimWorker(name, g.threads, speed(g.instance_type), latency, bandwidth, name))
+            else:
+                out.append(SimWorker(name, g.threads, float(g.cpu_share or 1.0), float(g.link_delay),
+                                     loopback_bandwidth(), "local"))
+    return out
+
+
+def local_workers(n: int) -> list[SimWorker]:
+    """The embedded LocalCluster's ``n`` one-thread workers (named 0, 1, ... as LocalCluster names them)."""
+    return [SimWorker(str(i), 1, 1.0, 0.0, loopback_bandwidth(), "local") for i in range(n)]
+
+
+def workers_for(config: dict, run_dir: str | None = None) -> list[SimWorker]:
+    """The simulated workers of a measured distributed configuration (the embedded LocalCluster or a spec)."""
+    if not config.get("cluster"):
+        # LocalCluster names its workers 0, 1, ...; hash-ring strategies see those names
+        return local_workers(int(config["workers"]))
+    from ...deploy import load_spec
+
+    path = config["cluster"]
+    if not os.path.exists(path) and run_dir is not None:  # a spec path relative to the repository the run came from
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(run_dir)))
+        if os.path.exists(os.path.join(repo, path)):
+            path = os.path.join(repo, path)
+    return workers_from_spec(load_spec(path))
