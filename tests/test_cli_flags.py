@@ -144,7 +144,7 @@ def test_predict_data_flags_reach_the_request(csv_dir, small, capsys):
 
 
 def test_predict_profile_reaches_the_request(tmp_path, small, capsys):
-    with dask.config.set({"stockdag.domain.models.store": str(tmp_path)}):
+    with dask.config.set({"stockdag.models.store": str(tmp_path)}):
         assert main(["predict", "AAPL", "--as-of", "2012-06-01", "--profile", "pretrained"]) == 2
     assert f"no pretrained models for AAPL in {tmp_path}" in capsys.readouterr().err
 

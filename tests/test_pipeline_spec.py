@@ -115,7 +115,7 @@ def test_train_and_pretrained_profile_work_for_any_spec(small, tmp_path, name):
     req = parse_request("AAPL", "2012-06-01", profile="pretrained", pipeline=spec)
     import dask
 
-    with dask.config.set({"stockdag.domain.models.store": store}):
+    with dask.config.set({"stockdag.models.store": store}):
         req = parse_request("AAPL", "2012-06-01", profile="pretrained", pipeline=spec)
         result = CentralizedExecutor().run(req)
     assert [c.model for c in result.prediction.candidates] == list(spec.models)
@@ -130,7 +130,7 @@ def test_pretrained_models_of_another_feature_set_are_not_used(small, tmp_path):
     from stockdag.lab.train import train
 
     store = train(["AAPL"], "2011-06-30", str(tmp_path), window=120)
-    with dask.config.set({"stockdag.domain.models.store": store}):
+    with dask.config.set({"stockdag.models.store": store}):
         req = parse_request("AAPL", "2012-06-01", profile="pretrained", pipeline=spec_path("deep"))
         with pytest.raises(ModelStoreError, match="stockdag train"):
             CentralizedExecutor().run(req)

@@ -17,19 +17,19 @@ def store(tmp_path_factory):
 
 
 def test_pretrained_profile_uses_the_store(small, store):
-    with dask.config.set({"stockdag.domain.models.store": store}):
+    with dask.config.set({"stockdag.models.store": store}):
         d = stockdag.predict("AAPL", "2012-01-03", profile="pretrained").to_dict()
     assert d["profile"] == "pretrained" and len(d["candidates"]) == len(DEFAULT.models)
     assert all(np.isfinite(c["prediction"]) for c in d["candidates"])
 
 
 def test_pretrained_refuses_to_score_on_its_training_days(small, store):
-    with dask.config.set({"stockdag.domain.models.store": store}), pytest.raises(InsufficientHistory, match="fitted on data up to 2011-06-30"):
+    with dask.config.set({"stockdag.models.store": store}), pytest.raises(InsufficientHistory, match="fitted on data up to 2011-06-30"):
         stockdag.predict("AAPL", "2011-07-05", profile="pretrained")
 
 
 def test_missing_store_says_how_to_fix_it(small, tmp_path):
-    with dask.config.set({"stockdag.domain.models.store": str(tmp_path)}), pytest.raises(ModelStoreError, match="stockdag train"):
+    with dask.config.set({"stockdag.models.store": str(tmp_path)}), pytest.raises(ModelStoreError, match="stockdag train"):
         stockdag.predict("MSFT", "2012-01-03", profile="pretrained")
 
 

@@ -11,7 +11,7 @@ def add_parser(sub) -> None:
                                    "and save them in the model store that `--profile pretrained` loads.")
     p.add_argument("--symbols", type=symbol, nargs="+", default=None, help="symbols to train (default: every symbol of the data source with window/2 days of prices up to --train-end)")
     p.add_argument("--train-end", type=iso_date, default=None, help="last date the models may see, YYYY-MM-DD (default: stockdag.models.train_end)")
-    p.add_argument("--store", default=None, help="model store folder (default: stockdag.domain.models.store or ~/.cache/stockdag/models)")
+    p.add_argument("--store", default=None, help="model store folder (default: stockdag.models.store or ~/.cache/stockdag/models)")
     p.add_argument("--window", type=positive_int, default=None, help="training rows per model (default: stockdag.models.window)")
     add_data_options(p)
     add_pipeline_option(p)

@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
     p.add_argument("--port", type=port(0), default=None, help="TCP port of the web app, 0-65535 (default: stockdag.webapp.port, 5006; 0 picks a free one)")
     p.add_argument("--host", type=host_name, default=None, help="address to bind (default: stockdag.webapp.host, 127.0.0.1)")
     p.add_argument("--url", type=http_url, default=None, help="server URL the form is prefilled with (default: stockdag.webapp.url, a local `stockdag serve`)")
-    p.add_argument("--store", default=None, help="folder where finished runs are kept (default: stockdag.lab.webapp.store or ~/.cache/stockdag/webapp)")
+    p.add_argument("--store", default=None, help="folder where finished runs are kept (default: stockdag.webapp.store or ~/.cache/stockdag/webapp)")
 
 
 def run(args) -> int:

@@ -27,7 +27,7 @@ def store(tmp_path_factory):
 
 
 def test_overhead_one_worker_both_profiles(benchmark, store, capsys):
-    with dask.config.set({"stockdag.domain.models.store": store, "stockdag.models.window": 120}):
+    with dask.config.set({"stockdag.models.store": store, "stockdag.models.window": 120}):
         m = benchmark.pedantic(
             measure, kwargs={"profiles": ("pretrained", "refit"), "workers": 1, "requests": 3, "batch": 2, "rounds": 1,
                              "granularities": GRANULARITIES, "batchings": ("dask", "fast")},

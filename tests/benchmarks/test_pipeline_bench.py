@@ -41,7 +41,7 @@ def store(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def no_cache(store):
-    with dask.config.set({"stockdag.cache.backend": "none", "stockdag.domain.models.store": store}):
+    with dask.config.set({"stockdag.cache.backend": "none", "stockdag.models.store": store}):
         yield
 
 

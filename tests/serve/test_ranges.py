@@ -63,7 +63,7 @@ def test_pretrained_range_starts_after_the_training_window(small, tmp_path):
     from stockdag.lab.train import train
 
     store = train(["AAPL"], "2011-06-30", str(tmp_path / "models"), window=120)
-    with dask.config.set({"stockdag.profile": "pretrained", "stockdag.domain.models.store": store}):
+    with dask.config.set({"stockdag.profile": "pretrained", "stockdag.models.store": store}):
         ranges = symbol_ranges(BundledPrices(), ["AAPL", "IBM"], config.snapshot())
         first = ranges["AAPL"]["first"]
         assert ranges["IBM"] is None  # no stored models for IBM
@@ -80,7 +80,7 @@ def test_a_pretrained_server_without_models_says_how_to_fix_it(small, tmp_path):
 
     from stockdag.serve import ServerThread, create_app
 
-    with dask.config.set({"stockdag.profile": "pretrained", "stockdag.domain.models.store": str(tmp_path / "none")}):
+    with dask.config.set({"stockdag.profile": "pretrained", "stockdag.models.store": str(tmp_path / "none")}):
         app = create_app("centralized")
         with ServerThread(app) as server:
             r = httpx.get(f"{server.url}/predict/AAPL", params={"as_of": "2012-06-01"}, timeout=60)

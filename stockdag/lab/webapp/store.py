@@ -25,7 +25,7 @@ def _stamp() -> str:
 class RunStore:
     """Finished runs on disk: ``<folder>/<run id>/records.csv`` and ``run.json`` (summary and meta).
 
-    ``folder`` defaults to ``stockdag.lab.webapp.store`` or ``~/.cache/stockdag/webapp``.
+    ``folder`` defaults to ``stockdag.webapp.store`` or ``~/.cache/stockdag/webapp``.
     Run ids sort by start time.
     """
 
