@@ -164,10 +164,6 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
     warm, single, batch = reqs[:warmup], reqs[warmup:warmup + requests], reqs[warmup + requests:]
     cmp = Comparison(requests, workers, in_flight, single[0].profile, machine=machine_facts())
 
-    central = CentralizedExecutor()
-    for r in warm:
-        central.run(r)
-
     from distributed import Client, LocalCluster, as_completed
 
 
@@ -178,11 +174,16 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
         return len(rs) / (time.perf_counter() - t)
 
     with contextlib.ExitStack() as stack:
+        # the baseline in a process of its own: this one hosts the client (and the LocalCluster's scheduler)
+        central = stack.enter_context(CentralizedExecutor(isolated=True))
+        for r in warm:
+            central.run(r)
         if client is None:
             cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                        host="127.0.0.1", dashboard_address=dask.config.get("stockdag.dashboard_address"), silence_logs=logging.WARNING))
             client = stack.enter_context(Client(cluster))
         cmp.dashboard = client.dashboard_link
+        cmp.machine["baseline"] = central.facts()  # where the baseline ran, with the cluster alive
         central_rounds = []
         for strategy in strategies:
             # dask, named, leaves Dask's own placement (no plugin): the executor removes an earlier strategy's

@@ -269,7 +269,10 @@ def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int
         client = Client(cluster)
         own = [client, cluster]
     try:
-        central = CentralizedExecutor()
+        # the baseline in a process of its own: this one hosts the client (and the LocalCluster's scheduler)
+        central = CentralizedExecutor(isolated=True)
+        own.insert(0, central)
+        m.machine["baseline"] = central.facts()
         executors = {}
         current: list = [None, None]  # strategy and batching now installed
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
-import signal
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -22,6 +20,9 @@ from .. import config
 from ..errors import StockdagError
 from ..pipeline.modes import CENTRALIZED, DISTRIBUTED, REPLICATED
 from ..pipeline.request import Request
+from ..run.isolated import leave_ctrl_c_to_the_parent as _leave_ctrl_c_to_the_server
+from ..run.isolated import process_pool
+from ..run.isolated import warm as _warm
 from .admission import Ticket
 
 logger = logging.getLogger(__name__)
@@ -53,20 +54,9 @@ class Backend:
 
 def _run_whole(request: Request) -> dict:
     # module level so that a replica process can unpickle it
-    from ..run.centralized import CentralizedExecutor
+    from ..run.centralized import run_whole
 
-    return CentralizedExecutor().run(request).to_dict()
-
-
-def _leave_ctrl_c_to_the_server() -> None:
-    # Ctrl-C in a terminal signals the whole foreground process group: the server shuts its replicas
-    # down itself, so a replica must not die of the SIGINT with a KeyboardInterrupt traceback each
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _warm() -> None:
-    # imports the pipeline (pandas, scikit-learn, lightgbm) before the first request pays for it
-    from .. import pipeline  # noqa: F401
+    return run_whole(request).to_dict()
 
 
 async def _holding(future, ticket: Ticket | None):
@@ -123,8 +113,7 @@ class ReplicatedBackend(Backend):
         self._pool: ProcessPoolExecutor | None = None
 
     async def start(self) -> None:
-        self._pool = ProcessPoolExecutor(max_workers=self.replicas, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_leave_ctrl_c_to_the_server)
+        self._pool = process_pool(self.replicas)  # spawned, Ctrl-C left to the server (stockdag.run.isolated)
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(self._pool, _warm) for _ in range(self.replicas)))
 
