@@ -23,6 +23,7 @@ from ..pipeline.request import Request
 from ..run.isolated import leave_ctrl_c_to_the_parent as _leave_ctrl_c_to_the_server
 from ..run.isolated import process_pool
 from ..run.isolated import warm as _warm
+from ..run.worker_settings import worker_config
 from .admission import Ticket
 
 logger = logging.getLogger(__name__)
@@ -173,7 +174,7 @@ class DistributedBackend(Backend):
         else:
             self.cluster = await LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
                                               host="127.0.0.1", dashboard_address=config.get("dashboard_address"), asynchronous=True,
-                                              silence_logs=logging.WARNING)
+                                              silence_logs=logging.WARNING, config=worker_config())
             self.client = await Client(self.cluster, asynchronous=True)
             # the worker processes are this server's children: like the replicas, they leave Ctrl-C to the
             # server, which closes the cluster (else each prints a KeyboardInterrupt traceback)

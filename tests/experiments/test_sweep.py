@@ -30,6 +30,7 @@ def test_layout_and_records(run_folder):
     cfg = json.load(open(os.path.join(run_folder, "config.json")))
     assert cfg["params"]["rates"] == [3.0] and cfg["machine"]["cores"] == os.cpu_count()
     assert cfg["versions"]["dask"] and "commit" in cfg["git"] and cfg["machine"]["parallel_capacity"] > 0
+    assert cfg["worker_settings"] == {"distributed.worker.profile.enabled": False}  # no profiler tax on one side
     summary = pd.read_csv(os.path.join(run_folder, "summary.csv"))
     assert set(summary["label"]) == {"centralized", "distributed w1 round-robin"}
     assert len(summary) == 4 and (summary["ok"] > 0).all()

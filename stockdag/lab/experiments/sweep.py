@@ -341,6 +341,7 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
     cfg_path = os.path.join(folder, "config.json")
     if not os.path.exists(cfg_path):
         from ...pipeline.spec import load_pipeline
+        from ...run import worker_settings
 
         record = {
             "run_id": params.run_id, "params": dataclasses.asdict(params),
@@ -353,6 +354,8 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
             "order": [[c.label for c in order] for order in params.order()],
             # runs recorded without this key served with Nagle's algorithm on (see report.conditions)
             "server": "in-process uvicorn (stockdag.serve.ServerThread); connections with TCP_NODELAY",
+            # Dask settings of the workers the servers' clusters start (runs without it profiled every worker)
+            "worker_settings": worker_settings.facts(),
             "probe": {"what": "facts.speed_probe: seconds of a fixed CPU loop, best of 3, before every point",
                       "capacity": "facts.parallel_capacity re-measured at the start of every block "
                                   "(one configuration's server in one repeat)"},
