@@ -414,6 +414,7 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
 def summarize_run(folder: str, write: bool = True) -> pd.DataFrame:
     """One row a point -> ``summary.csv`` (when ``write``), summarised again from the raw records (not from stored summaries)."""
     from ..bench import summarize
+    from .analysis import hit_rates
 
     rows = []
     points_dir = os.path.join(folder, "points")
@@ -437,6 +438,8 @@ def summarize_run(folder: str, write: bool = True) -> pd.DataFrame:
             **{f"{k}_ms": v for k, v in lat.items()},
             **{f"all_{k}_ms": v for k, v in lat_all.items()},
             "probe_s": probe.get("speed_s"), "capacity": probe.get("capacity"), "block": probe.get("block"),
+            # the point's cache hit rates (measured requests): configurations compare at equal cache work
+            **{f"{k}_hit_rate": v for k, v in hit_rates(records[~records["warmup"].astype(bool)]).items()},
         })
     frame = pd.DataFrame(rows)
     if write:
