@@ -255,6 +255,7 @@ def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int
     from ..run import CentralizedExecutor, DistributedExecutor
     from ..run import batching as batching_mod
     from ..run.distributed import round_trip
+    from ..run.worker_settings import worker_config
     from . import demo
 
     vs = variants(granularities, batchings, strategies, submits)
@@ -265,11 +266,14 @@ def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int
     own = []
     if client is None:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address="127.0.0.1:0", silence_logs=logging.WARNING)
+                               dashboard_address="127.0.0.1:0", silence_logs=logging.WARNING, config=worker_config())
         client = Client(cluster)
         own = [client, cluster]
     try:
-        central = CentralizedExecutor()
+        # the baseline in a process of its own: this one hosts the client (and the LocalCluster's scheduler)
+        central = CentralizedExecutor(isolated=True)
+        own.insert(0, central)
+        m.machine["baseline"] = central.facts()
         executors = {}
         current: list = [None, None]  # strategy and batching now installed
 

@@ -268,3 +268,33 @@ def width_table(run: RunData) -> pd.DataFrame:
                 "throughput_speedup_bound": (lim["throughput_bound_rps"] / b["max_throughput"]) if lim else float("nan"),
             })
     return pd.DataFrame(rows)
+
+
+def hit_rates(records: pd.DataFrame) -> dict[str, float]:
+    """Share of successful requests whose retriever's answer came from the cache, per retriever (``prices``,
+    ``news``); empty for records without cache outcomes (runs from before they were recorded)."""
+    if "cache" not in records:
+        return {}
+    outcomes = [json.loads(c) for c in records.loc[records["status"] == 200, "cache"].dropna()]
+    names = list(dict.fromkeys(k for o in outcomes for k in o))  # the response's order: prices, news
+    return {k: sum(o.get(k) == "hit" for o in outcomes) / len(outcomes) for k in names}
+
+
+def compute_tax(stages: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration at its lowest load: the median request's stage time and its ratio to centralized's.
+
+    A request's stage time is the sum of its stages' traced durations (the compute, without orchestration or
+    queueing). Above 1, the distributed configuration's stages themselves ran slower than the baseline's (a
+    profiler, a shared interpreter, a cache that missed): a cost no placement can win back. ``tax`` is NaN in a
+    run without a centralized configuration.
+    """
+    if stages.empty:
+        return pd.DataFrame(columns=["label", "load", "stage_ms", "tax"])
+    per_request = stages.groupby(["label", "load", "request"], sort=False)["duration"].sum().reset_index()
+    lowest = per_request.groupby("label", sort=False)["load"].transform("min")
+    low = per_request[per_request["load"] == lowest]
+    out = low.groupby("label", sort=False).agg(load=("load", "first"), stage_s=("duration", "median")).reset_index()
+    out["stage_ms"] = 1000 * out.pop("stage_s")
+    base = out.loc[out["label"] == "centralized", "stage_ms"]
+    out["tax"] = out["stage_ms"] / float(base.iloc[0]) if len(base) else float("nan")
+    return out
