@@ -16,6 +16,7 @@ centralized baseline (:mod:`stockdag.pipeline.graph`).
 """
 from __future__ import annotations
 
+from .bounds import CriticalPath, best_schedule, critical_path, stage_layers, width, work
 from .granularity import GRANULARITIES, GRANULARITY_CHOICES, resolve_granularity
 from .graph import TaskGroup, build_graph, graph_keys, request_task, run_group, run_stages, task_groups
 from .stages import (
@@ -45,7 +46,6 @@ from .table import (
     final_id,
     order_stage_ids,
     spec_for_ids,
-    stage_layers,
     stage_order,
     stage_table,
     step_stage_ids,
@@ -53,10 +53,10 @@ from .table import (
 )
 
 __all__ = [
-    "FINAL", "GRANULARITIES", "GRANULARITY_CHOICES", "STAGES", "STAGES_BY_ID", "CacheLookup", "Prediction", "Stage",
-    "TaskGroup", "active_table", "build_graph", "cache_stage", "emulated_delay", "ensemble_stage", "fetch_market_stage",
+    "FINAL", "GRANULARITIES", "GRANULARITY_CHOICES", "STAGES", "STAGES_BY_ID", "CacheLookup", "CriticalPath", "Prediction", "Stage",
+    "TaskGroup", "active_table", "best_schedule", "build_graph", "cache_stage", "critical_path", "emulated_delay", "ensemble_stage", "fetch_market_stage",
     "fetch_news_stage", "fetch_prices_stage", "final_id", "graph_keys", "interval_stage", "make_features_stage",
     "market_features_stage", "model_frame", "model_stage", "order_stage_ids", "parse_request_stage", "request_task",
     "resolve_granularity", "run_group", "run_stages", "score_sentiment_stage", "select_stage", "spec_for_ids",
-    "stage_layers", "stage_order", "stage_table", "step_stage_ids", "task_groups", "task_key",
+    "stage_layers", "stage_order", "stage_table", "step_stage_ids", "task_groups", "task_key", "width", "work",
 ]
