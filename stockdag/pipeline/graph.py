@@ -1,6 +1,6 @@
 """The ``dask.delayed`` graph of one request, its task groups (granularity), and the sequential runner.
 
-:func:`run_stages` runs the same stage functions one after another without Dask: the centralized baseline.
+:func:`~stockdag.pipeline.run_stages` runs the same stage functions one after another without Dask: the centralized baseline.
 """
 from __future__ import annotations
 

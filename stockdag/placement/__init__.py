@@ -27,7 +27,7 @@ async def _install(plugin, dask_scheduler=None) -> None:
 
 
 def register(client, strategy: str | None = None, **options):
-    """Install a :class:`PlacementPlugin` on ``client``'s scheduler, replacing any earlier one.
+    """Install a :class:`~stockdag.placement.plugin.PlacementPlugin` on ``client``'s scheduler, replacing any earlier one.
 
     ``strategy`` defaults to ``stockdag.placement.strategy``; ``options`` go to
     the plugin and its strategy. Switching to ``dask`` installs a plugin that

@@ -70,7 +70,7 @@ class _Live:
 
 
 class PlacementPlugin(SchedulerPlugin):
-    """Places each request's tasks with one strategy from :data:`stockdag.placement.STRATEGIES`.
+    """Places each request's tasks with one strategy from :data:`~stockdag.placement.registry.STRATEGIES`.
 
     Parameters
     ----------

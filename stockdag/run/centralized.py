@@ -47,6 +47,7 @@ class CentralizedExecutor:
         return {"isolated": self.isolated, **facts}
 
     def close(self) -> None:
+        """Shut the isolated process down (if one was started); the executor is unusable afterwards."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

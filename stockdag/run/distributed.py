@@ -200,6 +200,7 @@ class DistributedExecutor:
         return getattr(self.client, "dashboard_link", None)
 
     def close(self) -> None:
+        """Close the client if this executor created it (a client passed in stays open)."""
         if self._own_client:
             self.client.close()
         if self._own_cluster is not None:

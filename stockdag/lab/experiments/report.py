@@ -507,7 +507,9 @@ def build_index(results_dir: str = "results") -> str:
                   *(["- Its latencies carry up to ~40 ms a request of Nagle's delay on the server's connections (fixed "
                      "since, in 3c9e3cd): compare within the run only."] if "server" not in cfg else []), "",
                   *scale_index_lines(folder),
-                  f"![{chart}]({d}/charts/{chart}.png)", ""]
+                  # a run made before its chart existed links none (the page links only committed files)
+                  *([f"![{chart}]({d}/charts/{chart}.png)"] if os.path.exists(os.path.join(folder, "charts", f"{chart}.png")) else []),
+                  ""]
     path = os.path.join(results_dir, "REPORT.md")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
