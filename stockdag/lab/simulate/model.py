@@ -264,7 +264,7 @@ class _Run:
         env = self.env
         sent = env.now
         if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
-            self.rows.append((index, path, intended, sent, sent, 503, "http_503", sent - intended, 0.0, warmup, None))
+            self.rows.append((index, path, intended, sent, sent, 503, "http_503", sent - intended, 0.0, warmup, None, None))
             if done is not None:
                 done.succeed()
             return
@@ -283,7 +283,7 @@ class _Run:
                 yield env.timeout(float(sample.sum()))
         self.in_flight -= 1
         end = env.now
-        self.rows.append((index, path, intended, sent, end, 200, "", end - intended, end - sent, warmup, trace))
+        self.rows.append((index, path, intended, sent, end, 200, "", end - intended, end - sent, warmup, trace, None))  # no cache outcome: the model does not simulate caches
         if done is not None:
             done.succeed()
 
