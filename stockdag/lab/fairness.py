@@ -109,7 +109,7 @@ def probe(requests: int = 12, profile: str | None = "pretrained", seed: int = 0,
     return {"probe": "stockdag.lab.fairness", "requests": requests, "warmup": warmup, "profile": reqs[0].profile,
             "seed": seed, "reference": REFERENCE, "summary": summarize(times),
             "times_s": times, "placements": facts, "machine": machine_facts(),
-            "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+            "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
 
 
 def format_table(result: dict) -> str:
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(result))
     if args.out:
         os.makedirs(args.out, exist_ok=True)
-        path = os.path.join(args.out, f"{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}-{args.profile}.json")
+        path = os.path.join(args.out, f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{args.profile}.json")
         with open(path, "w") as f:
             json.dump(result, f, indent=1, default=str)
         print(f"wrote {path}")
