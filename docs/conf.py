@@ -27,7 +27,7 @@ extensions = [
     "myst_parser",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "research/_generated"]  # included by their pages, not pages themselves
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
 
@@ -102,7 +102,21 @@ def _run_pages(app, config=None):
             shutil.copytree(report.parent / "charts", extra / run / "charts")
 
 
+def _accuracy_table(app, config=None):
+    """``research/_generated/accuracy-table.md``: the committed evaluation output as a table (figures never typed)."""
+    import json
+
+    here = pathlib.Path(app.srcdir)
+    rows = json.loads((here.parent / "results" / "accuracy" / "evaluate-default.json").read_text())
+    lines = ["| model | direction accuracy | MAE (daily return) | days |", "|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['direction_accuracy']:.1%} | {r['mae']:.4f} | {r['days']} |" for r in rows]
+    out = here / "research" / "_generated" / "accuracy-table.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+
+
 def setup(app):
+    app.connect("config-inited", _accuracy_table)
     app.connect("config-inited", _run_pages)  # before html_extra_path is checked
     results = pathlib.Path(app.srcdir).parent / "results"
     for handler in logging.getLogger("sphinx").handlers:
