@@ -33,3 +33,20 @@ def test_probe_runs_each_placement_where_it_claims(tmp_path):
     assert all(len(v) == 1 and v[0] > 0 for v in result["times_s"].values())
     json.dumps(result, default=str)  # what --out writes
     assert "own_process" in fairness.format_table(result)
+
+
+def test_before_after_summarizes_each_side_over_its_rounds(tmp_path):
+    def demo(central, dist, lat, thr):
+        return {"centralized_latency": central, "distributed": {"dask": {"latency": dist}}, "latency_ratio": lat,
+                "throughput_ratio": thr, "machine": {"baseline": {"isolated": True, "pid": 1, "threads": ["MainThread"]}}}
+
+    for name, run in {"old-1": demo([0.2, 0.4], [0.3], 1.0, 1.1), "old-2": demo([0.6], [0.3], 0.8, 1.3),
+                      "new-1": demo([0.1], [0.2], 1.5, 0.9)}.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(run))
+    table = fairness.before_after(str(tmp_path))
+    old = next(line for line in table.splitlines() if line.startswith("| old"))
+    # centralized p50s 300 and 600 ms: median 450, range 300-600; latency ratios 1.0 and 0.8
+    assert "| old | 2 | 450 (300-600) | 300 (300-300) | 0.9 (0.8-1) | 1.2 (1.1-1.3) |" == old
+    assert "| new | 1 | 100 (100-100)" in table and '"isolated": true' in table and "MainThread" not in table
+    with pytest.raises(FileNotFoundError):
+        fairness.before_after(str(tmp_path / "empty"))

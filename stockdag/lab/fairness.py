@@ -124,13 +124,58 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def before_after(folder: str) -> str:
+    """A Markdown table of ``scripts/before-after.sh``'s demo runs in ``folder`` (``old-N.json``, ``new-N.json``).
+
+    Per side: the median over rounds of the centralized and distributed p50 latency, the latency ratio
+    (distributed / centralized p50) and the throughput ratio, each with the range over rounds.
+    """
+    import glob
+
+    def p50(values):
+        return statistics.median(values) * 1000
+
+    rows = {}
+    for side in ("old", "new"):
+        runs = [json.load(open(f)) for f in sorted(glob.glob(os.path.join(folder, f"{side}-*.json")))]
+        if not runs:
+            continue
+        first = next(iter(runs[0]["distributed"]))
+        cols = {"centralized p50 ms": [p50(r["centralized_latency"]) for r in runs],
+                "distributed p50 ms": [p50(r["distributed"][first]["latency"]) for r in runs],
+                "latency ratio": [r["latency_ratio"] for r in runs],
+                "throughput ratio": [r["throughput_ratio"] for r in runs]}
+        rows[side] = (len(runs), cols, runs[0].get("machine", {}).get("baseline"))
+    if not rows:
+        raise FileNotFoundError(f"no old-*.json or new-*.json in {folder}")
+    names = list(next(iter(rows.values()))[1])
+    lines = ["| side | rounds | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for side, (n, cols, _) in rows.items():
+        cells = [f"{statistics.median(v):.3g} ({min(v):.3g}-{max(v):.3g})" for v in cols.values()]
+        lines.append(f"| {side} | {n} | " + " | ".join(cells) + " |")
+    lines += ["", "Each cell: the median over rounds (the range over rounds). The old side's baseline ran in the "
+              "process hosting the LocalCluster's scheduler and client" +
+              (" (its demo records no baseline facts)" if not rows.get("old", (0, 0, None))[2] else "") +
+              "; the new side's baseline: " + json.dumps({k: v for k, v in (rows.get("new", (0, 0, {}))[2] or {}).items()
+                                                          if k != "threads"}) + "."]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stockdag.lab.fairness", description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=12, help="measured requests (default 12)")
     parser.add_argument("--profile", default="pretrained", choices=("pretrained", "refit"), help="workload profile")
     parser.add_argument("--seed", type=int, default=0, help="request mix and placement order seed")
     parser.add_argument("--out", help="folder for the JSON result (file name: the UTC time and the profile)")
+    parser.add_argument("--before-after", metavar="DIR", help="instead of probing: write DIR/SUMMARY.md from the demo "
+                        "runs scripts/before-after.sh left in DIR, and print it")
     args = parser.parse_args(argv)
+    if args.before_after:
+        text = before_after(args.before_after)
+        with open(os.path.join(args.before_after, "SUMMARY.md"), "w") as f:
+            f.write(text)
+        print(text)
+        return 0
     if args.requests < 1:
         parser.error("--requests must be at least 1")
     result = probe(args.requests, args.profile, args.seed)
