@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: experiment demo test bench install clean
+.PHONY: experiment demo test typecheck bench install clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,13 +22,18 @@ experiment: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/stockdag demo --requests 16 --workers 2
 
-## test: ruff (lint and import order), the test suite (benchmarks run once each with timing disabled), then the once-flaky tests under two CPU hogs; installs redis-server and chromium if missing
+## test: ruff (lint and import order), mypy (typecheck), the test suite (benchmarks run once each with timing disabled), then the once-flaky tests under two CPU hogs; installs redis-server and chromium if missing
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(MAKE) --no-print-directory typecheck
 	sh scripts/ensure-redis.sh
 	sh scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest
 	PYTHON=$(BIN)/python sh scripts/under-load.sh
+
+## typecheck: mypy as pyproject.toml's [tool.mypy] says: strict on stockdag/placement and stockdag/pipeline
+typecheck: $(STAMP)
+	$(BIN)/python -m mypy
 
 ## bench: the pytest-benchmark suite, timed
 bench: $(STAMP)
