@@ -36,7 +36,7 @@ def table_for(costs: Costs | Iterable[str], stages: Sequence[Stage] | None = Non
     ids = list(costs)
     if ids and not isinstance(ids[0], str):
         return STAGES
-    return stage_table(spec_for_ids(ids))
+    return stage_table(spec_for_ids(str(i) for i in ids))
 
 
 def _by_id(costs: Costs, stages: Sequence[Stage]) -> dict[str, float]:

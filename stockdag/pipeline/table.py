@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,7 +105,7 @@ def step_stage_ids(step: str) -> tuple[str, ...]:
     return tuple(s.id for s in stage_table(dataclasses.replace(DEFAULT_PIPELINE, steps=(step,))) if s.id not in base)
 
 
-def spec_for_ids(ids) -> PipelineSpec:
+def spec_for_ids(ids: Iterable[str]) -> PipelineSpec:
     """The pipeline whose stages are ``ids`` (e.g. the ids of recorded traces), for tools that have no spec.
 
     Models are taken in registry order, which only changes display order: the
@@ -120,7 +120,7 @@ def spec_for_ids(ids) -> PipelineSpec:
     return PipelineSpec(name="traced", models=models, steps=steps)
 
 
-def order_stage_ids(ids) -> list[str]:
+def order_stage_ids(ids: Iterable[str]) -> list[str]:
     """``ids`` in the order of the stage table they belong to; ids of no table last, sorted."""
     ids = set(ids)
     order = stage_order(stage_table(spec_for_ids(ids)))
