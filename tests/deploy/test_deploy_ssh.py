@@ -1,9 +1,10 @@
-"""kind ssh: scheduler and workers started over SSH on real OpenSSH servers (loopback addresses for now).
+"""kind ssh: scheduler and workers started over SSH on a real OpenSSH server (loopback addresses for now).
 
-Each "machine" is an sshd of :mod:`sshd_helpers` on its own loopback address (127.0.0.2-4), with its own
-host key and an authorized_keys holding a key made for this module. The remote processes run this
-checkout's Python (the servers set ``PYTHONPATH``). What is left running is counted from the kernel's
-process table: every process a session started carries its server's mark in ``/proc/PID/environ``.
+The session's one sshd (the ``sshd`` fixture, :mod:`sshd_helpers`) listens on 127.0.0.2-4, one address
+a "machine", with its own host key and an authorized_keys holding a key made for the session. The remote
+processes run this checkout's Python (the server sets ``PYTHONPATH``). What is left running is counted
+from the kernel's process table: every process a session started carries the server's mark in
+``/proc/PID/environ``, and ``SSH_CONNECTION`` there names the address it was reached at.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import time
 
 import psutil
 import pytest
-from sshd_helpers import SSHD, SSHServer, keygen, local_launcher
+from sshd_helpers import ADDRESSES, keygen
 
 from stockdag.cli import main
 from stockdag.deploy import DeployError, SpecError, load_spec, plan, start
@@ -22,66 +23,35 @@ from stockdag.pipeline.request import parse_request
 from stockdag.run import CentralizedExecutor, DistributedExecutor
 
 pytest.importorskip("asyncssh")
-needs_sshd = pytest.mark.skipif(not os.access(SSHD, os.X_OK), reason="needs OpenSSH's sshd (scripts/ensure-sshd.sh)")
-CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ADDRESSES = {"head": "127.0.0.2", "lab1": "127.0.0.3", "lab2": "127.0.0.4"}
 REQUEST = ("AAPL", "2012-06-01")
 
 
-def ssh_spec(servers: dict, key: str, known_hosts: str, name: str = "ssh-test", **section) -> dict:
+def ssh_spec(port: int, key: str, known_hosts: str, name: str = "ssh-test", **section) -> dict:
     """A spec of the scheduler on ``head`` and one worker group on each of ``lab1`` and ``lab2``."""
     return {
         "name": name, "kind": "ssh",
         "worker_groups": [{"name": "big", "count": 1, "threads": 2, "memory_limit": "1GiB", "hosts": ["lab1"]},
                           {"name": "small", "count": 1, "threads": 1, "memory_limit": "1GiB", "hosts": ["lab2"]}],
         "ssh": {"scheduler": "head", "key": key, "known_hosts": known_hosts, "scheduler_port": 0, "dashboard_port": 0,
-                "hosts": {n: {"address": s.address, "port": s.port} for n, s in servers.items()}, **section},
+                "hosts": {n: {"address": a, "port": port} for n, a in ADDRESSES.items()}, **section},
     }
 
 
-@pytest.fixture(scope="module")
-def sshd_host(tmp_path_factory):
-    """Factory ``sshd_host(address, launcher)``: a started sshd on ``address``; all stopped after the module.
-
-    ``launcher(argv, **popen_kwargs)`` starts the server (default: a process of this host); a testbed
-    machine passes one that runs it inside the machine's network namespace.
-    """
-    made = []
-
-    def _make(address: str, launcher=local_launcher) -> SSHServer:
-        server = SSHServer(tmp_path_factory.mktemp(f"sshd-{address}"), address, CHECKOUT, launcher).start()
-        made.append(server)
-        return server
-
-    yield _make
-    for s in made:
-        s.remove()
+def _spec(sshd, **kw) -> dict:
+    return ssh_spec(sshd["server"].port, sshd["key"], sshd["known_hosts"], **kw)
 
 
-@pytest.fixture(scope="module")
-def machines(sshd_host, tmp_path_factory):
-    """Three sshd machines accepting one test key; ``known_hosts`` lists all three host keys."""
-    d = tmp_path_factory.mktemp("ssh-client")
-    key = str(d / "id_ed25519")
-    pub = keygen(key)
-    servers = {name: sshd_host(addr) for name, addr in ADDRESSES.items()}
-    for s in servers.values():
-        s.authorize(pub)
-    known = d / "known_hosts"
-    known.write_text("".join(s.known_hosts_line() + "\n" for s in servers.values()))
-    return {"servers": servers, "key": key, "known_hosts": str(known), "dir": d}
+def _session_pids(sshd) -> dict[str, list[int]]:
+    return {n: sshd["server"].session_pids(a) for n, a in ADDRESSES.items()}
 
 
-def _session_pids(machines) -> dict[str, list[int]]:
-    return {n: s.session_pids() for n, s in machines["servers"].items()}
-
-
-def _nothing_left(machines, timeout: float = 20.0) -> dict:
+def _nothing_left(sshd, timeout: float = 20.0) -> dict:
     """Wait until no session process and no per-connection sshd is left; return what is (empty: nothing)."""
     deadline = time.monotonic() + timeout
     while True:
-        left = {n: pids for n, pids in _session_pids(machines).items() if pids}
-        left.update({f"{n} sshd children": s.children() for n, s in machines["servers"].items() if s.children()})
+        left = {n: pids for n, pids in _session_pids(sshd).items() if pids}
+        if sshd["server"].children():
+            left["sshd children"] = sshd["server"].children()
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.2)
@@ -92,8 +62,10 @@ def _core(result):
 
 
 def test_plan_lists_every_host_with_its_address_key_and_known_hosts(tmp_path):
-    servers = {n: type("S", (), {"address": a, "port": 2200 + i}) for i, (n, a) in enumerate(ADDRESSES.items())}
-    pl = plan(ssh_spec(servers, "~/.ssh/lab_key", "~/.ssh/known_hosts"))
+    raw = ssh_spec(22, "~/.ssh/lab_key", "~/.ssh/known_hosts")
+    for i, h in enumerate(raw["ssh"]["hosts"].values()):
+        h["port"] = 2200 + i
+    pl = plan(raw)
     text = pl.text()
     for i, (name, addr) in enumerate(ADDRESSES.items()):
         assert f"{name}={addr}:{2200 + i}" in text
@@ -113,8 +85,7 @@ def test_plan_lists_every_host_with_its_address_key_and_known_hosts(tmp_path):
     (lambda s: s["worker_groups"][0].update(hosts=["lab9"]), "lab9 not in ssh.hosts"),
 ])
 def test_a_bad_ssh_spec_is_one_line_naming_the_key(change, match):
-    servers = {n: type("S", (), {"address": a, "port": 22}) for n, a in ADDRESSES.items()}
-    raw = ssh_spec(servers, "~/.ssh/k", "~/.ssh/known_hosts")
+    raw = ssh_spec(22, "~/.ssh/k", "~/.ssh/known_hosts")
     change(raw)
     with pytest.raises(SpecError, match=match):
         plan(raw)
@@ -127,14 +98,13 @@ def test_the_example_spec_parses_and_plans():
 
 
 @pytest.fixture(scope="module")
-def ssh_cluster(machines):
-    with start(ssh_spec(machines["servers"], machines["key"], machines["known_hosts"])) as cluster:
+def ssh_cluster(sshd):
+    with start(_spec(sshd)) as cluster:
         yield cluster
 
 
-@needs_sshd
 @pytest.mark.slow
-def test_ssh_cluster_runs_each_worker_on_its_host_over_tls(machines, ssh_cluster):
+def test_ssh_cluster_runs_each_worker_on_its_host_over_tls(sshd, ssh_cluster):
     assert ssh_cluster.scheduler_address.startswith("tls://127.0.0.2:")
     with ssh_cluster.client() as client:
         workers = client.scheduler_info(n_workers=-1)["workers"]
@@ -144,13 +114,12 @@ def test_ssh_cluster_runs_each_worker_on_its_host_over_tls(machines, ssh_cluster
         assert workers[by_name["big-0"]]["nthreads"] == 2 and workers[by_name["big-0"]]["resources"] == {"big": 2.0}
         pids = client.run(os.getpid)
         sched_pid = client.run_on_scheduler(os.getpid)
-    sessions = _session_pids(machines)
+    sessions = _session_pids(sshd)
     # each process was started by its own machine's sshd session (the mark is in its environment)
     assert pids[by_name["big-0"]] in sessions["lab1"] and pids[by_name["small-0"]] in sessions["lab2"]
     assert sched_pid in sessions["head"]
 
 
-@needs_sshd
 @pytest.mark.slow
 def test_ssh_cluster_serves_the_same_prediction_as_centralized(ssh_cluster):
     req = parse_request(*REQUEST)
@@ -161,24 +130,22 @@ def test_ssh_cluster_serves_the_same_prediction_as_centralized(ssh_cluster):
     assert {t.worker.rsplit(":", 1)[0] for t in dist.trace} <= {"tls://127.0.0.3", "tls://127.0.0.4"}
 
 
-@needs_sshd
 @pytest.mark.slow
-def test_ssh_cluster_close_leaves_no_process_on_any_host(machines, ssh_cluster):
-    assert any(_session_pids(machines).values())  # the shared cluster is up: its processes are found
+def test_ssh_cluster_close_leaves_no_process_on_any_host(sshd, ssh_cluster):
+    assert any(_session_pids(sshd).values())  # the shared cluster is up: its processes are found
     ssh_cluster.close()  # the module fixture's close is then a no-op
-    assert _nothing_left(machines) == {}
+    assert _nothing_left(sshd) == {}
 
 
 def _local_children() -> set[int]:
     return {p.pid for p in psutil.Process().children(recursive=True)}
 
 
-@needs_sshd
 @pytest.mark.slow
 @pytest.mark.parametrize("fault", ["wrong key", "unknown host key"])
-def test_wrong_key_or_unknown_host_key_is_one_line_and_leaves_nothing(machines, fault):
-    d = machines["dir"]
-    key, known = machines["key"], machines["known_hosts"]
+def test_wrong_key_or_unknown_host_key_is_one_line_and_leaves_nothing(sshd, fault):
+    d = sshd["dir"]
+    key, known = sshd["key"], sshd["known_hosts"]
     if fault == "wrong key":
         key = str(d / "not_authorized")
         if not os.path.exists(key):
@@ -188,21 +155,20 @@ def test_wrong_key_or_unknown_host_key_is_one_line_and_leaves_nothing(machines, 
         # the scheduler's host is known, the workers' hosts are not: the scheduler starts, then is stopped
         known = str(d / "known_hosts_head_only")
         with open(known, "w") as f:
-            f.write(machines["servers"]["head"].known_hosts_line() + "\n")
+            f.write(sshd["server"].known_hosts_line(ADDRESSES["head"]) + "\n")
         match = r"^ssh host lab[12] \(127\.0\.0\.[34]:\d+\): its host key is not in .*known_hosts_head_only.*ssh-keyscan"
     before = _local_children()
     with pytest.raises(DeployError, match=match) as info:
-        with start(ssh_spec(machines["servers"], key, known)):
+        with start(ssh_spec(sshd["server"].port, key, known)):
             pytest.fail("started")
     assert "\n" not in info.value.message
-    assert _nothing_left(machines) == {}
+    assert _nothing_left(sshd) == {}
     assert _local_children() <= before
 
 
-@needs_sshd
 @pytest.mark.slow
-def test_cluster_up_predict_down_over_ssh(machines, state_dir, write_spec, capsys):
-    path = write_spec(ssh_spec(machines["servers"], machines["key"], machines["known_hosts"], name="ssh-upped"), "ssh-upped")
+def test_cluster_up_predict_down_over_ssh(sshd, state_dir, write_spec, capsys):
+    path = write_spec(_spec(sshd, name="ssh-upped"), "ssh-upped")
     assert main(["cluster", "up", path, "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["scheduler"].startswith("tls://127.0.0.2:") and info["hosts"] == {"big-0": "127.0.0.3", "small-0": "127.0.0.4"}
@@ -215,4 +181,5 @@ def test_cluster_up_predict_down_over_ssh(machines, state_dir, write_spec, capsy
     assert got["prediction"] == central["prediction"] and got["winner"] == central["winner"]
     assert main(["cluster", "down", info["cluster_id"]]) == 0
     assert f"stopped {info['cluster_id']}" in capsys.readouterr().out
-    assert _nothing_left(machines) == {}
+    assert _nothing_left(sshd) == {}
+
