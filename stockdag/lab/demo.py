@@ -11,6 +11,7 @@ a machine busy with other work slows both alike.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import datetime as dt
@@ -74,7 +75,9 @@ class Comparison:
     strategies: dict = field(default_factory=dict)  # strategy -> {"latency": [...], "throughput": float, "example": ...}
     dashboard: str | None = None
     machine: dict = field(default_factory=dict)
-    granularity: str = ""  # the pipeline granularity the distributed runs used (``auto`` resolved)
+    granularity: str = ""  # the pipeline granularity asked for (``load``, ``auto`` or a fixed one)
+    #: phase (latency, throughput) -> granularity -> requests the executor built with it (auto/load resolved per request)
+    built: dict = field(default_factory=lambda: {"latency": {}, "throughput": {}})
     floor: list[float] = field(default_factory=list)  # Dask's floor: a no-op task's round trip (s), interleaved
 
     @property
@@ -124,6 +127,12 @@ class Comparison:
         lines = ["  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)) for r in rows]
         lines.insert(1, "-" * len(lines[0]))
         return "\n".join(lines)
+
+    def built_text(self) -> str:
+        """``granularity load: latency phase 16 branch; throughput phase 14 request, 2 branch``: what each phase ran."""
+        phases = "; ".join(f"{phase} phase " + ", ".join(f"{n} {g}" for g, n in sorted(counts.items(), key=lambda x: -x[1]))
+                           for phase, counts in self.built.items() if counts)
+        return f"granularity {self.granularity}: {phases} (requests built each way)"
 
     def trace_table(self) -> str:
         if self.example is None:
@@ -193,12 +202,17 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
         for strategy in strategies:
             # dask, named, leaves Dask's own placement (no plugin): the executor removes an earlier strategy's
             dist = DistributedExecutor(client=client, strategy=strategy, granularity=granularity)
-            cmp.granularity = dist.granularity_now()
+            cmp.granularity = dist.granularity
+
+            def count(phase, before):  # what this phase built: auto and load decide per request
+                for g, n in (dist.granularities - before).items():
+                    cmp.built[phase][g] = cmp.built[phase].get(g, 0) + n
             fresh = lambda rs: [dataclasses.replace(r, request_id=uuid.uuid4().hex) for r in rs]  # noqa: E731
             # every worker imports the libraries and runs each stage (and a learning strategy sees them) first
             client.gather([dist.submit(r) for r in fresh(warm)])
             b = bar(4 * requests, f"centralized and distributed {strategy} ({workers} workers), interleaved")
             latency = []
+            before = collections.Counter(dist.granularities)
             # interleaved (A B B A ...), so a machine busy with something else slows both alike
             for i, (r, d) in enumerate(zip(single, fresh(single))):
                 for step in ("central", "dist") if i % 2 == 0 else ("dist", "central"):
@@ -224,6 +238,8 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
                         ac.add(dist.submit(nxt))
                 return len(rs) / (time.perf_counter() - t)
 
+            count("latency", before)
+            before = collections.Counter(dist.granularities)
             # throughput in two interleaved halves: centralized, distributed, distributed, centralized
             half = max(len(batch) // 2, 1)
             first, second = batch[:half], batch[half:] or batch[:half]
@@ -233,6 +249,7 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
             c2 = central_batch(second)
             b and b.update(len(second))
             b and b.close()
+            count("throughput", before)
             central_rounds += [c1, c2]
             cmp.strategies[strategy] = {"latency": latency, "throughput": (d1 + d2) / 2, "example": res,
                                         "throughput_ratio_rounds": [d1 / c1, d2 / c2]}

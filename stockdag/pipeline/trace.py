@@ -52,11 +52,6 @@ class Traced:
     trace: tuple[StageTrace, ...]
 
 
-def current_worker() -> str:
-    """The Dask worker address running this code, else ``local:<host>:<pid>``."""
-    return current_place()[0]
-
-
 def current_place() -> tuple[str, str | None]:
     """``(worker, planned worker)`` of the running task.
 

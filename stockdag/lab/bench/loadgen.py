@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import math
 import sys
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -442,12 +441,3 @@ async def probe_stockdag(url: str, timeout: float = 5.0) -> list[str] | dict[str
     if symbols and isinstance(body.get("as_of"), dict):  # each symbol's valid as-of range: the mix draws within them
         return {str(x): body["as_of"].get(x) for x in symbols}
     return [str(x) for x in symbols] if symbols else None
-
-
-def expected_requests(cfg: BenchConfig) -> int | None:
-    """Requests an open-loop run will send (None for closed loop by duration)."""
-    if cfg.loop == "open":
-        if cfg.requests is not None:
-            return math.ceil(cfg.warmup * cfg.rate) + cfg.requests
-        return math.ceil((cfg.warmup + cfg.duration) * cfg.rate)
-    return None
