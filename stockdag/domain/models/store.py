@@ -1,8 +1,9 @@
 """The model store of the ``pretrained`` profile.
 
 ``stockdag train`` fits every model of every symbol on data up to
-``train_end`` and saves it as ``<store>/<SYMBOL>/<model>.joblib`` with a
-``meta.json`` beside it. Workers load a model once per process.
+``train_end`` and saves it as ``<store>/<SYMBOL>/<model>.joblib`` (the
+estimator and its own ``train_end``) with a ``meta.json`` beside it. Workers
+load a model once per process.
 
 Loading a model unpickles it, which runs code: the store is held to the
 disk cache's rule. Its folders are created private (0700, files 0600), and
@@ -61,18 +62,27 @@ def _private(folder: str) -> str:
     return trusted(private_directory(folder, "model store folder", _HINT))
 
 
-def save(store: str, symbol: str, name: str, estimator, meta: dict, variant: str = "") -> str:
+def save(store: str, symbol: str, models: dict, meta: dict, variant: str = "") -> list[str]:
+    """Store ``models`` ({name: fitted estimator}) of ``symbol`` and their ``meta`` (with ``train_end``).
+
+    Everything is written aside, then renamed into place with ``meta.json`` last, so the metadata never
+    names a training end its models do not have. The renames can still be interrupted between two
+    models, so each model file carries its own ``train_end``, which :func:`load` checks.
+    """
     _private(store)
     folder = _private(os.path.join(store, symbol))
-    path = model_path(store, symbol, name, variant)
-    tmp = path + ".tmp"
-    joblib.dump(estimator, tmp)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)  # atomic: a reader never sees half a model
+    aside = []
+    for name, estimator in models.items():
+        path = model_path(store, symbol, name, variant)
+        joblib.dump({"train_end": str(meta["train_end"]), "estimator": estimator}, path + ".tmp")
+        os.chmod(path + ".tmp", 0o600)
+        aside.append(path)
     meta_path = os.path.join(folder, f"meta{variant}.json")
-    with open(os.open(meta_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+    with open(os.open(meta_path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         json.dump(meta, f, indent=2, default=str)
-    return path
+    for path in [*aside, meta_path]:
+        os.replace(path + ".tmp", path)  # atomic each: a reader never sees half a file
+    return aside
 
 
 def _check(store: str, symbol: str) -> None:
@@ -100,8 +110,12 @@ def _load(path: str, mtime: float):
     return joblib.load(path)
 
 
-def load(store: str, symbol: str, name: str, variant: str = ""):
-    """Load a stored model (memoised per process, reloaded if the file changes)."""
+def load(store: str, symbol: str, name: str, variant: str = "", first_scored: dt.date | None = None):
+    """Load a stored model (memoised per process, reloaded if the file changes).
+
+    ``first_scored``: the first day it will be scored on, checked against the model's own ``train_end``
+    (:func:`check_covers`), which an interrupted retrain may leave newer than ``meta.json``'s.
+    """
     path = model_path(store, symbol, name, variant)
     _check(store, symbol)
     try:
@@ -112,9 +126,15 @@ def load(store: str, symbol: str, name: str, variant: str = ""):
             f"no pretrained {what} for {symbol} in {store}; run `stockdag train` with this pipeline spec first"
         ) from None
     try:
-        return _load(path, mtime)
+        stored = _load(path, mtime)
     except (OSError, EOFError, ValueError, ImportError) as exc:
         raise ModelStoreError(f"cannot load {path}: {exc}") from None
+    if not isinstance(stored, dict) or "train_end" not in stored:
+        raise ModelStoreError(f"{path} does not say when it was trained (an older stockdag wrote it); "
+                              "run `stockdag train` again")
+    if first_scored is not None:
+        check_covers(stored, symbol, first_scored)
+    return stored["estimator"]
 
 
 def check_covers(meta: dict, symbol: str, first_scored: dt.date) -> None:
