@@ -148,7 +148,7 @@ def model_stage(name: str, req: Request, features: Features, sentiment: Sentimen
     meta = model_store.read_meta(store, req.symbol, variant)
     first_scored = features.frame.index[-1 - req.error_days].date()
     model_store.check_covers(meta, req.symbol, first_scored)
-    est = model_store.load(store, req.symbol, name, variant)
+    est = model_store.load(store, req.symbol, name, variant, first_scored)  # its own train_end checked too
     return predict_pretrained(name, est, features, sentiment, req.error_days, market)
 
 

@@ -62,11 +62,13 @@ def default_directory() -> str:
     return os.path.join(tempfile.gettempdir(), f"stockdag-cache-{uid}")
 
 
-def private_directory(path: str) -> str:
+def private_directory(path: str, what: str = "cache folder",
+                      hint: str = "set stockdag.cache.directory to a folder of your own") -> str:
     """Create ``path`` mode 0700 if missing; refuse it if it is not a real folder owned by this user.
 
     In a shared temporary folder another user can create the path first (and
     plant values in it): such a folder, or a symlink, raises :class:`UnsafeCacheDirectory`.
+    ``what`` and ``hint`` word the error for the caller's folder (the model store uses it too).
     """
     try:
         os.makedirs(path, mode=0o700)
@@ -74,10 +76,9 @@ def private_directory(path: str) -> str:
         pass
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode):
-        raise UnsafeCacheDirectory(f"cache folder {path} is not a folder (a symlink or a file): refusing to use it")
+        raise UnsafeCacheDirectory(f"{what} {path} is not a folder (a symlink or a file): refusing to use it")
     if hasattr(os, "getuid") and st.st_uid != os.getuid():
-        raise UnsafeCacheDirectory(f"cache folder {path} belongs to another user (uid {st.st_uid}): refusing to use it; "
-                              "set stockdag.cache.directory to a folder of your own")
+        raise UnsafeCacheDirectory(f"{what} {path} belongs to another user (uid {st.st_uid}): refusing to use it; {hint}")
     return path
 
 
