@@ -12,7 +12,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 from .. import config
-from ..domain.data.base import SYMBOL_RE
+from ..domain.data.ticker import SYMBOL_RE
 from ..errors import InvalidRequest, OutsideData
 from .spec import DEFAULT as DEFAULT_PIPELINE
 from .spec import PipelineSpec, load_pipeline

@@ -75,11 +75,23 @@ def emulated_delay(latency: Latency, key: str) -> float:
     return seconds
 
 
+def _look_again(req: Request, key: str, kind: type):
+    """A retriever's own look-up on C6's miss, for a per-process cache (lru) only: the retriever fills the
+    cache of the process it runs in, which on a cluster need not be the one C6 looked in; a shared cache
+    (disk, redis) was already asked by C6 and is not asked twice."""
+    cache = _cache(req)
+    if not cache.per_process:
+        return None
+    value = cache.get(key)
+    return value if isinstance(value, kind) else None
+
+
 def fetch_prices_stage(req: Request, lookup: CacheLookup) -> PriceData:
     """C2: prices from the cache, or from the source (then cached)."""
-    if lookup.prices is not None:
-        return PriceData(**{**lookup.prices.__dict__, "cache_hit": True})
     key = cache_key("prices", req)
+    cached = lookup.prices if lookup.prices is not None else _look_again(req, key, PriceData)
+    if cached is not None:
+        return PriceData(**{**cached.__dict__, "cache_hit": True})
     emulated_delay(req.latency, key)
     source = get_price_source(req.source, req.data_dir, req.timeout)
     data = source.fetch(req.symbol, req.as_of, req.history_days, req.min_history)
@@ -89,9 +101,10 @@ def fetch_prices_stage(req: Request, lookup: CacheLookup) -> PriceData:
 
 def fetch_news_stage(req: Request, lookup: CacheLookup) -> NewsData:
     """C5: headlines from the cache, or from the source (then cached)."""
-    if lookup.news is not None:
-        return NewsData(**{**lookup.news.__dict__, "cache_hit": True})
     key = cache_key("news", req)
+    cached = lookup.news if lookup.news is not None else _look_again(req, key, NewsData)
+    if cached is not None:
+        return NewsData(**{**cached.__dict__, "cache_hit": True})
     emulated_delay(req.latency, key)
     source = get_news_source(req.source, req.data_dir, req.timeout)
     data = source.fetch(req.symbol, req.as_of, req.news_days)

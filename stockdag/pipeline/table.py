@@ -87,17 +87,6 @@ def stage_order(stages: tuple[Stage, ...] | None = None) -> dict[str, int]:
     return {s.id: i for i, s in enumerate(stages or STAGES)}
 
 
-def stage_layers(stages: tuple[Stage, ...] | None = None) -> dict[str, int]:
-    """stage id -> its layer in the DAG: 0 for stages without inputs, else one more than its deepest input.
-
-    Stages of one layer can run at once; the largest layer is the pipeline's parallel width.
-    """
-    layer: dict[str, int] = {}
-    for stage in stages or STAGES:  # the table lists every stage after its inputs
-        layer[stage.id] = 1 + max((layer[i] for i in stage.inputs), default=-1)
-    return layer
-
-
 @functools.cache
 def active_table() -> tuple[Stage, ...]:
     """The stage table of this process's configured pipeline (``stockdag.pipeline.spec``), for client-side tools.

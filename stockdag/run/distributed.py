@@ -22,6 +22,7 @@ from .. import config
 from ..pipeline.graph import build_graph, request_task
 from ..pipeline.request import Request
 from ..pipeline.result import PredictionResult
+from .worker_settings import worker_config
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class DistributedExecutor:
                 self._own_cluster = LocalCluster(
                     n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
                     host="127.0.0.1", dashboard_address=config.get("dashboard_address", dashboard_address),
-                    **{"silence_logs": logging.WARNING, **cluster_kwargs},
+                    **{"silence_logs": logging.WARNING, "config": worker_config(), **cluster_kwargs},
                 )
                 address = self._own_cluster
             from ..deploy.state import security_for

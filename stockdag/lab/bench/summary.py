@@ -14,7 +14,7 @@ PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 _HDR_RANGE = (1, 3_600_000_000, 3)
 
 RECORD_COLUMNS = ("index", "path", "intended", "sent", "end", "status", "error", "latency", "service_time",
-                  "warmup", "trace")
+                  "warmup", "trace", "cache")  # cache: a stockdag prediction's cache outcomes as JSON ({"prices": "hit", ...})
 
 
 @dataclass

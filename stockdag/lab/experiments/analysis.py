@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ...pipeline.table import spec_for_ids, stage_layers
+from ...pipeline import bounds
+from ...pipeline.bounds import critical_path, width
+from ...pipeline.table import spec_for_ids
 from ...pipeline.table import stage_table as pipeline_table
 from ..bench.summary import MIN_SAMPLES
 
@@ -93,30 +95,10 @@ def stage_table(records: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def critical_path(costs: dict[str, float]) -> tuple[float, list[str]]:
-    """Longest path through the stage DAG of these stages' pipeline with the given per-stage seconds."""
-    stages = pipeline_table(spec_for_ids(costs))
-    finish: dict[str, float] = {}
-    via: dict[str, str | None] = {}
-    for stage in stages:
-        # ties go to the later input, so a zero-cost stage (C6) still shows on the path
-        before = max(reversed(stage.inputs), key=lambda i: finish[i]) if stage.inputs else None
-        finish[stage.id] = (finish[before] if before else 0.0) + costs.get(stage.id, 0.0)
-        via[stage.id] = before
-    path, node = [], stages[-1].id
-    while node:
-        path.append(node)
-        node = via[node]
-    return finish[stages[-1].id], path[::-1]
-
-
 def parallel_width(ids=()) -> int:
     """Most stages that can run at once: the largest layer of the stage DAG of the pipeline of ``ids``
     (the default one when empty), the n of the design's test cases."""
-    counts: dict[int, int] = {}
-    for v in stage_layers(pipeline_table(spec_for_ids(ids))).values():
-        counts[v] = counts.get(v, 0) + 1
-    return max(counts.values())
+    return width(pipeline_table(spec_for_ids(ids)))
 
 
 def limits(records: pd.DataFrame, config: dict) -> dict:
@@ -128,7 +110,7 @@ def limits(records: pd.DataFrame, config: dict) -> dict:
     base = base if not base.empty else st
     costs = base.groupby("id")["duration"].mean().to_dict()
     cp, path = critical_path(costs)
-    work = float(sum(costs.values()))
+    work = bounds.work(costs)
     cores = config.get("machine", {}).get("cores") or 1
     capacity = config.get("machine", {}).get("parallel_capacity") or cores
     measured = records.groupby("point")["capacity"].first().dropna() if "capacity" in records else pd.Series([], dtype=float)
@@ -328,3 +310,33 @@ def low_capacity(summary: pd.DataFrame) -> dict:
             "low_capacity_points": [{"point": r["point"], "label": r["label"], "load": r["load"],
                                      "repeat": int(r["repeat"]), "capacity": float(r["capacity"]),
                                      "slower_pct": 100 * (med / float(r["capacity"]) - 1)} for _, r in low.iterrows()]}
+
+
+def hit_rates(records: pd.DataFrame) -> dict[str, float]:
+    """Share of successful requests whose retriever's answer came from the cache, per retriever (``prices``,
+    ``news``); empty for records without cache outcomes (runs from before they were recorded)."""
+    if "cache" not in records:
+        return {}
+    outcomes = [json.loads(c) for c in records.loc[records["status"] == 200, "cache"].dropna()]
+    names = list(dict.fromkeys(k for o in outcomes for k in o))  # the response's order: prices, news
+    return {k: sum(o.get(k) == "hit" for o in outcomes) / len(outcomes) for k in names}
+
+
+def compute_tax(stages: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration at its lowest load: the median request's stage time and its ratio to centralized's.
+
+    A request's stage time is the sum of its stages' traced durations (the compute, without orchestration or
+    queueing). Above 1, the distributed configuration's stages themselves ran slower than the baseline's (a
+    profiler, a shared interpreter, a cache that missed): a cost no placement can win back. ``tax`` is NaN in a
+    run without a centralized configuration.
+    """
+    if stages.empty:
+        return pd.DataFrame(columns=["label", "load", "stage_ms", "tax"])
+    per_request = stages.groupby(["label", "load", "request"], sort=False)["duration"].sum().reset_index()
+    lowest = per_request.groupby("label", sort=False)["load"].transform("min")
+    low = per_request[per_request["load"] == lowest]
+    out = low.groupby("label", sort=False).agg(load=("load", "first"), stage_s=("duration", "median")).reset_index()
+    out["stage_ms"] = 1000 * out.pop("stage_s")
+    base = out.loc[out["label"] == "centralized", "stage_ms"]
+    out["tax"] = out["stage_ms"] / float(base.iloc[0]) if len(base) else float("nan")
+    return out

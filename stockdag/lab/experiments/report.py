@@ -476,6 +476,12 @@ def configurations_table(data: ReportData) -> pd.DataFrame:
     table["all_requests_low_load_ms"] = [f"p50 {a:.0f}, {analysis.tail_text(t, t, n)}" if a == a else "n/a"
                                          for a, t, n in zip(table["all_p50_low_load_ms"], table["all_tail_low_load_ms"],
                                                             table["n_all_low_load"])]
+    tax = analysis.compute_tax(data.stages).set_index("label")
+    # the compute tax: the stages' own time against the baseline's, so a slower compute cannot hide in a ratio
+    table["stage_ms_low_load"] = [f"{tax.at[label, 'stage_ms']:.0f}" if label in tax.index else "n/a" for label in table["label"]]
+    table["compute_tax"] = [f"{tax.at[label, 'tax']:.2f}x" if label in tax.index and tax.at[label, "tax"] == tax.at[label, "tax"]
+                            else "n/a" for label in table["label"]]
+    table["cache_hits_low_load"] = cache_hits_text(run.summary, table["label"])
     slow = {}
     for point in {p["point"]: p for p in [*data.drift.get("slow_points", []),
                                            *data.drift.get("low_capacity_points", [])]}.values():
@@ -582,6 +588,18 @@ def width_section(data: ReportData) -> list[str]:
     ]
 
 
+def cache_hits_text(summary: pd.DataFrame, labels) -> list[str]:
+    """Per configuration, its cache hit rates at its lowest load (mean over repeats), e.g. ``prices 100%, news 0%``."""
+    cols = [c for c in summary.columns if c.endswith("_hit_rate")]
+    out = []
+    for label in labels:
+        g = summary[summary["label"] == label]
+        g = g[g["load"] == g["load"].min()] if len(g) else g
+        rates = [(c.removesuffix("_hit_rate"), g[c].mean()) for c in cols if len(g) and g[c].notna().any()]
+        out.append(", ".join(f"{k} {100 * v:.0f}%" for k, v in rates) if rates else "n/a")
+    return out
+
+
 def markdown(data: ReportData, drawn: list[str]) -> str:
     """REPORT.md of a run: its numbers in sentences and tables, and the charts ``drawn``."""
     run, sat, lim = data.run, data.sat, data.lim
@@ -624,7 +642,11 @@ def markdown(data: ReportData, drawn: list[str]) -> str:
         "(a failure counts with the time it took, a timeout at least the timeout). A p99 is given only where a point "
         f"has at least {MIN_SAMPLES['p99']} requests; below that the tail is the max of the n requests. "
         "`slowed_points`: points measured while the CPU-speed probe was more than 15% slower than the run's median, or in "
-        "a block whose parallel capacity was more than 15% below the run's median.",
+        "a block whose parallel capacity was more than 15% below the run's median. "
+        "`stage_ms_low_load`: the median request's stage time at the lowest load (its stages' traced durations "
+        "summed: compute, without orchestration or queueing); `compute_tax`: that time over centralized's (above "
+        "1.00x the configuration's stages themselves ran slower); `cache_hits_low_load`: the share of requests whose "
+        "retriever's answer came from the cache, at the lowest load. Compare configurations at equal hit rates.",
         "",
         "## Measurement conditions",
         "",

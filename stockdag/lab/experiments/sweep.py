@@ -343,6 +343,7 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
     git = facts.git_commit(os.path.dirname(os.path.abspath(__file__)))  # this session's code, recorded on each point
     if not os.path.exists(cfg_path):
         from ...pipeline.spec import load_pipeline
+        from ...run import worker_settings
 
         record = {
             "run_id": params.run_id, "params": dataclasses.asdict(params),
@@ -355,6 +356,8 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
             "order": [[c.label for c in order] for order in params.order()],
             # runs recorded without this key served with Nagle's algorithm on (see report.conditions)
             "server": "in-process uvicorn (stockdag.serve.ServerThread); connections with TCP_NODELAY",
+            # Dask settings of the workers the servers' clusters start (runs without it profiled every worker)
+            "worker_settings": worker_settings.facts(),
             "probe": {"what": "facts.speed_probe: seconds of a fixed CPU loop, best of 3, before every point",
                       "capacity": "facts.parallel_capacity re-measured at the start of every block "
                                   "(one configuration's server in one repeat)"},
@@ -436,6 +439,7 @@ def check_resume(cfg_path: str, params: SweepParams) -> None:
 def summarize_run(folder: str, write: bool = True) -> pd.DataFrame:
     """One row a point -> ``summary.csv`` (when ``write``), summarised again from the raw records (not from stored summaries)."""
     from ..bench import summarize
+    from .analysis import hit_rates
 
     rows = []
     points_dir = os.path.join(folder, "points")
@@ -459,6 +463,8 @@ def summarize_run(folder: str, write: bool = True) -> pd.DataFrame:
             **{f"{k}_ms": v for k, v in lat.items()},
             **{f"all_{k}_ms": v for k, v in lat_all.items()},
             "probe_s": probe.get("speed_s"), "capacity": probe.get("capacity"), "block": probe.get("block"),
+            # the point's cache hit rates (measured requests): configurations compare at equal cache work
+            **{f"{k}_hit_rate": v for k, v in hit_rates(records[~records["warmup"].astype(bool)]).items()},
         })
     frame = pd.DataFrame(rows)
     if write:

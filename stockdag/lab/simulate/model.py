@@ -46,6 +46,7 @@ from collections.abc import Sequence
 import numpy as np
 import simpy
 
+from ...pipeline.bounds import critical_path  # noqa: F401  (the simulator's bound, exported by stockdag.lab.simulate)
 from ...pipeline.granularity import GRANULARITY_CHOICES, resolve_granularity
 from ...pipeline.modes import check_mode
 from ...pipeline.table import FINAL, STAGES
@@ -108,7 +109,6 @@ class Costs:
 
 STAGE_IDS = tuple(s.id for s in STAGES)
 _INDEX = {s.id: i for i, s in enumerate(STAGES)}
-_INPUTS = tuple(tuple(_INDEX[d] for d in s.inputs) for s in STAGES)
 _NAMES = tuple(s.name for s in STAGES)
 
 
@@ -188,14 +188,6 @@ class _Request:
         self.ran_on = [None] * len(shape.names)
         self.remaining = [len(d) for d in shape.inputs]
         self.spans = spans
-
-
-def critical_path(durations: Sequence[float]) -> float:
-    """Longest path through the stage DAG for one vector of stage durations."""
-    finish = [0.0] * len(STAGES)
-    for i, deps in enumerate(_INPUTS):
-        finish[i] = max((finish[d] for d in deps), default=0.0) + durations[i]
-    return max(finish)
 
 
 def dask_decide_worker(deps_on: Sequence[int], nbytes: Sequence[float], occupancy: Sequence[float],
