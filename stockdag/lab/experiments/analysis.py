@@ -190,6 +190,7 @@ def drift(summary: pd.DataFrame) -> dict:
                          "slower_pct": 100 * (float(r["probe_s"]) / med - 1)} for _, r in slow.iterrows()],
         "capacity": (None if "capacity" not in summary or summary["capacity"].isna().all()
                      else (float(summary["capacity"].min()), float(summary["capacity"].max()))),
+        **low_capacity(summary),
     }
 
 
@@ -250,6 +251,65 @@ def width_table(run: RunData) -> pd.DataFrame:
                 "throughput_speedup_bound": (lim["throughput_bound_rps"] / b["max_throughput"]) if lim else float("nan"),
             })
     return pd.DataFrame(rows)
+
+
+def tasks_per_request(run: RunData) -> dict[str, tuple[int, ...]]:
+    """The scheduler tasks one request of each distributed configuration was built as, from the run's records.
+
+    Each point records its configuration's granularity, and ``config.json`` the configured one (runs from
+    before the option built one task a stage). ``auto`` resolves with the configuration's worker threads (one a
+    worker process: the embedded LocalCluster's and the cluster specs'); ``load`` builds one task per request
+    while every thread is busy and ``auto``'s otherwise, so it gives both counts.
+    """
+    from ...pipeline.granularity import resolve_granularity
+    from ...pipeline.graph import task_groups
+    from ...pipeline.spec import from_dict
+
+    configured = ((run.config.get("stockdag_config") or {}).get("pipeline") or {}).get("granularity") or "stage"
+    pipelines = run.config.get("pipelines") or {}
+    out: dict[str, tuple[int, ...]] = {}
+    for meta in run.points:
+        c = meta["config"]
+        if c["mode"] != "distributed" or c["label"] in out:
+            continue
+        spec = from_dict(pipelines[c["pipeline"]]) if c.get("pipeline") in pipelines else spec_for_ids(())
+        stages = pipeline_table(spec)
+        grain = c.get("granularity") or configured
+        threads = int(c.get("workers") or 1)
+        built = {resolve_granularity(grain, threads)} | ({"request"} if grain == "load" else set())
+        out[c["label"]] = tuple(sorted(len(task_groups(g, stages)) for g in built))
+    return out
+
+
+def in_system_at_lowest_load(agg: pd.DataFrame) -> float | None:
+    """Requests in the centralized server at once at its lowest load (throughput x p50, Little's law); None without one.
+
+    Above about one, requests wait for each other and p50 measures the queue more than the pipeline.
+    """
+    if agg is None or agg.empty:
+        return None
+    base = agg[agg["mode"] == "centralized"]
+    if base.empty:
+        return None
+    low = base.sort_values("load").iloc[0]
+    return float(low["throughput"] * low["p50_ms"] / 1000.0)
+
+
+def low_capacity(summary: pd.DataFrame) -> dict:
+    """The points whose block measured a parallel capacity more than 15% (:data:`SLOW_MACHINE`) below the run's median.
+
+    The single-thread probe cannot see a machine whose other core is taken: it runs as fast as ever while the
+    configuration under test has half the cores. Each block re-measures the capacity, so a point is flagged on it too.
+    """
+    if "capacity" not in summary or summary["capacity"].isna().all():
+        return {}
+    cap = summary["capacity"].astype(float)
+    med = float(cap.median())
+    low = summary[cap * SLOW_MACHINE < med]
+    return {"capacity_median": med,
+            "low_capacity_points": [{"point": r["point"], "label": r["label"], "load": r["load"],
+                                     "repeat": int(r["repeat"]), "capacity": float(r["capacity"]),
+                                     "slower_pct": 100 * (med / float(r["capacity"]) - 1)} for _, r in low.iterrows()]}
 
 
 def hit_rates(records: pd.DataFrame) -> dict[str, float]:

@@ -339,6 +339,8 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
     points_dir = os.path.join(folder, "points")
     os.makedirs(points_dir, exist_ok=True)
     cfg_path = os.path.join(folder, "config.json")
+    check_resume(cfg_path, params)  # before anything starts: a resumed run must measure the same grid
+    git = facts.git_commit(os.path.dirname(os.path.abspath(__file__)))  # this session's code, recorded on each point
     if not os.path.exists(cfg_path):
         from ...pipeline.spec import load_pipeline
         from ...run import worker_settings
@@ -346,7 +348,7 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
         record = {
             "run_id": params.run_id, "params": dataclasses.asdict(params),
             "stockdag_config": _redacted(sd_config.snapshot()), "versions": facts.versions(),
-            "git": facts.git_commit(os.path.dirname(os.path.abspath(__file__))), "machine": facts.machine(),
+            "git": git, "machine": facts.machine(),
             "started": dt.datetime.now().isoformat(timespec="seconds"),
             "configurations": [dataclasses.asdict(c) | {"label": c.label} for c in params.configurations_list()],
             # the specs themselves, not only their file names (a file may change after the run)
@@ -397,7 +399,7 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
                             "probe": {"before_s": probe_before, "after_s": probe_after,
                                       "speed_s": max(probe_before, probe_after), "capacity": capacity,
                                       "block": all_blocks.index((repeat, cfg))},
-                            "finished": dt.datetime.now().isoformat(timespec="seconds")}
+                            "git": git, "finished": dt.datetime.now().isoformat(timespec="seconds")}
                     tmp = os.path.join(points_dir, point.slug + ".json.tmp")
                     with open(tmp, "w") as f:
                         json.dump(meta, f, indent=2, default=str)
@@ -409,6 +411,29 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
             bar.close()
     summarize_run(folder)
     return folder
+
+
+#: parameters that may differ on resume: where the folder was found, not what was measured
+RESUME_FREE = ("out",)
+
+
+def check_resume(cfg_path: str, params: SweepParams) -> None:
+    """Refuse to resume the run of ``cfg_path`` with other parameters than it started with (one line says which).
+
+    Its points would be filed under the first parameters; the code may differ (each point records its commit).
+    """
+    if not os.path.exists(cfg_path):
+        return
+    with open(cfg_path) as f:
+        recorded = json.load(f).get("params", {})
+    # through JSON, as the record was written: tuples become lists, dates strings
+    now = json.loads(json.dumps(dataclasses.asdict(params), default=str))
+    differ = sorted(k for k in set(recorded) | set(now) if k not in RESUME_FREE and recorded.get(k) != now.get(k))
+    if differ:
+        k = differ[0]
+        raise ValueError(f"{os.path.dirname(cfg_path)} was started with other parameters ({', '.join(differ)}; "
+                         f"{k}: {recorded.get(k)!r} recorded, {now.get(k)!r} now): resume it with the same ones, "
+                         "or start a new run_id")
 
 
 def summarize_run(folder: str, write: bool = True) -> pd.DataFrame:
