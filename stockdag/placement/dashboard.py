@@ -36,11 +36,10 @@ PATH = "/stockdag"
 
 def page_data(scheduler: Scheduler, plugin_name: str) -> dict[str, Any]:
     """Strategy, counters and learned per-stage, per-worker durations (seconds) as plain data."""
-    from .plugin import PlacementPlugin  # (the plugin imports this module when it starts)
-
-    plugin = scheduler.plugins.get(plugin_name)
+    # the plugin imports this module, so it is known by what it holds (its cost model), not by its class
+    plugin: Any = scheduler.plugins.get(plugin_name)
     workers = sorted(str(ws.name) for ws in scheduler.workers.values())
-    if not isinstance(plugin, PlacementPlugin):
+    if getattr(plugin, "costs", None) is None:
         return {"strategy": None, "workers": workers, "stages": [], "durations": {}, "counts": {},
                 "stats": {}, "pending": {}, "errors": [], "warnings": []}
     costs = plugin.costs

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from test_report import CENTRAL, DIST, write_run  # the synthetic run folder of the report tests
 
+from stockdag.lab.bench.summary import hit_rates
 from stockdag.lab.experiments import analysis, report
 from stockdag.lab.experiments.sweep import summarize_run
 
@@ -54,5 +55,5 @@ def test_hit_rates_are_recorded_per_point_and_reported(taxed_run):
 
 
 def test_a_run_recorded_without_cache_outcomes_says_n_a():
-    assert analysis.hit_rates(pd.DataFrame({"status": [200]})) == {}
+    assert hit_rates(pd.DataFrame({"status": [200]})) == {}
     assert report.cache_hits_text(pd.DataFrame({"label": ["x"], "load": [1.0]}), ["x"]) == ["n/a"]

@@ -1,6 +1,7 @@
 """Summarise raw request records: rates, HDR-histogram percentiles, errors by kind."""
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
@@ -252,3 +253,13 @@ def all_latencies(m: pd.DataFrame, timeout: float):
     lat = m["latency"].astype(float)
     timed_out = m["error"].fillna("") == "timeout"
     return lat.where(~timed_out, lat.clip(lower=timeout))
+
+
+def hit_rates(records: pd.DataFrame) -> dict[str, float]:
+    """Share of successful requests whose retriever's answer came from the cache, per retriever (``prices``,
+    ``news``); empty for records without cache outcomes (runs from before they were recorded)."""
+    if "cache" not in records:
+        return {}
+    outcomes = [json.loads(c) for c in records.loc[records["status"] == 200, "cache"].dropna()]
+    names = list(dict.fromkeys(k for o in outcomes for k in o))  # the response's order: prices, news
+    return {k: sum(o.get(k) == "hit" for o in outcomes) / len(outcomes) for k in names}

@@ -312,16 +312,6 @@ def low_capacity(summary: pd.DataFrame) -> dict:
                                      "slower_pct": 100 * (med / float(r["capacity"]) - 1)} for _, r in low.iterrows()]}
 
 
-def hit_rates(records: pd.DataFrame) -> dict[str, float]:
-    """Share of successful requests whose retriever's answer came from the cache, per retriever (``prices``,
-    ``news``); empty for records without cache outcomes (runs from before they were recorded)."""
-    if "cache" not in records:
-        return {}
-    outcomes = [json.loads(c) for c in records.loc[records["status"] == 200, "cache"].dropna()]
-    names = list(dict.fromkeys(k for o in outcomes for k in o))  # the response's order: prices, news
-    return {k: sum(o.get(k) == "hit" for o in outcomes) / len(outcomes) for k in names}
-
-
 def compute_tax(stages: pd.DataFrame) -> pd.DataFrame:
     """Per configuration at its lowest load: the median request's stage time and its ratio to centralized's.
 

@@ -439,7 +439,7 @@ def check_resume(cfg_path: str, params: SweepParams) -> None:
 def summarize_run(folder: str, write: bool = True) -> pd.DataFrame:
     """One row a point -> ``summary.csv`` (when ``write``), summarised again from the raw records (not from stored summaries)."""
     from ..bench import summarize
-    from .analysis import hit_rates
+    from ..bench.summary import hit_rates
 
     rows = []
     points_dir = os.path.join(folder, "points")
