@@ -22,9 +22,15 @@ def leave_ctrl_c_to_the_parent() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def warm() -> None:
-    """Import the pipeline (pandas, scikit-learn, lightgbm) before the first request pays for it."""
+def warm() -> int:
+    """Import the pipeline (pandas, scikit-learn, lightgbm) before the first request pays for it.
+
+    Returns this process's pid, so a caller can tell which of a pool's processes have started (run their
+    initializer) and are past the import that a Ctrl-C would interrupt with a traceback.
+    """
     from .. import pipeline  # noqa: F401
+
+    return os.getpid()
 
 
 def process_pool(processes: int = 1) -> ProcessPoolExecutor:

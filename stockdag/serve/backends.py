@@ -29,6 +29,22 @@ from .admission import Ticket
 logger = logging.getLogger(__name__)
 
 
+async def _warm_every_process(pool: ProcessPoolExecutor, processes: int) -> set[int]:
+    """Return the pids, once each of the pool's ``processes`` processes has run :func:`~stockdag.run.isolated.warm`.
+
+    One process may run several warm-ups while another is still importing, and a process still importing
+    has not yet ignored Ctrl-C (its initializer runs after the import): so rounds of warm-ups go on until
+    every process has answered with its pid. A server is ready (answers ``/health``) only after this.
+    """
+    loop = asyncio.get_running_loop()
+    started: set[int] = set()
+    while len(started) < processes:
+        started.update(await asyncio.gather(*(loop.run_in_executor(pool, _warm) for _ in range(processes))))
+        if len(started) < processes:
+            await asyncio.sleep(0.05)
+    return started
+
+
 class BackendUnavailable(StockdagError):
     """The backend cannot take requests (a replica died, the cluster is gone)."""
 
@@ -115,8 +131,7 @@ class ReplicatedBackend(Backend):
 
     async def start(self) -> None:
         self._pool = process_pool(self.replicas)  # spawned, Ctrl-C left to the server (stockdag.run.isolated)
-        loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(self._pool, _warm) for _ in range(self.replicas)))
+        await _warm_every_process(self._pool, self.replicas)
 
     async def predict(self, request: Request, ticket: Ticket | None = None) -> dict:
         try:
