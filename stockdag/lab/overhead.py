@@ -13,7 +13,7 @@ request, and every counted request follows one of its own variant. A
 throughput round then runs ``batch`` requests through each variant, again
 interleaved. Run it with::
 
-    python -m stockdag.lab.overhead --profiles pretrained refit --workers 1 --requests 16
+    stockdag overhead --profiles pretrained refit --workers 1 --requests 16
 
 Each distributed request is split, from its own stage trace, into
 
@@ -40,10 +40,8 @@ run's own stage costs reaches on the run's workers with no overhead.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import itertools
-import json
 import logging
 import statistics
 import sys
@@ -307,51 +305,3 @@ def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int
     m.latency = {p: {"centralized": by["centralized"], **{k: v for k, v in by.items() if k != "centralized"}}
                  for p, by in m.latency.items()}
     return m
-
-
-def main(argv=None) -> int:
-    from ..pipeline.granularity import GRANULARITIES
-    from ..placement import STRATEGIES
-
-    ap = argparse.ArgumentParser(prog="python -m stockdag.lab.overhead", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--profiles", nargs="+", default=["pretrained", "refit"], choices=["pretrained", "refit"], help="profiles, interleaved")
-    ap.add_argument("--workers", type=int, default=1, help="LocalCluster worker processes, one thread each (default 1: test case 2)")
-    ap.add_argument("--requests", type=int, default=16, help="measured requests per profile, one in flight (default 16)")
-    ap.add_argument("--batch", type=int, default=8, help="requests in flight in each throughput round (default 8)")
-    ap.add_argument("--rounds", type=int, default=2, help="throughput rounds (default 2)")
-    ap.add_argument("--granularities", nargs="+", default=list(GRANULARITIES), choices=GRANULARITIES)
-    from ..run.batching import PRESETS
-
-    ap.add_argument("--batching", nargs="+", default=["dask", "fast"], choices=list(PRESETS),
-                    help="stream intervals: dask (Dask's own 5/2/2/10 ms) and/or fast (1 ms each)")
-    ap.add_argument("--strategies", nargs="+", default=["dask"], choices=list(STRATEGIES))
-    ap.add_argument("--submit", nargs="+", default=["task"], choices=["task", "graph"],
-                    help="how a one-task (request granularity) request is submitted: task (Client.submit, the executor's "
-                         "way) and/or graph (its delayed graph through Client.compute, as before)")
-    ap.add_argument("--block", type=int, default=4,
-                    help="requests each variant runs back to back, after one uncounted lead-in (default 4; 1: alternate "
-                         "variants request by request, which hides the waits of a closed loop)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", action="store_true", help="print the summary and raw splits as JSON")
-    args = ap.parse_args(argv)
-    for name in ("workers", "requests", "batch", "block"):
-        if getattr(args, name) < 1:
-            ap.error(f"--{name} must be at least 1")
-    if args.rounds < 0:
-        ap.error("--rounds must be 0 or more")
-    m = measure(tuple(args.profiles), workers=args.workers, requests=args.requests, batch=args.batch, rounds=args.rounds,
-                granularities=tuple(args.granularities), batchings=tuple(args.batching), strategies=tuple(args.strategies),
-                submits=tuple(args.submit), seed=args.seed, block=args.block, progress=None if args.json else lambda p, i: print(f"  {p} request {i + 1}/{args.requests}", file=sys.stderr))
-    identical = {p: len({tuple(v) for v in by.values()}) == 1 for p, by in m.predictions.items()}
-    if args.json:
-        print(json.dumps({"summary": m.summary(), "floor": m.floors(), "identical_predictions": identical, "machine": m.machine,
-                          "command": m.commands, "latency": m.latency, "throughput": m.throughput}, indent=2))
-    else:
-        print(f"{args.workers} worker(s), {args.requests} requests per profile, one in flight, interleaved; "
-              f"machine: {m.machine['cores']} cores; predictions identical across variants: {identical}")
-        print(m.table())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

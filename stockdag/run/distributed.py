@@ -61,7 +61,7 @@ class DistributedExecutor:
 
     mode = "distributed"
     #: a one-task request (``request`` granularity) goes through ``Client.submit``; False: through its delayed
-    #: graph like every other granularity (the two are compared by ``python -m stockdag.lab.overhead``)
+    #: graph like every other granularity (the two are compared by ``stockdag overhead``)
     submit_one_task = True
 
     def __init__(self, client: Client | None = None, address: str | None = None, *,
@@ -222,7 +222,7 @@ def round_trip(client: Client, settle: float = 0.02) -> float:
     """Seconds one task that does nothing takes on an idle cluster: submit, schedule, run, report and gather.
 
     Dask's floor: a one-task request pays at least this over the same stages run
-    in process (``python -m stockdag.lab.overhead`` and ``stockdag demo`` measure it
+    in process (``stockdag overhead`` and ``stockdag demo`` measure it
     between their requests). It first waits ``settle`` seconds, longer than any
     stream's batching interval, so that no interval opened by an earlier message
     delays it: back to back, a task shorter than an interval would measure the
