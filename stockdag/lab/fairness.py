@@ -2,7 +2,7 @@
 
 The ratios stockdag reports compare a distributed run with a centralized baseline. Two things can make them
 flatter distribution without any orchestration being involved, and this probe measures both on the machine it
-runs on (issue 23, items 1 and 3):
+runs on:
 
 ``in_process``
     the baseline in the process that also hosts a LocalCluster's scheduler and its client (what ``stockdag

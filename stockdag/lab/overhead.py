@@ -1,42 +1,11 @@
 """Where a distributed request's time goes: the orchestration overhead against the centralized run.
 
-One run, interleaved: the requests of the mix go in blocks of ``block``; the
-centralized executor and each distributed variant (granularity x stream
-intervals x strategy) run a block back to back, one request in flight (the
-latency question), in a variant order that rotates from one block to the next,
-so a busy machine slows every variant alike. Back to back matters: a request
-that follows its predecessor at once (a closed loop, a busy server) finds
-Dask's streams still inside the batching interval that the predecessor's
-release message opened, and waits for it; one that follows another variant's
-request does not. Each block therefore starts with one uncounted lead-in
-request, and every counted request follows one of its own variant. A
-throughput round then runs ``batch`` requests through each variant, again
-interleaved. Run it with::
-
-    stockdag overhead --profiles pretrained refit --workers 1 --requests 16
-
-Each distributed request is split, from its own stage trace, into
-
-* ``compute``: the stages' own run times (summed; what centralized also pays),
-* ``submit``: from submitting the graph to the first stage starting
-  (graph building, serialization, the client->scheduler stream, the plugin's
-  planning, the scheduler->worker stream),
-* ``gaps``: worker time between a request's stages not spent in a stage
-  (per-task round trips: task-finished to the scheduler, the next task back),
-  net of stages that ran side by side,
-* ``return``: from the last stage's end to the result in the client.
-
-Per-request overhead is the distributed p50 minus the centralized p50 of the
-same requests; per-task overhead divides it by the tasks of one request.
-
-Beside them the run measures Dask's own floor, in the same blocks: the round
-trip of a task that does nothing (submit, schedule, run, report, gather) on a
-cluster idle for longer than any batching interval, under each stream-interval
-preset. A one-task request pays at least that over centralized, so a latency
-goal for a light request (e.g. 1.05x of a 70 ms pretrained request: 3.5 ms) is
-within reach on a machine only if the floor is well below it. The best schedule
-(:func:`stockdag.pipeline.bounds.best_schedule`) is the other reference: what a perfect placement of the
-run's own stage costs reaches on the run's workers with no overhead.
+:func:`measure` runs the centralized executor and each distributed variant (granularity x stream intervals x
+strategy) on one LocalCluster, in interleaved blocks of requests with one in flight, then throughput rounds,
+and splits each distributed request from its own stage trace into compute, submit, gaps and return, beside
+Dask's floor (a no-op task's round trip) and the best schedule of the run's own stage costs. ``stockdag
+overhead`` is its command. The method and why it is built so (blocks, lead-in requests, the floor):
+``docs/research/methodology.md``, "Where a distributed request's time goes".
 """
 from __future__ import annotations
 

@@ -142,7 +142,8 @@ class DistributedExecutor:
         """Start computing one request; returns a distributed Future of a Traced Prediction."""
         granularity = self.granularity_now()
         if granularity == "request" and self.submit_one_task:
-            # one task: submit it as it is, without building and converting a task graph (issue 10)
+            # one task: submit it as it is, without building and converting a task graph (its cost is
+            # part of the overhead that `stockdag overhead --submit task graph` compares)
             key, func, annotations = request_task(request)
             with dask.annotate(stockdag=annotations):
                 future = self.client.submit(func, request, key=key, pure=False)
