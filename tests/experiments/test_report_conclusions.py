@@ -246,7 +246,8 @@ def test_each_point_records_the_commit_that_measured_it(tmp_path, monkeypatch):
     monkeypatch.setattr(facts, "git_commit", lambda path=None: {"commit": "feedbeef", "dirty": True})
     monkeypatch.setattr(facts, "machine", lambda: {"cores": 2})
     monkeypatch.setattr(facts, "parallel_capacity", lambda **kw: 1.9)
-    monkeypatch.setattr(sweep, "serving", lambda cfg, params: contextlib.nullcontext(("http://127.0.0.1:1", {})))
+    monkeypatch.setattr(sweep, "serving", lambda cfg, params, log=None: contextlib.nullcontext(
+        ("http://127.0.0.1:1", {"server": {"how": "thread"}})))
     monkeypatch.setattr(sweep, "_warm", lambda *a: None)
     records = _records(5, 0.1, "[]")
     monkeypatch.setattr(bench, "run", lambda cfg: SimpleNamespace(records=records, summary=SimpleNamespace(to_dict=dict)))

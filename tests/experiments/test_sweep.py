@@ -38,6 +38,13 @@ def test_layout_and_records(run_folder):
     assert summary["prices_hit_rate"].between(0, 1).all() and summary["news_hit_rate"].between(0, 1).all()
     assert (summary["requests"] >= 6).all()  # 1.5 s at 3 req/s is 4.5 requests: the point went on to min_requests
     assert sorted(cfg["order"][0]) == sorted(set(summary["label"]))  # the seeded order of the one repeat
+    # each server ran as a user runs it, in a process of its own (not the load generator's), its log kept
+    assert cfg["server"]["how"] == "process"
+    metas = [json.load(open(os.path.join(run_folder, "points", n)))
+             for n in os.listdir(os.path.join(run_folder, "points")) if n.endswith(".json")]
+    assert {m["server"]["how"] for m in metas} == {"process"}
+    assert all(m["server"]["pid"] != os.getpid() and os.path.getsize(m["server"]["log"]) > 0 for m in metas)
+    assert {os.path.basename(m["server"]["log"]) for m in metas} == set(os.listdir(os.path.join(run_folder, "servers")))
     for name in os.listdir(os.path.join(run_folder, "points")):
         if name.endswith(".json"):
             probe = json.load(open(os.path.join(run_folder, "points", name)))["probe"]
@@ -95,7 +102,7 @@ def test_batching_is_a_configuration_dimension(monkeypatch):
 
     params = SweepParams(configurations=[{"mode": "distributed", "workers": 1, "strategy": "dask", "batching": "dask"},
                                          {"mode": "distributed", "workers": 1, "strategy": "dask"}],
-                         users=[1], out="/tmp", run_id="x")
+                         users=[1], out="/tmp", run_id="x", server="thread")  # the fake app lives in this process
     labels = [c.label for c in params.configurations_list()]
     assert labels == ["distributed w1 dask batching=dask", "distributed w1 dask"]
     with pytest.raises(ValueError, match="unknown batching 'slow'"):

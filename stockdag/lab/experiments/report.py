@@ -315,6 +315,21 @@ NAGLE = ("Recorded before commit 3c9e3cd: the in-process server's connections ke
          "high and latency ratios are pulled towards 1; compare within this run, and prefer later runs.")
 
 
+#: how the sweep ran each configuration's server (config.json's server.how; "thread" for runs that predate the key)
+SERVED = {
+    "process": "Each configuration's server ran as `stockdag serve` in a process of its own, as a user runs it; the "
+               "load generator ran in the sweep's process.",
+    "thread": "Each configuration's server ran in the sweep's own process, beside the load generator: in centralized "
+              "mode the pipeline shared the interpreter and its GIL with the client's event loop, in distributed mode "
+              "the embedded LocalCluster's scheduler did too; compare within this run only.",
+}
+
+
+def _server_how(config: dict) -> str:
+    server = config.get("server")
+    return server.get("how", "thread") if isinstance(server, dict) else "thread"  # a sentence: in-process uvicorn
+
+
 def conditions(run, d: dict) -> list[str]:
     """The measurement conditions: run order, CPU-speed probe spread, slowed points, capacity per block."""
     order = run.config.get("order")
@@ -327,6 +342,7 @@ def conditions(run, d: dict) -> list[str]:
                      "a drift of the machine during the run shows as a difference between configurations.")
     if "server" not in run.config:
         lines.append(NAGLE)
+    lines.append(SERVED[_server_how(run.config)])
     if not d.get("probes"):
         lines.append("This run has no CPU-speed probes (recorded before they existed): how fast the machine was at each "
                      "point cannot be checked, and its capacity was measured once, at the start.")

@@ -4,8 +4,8 @@ A sweep is a grid of *configurations* (how the service runs: centralized,
 replicated with K processes, or distributed on N workers under a placement
 strategy, on the embedded LocalCluster or a cluster spec) crossed with *load
 levels* (open-loop rates or closed-loop users) and *repeats*. For each
-configuration one server is started (``stockdag serve`` in-process, on a free
-loopback port), warmed up (excluded), and measured from the client side by
+configuration one server is started (``stockdag serve`` in a process of its own,
+on a free loopback port, its log in ``servers/``), warmed up (excluded), and measured from the client side by
 ``stockdag.lab.bench`` at every load level. Each point's raw records and summary
 are written as soon as they exist, so an interrupted sweep resumes where it
 stopped: a point whose summary file exists is skipped.
@@ -125,6 +125,7 @@ class SweepParams:
     configurations: list[dict] | None = None  # explicit list instead of the mode x workers x strategy grid
     granularity: list[str] | None = None  # distributed configurations x these pipeline granularities; None: the configured one
     pipeline: list[str] | None = None  # every configuration x these pipeline spec files (experiments/pipelines/); None: the configured one
+    server: str = "process"  # process: `stockdag serve` in a process of its own, as a user runs it; thread: in the sweep's process (tests)
 
     @staticmethod
     def _list(v):
@@ -184,6 +185,12 @@ class SweepParams:
         bad = [m for m in self.mode if m not in MODES]
         if bad:
             raise ValueError(f"unknown mode {bad[0]!r}; choose from {', '.join(MODES)}")
+        from ...pipeline.request import PROFILES
+
+        if self.profile not in PROFILES:  # else it would fail only when the first server starts
+            raise ValueError(f"unknown profile {self.profile!r}; choose from {', '.join(PROFILES)}")
+        if self.server not in SERVERS:
+            raise ValueError(f"unknown server {self.server!r}; choose from {', '.join(SERVERS)}")
         if not self.rates and not self.users:
             raise ValueError("give open-loop rates or closed-loop users (or both)")
         if any(w < 1 for w in self.workers):
@@ -292,10 +299,13 @@ def _redacted(value):
 
 
 @contextlib.contextmanager
-def serving(cfg: Configuration, params: SweepParams):
-    """Start the service of one configuration on a free loopback port; yield (url, cluster facts)."""
-    from ...serve import ServerThread, create_app
+def serving(cfg: Configuration, params: SweepParams, log: str | None = None):
+    """Start the service of one configuration on a free loopback port; yield (url, facts of the server and cluster).
 
+    ``params.server`` says how (:data:`SERVERS`): ``process``, the default, runs ``stockdag serve`` in a process
+    of its own, as a user runs it, so the load generator (this process) shares no interpreter with the server it
+    measures; its output goes to ``log``. ``thread`` serves from a thread of this process (tests).
+    """
     with contextlib.ExitStack() as stack:
         info: dict = {}
         scheduler = security = None
@@ -315,11 +325,194 @@ def serving(cfg: Configuration, params: SweepParams):
             from ...pipeline.spec import load_pipeline
 
             stack.enter_context(dask.config.set({"stockdag.pipeline.spec": load_pipeline(cfg.pipeline).to_dict()}))
-        app = create_app(cfg.mode, replicas=cfg.workers, workers=cfg.workers, scheduler=scheduler,
-                         strategy=cfg.strategy, profile=params.profile, deadline=params.timeout,
-                         max_in_flight=1024, security=security)
-        server = stack.enter_context(ServerThread(app))
-        yield server.url, info
+        url, server = stack.enter_context(SERVERS[params.server](cfg, params, scheduler, security, log))
+        yield url, info | {"server": server}
+
+
+@contextlib.contextmanager
+def _server_thread(cfg: Configuration, params: SweepParams, scheduler, security, log):
+    """The service in a thread of this process (uvicorn's ``ServerThread``): what the tests use."""
+    from ...serve import ServerThread, create_app
+
+    app = create_app(cfg.mode, replicas=cfg.workers, workers=cfg.workers, scheduler=scheduler,
+                     strategy=cfg.strategy, profile=params.profile, deadline=params.timeout,
+                     max_in_flight=1024, security=security)
+    with ServerThread(app) as server:
+        yield server.url, {"how": "thread", "pid": os.getpid()}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _serve_argv(cfg: Configuration, params: SweepParams, scheduler, port: int) -> list[str]:
+    """The ``stockdag serve`` command line of one configuration."""
+    import sys
+
+    argv = [sys.executable, "-m", "stockdag.cli", "serve", "--mode", cfg.mode, "--host", "127.0.0.1",
+            "--port", str(port), "--profile", params.profile, "--deadline", f"{params.timeout:g}",
+            "--max-in-flight", "1024"]
+    if cfg.mode == "replicated":
+        argv += ["--replicas", str(cfg.workers)]
+    if cfg.mode == "distributed":
+        argv += ["--scheduler", scheduler] if scheduler else ["--workers", str(cfg.workers)]
+        argv += ["--strategy", cfg.strategy] if cfg.strategy else []
+    return argv
+
+
+@contextlib.contextmanager
+def _server_process(cfg: Configuration, params: SweepParams, scheduler, security, log):
+    """``stockdag serve`` in a process (and session) of its own, ready once it listens and ``/health`` answers 200.
+
+    It runs with this process's Dask configuration (Dask's ``DASK_INTERNAL_INHERIT_CONFIG``, the
+    sweep's overrides included) and, for a TLS cluster, that cluster's client credentials in a
+    private temporary folder. When the block ends, by any exit, SIGTERM of the sweep included, it gets
+    SIGTERM (uvicorn's graceful shutdown closes its cluster or replicas), then its whole session
+    SIGKILL; if the sweep is killed outright, the kernel sends it SIGTERM (:func:`_die_with_parent`).
+    """
+    import subprocess
+    import tempfile
+
+    from ...deploy.state import _save_tls
+
+    with contextlib.ExitStack() as stack:
+        inherited = dask.config.config
+        if security is not None and getattr(security, "require_encryption", False):
+            tls = _save_tls(security, os.path.join(stack.enter_context(tempfile.TemporaryDirectory()), "tls"))
+            inherited = dask.config.merge(inherited, {"distributed": {"comm": {"require-encryption": True, "tls": {
+                "ca-file": tls["ca_file"], "client": {"cert": tls["cert"], "key": tls["key"]}}}}})
+        port = _free_port()
+        argv = _serve_argv(cfg, params, scheduler, port)
+        env = dict(os.environ, DASK_INTERNAL_INHERIT_CONFIG=dask.config.serialize(inherited))
+        log = os.path.abspath(log) if log else os.devnull
+        os.makedirs(os.path.dirname(log), exist_ok=True)
+        out = stack.enter_context(open(log, "ab"))
+        stack.enter_context(_sigterm_unwinds())
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True, preexec_fn=_die_with_parent())
+        stack.callback(_stop_session, proc, float(sd_config.get("serve.stop_timeout")))
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(proc, port, url, f"stockdag serve ({cfg.label})", float(sd_config.get("serve.start_timeout")), log)
+        yield url, {"how": "process", "pid": proc.pid, "argv": argv[1:], "log": log}
+
+
+def _wait_ready(proc, port: int, url: str, what: str, timeout: float, log: str) -> None:
+    """Return once ``proc`` itself listens on ``port`` and ``/health`` answers 200; raise, naming ``log``, if it cannot.
+
+    The port must be ``proc``'s (psutil): between :func:`_free_port` and its bind another program
+    could take it, and the sweep would measure that program instead.
+    """
+    import time
+    import urllib.error
+    import urllib.request
+
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode} before answering /health: {_last_line(log)} "
+                               f"(log: {log})")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not answer /health within {timeout:g} s (log: {log})")
+        with contextlib.suppress(psutil.Error):
+            if any(c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
+                   for c in psutil.Process(proc.pid).net_connections("tcp")):
+                try:
+                    with urllib.request.urlopen(url + "/health", timeout=2) as response:
+                        if response.status == 200:
+                            return
+                except (urllib.error.URLError, OSError):  # 503 while it has no workers yet
+                    pass
+        time.sleep(0.2)
+
+
+def _last_line(path: str) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            lines = [ln for ln in f.read().splitlines() if ln.strip()]
+    except OSError:
+        return "no output"
+    return lines[-1] if lines else "no output"
+
+
+def _stop_session(proc, timeout: float) -> None:
+    """SIGTERM the server, wait ``timeout`` s for its graceful exit, then SIGKILL whatever its session still holds."""
+    import signal
+    import subprocess
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            logger.warning("stockdag serve (pid %s) did not stop within %g s; killing its session", proc.pid, timeout)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # its session: the server and any worker or replica it left behind
+    proc.wait()
+
+
+def _die_with_parent():
+    """A ``preexec_fn`` by which the kernel sends the child SIGTERM when the thread that started it dies (Linux).
+
+    The sweep's own teardown cannot run when it is killed with SIGKILL (or a notebook kernel is);
+    ``prctl(PR_SET_PDEATHSIG)`` still stops the server then. libc is loaded here, before the fork:
+    the child only makes the call. Elsewhere: None (no such call).
+    """
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl, parent, sigterm = ctypes.CDLL(None, use_errno=True).prctl, os.getpid(), int(signal.SIGTERM)
+
+    def preexec() -> None:
+        prctl(1, sigterm)  # 1: PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the sweep died before the call: nothing would signal this child
+            os._exit(1)
+
+    return preexec
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """While the block runs, SIGTERM of this process raises SystemExit, so the server's teardown runs.
+
+    Python's default for SIGTERM ends the process without running ``finally`` blocks. Only from the
+    main thread (where signal handlers live) and only when no one else handles SIGTERM.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def _raise(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+#: how the sweep runs a server: ``SweepParams.server`` -> context manager yielding (url, facts)
+SERVERS = {"process": _server_process, "thread": _server_thread}
+
+_SERVER_FACTS = {
+    "process": "`stockdag serve` in a process and session of its own (a free loopback port, ready at /health 200, "
+               "SIGTERM then SIGKILL of its session at the block's end; log in servers/); the load generator runs "
+               "in the sweep's process",
+    "thread": "in-process uvicorn (stockdag.serve.ServerThread) in the sweep's process, beside the load generator",
+}
 
 
 def _warm(url: str, params: SweepParams, n: int) -> None:
@@ -356,7 +549,7 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
             "pipelines": {p: load_pipeline(p).to_dict() for p in params.pipeline or ()},
             "order": [[c.label for c in order] for order in params.order()],
             # runs recorded without this key served with Nagle's algorithm on (see report.conditions)
-            "server": "in-process uvicorn (stockdag.serve.ServerThread); connections with TCP_NODELAY",
+            "server": {"how": params.server, "what": _SERVER_FACTS[params.server], "tcp_nodelay": True},
             # Dask settings of the workers the servers' clusters start (runs without it profiled every worker)
             "worker_settings": worker_settings.facts(),
             "probe": {"what": "facts.speed_probe: seconds of a fixed CPU loop, best of 3, before every point",
@@ -378,7 +571,8 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
         for repeat, cfg in blocks:
             # the capacity drifts with the machine's load: measured again for every block, beside its points
             capacity = facts.parallel_capacity(n=1_000_000, rounds=2)
-            with dask.config.set(overrides), serving(cfg, params) as (url, info):
+            log = os.path.join(folder, "servers", f"{cfg.slug}--r{repeat}.log")
+            with dask.config.set(overrides), serving(cfg, params, log) as (url, info):
                 _warm(url, params, 2 * max(1, cfg.workers))
                 for point in [p for p in todo if (p.repeat, p.config) == (repeat, cfg)]:
                     mix = RequestMix(params.symbols, params.start, params.end, params.mix, seed=params.seed + point.repeat)
@@ -396,7 +590,9 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
                                               compression="zstd")
                     meta = {"point": point.slug, "config": dataclasses.asdict(cfg) | {"label": cfg.label},
                             "loop": point.loop, "load": point.load, "repeat": point.repeat,
-                            "summary": result.summary.to_dict(), "cluster": info,
+                            "summary": result.summary.to_dict(),
+                            "cluster": {k: v for k, v in info.items() if k != "server"},
+                            "server": info["server"],  # how the server under test ran (process: pid, argv, log)
                             "probe": {"before_s": probe_before, "after_s": probe_after,
                                       "speed_s": max(probe_before, probe_after), "capacity": capacity,
                                       "block": all_blocks.index((repeat, cfg))},
