@@ -122,6 +122,12 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _cell(name: str, values: list) -> str:
+    """Median (range) over rounds: milliseconds as whole numbers, ratios to three decimals."""
+    fmt = "{:.0f}" if name.endswith("ms") else "{:.3f}"
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
 def before_after(folder: str) -> str:
     """A Markdown table of ``scripts/before-after.sh``'s demo runs in ``folder`` (``old-N.json``, ``new-N.json``).
 
@@ -149,7 +155,7 @@ def before_after(folder: str) -> str:
     names = list(next(iter(rows.values()))[1])
     lines = ["| side | rounds | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
     for side, (n, cols, _) in rows.items():
-        cells = [f"{statistics.median(v):.3g} ({min(v):.3g}-{max(v):.3g})" for v in cols.values()]
+        cells = [_cell(name, v) for name, v in cols.items()]
         lines.append(f"| {side} | {n} | " + " | ".join(cells) + " |")
     lines += ["", "Each cell: the median over rounds (the range over rounds). The old side's baseline ran in the "
               "process hosting the LocalCluster's scheduler and client" +
