@@ -99,7 +99,7 @@ def add_parsers(sub) -> dict:
     p.add_argument("--run", type=run_folder, default=None, help="calibrate on this run folder instead of the newest one of the profile")
     p.add_argument("--results", type=directory, default=None, help="folder of run folders (default results)")
     p.add_argument("--instance-types", type=instance_type, nargs="+", default=None,
-                   help="EC2 instance types to consider (default: stockdag.simulate.instance_types, c5.large c5.xlarge c5.2xlarge m5.large)")
+                   help="EC2 instance types to consider (default: stockdag.simulate.instance_types)")
     p.add_argument("--max-machines", type=positive_int, default=64, help="most worker instances (default 64)")
     p.add_argument("--max-hourly-usd", type=positive_float, default=None, help="budget: most USD per hour (default: none)")
     p.add_argument("--requests", type=integer(PLAN_MIN_REQUESTS), default=600,
