@@ -194,7 +194,7 @@ def test_data_dir_implies_csv(tmp_path, monkeypatch):
     assert seen["source"] == "csv"
 
 
-HEAVY = ("pandas", "numpy", "sklearn", "nltk", "distributed", "fastapi", "bokeh", "simpy", "stockdag.pipeline", "stockdag.placement")
+HEAVY = ("pandas", "numpy", "sklearn", "nltk", "distributed", "fastapi", "bokeh", "simpy", "stockdag.pipeline.stages", "stockdag.pipeline.graph", "stockdag.placement")
 
 
 def test_help_imports_nothing_heavy():
@@ -204,7 +204,7 @@ def test_help_imports_nothing_heavy():
 
     code = ("import sys\nfrom stockdag.cli import main\n"
             "for argv in (['--help'], ['predict', '--help'], ['bench', '--help'], ['serve', '--help'],\n"
-            "             ['simulate', 'run', '--help'], ['plan', '--help']):\n"
+            "             ['simulate', 'run', '--help'], ['plan', '--help'], ['overhead', '--help'], ['fairness', '--help']):\n"
             "    assert main(argv) == 0\n"
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

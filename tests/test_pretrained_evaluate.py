@@ -102,3 +102,12 @@ def test_cli_evaluate_deep_prints_accuracy_of_each_rule_and_the_coverage(capsys)
     models = {r["model"] for r in out["metrics"]}
     assert {"selector", "ensemble"} <= models and any(m.startswith("naive") for m in models)
     assert out["interval"]["level"] == 0.9 and 0 <= out["interval"]["coverage"] <= 1
+
+
+def test_cli_evaluate_too_early_a_start_is_one_line_and_exit_code_2(capsys):
+    # IBM's bundled prices start in 2000: a first fit before 2000-06-01 has 43 usable rows (it printed a traceback)
+    from stockdag.cli import main
+
+    assert main(["evaluate", "--symbols", "IBM", "--start", "2000-06-01", "--end", "2001-06-30", "--json"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("stockdag: error: IBM:") and "or later" in err[0], err

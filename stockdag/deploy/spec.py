@@ -1,6 +1,6 @@
 """Cluster specifications: a YAML file that says what to start, validated before anything starts.
 
-A spec names a ``kind`` (one of :data:`KINDS`: ``local``, ``emulated``, ``ec2``)
+A spec names a ``kind`` (one of :data:`KINDS`: ``local``, ``emulated``, ``testbed``, ``ec2``)
 and one or more *worker groups*. Every worker of group ``big`` is named ``big-0``,
 ``big-1``, ... and carries the Dask resource ``big`` (one unit per thread), so the
 placement strategies (``pinned``, ``heft``) can address a group by worker name or
@@ -40,9 +40,10 @@ from .schema import (  # noqa: F401  (re-exported: the spec's types are imported
     number,
     unknown_keys,
 )
+from .testbed import TestbedDeployment
 
 #: every cluster kind: ``{kind: Deployment subclass}``, the one place a kind is registered
-KINDS = {cls.kind: cls for cls in (LocalDeployment, EmulatedDeployment, EC2Deployment)}
+KINDS = {cls.kind: cls for cls in (LocalDeployment, EmulatedDeployment, TestbedDeployment, EC2Deployment)}
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 _CLUSTER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
@@ -119,7 +120,7 @@ def parse_spec(raw, source: str | None = None) -> ClusterSpec:
 
 
 def load_spec(spec) -> ClusterSpec:
-    """A :class:`ClusterSpec` from a spec, a mapping, a YAML file path, or a name in ``experiments/clusters``."""
+    """A :class:`~stockdag.deploy.schema.ClusterSpec` from a spec, a mapping, a YAML file path, or a name in ``experiments/clusters``."""
     if isinstance(spec, ClusterSpec):
         return spec
     if isinstance(spec, dict):

@@ -146,11 +146,14 @@ class Comparison:
 
 def machine_facts() -> dict:
     """The machine facts every result records (:func:`stockdag.lab.experiments.facts.machine`, one collector and
-    its keys, without its seconds-long capacity probe), and the versions a comparison depends on."""
+    its keys, without its seconds-long capacity probe), the versions a comparison depends on, and the Dask settings
+    of the workers it starts (:func:`stockdag.run.worker_settings.facts`)."""
+    from ..run import worker_settings
     from .experiments import facts
 
     versions = facts.versions()
-    return {**facts.machine(measure_capacity=False), **{k: versions[k] for k in ("python", "stockdag", "dask")}}
+    return {**facts.machine(measure_capacity=False), **{k: versions[k] for k in ("python", "stockdag", "dask")},
+            "worker_settings": worker_settings.facts()}
 
 
 def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: str | None = None,
@@ -159,6 +162,7 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
     """Run the same requests centralized and distributed (under each placement strategy); see the module docstring."""
     from ..run import CentralizedExecutor, DistributedExecutor
     from ..run.distributed import round_trip
+    from ..run.worker_settings import worker_config
 
     def bar(total, desc):
         if not show_progress:
@@ -173,10 +177,6 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
     warm, single, batch = reqs[:warmup], reqs[warmup:warmup + requests], reqs[warmup + requests:]
     cmp = Comparison(requests, workers, in_flight, single[0].profile, machine=machine_facts())
 
-    central = CentralizedExecutor()
-    for r in warm:
-        central.run(r)
-
     from distributed import Client, LocalCluster, as_completed
 
 
@@ -187,11 +187,17 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
         return len(rs) / (time.perf_counter() - t)
 
     with contextlib.ExitStack() as stack:
+        # the baseline in a process of its own: this one hosts the client (and the LocalCluster's scheduler)
+        central = stack.enter_context(CentralizedExecutor(isolated=True))
+        for r in warm:
+            central.run(r)
         if client is None:
             cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                       host="127.0.0.1", dashboard_address=dask.config.get("stockdag.dashboard_address"), silence_logs=logging.WARNING))
+                                                       host="127.0.0.1", dashboard_address=dask.config.get("stockdag.dashboard_address"), silence_logs=logging.WARNING,
+                                                       config=worker_config()))
             client = stack.enter_context(Client(cluster))
         cmp.dashboard = client.dashboard_link
+        cmp.machine["baseline"] = central.facts()  # where the baseline ran, with the cluster alive
         central_rounds = []
         for strategy in strategies:
             # dask, named, leaves Dask's own placement (no plugin): the executor removes an earlier strategy's

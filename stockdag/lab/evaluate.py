@@ -14,8 +14,9 @@ recent error, and the ``interval`` step (C16's rule) is scored by its coverage:
 each day's interval is the selected model's prediction plus or minus the
 split-conformal quantile of that model's previous ``error_days`` absolute errors.
 
-Daily returns are close to a random walk: directional accuracy of about
-50-56% is what honest models get here; much more means look-ahead.
+Daily returns are close to a random walk: honest models score about a coin
+flip on direction here (the committed figures: ``results/accuracy/``); much more
+means look-ahead.
 """
 from __future__ import annotations
 
@@ -29,8 +30,12 @@ from ..domain.data.symbols import symbols_with_history
 from ..domain.models.combine import conformal_halfwidth, ensemble_weights
 from ..domain.models.compete import feature_columns, fit_model, predict_model
 from ..domain.models.select import winner_index
+from ..errors import InsufficientHistory
 from ..pipeline.spec import PipelineSpec, load_pipeline
 from ..pipeline.stages import model_frame
+
+#: usable model rows before the first test day (the first block's fit)
+MIN_TRAIN_ROWS = 100
 
 
 @dataclass(frozen=True)
@@ -64,8 +69,14 @@ def walk_forward(symbol: str, start: dt.date, end: dt.date, *, window: int = 500
     cols = feature_columns(market)
     X, y = frame[cols].to_numpy(), frame["target"].to_numpy()
     test = np.flatnonzero((frame.index >= pd.Timestamp(start)) & (frame.index <= pd.Timestamp(end)))
-    if len(test) == 0 or test[0] < 100:
-        raise ValueError(f"{symbol}: not enough history before {start}")
+    if len(test) == 0:
+        raise InsufficientHistory(f"{symbol}: no trading day with a known next-day return between {start} and {end}")
+    if test[0] < MIN_TRAIN_ROWS:
+        # a user's choice of dates: a clear one-line error (the CLI's exit code 2) naming a start that works
+        hint = (f"choose a start on {frame.index[MIN_TRAIN_ROWS].date()} or later" if len(frame) > MIN_TRAIN_ROWS
+                else f"the data have only {len(frame)} usable days up to {end}")
+        raise InsufficientHistory(f"{symbol}: {int(test[0])} usable days before {start}, fewer than the {MIN_TRAIN_ROWS} "
+                                  f"a first fit needs; {hint}")
     out = pd.DataFrame(index=frame.index[test], data={"actual": y[test]})
     out.insert(0, "symbol", symbol)
     for b0 in range(0, len(test), step):

@@ -54,11 +54,13 @@ def train(symbols, train_end: str | dt.date, store_dir: str | None = None, *, wi
                 "rows": len(frame), "features": cols, "source": source,
                 "sklearn": sklearn.__version__, "python": platform.python_version(),
             }
+            fitted = {}
             for name in spec.models:
-                est = fit_model(name, frame[cols].to_numpy(), frame["target"].to_numpy())
-                store.save(store_dir, symbol, name, est, meta, variant)
+                fitted[name] = fit_model(name, frame[cols].to_numpy(), frame["target"].to_numpy())
                 if bar is not None:
                     bar.update(1)
+            # a symbol's models and metadata change together (an interrupted retrain never mixes them)
+            store.save(store_dir, symbol, fitted, meta, variant)
     finally:
         if bar is not None:
             bar.close()

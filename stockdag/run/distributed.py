@@ -22,6 +22,7 @@ from .. import config
 from ..pipeline.graph import build_graph, request_task
 from ..pipeline.request import Request
 from ..pipeline.result import PredictionResult
+from .worker_settings import worker_config
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class DistributedExecutor:
 
     mode = "distributed"
     #: a one-task request (``request`` granularity) goes through ``Client.submit``; False: through its delayed
-    #: graph like every other granularity (the two are compared by ``python -m stockdag.lab.overhead``)
+    #: graph like every other granularity (the two are compared by ``stockdag overhead``)
     submit_one_task = True
 
     def __init__(self, client: Client | None = None, address: str | None = None, *,
@@ -82,7 +83,7 @@ class DistributedExecutor:
                 self._own_cluster = LocalCluster(
                     n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
                     host="127.0.0.1", dashboard_address=config.get("dashboard_address", dashboard_address),
-                    **{"silence_logs": logging.WARNING, **cluster_kwargs},
+                    **{"silence_logs": logging.WARNING, "config": worker_config(), **cluster_kwargs},
                 )
                 address = self._own_cluster
             from ..deploy.state import security_for
@@ -141,7 +142,8 @@ class DistributedExecutor:
         """Start computing one request; returns a distributed Future of a Traced Prediction."""
         granularity = self.granularity_now()
         if granularity == "request" and self.submit_one_task:
-            # one task: submit it as it is, without building and converting a task graph (issue 10)
+            # one task: submit it as it is, without building and converting a task graph (its cost is
+            # part of the overhead that `stockdag overhead --submit task graph` compares)
             key, func, annotations = request_task(request)
             with dask.annotate(stockdag=annotations):
                 future = self.client.submit(func, request, key=key, pure=False)
@@ -199,6 +201,7 @@ class DistributedExecutor:
         return getattr(self.client, "dashboard_link", None)
 
     def close(self) -> None:
+        """Close the client if this executor created it (a client passed in stays open)."""
         if self._own_client:
             self.client.close()
         if self._own_cluster is not None:
@@ -220,7 +223,7 @@ def round_trip(client: Client, settle: float = 0.02) -> float:
     """Seconds one task that does nothing takes on an idle cluster: submit, schedule, run, report and gather.
 
     Dask's floor: a one-task request pays at least this over the same stages run
-    in process (``python -m stockdag.lab.overhead`` and ``stockdag demo`` measure it
+    in process (``stockdag overhead`` and ``stockdag demo`` measure it
     between their requests). It first waits ``settle`` seconds, longer than any
     stream's batching interval, so that no interval opened by an earlier message
     delays it: back to back, a task shorter than an interval would measure the

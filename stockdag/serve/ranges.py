@@ -68,13 +68,18 @@ def symbol_ranges(source, symbols: Sequence[str], settings: dict,
     min_history, history_days = int(data["min_history"]), int(data["history_days"])
     error_days = int(models["error_days"])
     pretrained = settings["profile"] == "pretrained"
+    if pretrained:  # the metadata of the models this server's spec loads (a market step's are stored apart)
+        from ..pipeline.spec import load_pipeline
+
+        spec = load_pipeline((settings.get("pipeline") or {}).get("spec"))
+        variant = model_store.variant("market" in spec.steps)
     out: dict[str, dict | None] = {}
     for symbol in symbols:
         try:
             prices = source.fetch(symbol, None, 10**9, 1)
             train_end = None
             if pretrained:
-                meta = model_store.read_meta(models["store"] or model_store.default_store(), symbol)
+                meta = model_store.read_meta(models["store"] or model_store.default_store(), symbol, variant)
                 train_end = dt.date.fromisoformat(str(meta["train_end"]))
         except StockdagError as exc:  # no data or no models: nothing can be answered
             logger.info("no valid as-of range for %s: %s", symbol, exc.message)

@@ -5,8 +5,8 @@ from stockdag.lab.bench import RECORD_COLUMNS, summarize
 
 
 def _records(rows):
-    # index, path, intended, sent, end, status, error, latency, service_time, warmup, trace
-    return pd.DataFrame([(i, "/", t, t, e, 200, "", e - t, e - t, t < 1.5, None) for i, (t, e) in enumerate(rows)],
+    # index, path, intended, sent, end, status, error, latency, service_time, warmup, trace, cache
+    return pd.DataFrame([(i, "/", t, t, e, 200, "", e - t, e - t, t < 1.5, None, None) for i, (t, e) in enumerate(rows)],
                         columns=list(RECORD_COLUMNS))
 
 

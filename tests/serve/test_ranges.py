@@ -87,3 +87,28 @@ def test_a_pretrained_server_without_models_says_how_to_fix_it(small, tmp_path):
             fb = httpx.get(f"{server.url}/predict/FB", timeout=60)
     assert r.status_code == 503 and r.json()["error"] == "ModelStoreError" and "stockdag train" in r.json()["detail"]
     assert fb.status_code == 503
+
+
+def test_a_pretrained_server_with_a_market_step_spec_answers_end_to_end(small, tmp_path):
+    # ranges read the default meta.json, not the spec's meta@market.json: every symbol was unanswerable
+    import os
+
+    import dask
+    import httpx
+
+    from stockdag.lab.train import train
+    from stockdag.pipeline.spec import load_pipeline
+    from stockdag.serve import ServerThread, create_app
+
+    deep = load_pipeline(os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "pipelines", "deep.yaml"))
+    assert "market" in deep.steps
+    store = train(["AAPL"], "2011-06-30", str(tmp_path / "models"), window=120, pipeline=deep)
+    with dask.config.set({"stockdag.profile": "pretrained", "stockdag.models.store": store,
+                          "stockdag.pipeline.spec": deep.to_dict()}):
+        app = create_app("centralized")
+    with ServerThread(app) as server:
+        ranges = httpx.get(f"{server.url}/symbols", timeout=60).json()["as_of"]
+        assert ranges["AAPL"] is not None and ranges["AAPL"]["first"] > "2011-06-30", ranges["AAPL"]
+        r = httpx.get(f"{server.url}/predict/AAPL", params={"as_of": "2012-06-01"}, timeout=120)
+    assert r.status_code == 200, r.text
+    assert r.json()["profile"] == "pretrained" and r.json()["pipeline"] == "deep"

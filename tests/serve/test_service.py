@@ -131,27 +131,50 @@ def test_bench_probes_a_stockdag_server_and_sends_the_mix(live):
     assert {t["id"] for t in json.loads(result.records["trace"].iloc[0])} == STAGES
 
 
-def test_admission_control_and_health_under_load():
-    # one request admitted at a time and a 60 ms deadline: of 4 concurrent requests, one is admitted
-    # (and runs past its deadline: 504), the others are refused at once (503 + Retry-After), and
-    # /health answers while the pipeline runs
+def _gate_the_pipeline(monkeypatch):
+    """Hold every centralized pipeline run at a gate: returns (gate, started); the run proceeds once gate is set."""
+    import threading
+
+    import stockdag.serve.backends as backends
+
+    gate, started, real = threading.Event(), threading.Event(), backends._run_whole
+
+    def gated(request):
+        started.set()
+        assert gate.wait(120), "the test never opened the gate"
+        return real(request)
+
+    monkeypatch.setattr(backends, "_run_whole", gated)
+    return gate, started
+
+
+def test_admission_control_and_health_under_load(monkeypatch):
+    # one request admitted at a time: of 4 concurrent requests, one is admitted (and, held by a gate, runs
+    # past its deadline: 504), the others are refused at once (503 + Retry-After), and /health answers
+    # while the pipeline runs; the gate (not a 60 ms window) keeps the admitted work running throughout
+    gate, started = _gate_the_pipeline(monkeypatch)
     with dask.config.set(SMALL):
-        app = create_app("centralized", max_in_flight=1, deadline=0.06, retry_after=2)
+        app = create_app("centralized", max_in_flight=1, deadline=0.5, retry_after=2)
 
     async def load(url):
         async with httpx.AsyncClient(base_url=url, timeout=60) as c:
-            preds = [c.get(f"/predict/{s}", params={"as_of": "2012-06-01"}) for s in ("AAPL", "IBM", "MSFT", "GOOG")]
-            *answers, health = await asyncio.gather(*preds, c.get("/health"))
-            return answers, health
+            preds = [asyncio.create_task(c.get(f"/predict/{s}", params={"as_of": "2012-06-01"}))
+                     for s in ("AAPL", "IBM", "MSFT", "GOOG")]
+            while not started.is_set():  # an event, not a time: the admitted request's pipeline is running
+                await asyncio.sleep(0.01)
+            health = await c.get("/health")
+            return await asyncio.gather(*preds), health
 
     with ServerThread(app) as server:
         answers, health = asyncio.run(load(server.url))
-        # the 504's pipeline keeps running in its thread, and counts until it ends
+        assert httpx.get(f"{server.url}/health").json()["in_flight"] == 1  # the 504's work still counts
+        gate.set()
         _wait_until(lambda: httpx.get(f"{server.url}/health").json()["in_flight"] == 0, "the admitted work ended")
     statuses = sorted(a.status_code for a in answers)
     assert statuses == [503, 503, 503, 504]
     assert all(a.headers["retry-after"] == "2" for a in answers if a.status_code == 503)
     assert health.status_code == 200 and health.json()["in_flight"] == 1
+    assert app.state.admission.admitted == 1 and app.state.admission.released == 1
 
 
 def test_serve_rejects_unknown_mode_and_strategy(capsys):
@@ -228,18 +251,7 @@ def _wait_until(predicate, what: str, limit: float = 120.0):
 def test_admission_counts_work_that_outlives_its_504(monkeypatch):
     # the pipeline thread cannot be stopped: after the client's 504 its work still runs, so it must still
     # count, and a second request is refused (503) until that work ends; proven with a gate, not timings
-    import threading
-
-    import stockdag.serve.backends as backends
-
-    gate, started, real = threading.Event(), threading.Event(), backends._run_whole
-
-    def gated(request):
-        started.set()
-        assert gate.wait(120), "the test never opened the gate"
-        return real(request)
-
-    monkeypatch.setattr(backends, "_run_whole", gated)
+    gate, started = _gate_the_pipeline(monkeypatch)
     with dask.config.set(SMALL):
         app = create_app("centralized", max_in_flight=1, deadline=0.1)
     with ServerThread(app) as server:

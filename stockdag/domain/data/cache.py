@@ -5,7 +5,9 @@ Backends
 ``lru``
     In-process LRU (:class:`cachetools.LRUCache`): one per worker process, so
     a hit needs the same symbol to land on the same worker (what the
-    ``symbol-affinity`` placement strategy exploits).
+    ``symbol-affinity`` placement strategy exploits). A retriever whose C6 ran
+    in another process looks again in its own, where it filled the entry
+    (:attr:`Cache.per_process`).
 ``disk``
     :class:`diskcache.Cache` in one folder shared by every process of a host
     (SQLite index, one file per value, safe across processes). The default
@@ -60,11 +62,13 @@ def default_directory() -> str:
     return os.path.join(tempfile.gettempdir(), f"stockdag-cache-{uid}")
 
 
-def private_directory(path: str) -> str:
+def private_directory(path: str, what: str = "cache folder",
+                      hint: str = "set stockdag.cache.directory to a folder of your own") -> str:
     """Create ``path`` mode 0700 if missing; refuse it if it is not a real folder owned by this user.
 
     In a shared temporary folder another user can create the path first (and
     plant values in it): such a folder, or a symlink, raises :class:`UnsafeCacheDirectory`.
+    ``what`` and ``hint`` word the error for the caller's folder (the model store uses it too).
     """
     try:
         os.makedirs(path, mode=0o700)
@@ -72,10 +76,9 @@ def private_directory(path: str) -> str:
         pass
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode):
-        raise UnsafeCacheDirectory(f"cache folder {path} is not a folder (a symlink or a file): refusing to use it")
+        raise UnsafeCacheDirectory(f"{what} {path} is not a folder (a symlink or a file): refusing to use it")
     if hasattr(os, "getuid") and st.st_uid != os.getuid():
-        raise UnsafeCacheDirectory(f"cache folder {path} belongs to another user (uid {st.st_uid}): refusing to use it; "
-                              "set stockdag.cache.directory to a folder of your own")
+        raise UnsafeCacheDirectory(f"{what} {path} belongs to another user (uid {st.st_uid}): refusing to use it; {hint}")
     return path
 
 
@@ -101,6 +104,9 @@ class Cache(ABC):
 
     name = ""
     options: tuple[str, ...] = ()
+    #: each process has its own entries (lru): a value is found only in the process that stored it, so the
+    #: retrievers look again where they run (C6 may have run on another worker) before fetching
+    per_process = False
 
     @classmethod
     def from_options(cls, **options) -> Cache:
@@ -132,6 +138,7 @@ class LRUCache(Cache):
 
     name = "lru"
     options = ("size",)
+    per_process = True
 
     def __init__(self, size: int = 256):
         self._data: cachetools.LRUCache = cachetools.LRUCache(maxsize=size)

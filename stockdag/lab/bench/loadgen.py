@@ -219,18 +219,21 @@ class LoadRun:
             end = clock() - self.t0
             self._record(i, path, intended, sent, end, 0, "cancelled", None)
             raise
-        trace = None
+        trace = cache = None
         if not error and b'"trace"' in body:
             # only stockdag predictions carry a trace; others skip the JSON parse
             try:
-                trace = json.dumps(json.loads(body).get("trace"), separators=(",", ":"))
+                answer = json.loads(body)
+                trace = json.dumps(answer.get("trace"), separators=(",", ":"))
+                # hit or miss per retriever: configurations are compared at the hit rates they had
+                cache = json.dumps(answer["cache"], separators=(",", ":")) if answer.get("cache") else None
             except (ValueError, AttributeError):
-                trace = None
-        self._record(i, path, intended, sent, end, status, error, trace)
+                trace = cache = None
+        self._record(i, path, intended, sent, end, status, error, trace, cache)
 
-    def _record(self, i, path, intended, sent, end, status, error, trace) -> None:
+    def _record(self, i, path, intended, sent, end, status, error, trace, cache=None) -> None:
         self.rows.append((i, path, intended, sent, end, status, error, end - intended, end - sent,
-                          intended < self.cfg.warmup, trace))
+                          intended < self.cfg.warmup, trace, cache))
         self.done += 1
 
     def schedule(self):

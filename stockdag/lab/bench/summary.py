@@ -1,6 +1,7 @@
 """Summarise raw request records: rates, HDR-histogram percentiles, errors by kind."""
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
@@ -14,7 +15,7 @@ PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 _HDR_RANGE = (1, 3_600_000_000, 3)
 
 RECORD_COLUMNS = ("index", "path", "intended", "sent", "end", "status", "error", "latency", "service_time",
-                  "warmup", "trace")
+                  "warmup", "trace", "cache")  # cache: a stockdag prediction's cache outcomes as JSON ({"prices": "hit", ...})
 
 
 @dataclass
@@ -252,3 +253,13 @@ def all_latencies(m: pd.DataFrame, timeout: float):
     lat = m["latency"].astype(float)
     timed_out = m["error"].fillna("") == "timeout"
     return lat.where(~timed_out, lat.clip(lower=timeout))
+
+
+def hit_rates(records: pd.DataFrame) -> dict[str, float]:
+    """Share of successful requests whose retriever's answer came from the cache, per retriever (``prices``,
+    ``news``); empty for records without cache outcomes (runs from before they were recorded)."""
+    if "cache" not in records:
+        return {}
+    outcomes = [json.loads(c) for c in records.loc[records["status"] == 200, "cache"].dropna()]
+    names = list(dict.fromkeys(k for o in outcomes for k in o))  # the response's order: prices, news
+    return {k: sum(o.get(k) == "hit" for o in outcomes) / len(outcomes) for k in names}

@@ -38,13 +38,13 @@ from bokeh.plotting import figure
 from ... import config
 from ...pipeline.spec import DEFAULT as DEFAULT_PIPELINE
 from ...pipeline.table import order_stage_ids, stage_table
-from ..bench import ARRIVALS, MIXES, supported
+from ..bench import ARRIVALS, MIN_SAMPLES, MIXES
 from ..bench.loadgen import DEFAULT_TIMEOUT
 from .charts import gantt, latency_cdf, throughput_series
 from .form import FormError, parse_form, parse_url
 from .live import LiveRun
 from .probe import probe
-from .stats import TABLE_PERCENTILES, LiveStats
+from .stats import TABLE_PERCENTILES, LiveStats, tail_percentiles
 from .store import RunStore
 
 _CSS = """
@@ -89,9 +89,22 @@ def _percentile_cells(names, pct: dict, n: int, key: str, title: str) -> list[tu
     """(data-stat key, header, value) of the percentiles ``names`` of a sample of ``n``: only those the sample
     supports (:func:`stockdag.lab.bench.supported`: no p99 below 100 requests), and then the max reads
     ``max of n``, as in the report. Before any request (``pct`` empty) every column shows a dash."""
-    shown = supported({p: pct.get(p) for p in names}, n) if pct else {p: None for p in names}
-    cut = len(shown) < len(names)
-    return [(f"{key}{p}", f"{title}{'max of ' + str(n) if p == 'max' and cut else p} ms", _fmt(v)) for p, v in shown.items()]
+    return [(f"{key}{p}", f"{title}{label} ms", _fmt(v)) for p, label, v, ok in tail_percentiles(names, pct, n) if ok]
+
+
+def _comparison_cells(lat: dict, n: int) -> str:
+    """The percentile cells of one run in the comparison table, by the live table's rule
+    (:func:`~stockdag.lab.webapp.stats.tail_percentiles`): a dash where the run's ``n`` successful requests
+    do not support the percentile, and then the max says it is the max of n."""
+    cells = []
+    for p, label, v, ok in tail_percentiles(TABLE_PERCENTILES, lat, n):
+        if not ok:
+            cells.append(f'<td data-stat="{p}" title="{p} needs {MIN_SAMPLES[p]} requests; this run has {n} ok">'
+                         "&ndash;</td>")
+        else:
+            note = f" <span class=sd-muted>({label})</span>" if label != p else ""
+            cells.append(f'<td data-stat="{p}">{_fmt(v)}{note}</td>')
+    return "".join(cells)
 
 
 class LoadTestPage:
@@ -298,7 +311,7 @@ class LoadTestPage:
             return  # an older probe answered after a newer URL was entered
         kind = "ok" if target.reachable else "err"
         text = f"{_CSS}<span class=sd-{kind}>{html.escape(target.describe())}</span>"
-        dash = (target.health or {}).get("dashboard")
+        dash = target.dashboard  # an http(s) URL or None, whatever the server sent
         if dash:
             text += f' &middot; <a href="{html.escape(dash)}" target="_blank" data-stat=dashboard>Dask dashboard</a>'
             if (target.health or {}).get("strategy") not in (None, "dask"):
@@ -458,7 +471,7 @@ class LoadTestPage:
                 f"<td class=l>{html.escape(s['url'])}</td><td>{s['loop']}</td>"
                 f"<td>{s['rate'] if s['loop'] == 'open' else s['users']}</td><td>{s['requests']}</td>"
                 f"<td>{sum(s['errors'].values())}</td><td>{s['offered_rate']:.1f}</td><td>{s['throughput']:.1f}</td>"
-                + "".join(f"<td>{_fmt(lat.get(p))}</td>" for p in TABLE_PERCENTILES)
+                + _comparison_cells(lat, int(s["ok"]))
                 + f"<td><a href='runs/{run_id}.csv' download='stockdag-{run_id}.csv'>csv</a></td></tr>")
         self.cdf_src.data = cdf
         self.cmp_tput_src.data = tp

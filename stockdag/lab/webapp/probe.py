@@ -25,6 +25,22 @@ class Target:
     def stockdag(self) -> bool:
         return bool(self.health) and self.health.get("service") == "stockdag"
 
+    @property
+    def dashboard(self) -> str | None:
+        """The server's ``/health`` dashboard URL if it is an http(s) URL, else None.
+
+        The page puts it in a link: a measured server must not plant a ``javascript:`` (or any other
+        scheme's) URL there, and a value that is not a string at all is no link either.
+        """
+        dash = (self.health or {}).get("dashboard")
+        if not isinstance(dash, str):
+            return None
+        try:
+            parts = urlsplit(dash)
+        except ValueError:  # e.g. an unbalanced [ in the host
+            return None
+        return dash if parts.scheme in ("http", "https") and parts.netloc else None
+
     def describe(self) -> str:
         """One line for the page."""
         if not self.reachable:

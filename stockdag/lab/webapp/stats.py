@@ -9,12 +9,27 @@ from collections import Counter
 import numpy as np
 
 from ...pipeline.table import order_stage_ids
-from ..bench import RECORD_COLUMNS, histogram, percentiles
+from ..bench import RECORD_COLUMNS, histogram, percentiles, supported
 
 #: record column positions (rows are tuples in :data:`RECORD_COLUMNS` order)
 COL = {name: i for i, name in enumerate(RECORD_COLUMNS)}
 #: the percentiles the page's table shows (keys of :func:`stockdag.lab.bench.percentiles`)
 TABLE_PERCENTILES = ("p50", "p90", "p99", "max")
+
+
+def tail_percentiles(names, pct: dict, n: int) -> list[tuple[str, str, float | None, bool]]:
+    """``(name, label, value, supported)`` of the percentiles ``names`` of a sample of ``n``: the one rule for
+    every table of the page (the live table and the comparison of runs).
+
+    A percentile the sample does not support (:func:`stockdag.lab.bench.supported`: no p99 below 100
+    values, where it is the max) has value None and ``supported`` False, and the max is then labelled
+    ``max of n``, as in the report. An empty ``pct`` (no request yet): every value None, every one supported.
+    """
+    if not pct:
+        return [(p, p, None, True) for p in names]
+    keep = supported({p: pct.get(p) for p in names}, n)
+    cut = len(keep) < len(names)
+    return [(p, f"max of {n}" if p == "max" and cut else p, keep.get(p), p in keep) for p in names]
 
 
 STATUS_COLORS = {"2xx": "#2ca02c", "3xx": "#1f77b4", "4xx": "#ff7f0e", "5xx": "#d62728", "none": "#444444"}
