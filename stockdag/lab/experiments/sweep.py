@@ -41,6 +41,7 @@ import pandas as pd
 from ... import config as sd_config
 from ...errors import InvalidRequest
 from ...pipeline.modes import CENTRALIZED, DISTRIBUTED, SERVING_MODES
+from ..params import as_list
 from . import facts
 
 logger = logging.getLogger(__name__)
@@ -143,18 +144,19 @@ class SweepParams:
         return list(v) if isinstance(v, (list, tuple)) else [v]
 
     def __post_init__(self):
-        self.workers = [int(w) for w in self._list(self.workers)]
-        self.strategy = [str(s) for s in self._list(self.strategy)]
-        self.mode = [str(m) for m in self._list(self.mode)]
-        self.rates = [float(r) for r in self._list(self.rates) or []] or None
-        self.users = [int(u) for u in self._list(self.users) or []] or None
+        # papermill -p passes lists as strings: the one rule every notebook reads its lists with
+        self.workers = as_list(self.workers, int)
+        self.strategy = as_list(self.strategy, str)
+        self.mode = as_list(self.mode, str)
+        self.rates = as_list(self.rates, float) or None
+        self.users = as_list(self.users, int) or None
         if self.symbols is None:
             from ...domain.data.symbols import symbols_with_history
 
             day_before = (pd.Timestamp(self.start) - pd.Timedelta(days=1)).date()
             self.symbols = symbols_with_history(day_before, int(sd_config.get("data.min_history")))
-        self.symbols = [str(s).upper() for s in self._list(self.symbols)]
-        self.configurations = self._list(self.configurations)
+        self.symbols = [s.upper() for s in as_list(self.symbols, str)]
+        self.configurations = as_list(self.configurations)
         if self.configurations is not None:
             if not all(isinstance(c, dict) for c in self.configurations):
                 raise ValueError("configurations must be a list of mappings, e.g. "
@@ -170,8 +172,8 @@ class SweepParams:
         self.out = resolve(None if self.out in ("None", "null", "") else self.out, "results")
         if self.cluster:
             self.cluster = resolve(self.cluster, self.cluster)
-        self.granularity = [str(g) for g in self._list(self.granularity) or []] or None
-        self.pipeline = [str(p) for p in self._list(self.pipeline) or []] or None
+        self.granularity = as_list(self.granularity, str) or None
+        self.pipeline = as_list(self.pipeline, str) or None
         from ...pipeline.spec import load_pipeline
 
         for path in self.pipeline or ():
