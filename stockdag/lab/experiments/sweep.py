@@ -332,6 +332,12 @@ def _warm(url: str, params: SweepParams, n: int) -> None:
     run(BenchConfig(url, users=n, requests=n, timeout=max(120.0, params.timeout), mix=mix))
 
 
+def point_label(point: Point, repeats: int = 1) -> str:
+    """What a point runs, for the progress line: ``distributed w2 heft at 1 req/s`` (``, repeat 2/3``)."""
+    load = f"{point.load:g} req/s" if point.loop == "open" else f"{int(point.load)} users"
+    return f"{point.config.label} at {load}" + (f", repeat {point.repeat + 1}/{repeats}" if repeats > 1 else "")
+
+
 def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwargs) -> str:
     """Run (or resume) a sweep; return its folder. ``kwargs`` build :class:`SweepParams`."""
     from ..bench import BenchConfig, RequestMix, run
@@ -370,10 +376,10 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
     todo = [p for p in params.points() if not os.path.exists(os.path.join(points_dir, p.slug + ".json"))]
     all_blocks = list(dict.fromkeys((p.repeat, p.config) for p in params.points()))
     bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    if progress:  # on stderr: scripts/sweep.sh shows it on the terminal (papermill --log-output)
+        from ..progress import PointProgress
 
-        bar = tqdm(total=len(params.points()), initial=len(params.points()) - len(todo), desc="sweep points", unit="pt")
+        bar = PointProgress(len(params.points()), "sweep points", done=len(params.points()) - len(todo))
     overrides = {"stockdag.cache.backend": params.cache}
     blocks = list(dict.fromkeys((p.repeat, p.config) for p in todo))
     try:
@@ -391,6 +397,8 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
                         timeout=default_timeout({"deadline": params.timeout}),
                         mix=mix, seed=params.seed + point.repeat,
                     )
+                    if bar is not None:
+                        bar.start(point_label(point, params.repeats))
                     probe_before = facts.speed_probe()
                     result = run(bench)
                     probe_after = facts.speed_probe()
@@ -408,7 +416,7 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
                         json.dump(meta, f, indent=2, default=str)
                     os.replace(tmp, os.path.join(points_dir, point.slug + ".json"))  # the point is done
                     if bar is not None:
-                        bar.update(1)
+                        bar.done()
     finally:
         if bar is not None:
             bar.close()

@@ -75,10 +75,11 @@ def run_scale(folder: str, *, machines: Sequence[int] = MACHINES, loads: Sequenc
         for kind in (("homogeneous", "mixed") if m > 1 else ("homogeneous",)):
             jobs += [(m, kind, s) for s in strategies] + [(m, kind, "replicated")]
     bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    if progress:  # on stderr: scripts/sweep.sh shows it on the terminal (papermill --log-output)
+        from ..progress import PointProgress
 
-        bar = tqdm(total=len(jobs) * len(loads), desc="simulated points", unit="pt")
+        # a simulated point takes well under a second: a line every few seconds, not one a point
+        bar = PointProgress(len(jobs) * len(loads), "simulated points (scale grid)", announce=False, mininterval=5.0)
     rows = []
     for m, kind, strategy in jobs:
         workers, counts = cluster(m, kind, types)
@@ -95,6 +96,8 @@ def run_scale(folder: str, *, machines: Sequence[int] = MACHINES, loads: Sequenc
         bound = threads / cpu
         usd = hourly(counts) if strategy != "centralized" else prices.EC2_PRICES[types[0]][0]
         for f in loads:
+            if bar is not None:
+                bar.start(f"{strategy}, {m} x {kind} at load {f:g} of the core bound")
             rate = f * bound
             bench = BenchConfig("sim://", rate=rate, duration=max(requests / rate, min_duration), warmup=2.0,
                                 timeout=600.0, seed=seed)
@@ -112,7 +115,7 @@ def run_scale(folder: str, *, machines: Sequence[int] = MACHINES, loads: Sequenc
                 "scheduler_bound_rps": 1 / (n_tasks * ov.task) if ov.task > 0 else math.inf, "simulated": True,
             })
             if bar is not None:
-                bar.update(1)
+                bar.done()
     if bar is not None:
         bar.close()
     table = pd.DataFrame(rows)
