@@ -197,6 +197,16 @@ def directory(text: str) -> str:
     return text
 
 
+def output_dir(text: str) -> str:
+    """A folder to write into: an existing folder, or a new one whose parent exists (made when written)."""
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a folder")
+    parent = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(parent):
+        raise argparse.ArgumentTypeError(f"folder {parent!r} does not exist")
+    return text
+
+
 def _writable_file(text: str, suffixes: tuple[str, ...], formats: str) -> str:
     if not text.lower().endswith(suffixes):
         raise argparse.ArgumentTypeError(f"cannot tell the format of {text!r}: use a {formats} file name")
