@@ -35,7 +35,7 @@ def test_symbols(capsys):
     assert main(["symbols"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == ["AAPL", "FB", "GOOG", "IBM", "MSFT"]
-    assert "FB       prices 2012-05-18 .. 2013-03-01 (196 days); too little history to predict" in lines[1]
+    assert "FB       prices 2012-05-18 .. 2013-03-01 (196 days); refit: none (" in lines[1] and "too little history" in lines[1]
 
 
 def test_symbols_first_usable_date_is_the_first_that_predicts(small, capsys):

@@ -27,7 +27,7 @@ from ..pipeline.modes import PREDICT_MODES  # noqa: F401  (re-exported)
 from ..pipeline.modes import SERVING_MODES as SERVE_MODES  # noqa: F401  (re-exported: stockdag simulate serves in these modes)
 from . import bench, cluster, demo, evaluate, fairness, overhead, predict, report, serve, sweep, symbols, train, webapp
 from .common import pipeline_config, reach_scheduler, yaml_error  # noqa: F401  (re-exported)
-from .options import Parser
+from .options import Parser, did_you_mean
 
 #: the commands' modules, in the order ``stockdag --help`` lists them
 MODULES = (predict, symbols, train, evaluate, demo, overhead, fairness, cluster, serve, bench, webapp, sweep, report)
@@ -71,9 +71,15 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     try:  # usage errors, --help and --version end here with their exit status (2, 0, 0)
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        command = sub.choices[args.command]
+        if unknown:  # an option of this command misspelled (--as_of): name the one meant
+            inner = next((a for a in command._actions if isinstance(a, argparse._SubParsersAction)), None)
+            chosen = getattr(args, inner.dest, None) if inner is not None and inner.dest != argparse.SUPPRESS else None
+            command = inner.choices[chosen] if chosen in getattr(inner, "choices", {}) else command
+            command.error(did_you_mean(command, unknown))
         if args.command in CHECKS:
-            sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
             CHECKS[args.command](sub.choices[args.command], args)
     except SystemExit as exc:
         return exc.code

@@ -80,6 +80,9 @@ class DistributedExecutor:
         self._own_client = False
         if client is None:
             if address is None:
+                from .main_guard import check_main_guard
+
+                check_main_guard("a LocalCluster's worker processes")  # one line, before any process starts
                 self._own_cluster = LocalCluster(
                     n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
                     host="127.0.0.1", dashboard_address=config.get("dashboard_address", dashboard_address),

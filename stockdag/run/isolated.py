@@ -35,6 +35,9 @@ def warm() -> int:
 
 def process_pool(processes: int = 1) -> ProcessPoolExecutor:
     """``processes`` spawned processes, each running one call at a time in its main thread."""
+    from .main_guard import check_main_guard
+
+    check_main_guard("replica processes", method="spawn")
     return ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"),
                                initializer=leave_ctrl_c_to_the_parent)
 

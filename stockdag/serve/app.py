@@ -148,12 +148,13 @@ class _Metrics:
 def create_app(mode: str | None = None, *, replicas: int | None = None, workers: int | None = None,
                scheduler: str | None = None, strategy: str | None = None, profile: str | None = None,
                max_in_flight: int | None = None, deadline: float | None = None, retry_after: int | None = None,
-               backend: Backend | None = None, security=None) -> FastAPI:
+               backend: Backend | None = None, security=None, on_ready=None) -> FastAPI:
     """Build the ASGI app. Every argument defaults to ``stockdag.serve.<name>`` (or ``stockdag.profile``).
 
     The ``stockdag`` configuration is snapshotted here, once: every request is
     parsed against that snapshot, so a server started inside
-    ``dask.config.set(...)`` keeps those settings.
+    ``dask.config.set(...)`` keeps those settings. ``on_ready``, when given, is
+    called with the backend's info (mode, workers, dashboard) once it has started.
 
     Raises
     ------
@@ -198,6 +199,8 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
         state["ranges"] = await loop.run_in_executor(None, symbol_ranges, source, state["symbols"], settings,
                                                      state["unanswerable"])
         await backend.start()
+        if on_ready is not None:  # e.g. `stockdag serve` prints the dashboard, known only once the cluster is up
+            on_ready(await backend.info())
         try:
             yield
         finally:

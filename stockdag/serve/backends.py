@@ -187,6 +187,9 @@ class DistributedBackend(Backend):
             kwargs = {"security": security} if security is not None else {}
             self.client = await Client(self.scheduler, asynchronous=True, **kwargs)
         else:
+            from ..run.main_guard import check_main_guard
+
+            check_main_guard("the server's LocalCluster worker processes")
             self.cluster = await LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
                                               host="127.0.0.1", dashboard_address=config.get("dashboard_address"), asynchronous=True,
                                               silence_logs=logging.WARNING, config=worker_config())

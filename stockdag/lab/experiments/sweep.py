@@ -41,6 +41,7 @@ import pandas as pd
 from ... import config as sd_config
 from ...errors import InvalidRequest
 from ...pipeline.modes import CENTRALIZED, DISTRIBUTED, SERVING_MODES
+from ..params import as_list
 from . import facts
 
 logger = logging.getLogger(__name__)
@@ -144,18 +145,19 @@ class SweepParams:
         return list(v) if isinstance(v, (list, tuple)) else [v]
 
     def __post_init__(self):
-        self.workers = [int(w) for w in self._list(self.workers)]
-        self.strategy = [str(s) for s in self._list(self.strategy)]
-        self.mode = [str(m) for m in self._list(self.mode)]
-        self.rates = [float(r) for r in self._list(self.rates) or []] or None
-        self.users = [int(u) for u in self._list(self.users) or []] or None
+        # papermill -p passes lists as strings: the one rule every notebook reads its lists with
+        self.workers = as_list(self.workers, int)
+        self.strategy = as_list(self.strategy, str)
+        self.mode = as_list(self.mode, str)
+        self.rates = as_list(self.rates, float) or None
+        self.users = as_list(self.users, int) or None
         if self.symbols is None:
             from ...domain.data.symbols import symbols_with_history
 
             day_before = (pd.Timestamp(self.start) - pd.Timedelta(days=1)).date()
             self.symbols = symbols_with_history(day_before, int(sd_config.get("data.min_history")))
-        self.symbols = [str(s).upper() for s in self._list(self.symbols)]
-        self.configurations = self._list(self.configurations)
+        self.symbols = [s.upper() for s in as_list(self.symbols, str)]
+        self.configurations = as_list(self.configurations)
         if self.configurations is not None:
             if not all(isinstance(c, dict) for c in self.configurations):
                 raise ValueError("configurations must be a list of mappings, e.g. "
@@ -171,8 +173,8 @@ class SweepParams:
         self.out = resolve(None if self.out in ("None", "null", "") else self.out, "results")
         if self.cluster:
             self.cluster = resolve(self.cluster, self.cluster)
-        self.granularity = [str(g) for g in self._list(self.granularity) or []] or None
-        self.pipeline = [str(p) for p in self._list(self.pipeline) or []] or None
+        self.granularity = as_list(self.granularity, str) or None
+        self.pipeline = as_list(self.pipeline, str) or None
         from ...pipeline.spec import load_pipeline
 
         for path in self.pipeline or ():
@@ -523,6 +525,12 @@ def _warm(url: str, params: SweepParams, n: int) -> None:
     run(BenchConfig(url, users=n, requests=n, timeout=max(120.0, params.timeout), mix=mix))
 
 
+def point_label(point: Point, repeats: int = 1) -> str:
+    """What a point runs, for the progress line: ``distributed w2 heft at 1 req/s`` (``, repeat 2/3``)."""
+    load = f"{point.load:g} req/s" if point.loop == "open" else f"{int(point.load)} users"
+    return f"{point.config.label} at {load}" + (f", repeat {point.repeat + 1}/{repeats}" if repeats > 1 else "")
+
+
 def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwargs) -> str:
     """Run (or resume) a sweep; return its folder. ``kwargs`` build :class:`SweepParams`."""
     from ..bench import BenchConfig, RequestMix, run
@@ -561,10 +569,10 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
     todo = [p for p in params.points() if not os.path.exists(os.path.join(points_dir, p.slug + ".json"))]
     all_blocks = list(dict.fromkeys((p.repeat, p.config) for p in params.points()))
     bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    if progress:  # on stderr: scripts/sweep.sh shows it on the terminal (papermill --log-output)
+        from ..progress import PointProgress
 
-        bar = tqdm(total=len(params.points()), initial=len(params.points()) - len(todo), desc="sweep points", unit="pt")
+        bar = PointProgress(len(params.points()), "sweep points", done=len(params.points()) - len(todo))
     overrides = {"stockdag.cache.backend": params.cache}
     blocks = list(dict.fromkeys((p.repeat, p.config) for p in todo))
     try:
@@ -583,6 +591,8 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
                         timeout=default_timeout({"deadline": params.timeout}),
                         mix=mix, seed=params.seed + point.repeat,
                     )
+                    if bar is not None:
+                        bar.start(point_label(point, params.repeats))
                     probe_before = facts.speed_probe()
                     result = run(bench)
                     probe_after = facts.speed_probe()
@@ -602,7 +612,7 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
                         json.dump(meta, f, indent=2, default=str)
                     os.replace(tmp, os.path.join(points_dir, point.slug + ".json"))  # the point is done
                     if bar is not None:
-                        bar.update(1)
+                        bar.done()
     finally:
         if bar is not None:
             bar.close()
