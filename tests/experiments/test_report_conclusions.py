@@ -5,6 +5,7 @@ The folders are written the way the sweep writes them, with several repeats, so 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -210,8 +211,6 @@ def test_provenance_says_dirty_other_commits_and_pauses(tmp_path):
 
 
 def test_a_run_is_not_resumed_with_other_parameters(tmp_path):
-    import dataclasses
-
     params = SweepParams(mode=["centralized"], users=[1], symbols=["AAPL"], out=str(tmp_path), run_id="r")
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({"params": json.loads(json.dumps(dataclasses.asdict(params), default=str))}))
@@ -220,6 +219,21 @@ def test_a_run_is_not_resumed_with_other_parameters(tmp_path):
     with pytest.raises(ValueError, match=r"was started with other parameters \(duration; duration: 8.0 recorded, "
                                          r"12.0 now\): resume it with the same ones, or start a new run_id"):
         check_resume(str(cfg), dataclasses.replace(params, duration=12.0))
+
+
+def test_stockdag_sweep_refuses_a_resume_with_other_parameters_in_one_line_and_keeps_the_run(tmp_path, capsys):
+    from stockdag.cli import main
+
+    (tmp_path / "p.yaml").write_text("mode: [centralized]\nusers: [1]\nsymbols: [AAPL]\nduration: 12\n")
+    run = tmp_path / "out" / "r"
+    (run / "points").mkdir(parents=True)
+    first = SweepParams(mode=["centralized"], users=[1], symbols=["AAPL"], out=str(tmp_path / "out"), run_id="r")
+    recorded = json.dumps({"params": json.loads(json.dumps(dataclasses.asdict(first), default=str))})
+    (run / "config.json").write_text(recorded)
+    assert main(["sweep", str(tmp_path / "p.yaml"), "--run-id", "r", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"stockdag: error: {run} was started with other parameters (duration;")
+    assert (run / "config.json").read_text() == recorded and os.listdir(run / "points") == []  # nothing lost or added
 
 
 def test_each_point_records_the_commit_that_measured_it(tmp_path, monkeypatch):

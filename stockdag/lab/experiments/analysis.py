@@ -222,7 +222,9 @@ def width_table(run: RunData) -> pd.DataFrame:
     One row per configuration of each pipeline: the pipeline's models and extra steps (from the
     specs recorded in ``config.json``), throughput and latency speed-up over the centralized run of
     the *same* pipeline, and that pipeline's own limits (:func:`limits` on its records only: a wider
-    pipeline has another critical path and more work per request).
+    pipeline has another critical path and more work per request). ``flagged`` says whose points were
+    measured on a slowed machine or with low parallel capacity (:func:`flagged_labels`: the row's own, its
+    baseline's, or empty), ``stage_time_ratio`` the row's median stage time over its baseline's (:func:`compute_tax`).
     """
     cfgs = run.config.get("configurations", [])
     specs = run.config.get("pipelines", {})
@@ -231,6 +233,8 @@ def width_table(run: RunData) -> pd.DataFrame:
     if sat.empty:
         return pd.DataFrame()
     sat["pipeline"] = sat["label"].map(pipe_of)
+    flagged = flagged_labels(run.summary)
+    stage_ms = compute_tax(stage_table(run.records)).set_index("label")["stage_ms"]
     rows = []
     for pipe, g in sat.groupby("pipeline", sort=False):
         base = g[g["mode"] == "centralized"]
@@ -240,6 +244,9 @@ def width_table(run: RunData) -> pd.DataFrame:
         lim = limits(run.records[run.records["label"].map(pipe_of) == pipe], run.config)
         spec = specs.get(pipe, {})
         for _, r in g.iterrows():
+            # a ratio is no better than both its points: flagged when either was measured with less of the machine
+            why = [w for w, label in (("its own points", r["label"]), ("its baseline's", b["label"]))
+                   if label in flagged][: 1 if r["label"] == b["label"] else 2]
             rows.append({
                 "pipeline": pipe, "models": len(spec.get("models", [])), "steps": "+".join(spec.get("steps", [])),
                 "label": r["label"], "mode": r["mode"], "workers": r["workers"], "strategy": r["strategy"],
@@ -249,8 +256,16 @@ def width_table(run: RunData) -> pd.DataFrame:
                 "critical_path_s": lim.get("critical_path_s"), "total_work_s": lim.get("total_work_s"),
                 "latency_speedup_bound": lim.get("latency_speedup_bound"),
                 "throughput_speedup_bound": (lim["throughput_bound_rps"] / b["max_throughput"]) if lim else float("nan"),
+                "stage_time_ratio": stage_ms.get(r["label"], float("nan")) / stage_ms.get(b["label"], float("nan")),
+                "flagged": " and ".join(why),
             })
     return pd.DataFrame(rows)
+
+
+def flagged_labels(summary: pd.DataFrame) -> set[str]:
+    """Configurations with a point measured on a slowed machine (probe) or in a block of low parallel capacity."""
+    d = drift(summary)
+    return {p["label"] for p in [*d.get("slow_points", []), *d.get("low_capacity_points", [])]}
 
 
 def tasks_per_request(run: RunData) -> dict[str, tuple[int, ...]]:

@@ -310,8 +310,8 @@ def oversubscribed(sat: pd.DataFrame, machine: dict) -> str | None:
 
 #: the caveat of a run recorded before the in-process server turned Nagle's algorithm off (commit 3c9e3cd)
 NAGLE = ("Recorded before commit 3c9e3cd: the in-process server's connections kept Nagle's algorithm on, so a response "
-         "could wait for the client's delayed ACK, up to ~40 ms a request on a kept-alive connection (115 against 71 ms "
-         "p50 for a light request measured both ways). Every configuration paid it, so absolute latencies here are too "
+         "could wait for the client's delayed ACK, up to ~40 ms a request on a kept-alive connection (Linux's delayed-ACK "
+         "timeout). Every configuration paid it, so absolute latencies here are too "
          "high and latency ratios are pulled towards 1; compare within this run, and prefer later runs.")
 
 
@@ -494,10 +494,16 @@ def configurations_table(data: ReportData) -> pd.DataFrame:
 
 
 def width_answer(width: pd.DataFrame) -> list[str]:
-    """From which width each distributed or replicated configuration pays, with and without the extra steps."""
+    """From which width each distributed or replicated configuration pays, with and without the extra steps.
+
+    A ratio whose own points or baseline were measured with less of the machine (``flagged``,
+    :func:`analysis.width_table`) is left out of every sentence, and a last sentence names what was left out.
+    """
     if width.empty:
         return []
     out = []
+    flagged = width["flagged"].astype(bool) if "flagged" in width else pd.Series(False, index=width.index)
+    left_out, width = width[flagged], width[~flagged]
     others = width[width["mode"] != "centralized"]
     others = others.assign(cfg=others["label"].str.replace(r" \[.*\]$", "", regex=True))
     for (cfg, steps), g in others.groupby(["cfg", "steps"], sort=False):
@@ -510,6 +516,11 @@ def width_answer(width: pd.DataFrame) -> list[str]:
             out.append(f"{cfg}{tag}: {what} {first}.")
     out += _width_against_replicated(others)
     out += _width_limits(width)
+    if not left_out.empty:
+        out.append("Left out of the sentences above, measured on a slowed machine or with less parallel capacity than "
+                   "the rest (Measurement conditions): " + ", ".join(
+                       f"{r.label} ({r.flagged}; throughput {r.throughput_speedup:.2f}x, latency {r.latency_speedup:.2f}x)"
+                       for r in left_out.itertuples()) + ". This run claims nothing from them.")
     return out
 
 
@@ -555,25 +566,30 @@ def _width_limits(width: pd.DataFrame) -> list[str]:
     above = width[(width["mode"] != "centralized")
                   & (width["throughput_speedup"] > 1.02 * width["throughput_speedup_bound"])]
     if not above.empty:
+        ratio = above["stage_time_ratio"] if "stage_time_ratio" in above else pd.Series(float("nan"), index=above.index)
+        faster = above[ratio < 1]
         out.append(
             "Measured above its throughput bound: " + ", ".join(
                 f"{r.label} {r.throughput_speedup:.2f}x > {r.throughput_speedup_bound:.2f}x" for r in above.itertuples())
-            + ". The bound divides the effective cores by the stage work measured in the centralized server, whose "
-              "HTTP loop shares the process (and the GIL) with the stages; in worker processes the same stages run "
-              "faster, which matters most where a request is short.")
+            + ". The bound divides the effective cores by the stage work measured in the centralized server"
+            + ("; " + ", ".join(f"{r.label}'s stages took {r.stage_time_ratio:.2f}x that time" for r in faster.itertuples())
+               + ", so its own bound is higher by as much." if not faster.empty else
+               "; the stages of these configurations did not run faster than there (median stage time per request), "
+                 "so the excess is not explained by this run's numbers."))
     return out
 
 
 def width_section(data: ReportData) -> list[str]:
-    """The REPORT.md section of a run that swept several pipelines (issue 14's width experiment)."""
+    """The REPORT.md section of a run that swept several pipelines (the width experiment, experiments/params/width.yaml)."""
     if data.width.empty:
         return []
     cols = ["pipeline", "models", "steps", "label", "throughput_speedup", "throughput_speedup_bound",
-            "latency_speedup", "latency_speedup_bound", "critical_path_s", "total_work_s"]
+            "latency_speedup", "latency_speedup_bound", "critical_path_s", "total_work_s", "stage_time_ratio", "flagged"]
     table = data.width[cols].copy()
     table["steps"] = table["steps"].replace("", "-")
-    for col in cols[4:]:
-        table[col] = [_fmt(v, ".2f" if col.endswith("bound") or col.endswith("speedup") else ".3f") for v in table[col]]
+    table["flagged"] = table["flagged"].replace("", "-")
+    for col in cols[4:-1]:
+        table[col] = [_fmt(v, ".2f" if col.endswith(("bound", "speedup", "ratio")) else ".3f") for v in table[col]]
     return [
         "## Width: speed-up vs the number of competing models",
         "",
@@ -583,7 +599,10 @@ def width_section(data: ReportData) -> list[str]:
         "",
         "Each speed-up is over the centralized run of the *same* pipeline; its bounds come from that pipeline's own "
         "measured stage costs (`latency_speedup_bound`: total work / critical path; `throughput_speedup_bound`: effective "
-        "cores / total work, over the centralized throughput). A ratio above 1.05 counts as paying.",
+        "cores / total work, over the centralized throughput). A ratio above 1.05 counts as paying. "
+        "`stage_time_ratio`: the median request's stage time over the same pipeline's centralized one, at the lowest "
+        "load; `flagged`: whose points were measured on a slowed machine or with less parallel capacity (the sentences "
+        "above leave those rows out).",
         "",
     ]
 
@@ -675,8 +694,9 @@ def markdown(data: ReportData, drawn: list[str]) -> str:
         "",
         *([f"- {warn}"] if (warn := oversubscribed(sat, m)) else []),
         *([f"- {why}"] if (why := bound_exceeded(sat, lim)) and base.empty else []),
-        "- One host: distributed workers are processes on the same cores as the server, the scheduler and the load "
-        "generator; network transfers are loopback. Cluster specs of kind `emulated` add CPU quotas and link delays; `ec2` runs for real.",
+        *(["- One host: distributed workers are processes on the same cores as the server, the scheduler and the load "
+           "generator; network transfers are loopback. Cluster specs of kind `emulated` add CPU quotas and link delays; "
+           "`ec2` runs for real."] if "ec2" not in data.kinds else []),  # the kinds each point recorded
         *(["- Emulated cluster: worker CPU shares are cgroup quotas and link delays a delaying transport; the centralized "
            "baseline runs outside the quotas, on a whole core, so it has an advantage over the distributed configurations."]
           if "emulated" in data.kinds else []),

@@ -39,6 +39,7 @@ import dask
 import pandas as pd
 
 from ... import config as sd_config
+from ...errors import InvalidRequest
 from ...pipeline.modes import CENTRALIZED, DISTRIBUTED, SERVING_MODES
 from . import facts
 
@@ -421,6 +422,7 @@ def check_resume(cfg_path: str, params: SweepParams) -> None:
     """Refuse to resume the run of ``cfg_path`` with other parameters than it started with (one line says which).
 
     Its points would be filed under the first parameters; the code may differ (each point records its commit).
+    An :class:`~stockdag.errors.InvalidRequest`, so ``stockdag sweep`` prints it as one line (exit 2).
     """
     if not os.path.exists(cfg_path):
         return
@@ -431,7 +433,7 @@ def check_resume(cfg_path: str, params: SweepParams) -> None:
     differ = sorted(k for k in set(recorded) | set(now) if k not in RESUME_FREE and recorded.get(k) != now.get(k))
     if differ:
         k = differ[0]
-        raise ValueError(f"{os.path.dirname(cfg_path)} was started with other parameters ({', '.join(differ)}; "
+        raise InvalidRequest(f"{os.path.dirname(cfg_path)} was started with other parameters ({', '.join(differ)}; "
                          f"{k}: {recorded.get(k)!r} recorded, {now.get(k)!r} now): resume it with the same ones, "
                          "or start a new run_id")
 
