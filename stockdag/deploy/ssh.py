@@ -19,6 +19,10 @@ What a researcher with a few machines gets:
   remote command line while its shell starts); ``stockdag cluster up`` keeps the client's copy.
 * A wrong key, an unknown host key or a host that cannot be reached is one line
   (:class:`DeployError`), and whatever had started is stopped (SpecCluster closes itself).
+* **A start that ends**: a remote process that never reports its address, or exits first, and
+  workers that do not join by ``stockdag.deploy.start_timeout`` are one line naming the host and
+  the remote's last output lines (:mod:`.ssh_remote`); the remote processes log at INFO whatever
+  this process's level, since start waits for those lines.
 
 The remote Python must have this stockdag version and its dependencies; the scheduler loads the
 placement plugin (``preload``) with the spec's ``strategy`` through the inherited configuration.
@@ -32,6 +36,7 @@ import logging
 import os
 import re
 import sys
+import time
 
 import dask.config
 
@@ -217,6 +222,8 @@ def _ssh_error(exc: BaseException, spec) -> str:
         seen = seen.__cause__ or seen.__context__
     e = spec.options
     for err in chain:
+        if isinstance(err, DeployError):  # a remote that started and failed (ssh_remote): already one line
+            return err.message
         m = re.search(r"host (\S+)$", str(err)) if isinstance(err, asyncssh.Error) else None
         hosts = [e.host(h.name) for h in e.hosts if m and h.address == m.group(1)] or [e.host(h.name) for h in e.hosts]
         if isinstance(err, asyncssh.HostKeyNotVerifiable):
@@ -267,20 +274,22 @@ class SSHDeployment(Deployment):
         check_hosts(spec)
         self.cluster = None
 
-    def _specs(self):
-        from distributed.deploy.ssh import Scheduler, Worker
+    def _specs(self, deadline: float, timeout: float):
+        from .ssh_remote import RemoteScheduler, RemoteWorker
 
         e = self.spec.options
         sched = e.host(e.scheduler)
-        scheduler = {"cls": Scheduler, "options": {"address": sched.address, "connect_options": connect_options(sched),
-                                                   "kwargs": _scheduler_kwargs(self.spec), "remote_python": _python(self.spec, sched)}}
+        bound = {"deadline": deadline, "timeout": timeout}
+        scheduler = {"cls": RemoteScheduler, "options": {
+            "address": sched.address, "connect_options": connect_options(sched), "kwargs": _scheduler_kwargs(self.spec),
+            "remote_python": _python(self.spec, sched), "host_name": sched.name, **bound}}
         workers = {}
         for name, g, host in placements(self.spec):
             h = e.host(host)
-            workers[name] = {"cls": Worker, "options": {
+            workers[name] = {"cls": RemoteWorker, "options": {
                 "address": h.address, "connect_options": connect_options(h), "name": name,
                 "kwargs": _worker_kwargs(self.spec, g, name, h), "worker_class": "distributed.Nanny",
-                "remote_python": _python(self.spec, h, g)}}
+                "remote_python": _python(self.spec, h, g), "host_name": h.name, **bound}}
         return scheduler, workers
 
     def _start(self) -> None:
@@ -288,29 +297,42 @@ class SSHDeployment(Deployment):
             import asyncssh  # noqa: F401  (distributed imports it only once connecting)
         except ImportError as exc:
             raise ImportError(f"{INSTALL_HINT} ({exc})") from exc
-        from distributed import SpecCluster
+        from .ssh_remote import Cluster, shipped_logging_config
 
         e = self.spec.options
         for h in (e.host(h.name) for h in e.hosts):
             for what, path in (("key", h.key), ("known_hosts", h.known_hosts)):
                 if not os.path.isfile(os.path.expanduser(path)):
                     raise DeployError(f"ssh host {h.name}: {what} file {path} not found")
-        inherited = {"stockdag.placement.strategy": self.spec.strategy} if self.spec.strategy else {}
+        # the remote processes must log the lines their start waits for, whatever this process's level
+        inherited = shipped_logging_config()
+        if self.spec.strategy:
+            inherited["stockdag.placement.strategy"] = self.spec.strategy
         if e.tls:
             from . import tls
 
             self.security = tls.temporary()
             inherited.update(tls.inherited_config(self.security))
-        scheduler, workers = self._specs()
+        timeout = float(config.get("deploy.start_timeout"))  # one deadline for the scheduler, the workers and their joining
+        deadline = time.monotonic() + timeout
+        scheduler, workers = self._specs(deadline, timeout)
         try:
             # the remote processes get this configuration (DASK_INTERNAL_INHERIT_CONFIG) while they start
             with dask.config.set(inherited):
-                self.cluster = SpecCluster(workers=workers, scheduler=scheduler, security=self.security,
-                                           name=self.cluster_id, silence_logs=logging.WARNING)
+                self.cluster = Cluster(workers=workers, scheduler=scheduler, security=self.security,
+                                       name=self.cluster_id, silence_logs=logging.WARNING)
         except Exception as exc:  # any cause is reported as one line; SpecCluster has closed what it started
             raise DeployError(_ssh_error(exc, self.spec)) from None
         self.scheduler_address = self.cluster.scheduler_address
         self.dashboard_link = self.cluster.dashboard_link
+        with self.client(timeout=max(1.0, deadline - time.monotonic())) as client:
+            try:
+                client.wait_for_workers(self.spec.n_workers, timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:  # the caller closes the deployment (``start``'s context, ``service``), stopping them all
+                joined = sorted(w["name"] for w in client.scheduler_info(n_workers=-1)["workers"].values())
+                raise DeployError(f"only {len(joined)} of {self.spec.n_workers} workers joined the scheduler on ssh host "
+                                  f"{e.scheduler} within {timeout:g} s (stockdag.deploy.start_timeout); joined: "
+                                  f"{', '.join(map(str, joined)) or 'none'}; stopping the cluster") from None
 
     def _close(self) -> None:
         if self.cluster is not None:

@@ -123,8 +123,8 @@ def sshd(tmp_path_factory):
     server.authorize(pub)
     known = d / "known_hosts"
     known.write_text("".join(server.known_hosts_line(a) + "\n" for a in ADDRESSES.values()))
-    server.start()
-    try:
+    try:  # start inside: a server that fails half way (or a Ctrl-C while it starts) is stopped too
+        server.start()
         yield {"server": server, "key": key, "known_hosts": str(known), "dir": d}
     finally:
         server.remove()

@@ -11,14 +11,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import threading
 import time
 
+import dask.config
 import psutil
 import pytest
 from sshd_helpers import ADDRESSES, keygen
 
 from stockdag.cli import main
 from stockdag.deploy import DeployError, SpecError, load_spec, plan, start
+from stockdag.deploy.ssh_remote import shipped_logging
 from stockdag.pipeline.request import parse_request
 from stockdag.run import CentralizedExecutor, DistributedExecutor
 
@@ -99,8 +102,18 @@ def test_the_example_spec_parses_and_plans():
 
 @pytest.fixture(scope="module")
 def ssh_cluster(sshd):
-    with start(_spec(sshd)) as cluster:
+    # started with distributed at WARNING, as stockdag's commands run: the remote processes are sent this
+    # process's configuration and must still log the addresses their start waits for
+    with dask.config.set({"logging.distributed": "warning"}), start(_spec(sshd)) as cluster:
         yield cluster
+
+
+def test_the_remote_processes_log_the_lines_start_waits_for_whatever_the_callers_level():
+    got = shipped_logging({"distributed": "warning", "distributed.client": "warning", "distributed.worker": "error"})
+    assert got == {"distributed": "info", "distributed.client": "warning", "distributed.worker": "info"}
+    assert shipped_logging({"distributed": "debug"}) == {"distributed": "debug"}  # more verbose stays
+    own = {"version": 1, "loggers": {"distributed": {"level": "WARNING"}}}
+    assert shipped_logging(own) is own  # a dictConfig setup is the user's own
 
 
 @pytest.mark.slow
@@ -139,6 +152,30 @@ def test_ssh_cluster_close_leaves_no_process_on_any_host(sshd, ssh_cluster):
 
 def _local_children() -> set[int]:
     return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+def _io_loops() -> set[int]:
+    """The event-loop threads distributed runs for synchronous clusters."""
+    return {t.ident for t in threading.enumerate() if t.name == "IO loop"}
+
+
+@pytest.mark.slow
+def test_a_remote_that_never_reports_is_one_line_naming_the_host_and_leaves_nothing(sshd, tmp_path):
+    # a "Python" that prints a line and then hangs, as one stuck importing would: start must end, not wait forever
+    fake = tmp_path / "python-that-hangs"
+    fake.write_text('#!/bin/sh\necho "importing stockdag..." >&2\nexec sleep 600\n')
+    fake.chmod(0o755)
+    raw = _spec(sshd)
+    raw["ssh"]["hosts"]["head"]["python"] = str(fake)
+    before, loops = _local_children(), _io_loops()
+    with dask.config.set({"stockdag.deploy.start_timeout": 15}), pytest.raises(DeployError) as info:
+        with start(raw):
+            pytest.fail("started")
+    assert info.value.message == ("ssh host head (127.0.0.2): the scheduler did not report its address within 15 s "
+                                  "(stockdag.deploy.start_timeout); its last output: importing stockdag...; stopped it")
+    assert _local_children() <= before and _io_loops() <= loops
+    # not yet proved: that the hanging remote process is gone. distributed stops it with asyncssh's KILL
+    # signal request, which this sshd (OpenSSH 9.2) did not act on here; the sshd fixture kills it at teardown.
 
 
 @pytest.mark.slow
@@ -183,3 +220,24 @@ def test_cluster_up_predict_down_over_ssh(sshd, state_dir, write_spec, capsys):
     assert f"stopped {info['cluster_id']}" in capsys.readouterr().out
     assert _nothing_left(sshd) == {}
 
+
+
+@pytest.mark.slow
+def test_the_sweeps_cluster_parameter_takes_an_ssh_spec(sshd, write_spec, tmp_path):
+    # the sweep's own path (its configurations, then ``serving`` starting the spec's cluster), not a copy of it
+    import httpx
+
+    from stockdag.lab.experiments import SweepParams
+    from stockdag.lab.experiments.sweep import serving
+
+    path = write_spec(_spec(sshd, name="ssh-sweep"), "ssh-sweep")
+    params = SweepParams(mode=["distributed"], strategy=["dask"], cluster=path, users=[1], symbols=[REQUEST[0]],
+                         out=str(tmp_path), run_id="ssh")
+    [cfg] = params.configurations_list()
+    assert (cfg.mode, cfg.workers, cfg.cluster) == ("distributed", 2, path)  # the spec fixes the workers
+    with serving(cfg, params) as (url, info):
+        assert info["cluster"]["kind"] == "ssh" and info["cluster"]["hosts"] == {"big-0": "127.0.0.3", "small-0": "127.0.0.4"}
+        r = httpx.get(f"{url}/predict/{REQUEST[0]}", params={"as_of": REQUEST[1]}, timeout=120)
+        assert r.status_code == 200, r.text
+        assert {t["worker"].rsplit(":", 1)[0] for t in r.json()["trace"]} <= {"tls://127.0.0.3", "tls://127.0.0.4"}
+    assert _nothing_left(sshd) == {}
