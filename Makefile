@@ -22,12 +22,13 @@ experiment: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/stockdag demo --requests 16 --workers 2
 
-## test: ruff (lint and import order), mypy (typecheck), the docs (warnings are errors), the test suite (benchmarks run once each with timing disabled), then the once-flaky tests under two CPU hogs; installs redis-server and chromium if missing
+## test: ruff (lint and import order), mypy (typecheck), the docs (warnings are errors), the test suite (benchmarks run once each with timing disabled), then the once-flaky tests under two CPU hogs; installs redis-server, openssh-server and chromium if missing
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(MAKE) --no-print-directory typecheck
 	$(MAKE) --no-print-directory docs
 	sh scripts/ensure-redis.sh
+	sh scripts/ensure-sshd.sh
 	sh scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest
 	PYTHON=$(BIN)/python sh scripts/under-load.sh

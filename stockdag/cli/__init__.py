@@ -17,6 +17,7 @@ runs, so ``stockdag --help`` stays fast. Output cut short by its reader
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -57,6 +58,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def quiet_distributed(quiet: bool = True):
+    """Within the block, distributed logs warnings only; afterwards its level and ``logging.distributed`` are as before.
+
+    Scoped, not global: a caller that runs :func:`main` in its own process (tests, notebooks) keeps its
+    levels, and so does the configuration a cluster kind ships to processes it starts elsewhere.
+    """
+    if not quiet:
+        yield
+        return
+    import dask
+
+    log = logging.getLogger("distributed")
+    level, imported = log.level, "distributed" in sys.modules
+    # distributed sets its loggers' levels from this key when first imported (here, if not before)
+    try:
+        with dask.config.set({"logging.distributed": "warning"}):
+            log.setLevel(logging.WARNING)
+            yield
+    finally:
+        log.setLevel(level)
+        default = dask.config.get("logging.distributed", None)
+        if not imported and "distributed" in sys.modules and isinstance(default, str):
+            log.setLevel(default.upper())  # first imported in the block: the level its import would have set outside it
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         code = _main(argv)
@@ -84,13 +111,8 @@ def _main(argv: list[str] | None) -> int:
     except SystemExit as exc:
         return exc.code
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if not args.verbose:  # distributed sets its own loggers to INFO when first imported, from this key
-        import dask
-
-        dask.config.set({"logging.distributed": "warning"})
-        logging.getLogger("distributed").setLevel(logging.WARNING)
     try:
-        with pipeline_config(args):
+        with quiet_distributed(not args.verbose), pipeline_config(args):
             return COMMANDS[args.command](args)
     except StockdagError as exc:
         print(f"stockdag: error: {exc.message}", file=sys.stderr)

@@ -7,7 +7,7 @@ import json
 def add_parser(sub):
     """Add `cluster` and its actions; return the actions' subparsers (the caller completes their descriptions)."""
     p = sub.add_parser("cluster", help="plan, start, list and stop clusters described by a spec (experiments/clusters/*.yaml)",
-                       description="Clusters from a spec: kind local (this host), emulated (this host, cgroup CPU shares and link delays; root) or ec2 (dask-cloudprovider).")
+                       description="Clusters from a spec: kind local (this host), emulated (this host, cgroup CPU shares and link delays; root), ec2 (dask-cloudprovider) or ssh (your own machines, over SSH).")
     csub = p.add_subparsers(dest="action", required=True, metavar="ACTION", help="plan | up | status | down (each has --help)")
     c = csub.add_parser("plan", help="dry run: what would start, the commands each machine runs, the cost per hour; starts and calls nothing")
     c.add_argument("spec", help="cluster spec: a YAML file or a name in experiments/clusters (e.g. local-2)")

@@ -99,3 +99,32 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory):
+    """One OpenSSH server for the session, on every address of ``sshd_helpers.ADDRESSES``, accepting one key made for it.
+
+    Yields ``{"server", "key", "known_hosts", "dir"}``: ``known_hosts`` lists the host key at every address.
+    Skips without ``/usr/sbin/sshd`` (scripts/ensure-sshd.sh installs it); stopped, with every process its
+    sessions started, after the session.
+    """
+    import os
+
+    from sshd_helpers import ADDRESSES, SSHD, SSHServer, keygen
+
+    if not os.access(SSHD, os.X_OK):
+        pytest.skip("needs OpenSSH's sshd (scripts/ensure-sshd.sh)")
+    checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    d = tmp_path_factory.mktemp("ssh-client")
+    key = str(d / "id_ed25519")
+    pub = keygen(key)
+    server = SSHServer(tmp_path_factory.mktemp("sshd"), ADDRESSES.values(), checkout)
+    server.authorize(pub)
+    known = d / "known_hosts"
+    known.write_text("".join(server.known_hosts_line(a) + "\n" for a in ADDRESSES.values()))
+    try:  # start inside: a server that fails half way (or a Ctrl-C while it starts) is stopped too
+        server.start()
+        yield {"server": server, "key": key, "known_hosts": str(known), "dir": d}
+    finally:
+        server.remove()
