@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import re
 import time
 from typing import Any
 
@@ -180,6 +181,22 @@ def _finite(value):
     return value
 
 
+# an absolute (or home-relative) path of two or more parts, not the tail of a URL (tcp://host/..., http://...)
+_PART = r"[^\s'\"`,;:()\[\]{}<>/\\]+"
+_PATH_RE = re.compile(rf"(?<![\w:/.~-])(?:~|[A-Za-z]:)?(?:[/\\]{_PART}){{2,}}[/\\]?")
+
+
+def _without_paths(message: str, folders) -> str:
+    """``message`` with file paths replaced by ``<path>``: a client learns what failed, not where the
+    server keeps its files. ``folders``: the configured ones, which may be relative (``data``), so that
+    no pattern alone finds them."""
+    message = _PATH_RE.sub("<path>", message)
+    for folder in sorted({str(f) for f in folders if f}, key=len, reverse=True):
+        # a bare word is a folder's name only where a path ends (a separator, a quote, punctuation, the end)
+        message = re.sub(rf"(?<![\w.-]){re.escape(folder)}(?:[/\\]{_PART})*(?=[/\\'\"`;:,)]|$)", "<path>", message)
+    return message
+
+
 def _error(status: int, error: str, detail: str, available=None, headers=None) -> JSONResponse:
     body = {"error": error, "detail": detail}
     if available is not None:
@@ -288,9 +305,16 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
         metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
         return response
 
+    # the folders an error message may name (relative ones too, which no pattern recognises)
+    folders = (settings["data"].get("data_dir"), (settings.get("models") or {}).get("store"),
+               (settings.get("cache") or {}).get("directory"))
+
     @app.exception_handler(StockdagError)
     async def stockdag_error(request: Request, exc: StockdagError):
-        return _error(exc.http_status, type(exc).__name__, exc.message,
+        detail = _without_paths(exc.message, folders)
+        if detail != exc.message:  # the server's operator still needs the full message
+            logger.warning("%s on %s: %s", type(exc).__name__, request.url.path, exc.message)
+        return _error(exc.http_status, type(exc).__name__, detail,
                       available=exc.available if isinstance(exc, UnknownSymbol) else None)
 
     @app.exception_handler(RequestValidationError)
