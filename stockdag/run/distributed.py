@@ -75,6 +75,7 @@ class DistributedExecutor:
         self.granularities: collections.Counter = collections.Counter()
         self._in_flight = 0
         self._lock = threading.Lock()
+        self._outliving: set = set()  # futures of cancelled arun(hold=...) calls, kept until their work ends
         self._own_cluster = None
         self._own_client = False
         if client is None:
@@ -180,18 +181,40 @@ class DistributedExecutor:
             future.release()
         return self._finish(traced, request)
 
-    async def arun(self, request: Request) -> PredictionResult:
-        """Compute one request from async code (an asynchronous client, or a sync one via a thread)."""
+    async def arun(self, request: Request, hold=None) -> PredictionResult:
+        """Compute one request from async code (an asynchronous client, or a sync one via a thread).
+
+        ``hold`` (a :class:`~stockdag.serve.admission.Ticket`, or anything with ``hand_over()`` and
+        ``release()``) is handed over once the work is submitted and released when that work ends. With
+        it, a cancelled call (a request past its deadline) leaves its tasks to run to their end, so that
+        they keep their place in the caller's count; without it, they are dropped.
+        """
         await self.start()
         future = self.submit(request)
+        if hold is not None:
+            hold.hand_over()
+            future.add_done_callback(hold.release)
+        kept = False
         try:
             if self.client.asynchronous:
                 traced = await future
             else:
                 traced = await asyncio.get_running_loop().run_in_executor(None, future.result)
+        except asyncio.CancelledError:
+            if hold is not None and not future.done():
+                # a Future nobody references is released, and the scheduler forgets its tasks
+                kept = True
+                self._outliving.add(future)
+                future.add_done_callback(self._let_go)
+            raise
         finally:
-            future.release()
+            if not kept:
+                future.release()
         return self._finish(traced, request)
+
+    def _let_go(self, future) -> None:
+        self._outliving.discard(future)
+        future.release()
 
     # -- lifecycle
     @property

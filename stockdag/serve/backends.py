@@ -193,9 +193,9 @@ class DistributedBackend(Backend):
         self.strategy = self.executor.strategy
 
     async def predict(self, request: Request, ticket: Ticket | None = None) -> dict:
-        # not handed over: a cancelled request releases its Dask future, and the scheduler drops its
-        # tasks (a task already running on a worker ends there, outside this process' count)
-        result = await self.executor.arun(request)
+        # handed over: a request past its deadline leaves its tasks to run to their end (a task running on
+        # a worker cannot be stopped), and they keep its place in the admission count until then
+        result = await self.executor.arun(request, hold=ticket)
         return result.to_dict()
 
     async def close(self) -> None:
