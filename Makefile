@@ -4,12 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: experiment demo test bench install clean
+.PHONY: experiment demo test typecheck bench docs install clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -22,13 +22,23 @@ experiment: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/stockdag demo --requests 16 --workers 2
 
-## test: ruff (lint and import order), the test suite (benchmarks run once each with timing disabled), then the once-flaky tests under two CPU hogs; installs redis-server and chromium if missing
+## test: ruff (lint and import order), mypy (typecheck), the docs (warnings are errors), the test suite (benchmarks run once each with timing disabled), then the once-flaky tests under two CPU hogs; installs redis-server and chromium if missing
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(MAKE) --no-print-directory typecheck
+	$(MAKE) --no-print-directory docs
 	sh scripts/ensure-redis.sh
 	sh scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest
 	PYTHON=$(BIN)/python sh scripts/under-load.sh
+
+## docs: the documentation site, offline, into docs/_build/html (every cross-reference must resolve)
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -E -W --keep-going -q -b html docs docs/_build/html
+
+## typecheck: mypy as pyproject.toml's [tool.mypy] says: strict on stockdag/placement and stockdag/pipeline
+typecheck: $(STAMP)
+	$(BIN)/python -m mypy
 
 ## bench: the pytest-benchmark suite, timed
 bench: $(STAMP)

@@ -3,8 +3,14 @@
 Run it centralized (one process, stage after stage) or distributed (a Dask
 cluster), place its tasks with pluggable strategies, serve it over HTTP and
 measure it from the client side.
+
+The public API is :data:`__all__`: what a user calls or extends. Everything
+else (every other module and name) is internal and may change.
 """
 from __future__ import annotations
+
+import importlib as _importlib  # (private names: only __all__ is public, a test holds it)
+from typing import Any as _Any
 
 __version__ = "0.1.0"
 
@@ -19,28 +25,61 @@ from .errors import (
     UnknownSymbol,
 )
 
-# imported on first use (PEP 562): they pull in the pipeline, pandas, scikit-learn and nltk, which
-# `stockdag --help` and most commands never need
-_LAZY = {"predict": ".run.api", "PredictionResult": ".pipeline.result"}
+# imported on first use (PEP 562): they pull in the pipeline, pandas, scikit-learn, nltk and distributed,
+# which `stockdag --help` and most commands never need. name -> (module, attribute; None: the module itself)
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "predict": (".run.api", "predict"),
+    "PredictionResult": (".pipeline.result", "PredictionResult"),
+    "PredictionJSON": (".pipeline.result", "PredictionJSON"),
+    "Mode": (".pipeline.modes", "Mode"),
+    "Granularity": (".pipeline.granularity", "Granularity"),
+    "build_graph": (".pipeline.graph", "build_graph"),
+    "run_stages": (".pipeline.graph", "run_stages"),
+    "CentralizedExecutor": (".run.centralized", "CentralizedExecutor"),
+    "DistributedExecutor": (".run.distributed", "DistributedExecutor"),
+    "Strategy": (".placement.base", "Strategy"),
+    "TaskInfo": (".placement.base", "TaskInfo"),
+    "WorkerInfo": (".placement.base", "WorkerInfo"),
+    "PlacementPlugin": (".placement.plugin", "PlacementPlugin"),
+    "deploy": (".deploy", None),  # deploy.start(spec) starts a cluster and tears it down on exit
+}
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> _Any:
     if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        module, attribute = _LAZY[name]
+        value = _importlib.import_module(module, __name__)
+        if attribute is not None:
+            value = getattr(value, attribute)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
+def __dir__() -> list[str]:
+    return sorted(set(__all__) | {"__version__"})
+
+
 __all__ = [
-    "predict",
-    "PredictionResult",
-    "StockdagError",
-    "InvalidRequest",
-    "InsufficientHistory",
-    "OutsideData",
-    "UnknownSymbol",
+    "build_graph",
+    "CentralizedExecutor",
     "DataSourceError",
+    "deploy",
+    "DistributedExecutor",
+    "Granularity",
+    "InsufficientHistory",
+    "InvalidRequest",
+    "Mode",
     "ModelStoreError",
+    "OutsideData",
+    "PlacementPlugin",
+    "predict",
+    "PredictionJSON",
+    "PredictionResult",
+    "run_stages",
+    "StockdagError",
+    "Strategy",
+    "TaskInfo",
+    "UnknownSymbol",
+    "WorkerInfo",
 ]

@@ -189,6 +189,21 @@ def test_demo_scheduler_reaches_compare(cluster, compare_spy):
     assert set(compare_spy["strategies"]) == {"dask", *STRATEGIES}
 
 
+def test_demo_compares_the_configured_strategy_by_default(compare_spy):
+    # issue 24 item 25: --strategies defaulted to dask, so `make demo` never showed the default (adaptive)
+    with dask.config.set({"stockdag.placement.strategy": "heft"}), pytest.raises(_Stop):
+        main(["demo"])
+    assert compare_spy["strategies"] == ("heft",)
+
+
+def test_demo_granularity_help_describes_every_choice(capsys):
+    from stockdag.pipeline.granularity import GRANULARITY_CHOICES
+
+    assert main(["demo", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(f"{g} (" in text for g in GRANULARITY_CHOICES), text
+
+
 # -- bench
 @pytest.fixture
 def server(small):

@@ -194,7 +194,7 @@ def test_data_dir_implies_csv(tmp_path, monkeypatch):
     assert seen["source"] == "csv"
 
 
-HEAVY = ("pandas", "numpy", "sklearn", "nltk", "distributed", "fastapi", "bokeh", "simpy", "stockdag.pipeline", "stockdag.placement")
+HEAVY = ("pandas", "numpy", "sklearn", "nltk", "distributed", "fastapi", "bokeh", "simpy", "stockdag.pipeline.stages", "stockdag.pipeline.graph", "stockdag.placement")
 
 
 def test_help_imports_nothing_heavy():

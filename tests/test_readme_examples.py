@@ -1,6 +1,6 @@
-"""The README's examples, run in order on a fresh clone with an empty home directory, succeed.
+"""The README's and the documentation's examples, run in order on a fresh clone with an empty home directory, succeed.
 
-Every fenced ``bash`` and ``python`` block of README.md is read from a fresh
+Every fenced ``bash`` and ``python`` block of README.md and of the pages in :data:`DOCUMENTS` is read from a fresh
 ``git clone`` of this repository's HEAD (commit README changes first) and run
 in file order, one test per block, with HOME in a temporary folder (no model
 store, cache or web-app runs from earlier work), the venv's ``stockdag`` on PATH
@@ -42,11 +42,17 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
+#: the pages whose examples run, in this order (the README's first: a newcomer's path, then the guides)
+DOCUMENTS = ("README.md", "docs/getting-started.md", "docs/guides/pipeline.md", "docs/guides/granularity.md",
+             "docs/guides/placement.md", "docs/guides/serving.md", "docs/guides/webapp.md", "docs/guides/clusters.md",
+             "docs/guides/experiments.md", "docs/guides/simulator.md", "docs/development/testing.md")
 #: commands (prefix match after the adaptations) the test does not run, and why
 SKIP = {
     "make experiment": "creates a new .venv and installs from PyPI (network); the sweep itself runs in "
                        "tests/experiments/test_notebooks.py with small parameters",
     "make test": "runs the test suite this test belongs to",
+    "make bench": "the timed benchmark suite; its benchmarks run once each in this suite (tests/benchmarks)",
+    "make docs": "make test builds the documentation first, with warnings as errors",
     "scripts/sweep.sh experiments/params/default.yaml -p cluster experiments/clusters/ec2-small.yaml":
         "starts EC2 instances (an AWS account and the network); the EC2 path is tested against moto in tests/deploy",
 }
@@ -61,6 +67,7 @@ class Block:
     lang: str
     lines: list[str]
     heading: str
+    document: str = "README.md"
 
 
 def readme_blocks(text: str) -> list[Block]:
@@ -175,8 +182,18 @@ class Session:
             assert "Traceback" not in err, err[-3000:]
 
 
+def documents_blocks(root: Path) -> list[Block]:
+    """Every example block of :data:`DOCUMENTS` under ``root``, each tagged with its page."""
+    blocks = []
+    for document in DOCUMENTS:
+        for block in readme_blocks((root / document).read_text()):
+            block.document = document
+            blocks.append(block)
+    return blocks
+
+
 def _current_readme_blocks() -> list[Block]:
-    return readme_blocks((ROOT / "README.md").read_text())
+    return documents_blocks(ROOT)
 
 
 BLOCKS = _current_readme_blocks()
@@ -189,8 +206,8 @@ def session(tmp_path_factory):
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
     subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(clone)], check=True)
     subprocess.run(["git", "-C", str(clone), "checkout", "-q", head.stdout.strip()], check=True)
-    if readme_blocks((clone / "README.md").read_text()) != BLOCKS:
-        pytest.fail("README.md has uncommitted changes to its examples: commit them, then run this test")
+    if documents_blocks(clone) != BLOCKS:
+        pytest.fail("README.md or a documentation page has uncommitted changes to its examples: commit them, then run this test")
     home = base / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
@@ -271,7 +288,7 @@ def test_readme_has_examples_and_the_skips_are_still_in_it():
 
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)),
-                         ids=[f"{i}-{b.lang}-{re.sub(r'[^a-z0-9]+', '-', b.heading.lower()).strip('-')}"
+                         ids=[f"{i}-{b.lang}-{re.sub(r'[^a-z0-9]+', '-', (Path(b.document).stem + ' ' + b.heading).lower()).strip('-')}"
                               for i, b in enumerate(BLOCKS)])
 def test_readme_block_runs(session, index):
     block = BLOCKS[index]

@@ -15,14 +15,16 @@ def add_parser(sub) -> None:
     p.add_argument("--requests", type=positive_int, default=16, help="measured requests per phase (default 16)")
     p.add_argument("--workers", type=positive_int, default=None, help="LocalCluster worker processes, one thread each (default 2); not with --scheduler")
     p.add_argument("--in-flight", type=positive_int, default=16, help="concurrent requests in the throughput phase (default 16)")
-    p.add_argument("--profile", choices=PROFILES, default=None, help="workload profile (default: stockdag.profile, i.e. refit)")
+    p.add_argument("--profile", choices=PROFILES, default=None, help="workload profile (default: stockdag.profile)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the request mix")
     p.add_argument("--scheduler", type=scheduler_address, default=None, help="use a running Dask scheduler instead of a LocalCluster")
-    p.add_argument("--strategies", type=strategies, default=("dask",),
-                   help="comma-separated placement strategies compared on the same cluster, e.g. dask,heft,round-robin (default dask); 'all' for every one")
+    p.add_argument("--strategies", type=strategies, default=None,
+                   help="comma-separated placement strategies compared on the same cluster, e.g. dask,heft,round-robin; 'all' for every one "
+                        "(default: stockdag.placement.strategy, the strategy predict and serve use)")
     p.add_argument("--granularity", choices=GRANULARITY_CHOICES, default=None,
-                   help="stages per Dask task: stage, branch (each chain fused), request (one task), auto (request on one worker thread, else branch); "
-                        "default: stockdag.pipeline.granularity")
+                   help="stages per Dask task: stage (one task a stage), branch (each chain fused), request (one task), auto (request on one worker thread, else branch), "
+                        "load (auto, and request while as many requests are in flight as the cluster has threads: the throughput phase's "
+                        "--in-flight requests then run as one task each) (default: stockdag.pipeline.granularity)")
     add_pipeline_option(p)
     p.add_argument("--json", action="store_true", help="print the measurements as JSON")
 
@@ -33,6 +35,7 @@ def check(parser, args) -> None:
 
 
 def run(args) -> int:
+    from .. import config
     from ..lab.demo import compare
     from ..run import batching
 
@@ -47,7 +50,7 @@ def run(args) -> int:
         client = Client(args.scheduler, security=security_for(args.scheduler))
     try:
         cmp = compare(args.requests, args.workers or 2, args.in_flight, args.profile, seed=args.seed,
-                      client=client, show_progress=not args.json, strategies=tuple(args.strategies),
+                      client=client, show_progress=not args.json, strategies=tuple(args.strategies or (config.get("placement.strategy"),)),
                       granularity=args.granularity)
     finally:
         if client is not None:
@@ -58,7 +61,7 @@ def run(args) -> int:
             "centralized_latency": cmp.centralized_latency, "centralized_throughput": cmp.centralized_throughput,
             "distributed": {name: {"latency": r["latency"], "throughput": r["throughput"]} for name, r in cmp.strategies.items()},
             "latency_ratio": cmp.latency_ratio, "throughput_ratio": cmp.throughput_ratio, "machine": cmp.machine,
-            "granularity": cmp.granularity, "overhead_per_request": cmp.overhead_per_request,
+            "granularity": cmp.granularity, "built": cmp.built, "overhead_per_request": cmp.overhead_per_request,
             "floor": cmp.floor_p50, "floor_ratio": cmp.floor_ratio,
             "batching": batching.effective(), "pipeline": use_pipeline(args).to_dict(),
         }, indent=2))
@@ -67,6 +70,7 @@ def run(args) -> int:
     print(f"{cmp.requests} distinct requests per phase, profile {cmp.profile}, cache off, warm-up excluded; "
           f"machine: {cmp.machine['cores']} cores, {cmp.machine['memory_gib']} GiB")
     print(cmp.table())
+    print(cmp.built_text())
     if cmp.floor:
         print(f"Dask's floor: a task that does nothing takes {1000 * cmp.floor_p50:.1f} ms there and back on an idle "
               f"cluster (p50); a one-task request pays at least that, {cmp.floor_ratio:.3f}x centralized latency here.")

@@ -40,6 +40,7 @@ def _cache_text(cache) -> str:
 
 def run(args) -> int:
     from ..pipeline.request import parse_request
+    from ..pipeline.result import finite
     from ..run import CentralizedExecutor, DistributedExecutor
 
     request = parse_request(args.symbol, args.as_of, profile=args.profile, source=args.source, data_dir=args.data_dir,
@@ -54,7 +55,7 @@ def run(args) -> int:
             result = ex.run(request)
     d = result.to_dict()
     if args.json:
-        print(json.dumps(d, indent=2))
+        print(json.dumps(finite(d), indent=2, allow_nan=False))  # strict JSON, as the server sends
         return 0
     p = d["prediction"]
     print(f"{d['symbol']} as of {d['as_of']}: close {p['last_close']:.2f} -> predicted next close "

@@ -27,19 +27,10 @@ from .options import (
 PLAN_MIN_REQUESTS = 50
 
 
-def _plain(value):
-    """NaN and infinities as null: ``--json`` output is strict JSON."""
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return None
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _dumps(value) -> str:
-    return json.dumps(_plain(value), indent=2, allow_nan=False)
+    from ..pipeline.result import finite  # (pulls in the stages: not at import, for `stockdag --help`)
+
+    return json.dumps(finite(value), indent=2, allow_nan=False)
 
 
 def add_parsers(sub) -> dict:

@@ -19,8 +19,6 @@ from .base import Deployment
 from .plan import plan
 from .spec import KINDS, ClusterSpec, DeployError, EmulationUnavailable, SpecError, WorkerGroup, load_spec, parse_spec
 
-BACKENDS = KINDS  # the former name: the same map, not a second list
-
 
 @contextlib.contextmanager
 def start(spec, **options):
@@ -56,4 +54,4 @@ def start(spec, **options):
 
 
 __all__ = ["start", "plan", "load_spec", "parse_spec", "ClusterSpec", "WorkerGroup", "Deployment",
-           "SpecError", "DeployError", "EmulationUnavailable", "KINDS", "BACKENDS"]
+           "SpecError", "DeployError", "EmulationUnavailable", "KINDS"]

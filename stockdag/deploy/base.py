@@ -128,7 +128,7 @@ class Deployment:
         return client
 
     def executor(self, strategy: str | None = None, client=None):
-        """A :class:`stockdag.run.DistributedExecutor` on this cluster (strategy: the spec's, else config)."""
+        """A :class:`~stockdag.run.distributed.DistributedExecutor` on this cluster (strategy: the spec's, else config)."""
         from ..run import DistributedExecutor
 
         return DistributedExecutor(client=client or self.client(), strategy=strategy or self.spec.strategy)

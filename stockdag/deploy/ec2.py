@@ -126,8 +126,10 @@ def docker_image(spec) -> str:
 
 
 def _env_vars(spec) -> dict:
-    # package list only: never credentials (env vars land in user-data, readable on the instance)
-    return {} if spec.options.docker_image else {"EXTRA_PIP_PACKAGES": f"stockdag=={__version__}"}
+    # package list and Dask settings only: never credentials (env vars land in user-data, readable on the instance)
+    from ..run.worker_settings import worker_env
+
+    return {**({} if spec.options.docker_image else {"EXTRA_PIP_PACKAGES": f"stockdag=={__version__}"}), **worker_env()}
 
 
 def _scheduler_options(spec, extra: dict | None = None) -> dict:

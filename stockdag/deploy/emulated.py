@@ -169,6 +169,13 @@ def _worker_command(group, name: str, scheduler_file: str) -> list[str]:
             "--no-dashboard", "--nworkers", "1"]
 
 
+def worker_env() -> dict[str, str]:
+    """The Dask settings of every worker process (stockdag.worker_profiler); imported here, not at module load."""
+    from ..run.worker_settings import worker_env
+
+    return worker_env()
+
+
 def _period() -> int:
     return int(config.get("deploy.cgroup_period_us"))
 
@@ -191,6 +198,7 @@ def plan_machines(spec):
                     cmds += [f"mkdir -p {cg.path}", f"echo '{cg.quota_us} {cg.period_us}' > {cg.path}/cpu.max"]
                 cmds.append(cg.enter_command() + "   # then exec:")
             env = f"DASK_STOCKDAG__DEPLOY__LINK_DELAY={g.link_delay:g} " if g.link_delay else ""
+            env += "".join(f"{k}={v} " for k, v in worker_env().items())
             cmds.append(env + shlex.join(_worker_command(g, name, sf)))
             machines.append(Machine("worker", name, "this host (a process group)", cmds))
     notes = [f"cgroup {layout[0]} at {layout[1]}, period {period} us; needs root",
@@ -271,7 +279,7 @@ class EmulatedDeployment(Deployment):
                     cg = CPUCgroup(layout, ("stockdag", self.cluster_id, name), g.cpu_share, period)
                     self.cgroups.append(cg)
                     cg.create()
-                env = {"DASK_STOCKDAG__DEPLOY__LINK_DELAY": str(g.link_delay)}
+                env = {"DASK_STOCKDAG__DEPLOY__LINK_DELAY": str(g.link_delay), **worker_env()}
                 self._spawn(name, _worker_command(g, name, scheduler_file), env, cg)
 
         from distributed import Client

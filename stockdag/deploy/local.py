@@ -16,12 +16,15 @@ def worker_specs(spec) -> dict:
     """SpecCluster worker entries for every worker of every group."""
     from distributed import Nanny  # here, not at import: reading a spec or planning needs no distributed
 
+    from ..run.worker_settings import worker_config
+
     workers = {}
     for g in spec.worker_groups:
         for name in g.worker_names():
             workers[name] = {"cls": Nanny, "options": {
                 "name": name, "nthreads": g.threads, "memory_limit": g.memory_limit, "resources": g.resources,
                 "host": "127.0.0.1", "silence_logs": logging.WARNING, "dashboard": False,
+                "config": worker_config(),  # stockdag.worker_profiler
             }}
     return workers
 

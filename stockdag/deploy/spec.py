@@ -119,7 +119,7 @@ def parse_spec(raw, source: str | None = None) -> ClusterSpec:
 
 
 def load_spec(spec) -> ClusterSpec:
-    """A :class:`ClusterSpec` from a spec, a mapping, a YAML file path, or a name in ``experiments/clusters``."""
+    """A :class:`~stockdag.deploy.schema.ClusterSpec` from a spec, a mapping, a YAML file path, or a name in ``experiments/clusters``."""
     if isinstance(spec, ClusterSpec):
         return spec
     if isinstance(spec, dict):

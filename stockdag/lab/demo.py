@@ -11,6 +11,7 @@ a machine busy with other work slows both alike.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import datetime as dt
@@ -74,7 +75,9 @@ class Comparison:
     strategies: dict = field(default_factory=dict)  # strategy -> {"latency": [...], "throughput": float, "example": ...}
     dashboard: str | None = None
     machine: dict = field(default_factory=dict)
-    granularity: str = ""  # the pipeline granularity the distributed runs used (``auto`` resolved)
+    granularity: str = ""  # the pipeline granularity asked for (``load``, ``auto`` or a fixed one)
+    #: phase (latency, throughput) -> granularity -> requests the executor built with it (auto/load resolved per request)
+    built: dict = field(default_factory=lambda: {"latency": {}, "throughput": {}})
     floor: list[float] = field(default_factory=list)  # Dask's floor: a no-op task's round trip (s), interleaved
 
     @property
@@ -125,6 +128,12 @@ class Comparison:
         lines.insert(1, "-" * len(lines[0]))
         return "\n".join(lines)
 
+    def built_text(self) -> str:
+        """``granularity load: latency phase 16 branch; throughput phase 14 request, 2 branch``: what each phase ran."""
+        phases = "; ".join(f"{phase} phase " + ", ".join(f"{n} {g}" for g, n in sorted(counts.items(), key=lambda x: -x[1]))
+                           for phase, counts in self.built.items() if counts)
+        return f"granularity {self.granularity}: {phases} (requests built each way)"
+
     def trace_table(self) -> str:
         if self.example is None:
             return ""
@@ -137,11 +146,14 @@ class Comparison:
 
 def machine_facts() -> dict:
     """The machine facts every result records (:func:`stockdag.lab.experiments.facts.machine`, one collector and
-    its keys, without its seconds-long capacity probe), and the versions a comparison depends on."""
+    its keys, without its seconds-long capacity probe), the versions a comparison depends on, and the Dask settings
+    of the workers it starts (:func:`stockdag.run.worker_settings.facts`)."""
+    from ..run import worker_settings
     from .experiments import facts
 
     versions = facts.versions()
-    return {**facts.machine(measure_capacity=False), **{k: versions[k] for k in ("python", "stockdag", "dask")}}
+    return {**facts.machine(measure_capacity=False), **{k: versions[k] for k in ("python", "stockdag", "dask")},
+            "worker_settings": worker_settings.facts()}
 
 
 def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: str | None = None,
@@ -150,6 +162,7 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
     """Run the same requests centralized and distributed (under each placement strategy); see the module docstring."""
     from ..run import CentralizedExecutor, DistributedExecutor
     from ..run.distributed import round_trip
+    from ..run.worker_settings import worker_config
 
     def bar(total, desc):
         if not show_progress:
@@ -164,10 +177,6 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
     warm, single, batch = reqs[:warmup], reqs[warmup:warmup + requests], reqs[warmup + requests:]
     cmp = Comparison(requests, workers, in_flight, single[0].profile, machine=machine_facts())
 
-    central = CentralizedExecutor()
-    for r in warm:
-        central.run(r)
-
     from distributed import Client, LocalCluster, as_completed
 
 
@@ -178,21 +187,32 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
         return len(rs) / (time.perf_counter() - t)
 
     with contextlib.ExitStack() as stack:
+        # the baseline in a process of its own: this one hosts the client (and the LocalCluster's scheduler)
+        central = stack.enter_context(CentralizedExecutor(isolated=True))
+        for r in warm:
+            central.run(r)
         if client is None:
             cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                       host="127.0.0.1", dashboard_address=dask.config.get("stockdag.dashboard_address"), silence_logs=logging.WARNING))
+                                                       host="127.0.0.1", dashboard_address=dask.config.get("stockdag.dashboard_address"), silence_logs=logging.WARNING,
+                                                       config=worker_config()))
             client = stack.enter_context(Client(cluster))
         cmp.dashboard = client.dashboard_link
+        cmp.machine["baseline"] = central.facts()  # where the baseline ran, with the cluster alive
         central_rounds = []
         for strategy in strategies:
             # dask, named, leaves Dask's own placement (no plugin): the executor removes an earlier strategy's
             dist = DistributedExecutor(client=client, strategy=strategy, granularity=granularity)
-            cmp.granularity = dist.granularity_now()
+            cmp.granularity = dist.granularity
+
+            def count(phase, before):  # what this phase built: auto and load decide per request
+                for g, n in (dist.granularities - before).items():
+                    cmp.built[phase][g] = cmp.built[phase].get(g, 0) + n
             fresh = lambda rs: [dataclasses.replace(r, request_id=uuid.uuid4().hex) for r in rs]  # noqa: E731
             # every worker imports the libraries and runs each stage (and a learning strategy sees them) first
             client.gather([dist.submit(r) for r in fresh(warm)])
             b = bar(4 * requests, f"centralized and distributed {strategy} ({workers} workers), interleaved")
             latency = []
+            before = collections.Counter(dist.granularities)
             # interleaved (A B B A ...), so a machine busy with something else slows both alike
             for i, (r, d) in enumerate(zip(single, fresh(single))):
                 for step in ("central", "dist") if i % 2 == 0 else ("dist", "central"):
@@ -218,6 +238,8 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
                         ac.add(dist.submit(nxt))
                 return len(rs) / (time.perf_counter() - t)
 
+            count("latency", before)
+            before = collections.Counter(dist.granularities)
             # throughput in two interleaved halves: centralized, distributed, distributed, centralized
             half = max(len(batch) // 2, 1)
             first, second = batch[:half], batch[half:] or batch[:half]
@@ -227,6 +249,7 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
             c2 = central_batch(second)
             b and b.update(len(second))
             b and b.close()
+            count("throughput", before)
             central_rounds += [c1, c2]
             cmp.strategies[strategy] = {"latency": latency, "throughput": (d1 + d2) / 2, "example": res,
                                         "throughput_ratio_rounds": [d1 / c1, d2 / c2]}

@@ -14,8 +14,9 @@ recent error, and the ``interval`` step (C16's rule) is scored by its coverage:
 each day's interval is the selected model's prediction plus or minus the
 split-conformal quantile of that model's previous ``error_days`` absolute errors.
 
-Daily returns are close to a random walk: directional accuracy of about
-50-56% is what honest models get here; much more means look-ahead.
+Daily returns are close to a random walk: honest models score about a coin
+flip on direction here (the committed figures: ``results/accuracy/``); much more
+means look-ahead.
 """
 from __future__ import annotations
 

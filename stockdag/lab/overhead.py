@@ -35,7 +35,7 @@ cluster idle for longer than any batching interval, under each stream-interval
 preset. A one-task request pays at least that over centralized, so a latency
 goal for a light request (e.g. 1.05x of a 70 ms pretrained request: 3.5 ms) is
 within reach on a machine only if the floor is well below it. The best schedule
-(:func:`best_schedule`) is the other reference: what a perfect placement of the
+(:func:`stockdag.pipeline.bounds.best_schedule`) is the other reference: what a perfect placement of the
 run's own stage costs reaches on the run's workers with no overhead.
 """
 from __future__ import annotations
@@ -53,8 +53,9 @@ from dataclasses import dataclass, field
 
 import dask
 
+from ..pipeline.bounds import best_schedule, critical_path
 from ..pipeline.graph import task_groups
-from ..pipeline.table import active_table, spec_for_ids, stage_table
+from ..pipeline.table import active_table
 
 
 @dataclass(frozen=True)
@@ -78,49 +79,6 @@ class Variant:
         return len(task_groups(self.granularity, active_table())) if self.mode == "distributed" else 0
 
 
-def critical_path(durations: dict[str, float]) -> float:
-    """Longest path through the stage table of these stages (their pipeline's) with these durations."""
-    finish: dict[str, float] = {}
-    for s in stage_table(spec_for_ids(durations)):
-        finish[s.id] = max((finish[i] for i in s.inputs), default=0.0) + durations.get(s.id, 0.0)
-    return max(finish.values())
-
-
-#: most stage-to-worker assignments :func:`best_schedule` tries before it gives up (returns None)
-MAX_ASSIGNMENTS = 300_000
-
-
-def best_schedule(durations: dict[str, float], workers: int) -> float | None:
-    """The shortest schedule of these stages on ``workers`` one-thread workers with no overhead at all.
-
-    Every assignment of stages to workers is tried (the first stage fixed, as
-    workers are alike); each is list-scheduled in table order, a stage starting
-    when its inputs are done and its worker is free. That is the latency a perfect
-    placement reaches with free scheduling and transfers. It is never below
-    ``max(critical path, work / workers)`` and lies above it when the stages do not
-    split evenly over the workers (two big models on two workers, say). None when
-    there are more than :data:`MAX_ASSIGNMENTS` assignments.
-    """
-    stages = stage_table(spec_for_ids(durations))
-    ids = [s.id for s in stages]
-    if workers <= 1:
-        return sum(durations.get(i, 0.0) for i in ids)
-    if workers ** (len(ids) - 1) > MAX_ASSIGNMENTS:
-        return None
-    best = float("inf")
-    for rest in itertools.product(range(workers), repeat=len(ids) - 1):
-        free = [0.0] * workers
-        finish: dict[str, float] = {}
-        for s, w in zip(stages, (0, *rest)):
-            start = max(free[w], max((finish[i] for i in s.inputs), default=0.0))
-            finish[s.id] = free[w] = start + durations.get(s.id, 0.0)
-            if finish[s.id] >= best:
-                break
-        else:
-            best = max(finish.values())
-    return best
-
-
 def split(submitted: float, trace, received: float) -> dict[str, float]:
     """A request's wall time split into compute, submit, gaps and return (see the module docstring)."""
     first = min(t.start for t in trace)
@@ -138,7 +96,7 @@ def split(submitted: float, trace, received: float) -> dict[str, float]:
         "submit": max(first - submitted, 0.0),
         "gaps": (last - first) - busy,
         "return": max(received - last, 0.0),
-        "critical_path": critical_path(durations),
+        "critical_path": critical_path(durations).seconds,
         "work": sum(durations.values()),
         "durations": durations,
     }
@@ -255,6 +213,7 @@ def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int
     from ..run import CentralizedExecutor, DistributedExecutor
     from ..run import batching as batching_mod
     from ..run.distributed import round_trip
+    from ..run.worker_settings import worker_config
     from . import demo
 
     vs = variants(granularities, batchings, strategies, submits)
@@ -265,11 +224,14 @@ def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int
     own = []
     if client is None:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address="127.0.0.1:0", silence_logs=logging.WARNING)
+                               dashboard_address="127.0.0.1:0", silence_logs=logging.WARNING, config=worker_config())
         client = Client(cluster)
         own = [client, cluster]
     try:
-        central = CentralizedExecutor()
+        # the baseline in a process of its own: this one hosts the client (and the LocalCluster's scheduler)
+        central = CentralizedExecutor(isolated=True)
+        own.insert(0, central)
+        m.machine["baseline"] = central.facts()
         executors = {}
         current: list = [None, None]  # strategy and batching now installed
 

@@ -16,47 +16,70 @@ centralized baseline (:mod:`stockdag.pipeline.graph`).
 """
 from __future__ import annotations
 
-from .granularity import GRANULARITIES, GRANULARITY_CHOICES, resolve_granularity
-from .graph import TaskGroup, build_graph, graph_keys, request_task, run_group, run_stages, task_groups
-from .stages import (
-    CacheLookup,
-    Prediction,
-    cache_stage,
-    emulated_delay,
-    ensemble_stage,
-    fetch_market_stage,
-    fetch_news_stage,
-    fetch_prices_stage,
-    interval_stage,
-    make_features_stage,
-    market_features_stage,
-    model_frame,
-    model_stage,
-    parse_request_stage,
-    score_sentiment_stage,
-    select_stage,
-)
-from .table import (
-    FINAL,
-    STAGES,
-    STAGES_BY_ID,
-    Stage,
-    active_table,
-    final_id,
-    order_stage_ids,
-    spec_for_ids,
-    stage_layers,
-    stage_order,
-    stage_table,
-    step_stage_ids,
-    task_key,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "FINAL", "GRANULARITIES", "GRANULARITY_CHOICES", "STAGES", "STAGES_BY_ID", "CacheLookup", "Prediction", "Stage",
-    "TaskGroup", "active_table", "build_graph", "cache_stage", "emulated_delay", "ensemble_stage", "fetch_market_stage",
-    "fetch_news_stage", "fetch_prices_stage", "final_id", "graph_keys", "interval_stage", "make_features_stage",
-    "market_features_stage", "model_frame", "model_stage", "order_stage_ids", "parse_request_stage", "request_task",
-    "resolve_granularity", "run_group", "run_stages", "score_sentiment_stage", "select_stage", "spec_for_ids",
-    "stage_layers", "stage_order", "stage_table", "step_stage_ids", "task_groups", "task_key",
-]
+# imported on first use (PEP 562): the submodules pull in pandas, scikit-learn and nltk, which
+# `stockdag --help` and the modes/granularity vocabularies never need
+_LAZY = {
+    "active_table": "table",
+    "best_schedule": "bounds",
+    "build_graph": "graph",
+    "cache_stage": "stages",
+    "CacheLookup": "stages",
+    "critical_path": "bounds",
+    "CriticalPath": "bounds",
+    "emulated_delay": "stages",
+    "Ensemble": "stages",
+    "ensemble_stage": "stages",
+    "fetch_market_stage": "stages",
+    "fetch_news_stage": "stages",
+    "fetch_prices_stage": "stages",
+    "FINAL": "table",
+    "final_id": "table",
+    "GRANULARITIES": "granularity",
+    "GRANULARITY_CHOICES": "granularity",
+    "graph_keys": "graph",
+    "Interval": "stages",
+    "interval_stage": "stages",
+    "make_features_stage": "stages",
+    "market_features_stage": "stages",
+    "model_frame": "stages",
+    "model_stage": "stages",
+    "order_stage_ids": "table",
+    "parse_request_stage": "stages",
+    "Prediction": "stages",
+    "request_task": "graph",
+    "resolve_granularity": "granularity",
+    "run_group": "graph",
+    "run_stages": "graph",
+    "score_sentiment_stage": "stages",
+    "select_stage": "stages",
+    "spec_for_ids": "table",
+    "Stage": "table",
+    "stage_layers": "bounds",
+    "stage_order": "table",
+    "stage_table": "table",
+    "STAGES": "table",
+    "STAGES_BY_ID": "table",
+    "step_stage_ids": "table",
+    "task_groups": "graph",
+    "task_key": "table",
+    "TaskGroup": "graph",
+    "width": "bounds",
+    "work": "bounds",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

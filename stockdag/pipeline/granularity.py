@@ -6,19 +6,28 @@ from the stage table by :func:`stockdag.pipeline.task_groups`.
 """
 from __future__ import annotations
 
+from typing import Literal, TypeGuard, get_args
+
 from ..errors import InvalidRequest
 
 #: How many stages one Dask task runs (``stockdag.pipeline.granularity``):
 #: ``stage`` one task a stage (12 tasks, 6 dependency levels); ``branch`` fuses
 #: each chain of the stage graph into one task (C1+C6, C2+C3, C5+C4, each model,
 #: C12: 9 tasks, 4 levels); ``request`` runs the whole pipeline as one task.
-GRANULARITIES = ("stage", "branch", "request")
+Granularity = Literal["stage", "branch", "request"]
 #: what ``stockdag.pipeline.granularity`` accepts: a granularity, ``auto`` or
 #: ``load`` (see :func:`resolve_granularity`)
-GRANULARITY_CHOICES = (*GRANULARITIES, "auto", "load")
+GranularityChoice = Literal[Granularity, "auto", "load"]
+
+GRANULARITIES: tuple[Granularity, ...] = get_args(Granularity)
+GRANULARITY_CHOICES: tuple[GranularityChoice, ...] = get_args(GranularityChoice)
 
 
-def resolve_granularity(granularity: str, threads: int | None, in_flight: int | None = None) -> str:
+def _is_granularity(name: str) -> TypeGuard[Granularity]:
+    return name in GRANULARITIES
+
+
+def resolve_granularity(granularity: str, threads: int | None, in_flight: int | None = None) -> Granularity:
     """The granularity to build for a cluster running ``threads`` tasks at once (None: unknown).
 
     ``auto`` is ``request`` on one thread (every stage would run there anyway, so
@@ -36,6 +45,6 @@ def resolve_granularity(granularity: str, threads: int | None, in_flight: int | 
         if threads <= 1 or (granularity == "load" and in_flight is not None and in_flight >= threads):
             return "request"
         return "branch"
-    if granularity not in GRANULARITIES:
+    if not _is_granularity(granularity):
         raise InvalidRequest(f"unknown granularity {granularity!r}; choose one of: {', '.join(GRANULARITY_CHOICES)}")
     return granularity

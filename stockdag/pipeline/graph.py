@@ -1,6 +1,6 @@
 """The ``dask.delayed`` graph of one request, its task groups (granularity), and the sequential runner.
 
-:func:`run_stages` runs the same stage functions one after another without Dask: the centralized baseline.
+:func:`~stockdag.pipeline.run_stages` runs the same stage functions one after another without Dask: the centralized baseline.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import dask
+from dask.base import annotate
 from dask.delayed import Delayed, delayed
 
 from .. import config
@@ -86,9 +86,9 @@ def task_groups(granularity: str = "stage", stages: tuple[Stage, ...] = STAGES) 
     head: dict[str, str] = {}  # stage id -> id of the first stage of its chain
     chains: dict[str, list[Stage]] = {}
     for s in stages:
-        (p,) = preds[s.id] if len(preds[s.id]) == 1 else (None,)
-        if p is not None and len(succs[p]) == 1:
-            head[s.id] = head[p]
+        only = next(iter(preds[s.id])) if len(preds[s.id]) == 1 else None  # its one predecessor
+        if only is not None and len(succs[only]) == 1:
+            head[s.id] = head[only]
         else:
             head[s.id] = s.id
         chains.setdefault(head[s.id], []).append(s)
@@ -152,15 +152,16 @@ def build_graph(request: Request, granularity: str | None = None) -> Delayed:
         nodes: dict[str, Delayed] = {}
         for stage in stages:
             args = [nodes[i] for i in stage.inputs] if stage.inputs else [request]
-            with dask.annotate(stockdag={"stage": stage.id, "name": stage.name, "request": rid, "symbol": request.symbol}):
+            with annotate(stockdag={"stage": stage.id, "name": stage.name, "request": rid, "symbol": request.symbol}):
                 nodes[stage.id] = delayed(run_traced, pure=False)(
                     stage.id, stage.name, stage.func, *args, dask_key_name=task_key(stage, rid)
                 )
         return nodes[final]
     if granularity == "request":
         key, func, annotations = request_task(request)
-        with dask.annotate(stockdag=annotations):
-            return delayed(func, pure=False)(request, dask_key_name=key)
+        with annotate(stockdag=annotations):
+            whole: Delayed = delayed(func, pure=False)(request, dask_key_name=key)
+        return whole
     groups = task_groups(granularity, stages)
     owner = {s.id: g for g in groups for s in g.stages}
     nodes = {}
@@ -178,7 +179,7 @@ def build_graph(request: Request, granularity: str | None = None) -> Delayed:
             s.id for s in g.stages
             if any(i == s.id for other in groups if other is not g for t in other.stages for i in t.inputs)
         )
-        with dask.annotate(stockdag={"stage": g.code, "name": g.name, "request": rid, "symbol": request.symbol}):
+        with annotate(stockdag={"stage": g.code, "name": g.name, "request": rid, "symbol": request.symbol}):
             # a partial, so delayed does not walk the stage table as if it held tasks
             nodes[g.code] = delayed(functools.partial(run_group, g.stages, exports, final=final), pure=False)(
                 *upstream, dask_key_name=f"{g.name}-{rid}"

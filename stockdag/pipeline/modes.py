@@ -12,20 +12,29 @@ names), the sweep and :func:`stockdag.predict` import them from here.
 """
 from __future__ import annotations
 
+from typing import Final, Literal, TypeGuard, get_args
+
 from ..errors import InvalidRequest
 
-CENTRALIZED = "centralized"
-REPLICATED = "replicated"
-DISTRIBUTED = "distributed"
+#: a serving mode, as a type (the tuples below are its values)
+Mode = Literal["centralized", "replicated", "distributed"]
+
+CENTRALIZED: Final = "centralized"
+REPLICATED: Final = "replicated"
+DISTRIBUTED: Final = "distributed"
 
 #: the modes a server (``stockdag serve``) and a sweep run, the baseline first
-SERVING_MODES: tuple[str, ...] = (CENTRALIZED, REPLICATED, DISTRIBUTED)
+SERVING_MODES: tuple[Mode, ...] = get_args(Mode)
 #: the modes of one prediction (``stockdag predict``, :func:`stockdag.predict`): replicating is a server's
-PREDICT_MODES: tuple[str, ...] = (CENTRALIZED, DISTRIBUTED)
+PREDICT_MODES: tuple[Mode, ...] = (CENTRALIZED, DISTRIBUTED)
 
 
-def check_mode(name: str, modes: tuple[str, ...] = SERVING_MODES) -> str:
+def _is_mode(name: str, modes: tuple[Mode, ...]) -> TypeGuard[Mode]:
+    return name in modes
+
+
+def check_mode(name: str, modes: tuple[Mode, ...] = SERVING_MODES) -> Mode:
     """Return ``name`` if it is one of ``modes``; else :class:`~stockdag.errors.InvalidRequest` listing them."""
-    if name not in modes:
+    if not _is_mode(name, modes):
         raise InvalidRequest(f"unknown mode {name!r}; choose one of: {', '.join(modes)}")
     return name

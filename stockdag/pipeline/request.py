@@ -10,9 +10,10 @@ import datetime as dt
 import re
 import uuid
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from .. import config
-from ..domain.data.base import SYMBOL_RE
+from ..domain.data.ticker import SYMBOL_RE
 from ..errors import InvalidRequest, OutsideData
 from .spec import DEFAULT as DEFAULT_PIPELINE
 from .spec import PipelineSpec, load_pipeline
@@ -61,13 +62,13 @@ class Request:
     #: the pipeline this request runs; it travels with the request, so workers read no spec file
     pipeline: PipelineSpec = DEFAULT_PIPELINE
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["as_of"] = self.as_of.isoformat() if self.as_of else None
         d["pipeline"] = self.pipeline.to_dict()
         return d
 
-    def settings(self) -> dict:
+    def settings(self) -> dict[str, Any]:
         """The configuration snapshot this request was resolved from (for re-parsing)."""
         return {
             "profile": self.profile,
@@ -150,7 +151,7 @@ def _cache_url(backend: str, url: object) -> str | None:
 
 def _positive_int(name: str, value: object) -> int:
     try:
-        v = int(value)  # type: ignore[arg-type]
+        v: int = int(value)  # type: ignore[call-overload]  # any object: int() says what it cannot convert
     except (TypeError, ValueError):
         raise InvalidRequest(f"{name} must be a positive integer, got {value!r}") from None
     if v <= 0:
@@ -161,10 +162,10 @@ def _positive_int(name: str, value: object) -> int:
 class _Settings:
     """Dotted look-ups in a configuration snapshot, with an explicit override."""
 
-    def __init__(self, snapshot: dict):
+    def __init__(self, snapshot: dict[str, Any]):
         self._snap = snapshot
 
-    def get(self, key: str, override_with: object = None):
+    def get(self, key: str, override_with: object = None) -> Any:
         if override_with is not None:
             return override_with
         node: object = self._snap
@@ -183,7 +184,7 @@ def parse_request(
     source: str | None = None,
     data_dir: str | None = None,
     request_id: str | None = None,
-    settings: dict | None = None,
+    settings: dict[str, Any] | None = None,
     pipeline: object = None,
 ) -> Request:
     """C1: validate the inputs and resolve every setting.

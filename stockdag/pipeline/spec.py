@@ -22,6 +22,7 @@ import dataclasses
 import functools
 import os
 import re
+from typing import Any
 
 import yaml
 
@@ -63,7 +64,7 @@ class PipelineSpec:
     steps: tuple[str, ...] = ()
     interval_level: float = 0.9
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "models": list(self.models), "steps": list(self.steps),
                 "interval_level": self.interval_level}
 

@@ -9,8 +9,9 @@ import datetime as dt
 import random
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..domain.data.cache import cache_key, get_cache
+from ..domain.data.cache import Cache, cache_key, get_cache
 from ..domain.data.news import NewsData, get_news_source
 from ..domain.data.prices import PriceData, get_price_source
 from ..domain.features import Features, make_features
@@ -21,6 +22,11 @@ from ..domain.models.combine import conformal_halfwidth, ensemble_weights
 from ..domain.sentiment import Sentiment, score_sentiment
 from .granularity import GRANULARITIES, GRANULARITY_CHOICES, resolve_granularity  # noqa: F401  (re-exported)
 from .request import Latency, Request, parse_request
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+T = TypeVar("T")
 
 
 # ---------------------------------------------------------------- stage functions
@@ -41,7 +47,7 @@ class CacheLookup:
     news: NewsData | None
 
 
-def _cache(req: Request):
+def _cache(req: Request) -> Cache:
     return get_cache(req.cache_backend, req.cache_size, req.cache_dir, req.cache_url)
 
 
@@ -75,11 +81,23 @@ def emulated_delay(latency: Latency, key: str) -> float:
     return seconds
 
 
+def _look_again(req: Request, key: str, kind: type[T]) -> T | None:
+    """A retriever's own look-up on C6's miss, for a per-process cache (lru) only: the retriever fills the
+    cache of the process it runs in, which on a cluster need not be the one C6 looked in; a shared cache
+    (disk, redis) was already asked by C6 and is not asked twice."""
+    cache = _cache(req)
+    if not cache.per_process:
+        return None
+    value = cache.get(key)
+    return value if isinstance(value, kind) else None
+
+
 def fetch_prices_stage(req: Request, lookup: CacheLookup) -> PriceData:
     """C2: prices from the cache, or from the source (then cached)."""
-    if lookup.prices is not None:
-        return PriceData(**{**lookup.prices.__dict__, "cache_hit": True})
     key = cache_key("prices", req)
+    cached = lookup.prices if lookup.prices is not None else _look_again(req, key, PriceData)
+    if cached is not None:
+        return PriceData(**{**cached.__dict__, "cache_hit": True})
     emulated_delay(req.latency, key)
     source = get_price_source(req.source, req.data_dir, req.timeout)
     data = source.fetch(req.symbol, req.as_of, req.history_days, req.min_history)
@@ -89,9 +107,10 @@ def fetch_prices_stage(req: Request, lookup: CacheLookup) -> PriceData:
 
 def fetch_news_stage(req: Request, lookup: CacheLookup) -> NewsData:
     """C5: headlines from the cache, or from the source (then cached)."""
-    if lookup.news is not None:
-        return NewsData(**{**lookup.news.__dict__, "cache_hit": True})
     key = cache_key("news", req)
+    cached = lookup.news if lookup.news is not None else _look_again(req, key, NewsData)
+    if cached is not None:
+        return NewsData(**{**cached.__dict__, "cache_hit": True})
     emulated_delay(req.latency, key)
     source = get_news_source(req.source, req.data_dir, req.timeout)
     data = source.fetch(req.symbol, req.as_of, req.news_days)
@@ -133,8 +152,8 @@ def model_stage(name: str, req: Request, features: Features, sentiment: Sentimen
     return predict_pretrained(name, est, features, sentiment, req.error_days, market)
 
 
-def model_frame(symbol: str, as_of, *, history_days: int, min_history: int, news_days: int,
-                source: str | None = None, data_dir: str | None = None, pipeline=None):
+def model_frame(symbol: str, as_of: object, *, history_days: int, min_history: int, news_days: int,
+                source: str | None = None, data_dir: str | None = None, pipeline: object = None) -> pd.DataFrame:
     """The frame the models see, built by the front end's stage functions: C2, C5, C3, C4 (and C13, C14
     when ``pipeline`` has the ``market`` step), with these history lengths, no cache and no emulated latency.
 
@@ -148,7 +167,32 @@ def model_frame(symbol: str, as_of, *, history_days: int, min_history: int, news
     features = make_features_stage(req, fetch_prices_stage(req, nothing_cached))
     sentiment = score_sentiment_stage(req, fetch_news_stage(req, nothing_cached))
     market = market_features_stage(req, fetch_market_stage(req)) if "market" in req.pipeline.steps else None
-    return model_inputs(features, sentiment, market)
+    frame: pd.DataFrame = model_inputs(features, sentiment, market)
+    return frame
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """C15's answer: the inverse-recent-error weighted average of every candidate's return."""
+
+    next_return: float
+    next_close: float
+    weights: dict[str, float]  # model -> weight, summing to 1
+
+
+@dataclass(frozen=True)
+class Interval:
+    """C16's answer: a split-conformal interval around the winner's return (and the close it implies).
+
+    A bound is infinite when the calibration days are too few for the level.
+    """
+
+    level: float
+    lower: float
+    upper: float
+    lower_close: float
+    upper_close: float
+    calibration_days: int
 
 
 @dataclass(frozen=True)
@@ -164,13 +208,11 @@ class Prediction:
     next_return: float
     winner: str
     candidates: tuple[Candidate, ...]
-    sentiment: dict
-    cache: dict
+    sentiment: dict[str, Any]
+    cache: dict[str, str]
     pipeline: str = "default"
-    #: C15's answer: {"next_return", "next_close", "weights": {model: weight}}
-    ensemble: dict | None = None
-    #: C16's answer: {"level", "lower", "upper" (returns), "lower_close", "upper_close", "calibration_days"}
-    interval: dict | None = None
+    ensemble: Ensemble | None = None  # C15, when the pipeline spec has the ensemble step
+    interval: Interval | None = None  # C16, when the pipeline spec has the interval step
     #: the as-of date asked for, when it was not a trading day (the prediction is from the last close before it)
     requested_as_of: dt.date | None = None
 
@@ -194,10 +236,10 @@ def ensemble_stage(req: Request, pred: Prediction) -> Prediction:
     """C15: inverse-recent-error weighted average of every candidate (beside C12's winner)."""
     w = ensemble_weights([c.recent_error for c in pred.candidates])
     ret = float(sum(wi * c.prediction for wi, c in zip(w, pred.candidates)))
-    return dataclasses.replace(pred, ensemble={
-        "next_return": ret, "next_close": pred.last_close * (1.0 + ret),
-        "weights": {c.model: float(wi) for wi, c in zip(w, pred.candidates)},
-    })
+    return dataclasses.replace(pred, ensemble=Ensemble(
+        next_return=ret, next_close=pred.last_close * (1.0 + ret),
+        weights={c.model: float(wi) for wi, c in zip(w, pred.candidates)},
+    ))
 
 
 def interval_stage(req: Request, pred: Prediction) -> Prediction:
@@ -206,8 +248,8 @@ def interval_stage(req: Request, pred: Prediction) -> Prediction:
     winner = next(c for c in pred.candidates if c.model == pred.winner)
     half = conformal_halfwidth(winner.recent_residuals, level)
     lo, hi = pred.next_return - half, pred.next_return + half
-    return dataclasses.replace(pred, interval={
-        "level": level, "lower": lo, "upper": hi,
-        "lower_close": pred.last_close * (1.0 + lo), "upper_close": pred.last_close * (1.0 + hi),
-        "calibration_days": len(winner.recent_residuals),
-    })
+    return dataclasses.replace(pred, interval=Interval(
+        level=level, lower=lo, upper=hi,
+        lower_close=pred.last_close * (1.0 + lo), upper_close=pred.last_close * (1.0 + hi),
+        calibration_days=len(winner.recent_residuals),
+    ))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,17 +87,6 @@ def stage_order(stages: tuple[Stage, ...] | None = None) -> dict[str, int]:
     return {s.id: i for i, s in enumerate(stages or STAGES)}
 
 
-def stage_layers(stages: tuple[Stage, ...] | None = None) -> dict[str, int]:
-    """stage id -> its layer in the DAG: 0 for stages without inputs, else one more than its deepest input.
-
-    Stages of one layer can run at once; the largest layer is the pipeline's parallel width.
-    """
-    layer: dict[str, int] = {}
-    for stage in stages or STAGES:  # the table lists every stage after its inputs
-        layer[stage.id] = 1 + max((layer[i] for i in stage.inputs), default=-1)
-    return layer
-
-
 @functools.cache
 def active_table() -> tuple[Stage, ...]:
     """The stage table of this process's configured pipeline (``stockdag.pipeline.spec``), for client-side tools.
@@ -116,7 +105,7 @@ def step_stage_ids(step: str) -> tuple[str, ...]:
     return tuple(s.id for s in stage_table(dataclasses.replace(DEFAULT_PIPELINE, steps=(step,))) if s.id not in base)
 
 
-def spec_for_ids(ids) -> PipelineSpec:
+def spec_for_ids(ids: Iterable[str]) -> PipelineSpec:
     """The pipeline whose stages are ``ids`` (e.g. the ids of recorded traces), for tools that have no spec.
 
     Models are taken in registry order, which only changes display order: the
@@ -131,7 +120,7 @@ def spec_for_ids(ids) -> PipelineSpec:
     return PipelineSpec(name="traced", models=models, steps=steps)
 
 
-def order_stage_ids(ids) -> list[str]:
+def order_stage_ids(ids: Iterable[str]) -> list[str]:
     """``ids`` in the order of the stage table they belong to; ids of no table last, sorted."""
     ids = set(ids)
     order = stage_order(stage_table(spec_for_ids(ids)))

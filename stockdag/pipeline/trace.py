@@ -12,8 +12,22 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
+
+from typing_extensions import TypedDict  # pydantic reads typed dicts from typing_extensions only, on Python < 3.12
+
+
+class StageTraceJSON(TypedDict):
+    """:class:`StageTrace` in the prediction JSON, with its duration."""
+
+    id: str
+    stage: str
+    worker: str
+    start: float
+    end: float
+    planned_worker: str | None
+    duration: float
 
 
 @dataclass(frozen=True)
@@ -25,10 +39,9 @@ class StageTrace:
     end: float
     planned_worker: str | None = None
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["duration"] = self.end - self.start
-        return d
+    def to_dict(self) -> StageTraceJSON:
+        return StageTraceJSON(id=self.id, stage=self.stage, worker=self.worker, start=self.start, end=self.end,
+                              planned_worker=self.planned_worker, duration=self.end - self.start)
 
 
 @dataclass(frozen=True)
@@ -37,11 +50,6 @@ class Traced:
 
     value: Any
     trace: tuple[StageTrace, ...]
-
-
-def current_worker() -> str:
-    """The Dask worker address running this code, else ``local:<host>:<pid>``."""
-    return current_place()[0]
 
 
 def current_place() -> tuple[str, str | None]:
@@ -64,7 +72,7 @@ def current_place() -> tuple[str, str | None]:
     return worker.address, planned
 
 
-def run_traced(stage_id: str, stage_name: str, func: Callable, *inputs: Any) -> Traced:
+def run_traced(stage_id: str, stage_name: str, func: Callable[..., Any], *inputs: Any) -> Traced:
     """Call ``func`` on the unwrapped inputs and record when and where it ran."""
     values, traces = [], {}
     for item in inputs:

@@ -12,22 +12,28 @@ listing it in :mod:`stockdag.placement.registry` (which owns the names and
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .base import Strategy, TaskInfo, WorkerInfo, describe
 from .costs import CostModel
 from .plugin import NAME, PlacementPlugin
 from .registry import STRATEGIES, check_strategy, make_strategy
 
+if TYPE_CHECKING:
+    from distributed import Client, Scheduler
 
-async def _install(plugin, dask_scheduler=None) -> None:
+
+async def _install(plugin: PlacementPlugin, dask_scheduler: Scheduler | None = None) -> None:
     """On the scheduler: replace the placement plugin by ``plugin``, silently."""
+    assert dask_scheduler is not None  # run_on_scheduler passes it
     if NAME in dask_scheduler.plugins:
         dask_scheduler.remove_plugin(NAME)  # add_plugin would warn about overwriting
     await plugin.start(dask_scheduler)
     dask_scheduler.add_plugin(plugin, name=NAME)
 
 
-def register(client, strategy: str | None = None, **options):
-    """Install a :class:`PlacementPlugin` on ``client``'s scheduler, replacing any earlier one.
+def register(client: Client, strategy: str | None = None, **options: Any) -> Any:
+    """Install a :class:`~stockdag.placement.plugin.PlacementPlugin` on ``client``'s scheduler, replacing any earlier one.
 
     ``strategy`` defaults to ``stockdag.placement.strategy``; ``options`` go to
     the plugin and its strategy. Switching to ``dask`` installs a plugin that
@@ -43,16 +49,17 @@ def register(client, strategy: str | None = None, **options):
     return client.run_on_scheduler(_install, PlacementPlugin(strategy, **options))
 
 
-async def _ensure(plugin, dask_scheduler=None) -> str:
+async def _ensure(plugin: PlacementPlugin, dask_scheduler: Scheduler | None = None) -> str:
     """On the scheduler: keep a placement plugin already there, else install ``plugin``; the strategy in effect."""
+    assert dask_scheduler is not None  # run_on_scheduler passes it
     existing = dask_scheduler.plugins.get(NAME)
     if existing is not None:
-        return existing.strategy_name
+        return str(existing.strategy_name)  # type: ignore[attr-defined]  # (a PlacementPlugin: it has NAME)
     await _install(plugin, dask_scheduler)
-    return plugin.strategy_name
+    return str(plugin.strategy_name)
 
 
-def ensure(client, strategy: str | None = None, **options):
+def ensure(client: Client, strategy: str | None = None, **options: Any) -> Any:
     """Install ``strategy`` (default ``stockdag.placement.strategy``) unless the scheduler already places with one.
 
     For a client that was given no strategy: a cluster started with its own
@@ -63,14 +70,15 @@ def ensure(client, strategy: str | None = None, **options):
     return client.run_on_scheduler(_ensure, PlacementPlugin(strategy, **options))
 
 
-def _remove(dask_scheduler=None) -> bool:
+def _remove(dask_scheduler: Scheduler | None = None) -> bool:
+    assert dask_scheduler is not None  # run_on_scheduler passes it
     if NAME in dask_scheduler.plugins:
         dask_scheduler.remove_plugin(NAME)
         return True
     return False
 
 
-def unregister(client):
+def unregister(client: Client) -> Any:
     """Remove the placement plugin from ``client``'s scheduler, so Dask's own placement decides (no plugin at all,
     unlike :func:`register` with ``dask``). Returns whether there was one (an awaitable for an asynchronous client).
     """

@@ -22,9 +22,15 @@ The decision is a pure function of (tasks, workers with their load, costs).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from .. import config
-from .base import Plan, Strategy
+from .base import Plan, Strategy, TaskInfo, WorkerInfo
 from .heft import plan_request
+
+if TYPE_CHECKING:
+    from .costs import CostModel
 
 
 class Adaptive(Strategy):
@@ -45,7 +51,7 @@ class Adaptive(Strategy):
         super().__init__(loose=loose)
         self.idle = float(config.get("placement.idle", override_with=idle))
 
-    def decide(self, tasks, workers, costs) -> tuple[str, Plan, float]:
+    def decide(self, tasks: Sequence[TaskInfo], workers: Sequence[WorkerInfo], costs: CostModel) -> tuple[str, Plan, float]:
         """``(mode, plan, expected finish)``: mode is ``spread`` (HEFT) or ``local``."""
         spread, sched = plan_request(tasks, workers, costs)
         critical_path = max(sched.ranks.values(), default=0.0)
@@ -53,14 +59,14 @@ class Adaptive(Strategy):
         idle = sum(b <= self.idle * critical_path for b in backlog)
         if idle >= 2:
             return "spread", spread, sched.makespan
-        best = None
+        best: tuple[Plan, float] = ({}, float("inf"))
         for i in range(len(workers)):
             plan, local = plan_request(tasks, workers, costs, only=[i])
-            if best is None or local.makespan < best[1]:
+            if i == 0 or local.makespan < best[1]:
                 best = (plan, local.makespan)
         return "local", best[0], best[1]
 
-    def place(self, tasks, workers, costs) -> Plan:
+    def place(self, tasks: Sequence[TaskInfo], workers: Sequence[WorkerInfo], costs: CostModel) -> Plan:
         return self.decide(tasks, workers, costs)[1]
 
     def __repr__(self) -> str:

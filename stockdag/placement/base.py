@@ -17,12 +17,15 @@ from dask.utils import key_split
 from .. import config
 
 if TYPE_CHECKING:
+    from dask.typing import Key
+
     from .costs import CostModel
 
 #: The annotation every stockdag task carries (see ``stockdag.pipeline``).
 ANNOTATION = "stockdag"
 
-Plan = dict[Hashable, "str | None"]
+#: task key -> the address of the worker to run it, None to leave it to Dask
+Plan = dict["Key", "str | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +38,12 @@ class TaskInfo:
     belong to the same request (inputs already computed are not listed).
     """
 
-    key: Hashable
+    key: Key
     stage: str
     request: str | None = None
     code: str | None = None
     symbol: str | None = None
-    dependencies: tuple = ()
+    dependencies: tuple[Key, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

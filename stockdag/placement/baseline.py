@@ -7,7 +7,13 @@ compared against this.
 """
 from __future__ import annotations
 
-from .base import Plan, Strategy
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .base import Plan, Strategy, TaskInfo, WorkerInfo
+
+if TYPE_CHECKING:
+    from .costs import CostModel
 
 
 class DaskDefault(Strategy):
@@ -19,5 +25,5 @@ class DaskDefault(Strategy):
     def plans(self) -> bool:
         return False
 
-    def place(self, tasks, workers, costs) -> Plan:
+    def place(self, tasks: Sequence[TaskInfo], workers: Sequence[WorkerInfo], costs: CostModel) -> Plan:
         return {t.key: None for t in tasks}

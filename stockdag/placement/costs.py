@@ -9,7 +9,8 @@ about a machine survives its worker restarting at a new address.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from .. import config
 
@@ -139,7 +140,7 @@ class CostModel:
         base = prior if prior is not None and prior >= 0 else self.default_duration
         return base * self.slowness(worker)
 
-    def estimates(self, stage: str, workers) -> list[float]:
+    def estimates(self, stage: str, workers: Iterable[str]) -> list[float]:
         """``[estimate(stage, w) for w in workers]``, with the learned means read in one pass (HEFT asks for every worker)."""
         learned = self._by_stage.get(stage) or {}
         out = []
@@ -152,7 +153,7 @@ class CostModel:
         """Seconds to move one result of ``stage`` between two different workers."""
         return self.latency + self.nbytes(stage) / self.bandwidth
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
         """Everything learned, as plain data (for results folders and debugging)."""
         return {
             "durations": {f"{s}@{w}": m for (s, w), m in self._mean.items()},

@@ -23,18 +23,23 @@ from __future__ import annotations
 
 import html
 import json
+from typing import TYPE_CHECKING, Any
 
 from tornado import web
+
+if TYPE_CHECKING:
+    from distributed import Scheduler
 
 #: path of the page under the dashboard's prefix
 PATH = "/stockdag"
 
 
-def page_data(scheduler, plugin_name: str) -> dict:
+def page_data(scheduler: Scheduler, plugin_name: str) -> dict[str, Any]:
     """Strategy, counters and learned per-stage, per-worker durations (seconds) as plain data."""
-    plugin = scheduler.plugins.get(plugin_name)
+    # the plugin imports this module, so it is known by what it holds (its cost model), not by its class
+    plugin: Any = scheduler.plugins.get(plugin_name)
     workers = sorted(str(ws.name) for ws in scheduler.workers.values())
-    if plugin is None or not hasattr(plugin, "costs"):
+    if getattr(plugin, "costs", None) is None:
         return {"strategy": None, "workers": workers, "stages": [], "durations": {}, "counts": {},
                 "stats": {}, "pending": {}, "errors": [], "warnings": []}
     costs = plugin.costs
@@ -59,7 +64,7 @@ def page_data(scheduler, plugin_name: str) -> dict:
     }
 
 
-def render(data: dict) -> str:
+def render(data: dict[str, Any]) -> str:
     """The HTML page for :func:`page_data`'s output."""
     esc = html.escape
     workers = data["workers"]
@@ -114,12 +119,12 @@ td.none {{ color: #999; text-align: center; }}
 
 
 class _Handler(web.RequestHandler):
-    def initialize(self, scheduler, plugin_name: str, fmt: str):
+    def initialize(self, scheduler: Scheduler, plugin_name: str, fmt: str) -> None:
         self.scheduler = scheduler
         self.plugin_name = plugin_name
         self.fmt = fmt
 
-    def get(self):
+    def get(self) -> None:
         data = page_data(self.scheduler, self.plugin_name)
         if self.fmt == "json":
             self.set_header("Content-Type", "application/json")
@@ -128,7 +133,7 @@ class _Handler(web.RequestHandler):
             self.write(render(data))
 
 
-def add_routes(scheduler, plugin_name: str) -> bool:
+def add_routes(scheduler: Scheduler, plugin_name: str) -> bool:
     """Add ``/stockdag`` and ``/stockdag.json`` to the scheduler's dashboard (once); False if it has none."""
     app = getattr(scheduler, "http_application", None)
     if app is None:
@@ -145,11 +150,11 @@ def add_routes(scheduler, plugin_name: str) -> bool:
         (rf"{prefix}{PATH}\.json", _Handler, {**kwargs, "fmt": "json"}),
     ])
     _add_menu_entry(scheduler)
-    scheduler._stockdag_dashboard = True
+    scheduler._stockdag_dashboard = True  # type: ignore[attr-defined]  # a mark on the scheduler: routes added once
     return True
 
 
-def _add_menu_entry(scheduler) -> None:
+def _add_menu_entry(scheduler: Scheduler) -> None:
     """List the page in the dashboard's own "More..." menu (its ``plots``, shared by every dashboard page)."""
     try:
         from distributed.dashboard.scheduler import template_variables

@@ -9,7 +9,13 @@ to the first name.
 """
 from __future__ import annotations
 
-from .base import Plan, Strategy
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .base import Plan, Strategy, TaskInfo, WorkerInfo
+
+if TYPE_CHECKING:
+    from .costs import CostModel
 
 
 class FastestNode(Strategy):
@@ -17,10 +23,10 @@ class FastestNode(Strategy):
 
     name = "fastest-node"
 
-    def place(self, tasks, workers, costs) -> Plan:
+    def place(self, tasks: Sequence[TaskInfo], workers: Sequence[WorkerInfo], costs: CostModel) -> Plan:
         stages = [t.stage for t in tasks]
 
-        def expected(w):
+        def expected(w: WorkerInfo) -> tuple[float, int]:
             return (sum(costs.estimate(s, w.name) for s in stages), -w.nthreads)
 
         best = min(workers, key=expected)

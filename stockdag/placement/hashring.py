@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 from collections.abc import Iterable
+from typing import Any
 
 
 def stable_hash(text: str) -> int:
@@ -56,5 +57,5 @@ class RingCache:
             self._ring = HashRing(names, self.vnodes)
         return self._ring
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         return {"vnodes": self.vnodes, "_ring": None}

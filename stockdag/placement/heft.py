@@ -27,11 +27,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .base import Plan, Strategy
+from .base import Plan, Strategy, TaskInfo, WorkerInfo
+
+if TYPE_CHECKING:
+    from .costs import CostModel
 
 
 @dataclass
@@ -52,7 +55,7 @@ class Schedule:
         return max((f for _, f in self.times.values()), default=0.0)
 
 
-def _as_callable(costs):
+def _as_callable(costs: Callable[..., float] | Mapping[Any, float]) -> Callable[..., float]:
     if isinstance(costs, Mapping):
         return lambda *args: costs[args]
     return costs
@@ -137,12 +140,14 @@ def schedule(
     slots:
         processor -> how many tasks it runs at once (default 1).
     """
-    compute = _as_callable(compute)
+    compute_fn = _as_callable(compute)
     procs = list(processors)
-    return _schedule(tasks, preds, lambda t: [float(compute(t, p)) for p in procs], comm, procs, ready, slots)
+    return _schedule(tasks, preds, lambda t: [float(compute_fn(t, p)) for p in procs], comm, procs, ready, slots)
 
 
-def _schedule(tasks, preds, row: Callable[[Hashable], list[float]], comm, procs: list, ready, slots) -> Schedule:
+def _schedule(tasks: Sequence[Hashable], preds: Mapping[Hashable, Sequence[Hashable]], row: Callable[[Hashable], list[float]],
+              comm: Callable[[Hashable, Hashable], float] | Mapping[tuple[Hashable, Hashable], float], procs: list[Any],
+              ready: Mapping[Any, float] | None, slots: Mapping[Any, int] | None) -> Schedule:
     """:func:`schedule` with the compute costs given as ``row(task)``: the task's cost on each of ``procs``.
 
     Same decisions as the textbook loop (every processor, every slot, the
@@ -153,7 +158,7 @@ def _schedule(tasks, preds, row: Callable[[Hashable], list[float]], comm, procs:
     the loop) and the first minimum taken; only the few processors already used
     are scanned slot by slot. Ties keep the loop's order (processor, then slot).
     """
-    comm = _as_callable(comm)
+    comm_fn = _as_callable(comm)
     order = _topological(tasks, preds)
     succ: dict[Hashable, list[Hashable]] = {t: [] for t in order}
     pred = {t: [p for p in preds.get(t, ()) if p in succ] for t in order}
@@ -163,7 +168,7 @@ def _schedule(tasks, preds, row: Callable[[Hashable], list[float]], comm, procs:
     n = len(procs)
     cost = {t: row(t) for t in order}
     mean = {t: sum(cost[t]) / n for t in order}
-    edge = {(p, t): float(comm(p, t)) for t in order for p in pred[t]}
+    edge = {(p, t): float(comm_fn(p, t)) for t in order for p in pred[t]}
     ranks = upward_ranks(order, succ, mean, lambda a, b: edge[a, b])
     position = {t: i for i, t in enumerate(order)}
     # rounding makes equal ranks computed along different paths tie, so ties keep the given order
@@ -181,7 +186,7 @@ def _schedule(tasks, preds, row: Callable[[Hashable], list[float]], comm, procs:
     for t in prio:
         inputs = [(times[q][1], edge[q, t], where[q]) for q in pred[t]]
         costs_t = cost[t]
-        best = None  # (eft, start, processor index, slot)
+        best: tuple[float, float, int, int] | None = None  # (eft, start, processor index, slot)
         if len(unused):
             # every input comes over a link: arrival = max(free, the latest input + its transfer)
             latest = -math.inf
@@ -207,6 +212,7 @@ def _schedule(tasks, preds, row: Callable[[Hashable], list[float]], comm, procs:
                 f = start + duration
                 if best is None or f < best[0] or (f == best[0] and (i, k) < (best[2], best[3])):
                     best = (f, start, i, k)
+        assert best is not None  # every task has a processor: procs is not empty
         f, start, i, k = best
         if i not in timelines:
             timelines[i] = [[] for _ in range(nslots[i])]
@@ -219,20 +225,21 @@ def _schedule(tasks, preds, row: Callable[[Hashable], list[float]], comm, procs:
     return Schedule(assignment={t: procs[i] for t, i in where.items()}, times=times, ranks=ranks, order=prio)
 
 
-def plan_request(tasks, workers, costs, only: Sequence[int] | None = None) -> tuple[Plan, Schedule]:
+def plan_request(tasks: Sequence[TaskInfo], workers: Sequence[WorkerInfo], costs: CostModel,
+                 only: Sequence[int] | None = None) -> tuple[Plan, Schedule]:
     """HEFT over one request's ``tasks`` with learned ``costs``; workers first free after their occupancy.
 
     ``only`` restricts the processors to those worker indices (one index: the
     whole request on that worker, timed with the same model). Returns the plan
     and the :class:`Schedule` (its makespan is the estimated finish).
     """
-    info = {t.key: t for t in tasks}
-    preds = {t.key: t.dependencies for t in tasks}
+    info: dict[Hashable, TaskInfo] = {t.key: t for t in tasks}
+    preds: dict[Hashable, Sequence[Hashable]] = {t.key: t.dependencies for t in tasks}
     procs = list(range(len(workers))) if only is None else list(only)
     names = [workers[i].name for i in procs]
     rows: dict[str, list[float]] = {}
 
-    def row(key):
+    def row(key: Hashable) -> list[float]:
         # one request's tasks may share a stage: its costs on every worker are looked up once
         stage = info[key].stage
         r = rows.get(stage)
@@ -240,13 +247,13 @@ def plan_request(tasks, workers, costs, only: Sequence[int] | None = None) -> tu
             r = rows[stage] = [float(v) for v in costs.estimates(stage, names)]
         return r
 
-    def comm(src, dst):
+    def comm(src: Hashable, dst: Hashable) -> float:
         return costs.transfer(info[src].stage)
 
     ready = {i: workers[i].occupancy / max(workers[i].nthreads, 1) for i in procs}
     slots = {i: workers[i].nthreads for i in procs}
     result = _schedule(list(info), preds, row, comm, procs, ready, slots)
-    return {k: workers[result.assignment[k]].address for k in info}, result
+    return {t.key: workers[result.assignment[t.key]].address for t in tasks}, result
 
 
 class Heft(Strategy):
@@ -254,5 +261,5 @@ class Heft(Strategy):
 
     name = "heft"
 
-    def place(self, tasks, workers, costs) -> Plan:
+    def place(self, tasks: Sequence[TaskInfo], workers: Sequence[WorkerInfo], costs: CostModel) -> Plan:
         return plan_request(tasks, workers, costs)[0]

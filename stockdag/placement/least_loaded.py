@@ -10,7 +10,13 @@ Data location is ignored on purpose: that is what separates it from ``dask``.
 """
 from __future__ import annotations
 
-from .base import Plan, Strategy
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .base import Plan, Strategy, TaskInfo, WorkerInfo
+
+if TYPE_CHECKING:
+    from .costs import CostModel
 
 
 class LeastLoaded(Strategy):
@@ -21,7 +27,7 @@ class LeastLoaded(Strategy):
 
     name = "least-loaded"
 
-    def place(self, tasks, workers, costs) -> Plan:
+    def place(self, tasks: Sequence[TaskInfo], workers: Sequence[WorkerInfo], costs: CostModel) -> Plan:
         load = [w.occupancy / max(w.nthreads, 1) for w in workers]
         plan: Plan = {}
         for t in tasks:

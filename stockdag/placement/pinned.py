@@ -10,11 +10,15 @@ across requests and a lost worker only moves its own stages.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from .. import config
-from .base import Plan, Strategy
+from .base import Plan, Strategy, TaskInfo, WorkerInfo
 from .hashring import RingCache
+
+if TYPE_CHECKING:
+    from .costs import CostModel
 
 
 class Pinned(Strategy):
@@ -43,7 +47,7 @@ class Pinned(Strategy):
         #: stages whose pinned worker was not running when last planned (the plugin reports these)
         self.unavailable: set[str] = set()
 
-    def place(self, tasks, workers, costs) -> Plan:
+    def place(self, tasks: Sequence[TaskInfo], workers: Sequence[WorkerInfo], costs: CostModel) -> Plan:
         by_name = {w.name: w.address for w in workers}
         plan: Plan = {}
         ring = None

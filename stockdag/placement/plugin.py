@@ -37,15 +37,20 @@ import logging
 import time
 import traceback
 from collections import OrderedDict, deque
-from collections.abc import Hashable
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from .. import config
-from .base import ANNOTATION, TaskInfo, WorkerInfo, describe
+from .base import ANNOTATION, Plan, TaskInfo, WorkerInfo, describe
 from .costs import CostModel
 from .registry import make_strategy
+
+if TYPE_CHECKING:
+    from dask.typing import Key
+    from distributed import Scheduler
+    from distributed.scheduler import TaskState, TaskStateState
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +75,7 @@ class _Live:
 
 
 class PlacementPlugin(SchedulerPlugin):
-    """Places each request's tasks with one strategy from :data:`stockdag.placement.STRATEGIES`.
+    """Places each request's tasks with one strategy from :data:`~stockdag.placement.registry.STRATEGIES`.
 
     Parameters
     ----------
@@ -99,7 +104,7 @@ class PlacementPlugin(SchedulerPlugin):
         *,
         history: int | None = None,
         alpha: float | None = None,
-        speeds: dict | None = None,
+        speeds: dict[str, float] | None = None,
         bandwidth: float | None = None,
         latency: float | None = None,
         **options: Any,
@@ -110,20 +115,20 @@ class PlacementPlugin(SchedulerPlugin):
         self.history = int(config.get("placement.history", override_with=history))
         self.costs = CostModel(alpha=alpha, speeds=speeds, bandwidth=bandwidth, latency=latency)
         #: request id -> {key: planned address or None}, most recent last
-        self.plans: OrderedDict[str, dict[Hashable, str | None]] = OrderedDict()
+        self.plans: OrderedDict[str, Plan] = OrderedDict()
         #: planning failures: dicts with hook, stimulus_id, error, traceback
-        self.errors: deque[dict] = deque(maxlen=100)
+        self.errors: deque[dict[str, Any]] = deque(maxlen=100)
         #: re-plans after a worker left: dicts with key, old, new, worker, stimulus_id
-        self.replans: deque[dict] = deque(maxlen=1000)
+        self.replans: deque[dict[str, Any]] = deque(maxlen=1000)
         #: notes about plans that could not be followed as configured (e.g. a pinned worker absent)
         self.warnings: deque[str] = deque(maxlen=100)
         #: graphs and tasks seen, tasks restricted, seconds spent inside update_graph
         self.stats = {"graphs": 0, "tasks": 0, "restricted": 0, "seconds": 0.0}
-        self._scheduler = None
+        self._scheduler: Scheduler | None = None
         # tasks alive on the scheduler that this plugin saw
-        self._live: dict[Hashable, _Live] = {}
+        self._live: dict[Key, _Live] = {}
         # worker address -> keys restricted to it by this plugin (for remove_worker)
-        self._restricted: dict[str, set[Hashable]] = {}
+        self._restricted: dict[str, set[Key]] = {}
         # worker address -> expected seconds planned there and not started yet
         self._pending: dict[str, float] = {}
 
@@ -131,7 +136,7 @@ class PlacementPlugin(SchedulerPlugin):
         return f"<PlacementPlugin {self.strategy_name!r}: {len(self.plans)} plans, {len(self.errors)} errors>"
 
     # ------------------------------------------------------------------ queries
-    def plan_for(self, request_id: str) -> dict[Hashable, str | None]:
+    def plan_for(self, request_id: str) -> Plan:
         """``{task key: planned worker address or None}`` of a recent request ({} if unknown).
 
         The executor calls this on the scheduler after the request completed.
@@ -143,7 +148,7 @@ class PlacementPlugin(SchedulerPlugin):
         """Worker address -> expected seconds of planned work that has not started."""
         return {a: max(v, 0.0) for a, v in self._pending.items()}
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """Strategy, counters, errors and learned costs as plain data."""
         return {
             "strategy": self.strategy_name,
@@ -158,18 +163,20 @@ class PlacementPlugin(SchedulerPlugin):
         }
 
     # ------------------------------------------------------------------ hooks
-    async def start(self, scheduler) -> None:
+    async def start(self, scheduler: Scheduler) -> None:
         self._scheduler = scheduler
         from .dashboard import add_routes  # the /stockdag page on the scheduler's dashboard
 
         add_routes(scheduler, self.name)
 
-    def restart(self, scheduler) -> None:
+    def restart(self, scheduler: Scheduler) -> None:
         self._live.clear()
         self._restricted.clear()
         self._pending.clear()
 
-    def update_graph(self, scheduler, *, client: str, keys, tasks, annotations, priority, stimulus_id: str, **kwargs):
+    def update_graph(self, scheduler: Scheduler, *, client: str, keys: set[Key], tasks: list[Key],
+                     annotations: dict[str, dict[Key, Any]], priority: dict[Key, tuple[int | float, ...]],
+                     stimulus_id: str, **kwargs: Any) -> None:
         self._scheduler = scheduler
         t0 = time.perf_counter()
         try:
@@ -181,7 +188,7 @@ class PlacementPlugin(SchedulerPlugin):
             self.stats["tasks"] += len(tasks)
             self.stats["seconds"] += time.perf_counter() - t0
 
-    def transition(self, key, start, finish, *args, stimulus_id: str, **kwargs):
+    def transition(self, key: Key, start: str, finish: str, *args: Any, stimulus_id: str, **kwargs: Any) -> None:
         # called for every transition of every task: return early when there is nothing to do
         if start == "processing":
             if finish == "memory":
@@ -194,7 +201,7 @@ class PlacementPlugin(SchedulerPlugin):
             live = self._live.get(key)
             if live is None:
                 return
-            if live.pending:
+            if live.pending and live.address is not None:  # (pending work is planned on an address)
                 self._pending[live.address] = self._pending.get(live.address, 0.0) - live.pending
                 live.pending = 0.0
             if finish == "forgotten":
@@ -204,7 +211,7 @@ class PlacementPlugin(SchedulerPlugin):
                     if restricted is not None:
                         restricted.discard(key)
 
-    def remove_worker(self, scheduler, worker: str, *, stimulus_id: str, **kwargs):
+    def remove_worker(self, scheduler: Scheduler, worker: str, *, stimulus_id: str, **kwargs: Any) -> None:
         self._pending.pop(worker, None)
         try:
             self._replan_after_loss(scheduler, worker, stimulus_id)
@@ -221,7 +228,7 @@ class PlacementPlugin(SchedulerPlugin):
             "traceback": "".join(traceback.format_exception(exc)),
         })
 
-    def _workers(self, scheduler) -> list[WorkerInfo]:
+    def _workers(self, scheduler: Scheduler) -> list[WorkerInfo]:
         pending = self._pending
         return sorted(
             (
@@ -234,7 +241,7 @@ class PlacementPlugin(SchedulerPlugin):
             key=lambda w: (w.name, w.address),
         )
 
-    def _refresh_costs(self, scheduler, stages) -> None:
+    def _refresh_costs(self, scheduler: Scheduler, stages: Iterable[str]) -> None:
         if not self.costs.fixed_bandwidth:
             self.costs.bandwidth = float(scheduler.bandwidth) or self.costs.bandwidth
         prefixes = scheduler.task_prefixes
@@ -245,7 +252,7 @@ class PlacementPlugin(SchedulerPlugin):
                 priors[stage] = tp.duration_average
 
     @staticmethod
-    def _groups(task_states) -> dict[str, list[TaskInfo]]:
+    def _groups(task_states: Iterable[TaskState]) -> dict[str, list[TaskInfo]]:
         """TaskInfos grouped by request; tasks without a request id are left out (Dask places them)."""
         described = {ts.key: describe(ts.key, ts.annotations) for ts in task_states}
         groups: dict[str, list[TaskInfo]] = {}
@@ -257,7 +264,7 @@ class PlacementPlugin(SchedulerPlugin):
             groups.setdefault(request, []).append(TaskInfo(ts.key, stage, request, code, symbol, deps))
         return groups
 
-    def _remember(self, group: str, plan: dict) -> None:
+    def _remember(self, group: str, plan: Plan) -> None:
         record = self.plans.get(group)
         if record is None:
             record = self.plans[group] = {}
@@ -267,11 +274,12 @@ class PlacementPlugin(SchedulerPlugin):
         while len(self.plans) > self.history:
             self.plans.popitem(last=False)
 
-    def _apply(self, scheduler, group: str, tasks: list[TaskInfo], plan: dict, workers: list[WorkerInfo]) -> dict:
+    def _apply(self, scheduler: Scheduler, group: str, tasks: list[TaskInfo], plan: Plan,
+               workers: list[WorkerInfo]) -> Plan:
         """Restrict each task as planned; keep the bookkeeping; return the plan as applied."""
         names = {w.address: w.name for w in workers}
         loose = self.strategy.loose
-        applied = {}
+        applied: Plan = {}
         for t in tasks:
             ts = scheduler.tasks[t.key]
             address = plan.get(t.key)
@@ -301,7 +309,7 @@ class PlacementPlugin(SchedulerPlugin):
             applied[t.key] = address
         return applied
 
-    def _plan_new_tasks(self, scheduler, keys, stimulus_id: str) -> None:
+    def _plan_new_tasks(self, scheduler: Scheduler, keys: Iterable[Key], stimulus_id: str) -> None:
         all_tasks = scheduler.tasks
         new = []
         for k in keys:
@@ -336,12 +344,12 @@ class PlacementPlugin(SchedulerPlugin):
     def _note_unavailable(self) -> None:
         self.warnings.extend(self.strategy.drain_warnings())
 
-    def _learn(self, key, msg: dict) -> None:
+    def _learn(self, key: Key, msg: dict[str, Any]) -> None:
         live = self._live.get(key)
         scheduler = self._scheduler
         if live is None or scheduler is None:  # not a stockdag task
             return
-        ws = scheduler.workers.get(msg.get("worker"))
+        ws = scheduler.workers.get(str(msg.get("worker")))
         if ws is None:
             return
         seconds = 0.0
@@ -350,7 +358,7 @@ class PlacementPlugin(SchedulerPlugin):
                 seconds += ss["stop"] - ss["start"]
         self.costs.observe(live.stage, str(ws.name), seconds, msg.get("nbytes"))
 
-    def _replan_after_loss(self, scheduler, address: str, stimulus_id: str) -> None:
+    def _replan_after_loss(self, scheduler: Scheduler, address: str, stimulus_id: str) -> None:
         keys = self._restricted.pop(address, None)
         if not keys:
             return
@@ -366,14 +374,14 @@ class PlacementPlugin(SchedulerPlugin):
             return
         # every not-yet-started task of an affected request is re-planned together
         # (a heft schedule is a whole); tasks already running stay where they are
-        pending: dict[str, list] = {}
+        pending: dict[str, list[TaskState]] = {}
         for k, live in self._live.items():
             if live.group in groups:
                 ts = tasks.get(k)
                 if ts is not None and ts.state in _NOT_STARTED:
                     pending.setdefault(live.group, []).append(ts)
         workers = self._workers(scheduler)
-        recommendations = {}
+        recommendations: dict[Key, TaskStateState] = {}
         for group, task_states in pending.items():
             task_states.sort(key=lambda ts: ts.priority or ())
             infos = self._groups(task_states)[group]

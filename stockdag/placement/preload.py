@@ -12,16 +12,22 @@ configuration decides (e.g. ``DASK_STOCKDAG__PLACEMENT__STRATEGY=heft``). Each
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
 import click
 import yaml
 
 from ..errors import InvalidRequest
 from .plugin import PlacementPlugin
 
+if TYPE_CHECKING:
+    from distributed import Scheduler
 
-def parse_options(items) -> dict:
+
+def parse_options(items: Iterable[str]) -> dict[str, Any]:
     """``["seed=3", "pinned={C3: a}"]`` -> ``{"seed": 3, "pinned": {"C3": "a"}}`` (values are YAML)."""
-    options = {}
+    options: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
@@ -36,7 +42,7 @@ def parse_options(items) -> dict:
     "--strategy-option", "strategy_options", multiple=True, metavar="KEY=VALUE",
     help="an option of the plugin or strategy, VALUE parsed as YAML; repeatable",
 )
-def dask_setup(scheduler, strategy, strategy_options):
+def dask_setup(scheduler: Scheduler, strategy: str | None, strategy_options: tuple[str, ...]) -> None:
     """Register the stockdag placement plugin on this scheduler."""
     plugin = PlacementPlugin(strategy, **parse_options(strategy_options))
     # the scheduler calls plugin.start() itself once it has started

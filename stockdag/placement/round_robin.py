@@ -6,7 +6,13 @@ request one worker further on spreads every stage over every worker.
 """
 from __future__ import annotations
 
-from .base import Plan, Strategy
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .base import Plan, Strategy, TaskInfo, WorkerInfo
+
+if TYPE_CHECKING:
+    from .costs import CostModel
 
 
 class RoundRobin(Strategy):
@@ -22,7 +28,7 @@ class RoundRobin(Strategy):
         super().__init__(loose=loose)
         self.counter = int(start)
 
-    def place(self, tasks, workers, costs) -> Plan:
+    def place(self, tasks: Sequence[TaskInfo], workers: Sequence[WorkerInfo], costs: CostModel) -> Plan:
         n = len(workers)
         offset = self.counter
         self.counter += 1

@@ -7,9 +7,14 @@ requests on the same workers is placed the same way again.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .. import config
-from .base import Plan, Strategy
+from .base import Plan, Strategy, TaskInfo, WorkerInfo
+
+if TYPE_CHECKING:
+    from .costs import CostModel
 
 
 class SeededRandom(Strategy):
@@ -28,7 +33,7 @@ class SeededRandom(Strategy):
         self.seed = int(config.get("placement.seed", override_with=seed))
         self.rng = random.Random(self.seed)
 
-    def place(self, tasks, workers, costs) -> Plan:
+    def place(self, tasks: Sequence[TaskInfo], workers: Sequence[WorkerInfo], costs: CostModel) -> Plan:
         n = len(workers)
         rand = self.rng.random
         return {t.key: workers[int(rand() * n)].address for t in tasks}

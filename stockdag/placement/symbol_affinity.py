@@ -9,9 +9,15 @@ request id instead (one worker per request).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from .. import config
-from .base import Plan, Strategy
+from .base import Plan, Strategy, TaskInfo, WorkerInfo
 from .hashring import RingCache
+
+if TYPE_CHECKING:
+    from .costs import CostModel
 
 
 class SymbolAffinity(Strategy):
@@ -30,12 +36,13 @@ class SymbolAffinity(Strategy):
         self.vnodes = int(config.get("placement.vnodes", override_with=vnodes))
         self._rings = RingCache(self.vnodes)
 
-    def owner(self, item: str, workers) -> str:
+    def owner(self, item: str, workers: Sequence[WorkerInfo]) -> str:
         """The address of the worker that owns ``item`` (a symbol) among ``workers``."""
         by_name = {w.name: w.address for w in workers}
-        return by_name[self._rings.get(by_name).lookup(item)]
+        owner: str = by_name[self._rings.get(by_name).lookup(item)]
+        return owner
 
-    def place(self, tasks, workers, costs) -> Plan:
+    def place(self, tasks: Sequence[TaskInfo], workers: Sequence[WorkerInfo], costs: CostModel) -> Plan:
         if not tasks:
             return {}
         first = tasks[0]

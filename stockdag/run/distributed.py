@@ -22,6 +22,7 @@ from .. import config
 from ..pipeline.graph import build_graph, request_task
 from ..pipeline.request import Request
 from ..pipeline.result import PredictionResult
+from .worker_settings import worker_config
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class DistributedExecutor:
                 self._own_cluster = LocalCluster(
                     n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
                     host="127.0.0.1", dashboard_address=config.get("dashboard_address", dashboard_address),
-                    **{"silence_logs": logging.WARNING, **cluster_kwargs},
+                    **{"silence_logs": logging.WARNING, "config": worker_config(), **cluster_kwargs},
                 )
                 address = self._own_cluster
             from ..deploy.state import security_for
@@ -222,6 +223,7 @@ class DistributedExecutor:
         return getattr(self.client, "dashboard_link", None)
 
     def close(self) -> None:
+        """Close the client if this executor created it (a client passed in stays open)."""
         if self._own_client:
             self.client.close()
         if self._own_cluster is not None:

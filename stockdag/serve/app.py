@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import re
 import time
-from typing import Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -29,6 +27,7 @@ from .. import __version__, config
 from ..errors import InsufficientHistory, InvalidRequest, OutsideData, StockdagError, UnknownSymbol
 from ..pipeline.modes import DISTRIBUTED, REPLICATED, check_mode
 from ..pipeline.request import parse_request
+from ..pipeline.result import PredictionJSON, finite
 from .admission import Admission
 from .backends import BACKENDS, Backend
 from .ranges import symbol_ranges
@@ -39,52 +38,7 @@ logger = logging.getLogger(__name__)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
-# -- response schemas (documented in /openapi.json)
-class PredictionValues(BaseModel):
-    last_close: float | None
-    next_close: float | None
-    next_return: float | None
-
-
-class Candidate(BaseModel):
-    model: str
-    prediction: float | None
-    recent_error: float | None
-    train_rows: int | None
-
-
-class StageTraceOut(BaseModel):
-    id: str
-    stage: str
-    worker: str
-    start: float
-    end: float
-    duration: float
-    planned_worker: str | None = None
-
-
-class PredictionOut(BaseModel):
-    """The prediction JSON of ``stockdag predict --json``."""
-
-    symbol: str
-    as_of: str
-    requested_as_of: str | None = None  # the date asked for, when it was not a trading day
-    note: str | None = None  # what was answered instead, in words
-    profile: str
-    source: str
-    mode: str
-    request_id: str
-    prediction: PredictionValues
-    winner: str
-    candidates: list[Candidate]
-    sentiment: dict[str, Any]
-    cache: dict[str, Any]
-    trace: list[StageTraceOut]
-    pipeline: str = "default"
-    ensemble: dict[str, Any] | None = None  # C15, when the pipeline spec has the ensemble step
-    interval: dict[str, Any] | None = None  # C16, when the pipeline spec has the interval step
-
-
+# -- response schemas (documented in /openapi.json; the prediction's is PredictionJSON)
 class ErrorOut(BaseModel):
     """Every error response: the error class, a one-line reason, and the symbols for a 404."""
 
@@ -168,17 +122,6 @@ def _check_range(request, ranges: dict, unanswerable: dict) -> None:
                                   f"{valid['first']} ({request.profile} profile; see /symbols)")
     if as_of is not None and as_of > valid["last"]:
         raise OutsideData(f"as-of date {as_of} is after the last {request.symbol} price ({valid['last']})")
-
-
-def _finite(value):
-    """Replace NaN and infinities by None: strict JSON has no such numbers."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 # an absolute (or home-relative) path of two or more parts, not the tail of a URL (tcp://host/..., http://...)
@@ -328,7 +271,7 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
         logger.exception("unexpected error on %s", request.url.path)
         return _error(500, "InternalError", f"{type(exc).__name__}: unexpected server error (see the server log)")
 
-    @app.get("/predict/{symbol}", response_model=PredictionOut, responses=_ERRORS,
+    @app.get("/predict/{symbol}", response_model=PredictionJSON, responses=_ERRORS,
              summary="Predict the next-day close of a symbol")
     async def predict(
         symbol: str = Path(..., description="ticker symbol, e.g. AAPL (see /symbols)"),
@@ -352,7 +295,7 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
         finally:
             if not ticket.handed_over:  # the backend never started work (or its work ends with the handler)
                 ticket.release()
-        return JSONResponse(_finite(body))
+        return finite(body)  # validated against PredictionJSON by response_model
 
     @app.get("/symbols", response_model=SymbolsOut, responses={422: _UNKNOWN_QUERY}, summary="Symbols the data source has")
     async def symbols():

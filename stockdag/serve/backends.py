@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
-import signal
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -22,9 +20,29 @@ from .. import config
 from ..errors import StockdagError
 from ..pipeline.modes import CENTRALIZED, DISTRIBUTED, REPLICATED
 from ..pipeline.request import Request
+from ..run.isolated import leave_ctrl_c_to_the_parent as _leave_ctrl_c_to_the_server
+from ..run.isolated import process_pool
+from ..run.isolated import warm as _warm
+from ..run.worker_settings import worker_config
 from .admission import Ticket
 
 logger = logging.getLogger(__name__)
+
+
+async def _warm_every_process(pool: ProcessPoolExecutor, processes: int) -> set[int]:
+    """Return the pids, once each of the pool's ``processes`` processes has run :func:`~stockdag.run.isolated.warm`.
+
+    One process may run several warm-ups while another is still importing, and a process still importing
+    has not yet ignored Ctrl-C (its initializer runs after the import): so rounds of warm-ups go on until
+    every process has answered with its pid. A server is ready (answers ``/health``) only after this.
+    """
+    loop = asyncio.get_running_loop()
+    started: set[int] = set()
+    while len(started) < processes:
+        started.update(await asyncio.gather(*(loop.run_in_executor(pool, _warm) for _ in range(processes))))
+        if len(started) < processes:
+            await asyncio.sleep(0.05)
+    return started
 
 
 class BackendUnavailable(StockdagError):
@@ -53,20 +71,9 @@ class Backend:
 
 def _run_whole(request: Request) -> dict:
     # module level so that a replica process can unpickle it
-    from ..run.centralized import CentralizedExecutor
+    from ..run.centralized import run_whole
 
-    return CentralizedExecutor().run(request).to_dict()
-
-
-def _leave_ctrl_c_to_the_server() -> None:
-    # Ctrl-C in a terminal signals the whole foreground process group: the server shuts its replicas
-    # down itself, so a replica must not die of the SIGINT with a KeyboardInterrupt traceback each
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _warm() -> None:
-    # imports the pipeline (pandas, scikit-learn, lightgbm) before the first request pays for it
-    from .. import pipeline  # noqa: F401
+    return run_whole(request).to_dict()
 
 
 async def _holding(future, ticket: Ticket | None):
@@ -123,10 +130,8 @@ class ReplicatedBackend(Backend):
         self._pool: ProcessPoolExecutor | None = None
 
     async def start(self) -> None:
-        self._pool = ProcessPoolExecutor(max_workers=self.replicas, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_leave_ctrl_c_to_the_server)
-        loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(self._pool, _warm) for _ in range(self.replicas)))
+        self._pool = process_pool(self.replicas)  # spawned, Ctrl-C left to the server (stockdag.run.isolated)
+        await _warm_every_process(self._pool, self.replicas)
 
     async def predict(self, request: Request, ticket: Ticket | None = None) -> dict:
         try:
@@ -184,7 +189,7 @@ class DistributedBackend(Backend):
         else:
             self.cluster = await LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
                                               host="127.0.0.1", dashboard_address=config.get("dashboard_address"), asynchronous=True,
-                                              silence_logs=logging.WARNING)
+                                              silence_logs=logging.WARNING, config=worker_config())
             self.client = await Client(self.cluster, asynchronous=True)
             # the worker processes are this server's children: like the replicas, they leave Ctrl-C to the
             # server, which closes the cluster (else each prints a KeyboardInterrupt traceback)

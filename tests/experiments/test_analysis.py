@@ -213,6 +213,7 @@ def test_report_conditions_give_the_order_the_probe_spread_and_the_slowed_points
     lines = conditions(run, drift(_points([0.020, 0.020, 0.020, 0.024])))
     assert lines[0] == "Configurations ran in a seeded random order within each repeat: repeat 0: c0, c1; repeat 1: c1, c0."
     assert lines[1] == "CPU-speed probe over 4 points: median 20.0 ms, range 20.0-24.0 ms (slowest/fastest 1.20x)."
-    assert lines[-1].endswith("c1 at 1 (repeat 1, +20%).")
+    assert lines[-2].endswith("c1 at 1 (repeat 1, +20%).")
+    assert lines[-1] == "No point's block measured a parallel capacity more than 15% below the run's median (1.9x)."
     old = conditions(SimpleNamespace(config={}), drift(_points([None] * 2)))
     assert "predates interleaving" in old[0] and "Nagle's algorithm on" in old[1] and "no CPU-speed probes" in old[2]

@@ -39,8 +39,12 @@ def _records(n: int, latency: float, trace: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_run(folder, points, *, cluster: str | None = None, server: str | None = "uvicorn, TCP_NODELAY") -> str:
-    """A run folder of ``points``: ``[(configuration, n requests, latency s, recorded cluster kind or None)]``."""
+def write_run(folder, points, *, cluster: str | None = None, server: str | None = "uvicorn, TCP_NODELAY",
+              capacity: dict[str, float] | None = None) -> str:
+    """A run folder of ``points``: ``[(configuration, n requests, latency s, recorded cluster kind or None)]``.
+
+    ``capacity``: ``{label: parallel capacity of its block}``; given, every point gets a probe (others 1.9x).
+    """
     os.makedirs(folder / "points")
     pipelines = sorted({c["pipeline"] for c, *_ in points if c.get("pipeline")})
     configurations = []
@@ -57,6 +61,8 @@ def write_run(folder, points, *, cluster: str | None = None, server: str | None 
                 "summary": {"url": "http://127.0.0.1:1", "loop": "closed", "rate": None, "users": 1, "arrivals": None,
                             "duration": 10.0, "warmup": 0.0, "timeout": 30.0},
                 "cluster": {"cluster": {"kind": kind, "name": "x"}} if kind else {}}
+        if capacity is not None:
+            meta["probe"] = {"before_s": 0.02, "after_s": 0.02, "speed_s": 0.02, "capacity": capacity.get(label, 1.9)}
         (folder / "points" / f"{slug}.json").write_text(json.dumps(meta))
     config = {
         "run_id": folder.name, "started": "2026-11-30T00:00:00",
@@ -103,6 +109,33 @@ def test_a_run_that_swept_pipelines_gets_the_width_table_and_chart(width_run):
     assert f"![{report.CHARTS['width_speedup.png'].caption}](charts/width_speedup.png)" in text
     assert os.path.getsize(os.path.join(width_run, "charts", "width_speedup.png")) > 0
     assert len(pd.read_csv(os.path.join(width_run, "width.csv"))) == 4
+
+
+def test_a_width_ratio_measured_with_half_the_machine_is_left_out_of_the_width_answer(tmp_path):
+    """Issue 23 item 7: the width run quoted its half-machine block; its sentences now rest only on whole blocks."""
+    folder = write_run(tmp_path / "width-flagged", [
+        ({**CENTRAL, "pipeline": "width/w01"}, 40, 0.10, None),
+        ({**DIST, "pipeline": "width/w01"}, 40, 0.10, "local"),
+        ({**CENTRAL, "pipeline": "width/w05"}, 10, 0.50, None),
+        ({**DIST, "pipeline": "width/w05"}, 20, 0.25, "local"),
+    ], capacity={"distributed w2 dask [w05]": 0.96})
+    data = report.compute(folder)
+    flags = data.width.set_index("label")["flagged"]
+    assert flags.to_dict() == {"centralized [w01]": "", "distributed w2 dask [w01]": "", "centralized [w05]": "",
+                               "distributed w2 dask [w05]": "its own points"}
+    text = report.markdown(data, [])
+    assert "distributed w2 dask without extra steps: throughput does not pay up to 1 model (best 1.00x)." in text
+    assert "pays from 5 models" not in text
+    assert ("Left out of the sentences above, measured on a slowed machine or with less parallel capacity than the "
+            "rest (Measurement conditions): distributed w2 dask [w05] (its own points; throughput 2.00x, latency "
+            "2.00x). This run claims nothing from them.") in text
+    assert "| width/w05 | 5 | - | distributed w2 dask [w05] | 2.00 |" in text and "| its own points |" in text
+    slowed_base = write_run(tmp_path / "width-base", [
+        ({**CENTRAL, "pipeline": "width/w01"}, 40, 0.10, None), ({**DIST, "pipeline": "width/w01"}, 40, 0.10, "local"),
+        ({**CENTRAL, "pipeline": "width/w05"}, 10, 0.50, None), ({**DIST, "pipeline": "width/w05"}, 20, 0.25, "local"),
+    ], capacity={"centralized [w05]": 0.96})
+    flags = report.compute(slowed_base).width.set_index("label")["flagged"]
+    assert flags["distributed w2 dask [w05]"] == "its baseline's" and flags["centralized [w05]"] == "its own points"
 
 
 def test_a_run_of_one_pipeline_has_no_width_section_and_no_stale_width_chart(tmp_path):
@@ -162,7 +195,12 @@ def test_width_answer_compares_with_replication_and_reads_the_limits():
     assert "Throughput, distributed over replicated x2 (without extra steps): 0.64x at 1 model, 1.00x at 20 models." in text
     assert "allows a latency speed-up of 1.20x at 1 model and up to 4.00x at 20 models" in text
     assert "best measured is 1.70x (distributed w2 adaptive [width/w20])" in text
-    assert "Measured above its throughput bound: replicated x2 [width/w01] 2.20x > 2.00x." in text
+    assert ("Measured above its throughput bound: replicated x2 [width/w01] 2.20x > 2.00x. The bound divides the "
+            "effective cores by the stage work measured in the centralized server; the stages of these configurations "
+            "did not run faster than there") in text  # no stage times: no cause is claimed
+    frame = pd.DataFrame(rows).assign(stage_time_ratio=[1.0, 0.9, 1.0, 1.0, 1.0, 1.0])
+    assert ("measured in the centralized server; replicated x2 [width/w01]'s stages took 0.90x that time, so its own "
+            "bound is higher by as much.") in "\n".join(width_answer(frame))
 
 
 @pytest.mark.parametrize("server, caveat", [(None, True), ("uvicorn, TCP_NODELAY", False)])

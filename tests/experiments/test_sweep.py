@@ -30,9 +30,12 @@ def test_layout_and_records(run_folder):
     cfg = json.load(open(os.path.join(run_folder, "config.json")))
     assert cfg["params"]["rates"] == [3.0] and cfg["machine"]["cores"] == os.cpu_count()
     assert cfg["versions"]["dask"] and "commit" in cfg["git"] and cfg["machine"]["parallel_capacity"] > 0
+    assert cfg["worker_settings"] == {"distributed.worker.profile.enabled": False}  # no profiler tax on one side
     summary = pd.read_csv(os.path.join(run_folder, "summary.csv"))
     assert set(summary["label"]) == {"centralized", "distributed w1 round-robin"}
     assert len(summary) == 4 and (summary["ok"] > 0).all()
+    # each point's cache hit rates, from the responses' own cache outcomes
+    assert summary["prices_hit_rate"].between(0, 1).all() and summary["news_hit_rate"].between(0, 1).all()
     assert (summary["requests"] >= 6).all()  # 1.5 s at 3 req/s is 4.5 requests: the point went on to min_requests
     assert sorted(cfg["order"][0]) == sorted(set(summary["label"]))  # the seeded order of the one repeat
     for name in os.listdir(os.path.join(run_folder, "points")):

@@ -43,10 +43,10 @@ def test_ensemble_and_interval_stages_add_their_answer_to_the_prediction(small):
     cands = (Candidate("a", 0.01, 0.01, 1, (0.01, -0.02, 0.03)), Candidate("b", -0.01, 0.03, 1, (0.1, 0.1, 0.1)))
     pred = Prediction("AAPL", req.as_of, "refit", "bundled", 100.0, 101.0, 0.01, "a", cands, {}, {})
     ens = ensemble_stage(req, pred)
-    assert ens.ensemble["weights"] == pytest.approx({"a": 0.75, "b": 0.25})
-    assert ens.ensemble["next_return"] == pytest.approx(0.75 * 0.01 - 0.25 * 0.01)
+    assert ens.ensemble.weights == pytest.approx({"a": 0.75, "b": 0.25})
+    assert ens.ensemble.next_return == pytest.approx(0.75 * 0.01 - 0.25 * 0.01)
     out = interval_stage(req, ens)
     assert out.ensemble == ens.ensemble and dataclasses.replace(out, interval=None, ensemble=None) == pred
     # the winner's residuals calibrate: ceil(4 * 0.5) = 2nd smallest of |0.01|, |0.02|, |0.03|
-    assert out.interval["lower"] == pytest.approx(0.01 - 0.02) and out.interval["upper"] == pytest.approx(0.03)
-    assert out.interval["lower_close"] == pytest.approx(99.0) and out.interval["calibration_days"] == 3
+    assert out.interval.lower == pytest.approx(0.01 - 0.02) and out.interval.upper == pytest.approx(0.03)
+    assert out.interval.lower_close == pytest.approx(99.0) and out.interval.calibration_days == 3

@@ -131,10 +131,8 @@ def test_bench_probes_a_stockdag_server_and_sends_the_mix(live):
     assert {t["id"] for t in json.loads(result.records["trace"].iloc[0])} == STAGES
 
 
-def test_admission_control_and_health_under_load(monkeypatch):
-    # one request admitted at a time: of 4 concurrent requests, one is admitted (and, held by a gate, runs
-    # past its deadline: 504), the others are refused at once (503 + Retry-After), and /health answers
-    # while the pipeline runs; the gate (not a 60 ms window) keeps the admitted work running throughout
+def _gate_the_pipeline(monkeypatch):
+    """Hold every centralized pipeline run at a gate: returns (gate, started); the run proceeds once gate is set."""
     import threading
 
     import stockdag.serve.backends as backends
@@ -147,6 +145,14 @@ def test_admission_control_and_health_under_load(monkeypatch):
         return real(request)
 
     monkeypatch.setattr(backends, "_run_whole", gated)
+    return gate, started
+
+
+def test_admission_control_and_health_under_load(monkeypatch):
+    # one request admitted at a time: of 4 concurrent requests, one is admitted (and, held by a gate, runs
+    # past its deadline: 504), the others are refused at once (503 + Retry-After), and /health answers
+    # while the pipeline runs; the gate (not a 60 ms window) keeps the admitted work running throughout
+    gate, started = _gate_the_pipeline(monkeypatch)
     with dask.config.set(SMALL):
         app = create_app("centralized", max_in_flight=1, deadline=0.5, retry_after=2)
 
@@ -245,18 +251,7 @@ def _wait_until(predicate, what: str, limit: float = 120.0):
 def test_admission_counts_work_that_outlives_its_504(monkeypatch):
     # the pipeline thread cannot be stopped: after the client's 504 its work still runs, so it must still
     # count, and a second request is refused (503) until that work ends; proven with a gate, not timings
-    import threading
-
-    import stockdag.serve.backends as backends
-
-    gate, started, real = threading.Event(), threading.Event(), backends._run_whole
-
-    def gated(request):
-        started.set()
-        assert gate.wait(120), "the test never opened the gate"
-        return real(request)
-
-    monkeypatch.setattr(backends, "_run_whole", gated)
+    gate, started = _gate_the_pipeline(monkeypatch)
     with dask.config.set(SMALL):
         app = create_app("centralized", max_in_flight=1, deadline=0.1)
     with ServerThread(app) as server:

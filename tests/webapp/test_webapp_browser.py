@@ -33,7 +33,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
 # the README's copy is refreshed only on request (STOCKDAG_UPDATE_SCREENSHOT=1), so a test run leaves the tree clean
-README_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "webapp.png"
+README_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "guides" / "webapp.png"
 STAGES = {s.id for s in stage_table(DEFAULT)}  # the default pipeline's, from its owner
 
 

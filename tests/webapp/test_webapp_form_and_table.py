@@ -55,7 +55,7 @@ def _stored_run(store: RunStore, n: int) -> str:
 
     from stockdag.lab.bench import RECORD_COLUMNS, BenchResult, summarize
 
-    rows = [(i, "/", 0.1 * i, 0.1 * i, 0.1 * i + 0.01 * (i + 1), 200, "", 0.01 * (i + 1), 0.01 * (i + 1), False, None)
+    rows = [(i, "/", 0.1 * i, 0.1 * i, 0.1 * i + 0.01 * (i + 1), 200, "", 0.01 * (i + 1), 0.01 * (i + 1), False, None, None)
             for i in range(n)]
     records = pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
     summary = summarize(records, url="http://127.0.0.1:9", loop="open", rate=10.0, users=None, arrivals="constant",

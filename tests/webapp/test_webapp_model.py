@@ -58,7 +58,7 @@ def test_parse_form_rejects_bad_values_with_the_field_named(changes, message):
 
 
 def _row(i, intended, end, status=200, error="", warmup=False, trace=None):
-    return (i, "/", intended, intended, end, status, error, end - intended, end - intended, warmup, trace)
+    return (i, "/", intended, intended, end, status, error, end - intended, end - intended, warmup, trace, None)
 
 
 TRACE = json.dumps([{"id": "C1", "stage": "parse_request", "worker": "w1", "start": 100.0, "end": 100.01},

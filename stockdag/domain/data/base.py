@@ -7,16 +7,12 @@ so the registries can name the live sources without an import circle.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import pandas as pd
 
 from ...errors import DataSourceError, InsufficientHistory, OutsideData
-
-#: a ticker as the sources and requests accept it (``AAPL``, ``BRK.B``, ``^GSPC`` is not one)
-SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9]{0,9}([.\-^=][A-Z0-9]{1,5})?$")
 
 COLUMNS = ["open", "high", "low", "close", "volume", "adj_close"]
 

@@ -5,7 +5,9 @@ Backends
 ``lru``
     In-process LRU (:class:`cachetools.LRUCache`): one per worker process, so
     a hit needs the same symbol to land on the same worker (what the
-    ``symbol-affinity`` placement strategy exploits).
+    ``symbol-affinity`` placement strategy exploits). A retriever whose C6 ran
+    in another process looks again in its own, where it filled the entry
+    (:attr:`Cache.per_process`).
 ``disk``
     :class:`diskcache.Cache` in one folder shared by every process of a host
     (SQLite index, one file per value, safe across processes). The default
@@ -102,6 +104,9 @@ class Cache(ABC):
 
     name = ""
     options: tuple[str, ...] = ()
+    #: each process has its own entries (lru): a value is found only in the process that stored it, so the
+    #: retrievers look again where they run (C6 may have run on another worker) before fetching
+    per_process = False
 
     @classmethod
     def from_options(cls, **options) -> Cache:
@@ -133,6 +138,7 @@ class LRUCache(Cache):
 
     name = "lru"
     options = ("size",)
+    per_process = True
 
     def __init__(self, size: int = 256):
         self._data: cachetools.LRUCache = cachetools.LRUCache(maxsize=size)

@@ -25,7 +25,8 @@ import os
 import pandas as pd
 
 from ...errors import DataSourceError, OutsideData, UnknownSymbol
-from .base import COLUMNS, SYMBOL_RE, PriceData, PriceSource, _clean  # noqa: F401  (re-exported: callers import them from here)
+from .base import COLUMNS, PriceData, PriceSource, _clean  # noqa: F401  (re-exported: callers import them from here)
+from .ticker import SYMBOL_RE
 
 
 @functools.lru_cache(maxsize=1)
@@ -64,7 +65,7 @@ def symbol_files(data_dir: str, suffix: str) -> dict[str, str]:
     """``{SYMBOL: file name}`` of the files ``<symbol><suffix>`` in ``data_dir``, matched case-insensitively.
 
     A price file (``suffix=".csv"``) is never a news file (``.news.csv``); a
-    stem that is not a valid symbol (:data:`~stockdag.domain.data.base.SYMBOL_RE`) is
+    stem that is not a valid symbol (:data:`~stockdag.domain.data.ticker.SYMBOL_RE`) is
     skipped. When two files differ only in case, the upper-case one wins.
     """
     out: dict[str, str] = {}

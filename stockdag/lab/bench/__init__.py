@@ -26,7 +26,7 @@ _LAZY = {
     **dict.fromkeys(("DISTRIBUTIONS", "RequestMix"), "mix"),
     "prepare": "configure",
     **dict.fromkeys(("MIN_SAMPLES", "PERCENTILES", "RECORD_COLUMNS", "Summary", "histogram", "percentiles", "summarize",
-                     "supported", "supported_text"), "summary"),
+                     "supported", "supported_text", "percentile_label", "min_samples"), "summary"),
 }
 
 

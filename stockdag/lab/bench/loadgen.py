@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import math
 import sys
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -220,18 +219,21 @@ class LoadRun:
             end = clock() - self.t0
             self._record(i, path, intended, sent, end, 0, "cancelled", None)
             raise
-        trace = None
+        trace = cache = None
         if not error and b'"trace"' in body:
             # only stockdag predictions carry a trace; others skip the JSON parse
             try:
-                trace = json.dumps(json.loads(body).get("trace"), separators=(",", ":"))
+                answer = json.loads(body)
+                trace = json.dumps(answer.get("trace"), separators=(",", ":"))
+                # hit or miss per retriever: configurations are compared at the hit rates they had
+                cache = json.dumps(answer["cache"], separators=(",", ":")) if answer.get("cache") else None
             except (ValueError, AttributeError):
-                trace = None
-        self._record(i, path, intended, sent, end, status, error, trace)
+                trace = cache = None
+        self._record(i, path, intended, sent, end, status, error, trace, cache)
 
-    def _record(self, i, path, intended, sent, end, status, error, trace) -> None:
+    def _record(self, i, path, intended, sent, end, status, error, trace, cache=None) -> None:
         self.rows.append((i, path, intended, sent, end, status, error, end - intended, end - sent,
-                          intended < self.cfg.warmup, trace))
+                          intended < self.cfg.warmup, trace, cache))
         self.done += 1
 
     def schedule(self):
@@ -439,12 +441,3 @@ async def probe_stockdag(url: str, timeout: float = 5.0) -> list[str] | dict[str
     if symbols and isinstance(body.get("as_of"), dict):  # each symbol's valid as-of range: the mix draws within them
         return {str(x): body["as_of"].get(x) for x in symbols}
     return [str(x) for x in symbols] if symbols else None
-
-
-def expected_requests(cfg: BenchConfig) -> int | None:
-    """Requests an open-loop run will send (None for closed loop by duration)."""
-    if cfg.loop == "open":
-        if cfg.requests is not None:
-            return math.ceil(cfg.warmup * cfg.rate) + cfg.requests
-        return math.ceil((cfg.warmup + cfg.duration) * cfg.rate)
-    return None

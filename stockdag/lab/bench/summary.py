@@ -1,6 +1,7 @@
 """Summarise raw request records: rates, HDR-histogram percentiles, errors by kind."""
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
@@ -14,7 +15,7 @@ PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 _HDR_RANGE = (1, 3_600_000_000, 3)
 
 RECORD_COLUMNS = ("index", "path", "intended", "sent", "end", "status", "error", "latency", "service_time",
-                  "warmup", "trace")
+                  "warmup", "trace", "cache")  # cache: a stockdag prediction's cache outcomes as JSON ({"prices": "hit", ...})
 
 
 @dataclass
@@ -78,12 +79,29 @@ class Summary:
         return "\n".join(lines)
 
 
-#: smallest sample whose percentile is more than its maximum (p99 of fewer than 100 values is the max)
-MIN_SAMPLES = {"p99": 100, "p99.9": 1000}
+def min_samples(q: float) -> int:
+    """The smallest sample whose q-th percentile is not simply its maximum: 100 / (100 - q) values.
+
+    Below that many values the top ``100 - q`` percent holds less than one value, so the "p90" of 6
+    requests is their max under another name (p50 needs 2, p90 10, p99 100, p99.9 1000).
+    """
+    return int(round(100 / (100 - q))) if q < 100 else 10**18
+
+
+#: label -> the smallest sample that supports it (:func:`min_samples` of each reported percentile)
+MIN_SAMPLES = {f"p{q:g}": min_samples(q) for q in PERCENTILES}
+
+
+def percentile_label(n: int, q: float) -> str:
+    """What the q-th percentile of ``n`` values is called: ``p90``, or ``max of 6`` when ``n`` cannot support it.
+
+    The one rule for every table of percentiles (the bench summary, the reports, the web app).
+    """
+    return f"p{q:g}" if n >= min_samples(q) else f"max of {n}"
 
 
 def supported(pcts: dict[str, float], n: int) -> dict[str, float]:
-    """The percentiles a sample of ``n`` supports (p99 needs n >= 100, p99.9 n >= 1000); max and mean stay."""
+    """The percentiles a sample of ``n`` supports (:func:`min_samples`: p90 needs 10, p99 100); max and mean stay."""
     return {k: v for k, v in pcts.items() if n >= MIN_SAMPLES.get(k, 0)}
 
 
@@ -96,6 +114,41 @@ def supported_text(pcts: dict[str, float], n: int) -> str:
     parts.append(f"max of {n} {keep['max']:.2f}" if len(keep) < len(pcts) else f"max {keep['max']:.2f}")
     parts.append(f"mean {keep['mean']:.2f}")
     return "  ".join(parts)
+
+
+#: open loop: a server that keeps up answers about what is offered; below this fraction it did not keep up.
+#: (A short run of a server that keeps up loses latency / duration of the ratio to the drain of its last request.)
+OVERLOADED_BELOW = 0.8
+#: open loop: latency from intended send that grows this many times from the run's first third to its last third
+#: is a queue building up, however the ratio reads
+LATENCY_GROWTH = 2.0
+
+
+def overloaded_warning(ok: pd.DataFrame, *, offered: float, throughput: float) -> list[str]:
+    """Plain words when an open-loop run's own numbers say the server did not keep up with the offered rate.
+
+    Two signs, either enough: the achieved throughput below :data:`OVERLOADED_BELOW` of the offered rate,
+    or the latency of successful requests growing :data:`LATENCY_GROWTH` times over the run (a queue).
+    """
+    if offered <= 0 or len(ok) == 0:
+        return []
+    signs = []
+    ratio = throughput / offered
+    if ratio < OVERLOADED_BELOW:
+        signs.append(f"it answered {throughput:.2f} of the {offered:.2f} req/s offered ({ratio:.0%})")
+    by_time = ok.sort_values("intended")["latency"].astype(float).to_numpy()
+    third = len(by_time) // 3
+    if third >= 2:
+        early, late = float(np.median(by_time[:third])), float(np.median(by_time[-third:]))
+        if early > 0 and late >= LATENCY_GROWTH * early:
+            signs.append(f"latency grew from {early:.2f} s to {late:.2f} s over the run (medians of its first "
+                         f"and last {third} requests)")
+    if not signs:
+        return []
+    suggest = 0.8 * throughput if throughput > 0 else offered / 4
+    suggest = float(f"{suggest:.1g}") if suggest < 1 else round(suggest, 1)
+    return [f"overloaded: {' and '.join(signs)}; the offered rate exceeds what this server sustains, so its "
+            f"latencies measure a queue, not the service; try --rate {suggest:g}"]
 
 
 #: error kinds that say the server did not keep up (rather than that a request was wrong)
@@ -174,6 +227,8 @@ def summarize(records: pd.DataFrame, *, url: str, loop: str, rate: float | None,
     throughput = len(ok) / span if span else 0.0
     warnings = overload_warnings(loop=loop, rate=rate, requests=len(m), ok=len(ok), errors=dict(errors),
                                  throughput=throughput)
+    if loop == "open":
+        warnings += overloaded_warning(ok, offered=len(m) / duration if duration > 0 else 0.0, throughput=throughput)
     if 0 < len(m) < MIN_SAMPLES["p99"]:
         warnings.append(f"{len(m)} measured requests: p99 needs at least {MIN_SAMPLES['p99']}, so the tail is "
                         f"given as the max of {len(m)}")
@@ -198,3 +253,13 @@ def all_latencies(m: pd.DataFrame, timeout: float):
     lat = m["latency"].astype(float)
     timed_out = m["error"].fillna("") == "timeout"
     return lat.where(~timed_out, lat.clip(lower=timeout))
+
+
+def hit_rates(records: pd.DataFrame) -> dict[str, float]:
+    """Share of successful requests whose retriever's answer came from the cache, per retriever (``prices``,
+    ``news``); empty for records without cache outcomes (runs from before they were recorded)."""
+    if "cache" not in records:
+        return {}
+    outcomes = [json.loads(c) for c in records.loc[records["status"] == 200, "cache"].dropna()]
+    names = list(dict.fromkeys(k for o in outcomes for k in o))  # the response's order: prices, news
+    return {k: sum(o.get(k) == "hit" for o in outcomes) / len(outcomes) for k in names}

@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ...pipeline.table import spec_for_ids, stage_layers
+from ...pipeline import bounds
+from ...pipeline.bounds import critical_path, width
+from ...pipeline.table import spec_for_ids
 from ...pipeline.table import stage_table as pipeline_table
 from ..bench.summary import MIN_SAMPLES
 
@@ -93,30 +95,10 @@ def stage_table(records: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def critical_path(costs: dict[str, float]) -> tuple[float, list[str]]:
-    """Longest path through the stage DAG of these stages' pipeline with the given per-stage seconds."""
-    stages = pipeline_table(spec_for_ids(costs))
-    finish: dict[str, float] = {}
-    via: dict[str, str | None] = {}
-    for stage in stages:
-        # ties go to the later input, so a zero-cost stage (C6) still shows on the path
-        before = max(reversed(stage.inputs), key=lambda i: finish[i]) if stage.inputs else None
-        finish[stage.id] = (finish[before] if before else 0.0) + costs.get(stage.id, 0.0)
-        via[stage.id] = before
-    path, node = [], stages[-1].id
-    while node:
-        path.append(node)
-        node = via[node]
-    return finish[stages[-1].id], path[::-1]
-
-
 def parallel_width(ids=()) -> int:
     """Most stages that can run at once: the largest layer of the stage DAG of the pipeline of ``ids``
     (the default one when empty), the n of the design's test cases."""
-    counts: dict[int, int] = {}
-    for v in stage_layers(pipeline_table(spec_for_ids(ids))).values():
-        counts[v] = counts.get(v, 0) + 1
-    return max(counts.values())
+    return width(pipeline_table(spec_for_ids(ids)))
 
 
 def limits(records: pd.DataFrame, config: dict) -> dict:
@@ -128,7 +110,7 @@ def limits(records: pd.DataFrame, config: dict) -> dict:
     base = base if not base.empty else st
     costs = base.groupby("id")["duration"].mean().to_dict()
     cp, path = critical_path(costs)
-    work = float(sum(costs.values()))
+    work = bounds.work(costs)
     cores = config.get("machine", {}).get("cores") or 1
     capacity = config.get("machine", {}).get("parallel_capacity") or cores
     measured = records.groupby("point")["capacity"].first().dropna() if "capacity" in records else pd.Series([], dtype=float)
@@ -208,6 +190,7 @@ def drift(summary: pd.DataFrame) -> dict:
                          "slower_pct": 100 * (float(r["probe_s"]) / med - 1)} for _, r in slow.iterrows()],
         "capacity": (None if "capacity" not in summary or summary["capacity"].isna().all()
                      else (float(summary["capacity"].min()), float(summary["capacity"].max()))),
+        **low_capacity(summary),
     }
 
 
@@ -239,7 +222,9 @@ def width_table(run: RunData) -> pd.DataFrame:
     One row per configuration of each pipeline: the pipeline's models and extra steps (from the
     specs recorded in ``config.json``), throughput and latency speed-up over the centralized run of
     the *same* pipeline, and that pipeline's own limits (:func:`limits` on its records only: a wider
-    pipeline has another critical path and more work per request).
+    pipeline has another critical path and more work per request). ``flagged`` says whose points were
+    measured on a slowed machine or with low parallel capacity (:func:`flagged_labels`: the row's own, its
+    baseline's, or empty), ``stage_time_ratio`` the row's median stage time over its baseline's (:func:`compute_tax`).
     """
     cfgs = run.config.get("configurations", [])
     specs = run.config.get("pipelines", {})
@@ -248,6 +233,8 @@ def width_table(run: RunData) -> pd.DataFrame:
     if sat.empty:
         return pd.DataFrame()
     sat["pipeline"] = sat["label"].map(pipe_of)
+    flagged = flagged_labels(run.summary)
+    stage_ms = compute_tax(stage_table(run.records)).set_index("label")["stage_ms"]
     rows = []
     for pipe, g in sat.groupby("pipeline", sort=False):
         base = g[g["mode"] == "centralized"]
@@ -257,6 +244,9 @@ def width_table(run: RunData) -> pd.DataFrame:
         lim = limits(run.records[run.records["label"].map(pipe_of) == pipe], run.config)
         spec = specs.get(pipe, {})
         for _, r in g.iterrows():
+            # a ratio is no better than both its points: flagged when either was measured with less of the machine
+            why = [w for w, label in (("its own points", r["label"]), ("its baseline's", b["label"]))
+                   if label in flagged][: 1 if r["label"] == b["label"] else 2]
             rows.append({
                 "pipeline": pipe, "models": len(spec.get("models", [])), "steps": "+".join(spec.get("steps", [])),
                 "label": r["label"], "mode": r["mode"], "workers": r["workers"], "strategy": r["strategy"],
@@ -266,5 +256,92 @@ def width_table(run: RunData) -> pd.DataFrame:
                 "critical_path_s": lim.get("critical_path_s"), "total_work_s": lim.get("total_work_s"),
                 "latency_speedup_bound": lim.get("latency_speedup_bound"),
                 "throughput_speedup_bound": (lim["throughput_bound_rps"] / b["max_throughput"]) if lim else float("nan"),
+                "stage_time_ratio": stage_ms.get(r["label"], float("nan")) / stage_ms.get(b["label"], float("nan")),
+                "flagged": " and ".join(why),
             })
     return pd.DataFrame(rows)
+
+
+def flagged_labels(summary: pd.DataFrame) -> set[str]:
+    """Configurations with a point measured on a slowed machine (probe) or in a block of low parallel capacity."""
+    d = drift(summary)
+    return {p["label"] for p in [*d.get("slow_points", []), *d.get("low_capacity_points", [])]}
+
+
+def tasks_per_request(run: RunData) -> dict[str, tuple[int, ...]]:
+    """The scheduler tasks one request of each distributed configuration was built as, from the run's records.
+
+    Each point records its configuration's granularity, and ``config.json`` the configured one (runs from
+    before the option built one task a stage). ``auto`` resolves with the configuration's worker threads (one a
+    worker process: the embedded LocalCluster's and the cluster specs'); ``load`` builds one task per request
+    while every thread is busy and ``auto``'s otherwise, so it gives both counts.
+    """
+    from ...pipeline.granularity import resolve_granularity
+    from ...pipeline.graph import task_groups
+    from ...pipeline.spec import from_dict
+
+    configured = ((run.config.get("stockdag_config") or {}).get("pipeline") or {}).get("granularity") or "stage"
+    pipelines = run.config.get("pipelines") or {}
+    out: dict[str, tuple[int, ...]] = {}
+    for meta in run.points:
+        c = meta["config"]
+        if c["mode"] != "distributed" or c["label"] in out:
+            continue
+        spec = from_dict(pipelines[c["pipeline"]]) if c.get("pipeline") in pipelines else spec_for_ids(())
+        stages = pipeline_table(spec)
+        grain = c.get("granularity") or configured
+        threads = int(c.get("workers") or 1)
+        built = {resolve_granularity(grain, threads)} | ({"request"} if grain == "load" else set())
+        out[c["label"]] = tuple(sorted(len(task_groups(g, stages)) for g in built))
+    return out
+
+
+def in_system_at_lowest_load(agg: pd.DataFrame) -> float | None:
+    """Requests in the centralized server at once at its lowest load (throughput x p50, Little's law); None without one.
+
+    Above about one, requests wait for each other and p50 measures the queue more than the pipeline.
+    """
+    if agg is None or agg.empty:
+        return None
+    base = agg[agg["mode"] == "centralized"]
+    if base.empty:
+        return None
+    low = base.sort_values("load").iloc[0]
+    return float(low["throughput"] * low["p50_ms"] / 1000.0)
+
+
+def low_capacity(summary: pd.DataFrame) -> dict:
+    """The points whose block measured a parallel capacity more than 15% (:data:`SLOW_MACHINE`) below the run's median.
+
+    The single-thread probe cannot see a machine whose other core is taken: it runs as fast as ever while the
+    configuration under test has half the cores. Each block re-measures the capacity, so a point is flagged on it too.
+    """
+    if "capacity" not in summary or summary["capacity"].isna().all():
+        return {}
+    cap = summary["capacity"].astype(float)
+    med = float(cap.median())
+    low = summary[cap * SLOW_MACHINE < med]
+    return {"capacity_median": med,
+            "low_capacity_points": [{"point": r["point"], "label": r["label"], "load": r["load"],
+                                     "repeat": int(r["repeat"]), "capacity": float(r["capacity"]),
+                                     "slower_pct": 100 * (med / float(r["capacity"]) - 1)} for _, r in low.iterrows()]}
+
+
+def compute_tax(stages: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration at its lowest load: the median request's stage time and its ratio to centralized's.
+
+    A request's stage time is the sum of its stages' traced durations (the compute, without orchestration or
+    queueing). Above 1, the distributed configuration's stages themselves ran slower than the baseline's (a
+    profiler, a shared interpreter, a cache that missed): a cost no placement can win back. ``tax`` is NaN in a
+    run without a centralized configuration.
+    """
+    if stages.empty:
+        return pd.DataFrame(columns=["label", "load", "stage_ms", "tax"])
+    per_request = stages.groupby(["label", "load", "request"], sort=False)["duration"].sum().reset_index()
+    lowest = per_request.groupby("label", sort=False)["load"].transform("min")
+    low = per_request[per_request["load"] == lowest]
+    out = low.groupby("label", sort=False).agg(load=("load", "first"), stage_s=("duration", "median")).reset_index()
+    out["stage_ms"] = 1000 * out.pop("stage_s")
+    base = out.loc[out["label"] == "centralized", "stage_ms"]
+    out["tax"] = out["stage_ms"] / float(base.iloc[0]) if len(base) else float("nan")
+    return out

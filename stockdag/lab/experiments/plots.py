@@ -12,7 +12,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ...pipeline.table import order_stage_ids, spec_for_ids, stage_layers, stage_table
+from ...pipeline.bounds import stage_layers
+from ...pipeline.table import order_stage_ids, spec_for_ids, stage_table
 
 
 def _table(ids=()):

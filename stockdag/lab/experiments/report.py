@@ -7,6 +7,7 @@ writes the text. A new chart is one entry of :data:`CHARTS`.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..bench.summary import MIN_SAMPLES
-from . import analysis, plots
+from . import analysis, plots, stats
 
 
 @dataclass
@@ -72,9 +73,14 @@ def _table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def answer(sat: pd.DataFrame, lim: dict, machine: dict) -> list[str]:
-    """The research question answered in sentences computed from the numbers."""
+def answer(sat: pd.DataFrame, lim: dict, machine: dict, agg: pd.DataFrame | None = None) -> list[str]:
+    """The research question answered in sentences computed from the numbers.
+
+    ``agg`` (:func:`analysis.aggregate`) tells whether the lowest load already queued requests: then the latency
+    sentence gives way to :func:`saturated_lines` (throughput against its bound).
+    """
     out = []
+    queued = analysis.in_system_at_lowest_load(agg) if agg is not None else None
     base = sat[sat["mode"] == "centralized"]
     if base.empty:
         return ["No centralized baseline in this run: ratios cannot be given."]
@@ -96,9 +102,12 @@ def answer(sat: pd.DataFrame, lim: dict, machine: dict) -> list[str]:
         if why:
             out.append(why)
         lverdict = "lower" if best_l["p50_low_load_ms"] < 0.95 * b["p50_low_load_ms"] else "not lower"
-        out.append(f"Latency: the best distributed p50 at low load ({best_l['label']}, {best_l['p50_low_load_ms']:.0f} ms) is "
-                   f"{lverdict} than centralized ({b['p50_low_load_ms'] / best_l['p50_low_load_ms']:.2f}x speed-up; "
-                   f"the critical path allows at most {_fmt(lim.get('latency_speedup_bound'))}x).")
+        if queued is not None and queued > QUEUED:
+            out += saturated_lines(sat, lim, queued)
+        else:
+            out.append(f"Latency: the best distributed p50 at low load ({best_l['label']}, {best_l['p50_low_load_ms']:.0f} ms) "
+                       f"is {lverdict} than centralized ({b['p50_low_load_ms'] / best_l['p50_low_load_ms']:.2f}x speed-up; "
+                       f"the critical path allows at most {_fmt(lim.get('latency_speedup_bound'))}x).")
         ranked = dist.sort_values("max_throughput", ascending=False)
         if len(ranked) > 1 and "max_throughput_ci" in ranked and ranked["max_throughput_ci"].iloc[0] > 0:
             a, b2 = ranked.iloc[0], ranked.iloc[1]
@@ -115,6 +124,160 @@ def answer(sat: pd.DataFrame, lim: dict, machine: dict) -> list[str]:
         out.append(f"Replicated baseline ({r['label']}, whole requests on separate processes): "
                    f"{r['max_throughput']:.2f} req/s = {r['max_throughput'] / b['max_throughput']:.2f}x centralized.")
     return out
+
+
+def _load_text(loop: str, load: float) -> str:
+    return f"open loop {load:g} req/s" if loop == "open" else f"closed loop {int(load)} user" + ("" if int(load) == 1 else "s")
+
+
+def _ratio_text(r: stats.Ratio, spec: str = ".2f") -> str:
+    """``1.18x [1.10-1.27]``, or ``1.18x`` where too few repeats give no interval."""
+    if not r.judged:
+        return f"{r.value:{spec}}x"
+    return f"{r.value:{spec}}x [{r.low:{spec}}-{r.high:{spec}}]"
+
+
+def _metric_values(rows: pd.DataFrame, col: str) -> dict[str, dict[int, float]]:
+    """``{label: {repeat: value}}`` of one column (the shape :mod:`.stats` takes)."""
+    return {label: {int(r): float(v) for r, v in zip(g["repeat"], g[col])} for label, g in rows.groupby("label", sort=False)}
+
+
+#: the metrics strategies are ranked on: (summary column, words, unit, format, lower is better, at which loads)
+RANKED_METRICS = (("p50_ms", "p50", "ms", ".0f", True, "every"), ("throughput", "throughput", "req/s", ".2f", False, "top"))
+
+
+def _groups(run) -> list[tuple[str, pd.DataFrame]]:
+    """Distributed points by (cluster, workers, pipeline): the configurations that differ only in their strategy."""
+    s = run.summary
+    dist = s[s["mode"] == "distributed"] if len(s) else s
+    if dist.empty:
+        return []
+    pipe_of = {c["label"]: c.get("pipeline") for c in run.config.get("configurations", [])}
+    dist = dist.assign(_cluster=dist["cluster"].fillna("").astype(str), _pipe=dist["label"].map(pipe_of).fillna(""))
+    out = []
+    for (cluster, workers, pipe), g in dist.groupby(["_cluster", "workers", "_pipe"], sort=False):
+        where = f"cluster `{os.path.basename(cluster) or 'embedded LocalCluster'}`, {int(workers)} worker" + (
+            "" if int(workers) == 1 else "s") + (f", pipeline `{pipe}`" if pipe else "")
+        out.append((where, g))
+    return out
+
+
+def strategy_lines(run) -> list[str]:
+    """For each (cluster, profile, load): the best strategy, those tied with it, and each one's ratio to ``random``.
+
+    Computed from the run's per-repeat points (:mod:`.stats`); says so where too few repeats allow no judgement.
+    """
+    profile = run.config.get("params", {}).get("profile")
+    out = []
+    for where, g in _groups(run):
+        if g["label"].nunique() < 2:
+            continue
+        top = max(g["load"]) if len(g) else None
+        for (loop, load), at in g.groupby(["loop", "load"], sort=True):
+            for col, words, unit, spec, lower, when in RANKED_METRICS:
+                if when == "top" and load != top:
+                    continue
+                ranking = stats.rank(_metric_values(at, col), words, lower)
+                if ranking is None:
+                    continue
+                head = (f"{where}, profile `{profile}`, {_load_text(loop, load)}, {words}: best "
+                        f"{ranking.best} {ranking.best_value:{spec}} {unit}")
+                others = sorted(ranking.versus_best.items(), key=lambda kv: kv[1].value, reverse=lower)
+                listed = ", ".join(f"{k} {_ratio_text(r)}" for k, r in others)
+                if not ranking.judged:
+                    out.append(f"{head} (the others, as a ratio to it: {listed}); {ranking.repeats} repeat(s): "
+                               f"no tie can be judged (it takes {stats.MIN_REPEATS}).")
+                    continue
+                tied = ranking.tied
+                out.append(f"{head}; " + (f"statistically tied with it: {', '.join(tied)}" if tied
+                                          else "no other strategy is tied with it")
+                           + f" (ratios to it: {listed}).")
+        out += _random_lines(where, g)
+    return out
+
+
+def _random_lines(where: str, g: pd.DataFrame) -> list[str]:
+    """Each strategy's ratio to the ``random`` control (Böhm and Beránek 2020 found random placement competitive)."""
+    control = g[g["strategy"] == "random"]["label"].unique()
+    if len(control) == 0:
+        return [f"{where}: no `random` control ran, so no strategy here is shown to beat chance placement."]
+    out = []
+    low = g["load"].min()
+    for (loop, load), at in g.groupby(["loop", "load"], sort=True):
+        for col, words, _unit, _spec, lower, when in RANKED_METRICS:
+            if (when == "top" and load != g["load"].max()) or (when == "every" and load != low):
+                continue
+            ratios = stats.versus(_metric_values(at, col), control[0])
+            if not ratios:
+                continue
+            better = [k for k, r in ratios.items() if r.judged and ((r.high < 1) if lower else (r.low > 1))]
+            out.append(f"{where}, {_load_text(loop, load)}, {words} against `random`: "
+                       + ", ".join(f"{k} {_ratio_text(r)}" for k, r in ratios.items())
+                       + (f"; better than random: {', '.join(better)}." if better else
+                          "; none is shown better than random." if all(r.judged for r in ratios.values()) else
+                          f"; too few repeats to judge (it takes {stats.MIN_REPEATS})."))
+    return out
+
+
+def strategy_section(run) -> list[str]:
+    """The REPORT.md section "Which strategy, with confidence" (empty when no two strategies ran side by side)."""
+    lines = strategy_lines(run)
+    if not lines:
+        return []
+    return ["## Which strategy, with confidence", "",
+            f"Method: {stats.METHOD}; a ratio's interval is shown where the run has at least {stats.MIN_REPEATS} "
+            "repeats. p50 is ranked at every load, throughput at the highest.", "",
+            *[f"- {s}" for s in lines], ""]
+
+
+def versus_centralized_lines(run) -> list[str]:
+    """Each configuration against the centralized baseline: p50 at the lowest load, throughput at the highest,
+    paired by repeat, grouped by the verdict the numbers give (loses, tied, beats; or only slower/faster where too
+    few repeats allow no judgement)."""
+    s = run.summary
+    if not len(s) or (s["mode"] == "centralized").sum() == 0:
+        return []
+    base = s[s["mode"] == "centralized"]["label"].iloc[0]
+    out = []
+    for metric, loadpick, lower, words in (("p50_ms", min, True, "p50 at the lowest load"),
+                                           ("throughput", max, False, "throughput at the highest load")):
+        verdicts: dict[str, list[str]] = {}
+        for (loop, load), at in s.groupby(["loop", "load"], sort=True):
+            if load != loadpick(s[s["loop"] == loop]["load"]):
+                continue
+            for label, r in stats.versus(_metric_values(at, metric), base).items():
+                better = (r.value < 1) if lower else (r.value > 1)
+                if not r.judged:
+                    verdict = (f"{'faster' if lower else 'higher'} than centralized" if better else
+                               f"{'slower' if lower else 'lower'} than centralized") + \
+                              f" ({r.n} repeat{'' if r.n == 1 else 's'}: not judged)"
+                elif r.tied:
+                    verdict = "tied with centralized"
+                else:
+                    verdict = "beats centralized" if better else "loses to centralized"
+                verdicts.setdefault(verdict, []).append(f"{label} {_ratio_text(r)}")
+        if verdicts:
+            out.append(f"Against centralized, {words} (ratio to centralized's): "
+                       + "; ".join(f"{v}: {', '.join(items)}" for v, items in verdicts.items()) + ".")
+    return out
+
+
+#: requests in the centralized server at once (throughput x p50, Little's law) above which its lowest load queues
+QUEUED = 1.5
+
+
+def saturated_lines(sat: pd.DataFrame, lim: dict, queued: float) -> list[str]:
+    """At a load where requests queue, p50 is mostly waiting: compare throughput with its bound, not p50 with the
+    critical path (which bounds one request alone)."""
+    bound = lim.get("throughput_bound_rps")
+    head = (f"Latency is not compared with the critical path here: at the lowest load the centralized server held "
+            f"{queued:.1f} requests at once (throughput x p50), so p50 is mostly queueing.")
+    if not bound:
+        return [head]
+    return [head + f" Throughput against the bound of {bound:.2f} req/s ({lim.get('parallel_capacity')} effective cores / "
+            f"{lim['total_work_s']:.2f} s of work a request): " + ", ".join(
+                f"{r['label']} {r['max_throughput'] / bound:.2f}" for _, r in
+                sat.sort_values("max_throughput", ascending=False).iterrows()) + " of it."]
 
 
 def bound_exceeded(sat: pd.DataFrame, lim: dict) -> str | None:
@@ -147,8 +310,8 @@ def oversubscribed(sat: pd.DataFrame, machine: dict) -> str | None:
 
 #: the caveat of a run recorded before the in-process server turned Nagle's algorithm off (commit 3c9e3cd)
 NAGLE = ("Recorded before commit 3c9e3cd: the in-process server's connections kept Nagle's algorithm on, so a response "
-         "could wait for the client's delayed ACK, up to ~40 ms a request on a kept-alive connection (115 against 71 ms "
-         "p50 for a light request measured both ways). Every configuration paid it, so absolute latencies here are too "
+         "could wait for the client's delayed ACK, up to ~40 ms a request on a kept-alive connection (Linux's delayed-ACK "
+         "timeout). Every configuration paid it, so absolute latencies here are too "
          "high and latency ratios are pulled towards 1; compare within this run, and prefer later runs.")
 
 
@@ -179,28 +342,91 @@ def conditions(run, d: dict) -> list[str]:
                          f"{p['label']} at {p['load']:g} (repeat {p['repeat']}, +{p['slower_pct']:.0f}%)" for p in slow) + ".")
     else:
         lines.append(f"No point was measured while the machine was more than {100 * (analysis.SLOW_MACHINE - 1):.0f}% "
-                     "slower than its median.")
+                     "slower than its median (single-thread probe).")
+    lines += capacity_lines(d)
     return lines
 
 
-def predictions(lim: dict) -> list[str]:
-    """What the measured limits imply beyond this machine (bounds, not measurements)."""
+def capacity_lines(d: dict) -> list[str]:
+    """The points whose block found less parallel capacity than the run's median (the probe alone cannot see it)."""
+    if not d.get("capacity"):
+        return []
+    low = d.get("low_capacity_points") or []
+    pct = f"{100 * (analysis.SLOW_MACHINE - 1):.0f}%"
+    if not low:
+        return [f"No point's block measured a parallel capacity more than {pct} below the run's median "
+                f"({d['capacity_median']:g}x)."]
+    blocks = {}
+    for p in low:
+        blocks.setdefault((p["label"], p["repeat"], p["capacity"]), []).append(p["load"])
+    return [f"Measured in a block whose parallel capacity was more than {pct} below the run's median "
+            f"({d['capacity_median']:g}x), i.e. with fewer cores free than the others had (compare these with care): "
+            + ", ".join(f"{label} (repeat {rep}, capacity {cap:g}x, at {', '.join(f'{x:g}' for x in loads)})"
+                        for (label, rep, cap), loads in blocks.items()) + "."]
+
+
+def tasks_text(tasks: dict[str, tuple[int, ...]]) -> str:
+    """``the 9 scheduler tasks`` or ``the 1-12 scheduler tasks`` a request of this run's configurations was built as."""
+    counts = sorted({n for ns in tasks.values() for n in ns})
+    if not counts:
+        return "the scheduler tasks"
+    span = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    return f"the {span} scheduler task{'' if counts == [1] else 's'}"
+
+
+#: a pause between two consecutive points longer than this (seconds) suggests the sweep stopped and was resumed
+RESUME_GAP_S = 600.0
+
+
+def provenance_lines(run) -> list[str]:
+    """Which code measured the points: a dirty tree, points of other commits (a resume), or a pause that suggests one."""
+    g = run.config.get("git") or {}
+    commit = (g.get("commit") or "?")[:10]
+    out = []
+    if g.get("dirty"):
+        out.append(f"Started from a working tree with uncommitted changes on `{commit}`: the code that measured it is "
+                   "not exactly that commit.")
+    per_point = [m.get("git") for m in run.points]
+    if per_point and all(per_point):
+        other = {}
+        for m in run.points:
+            c = m["git"]
+            if (c.get("commit"), bool(c.get("dirty"))) != (g.get("commit"), bool(g.get("dirty"))):
+                other.setdefault(f"`{(c.get('commit') or '?')[:10]}`" + (" (dirty)" if c.get("dirty") else ""), []).append(m)
+        if other:
+            out.append("Resumed with other code: " + "; ".join(f"{len(ms)} point(s) measured at {k}" for k, ms in other.items())
+                       + f", not at the run's `{commit}`.")
+        else:
+            out.append(f"Every point recorded the run's commit `{commit}`" + (" (dirty)" if g.get("dirty") else "") + ".")
+        return out
+    finished = sorted(dt.datetime.fromisoformat(m["finished"]) for m in run.points if m.get("finished"))
+    if len(finished) > 1:
+        gap = max((b - a).total_seconds() for a, b in zip(finished, finished[1:]))
+        out.append(f"Its points recorded no commit of their own (before the sweep recorded one per point); the longest "
+                   f"pause between two finished points is {gap:.0f} s, "
+                   + ("so the sweep was probably stopped and resumed (code and machine may differ after it)."
+                      if gap > RESUME_GAP_S else f"under {RESUME_GAP_S / 60:.0f} min, so nothing suggests a resume."))
+    return out
+
+
+def predictions(lim: dict, tasks: dict[str, tuple[int, ...]] | None = None) -> list[str]:
+    """What the measured limits imply beyond this machine (bounds, not measurements).
+
+    ``tasks``: the tasks a request of each distributed configuration was built as (:func:`analysis.tasks_per_request`).
+    """
     if not lim:
         return []
     costs = lim.get("stage_costs_s") or {}
     width = analysis.parallel_width(costs)
-    tasks = len(costs) or len(analysis.pipeline_table(analysis.spec_for_ids(())))
     return [
         f"Throughput: each request costs {lim['total_work_s']:.2f} CPU-seconds of stage work, so a cluster of C "
         f"cores serves at most {1 / lim['total_work_s']:.2f} x C req/s, whichever way the stages are placed; "
-        f"stage distribution reaches it only while transfers and the {tasks} scheduler tasks per request stay small "
+        f"stage distribution reaches it only while transfers and {tasks_text(tasks or {})} per request stay small "
         "beside the work, whereas replicating whole requests moves no data.",
         f"Latency: no number of machines brings one request below its critical path, {1000 * lim['critical_path_s']:.0f} ms "
         f"here ({' -> '.join(lim['critical_path'])}): at most {lim['latency_speedup_bound']:.2f}x faster than "
         f"centralized, reached with about {width} workers (the widest set of stages that can run at once) and only by "
         "strategies that spread a request's models; more workers than that can raise throughput, not lower latency.",
-        "Heterogeneous machines: a strategy that ignores worker speed can put a whole request on the slowest machine "
-        "and lose to centralized (see an emulated run); cost-aware placement (heft, fastest-node) avoids that.",
     ]
 
 
@@ -250,21 +476,34 @@ def configurations_table(data: ReportData) -> pd.DataFrame:
     table["all_requests_low_load_ms"] = [f"p50 {a:.0f}, {analysis.tail_text(t, t, n)}" if a == a else "n/a"
                                          for a, t, n in zip(table["all_p50_low_load_ms"], table["all_tail_low_load_ms"],
                                                             table["n_all_low_load"])]
+    tax = analysis.compute_tax(data.stages).set_index("label")
+    # the compute tax: the stages' own time against the baseline's, so a slower compute cannot hide in a ratio
+    table["stage_ms_low_load"] = [f"{tax.at[label, 'stage_ms']:.0f}" if label in tax.index else "n/a" for label in table["label"]]
+    table["compute_tax"] = [f"{tax.at[label, 'tax']:.2f}x" if label in tax.index and tax.at[label, "tax"] == tax.at[label, "tax"]
+                            else "n/a" for label in table["label"]]
+    table["cache_hits_low_load"] = cache_hits_text(run.summary, table["label"])
     slow = {}
-    for point in data.drift.get("slow_points", []):
+    for point in {p["point"]: p for p in [*data.drift.get("slow_points", []),
+                                           *data.drift.get("low_capacity_points", [])]}.values():
         slow[point["label"]] = slow.get(point["label"], 0) + 1
     if data.drift.get("probes"):
-        # points of this configuration measured while the machine was > 15% slower than its median
+        # points of this configuration measured on a machine > 15% slower (probe) or with > 15% less capacity
         table["slowed_points"] = [slow.get(label, 0) for label in table["label"]]
     return table.drop(columns=["max_throughput_ci", "p50_low_load_ms_ci", "p99_low_load_ms", "max_low_load_ms",
                                "n_low_load", "all_p50_low_load_ms", "all_tail_low_load_ms", "n_all_low_load"])
 
 
 def width_answer(width: pd.DataFrame) -> list[str]:
-    """From which width each distributed or replicated configuration pays, with and without the extra steps."""
+    """From which width each distributed or replicated configuration pays, with and without the extra steps.
+
+    A ratio whose own points or baseline were measured with less of the machine (``flagged``,
+    :func:`analysis.width_table`) is left out of every sentence, and a last sentence names what was left out.
+    """
     if width.empty:
         return []
     out = []
+    flagged = width["flagged"].astype(bool) if "flagged" in width else pd.Series(False, index=width.index)
+    left_out, width = width[flagged], width[~flagged]
     others = width[width["mode"] != "centralized"]
     others = others.assign(cfg=others["label"].str.replace(r" \[.*\]$", "", regex=True))
     for (cfg, steps), g in others.groupby(["cfg", "steps"], sort=False):
@@ -277,6 +516,11 @@ def width_answer(width: pd.DataFrame) -> list[str]:
             out.append(f"{cfg}{tag}: {what} {first}.")
     out += _width_against_replicated(others)
     out += _width_limits(width)
+    if not left_out.empty:
+        out.append("Left out of the sentences above, measured on a slowed machine or with less parallel capacity than "
+                   "the rest (Measurement conditions): " + ", ".join(
+                       f"{r.label} ({r.flagged}; throughput {r.throughput_speedup:.2f}x, latency {r.latency_speedup:.2f}x)"
+                       for r in left_out.itertuples()) + ". This run claims nothing from them.")
     return out
 
 
@@ -322,12 +566,16 @@ def _width_limits(width: pd.DataFrame) -> list[str]:
     above = width[(width["mode"] != "centralized")
                   & (width["throughput_speedup"] > 1.02 * width["throughput_speedup_bound"])]
     if not above.empty:
+        ratio = above["stage_time_ratio"] if "stage_time_ratio" in above else pd.Series(float("nan"), index=above.index)
+        faster = above[ratio < 1]
         out.append(
             "Measured above its throughput bound: " + ", ".join(
                 f"{r.label} {r.throughput_speedup:.2f}x > {r.throughput_speedup_bound:.2f}x" for r in above.itertuples())
-            + ". The bound divides the effective cores by the stage work measured in the centralized server, whose "
-              "HTTP loop shares the process (and the GIL) with the stages; in worker processes the same stages run "
-              "faster, which matters most where a request is short.")
+            + ". The bound divides the effective cores by the stage work measured in the centralized server"
+            + ("; " + ", ".join(f"{r.label}'s stages took {r.stage_time_ratio:.2f}x that time" for r in faster.itertuples())
+               + ", so its own bound is higher by as much." if not faster.empty else
+               "; the stages of these configurations did not run faster than there (median stage time per request), "
+                 "so the excess is not explained by this run's numbers."))
     return out
 
 
@@ -336,11 +584,12 @@ def width_section(data: ReportData) -> list[str]:
     if data.width.empty:
         return []
     cols = ["pipeline", "models", "steps", "label", "throughput_speedup", "throughput_speedup_bound",
-            "latency_speedup", "latency_speedup_bound", "critical_path_s", "total_work_s"]
+            "latency_speedup", "latency_speedup_bound", "critical_path_s", "total_work_s", "stage_time_ratio", "flagged"]
     table = data.width[cols].copy()
     table["steps"] = table["steps"].replace("", "-")
-    for col in cols[4:]:
-        table[col] = [_fmt(v, ".2f" if col.endswith("bound") or col.endswith("speedup") else ".3f") for v in table[col]]
+    table["flagged"] = table["flagged"].replace("", "-")
+    for col in cols[4:-1]:
+        table[col] = [_fmt(v, ".2f" if col.endswith(("bound", "speedup", "ratio")) else ".3f") for v in table[col]]
     return [
         "## Width: speed-up vs the number of competing models",
         "",
@@ -350,9 +599,24 @@ def width_section(data: ReportData) -> list[str]:
         "",
         "Each speed-up is over the centralized run of the *same* pipeline; its bounds come from that pipeline's own "
         "measured stage costs (`latency_speedup_bound`: total work / critical path; `throughput_speedup_bound`: effective "
-        "cores / total work, over the centralized throughput). A ratio above 1.05 counts as paying.",
+        "cores / total work, over the centralized throughput). A ratio above 1.05 counts as paying. "
+        "`stage_time_ratio`: the median request's stage time over the same pipeline's centralized one, at the lowest "
+        "load; `flagged`: whose points were measured on a slowed machine or with less parallel capacity (the sentences "
+        "above leave those rows out).",
         "",
     ]
+
+
+def cache_hits_text(summary: pd.DataFrame, labels) -> list[str]:
+    """Per configuration, its cache hit rates at its lowest load (mean over repeats), e.g. ``prices 100%, news 0%``."""
+    cols = [c for c in summary.columns if c.endswith("_hit_rate")]
+    out = []
+    for label in labels:
+        g = summary[summary["label"] == label]
+        g = g[g["load"] == g["load"].min()] if len(g) else g
+        rates = [(c.removesuffix("_hit_rate"), g[c].mean()) for c in cols if len(g) and g[c].notna().any()]
+        out.append(", ".join(f"{k} {100 * v:.0f}%" for k, v in rates) if rates else "n/a")
+    return out
 
 
 def markdown(data: ReportData, drawn: list[str]) -> str:
@@ -377,12 +641,14 @@ def markdown(data: ReportData, drawn: list[str]) -> str:
         "",
         *(["## Answer on this machine",
            "",
-           *[f"- {s}" for s in answer(sat, lim, m)],
+           *[f"- {s}" for s in answer(sat, lim, m, data.agg)],
+           *[f"- {s}" for s in versus_centralized_lines(run)],
            "",
            "## What this predicts for larger clusters",
            "",
-           *[f"- {s}" for s in predictions(lim)],
+           *[f"- {s}" for s in predictions(lim, analysis.tasks_per_request(run))],
            ""] if data.width.empty else []),  # pooled over pipelines of different sizes they would mislead
+        *strategy_section(run),
         *width_section(data),
         "## Configurations",
         "",
@@ -394,11 +660,17 @@ def markdown(data: ReportData, drawn: list[str]) -> str:
         "`p50_low_load_ms` and `tail_low_load_ms` cover successful requests, `all_requests_low_load_ms` every request "
         "(a failure counts with the time it took, a timeout at least the timeout). A p99 is given only where a point "
         f"has at least {MIN_SAMPLES['p99']} requests; below that the tail is the max of the n requests. "
-        "`slowed_points`: points measured while the CPU-speed probe was more than 15% slower than the run's median.",
+        "`slowed_points`: points measured while the CPU-speed probe was more than 15% slower than the run's median, or in "
+        "a block whose parallel capacity was more than 15% below the run's median. "
+        "`stage_ms_low_load`: the median request's stage time at the lowest load (its stages' traced durations "
+        "summed: compute, without orchestration or queueing); `compute_tax`: that time over centralized's (above "
+        "1.00x the configuration's stages themselves ran slower); `cache_hits_low_load`: the share of requests whose "
+        "retriever's answer came from the cache, at the lowest load. Compare configurations at equal hit rates.",
         "",
         "## Measurement conditions",
         "",
         *[f"- {s}" for s in conditions(run, data.drift)],
+        *[f"- {s}" for s in provenance_lines(run)],
         "",
         "## Physical limits (from the measured stage costs)",
         "",
@@ -422,8 +694,9 @@ def markdown(data: ReportData, drawn: list[str]) -> str:
         "",
         *([f"- {warn}"] if (warn := oversubscribed(sat, m)) else []),
         *([f"- {why}"] if (why := bound_exceeded(sat, lim)) and base.empty else []),
-        "- One host: distributed workers are processes on the same cores as the server, the scheduler and the load "
-        "generator; network transfers are loopback. Cluster specs of kind `emulated` add CPU quotas and link delays; `ec2` runs for real.",
+        *(["- One host: distributed workers are processes on the same cores as the server, the scheduler and the load "
+           "generator; network transfers are loopback. Cluster specs of kind `emulated` add CPU quotas and link delays; "
+           "`ec2` runs for real."] if "ec2" not in data.kinds else []),  # the kinds each point recorded
         *(["- Emulated cluster: worker CPU shares are cgroup quotas and link delays a delaying transport; the centralized "
            "baseline runs outside the quotas, on a whole core, so it has an advantage over the distributed configurations."]
           if "emulated" in data.kinds else []),
@@ -477,7 +750,8 @@ def build_index(results_dir: str = "results") -> str:
         if swept:  # the width experiment: its answer is per pipeline, not pooled
             found, chart = width_answer(analysis.width_table(run)), "width_speedup"
         else:
-            found, chart = answer(sat, analysis.limits(run.records, run.config), cfg["machine"]), "throughput"
+            found, chart = answer(sat, analysis.limits(run.records, run.config), cfg["machine"],
+                                 analysis.aggregate(run.summary)), "throughput"
         lines += [f"## [{d}]({d}/REPORT.md)", "",
                   f"{len(sat)} configurations, {len(run.summary)} points; machine {cfg['machine'].get('cores')} cores "
                   f"(parallel capacity {cfg['machine'].get('parallel_capacity')}x); commit `{(cfg['git'].get('commit') or '')[:10]}`.", "",
@@ -485,7 +759,9 @@ def build_index(results_dir: str = "results") -> str:
                   *(["- Its latencies carry up to ~40 ms a request of Nagle's delay on the server's connections (fixed "
                      "since, in 3c9e3cd): compare within the run only."] if "server" not in cfg else []), "",
                   *scale_index_lines(folder),
-                  f"![{chart}]({d}/charts/{chart}.png)", ""]
+                  # a run made before its chart existed links none (the page links only committed files)
+                  *([f"![{chart}]({d}/charts/{chart}.png)"] if os.path.exists(os.path.join(folder, "charts", f"{chart}.png")) else []),
+                  ""]
     path = os.path.join(results_dir, "REPORT.md")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")

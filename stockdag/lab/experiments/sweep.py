@@ -39,6 +39,7 @@ import dask
 import pandas as pd
 
 from ... import config as sd_config
+from ...errors import InvalidRequest
 from ...pipeline.modes import CENTRALIZED, DISTRIBUTED, SERVING_MODES
 from . import facts
 
@@ -339,13 +340,16 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
     points_dir = os.path.join(folder, "points")
     os.makedirs(points_dir, exist_ok=True)
     cfg_path = os.path.join(folder, "config.json")
+    check_resume(cfg_path, params)  # before anything starts: a resumed run must measure the same grid
+    git = facts.git_commit(os.path.dirname(os.path.abspath(__file__)))  # this session's code, recorded on each point
     if not os.path.exists(cfg_path):
         from ...pipeline.spec import load_pipeline
+        from ...run import worker_settings
 
         record = {
             "run_id": params.run_id, "params": dataclasses.asdict(params),
             "stockdag_config": _redacted(sd_config.snapshot()), "versions": facts.versions(),
-            "git": facts.git_commit(os.path.dirname(os.path.abspath(__file__))), "machine": facts.machine(),
+            "git": git, "machine": facts.machine(),
             "started": dt.datetime.now().isoformat(timespec="seconds"),
             "configurations": [dataclasses.asdict(c) | {"label": c.label} for c in params.configurations_list()],
             # the specs themselves, not only their file names (a file may change after the run)
@@ -353,6 +357,8 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
             "order": [[c.label for c in order] for order in params.order()],
             # runs recorded without this key served with Nagle's algorithm on (see report.conditions)
             "server": "in-process uvicorn (stockdag.serve.ServerThread); connections with TCP_NODELAY",
+            # Dask settings of the workers the servers' clusters start (runs without it profiled every worker)
+            "worker_settings": worker_settings.facts(),
             "probe": {"what": "facts.speed_probe: seconds of a fixed CPU loop, best of 3, before every point",
                       "capacity": "facts.parallel_capacity re-measured at the start of every block "
                                   "(one configuration's server in one repeat)"},
@@ -394,7 +400,7 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
                             "probe": {"before_s": probe_before, "after_s": probe_after,
                                       "speed_s": max(probe_before, probe_after), "capacity": capacity,
                                       "block": all_blocks.index((repeat, cfg))},
-                            "finished": dt.datetime.now().isoformat(timespec="seconds")}
+                            "git": git, "finished": dt.datetime.now().isoformat(timespec="seconds")}
                     tmp = os.path.join(points_dir, point.slug + ".json.tmp")
                     with open(tmp, "w") as f:
                         json.dump(meta, f, indent=2, default=str)
@@ -408,9 +414,34 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
     return folder
 
 
+#: parameters that may differ on resume: where the folder was found, not what was measured
+RESUME_FREE = ("out",)
+
+
+def check_resume(cfg_path: str, params: SweepParams) -> None:
+    """Refuse to resume the run of ``cfg_path`` with other parameters than it started with (one line says which).
+
+    Its points would be filed under the first parameters; the code may differ (each point records its commit).
+    An :class:`~stockdag.errors.InvalidRequest`, so ``stockdag sweep`` prints it as one line (exit 2).
+    """
+    if not os.path.exists(cfg_path):
+        return
+    with open(cfg_path) as f:
+        recorded = json.load(f).get("params", {})
+    # through JSON, as the record was written: tuples become lists, dates strings
+    now = json.loads(json.dumps(dataclasses.asdict(params), default=str))
+    differ = sorted(k for k in set(recorded) | set(now) if k not in RESUME_FREE and recorded.get(k) != now.get(k))
+    if differ:
+        k = differ[0]
+        raise InvalidRequest(f"{os.path.dirname(cfg_path)} was started with other parameters ({', '.join(differ)}; "
+                         f"{k}: {recorded.get(k)!r} recorded, {now.get(k)!r} now): resume it with the same ones, "
+                         "or start a new run_id")
+
+
 def summarize_run(folder: str, write: bool = True) -> pd.DataFrame:
     """One row a point -> ``summary.csv`` (when ``write``), summarised again from the raw records (not from stored summaries)."""
     from ..bench import summarize
+    from ..bench.summary import hit_rates
 
     rows = []
     points_dir = os.path.join(folder, "points")
@@ -434,6 +465,8 @@ def summarize_run(folder: str, write: bool = True) -> pd.DataFrame:
             **{f"{k}_ms": v for k, v in lat.items()},
             **{f"all_{k}_ms": v for k, v in lat_all.items()},
             "probe_s": probe.get("speed_s"), "capacity": probe.get("capacity"), "block": probe.get("block"),
+            # the point's cache hit rates (measured requests): configurations compare at equal cache work
+            **{f"{k}_hit_rate": v for k, v in hit_rates(records[~records["warmup"].astype(bool)]).items()},
         })
     frame = pd.DataFrame(rows)
     if write:

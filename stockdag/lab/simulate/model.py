@@ -46,6 +46,7 @@ from collections.abc import Sequence
 import numpy as np
 import simpy
 
+from ...pipeline.bounds import critical_path  # noqa: F401  (the simulator's bound, exported by stockdag.lab.simulate)
 from ...pipeline.granularity import GRANULARITY_CHOICES, resolve_granularity
 from ...pipeline.modes import check_mode
 from ...pipeline.table import FINAL, STAGES
@@ -108,7 +109,6 @@ class Costs:
 
 STAGE_IDS = tuple(s.id for s in STAGES)
 _INDEX = {s.id: i for i, s in enumerate(STAGES)}
-_INPUTS = tuple(tuple(_INDEX[d] for d in s.inputs) for s in STAGES)
 _NAMES = tuple(s.name for s in STAGES)
 
 
@@ -190,14 +190,6 @@ class _Request:
         self.spans = spans
 
 
-def critical_path(durations: Sequence[float]) -> float:
-    """Longest path through the stage DAG for one vector of stage durations."""
-    finish = [0.0] * len(STAGES)
-    for i, deps in enumerate(_INPUTS):
-        finish[i] = max((finish[d] for d in deps), default=0.0) + durations[i]
-    return max(finish)
-
-
 def dask_decide_worker(deps_on: Sequence[int], nbytes: Sequence[float], occupancy: Sequence[float],
                        workers: Sequence[SimWorker], bandwidth: float, turn: int = 0) -> int:
     """A model of ``distributed.scheduler.decide_worker``: which worker Dask picks for a ready task.
@@ -272,7 +264,7 @@ class _Run:
         env = self.env
         sent = env.now
         if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
-            self.rows.append((index, path, intended, sent, sent, 503, "http_503", sent - intended, 0.0, warmup, None))
+            self.rows.append((index, path, intended, sent, sent, 503, "http_503", sent - intended, 0.0, warmup, None, None))
             if done is not None:
                 done.succeed()
             return
@@ -291,7 +283,7 @@ class _Run:
                 yield env.timeout(float(sample.sum()))
         self.in_flight -= 1
         end = env.now
-        self.rows.append((index, path, intended, sent, end, 200, "", end - intended, end - sent, warmup, trace))
+        self.rows.append((index, path, intended, sent, end, 200, "", end - intended, end - sent, warmup, trace, None))  # no cache outcome: the model does not simulate caches
         if done is not None:
             done.succeed()
 

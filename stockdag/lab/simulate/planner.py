@@ -25,9 +25,11 @@ import numpy as np
 from ... import config
 from ...deploy import prices
 from ...errors import InvalidRequest
+from ...pipeline.bounds import critical_path
+from ...pipeline.table import STAGES
 from ...placement import STRATEGIES
 from ..bench.loadgen import BenchConfig
-from .model import SimConfig, SimWorker, critical_path, simulate
+from .model import SimConfig, SimWorker, simulate
 
 HEADROOM = 0.9  # most CPU utilisation a planned cluster may run at
 COUNTS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128, 192, 256)
@@ -112,7 +114,7 @@ def _simulate(costs, overheads, workers, strategy, rate, requests, seed=0, granu
 
 def critical_path_p99(costs, overheads, speed: float = 1.0) -> float:
     """Seconds: p99 over the measured requests of their critical path at ``speed``, plus the request overhead."""
-    cp = [critical_path(row) for row in costs.samples]
+    cp = [critical_path(row, STAGES).seconds for row in costs.samples]  # samples are in the default table's order
     return float(np.percentile(cp, 99)) / speed + overheads.request
 
 
