@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 from pydantic import BaseModel
 
 from .. import __version__, config
@@ -162,6 +163,17 @@ class _Metrics:
                                 ("reason",), registry=self.registry)
 
 
+class _BackendCounters:
+    """The backend's own counters, read at each scrape (a backend knows nothing of Prometheus)."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+
+    def collect(self):
+        yield CounterMetricFamily("stockdag_backend_replaced", "times the backend replaced its worker processes "
+                                  "after one died (replicated mode)", value=self.backend.replaced)
+
+
 def create_app(mode: str | None = None, *, replicas: int | None = None, workers: int | None = None,
                scheduler: str | None = None, strategy: str | None = None, profile: str | None = None,
                max_in_flight: int | None = None, deadline: float | None = None, retry_after: int | None = None,
@@ -203,6 +215,7 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
     source_name = settings["data"]["source"]
     source = get_price_source(source_name, settings["data"]["data_dir"], float(settings["data"]["timeout"]))
     metrics = _Metrics()
+    metrics.registry.register(_BackendCounters(backend))
     admission = Admission(max_in_flight)
     metrics.in_flight.set_function(lambda: admission.in_flight)
     state = {"symbols": [], "ranges": {}, "unanswerable": {}}
