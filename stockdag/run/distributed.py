@@ -81,11 +81,19 @@ class DistributedExecutor:
         self._own_client = False
         if client is None:
             if address is None:
-                self._own_cluster = LocalCluster(
-                    n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
-                    host="127.0.0.1", dashboard_address=config.get("dashboard_address", dashboard_address),
-                    **{"silence_logs": logging.WARNING, "config": worker_config(), **cluster_kwargs},
-                )
+                from .isolated import ctrl_c_left_to_this_process
+
+                try:
+                    with ctrl_c_left_to_this_process():  # its worker processes: Ctrl-C stops this process, which closes them
+                        self._own_cluster = LocalCluster(
+                            n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
+                            host="127.0.0.1", dashboard_address=config.get("dashboard_address", dashboard_address),
+                            **{"silence_logs": logging.WARNING, "config": worker_config(), **cluster_kwargs},
+                        )
+                except BaseException:  # Ctrl-C while it started (delivered as the block ends): no caller can close it
+                    if self._own_cluster is not None:
+                        self._own_cluster.close()
+                    raise
                 address = self._own_cluster
             from ..deploy.state import security_for
 
