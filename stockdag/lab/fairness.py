@@ -69,7 +69,7 @@ def probe(requests: int = 12, profile: str | None = "pretrained", seed: int = 0,
 
     from ..run import CentralizedExecutor
     from ..run.centralized import run_whole
-    from ..run.isolated import ctrl_c_left_to_this_process
+    from ..run.isolated import ctrl_c_left_to_this_process, leave_ctrl_c_to_the_parent
     from ..run.worker_settings import worker_config
     from .demo import machine_facts, request_mix
 
@@ -82,8 +82,9 @@ def probe(requests: int = 12, profile: str | None = "pretrained", seed: int = 0,
     with contextlib.ExitStack() as stack:
         # the old baseline's neighbours: a 2-worker LocalCluster (scheduler in this process) and its client
         with ctrl_c_left_to_this_process():  # its worker processes: Ctrl-C stops this process, which closes them
-            stack.enter_context(Client(stack.enter_context(LocalCluster(n_workers=2, threads_per_worker=1, **quiet,
-                                                                        config=worker_config()))))
+            neighbours = stack.enter_context(Client(stack.enter_context(LocalCluster(n_workers=2, threads_per_worker=1, **quiet,
+                                                                                     config=worker_config()))))
+        neighbours.run(leave_ctrl_c_to_the_parent)  # also once started, as the server does: the mask alone did not hold here
         here = stack.enter_context(CentralizedExecutor(isolated=False))
         own = stack.enter_context(CentralizedExecutor(isolated=True))
         workers = {}
@@ -92,6 +93,7 @@ def probe(requests: int = 12, profile: str | None = "pretrained", seed: int = 0,
                 cluster = stack.enter_context(LocalCluster(n_workers=1, threads_per_worker=1, **quiet,
                                                            config=worker_config(enabled)))
             workers[placement] = stack.enter_context(Client(cluster, set_as_default=False))
+            workers[placement].run(leave_ctrl_c_to_the_parent)
             facts[placement] = workers[placement].run(
                 lambda: {"profiler": dask.config.get("distributed.worker.profile.enabled"), "pid": os.getpid()})
         facts["in_process"], facts["own_process"] = here.facts(), own.facts()

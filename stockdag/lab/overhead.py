@@ -180,7 +180,7 @@ def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int
     from ..run import CentralizedExecutor, DistributedExecutor
     from ..run import batching as batching_mod
     from ..run.distributed import round_trip
-    from ..run.isolated import ctrl_c_left_to_this_process
+    from ..run.isolated import ctrl_c_left_to_this_process, leave_ctrl_c_to_the_parent
     from ..run.worker_settings import worker_config
     from . import demo
 
@@ -196,6 +196,7 @@ def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int
                                    dashboard_address="127.0.0.1:0", silence_logs=logging.WARNING, config=worker_config())
         client = Client(cluster)
         own = [client, cluster]
+        client.run(leave_ctrl_c_to_the_parent)  # also once started, as the server does: the mask alone did not hold here
     try:
         # the baseline in a process of its own: this one hosts the client (and the LocalCluster's scheduler)
         central = CentralizedExecutor(isolated=True)
