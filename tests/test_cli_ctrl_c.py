@@ -158,3 +158,14 @@ def test_ctrl_c_stops_bench(command):
         cmd = command(["bench", server.url, "--rate", "5", "--duration", "300", "--warmup", "0"])
         cmd.wait_until(lambda: server.count >= 3, "sent its first requests")
         assert_stopped_quietly(cmd, *cmd.interrupt(), children=False)
+def test_ctrl_c_stops_sweep(command, tmp_path):
+    params = tmp_path / "tiny.yaml"
+    params.write_text("mode: [distributed]\nworkers: [1]\nstrategy: [dask]\nrates: [2, 2.5, 3, 3.5, 4, 4.5]\n"
+                      "duration: 2\nwarmup: 0\nmin_requests: 2\nprofile: refit\ncache: none\n")
+    cmd = command(["sweep", str(params), "--run-id", "tiny", "--out", str(tmp_path / "out")])
+    points = tmp_path / "out" / "tiny" / "points"
+    # one point written: its server (and the server's Dask worker) is up and measuring the next
+    cmd.wait_until(lambda: points.is_dir() and any(points.glob("*.json")), "finished its first point")
+    assert_stopped_quietly(cmd, *cmd.interrupt())
+
+
