@@ -5,7 +5,7 @@ event loop or a load generator shares their interpreter and GIL, and runs slower
 than a user's own process would (``stockdag fairness`` measures by how much). :func:`~stockdag.run.isolated.process_pool` is the
 one owner of how such a process starts: spawned (a fork would copy the parent's
 event loop and threads half-way), Ctrl-C left to the parent, the pipeline
-imported before the first request. :func:`ctrl_c_left_to_this_process` starts
+imported before the first request. :func:`~stockdag.run.isolated.ctrl_c_left_to_this_process` starts
 processes and threads that never see a terminal's Ctrl-C at all.
 """
 from __future__ import annotations
