@@ -76,18 +76,26 @@ class DistributedExecutor:
         self.granularities: collections.Counter = collections.Counter()
         self._in_flight = 0
         self._lock = threading.Lock()
+        self._outliving: set = set()  # futures of cancelled arun(hold=...) calls, kept until their work ends
         self._own_cluster = None
         self._own_client = False
         if client is None:
             if address is None:
+                from .isolated import ctrl_c_left_to_this_process
                 from .main_guard import check_main_guard
 
                 check_main_guard("a LocalCluster's worker processes")  # one line, before any process starts
-                self._own_cluster = LocalCluster(
-                    n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
-                    host="127.0.0.1", dashboard_address=config.get("dashboard_address", dashboard_address),
-                    **{"silence_logs": logging.WARNING, "config": worker_config(), **cluster_kwargs},
-                )
+                try:
+                    with ctrl_c_left_to_this_process():  # its worker processes: Ctrl-C stops this process, which closes them
+                        self._own_cluster = LocalCluster(
+                            n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
+                            host="127.0.0.1", dashboard_address=config.get("dashboard_address", dashboard_address),
+                            **{"silence_logs": logging.WARNING, "config": worker_config(), **cluster_kwargs},
+                        )
+                except BaseException:  # Ctrl-C while it started (delivered as the block ends): no caller can close it
+                    if self._own_cluster is not None:
+                        self._own_cluster.close()
+                    raise
                 address = self._own_cluster
             from ..deploy.state import security_for
 
@@ -185,18 +193,40 @@ class DistributedExecutor:
             future.release()
         return self._finish(traced, request)
 
-    async def arun(self, request: Request) -> PredictionResult:
-        """Compute one request from async code (an asynchronous client, or a sync one via a thread)."""
+    async def arun(self, request: Request, hold=None) -> PredictionResult:
+        """Compute one request from async code (an asynchronous client, or a sync one via a thread).
+
+        ``hold`` (a :class:`~stockdag.serve.admission.Ticket`, or anything with ``hand_over()`` and
+        ``release()``) is handed over once the work is submitted and released when that work ends. With
+        it, a cancelled call (a request past its deadline) leaves its tasks to run to their end, so that
+        they keep their place in the caller's count; without it, they are dropped.
+        """
         await self.start()
         future = self.submit(request)
+        if hold is not None:
+            hold.hand_over()
+            future.add_done_callback(hold.release)
+        kept = False
         try:
             if self.client.asynchronous:
                 traced = await future
             else:
                 traced = await asyncio.get_running_loop().run_in_executor(None, future.result)
+        except asyncio.CancelledError:
+            if hold is not None and not future.done():
+                # a Future nobody references is released, and the scheduler forgets its tasks
+                kept = True
+                self._outliving.add(future)
+                future.add_done_callback(self._let_go)
+            raise
         finally:
-            future.release()
+            if not kept:
+                future.release()
         return self._finish(traced, request)
+
+    def _let_go(self, future) -> None:
+        self._outliving.discard(future)
+        future.release()
 
     # -- lifecycle
     @property
