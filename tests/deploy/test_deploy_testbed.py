@@ -146,6 +146,31 @@ def test_without_iproute2_one_line_says_what_is_missing(monkeypatch):
             pytest.fail("started without ip")
 
 
+# -- the starved rule, on counters written here (no clock: the interval is the snapshots' own "time")
+def _snapshot(t: float, host_idle_s: float, **machines) -> dict:
+    """A :func:`cpu_snapshot` at ``t`` s: ``machine=(cpu s, quota periods, throttled periods)``, 0.25 CPU / 4 ms each."""
+    return {"time": t, "host": {"idle_s": host_idle_s, "total_s": 2 * t, "cores": 2},
+            "machines": {n: {"usage_ns": int(cpu * 1e9), "nr_periods": periods, "nr_throttled": throttled,
+                             "throttled_time": throttled * 3_000_000, "share": 0.25, "period_us": 4000}
+                         for n, (cpu, periods, throttled) in machines.items()}}
+
+
+def test_a_busy_machine_under_its_quota_on_a_host_without_idle_cpu_is_starved():
+    from stockdag.deploy.testbed import cpu_usage
+
+    zero = _snapshot(0.0, 0.0, fed=(0, 0, 0), starved=(0, 0, 0), idle=(0, 0, 0))
+    # 10 s = 2500 periods of 4 ms; a 0.25-CPU machine busy throughout may use 2.5 s
+    used = cpu_usage(zero, _snapshot(10.0, 0.5, fed=(2.45, 2500, 2400), starved=(1.0, 2500, 0), idle=(0.02, 30, 0)))
+    assert used["starved"] == ["starved"] and used["host_idle_cpus"] == pytest.approx(0.05)
+    m = used["machines"]
+    assert m["starved"]["cpu_s"] == pytest.approx(1.0) and m["starved"]["active_s"] == pytest.approx(10.0)
+    assert m["fed"]["throttled"] == 2400 and m["fed"]["throttled_s"] == pytest.approx(7.2) and not m["fed"]["starved"]
+    assert not m["idle"]["starved"]  # a machine with no work uses little of its quota, and that is no starvation
+    assert used["rule"] == {"busy": 0.5, "starved_use": 0.75, "starved_idle": 0.1}
+    # the same machine beside idle host CPU was waiting on something else (its link, the scheduler): not starved
+    assert cpu_usage(zero, _snapshot(10.0, 5.0, fed=(2.45, 2500, 2400), starved=(1.0, 2500, 0), idle=(0, 0, 0)))["starved"] == []
+
+
 # -- one testbed of 5 workers from `cluster up`, shared by the tests below
 @pytest.fixture(scope="module")
 def up5(tmp_path_factory, small_settings):
