@@ -39,6 +39,12 @@ def small():
         yield SMALL
 
 
+@pytest.fixture(scope="session")
+def small_settings():
+    """The small windows as a mapping, for fixtures wider than a test to pass to the processes they start."""
+    return SMALL
+
+
 @pytest.fixture(autouse=True)
 def fresh_caches():
     reset_caches()

@@ -65,6 +65,15 @@ def cgroup_layout(root: str = CGROUP_ROOT) -> tuple[str, str] | None:
     return None
 
 
+def acct_dir(layout: tuple[str, str], root: str = CGROUP_ROOT) -> str | None:
+    """Where a cgroup's CPU time is counted: v1's ``cpuacct`` hierarchy when it is mounted apart from ``cpu``
+    (it then needs its own cgroup), None when the CPU controller's own directory counts it (v2, co-mounted v1)."""
+    if layout[0] == "v2" or os.path.exists(os.path.join(layout[1], "cpuacct.usage")):
+        return None
+    d = os.path.join(root, "cpuacct")
+    return d if os.path.exists(os.path.join(d, "cpuacct.usage")) else None
+
+
 def check_host() -> tuple[str, str]:
     """The cgroup layout to use; raise :class:`EmulationUnavailable` with the reason and the alternative."""
     layout = cgroup_layout()
@@ -89,6 +98,9 @@ class CPUCgroup:
         self.period_us = period_us
         self.quota_us = max(1000, int(round(share * period_us)))  # the kernel's minimum quota is 1 ms
         self.created: list[str] = []
+        acct = acct_dir(layout) if self.version == "v1" else None
+        # v1 with cpuacct apart: a twin cgroup there counts the same processes' CPU time
+        self.acct_path = os.path.join(acct, *path) if acct else None
 
     def create(self) -> None:
         d = self.base
@@ -99,11 +111,37 @@ class CPUCgroup:
             if not os.path.isdir(d):
                 os.mkdir(d)
                 self.created.append(d)
+        if self.acct_path:
+            for parent in self._parents(self.acct_path):
+                if not os.path.isdir(parent):
+                    os.mkdir(parent)
+                    self.created.append(parent)
+        self.limit()
+
+    def limit(self, on: bool = True) -> None:
+        """Hold the cgroup to its quota (``on``), or lift it (while a testbed boots: start-up is not measured)."""
         if self.version == "v1":
             self._write(os.path.join(self.path, "cpu.cfs_period_us"), str(self.period_us))
-            self._write(os.path.join(self.path, "cpu.cfs_quota_us"), str(self.quota_us))
+            self._write(os.path.join(self.path, "cpu.cfs_quota_us"), str(self.quota_us) if on else "-1")
         else:
-            self._write(os.path.join(self.path, "cpu.max"), f"{self.quota_us} {self.period_us}")
+            self._write(os.path.join(self.path, "cpu.max"), f"{self.quota_us if on else 'max'} {self.period_us}")
+
+    def _parents(self, leaf: str) -> list[str]:
+        base = leaf[: -len(os.path.join(*self.parts))].rstrip("/")
+        return [os.path.join(base, *self.parts[: i + 1]) for i in range(len(self.parts))]
+
+    def stat(self) -> dict[str, int]:
+        """The cgroup's own counters: ``cpu.stat`` (periods, throttling; v2 also ``usage_usec``) and
+        ``usage_ns``, the CPU time its processes used (``cpuacct.usage`` on v1, ``usage_usec`` on v2)."""
+        with open(os.path.join(self.path, "cpu.stat")) as f:
+            out = {k: int(v) for k, v in (line.split() for line in f if line.strip())}
+        if self.version == "v2":
+            out["usage_ns"] = out["usage_usec"] * 1000
+            out["throttled_time"] = out.get("throttled_usec", 0) * 1000
+        else:
+            with open(os.path.join(self.acct_path or self.path, "cpuacct.usage")) as f:
+                out["usage_ns"] = int(f.read())
+        return out
 
     @staticmethod
     def _write(path: str, value: str) -> None:
@@ -111,26 +149,31 @@ class CPUCgroup:
             f.write(value)
 
     def pids(self) -> list[int]:
-        try:
-            with open(os.path.join(self.path, "cgroup.procs")) as f:
-                return [int(line) for line in f if line.strip()]
-        except FileNotFoundError:
-            return []
+        out: set[int] = set()
+        for d in filter(None, (self.path, self.acct_path)):
+            try:
+                with open(os.path.join(d, "cgroup.procs")) as f:
+                    out.update(int(line) for line in f if line.strip())
+            except FileNotFoundError:
+                pass
+        return sorted(out)
 
     def enter_command(self) -> str:
-        return f"echo $$ > {os.path.join(self.path, 'cgroup.procs')}"
+        return " && ".join(f"echo $$ > {os.path.join(d, 'cgroup.procs')}" for d in filter(None, (self.path, self.acct_path)))
 
     def preexec(self):
-        procs = os.path.join(self.path, "cgroup.procs")
+        procs = [os.path.join(d, "cgroup.procs") for d in filter(None, (self.path, self.acct_path))]
 
         def _enter():  # runs in the child between fork and exec
-            with open(procs, "w") as f:
-                f.write(str(os.getpid()))
+            for fn in procs:
+                with open(fn, "w") as f:
+                    f.write(str(os.getpid()))
 
         return _enter
 
     def remove(self) -> None:
         """Remove the cgroups this object created, deepest first (each must be empty of processes)."""
+        leaves = {self.path, self.acct_path}
         for d in reversed(self.created):
             for attempt in range(50):
                 try:
@@ -139,7 +182,7 @@ class CPUCgroup:
                 except FileNotFoundError:
                     break
                 except OSError as exc:
-                    if exc.errno == errno.ENOTEMPTY and d != self.path:
+                    if exc.errno in (errno.ENOTEMPTY, errno.EBUSY) and d not in leaves:
                         break  # a shared parent another cluster still uses
                     if exc.errno not in (errno.EBUSY, errno.ENOTEMPTY) or attempt == 49:
                         raise

@@ -41,6 +41,8 @@ class Plan:
                 extra.append(f"cpu_share {g.cpu_share:g}")
             if g.link_delay:
                 extra.append(f"link_delay {g.link_delay * 1000:g} ms")
+            if g.bandwidth:
+                extra.append(f"bandwidth {g.bandwidth}")
             if g.instance_type:
                 extra.append(g.instance_type)
             if g.hosts:

@@ -43,9 +43,11 @@ class WorkerGroup:
     memory_limit : str
         Memory limit per worker, e.g. ``"2GiB"`` (``"auto"`` lets Dask decide).
     cpu_share : float, optional
-        A kind that accepts it (emulated): CPUs each worker may use (0.5 is half a core).
+        A kind that accepts it (emulated, testbed): CPUs each worker may use (0.5 is half a core).
     link_delay : float
-        A kind that accepts it (emulated): seconds added to every message each worker sends.
+        A kind that accepts it (emulated, testbed): seconds added to every message each worker sends.
+    bandwidth : str, optional
+        A kind that accepts it (testbed): each worker's link rate both ways, a tc rate such as ``"100mbit"``.
     instance_type : str, optional
         A kind that accepts it (ec2, required there): the instance type of each worker.
     hosts : tuple of str
@@ -53,7 +55,7 @@ class WorkerGroup:
     python : str, optional
         A kind that accepts it (ssh): the Python executable on those hosts (else the host's).
 
-    Which of the last five a spec may set is the kind's choice (``Deployment.group_keys``).
+    Which of the last six a spec may set is the kind's choice (``Deployment.group_keys``).
     """
 
     name: str
@@ -65,6 +67,7 @@ class WorkerGroup:
     instance_type: str | None = None
     hosts: tuple[str, ...] = ()
     python: str | None = None
+    bandwidth: str | None = None
 
     def worker_names(self) -> list[str]:
         return [f"{self.name}-{i}" for i in range(self.count)]

@@ -56,15 +56,32 @@ def up(spec, timeout: float | None = None) -> dict:
                                  "--cluster-id", cluster_id, "--state", state],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + timeout
-    while not os.path.exists(state):
-        if proc.poll() is not None:
-            with open(log, errors="replace") as f:
-                lines = [ln for ln in f.read().strip().splitlines() if ln.strip()]
-            raise DeployError(f"cluster {cluster_id} failed to start: {lines[-1] if lines else 'no output'} (log: {log})")
-        if time.monotonic() > deadline:
-            _signal(proc.pid, signal.SIGTERM)
-            raise DeployError(f"cluster {cluster_id} did not start within {timeout:g} s (log: {log}); stopping it")
-        time.sleep(0.1)
+    try:
+        while not os.path.exists(state):
+            if proc.poll() is not None:
+                with open(log, errors="replace") as f:
+                    lines = [ln for ln in f.read().strip().splitlines() if ln.strip()]
+                raise DeployError(f"cluster {cluster_id} failed to start: {lines[-1] if lines else 'no output'} (log: {log})")
+            if time.monotonic() > deadline:
+                raise DeployError(f"cluster {cluster_id} did not start within {timeout:g} s (log: {log}); stopped it")
+            time.sleep(0.1)
+    except BaseException as exc:
+        # a failed start or Ctrl-C of `up`: the detached process (its own session: the signal never reached it)
+        # must not come up anyway, nor be left half made; it tears down on SIGTERM, whatever it has started
+        _signal(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            _signal(proc.pid, signal.SIGKILL)
+            proc.wait()
+            from .netns import reap_orphans
+
+            reap_orphans()
+        # the log stays when the error names it; an interrupted `up` leaves no file
+        for fn in (state, log) if isinstance(exc, KeyboardInterrupt) else (state,):
+            if os.path.exists(fn):
+                os.remove(fn)
+        raise
     with open(state) as f:
         return json.load(f)
 
@@ -100,6 +117,9 @@ def down(names: list[str] | None = None, all: bool = False, timeout: float = 60.
             if os.path.exists(fn):
                 os.remove(fn)
         shutil.rmtree(_tls_dir(c["state_file"]), ignore_errors=True)  # the process removes it; a dead one could not
+    from .netns import reap_orphans
+
+    reap_orphans()  # a testbed whose process was killed: its namespaces, bridge and cgroups (from its ledger)
     return chosen
 
 

@@ -1,6 +1,6 @@
 """Cluster specifications: a YAML file that says what to start, validated before anything starts.
 
-A spec names a ``kind`` (one of :data:`KINDS`: ``local``, ``emulated``, ``ec2``, ``ssh``)
+A spec names a ``kind`` (one of :data:`KINDS`: ``local``, ``emulated``, ``testbed``, ``ec2``, ``ssh``)
 and one or more *worker groups*. Every worker of group ``big`` is named ``big-0``,
 ``big-1``, ... and carries the Dask resource ``big`` (one unit per thread), so the
 placement strategies (``pinned``, ``heft``) can address a group by worker name or
@@ -41,9 +41,10 @@ from .schema import (  # noqa: F401  (re-exported: the spec's types are imported
     unknown_keys,
 )
 from .ssh import SSHDeployment
+from .testbed import TestbedDeployment
 
 #: every cluster kind: ``{kind: Deployment subclass}``, the one place a kind is registered
-KINDS = {cls.kind: cls for cls in (LocalDeployment, EmulatedDeployment, EC2Deployment, SSHDeployment)}
+KINDS = {cls.kind: cls for cls in (LocalDeployment, EmulatedDeployment, TestbedDeployment, EC2Deployment, SSHDeployment)}
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 _CLUSTER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")

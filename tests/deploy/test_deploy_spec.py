@@ -22,7 +22,7 @@ def group(**kw):
 
 def test_every_kind_has_an_example_spec_and_every_example_loads():
     names = {os.path.basename(p) for p in EXAMPLES}
-    assert {"local-2.yaml", "emulated-hetero.yaml", "ec2-small.yaml", "ssh-example.yaml"} <= names
+    assert {"local-2.yaml", "emulated-hetero.yaml", "testbed-5.yaml", "ec2-small.yaml", "ssh-example.yaml"} <= names
     kinds = {load_spec(p).kind for p in EXAMPLES}
     assert kinds == set(KINDS)
 
@@ -43,7 +43,7 @@ def test_worker_groups_are_advertised_as_names_and_resources():
 
 @pytest.mark.parametrize("raw, message", [
     ({"kind": "local", "worker_groups": [group()], "colour": "red"}, "unknown key 'colour'"),
-    ({"kind": "cloud", "worker_groups": [group()]}, "kind: expected one of local, emulated, ec2, ssh"),
+    ({"kind": "cloud", "worker_groups": [group()]}, "kind: expected one of local, emulated, testbed, ec2, ssh"),
     ({"kind": "local"}, "worker_groups: expected a non-empty list"),
     ({"kind": "local", "worker_groups": [group(thread=2)]}, "unknown key 'thread'"),
     ({"kind": "local", "worker_groups": [group(count=0)]}, "count: must be >= 1"),

@@ -235,7 +235,7 @@ def test_the_sweeps_cluster_parameter_takes_an_ssh_spec(sshd, write_spec, tmp_pa
                          out=str(tmp_path), run_id="ssh")
     [cfg] = params.configurations_list()
     assert (cfg.mode, cfg.workers, cfg.cluster) == ("distributed", 2, path)  # the spec fixes the workers
-    with serving(cfg, params) as (url, info):
+    with serving(cfg, params) as (url, info, _):
         assert info["cluster"]["kind"] == "ssh" and info["cluster"]["hosts"] == {"big-0": "127.0.0.3", "small-0": "127.0.0.4"}
         r = httpx.get(f"{url}/predict/{REQUEST[0]}", params={"as_of": REQUEST[1]}, timeout=120)
         assert r.status_code == 200, r.text

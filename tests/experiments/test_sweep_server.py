@@ -49,7 +49,7 @@ def _left(pids, patience: float = 60.0) -> list[int]:
 def test_an_exception_mid_block_stops_the_server_and_its_workers(tmp_path):
     log = str(tmp_path / "servers" / "w1.log")
     with pytest.raises(RuntimeError, match="a point failed"):
-        with serving(Configuration("distributed", 1, "dask"), _params(tmp_path), log) as (url, info):
+        with serving(Configuration("distributed", 1, "dask"), _params(tmp_path), log) as (url, info, _):
             server = info["server"]
             assert server["how"] == "process" and server["pid"] != os.getpid() and server["log"] == log
             pids = _session(server["pid"])
@@ -72,7 +72,7 @@ SWEEP = textwrap.dedent("""
     from stockdag.lab.experiments import SweepParams
     from stockdag.lab.experiments.sweep import Configuration, serving
     params = SweepParams(users=[1], out=sys.argv[1], run_id="server", timeout=30)
-    with serving(Configuration(sys.argv[2], int(sys.argv[3]), sys.argv[4] or None), params, sys.argv[1] + "/s.log") as (url, info):
+    with serving(Configuration(sys.argv[2], int(sys.argv[3]), sys.argv[4] or None), params, sys.argv[1] + "/s.log") as (url, info, _):
         print(json.dumps(info["server"]), flush=True)
         time.sleep(600)  # a point being measured
 """)

@@ -360,7 +360,24 @@ def conditions(run, d: dict) -> list[str]:
         lines.append(f"No point was measured while the machine was more than {100 * (analysis.SLOW_MACHINE - 1):.0f}% "
                      "slower than its median (single-thread probe).")
     lines += capacity_lines(d)
-    return lines
+    return lines + starved_lines(run, d)
+
+
+def starved_lines(run, d: dict) -> list[str]:
+    """A testbed run's points where a machine did not get its quota (:func:`analysis.starved`), with the rule used."""
+    if not d.get("cpu_points"):
+        return []
+    rules = {json.dumps(m["cpu"]["rule"], sort_keys=True) for m in getattr(run, "points", []) if m.get("cpu")}
+    rule = json.loads(rules.pop()) if len(rules) == 1 else None
+    why = (f"busy in at least {100 * rule['busy']:.0f}% of the point, it used less than {100 * rule['starved_use']:.0f}% "
+           f"of its quota while it had work, and the host had less than {rule['starved_idle']:g} CPU idle"
+           if rule else "busy, under its quota, the host without idle CPU (each point's record holds its rule)")
+    hit = d.get("starved_points") or []
+    if not hit:
+        return [f"No testbed machine was starved at any of the {d['cpu_points']} points with CPU records "
+                f"(starved: {why})."]
+    return [f"Measured with a starved testbed machine ({why}; compare these with care): " + ", ".join(
+        f"{p['label']} at {p['load']:g} (repeat {p['repeat']}, {', '.join(p['machines'])})" for p in hit) + "."]
 
 
 def capacity_lines(d: dict) -> list[str]:
@@ -500,10 +517,12 @@ def configurations_table(data: ReportData) -> pd.DataFrame:
     table["cache_hits_low_load"] = cache_hits_text(run.summary, table["label"])
     slow = {}
     for point in {p["point"]: p for p in [*data.drift.get("slow_points", []),
-                                           *data.drift.get("low_capacity_points", [])]}.values():
+                                           *data.drift.get("low_capacity_points", []),
+                                           *data.drift.get("starved_points", [])]}.values():
         slow[point["label"]] = slow.get(point["label"], 0) + 1
-    if data.drift.get("probes"):
-        # points of this configuration measured on a machine > 15% slower (probe) or with > 15% less capacity
+    if data.drift.get("probes") or data.drift.get("cpu_points"):
+        # points of this configuration measured on a machine > 15% slower (probe), with > 15% less capacity,
+        # or with a starved testbed machine
         table["slowed_points"] = [slow.get(label, 0) for label in table["label"]]
     return table.drop(columns=["max_throughput_ci", "p50_low_load_ms_ci", "p99_low_load_ms", "max_low_load_ms",
                                "n_low_load", "all_p50_low_load_ms", "all_tail_low_load_ms", "n_all_low_load"])
@@ -677,7 +696,7 @@ def markdown(data: ReportData, drawn: list[str]) -> str:
         "(a failure counts with the time it took, a timeout at least the timeout). A p99 is given only where a point "
         f"has at least {MIN_SAMPLES['p99']} requests; below that the tail is the max of the n requests. "
         "`slowed_points`: points measured while the CPU-speed probe was more than 15% slower than the run's median, or in "
-        "a block whose parallel capacity was more than 15% below the run's median. "
+        "a block whose parallel capacity was more than 15% below the run's median, or (testbed) with a starved machine. "
         "`stage_ms_low_load`: the median request's stage time at the lowest load (its stages' traced durations "
         "summed: compute, without orchestration or queueing); `compute_tax`: that time over centralized's (above "
         "1.00x the configuration's stages themselves ran slower); `cache_hits_low_load`: the share of requests whose "

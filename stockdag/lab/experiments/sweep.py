@@ -16,7 +16,10 @@ random order (each repeat its own, recorded in ``config.json`` as
 ``order``), every block (one configuration's server in one repeat)
 re-measures the parallel capacity, and every point records a short CPU-speed
 probe (:func:`stockdag.lab.experiments.facts.speed_probe`) that the report
-compares with the run's median. A point runs for at least ``duration`` and
+compares with the run's median. On a testbed cluster every point also records
+each machine's CPU time and throttling and the host's idle CPU
+(:func:`stockdag.deploy.testbed.cpu_usage`), and the report flags a point where
+a machine was starved. A point runs for at least ``duration`` and
 until it has at least ``min_requests`` measured requests.
 
 Layout of ``<out>/<run_id>/``: ``config.json`` (parameters, versions, git
@@ -228,9 +231,11 @@ class SweepParams:
             return [Configuration(**{"cluster": self.cluster, **c}) for c in self.configurations]
         out: list[Configuration] = []
         grains = self.granularity or [None]
+        # on a testbed the centralized baseline runs on one of its machines (equal machines); elsewhere in this process
+        base = self.cluster if self.cluster and on_testbed(self.cluster) else None
         for mode in self.mode:
             if mode == "centralized":
-                out.append(Configuration("centralized"))
+                out.append(Configuration("centralized", cluster=base))
             elif mode == "replicated":
                 out += [Configuration("replicated", w) for w in self.workers]
             elif self.cluster:  # the spec fixes the workers
@@ -300,9 +305,52 @@ def _redacted(value):
     return value
 
 
+def on_testbed(cluster: str) -> bool:
+    """Whether a cluster spec is a testbed, whose machines also hold the centralized server."""
+    from ...deploy import load_spec
+
+    return load_spec(cluster).kind == "testbed"
+
+
+#: the port a baseline's server listens on in its testbed machine (a namespace of its own: nothing else is there)
+TESTBED_PORT = 8000
+
+
+@contextlib.contextmanager
+def baseline_on_testbed(cfg: Configuration, params: SweepParams):
+    """The centralized server of ``cfg`` on a machine of its testbed; yield (url, facts, testbed).
+
+    The whole server process runs on the spec's first worker machine (its namespace, its quota), the machine
+    each distributed worker is. It reads this process's configuration (a snapshot written beside the testbed,
+    through ``DASK_CONFIG``).
+    """
+    import sys
+
+    import yaml
+
+    from ...deploy import start
+
+    with start(cfg.cluster, dask=False) as testbed:
+        machine = testbed.spec.worker_names()[0]
+        settings = {"stockdag": json.loads(json.dumps(sd_config.snapshot(), default=str))}  # plain YAML types
+        conf = os.path.join(testbed.workdir, "dask-config")
+        os.makedirs(conf)
+        with open(os.path.join(conf, "stockdag.yaml"), "w") as f:
+            yaml.safe_dump(settings, f)
+        address = testbed.address(machine)
+        url = f"http://{address}:{TESTBED_PORT}"
+        argv = [sys.executable, "-m", "stockdag.cli", "serve", "--mode", cfg.mode, "--host", address,
+                "--port", str(TESTBED_PORT), "--profile", params.profile, "--deadline", f"{params.timeout:g}",
+                "--max-in-flight", "1024"]
+        proc = testbed.serve_on(machine, argv, url + "/health", env={"DASK_CONFIG": conf})
+        yield url, {"cluster": testbed.info(), "server": {"machine": machine, "address": address, "pid": proc.pid}}, testbed
+
+
 @contextlib.contextmanager
 def serving(cfg: Configuration, params: SweepParams, log: str | None = None):
-    """Start the service of one configuration on a free loopback port; yield (url, facts of the server and cluster).
+    """Start the service of one configuration; yield (url, facts of the server and cluster, deployment).
+
+    ``deployment``: the started cluster (None on the embedded LocalCluster); a testbed's meters each point's CPU.
 
     ``params.server`` says how (:data:`SERVERS`): ``process``, the default, runs ``stockdag serve`` in a process
     of its own, as a user runs it, so the load generator (this process) shares no interpreter with the server it
@@ -310,7 +358,7 @@ def serving(cfg: Configuration, params: SweepParams, log: str | None = None):
     """
     with contextlib.ExitStack() as stack:
         info: dict = {}
-        scheduler = security = None
+        scheduler = security = deployment = None
         if cfg.mode == "distributed" and cfg.cluster:
             from ...deploy import start
 
@@ -327,8 +375,11 @@ def serving(cfg: Configuration, params: SweepParams, log: str | None = None):
             from ...pipeline.spec import load_pipeline
 
             stack.enter_context(dask.config.set({"stockdag.pipeline.spec": load_pipeline(cfg.pipeline).to_dict()}))
+        if cfg.mode == "centralized" and cfg.cluster and on_testbed(cfg.cluster):
+            yield stack.enter_context(baseline_on_testbed(cfg, params))  # its machine, its quota
+            return
         url, server = stack.enter_context(SERVERS[params.server](cfg, params, scheduler, security, log))
-        yield url, info | {"server": server}
+        yield url, info | {"server": server}, deployment
 
 
 @contextlib.contextmanager
@@ -580,7 +631,9 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
             # the capacity drifts with the machine's load: measured again for every block, beside its points
             capacity = facts.parallel_capacity(n=1_000_000, rounds=2)
             log = os.path.join(folder, "servers", f"{cfg.slug}--r{repeat}.log")
-            with dask.config.set(overrides), serving(cfg, params, log) as (url, info):
+            with dask.config.set(overrides), serving(cfg, params, log) as (url, info, deployment):
+                # a testbed's machines: their cgroups' CPU time and throttling, and the host's idle CPU, per point
+                meter = getattr(deployment, "cpu_snapshot", None)
                 _warm(url, params, 2 * max(1, cfg.workers))
                 for point in [p for p in todo if (p.repeat, p.config) == (repeat, cfg)]:
                     mix = RequestMix(params.symbols, params.start, params.end, params.mix, seed=params.seed + point.repeat)
@@ -594,7 +647,9 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
                     if bar is not None:
                         bar.start(point_label(point, params.repeats))
                     probe_before = facts.speed_probe()
+                    cpu_before = meter() if meter else None
                     result = run(bench)
+                    cpu = deployment.cpu_usage(cpu_before, meter()) if meter else None
                     probe_after = facts.speed_probe()
                     result.records.to_parquet(os.path.join(points_dir, point.slug + ".parquet"), index=False,
                                               compression="zstd")
@@ -606,6 +661,7 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
                             "probe": {"before_s": probe_before, "after_s": probe_after,
                                       "speed_s": max(probe_before, probe_after), "capacity": capacity,
                                       "block": all_blocks.index((repeat, cfg))},
+                            "cpu": cpu,  # testbed: per machine CPU time, quota, throttling; host idle; "starved"
                             "git": git, "finished": dt.datetime.now().isoformat(timespec="seconds")}
                     tmp = os.path.join(points_dir, point.slug + ".json.tmp")
                     with open(tmp, "w") as f:
@@ -671,6 +727,8 @@ def summarize_run(folder: str, write: bool = True) -> pd.DataFrame:
             **{f"{k}_ms": v for k, v in lat.items()},
             **{f"all_{k}_ms": v for k, v in lat_all.items()},
             "probe_s": probe.get("speed_s"), "capacity": probe.get("capacity"), "block": probe.get("block"),
+            # testbed points: the machines starved during the point ("" none; None: no CPU record, another kind)
+            "starved": " ".join(meta["cpu"]["starved"]) if meta.get("cpu") else None,
             # the point's cache hit rates (measured requests): configurations compare at equal cache work
             **{f"{k}_hit_rate": v for k, v in hit_rates(records[~records["warmup"].astype(bool)]).items()},
         })
