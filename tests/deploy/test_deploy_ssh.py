@@ -8,9 +8,11 @@ from the kernel's process table: every process a session started carries the ser
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import signal
 import threading
 import time
 
@@ -175,7 +177,12 @@ def test_a_remote_that_never_reports_is_one_line_naming_the_host_and_leaves_noth
                                   "(stockdag.deploy.start_timeout); its last output: importing stockdag...; stopped it")
     assert _local_children() <= before and _io_loops() <= loops
     # not yet proved: that the hanging remote process is gone. distributed stops it with asyncssh's KILL
-    # signal request, which this sshd (OpenSSH 9.2) did not act on here; the sshd fixture kills it at teardown.
+    # signal request, which this sshd (OpenSSH 9.2) did not act on here. So that the next tests of this module's
+    # sshd prove their own "nothing left", this test ends the hung process itself.
+    for pid in _session_pids(sshd)["head"]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert _nothing_left(sshd) == {}
 
 
 @pytest.mark.slow
