@@ -164,8 +164,10 @@ class DistributedExecutor:
 
         if self.granularity not in ("auto", "load"):
             return self.granularity
+        from .internals import require
+
         # the client's copy of the scheduler's identity, refreshed in the background: no round trip
-        threads = (getattr(self.client, "_scheduler_identity", None) or {}).get("total_threads")
+        threads = (require(self.client, "_scheduler_identity", "Client._scheduler_identity") or {}).get("total_threads")
         return resolve_granularity(self.granularity, int(threads) if threads else None, self._in_flight)
 
     def _finish(self, traced, request: Request) -> PredictionResult:
