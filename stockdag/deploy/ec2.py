@@ -25,8 +25,9 @@ What a researcher paying for the machines gets:
   to an image that has stockdag installed when it is not on your index.
 * ``auto_shutdown`` on: an instance powers off (and, its shutdown behaviour
   being terminate, goes away) when its Dask process ends.
-* Every instance and volume is tagged ``stockdag-cluster=<cluster id>``;
-  :func:`terminate_tagged` ends them by tag (``stockdag cluster down --all --spec``),
+* Every instance and volume is tagged ``stockdag-cluster=<cluster id>`` and
+  ``stockdag-owner=<AWS caller identity> <user>@<host>``; ``stockdag cluster down
+  --all --spec`` ends the caller's own by tag, after asking,
   and teardown ends them by tag after the cluster's own close, so a start that
   fails half way leaves nothing running.
 
@@ -56,6 +57,7 @@ from .schema import DeployError, SpecError, number, unknown_keys
 logger = logging.getLogger(__name__)
 
 TAG = "stockdag-cluster"
+OWNER_TAG = "stockdag-owner"  # who started the instance: AWS caller identity and user@host (see owner())
 INSTALL_HINT = "the ec2 kind needs dask-cloudprovider[aws]: pip install 'stockdag[ec2]'"
 
 
@@ -166,7 +168,7 @@ def plan_machines(spec):
              f"from {e.client_cidr or 'this machine'} only, and worker-to-worker traffic)",
              f"TLS {'on' if e.security else 'OFF'}; auto_shutdown {'on' if e.auto_shutdown else 'OFF'}; "
              f"credentials: {'instance profile ' + e.iam_instance_profile if e.iam_instance_profile else 'none (no instance profile given)'}",
-             f"every instance and volume tagged {TAG}=<cluster id>; `stockdag cluster down --all --spec SPEC` terminates them by tag"]
+             f"every instance and volume tagged {TAG}=<cluster id> and {OWNER_TAG}=<you>; `stockdag cluster down --all --spec SPEC` terminates yours by tag"]
     unknown = sorted({m.where for m in machines if m.hourly_usd is None})
     if unknown:
         notes.append(f"no price in the table for {', '.join(unknown)}: the estimate is incomplete")
@@ -332,17 +334,36 @@ def _boto_client(region: str):
     return boto3.client("ec2", region_name=region)
 
 
-def tagged_instances(region: str, cluster_id: str | None = None, states=("pending", "running", "stopping", "stopped")) -> list[str]:
-    """Ids of instances tagged by stockdag (with ``cluster_id``: by that cluster) in those states."""
+def owner(region: str) -> str:
+    """Who is starting instances: the AWS caller identity (STS, the same endpoint as EC2) and this user@host.
+
+    Two people of one AWS account, or one person on two machines, get different
+    owners, so that ``cluster down --all`` of one never ends the other's clusters.
+    """
+    import getpass
+    import socket
+
+    import boto3
+
+    arn = boto3.client("sts", region_name=region).get_caller_identity()["Arn"]
+    return f"{arn} {getpass.getuser()}@{socket.gethostname()}"[:256]  # EC2's tag value limit
+
+
+def tagged_instances(region: str, cluster_id: str | None = None, states=("pending", "running", "stopping", "stopped"),
+                     owned_by: str | None = None) -> list[str]:
+    """Ids of instances tagged by stockdag (with ``cluster_id``: by that cluster; ``owned_by``: of that owner) in those states."""
     tag = [{"Name": f"tag:{TAG}", "Values": [cluster_id]}] if cluster_id else [{"Name": "tag-key", "Values": [TAG]}]
+    if owned_by is not None:
+        tag.append({"Name": f"tag:{OWNER_TAG}", "Values": [owned_by]})
     resp = _boto_client(region).describe_instances(Filters=tag + [{"Name": "instance-state-name", "Values": list(states)}])
     return [i["InstanceId"] for r in resp["Reservations"] for i in r["Instances"]]
 
 
-def terminate_tagged(spec, cluster_id: str | None = None) -> list[str]:
-    """Terminate every stockdag-tagged instance (of ``cluster_id``, else of any stockdag cluster) in the spec's region."""
+def terminate_tagged(spec, cluster_id: str | None = None, owned_by: str | None = None) -> list[str]:
+    """Terminate the stockdag-tagged instances of ``cluster_id`` (else of any stockdag cluster), of ``owned_by`` if
+    given, in the spec's region."""
     region = spec.options.region if hasattr(spec, "options") else str(spec)
-    ids = tagged_instances(region, cluster_id)
+    ids = tagged_instances(region, cluster_id, owned_by=owned_by)
     if ids:
         _boto_client(region).terminate_instances(InstanceIds=ids)
     return ids
@@ -411,7 +432,7 @@ class EC2Deployment(Deployment):
         Cluster, Scheduler, Worker = cloud_classes()
         e = self.spec.options
         check_security_groups(e.region, e.security_groups, e.client_cidr)
-        tags = {TAG: self.cluster_id, "stockdag-spec": self.spec.name}
+        tags = {TAG: self.cluster_id, OWNER_TAG: owner(e.region), "stockdag-spec": self.spec.name}
         # EC2Cluster switches this process to TLS through dask.config; put it back on close
         self._saved_config = copy.deepcopy(dask.config.config)
         strategy = {"stockdag.placement.strategy": self.spec.strategy} if self.spec.strategy else {}

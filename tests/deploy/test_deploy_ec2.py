@@ -9,7 +9,7 @@ from deploy_helpers import ec2_spec, running
 
 from stockdag.cli import main
 from stockdag.deploy import start
-from stockdag.deploy.ec2 import TAG, terminate_tagged
+from stockdag.deploy.ec2 import OWNER_TAG, TAG, owner, terminate_tagged
 
 pytestmark = pytest.mark.cloud
 
@@ -69,17 +69,72 @@ def test_a_start_that_fails_half_way_terminates_everything_it_started(ec2_mock, 
     assert running(ec2_mock) == []                                # ... and none is left
 
 
-def test_down_all_terminates_stockdag_tagged_instances_only(ec2_mock, state_dir, write_spec, capsys):
-    tag = [{"ResourceType": "instance", "Tags": [{"Key": TAG, "Value": "orphan-1"}]}]
-    for _ in range(2):
-        ec2_mock.run_instances(ImageId="ami-0123456789abcdef0", InstanceType="t3.small", MinCount=1, MaxCount=1, TagSpecifications=tag)
-    other = ec2_mock.run_instances(ImageId="ami-0123456789abcdef0", InstanceType="t3.small", MinCount=1, MaxCount=1)
-    other_id = other["Instances"][0]["InstanceId"]
+def _tagged(client, owner=None):
+    tags = [{"Key": TAG, "Value": "orphan-1"}] + ([{"Key": OWNER_TAG, "Value": owner}] if owner else [])
+    made = client.run_instances(ImageId="ami-0123456789abcdef0", InstanceType="t3.small", MinCount=1, MaxCount=1,
+                                TagSpecifications=[{"ResourceType": "instance", "Tags": tags}] if tags else [])
+    return made["Instances"][0]["InstanceId"]
+
+
+def test_down_all_terminates_the_callers_own_tagged_instances_only(ec2_mock, state_dir, write_spec, capsys):
+    me = owner("us-east-1")
+    mine = {_tagged(ec2_mock, me), _tagged(ec2_mock, me)}
+    others = {_tagged(ec2_mock, "arn:aws:iam::123456789012:user/someone-else alice@other-host"),  # another's cluster
+              _tagged(ec2_mock),                                                                # untagged owner
+              ec2_mock.run_instances(ImageId="ami-0123456789abcdef0", InstanceType="t3.small",
+                                     MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]}     # not stockdag's
     path = write_spec(ec2_spec(ec2_mock.sg_id), "ec2")
-    assert main(["cluster", "down", "--all", "--spec", path]) == 0
-    assert capsys.readouterr().out.count("terminated orphan instance") == 2
-    assert [i["InstanceId"] for i in running(ec2_mock)] == [other_id]  # not ours: untouched
-    assert terminate_tagged("us-east-1") == []  # nothing of ours is left to end
+    assert main(["cluster", "down", "--all", "--spec", path, "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert {line.rsplit(" ", 1)[1] for line in out.splitlines() if "terminated orphan instance" in line} == mine
+    assert {i["InstanceId"] for i in running(ec2_mock)} == others  # not the caller's: untouched
+    assert terminate_tagged("us-east-1", owned_by=me) == []
+
+
+def test_down_all_without_yes_and_without_a_terminal_refuses_in_one_line(ec2_mock, state_dir, write_spec, capsys, monkeypatch):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a terminal: nobody to ask
+    mine = _tagged(ec2_mock, owner("us-east-1"))
+    path = write_spec(ec2_spec(ec2_mock.sg_id), "ec2")
+    assert main(["cluster", "down", "--all", "--spec", path]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "add --yes" in err and mine in err
+    assert [i["InstanceId"] for i in running(ec2_mock)] == [mine]
+
+
+def test_down_all_asks_before_terminating_and_a_no_leaves_them(ec2_mock, write_spec):
+    from stockdag.deploy import DeployError
+    from stockdag.deploy.orphans import terminate_orphans
+
+    mine = _tagged(ec2_mock, owner("us-east-1"))
+    path = write_spec(ec2_spec(ec2_mock.sg_id), "ec2")
+    asked = []
+    with pytest.raises(DeployError, match="left 1 instance.* running"):
+        list(terminate_orphans([path], ask=lambda q: asked.append(q) or False))
+    assert mine in asked[0] and [i["InstanceId"] for i in running(ec2_mock)] == [mine]
+    assert list(terminate_orphans([path], ask=lambda q: True)) == [mine]
+    assert running(ec2_mock) == []
+
+
+def test_a_started_cluster_tags_its_instances_with_their_owner(ec2_mock, here_203_0_113_7):
+    """The tag that scopes `down --all`: checked on the instances the ec2 code path makes (no Dask started)."""
+    from stockdag.deploy.ec2 import cloud_classes
+
+    _, Scheduler, _ = cloud_classes()
+
+    class StopAfterTheScheduler(Scheduler):
+        async def create_vm(self):
+            await super().create_vm()
+            raise RuntimeError("stop here")
+
+    with pytest.raises(RuntimeError, match="stop here"):
+        with start(ec2_spec(ec2_mock.sg_id), scheduler_cls=StopAfterTheScheduler):
+            pytest.fail("started although the scheduler failed")
+    assert running(ec2_mock) == []
+    [inst] = ec2_mock.describe_instances()["Reservations"][0]["Instances"]
+    tags = {t["Key"]: t["Value"] for t in inst["Tags"]}
+    assert tags[OWNER_TAG] == owner("us-east-1") and "@" in tags[OWNER_TAG]
 
 
 def test_a_security_group_open_to_the_world_is_refused_before_any_instance(ec2_mock, local_instances, here_203_0_113_7):
