@@ -15,7 +15,7 @@ RUN = "results/20261129-091417-default"  # a committed run folder
 # the positional arguments each command needs, so that only the option under test is wrong
 BASE = {
     "predict": ["predict", "AAPL"], "symbols": ["symbols"], "train": ["train"], "evaluate": ["evaluate"],
-    "demo": ["demo"], "serve": ["serve"], "bench": ["bench", "http://127.0.0.1:9", "--rate", "1"],
+    "demo": ["demo"], "overhead": ["overhead"], "fairness": ["fairness"], "serve": ["serve"], "bench": ["bench", "http://127.0.0.1:9", "--rate", "1"],
     "webapp": ["webapp"], "sweep": ["sweep", "experiments/params/default.yaml"], "report": ["report", "results"],
     "cluster plan": ["cluster", "plan", "local-2"], "cluster up": ["cluster", "up", "local-2"],
     "cluster status": ["cluster", "status"], "cluster down": ["cluster", "down"],
@@ -38,6 +38,10 @@ BAD = {
     "evaluate": {"--symbols": SYMBOLS, "--start": DATE, "--end": DATE, "--step": POS_INT, "--window": POS_INT, **DATA, **PIPELINE},
     "demo": {"--requests": POS_INT, "--workers": POS_INT, "--in-flight": POS_INT, "--profile": ["nope"], "--seed": ["-1", "x"],
              "--scheduler": ["", "tcp://"], "--strategies": ["hfet", "dask,hfet", ","], "--granularity": ["task"], **PIPELINE},
+    "overhead": {"--profiles": ["nope"], "--workers": POS_INT, "--requests": POS_INT, "--batch": POS_INT, "--rounds": ["-1", "x"],
+                 "--granularities": ["task"], "--batching": ["turbo"], "--strategies": ["hfet", ","], "--submit": ["nope"],
+                 "--block": POS_INT, "--seed": ["-1", "x"]},
+    "fairness": {"--requests": POS_INT, "--profile": ["nope"], "--seed": ["-1", "x"]},
     "serve": {"--mode": ["nope"], "--replicas": POS_INT, "--workers": POS_INT, "--scheduler": ["", "tcp://"],
               "--strategy": ["hfet"], "--profile": ["nope"], "--host": ["", "a b", "http://x"], "--port": ["0", "65536", "99999", "x"],
               "--max-in-flight": POS_INT, "--deadline": POS_FLOAT, **DATA, **PIPELINE},
@@ -61,7 +65,7 @@ BAD = {
 # options whose value is any text (a path created on use, a name looked up later) have no bad value here
 FREE = {("train", "--store"), ("webapp", "--store"), ("sweep", "params"), ("sweep", "--out"), ("report", "path"),
         ("cluster plan", "spec"), ("cluster up", "spec"), ("cluster down", "names"), ("cluster down", "--spec"),
-        ("simulate run", "--spec")}
+        ("simulate run", "--spec"), ("fairness", "--out"), ("fairness", "--before-after")}
 
 
 def _commands(parser=None, prefix=""):
@@ -204,7 +208,7 @@ def test_help_imports_nothing_heavy():
 
     code = ("import sys\nfrom stockdag.cli import main\n"
             "for argv in (['--help'], ['predict', '--help'], ['bench', '--help'], ['serve', '--help'],\n"
-            "             ['simulate', 'run', '--help'], ['plan', '--help']):\n"
+            "             ['simulate', 'run', '--help'], ['plan', '--help'], ['overhead', '--help'], ['fairness', '--help']):\n"
             "    assert main(argv) == 0\n"
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

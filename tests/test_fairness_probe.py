@@ -50,3 +50,25 @@ def test_before_after_summarizes_each_side_over_its_rounds(tmp_path):
     assert "| new | 1 | 100 (100-100)" in table and '"isolated": true' in table and "MainThread" not in table
     with pytest.raises(FileNotFoundError):
         fairness.before_after(str(tmp_path / "empty"))
+
+
+def test_stockdag_fairness_before_after_writes_the_summary_and_an_empty_folder_is_one_line(tmp_path, capsys):
+    from stockdag.cli import main
+
+    run = {"centralized_latency": [0.1], "distributed": {"dask": {"latency": [0.2]}}, "latency_ratio": 2.0,
+           "throughput_ratio": 0.5, "machine": {}}
+    (tmp_path / "new-1.json").write_text(json.dumps(run))
+    assert main(["fairness", "--before-after", str(tmp_path)]) == 0
+    assert "| new | 1 | 100 (100-100)" in (tmp_path / "SUMMARY.md").read_text()
+    capsys.readouterr()
+    (tmp_path / "empty").mkdir()
+    assert main(["fairness", "--before-after", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("stockdag: error: no old-*.json") and err.count("\n") == 1
+
+
+def test_stockdag_overhead_refuses_an_unknown_batching_preset_before_starting_anything(capsys):
+    from stockdag.cli import main
+
+    assert main(["overhead", "--batching", "turbo"]) == 2
+    assert "unknown preset 'turbo' (choose from dask, fast" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""``stockdag`` command line: predict, symbols, train, evaluate, demo, cluster, serve, bench, webapp, sweep, report.
+"""``stockdag`` command line: predict, symbols, train, evaluate, demo, overhead, fairness, cluster, serve, bench, webapp, sweep, report.
 
 One module per command (as dask's own CLI has one per command): each has
 ``add_parser(sub)``, optionally ``check(parser, args)`` (checks across options,
@@ -25,12 +25,12 @@ from .. import __version__
 from ..errors import StockdagError
 from ..pipeline.modes import PREDICT_MODES  # noqa: F401  (re-exported)
 from ..pipeline.modes import SERVING_MODES as SERVE_MODES  # noqa: F401  (re-exported: stockdag simulate serves in these modes)
-from . import bench, cluster, demo, evaluate, predict, report, serve, sweep, symbols, train, webapp
+from . import bench, cluster, demo, evaluate, fairness, overhead, predict, report, serve, sweep, symbols, train, webapp
 from .common import pipeline_config, reach_scheduler, yaml_error  # noqa: F401  (re-exported)
 from .options import Parser
 
 #: the commands' modules, in the order ``stockdag --help`` lists them
-MODULES = (predict, symbols, train, evaluate, demo, cluster, serve, bench, webapp, sweep, report)
+MODULES = (predict, symbols, train, evaluate, demo, overhead, fairness, cluster, serve, bench, webapp, sweep, report)
 #: command -> the function that runs it (``stockdag simulate`` and ``plan`` are added by :func:`build_parser`)
 COMMANDS = {m.__name__.rsplit(".", 1)[-1]: m.run for m in MODULES}
 #: command -> its checks across options

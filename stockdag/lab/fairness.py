@@ -2,7 +2,7 @@
 
 The ratios stockdag reports compare a distributed run with a centralized baseline. Two things can make them
 flatter distribution without any orchestration being involved, and this probe measures both on the machine it
-runs on (issue 23, items 1 and 3):
+runs on:
 
 ``in_process``
     the baseline in the process that also hosts a LocalCluster's scheduler and its client (what ``stockdag
@@ -18,12 +18,11 @@ Each request runs in every placement; the order of the placements is shuffled pe
 so a machine that slows down mid-run slows all four alike. The figure compared is the request's **stage
 time** (the sum of its traced stage durations: compute only, no queueing or transfer), and each placement's
 ratio to ``own_process`` is given as the median of the per-request ratios with their interquartile range.
-``python -m stockdag.lab.fairness --requests 12 --out results/fairness/`` writes one JSON file with the
+``stockdag fairness --requests 12 --out results/fairness/`` writes one JSON file with the
 figures, the machine facts and the versions.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as dt
 import json
@@ -31,7 +30,6 @@ import logging
 import os
 import random
 import statistics
-import sys
 
 PLACEMENTS = ("in_process", "own_process", "worker_profiler_on", "worker_profiler_off")
 #: the placement every ratio is taken against: the baseline as stockdag now runs it
@@ -159,35 +157,3 @@ def before_after(folder: str) -> str:
               "; the new side's baseline: " + json.dumps({k: v for k, v in (rows.get("new", (0, 0, {}))[2] or {}).items()
                                                           if k != "threads"}) + "."]
     return "\n".join(lines) + "\n"
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stockdag.lab.fairness", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=12, help="measured requests (default 12)")
-    parser.add_argument("--profile", default="pretrained", choices=("pretrained", "refit"), help="workload profile")
-    parser.add_argument("--seed", type=int, default=0, help="request mix and placement order seed")
-    parser.add_argument("--out", help="folder for the JSON result (file name: the UTC time and the profile)")
-    parser.add_argument("--before-after", metavar="DIR", help="instead of probing: write DIR/SUMMARY.md from the demo "
-                        "runs scripts/before-after.sh left in DIR, and print it")
-    args = parser.parse_args(argv)
-    if args.before_after:
-        text = before_after(args.before_after)
-        with open(os.path.join(args.before_after, "SUMMARY.md"), "w") as f:
-            f.write(text)
-        print(text)
-        return 0
-    if args.requests < 1:
-        parser.error("--requests must be at least 1")
-    result = probe(args.requests, args.profile, args.seed)
-    print(format_table(result))
-    if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        path = os.path.join(args.out, f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{args.profile}.json")
-        with open(path, "w") as f:
-            json.dump(result, f, indent=1, default=str)
-        print(f"wrote {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

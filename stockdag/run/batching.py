@@ -23,7 +23,7 @@ NAME = "stockdag-batching"
 #: config key under stockdag.batching -> Dask's own interval (seconds), for the record
 DASK_DEFAULTS = {"scheduler_to_worker": 0.005, "scheduler_to_client": 0.002, "worker_to_scheduler": 0.002, "client_to_scheduler": 0.010}
 #: named sets of intervals, as ``stockdag.batching`` takes them: ``dask`` is Dask's own, ``fast`` 1 ms on every
-#: stream (stockdag's default, see stockdag.yaml); the sweep's ``batching`` and ``python -m stockdag.lab.overhead
+#: stream (stockdag's default, see stockdag.yaml); the sweep's ``batching`` and ``stockdag overhead
 #: --batching`` choose among them
 def as_config(seconds: dict[str, float]) -> dict[str, str]:
     """Intervals in seconds as ``stockdag.batching`` takes them (a bare number there means milliseconds)."""

@@ -61,7 +61,7 @@ class DistributedExecutor:
 
     mode = "distributed"
     #: a one-task request (``request`` granularity) goes through ``Client.submit``; False: through its delayed
-    #: graph like every other granularity (the two are compared by ``python -m stockdag.lab.overhead``)
+    #: graph like every other granularity (the two are compared by ``stockdag overhead``)
     submit_one_task = True
 
     def __init__(self, client: Client | None = None, address: str | None = None, *,
@@ -142,7 +142,8 @@ class DistributedExecutor:
         """Start computing one request; returns a distributed Future of a Traced Prediction."""
         granularity = self.granularity_now()
         if granularity == "request" and self.submit_one_task:
-            # one task: submit it as it is, without building and converting a task graph (issue 10)
+            # one task: submit it as it is, without building and converting a task graph (its cost is
+            # part of the overhead that `stockdag overhead --submit task graph` compares)
             key, func, annotations = request_task(request)
             with dask.annotate(stockdag=annotations):
                 future = self.client.submit(func, request, key=key, pure=False)
@@ -224,7 +225,7 @@ def round_trip(client: Client, settle: float = 0.02) -> float:
     """Seconds one task that does nothing takes on an idle cluster: submit, schedule, run, report and gather.
 
     Dask's floor: a one-task request pays at least this over the same stages run
-    in process (``python -m stockdag.lab.overhead`` and ``stockdag demo`` measure it
+    in process (``stockdag overhead`` and ``stockdag demo`` measure it
     between their requests). It first waits ``settle`` seconds, longer than any
     stream's batching interval, so that no interval opened by an earlier message
     delays it: back to back, a task shorter than an interval would measure the

@@ -2,7 +2,7 @@
 
 A baseline measured in the process that also hosts a Dask scheduler, a client's
 event loop or a load generator shares their interpreter and GIL, and runs slower
-than a user's own process would (issue 23: 19-25%). :func:`~stockdag.run.isolated.process_pool` is the
+than a user's own process would (``stockdag fairness`` measures by how much). :func:`~stockdag.run.isolated.process_pool` is the
 one owner of how such a process starts: spawned (a fork would copy the parent's
 event loop and threads half-way), Ctrl-C left to the parent, the pipeline
 imported before the first request.

@@ -580,7 +580,7 @@ def _width_limits(width: pd.DataFrame) -> list[str]:
 
 
 def width_section(data: ReportData) -> list[str]:
-    """The REPORT.md section of a run that swept several pipelines (issue 14's width experiment)."""
+    """The REPORT.md section of a run that swept several pipelines (the width experiment, experiments/params/width.yaml)."""
     if data.width.empty:
         return []
     cols = ["pipeline", "models", "steps", "label", "throughput_speedup", "throughput_speedup_bound",
