@@ -71,6 +71,20 @@ def ensure(client: Client, strategy: str | None = None, **options: Any) -> Any:
     return client.run_on_scheduler(_ensure, PlacementPlugin(strategy, **options))
 
 
+def _in_effect(dask_scheduler: Scheduler | None = None) -> str:
+    assert dask_scheduler is not None  # run_on_scheduler passes it
+    plugin = dask_scheduler.plugins.get(NAME)
+    return str(getattr(plugin, "strategy_name", "dask"))
+
+
+def in_effect(client: Client) -> Any:
+    """The strategy placing on ``client``'s scheduler (``dask`` without a plugin); changes nothing there.
+
+    An awaitable for an asynchronous client.
+    """
+    return client.run_on_scheduler(_in_effect)
+
+
 def _remove(dask_scheduler: Scheduler | None = None) -> bool:
     assert dask_scheduler is not None  # run_on_scheduler passes it
     plugin = dask_scheduler.plugins.get(NAME)
@@ -98,6 +112,7 @@ __all__ = [
     "PlacementPlugin",
     "register",
     "ensure",
+    "in_effect",
     "unregister",
     "make_strategy",
     "NAME",
