@@ -46,7 +46,9 @@ def add_cluster_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=positive_int, default=None,
                    help="worker processes of the LocalCluster started for distributed mode (default 2, one thread each); implies --mode distributed")
     p.add_argument("--scheduler", type=scheduler_address, default=None,
-                   help="address of a running Dask scheduler to use instead of a LocalCluster, e.g. tcp://10.0.0.5:8786; implies --mode distributed")
+                   help="address of a running Dask scheduler to use instead of a LocalCluster, e.g. tcp://10.0.0.5:8786; implies --mode distributed. "
+                        "stockdag installs its placement plugin, 1 ms stream intervals and worker log filter there, for every client of that "
+                        "cluster; DASK_STOCKDAG__CONFIGURE_CLUSTER=false installs nothing")
     p.add_argument("--strategy", type=strategy, default=None,
                    help="job-placement strategy (see stockdag.placement.STRATEGIES; default: stockdag.placement.strategy); implies --mode distributed")
 

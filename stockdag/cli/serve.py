@@ -22,7 +22,9 @@ def add_parser(sub) -> None:
     p.add_argument("--workers", type=positive_int, default=None,
                    help="LocalCluster worker processes of distributed mode, one thread each (default: stockdag.serve.workers); implies --mode distributed")
     p.add_argument("--scheduler", type=scheduler_address, default=None,
-                   help="address of a running Dask scheduler for distributed mode instead of a LocalCluster; implies --mode distributed")
+                   help="address of a running Dask scheduler for distributed mode instead of a LocalCluster; implies --mode distributed. "
+                        "stockdag installs its placement plugin, 1 ms stream intervals and worker log filter there, for every client of that "
+                        "cluster; DASK_STOCKDAG__CONFIGURE_CLUSTER=false installs nothing")
     p.add_argument("--strategy", type=strategy, default=None,
                    help="job-placement strategy of distributed mode (see stockdag.placement.STRATEGIES; default: stockdag.placement.strategy); implies --mode distributed")
     p.add_argument("--profile", choices=PROFILES, default=None, help="workload profile (default: stockdag.profile)")

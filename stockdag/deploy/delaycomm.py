@@ -23,17 +23,15 @@ import time
 
 import dask.config
 from distributed.comm.core import CommClosedError
-from distributed.comm.tcp import (
-    TCP,
-    TCPBackend,
-    TCPConnector,
-    TCPListener,
-    _add_frames_header,
-    convert_stream_closed_error,
-)
+from distributed.comm.tcp import TCP, TCPBackend, TCPConnector, TCPListener
 from distributed.comm.utils import to_frames
 from distributed.utils import ensure_memoryview
 from tornado.iostream import StreamClosedError
+
+from ..run.internals import from_module
+
+_add_frames_header, convert_stream_closed_error = from_module(
+    "distributed.comm.tcp", "_add_frames_header", "convert_stream_closed_error")
 
 SCHEME = "delaytcp"
 

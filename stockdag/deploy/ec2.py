@@ -11,8 +11,9 @@ What a researcher paying for the machines gets:
   the default AMI lookup needs the real cloud, and dask-cloudprovider 2025.9
   fails to create a default security group, upstream issue #481).
 * Before any instance starts, the groups are checked to open the scheduler
-  and dashboard ports (8786-8787) only to ``client_cidr`` (without one: to
-  single addresses); the whole internet, or any wider range, is refused.
+  and dashboard ports (8786-8787) only to ``client_cidr`` (without one: the /32 of this
+  machine's address on its default route; refused if it has none); the whole
+  internet, any wider range and prefix lists holding one, are refused.
 * TLS on by default (``security: true``: temporary certificates; ``stockdag cluster up`` keeps
   the client's copy in its state folder, 0600, so other processes can connect).
 * Credentials reach instances through the IAM instance profile named in the
@@ -24,8 +25,9 @@ What a researcher paying for the machines gets:
   to an image that has stockdag installed when it is not on your index.
 * ``auto_shutdown`` on: an instance powers off (and, its shutdown behaviour
   being terminate, goes away) when its Dask process ends.
-* Every instance and volume is tagged ``stockdag-cluster=<cluster id>``;
-  :func:`terminate_tagged` ends them by tag (``stockdag cluster down --all --spec``),
+* Every instance and volume is tagged ``stockdag-cluster=<cluster id>`` and
+  ``stockdag-owner=<AWS caller identity> <user>@<host>``; ``stockdag cluster down
+  --all --spec`` ends the caller's own by tag, after asking,
   and teardown ends them by tag after the cluster's own close, so a start that
   fails half way leaves nothing running.
 
@@ -55,6 +57,7 @@ from .schema import DeployError, SpecError, number, unknown_keys
 logger = logging.getLogger(__name__)
 
 TAG = "stockdag-cluster"
+OWNER_TAG = "stockdag-owner"  # who started the instance: AWS caller identity and user@host (see owner())
 INSTALL_HINT = "the ec2 kind needs dask-cloudprovider[aws]: pip install 'stockdag[ec2]'"
 
 
@@ -165,7 +168,7 @@ def plan_machines(spec):
              f"from {e.client_cidr or 'this machine'} only, and worker-to-worker traffic)",
              f"TLS {'on' if e.security else 'OFF'}; auto_shutdown {'on' if e.auto_shutdown else 'OFF'}; "
              f"credentials: {'instance profile ' + e.iam_instance_profile if e.iam_instance_profile else 'none (no instance profile given)'}",
-             f"every instance and volume tagged {TAG}=<cluster id>; `stockdag cluster down --all --spec SPEC` terminates them by tag"]
+             f"every instance and volume tagged {TAG}=<cluster id> and {OWNER_TAG}=<you>; `stockdag cluster down --all --spec SPEC` terminates yours by tag"]
     unknown = sorted({m.where for m in machines if m.hourly_usd is None})
     if unknown:
         notes.append(f"no price in the table for {', '.join(unknown)}: the estimate is incomplete")
@@ -235,22 +238,64 @@ SCHEDULER_PORTS = (8786, 8787)
 _WORLD = ("0.0.0.0/0", "::/0")
 
 
+def own_address(route_table: str | None = None, interfaces: dict | None = None) -> str | None:
+    """This machine's IPv4 address on the interface of its default route, read locally (no packet sent); None if none.
+
+    ``route_table`` is the text of ``/proc/net/route`` and ``interfaces`` what
+    :func:`psutil.net_if_addrs` returns; both default to this machine's.
+    """
+    import socket
+
+    if route_table is None:
+        try:
+            with open("/proc/net/route") as f:
+                route_table = f.read()
+        except OSError:
+            return None
+    if interfaces is None:
+        import psutil
+
+        interfaces = psutil.net_if_addrs()
+    for line in route_table.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 7 and fields[1] == "00000000" and fields[7] == "00000000":  # destination and mask 0: default
+            for a in interfaces.get(fields[0], ()):
+                if a.family == socket.AF_INET:
+                    return a.address
+    return None
+
+
+def client_network(client_cidr: str | None):
+    """The range allowed to reach the scheduler ports: ``client_cidr``, else this machine's own address /32."""
+    import ipaddress
+
+    if client_cidr:
+        try:
+            return ipaddress.ip_network(client_cidr, strict=False)
+        except ValueError as exc:
+            raise DeployError(f"ec2.client_cidr: not an address range: {exc}") from None
+    address = own_address()
+    if address is None:
+        raise DeployError("ec2.client_cidr: this machine's address is unknown (no IPv4 default route); "
+                          "set ec2.client_cidr to the address EC2 sees you connect from, e.g. 203.0.113.7/32")
+    return ipaddress.ip_network(f"{address}/32")
+
+
 def check_security_groups(region: str, group_ids, client_cidr: str | None = None) -> None:
     """Refuse groups that open the scheduler or dashboard port wider than the client (before any instance starts).
 
-    Every address range a rule opens 8786 or 8787 to must lie inside ``client_cidr``
-    or, without one, be a single address (/32, /128): the whole internet, and any
-    wider range, is refused. Rules naming another security group (the cluster's
-    own machines) are fine. A group set that opens the ports to nobody is allowed
-    with a warning (the client may reach the scheduler another way, e.g. a VPN).
+    Every address range a rule opens 8786 or 8787 to, directly or through a
+    managed prefix list, must lie inside ``client_cidr`` or, without one, be this
+    machine's own address (:func:`client_network`): the whole internet, and any
+    wider or other range, is refused. Rules naming another security group (the
+    cluster's own machines) are fine. A group set that opens the ports to nobody
+    is allowed with a warning (the client may reach the scheduler another way, e.g. a VPN).
     """
     import ipaddress
 
-    try:
-        allowed = ipaddress.ip_network(client_cidr, strict=False) if client_cidr else None
-    except ValueError as exc:
-        raise DeployError(f"ec2.client_cidr: not an address range: {exc}") from None
-    resp = _boto_client(region).describe_security_groups(GroupIds=list(group_ids))
+    allowed = client_network(client_cidr)
+    ec2 = _boto_client(region)
+    resp = ec2.describe_security_groups(GroupIds=list(group_ids))
     reachable = False
     for g in resp["SecurityGroups"]:
         for rule in g.get("IpPermissions", []):
@@ -260,23 +305,27 @@ def check_security_groups(region: str, group_ids, client_cidr: str | None = None
             open_ports = [p for p in SCHEDULER_PORTS if lo <= p <= hi]
             if not open_ports:
                 continue
-            cidrs = [r.get("CidrIp") for r in rule.get("IpRanges", [])] + [r.get("CidrIpv6") for r in rule.get("Ipv6Ranges", [])]
-            for cidr in filter(None, cidrs):
+            cidrs = [(r.get("CidrIp"), "") for r in rule.get("IpRanges", [])] + \
+                [(r.get("CidrIpv6"), "") for r in rule.get("Ipv6Ranges", [])]
+            for pl in rule.get("PrefixListIds", []):
+                pages = ec2.get_paginator("get_managed_prefix_list_entries").paginate(PrefixListId=pl["PrefixListId"])
+                cidrs += [(e["Cidr"], f" (prefix list {pl['PrefixListId']})") for page in pages for e in page["Entries"]]
+            for cidr, via in cidrs:
+                if not cidr:
+                    continue
                 net = ipaddress.ip_network(cidr, strict=False)
                 if cidr in _WORLD or net.prefixlen == 0:
-                    raise DeployError(f"security group {g['GroupId']} opens port {open_ports[0]} to the whole internet; "
+                    raise DeployError(f"security group {g['GroupId']} opens port {open_ports[0]} to the whole internet{via}; "
                                       "allow the scheduler and dashboard ports (8786-8787) from your own address only")
-                inside = (net.version == allowed.version and net.subnet_of(allowed)) if allowed else \
-                    net.num_addresses == 1
-                if not inside:
+                if not (net.version == allowed.version and net.subnet_of(allowed)):
                     raise DeployError(
-                        f"security group {g['GroupId']} opens port {open_ports[0]} to {cidr}, wider than "
-                        + (f"ec2.client_cidr {client_cidr}" if allowed else "one address (set ec2.client_cidr to allow a range)")
+                        f"security group {g['GroupId']} opens port {open_ports[0]} to {cidr}{via}, wider than "
+                        + (f"ec2.client_cidr {client_cidr}" if client_cidr else f"this machine's address {allowed} (behind NAT, or to allow a range: set ec2.client_cidr)")
                         + "; allow the scheduler and dashboard ports (8786-8787) from the client's address only")
                 reachable = True
     if not reachable:
         logger.warning("no rule of security group(s) %s opens ports 8786-8787 to %s: this client may not reach the "
-                       "scheduler", ", ".join(group_ids), client_cidr or "this machine")
+                       "scheduler", ", ".join(group_ids), client_cidr or allowed)
 
 
 def _boto_client(region: str):
@@ -285,17 +334,36 @@ def _boto_client(region: str):
     return boto3.client("ec2", region_name=region)
 
 
-def tagged_instances(region: str, cluster_id: str | None = None, states=("pending", "running", "stopping", "stopped")) -> list[str]:
-    """Ids of instances tagged by stockdag (with ``cluster_id``: by that cluster) in those states."""
+def owner(region: str) -> str:
+    """Who is starting instances: the AWS caller identity (STS, the same endpoint as EC2) and this user@host.
+
+    Two people of one AWS account, or one person on two machines, get different
+    owners, so that ``cluster down --all`` of one never ends the other's clusters.
+    """
+    import getpass
+    import socket
+
+    import boto3
+
+    arn = boto3.client("sts", region_name=region).get_caller_identity()["Arn"]
+    return f"{arn} {getpass.getuser()}@{socket.gethostname()}"[:256]  # EC2's tag value limit
+
+
+def tagged_instances(region: str, cluster_id: str | None = None, states=("pending", "running", "stopping", "stopped"),
+                     owned_by: str | None = None) -> list[str]:
+    """Ids of instances tagged by stockdag (with ``cluster_id``: by that cluster; ``owned_by``: of that owner) in those states."""
     tag = [{"Name": f"tag:{TAG}", "Values": [cluster_id]}] if cluster_id else [{"Name": "tag-key", "Values": [TAG]}]
+    if owned_by is not None:
+        tag.append({"Name": f"tag:{OWNER_TAG}", "Values": [owned_by]})
     resp = _boto_client(region).describe_instances(Filters=tag + [{"Name": "instance-state-name", "Values": list(states)}])
     return [i["InstanceId"] for r in resp["Reservations"] for i in r["Instances"]]
 
 
-def terminate_tagged(spec, cluster_id: str | None = None) -> list[str]:
-    """Terminate every stockdag-tagged instance (of ``cluster_id``, else of any stockdag cluster) in the spec's region."""
+def terminate_tagged(spec, cluster_id: str | None = None, owned_by: str | None = None) -> list[str]:
+    """Terminate the stockdag-tagged instances of ``cluster_id`` (else of any stockdag cluster), of ``owned_by`` if
+    given, in the spec's region."""
     region = spec.options.region if hasattr(spec, "options") else str(spec)
-    ids = tagged_instances(region, cluster_id)
+    ids = tagged_instances(region, cluster_id, owned_by=owned_by)
     if ids:
         _boto_client(region).terminate_instances(InstanceIds=ids)
     return ids
@@ -364,7 +432,7 @@ class EC2Deployment(Deployment):
         Cluster, Scheduler, Worker = cloud_classes()
         e = self.spec.options
         check_security_groups(e.region, e.security_groups, e.client_cidr)
-        tags = {TAG: self.cluster_id, "stockdag-spec": self.spec.name}
+        tags = {TAG: self.cluster_id, OWNER_TAG: owner(e.region), "stockdag-spec": self.spec.name}
         # EC2Cluster switches this process to TLS through dask.config; put it back on close
         self._saved_config = copy.deepcopy(dask.config.config)
         strategy = {"stockdag.placement.strategy": self.spec.strategy} if self.spec.strategy else {}

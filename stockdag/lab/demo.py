@@ -192,6 +192,7 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
         central = stack.enter_context(CentralizedExecutor(isolated=True))
         for r in warm:
             central.run(r)
+        own = client is None  # a cluster started here is ours to configure (stockdag.configure_cluster is for others')
         if client is None:
             with ctrl_c_left_to_this_process():  # its worker processes: Ctrl-C stops this process, which closes them
                 cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
@@ -203,7 +204,8 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
         central_rounds = []
         for strategy in strategies:
             # dask, named, leaves Dask's own placement (no plugin): the executor removes an earlier strategy's
-            dist = DistributedExecutor(client=client, strategy=strategy, granularity=granularity)
+            dist = DistributedExecutor(client=client, strategy=strategy, granularity=granularity,
+                                       configure_cluster=True if own else None)
             cmp.granularity = dist.granularity
 
             def count(phase, before):  # what this phase built: auto and load decide per request

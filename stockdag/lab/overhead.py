@@ -214,7 +214,8 @@ def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int
                 batching_mod.apply(client, batching_mod.PRESETS[v.batching])
                 current[1] = v.batching
             if (v.granularity, v.submit) not in executors:
-                ex = DistributedExecutor(client=client, strategy=v.strategy, granularity=v.granularity)
+                ex = DistributedExecutor(client=client, strategy=v.strategy, granularity=v.granularity,
+                                         configure_cluster=True if own else None)  # a cluster started here is ours
                 ex.submit_one_task = v.submit == "task"
                 executors[v.granularity, v.submit] = ex
             return executors[v.granularity, v.submit]

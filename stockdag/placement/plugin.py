@@ -17,7 +17,9 @@ The plugin also
   next request is planned, so concurrent requests see each other's plans;
 * re-plans, in ``remove_worker``, the not-yet-run tasks it had restricted to a
   worker that left (strict restrictions would otherwise leave them in
-  ``no-worker`` forever);
+  ``no-worker`` forever); a plugin that replaces another takes over its record
+  of those tasks, and :meth:`PlacementPlugin.release` lifts them before the
+  plugin is unregistered;
 * plans only the tasks of stockdag requests (their ``stockdag`` annotation; a
   key's shape proves nothing, ``Client.submit`` makes the same): other work on
   the cluster is Dask's;
@@ -165,6 +167,9 @@ class PlacementPlugin(SchedulerPlugin):
     # ------------------------------------------------------------------ hooks
     async def start(self, scheduler: Scheduler) -> None:
         self._scheduler = scheduler
+        previous = scheduler.plugins.get(self.name)  # a replacing register calls start() before the swap
+        if isinstance(previous, PlacementPlugin) and previous is not self:
+            self._adopt(previous)
         from .dashboard import add_routes  # the /stockdag page on the scheduler's dashboard
 
         add_routes(scheduler, self.name)
@@ -218,7 +223,41 @@ class PlacementPlugin(SchedulerPlugin):
         except Exception as exc:  # see update_graph
             self._record_error("remove_worker", stimulus_id, exc)
 
+    def release(self, scheduler: Scheduler, stimulus_id: str) -> int:
+        """Lift the restrictions this plugin set on tasks that have not started; the number lifted.
+
+        Call it before removing the plugin (:func:`stockdag.placement.unregister`
+        does): nothing re-plans a restricted task once the plugin is gone, so a
+        task whose worker then left would wait in ``no-worker`` until its deadline.
+        """
+        recommendations: dict[Key, TaskStateState] = {}
+        lifted = 0
+        for address, keys in self._restricted.items():
+            for key in keys:
+                ts = scheduler.tasks.get(key)
+                if ts is None or ts.state not in _NOT_STARTED or ts.worker_restrictions != {address}:
+                    continue  # started, gone, or restricted since by someone else: not ours to lift
+                ts.worker_restrictions = None
+                ts.loose_restrictions = False
+                lifted += 1
+                if ts.state == "no-worker":
+                    recommendations[key] = "processing"
+        self._restricted.clear()
+        self._pending.clear()
+        for live in self._live.values():
+            live.address, live.pending = None, 0.0
+        if recommendations:
+            scheduler.transitions(recommendations, stimulus_id=stimulus_id)
+        return lifted
+
     # ------------------------------------------------------------------ internals
+    def _adopt(self, previous: PlacementPlugin) -> None:
+        # a replaced plugin gets no more hooks: take over the tasks it restricted, so that this one
+        # re-plans them if their worker leaves, and its planned-but-not-started work keeps counting
+        self._live, previous._live = previous._live, {}
+        self._restricted, previous._restricted = previous._restricted, {}
+        self._pending, previous._pending = previous._pending, {}
+
     def _record_error(self, hook: str, stimulus_id: str, exc: BaseException) -> None:
         logger.exception("stockdag placement (%s) failed in %s", self.strategy_name, hook)
         self.errors.append({

@@ -270,7 +270,9 @@ class DistributedBackend(Backend):
             # the worker processes are this server's children: like the replicas, they leave Ctrl-C to the
             # server, which closes the cluster (else each prints a KeyboardInterrupt traceback)
             await self.client.run(_leave_ctrl_c_to_the_server)
-        self.executor = await DistributedExecutor(client=self.client, strategy=self._strategy).start()
+        # a LocalCluster started here is ours to configure (stockdag.configure_cluster is for other people's)
+        self.executor = await DistributedExecutor(client=self.client, strategy=self._strategy,
+                                                  configure_cluster=True if self.cluster is not None else None).start()
         self.strategy = self.executor.strategy
 
     async def predict(self, request: Request, ticket: Ticket | None = None) -> dict:
