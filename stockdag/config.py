@@ -39,7 +39,7 @@ def shipped_spec(folder: str, name: str) -> str | None:
     """The file of the named spec ``name`` (``local-2``, ``width/w10``) shipped in ``folder``; None if none.
 
     ``folder`` is package-relative: ``deploy/clusters`` or ``pipeline/pipelines``. In a checkout both are
-    links to ``experiments/``; a wheel carries the files themselves (``setup.cfg`` package_data), so a name
+    links to ``experiments/``; a wheel carries the files themselves (package data in ``pyproject.toml``), so a name
     works wherever stockdag is installed.
     """
     path = os.path.join(os.path.dirname(__file__), folder, f"{name}.yaml")

@@ -11,7 +11,8 @@ Errors in the user's input or data print one line (``stockdag: error: ...``)
 and exit with status 2; no traceback. Options are checked when the command
 line is parsed (types, ranges, dates, options that need another option or
 mode), before anything starts. A command imports what it runs only when it
-runs, so ``stockdag --help`` stays fast. Output cut short by its reader
+runs, so ``stockdag --help`` stays fast, and a command whose extra is not
+installed names it in one line (``EXTRAS``). Output cut short by its reader
 (``stockdag symbols | head -1``) ends quietly.
 """
 from __future__ import annotations
@@ -36,6 +37,9 @@ MODULES = (predict, symbols, train, evaluate, demo, overhead, fairness, cluster,
 COMMANDS = {m.__name__.rsplit(".", 1)[-1]: m.run for m in MODULES}
 #: command -> its checks across options
 CHECKS = {m.__name__.rsplit(".", 1)[-1]: m.check for m in MODULES if hasattr(m, "check")}
+#: command -> the extra of pyproject.toml its work needs (the others run on the core)
+EXTRAS = {"serve": "serve", "bench": "bench", "webapp": "webapp", "sweep": "experiments", "report": "experiments",
+          "simulate": "simulate", "plan": "simulate"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,6 +120,13 @@ def _main(argv: list[str] | None) -> int:
             return COMMANDS[args.command](args)
     except StockdagError as exc:
         print(f"stockdag: error: {exc.message}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        missing, extra = (exc.name or "").partition(".")[0], EXTRAS.get(args.command)
+        if extra is None or missing in ("", "stockdag"):
+            raise
+        print(f"stockdag: error: stockdag {args.command} needs {missing}, which the {extra} extra brings: "
+              f"pip install 'stockdag[{extra}]'", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("stockdag: interrupted", file=sys.stderr)

@@ -10,7 +10,7 @@ order as each message falls due, so ten messages sent together all arrive
 one delay later, not ten delays later. A round trip to a process with delay
 ``d`` grows by ``d``.
 
-Registered through the ``distributed.comm.backends`` entry point (setup.cfg),
+Registered through the ``distributed.comm.backends`` entry point (pyproject.toml),
 so any process of this environment (scheduler, workers, clients) understands
 ``delaytcp://`` addresses. Set the delay per process with the environment
 variable ``DASK_STOCKDAG__DEPLOY__LINK_DELAY=0.02`` (seconds).

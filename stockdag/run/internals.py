@@ -1,6 +1,6 @@
 """The private parts of distributed that stockdag reads, looked up in one place.
 
-stockdag relies on a few internals of distributed 2026.8 (setup.cfg bounds the
+stockdag relies on a few internals of distributed 2026.8 (pyproject.toml bounds the
 release): the client's cached scheduler identity, the TCP comm's frame helpers
 and each stream's ``BatchedSend``. When a release drops one, :func:`require`
 fails with one line that names it, instead of letting the caller fall back to
@@ -13,7 +13,7 @@ import importlib
 
 from ..errors import StockdagError
 
-TESTED = "2026.8"  # the distributed release setup.cfg allows (and the suite passes on)
+TESTED = "2026.8"  # the distributed release pyproject.toml allows (and the suite passes on)
 
 
 class MissingInternal(StockdagError):
