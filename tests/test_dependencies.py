@@ -51,12 +51,17 @@ OWNERS = {
     "stockdag.lab.experiments.facts": "",  # the machine facts every result records (the demo's too): stdlib and psutil
     "stockdag.deploy.ec2": "ec2",
     "stockdag.deploy.orphans": "ec2",
+    "stockdag.deploy.ssh": "ssh",  # asyncssh only where a spec of kind ssh starts or fails
+    "stockdag.deploy.ssh_remote": "ssh",
+    "stockdag.lab.experiments.paths": "",  # where derived files go (`simulate calibrate --out`): stdlib and git
 }
 #: modules outside stockdag that an extra is for (the ssh kind runs distributed's SSH Scheduler and Worker)
 EXTERNAL = {"ssh": ["distributed.deploy.ssh"]}
 #: files outside the package run with an extra: notebooks (their code cells) and the scripts' commands
 NOTEBOOKS = {"experiments": ["experiments/*.ipynb", "notebooks/*.ipynb"]}
 SCRIPTS = {"experiments": ["scripts/sweep.sh"]}
+#: extras of a cluster kind a spec chooses: the kind gives its own install hint when its extra is missing
+SPEC_KINDS = {"ec2", "ssh"}
 #: extras for the project's own work, not a part of the package
 TOOLING = {"test", "docs", "browser"}
 
@@ -223,12 +228,12 @@ def unmet(extra: str) -> set[tuple[str, str]]:
 def _may_defer_to(module: str, extra: str) -> bool:
     """Whether a function of ``module`` may import a module of ``extra`` that its own part does not bring: a command
     that names the extra (``stockdag.cli.EXTRAS``, so a missing one is a one-line hint), and the ec2 kind, chosen by
-    a spec, which gives its own (``deploy.ec2.INSTALL_HINT``)."""
+    a spec, which gives its own (``deploy.ec2.INSTALL_HINT``), as the ssh kind does (``deploy.ssh.INSTALL_HINT``)."""
     from stockdag.cli import EXTRAS
 
     commands = {"stockdag.cli.simulate": ["simulate", "plan"]}.get(module, [module.rpartition(".")[2]])
     named = module.startswith("stockdag.cli.") and all(extra in extras_of(EXTRAS.get(c, "")) for c in commands)
-    return named or extra == "ec2"
+    return named or extra in SPEC_KINDS
 
 
 PARTS = sorted({*OWNERS.values(), *EXTERNAL, *NOTEBOOKS} - {""})
@@ -281,7 +286,7 @@ def test_the_ec2_extra_brings_every_import_of_the_ec2_kind(module):
     the module's imports and those of every stockdag module it reaches."""
     brought = brought_by("ec2")
     paths = _modules()
-    reached = {module} | nx.descendants(import_graph(), module)
+    reached = {m for m in {module} | nx.descendants(import_graph(), module) if owner(m) not in SPEC_KINDS - {"ec2"}}
     missing = {(imp, m) for m in reached for imp in third_party_imports(paths[m]) if not distributions(imp) & brought}
     assert not missing, f"{module} reaches imports that stockdag[ec2] does not bring: {sorted(missing)}"
 

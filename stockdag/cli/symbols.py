@@ -32,7 +32,7 @@ def run(args) -> int:
             raise InvalidRequest(f"no price files (<SYMBOL>.csv) in {data_dir}")
         raise InvalidRequest(f"the {source_name} source cannot list its symbols (it answers for one symbol at a time: "
                              f"stockdag predict SYMBOL --source {source_name})")
-    from ..serve.ranges import symbol_ranges
+    from ..run.ranges import symbol_ranges
 
     # the range a server of this profile answers (the same code as its /symbols), so the two cannot disagree
     settings = {**config.snapshot(), "profile": config.get("profile", args.profile)}

@@ -29,9 +29,9 @@ from ..errors import InsufficientHistory, InvalidRequest, OutsideData, StockdagE
 from ..pipeline.modes import DISTRIBUTED, REPLICATED, check_mode
 from ..pipeline.request import parse_request
 from ..pipeline.result import PredictionJSON, finite
+from ..run.ranges import symbol_ranges
 from .admission import Admission
 from .backends import BACKENDS, Backend
-from .ranges import symbol_ranges
 
 logger = logging.getLogger(__name__)
 
