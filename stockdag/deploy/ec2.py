@@ -21,8 +21,10 @@ What a researcher paying for the machines gets:
   dask-cloudprovider itself ships the client's ``dask.config`` (including the
   temporary TLS keys) in user-data as ``DASK_INTERNAL_INHERIT_CONFIG``.
 * The Docker image is pinned to this machine's dask and Python versions and
-  installs this stockdag version (``EXTRA_PIP_PACKAGES``); set ``docker_image``
-  to an image that has stockdag installed when it is not on your index.
+  installs exactly this checkout's code: a wheel built from it, uploaded to the
+  spec's ``wheel_bucket`` and fetched by the instance through a presigned URL,
+  its SHA-256 checked (:mod:`stockdag.deploy.wheel`); never ``stockdag`` by name
+  from an index. Or set ``docker_image`` to an image that has this stockdag installed.
 * ``auto_shutdown`` on: an instance powers off (and, its shutdown behaviour
   being terminate, goes away) when its Dask process ends.
 * Every instance and volume is tagged ``stockdag-cluster=<cluster id>`` and
@@ -48,8 +50,8 @@ import sys
 import dask
 import dask.config
 
-from .. import __version__, config
-from . import prices
+from .. import config
+from . import prices, wheel
 from .base import Deployment, Machine
 from .prices import hourly
 from .schema import DeployError, SpecError, number, unknown_keys
@@ -84,6 +86,7 @@ class EC2Options:
     subnet_id: str | None = None
     vpc: str | None = None
     docker_image: str | None = None           # None pins ghcr.io/dask/dask:<dask version>-py<python version>
+    wheel_bucket: str | None = None           # S3 bucket of yours this checkout's wheel is shipped through (without docker_image)
     security: bool = True                     # TLS between client, scheduler and workers
     auto_shutdown: bool = True
     bootstrap: bool = True                    # instances install Docker at boot (set False for an AMI that has it)
@@ -112,7 +115,7 @@ def parse_options(raw) -> EC2Options:
         if key in vals and not isinstance(vals[key], bool):
             raise SpecError(f"ec2.{key}: expected true or false, got {vals[key]!r}")
     for key in ("region", "scheduler_instance_type", "iam_instance_profile", "key_name", "subnet_id", "vpc",
-                "docker_image", "client_cidr"):
+                "docker_image", "client_cidr", "wheel_bucket"):
         if key in vals and vals[key] is not None and not isinstance(vals[key], str):
             raise SpecError(f"ec2.{key}: expected a string, got {vals[key]!r}")
     if "filesystem_size" in vals:
@@ -128,11 +131,26 @@ def docker_image(spec) -> str:
     return spec.options.docker_image or f"ghcr.io/dask/dask:{dask.__version__}-py{v.major}.{v.minor}"
 
 
-def _env_vars(spec) -> dict:
-    # package list and Dask settings only: never credentials (env vars land in user-data, readable on the instance)
+def _env_vars(spec, wheel_file: str | None = None) -> dict:
+    # the shipped wheel's path and Dask settings only: never credentials (env vars land in user-data, readable on the instance)
     from ..run.worker_settings import worker_env
 
-    return {**({} if spec.options.docker_image else {"EXTRA_PIP_PACKAGES": f"stockdag=={__version__}"}), **worker_env()}
+    install = {} if spec.options.docker_image else {"EXTRA_PIP_PACKAGES": wheel.pip_spec(wheel_file or wheel.wheel_name())}
+    return {**install, **worker_env()}
+
+
+def _shipping(spec) -> dict:
+    """EC2Cluster options that ship this checkout's wheel (none but env_vars with a docker_image); uploads it."""
+    e = spec.options
+    if e.docker_image:
+        return {"env_vars": _env_vars(spec)}
+    if not e.wheel_bucket:
+        raise DeployError("ec2.wheel_bucket: required without ec2.docker_image (stockdag is not on the public package "
+                          "index: the instances install this checkout's wheel, shipped through an S3 bucket of yours)")
+    shipped = wheel.ship(e.region, e.wheel_bucket, e.max_hours * 3600 + 3600)
+    return {"env_vars": _env_vars(spec, shipped.filename), "docker_args": wheel.docker_args(),
+            # JSON strings are YAML scalars: the URL's characters stay out of the cloud-init YAML's syntax
+            "extra_bootstrap": [json.dumps(c) for c in wheel.bootstrap(shipped)]}
 
 
 def _scheduler_options(spec, extra: dict | None = None) -> dict:
@@ -150,8 +168,12 @@ def plan_machines(spec):
     image = docker_image(spec)
     env = " ".join(f'-e {k}="{v}"' for k, v in _env_vars(spec).items())
     proto = "tls" if e.security else "tcp"
-    run = f"docker run --net=host {env + ' ' if env else ''}{image}"
+    mount = "" if e.docker_image else wheel.docker_args() + " "  # the template puts docker_args after the env vars
+    run = f"docker run --net=host {env + ' ' if env else ''}{mount}{image}"
     boot = ["(bootstrap: install docker-ce)"] if e.bootstrap else []
+    if not e.docker_image:
+        boot.append(f"(fetch this checkout's wheel from s3://{e.wheel_bucket or '<ec2.wheel_bucket>'}/stockdag-wheels/<sha256>/"
+                    f"{wheel.wheel_name()} through a presigned URL into {wheel.FOLDER}, and check its SHA-256)")
     off = ["shutdown -h now   # auto_shutdown: the instance terminates when Dask exits"] if e.auto_shutdown else []
     sched_flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in _scheduler_options(spec).items())
     machines = [Machine("scheduler", "scheduler", e.scheduler_instance_type,
@@ -169,6 +191,8 @@ def plan_machines(spec):
              f"TLS {'on' if e.security else 'OFF'}; auto_shutdown {'on' if e.auto_shutdown else 'OFF'}; "
              f"credentials: {'instance profile ' + e.iam_instance_profile if e.iam_instance_profile else 'none (no instance profile given)'}",
              f"every instance and volume tagged {TAG}=<cluster id> and {OWNER_TAG}=<you>; `stockdag cluster down --all --spec SPEC` terminates yours by tag"]
+    if not e.docker_image and not e.wheel_bucket:
+        notes.append("set ec2.wheel_bucket (or ec2.docker_image): `cluster up` refuses without one, as stockdag is not on the public package index")
     unknown = sorted({m.where for m in machines if m.hourly_usd is None})
     if unknown:
         notes.append(f"no price in the table for {', '.join(unknown)}: the estimate is incomplete")
@@ -432,6 +456,7 @@ class EC2Deployment(Deployment):
         Cluster, Scheduler, Worker = cloud_classes()
         e = self.spec.options
         check_security_groups(e.region, e.security_groups, e.client_cidr)
+        shipping = _shipping(self.spec)  # before any instance: a spec that cannot ship the code starts nothing
         tags = {TAG: self.cluster_id, OWNER_TAG: owner(e.region), "stockdag-spec": self.spec.name}
         # EC2Cluster switches this process to TLS through dask.config; put it back on close
         self._saved_config = copy.deepcopy(dask.config.config)
@@ -445,7 +470,7 @@ class EC2Deployment(Deployment):
                 worker_instance_type=self.spec.worker_groups[0].instance_type,
                 vpc=e.vpc, subnet_id=e.subnet_id, key_name=e.key_name, filesystem_size=e.filesystem_size,
                 iam_instance_profile={"Name": e.iam_instance_profile} if e.iam_instance_profile else None,
-                docker_image=docker_image(self.spec), env_vars=_env_vars(self.spec),
+                docker_image=docker_image(self.spec), **shipping,
                 bootstrap=e.bootstrap, auto_shutdown=e.auto_shutdown, security=e.security,
                 instance_tags=tags, volume_tags=tags,
                 scheduler_options=_scheduler_options(self.spec, self._scheduler_options),

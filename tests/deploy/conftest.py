@@ -14,7 +14,7 @@ import copy
 import dask.config
 import pytest
 import yaml
-from deploy_helpers import local_classes
+from deploy_helpers import SECRET, WHEEL_BUCKET, local_classes
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def ec2_mock(moto_server, monkeypatch, restore_dask_config):
     import requests
 
     requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
-    for k, v in {"AWS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+    for k, v in {"AWS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": SECRET,
                  "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(k, v)
     for k in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
@@ -81,6 +81,7 @@ def ec2_mock(moto_server, monkeypatch, restore_dask_config):
     vpc = client.describe_vpcs()["Vpcs"][0]["VpcId"]
     sg = client.create_security_group(GroupName="stockdag-test", Description="test", VpcId=vpc)["GroupId"]
     client.sg_id = sg
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=WHEEL_BUCKET)  # where `up` ships the checkout's wheel
     boto3.client("iam", region_name="us-east-1").create_instance_profile(InstanceProfileName="stockdag-workers")
     yield client
 

@@ -5,7 +5,7 @@ import base64
 import re
 
 import pytest
-from deploy_helpers import ec2_spec, running
+from deploy_helpers import SECRET, ec2_spec, running
 
 from stockdag.cli import main
 from stockdag.deploy import start
@@ -41,7 +41,11 @@ def test_a_real_dask_cluster_forms_through_the_ec2_code_path_and_is_terminated(e
             assert i["IamInstanceProfile"]["Arn"].endswith("stockdag-workers")
             data = _user_data(ec2_mock, i["InstanceId"])
             assert "shutdown -h now" in data  # auto_shutdown
-            assert "AWS_SECRET_ACCESS_KEY" not in data and "testing" not in data.replace("DASK_INTERNAL", "")
+            # no credential in user-data; the wheel's presigned URL carries the key id and session token (not the
+            # secret): it authorises that one download, until it expires
+            assert "AWS_SECRET_ACCESS_KEY" not in data and SECRET not in data
+            without_url = "\n".join(line for line in data.splitlines() if "curl " not in line)
+            assert "testing" not in without_url.replace("DASK_INTERNAL", "")
         datas = [_user_data(ec2_mock, i) for i in instances]
         assert any("distributed.cli.dask_scheduler" in d and "--preload stockdag.placement.preload" in d for d in datas)
         assert any('"name": "big-0"' in d and '"resources": {"big": 2.0}' in d for d in datas)
@@ -313,3 +317,80 @@ def test_cluster_up_status_a_request_and_down_each_in_its_own_process(ec2_mock, 
     assert f"stopped {info['cluster_id']}" in out
     assert running(ec2_mock) == []
     assert not os.path.exists(folder) and list(state_dir.iterdir()) == []
+
+
+class _StopAfterTheScheduler:
+    """The ec2 code path up to the scheduler's instance (moto records it and its user-data), then a stop."""
+
+    def __new__(cls):
+        from stockdag.deploy.ec2 import cloud_classes
+
+        _, Scheduler, _ = cloud_classes()
+
+        class Stop(Scheduler):
+            async def create_vm(self):
+                await super().create_vm()
+                raise RuntimeError("stop here")
+
+        return Stop
+
+
+def test_instances_install_exactly_this_checkouts_wheel_never_a_name_from_an_index(ec2_mock, here_203_0_113_7):
+    """The user-data fetches a wheel built from this checkout (from the spec's bucket, SHA-256 checked) and
+    installs that file; the bytes behind its URL hold this checkout's package files, byte for byte."""
+    import hashlib
+    import io
+    import os
+    import pathlib
+    import shlex
+    import zipfile
+
+    import requests
+
+    import stockdag
+
+    with pytest.raises(RuntimeError, match="stop here"):
+        with start(ec2_spec(ec2_mock.sg_id), scheduler_cls=_StopAfterTheScheduler()):
+            pytest.fail("started although the scheduler failed")
+    [inst] = ec2_mock.describe_instances()["Reservations"][0]["Instances"]
+    data = _user_data(ec2_mock, inst["InstanceId"])
+    assert "stockdag==" not in data and SECRET not in data
+    [pip] = re.findall(r'EXTRA_PIP_PACKAGES=\\?"([^"\\]+)', data)
+    assert pip.startswith("/opt/stockdag/stockdag-") and pip.endswith(".whl")  # a file, by path
+    assert "-v /opt/stockdag:/opt/stockdag:ro" in data
+    [curl] = [line for line in data.splitlines() if "curl " in line]
+    url = shlex.split(yaml_scalar(curl))[-1]
+    [check] = [line for line in data.splitlines() if "sha256sum -c" in line]
+    sha, path = shlex.split(yaml_scalar(check))[1].split()
+    assert path == pip
+    body = requests.get(url, timeout=30).content  # the moto server on loopback, as the instance would
+    assert hashlib.sha256(body).hexdigest() == sha
+    root = pathlib.Path(stockdag.__file__).resolve().parent
+    with zipfile.ZipFile(io.BytesIO(body)) as whl:
+        shipped = {n: whl.read(n) for n in whl.namelist() if n.startswith("stockdag/") and n.endswith((".py", ".yaml"))}
+    here = {}
+    for folder, _, files in os.walk(root, followlinks=True):  # stockdag/deploy/clusters, stockdag/pipeline/pipelines link into experiments/
+        for f in files:
+            if f.endswith((".py", ".yaml")) and "__pycache__" not in folder:
+                p = pathlib.Path(folder, f)
+                here[str(p.relative_to(root.parent))] = p.read_bytes()
+    assert shipped == here
+
+
+def yaml_scalar(line: str) -> str:
+    """The command of one cloud-init runcmd item (``- "..."``, a JSON/YAML double-quoted string)."""
+    import yaml
+
+    return yaml.safe_load(line.strip())[0]
+
+
+def test_without_a_wheel_bucket_or_an_image_nothing_starts(ec2_mock, here_203_0_113_7):
+    from stockdag.deploy import DeployError
+
+    spec = ec2_spec(ec2_mock.sg_id)
+    del spec["ec2"]["wheel_bucket"]
+    with pytest.raises(DeployError, match="ec2.wheel_bucket: required without ec2.docker_image") as err:
+        with start(spec):
+            pytest.fail("started without a way to ship the code")
+    assert "\n" not in str(err.value)
+    assert ec2_mock.describe_instances()["Reservations"] == []
