@@ -131,22 +131,6 @@ class SweepParams:
     pipeline: list[str] | None = None  # every configuration x these pipeline spec files (experiments/pipelines/); None: the configured one
     server: str = "process"  # process: `stockdag serve` in a process of its own, as a user runs it; thread: in the sweep's process (tests)
 
-    @staticmethod
-    def _list(v):
-        """A list from a list, a scalar, or a string holding YAML (papermill ``-p rates '[0.5, 1]'`` passes strings)."""
-        if isinstance(v, str) and v.strip() in ("None", "none", "null", "~", ""):
-            return None
-        if isinstance(v, str):
-            import yaml
-
-            try:
-                v = yaml.safe_load(v)
-            except yaml.YAMLError:
-                raise ValueError(f"cannot read {v!r} as a YAML list: write it like '[0.5, 1.0]' or '[dask, heft]'") from None
-        if v is None:
-            return None
-        return list(v) if isinstance(v, (list, tuple)) else [v]
-
     def __post_init__(self):
         # papermill -p passes lists as strings: the one rule every notebook reads its lists with
         self.workers = as_list(self.workers, int)
