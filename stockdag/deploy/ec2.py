@@ -1,41 +1,7 @@
-"""``kind: ec2``: a cluster of EC2 instances through dask-cloudprovider's ``EC2Cluster``.
+"""``kind: ec2``: a cluster of EC2 instances through dask-cloudprovider's ``EC2Cluster``, one per worker of every group.
 
-``EC2Cluster`` has one worker type; :class:`~stockdag.deploy.ec2.cloud_classes`
-extends it so that its worker specs hold one entry a worker of every group,
-each with the group's instance type, threads, memory, Dask resource and the
-worker name ``<group>-<i>``, all against the one scheduler instance.
-
-What a researcher paying for the machines gets:
-
-* ``ami`` and ``security_groups`` are always passed (the spec requires both:
-  the default AMI lookup needs the real cloud, and dask-cloudprovider 2025.9
-  fails to create a default security group, upstream issue #481).
-* Before any instance starts, the groups are checked to open the scheduler
-  and dashboard ports (8786-8787) only to ``client_cidr`` (without one: the /32 of this
-  machine's address on its default route; refused if it has none); the whole
-  internet, any wider range and prefix lists holding one, are refused.
-* TLS on by default (``security: true``: temporary certificates; ``stockdag cluster up`` keeps
-  the client's copy in its state folder, 0600, so other processes can connect).
-* Credentials reach instances through the IAM instance profile named in the
-  spec, never ``env_vars`` (which land in user-data). Note that
-  dask-cloudprovider itself ships the client's ``dask.config`` (including the
-  temporary TLS keys) in user-data as ``DASK_INTERNAL_INHERIT_CONFIG``.
-* The Docker image is pinned to this machine's dask and Python versions and
-  installs exactly this checkout's code: a wheel built from it, uploaded to the
-  spec's ``wheel_bucket`` and fetched by the instance through a presigned URL,
-  its SHA-256 checked (:mod:`stockdag.deploy.wheel`); never ``stockdag`` by name
-  from an index. Or set ``docker_image`` to an image that has this stockdag installed.
-* ``auto_shutdown`` on: an instance powers off (and, its shutdown behaviour
-  being terminate, goes away) when its Dask process ends.
-* Every instance and volume is tagged ``stockdag-cluster=<cluster id>`` and
-  ``stockdag-owner=<AWS caller identity> <user>@<host>``; ``stockdag cluster down
-  --all --spec`` ends the caller's own by tag, after asking,
-  and teardown ends them by tag after the cluster's own close, so a start that
-  fails half way leaves nothing running.
-
-The scheduler loads the placement plugin through ``--preload
-stockdag.placement.preload``; the spec's ``strategy`` reaches it through the
-inherited configuration (``stockdag.placement.strategy``).
+Its safety rules (security groups, TLS, credentials, the shipped wheel, shutdown,
+owner tags) are in :doc:`/guides/clusters` (EC2).
 """
 from __future__ import annotations
 

@@ -1,37 +1,8 @@
 """The scheduler plugin that applies a placement strategy to Dask's scheduler.
 
-Dask has no supported hook that replaces its own choice of worker. What works
-(distributed 2026.8) is restricting tasks before the scheduler assigns them:
-``update_graph`` runs after the scheduler created a graph's tasks and before
-any is transitioned, so the plugin sets ``ts.worker_restrictions`` (and
-``ts.loose_restrictions`` when the strategy is loose) on the *new* tasks, those
-still ``released``. A strictly restricted task is not root-task queued and is
-only stolen within its allowed set, so it runs where it was planned.
-
-The plugin also
-
-* learns how long each stage takes on each worker from ``processing -> memory``
-  transitions (the :class:`~stockdag.placement.costs.CostModel` strategies read);
-* counts the work it planned on each worker that has not started yet, and adds
-  it to the scheduler's occupancy (which only counts assigned tasks) when the
-  next request is planned, so concurrent requests see each other's plans;
-* re-plans, in ``remove_worker``, the not-yet-run tasks it had restricted to a
-  worker that left (strict restrictions would otherwise leave them in
-  ``no-worker`` forever); a plugin that replaces another takes over its record
-  of those tasks, and :meth:`PlacementPlugin.release` lifts them before the
-  plugin is unregistered;
-* plans only the tasks of stockdag requests (their ``stockdag`` annotation; a
-  key's shape proves nothing, ``Client.submit`` makes the same): other work on
-  the cluster is Dask's;
-* writes each task's plan into its ``stockdag`` annotation (``planned``), which
-  the scheduler sends to the worker with the task, so the stage trace carries
-  the plan the scheduler used whoever chose the strategy, with no extra round
-  trip;
-* keeps each request's plan (:meth:`PlacementPlugin.plan_for`) for a bounded
-  number of recent requests, and what went wrong: the scheduler logs and
-  swallows plugin exceptions, falling back silently to its own placement, so
-  errors are recorded in :attr:`PlacementPlugin.errors` where tests and
-  operators can see them.
+It restricts the new tasks of each stockdag request in ``update_graph``, learns
+stage costs in ``transition``, re-plans in ``remove_worker`` and records its
+plans and errors. How and why: :doc:`/guides/placement` (How the plugin works).
 """
 from __future__ import annotations
 
