@@ -53,6 +53,12 @@ def _spawned(sid: int) -> int:
     return n
 
 
+def _sigint_default() -> None:
+    """In the child: SIGINT at its default, as from a terminal, even when the suite runs with it ignored
+    (``make test &`` or nohup: the shell then starts it with SIGINT ignored, and every child inherits that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Command:
     """``python -m stockdag.cli ARGS`` in a session of its own, its stderr collected as it comes."""
 
@@ -60,7 +66,7 @@ class Command:
         env = {**os.environ, **SMALL_ENV, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen([sys.executable, "-m", "stockdag.cli", *args], cwd=cwd, env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_sigint_default)
         self.err = ""
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

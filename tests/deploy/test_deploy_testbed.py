@@ -340,10 +340,15 @@ def _ledger_of_child(parent: int) -> dict | None:
 
 
 @pytest.mark.slow
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sigint_in_the_middle_of_up_leaves_nothing(tmp_path, small):
     env = _env(tmp_path, small)
+    # as from a terminal: SIGINT at its default, even when this suite was started with it ignored (`cmd &`, nohup)
     up = subprocess.Popen([sys.executable, "-m", "stockdag.cli", "cluster", "up", SPEC1], env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
     deadline = time.monotonic() + 120
     while not ((ledger := _ledger_of_child(up.pid)) and resources(ledger["cluster_id"])["netns"]):  # being made
         assert up.poll() is None and time.monotonic() < deadline, up.stderr.read() if up.poll() is not None else "timeout"
