@@ -51,6 +51,7 @@ OWNERS = {
     "stockdag.lab.experiments.facts": "",  # the machine facts every result records (the demo's too): stdlib and psutil
     "stockdag.deploy.ec2": "ec2",
     "stockdag.deploy.orphans": "ec2",
+    "stockdag.deploy.wheel": "ec2",  # ships this checkout's wheel to EC2 instances through S3 (boto3)
     "stockdag.deploy.ssh": "ssh",  # asyncssh only where a spec of kind ssh starts or fails
     "stockdag.deploy.ssh_remote": "ssh",
     "stockdag.lab.experiments.paths": "",  # where derived files go (`simulate calibrate --out`): stdlib and git
