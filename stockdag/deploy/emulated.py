@@ -190,6 +190,37 @@ class CPUCgroup:
         self.created.clear()
 
 
+def remove_cgroups(cgroups: list[CPUCgroup], wait: float = 5.0) -> list[str]:
+    """Empty and remove ``cgroups``, last made first (shared parents go with the first one made); the list is cleared.
+
+    Whatever still runs in them is killed first: a process that left its process group (``setsid``) is not
+    reached by stopping the groups we started, and would hold its cgroup. Killed processes leave the
+    cgroup once reaped, so each is waited for, up to ``wait`` seconds in all.
+
+    Returns
+    -------
+    list of str
+        One ``"<path>: <error>"`` line per cgroup that could not be removed; empty when all went.
+    """
+    for cg in cgroups:
+        for pid in cg.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + wait
+    errors = []
+    for cg in reversed(cgroups):
+        while cg.pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        try:
+            cg.remove()
+        except OSError as exc:
+            errors.append(f"{cg.path}: {exc}")
+    cgroups.clear()
+    return errors
+
+
 def _scheme() -> str:
     """The delaying transport's scheme (importing it loads distributed: only when a command is built)."""
     from .delaycomm import SCHEME
@@ -344,30 +375,23 @@ class EmulatedDeployment(Deployment):
         except ProcessLookupError:
             pass
 
-    def _close(self) -> None:
-        errors = []
-        workers = [(n, p) for n, p in self.procs.items() if n != "scheduler"]
-        order = workers + [(n, p) for n, p in self.procs.items() if n == "scheduler"]
-        for _, p in order:
+    def _stop_all(self, procs: list[subprocess.Popen]) -> None:
+        """SIGTERM each process group in ``procs`` order, give them 10 s in all, then SIGKILL what is left."""
+        for p in procs:
             self._stop(p, signal.SIGTERM)
         deadline = time.monotonic() + 10
-        for _, p in order:
+        for p in procs:
             try:
                 p.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 self._stop(p, signal.SIGKILL)
                 p.wait(timeout=5)
             self._stop(p, signal.SIGKILL)  # any child left in the group after its leader exited
-        for cg in reversed(self.cgroups):  # last made first: shared parents go with the first one made
-            for _ in range(100):  # processes leave the cgroup once reaped
-                if not cg.pids():
-                    break
-                time.sleep(0.05)
-            try:
-                cg.remove()
-            except OSError as exc:
-                errors.append(f"{cg.path}: {exc}")
-        self.cgroups.clear()
+
+    def _close(self) -> None:
+        workers = [p for n, p in self.procs.items() if n != "scheduler"]
+        self._stop_all(workers + [p for n, p in self.procs.items() if n == "scheduler"])
+        errors = remove_cgroups(self.cgroups)
         if self.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
         if errors:

@@ -20,7 +20,6 @@ import dataclasses
 import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ import time
 
 from .. import config
 from .base import Machine
-from .emulated import CGROUP_ROOT, CPUCgroup, EmulatedDeployment, cgroup_layout, check_host
+from .emulated import CGROUP_ROOT, CPUCgroup, EmulatedDeployment, cgroup_layout, check_host, remove_cgroups
 from .netns import Ledger, Network, check_tools, rate_bits, reap_orphans
 from .schema import DeployError, SpecError, number, unknown_keys
 
@@ -410,35 +409,11 @@ class TestbedDeployment(EmulatedDeployment):
                 cg.limit()
 
     def _close(self) -> None:
-        errors = []
-        for p in self.procs.values():
-            self._stop(p, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for p in self.procs.values():
-            try:
-                p.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                self._stop(p, signal.SIGKILL)
-                p.wait(timeout=5)
-            self._stop(p, signal.SIGKILL)
-        for cg in self.cgroups:  # anything a machine started that left its process group
-            for pid in cg.pids():
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        self._stop_all(list(self.procs.values()))
+        # before the network: a process still in a machine's namespace would keep that namespace alive
+        errors = remove_cgroups(self.cgroups)
         if self.network is not None:
             errors += self.network.close()
-        for cg in reversed(self.cgroups):
-            for _ in range(100):
-                if not cg.pids():
-                    break
-                time.sleep(0.05)
-            try:
-                cg.remove()
-            except OSError as exc:
-                errors.append(f"{cg.path}: {exc}")
-        self.cgroups.clear()
         if self.workdir:
             import shutil
 

@@ -17,7 +17,7 @@ import dask.config
 import pytest
 
 from stockdag.deploy import EmulationUnavailable, start
-from stockdag.deploy.emulated import CPUCgroup, cgroup_layout
+from stockdag.deploy.emulated import CPUCgroup, cgroup_layout, remove_cgroups
 from stockdag.deploy.service import _alive
 
 LAYOUT = cgroup_layout()
@@ -63,6 +63,62 @@ def test_cpu_cgroup_is_made_with_a_short_period_and_removed(tmp_path):
         cg.remove()
     assert not os.path.exists(cg.path)
     assert not os.path.exists(os.path.join(LAYOUT[1], "stockdag-test"))
+
+
+def _two_cgroups(parent: str) -> list[CPUCgroup]:
+    cgs = [CPUCgroup(LAYOUT, (parent, f"t{os.getpid()}-{n}"), 0.5, 10000) for n in "ab"]
+    for cg in cgs:
+        cg.create()
+    return cgs
+
+
+def _rmdir(path: str) -> None:
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+
+
+@needs_cgroups
+def test_remove_cgroups_kills_a_process_that_left_its_group_then_removes_every_cgroup():
+    """Both kinds' teardown: a process in its own session (not reached by stopping the groups we started)
+    is killed, waited out of its cgroup, and every cgroup goes, the shared parent with the first made."""
+    parent = f"stockdag-test-rm{os.getpid()}"
+    cgs = _two_cgroups(parent)
+    made = list(cgs)
+    proc = subprocess.Popen(["sleep", "60"], start_new_session=True, preexec_fn=cgs[1].preexec())
+    try:
+        assert cgs[1].pids() == [proc.pid]
+        assert remove_cgroups(cgs) == []
+        assert cgs == []
+        assert proc.wait(timeout=5) == -9  # killed by the teardown, not by this test
+    finally:
+        proc.kill()
+        proc.wait()
+        for cg in reversed(made):
+            cg.remove()
+        _rmdir(os.path.join(LAYOUT[1], parent))  # a failed teardown may have left it behind
+    assert not [cg.path for cg in made if os.path.exists(cg.path)]
+    assert not os.path.exists(os.path.join(LAYOUT[1], parent))
+
+
+@needs_cgroups
+def test_remove_cgroups_names_the_cgroup_it_cannot_remove_and_still_removes_the_others():
+    parent = f"stockdag-test-rm{os.getpid()}"
+    cgs = _two_cgroups(parent)
+    first, second = cgs
+    foreign = os.path.join(first.path, "someone-else")  # a child cgroup we did not make keeps it busy
+    os.mkdir(foreign)
+    try:
+        errors = remove_cgroups(cgs)
+        assert len(errors) == 1 and errors[0].startswith(f"{first.path}: ")
+        assert not os.path.exists(second.path)
+        assert os.path.exists(first.path)
+    finally:
+        os.rmdir(foreign)
+        first.remove()
+        _rmdir(os.path.join(LAYOUT[1], parent))
+    assert not os.path.exists(os.path.join(LAYOUT[1], parent))
 
 
 def test_delaytcp_holds_each_message_and_pipelines_them():
