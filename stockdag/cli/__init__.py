@@ -1,11 +1,12 @@
 """``stockdag`` command line: predict, symbols, train, evaluate, demo, overhead, fairness, cluster, serve, bench, webapp, sweep, report.
 
-One module per command (as dask's own CLI has one per command): each has
-``add_parser(sub)``, optionally ``check(parser, args)`` (checks across options,
-run after parsing) and ``run(args) -> int``; the work itself lives in the
-package (:mod:`stockdag.lab.bench`, :mod:`stockdag.deploy`, ...). Options shared by
-several commands are in :mod:`stockdag.cli.common`, each option's value type in
-:mod:`stockdag.cli.options`.
+One module per command (as dask's own CLI has one per command): each declares
+its arguments as data, a ``COMMAND`` (:class:`~stockdag.cli.common.Command`, whose
+``add`` is the module's ``add_parser(sub)``), optionally ``check(parser, args)``
+(checks across options, run after parsing) and ``run(args) -> int``; the work
+itself lives in the package (:mod:`stockdag.lab.bench`, :mod:`stockdag.deploy`, ...).
+Options shared by several commands are in :mod:`stockdag.cli.common`, each option's
+value type in :mod:`stockdag.cli.options`.
 
 Errors in the user's input or data print one line (``stockdag: error: ...``)
 and exit with status 2; no traceback. Options are checked when the command

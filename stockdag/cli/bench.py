@@ -5,37 +5,37 @@ import json
 import sys
 
 from ..lab.bench.vocabulary import ARRIVALS, MIXES
-from .common import given
+from .common import Command, arg, flag, given, load_options
 from .options import http_url, iso_date, non_negative_float, non_negative_int, positive_float, positive_int, records_file, symbol
 
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("bench", help="measure a server from the client side: open or closed loop load, latency percentiles",
-                       description="Send requests to URL and report offered rate, achieved throughput, latency percentiles (HDR histogram) and "
-                                   "errors by kind. A stockdag server's base URL gets a seeded mix of /predict/{symbol}?as_of= requests; any "
-                                   "other URL is requested as given. Open loop (--rate) counts latency from each request's intended send time, "
-                                   "so a stalled server cannot hide its stall; closed loop (--users) waits for each answer before the next "
-                                   "request, and so hides stalls. Exits with status 1 when no request succeeded.")
-    p.add_argument("url", type=http_url, help="server base URL (e.g. http://127.0.0.1:8000) or any http(s) URL to request as given")
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--rate", type=positive_float, default=None, help="open loop: requests per second")
-    g.add_argument("--users", type=positive_int, default=None, help="closed loop: concurrent users, each sending the next request when the last returns")
-    p.add_argument("--arrivals", choices=ARRIVALS, default=None, help="open-loop arrivals (default: stockdag.bench.arrivals); not with --users")
-    p.add_argument("--duration", type=positive_float, default=None, help="measured seconds after the warm-up (default: stockdag.bench.duration)")
-    p.add_argument("--requests", type=positive_int, default=None, help="send this many measured requests instead of running for --duration")
-    p.add_argument("--warmup", type=non_negative_float, default=None, help="seconds of requests excluded from the results (default: stockdag.bench.warmup)")
-    p.add_argument("--timeout", type=positive_float, default=None, help="per-request timeout in seconds, counted as error 'timeout' (default: stockdag.bench.timeout, "
-                   "else a stockdag server's deadline + 5 s, so its own 504 arrives first; 30 s for other servers)")
-    p.add_argument("--connections", type=positive_int, default=None, help="most open connections in open loop (default: stockdag.bench.connections); not with --users")
-    p.add_argument("--mix", choices=MIXES, default=None, help="how symbols and dates are drawn (default: stockdag.bench.distribution)")
-    p.add_argument("--zipf-s", type=positive_float, default=None, help="Zipf exponent of --mix zipf, implies it (default: stockdag.bench.zipf_s)")
-    p.add_argument("--symbols", type=symbol, nargs="+", default=None, help="symbols of the mix, each one the server lists (default: all the server lists)")
-    p.add_argument("--start", type=iso_date, default=None, help="first as-of date of the mix (default: stockdag.bench.start)")
-    p.add_argument("--end", type=iso_date, default=None, help="last as-of date of the mix (default: stockdag.bench.end)")
-    p.add_argument("--seed", type=non_negative_int, default=None, help="seed of the mix and of Poisson arrivals (default: stockdag.bench.seed)")
-    p.add_argument("--raw", action="store_true", help="request URL as given even if it is a stockdag server (no mix options then)")
-    p.add_argument("--out", type=records_file, default=None, help="write every request's record to this .parquet or .csv file (its folder must exist)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bar)")
+COMMAND = Command(
+    "bench", help="measure a server from the client side: open or closed loop load, latency percentiles",
+    description="Send requests to URL and report offered rate, achieved throughput, latency percentiles (HDR histogram) and "
+                "errors by kind. A stockdag server's base URL gets a seeded mix of /predict/{symbol}?as_of= requests; any "
+                "other URL is requested as given. Open loop (--rate) counts latency from each request's intended send time, "
+                "so a stalled server cannot hide its stall; closed loop (--users) waits for each answer before the next "
+                "request, and so hides stalls. Exits with status 1 when no request succeeded.",
+    arguments=(
+        arg("url", type=http_url, help="server base URL (e.g. http://127.0.0.1:8000) or any http(s) URL to request as given"),
+        load_options(users="closed loop: concurrent users, each sending the next request when the last returns"),
+        arg("--arrivals", choices=ARRIVALS, default=None, help="open-loop arrivals (default: stockdag.bench.arrivals); not with --users"),
+        arg("--duration", type=positive_float, default=None, help="measured seconds after the warm-up (default: stockdag.bench.duration)"),
+        arg("--requests", type=positive_int, default=None, help="send this many measured requests instead of running for --duration"),
+        arg("--warmup", type=non_negative_float, default=None, help="seconds of requests excluded from the results (default: stockdag.bench.warmup)"),
+        arg("--timeout", type=positive_float, default=None, help="per-request timeout in seconds, counted as error 'timeout' (default: stockdag.bench.timeout, "
+            "else a stockdag server's deadline + 5 s, so its own 504 arrives first; 30 s for other servers)"),
+        arg("--connections", type=positive_int, default=None, help="most open connections in open loop (default: stockdag.bench.connections); not with --users"),
+        arg("--mix", choices=MIXES, default=None, help="how symbols and dates are drawn (default: stockdag.bench.distribution)"),
+        arg("--zipf-s", type=positive_float, default=None, help="Zipf exponent of --mix zipf, implies it (default: stockdag.bench.zipf_s)"),
+        arg("--symbols", type=symbol, nargs="+", default=None, help="symbols of the mix, each one the server lists (default: all the server lists)"),
+        arg("--start", type=iso_date, default=None, help="first as-of date of the mix (default: stockdag.bench.start)"),
+        arg("--end", type=iso_date, default=None, help="last as-of date of the mix (default: stockdag.bench.end)"),
+        arg("--seed", type=non_negative_int, default=None, help="seed of the mix and of Poisson arrivals (default: stockdag.bench.seed)"),
+        flag("--raw", "request URL as given even if it is a stockdag server (no mix options then)"),
+        arg("--out", type=records_file, default=None, help="write every request's record to this .parquet or .csv file (its folder must exist)"),
+        flag("--json", "print the summary as JSON (no progress bar)"),
+    ))
+add_parser = COMMAND.add
 
 
 def check(parser, args) -> None:

@@ -3,26 +3,31 @@ from __future__ import annotations
 
 import json
 
+from .common import Command, arg, flag
 
-def add_parser(sub):
-    """Add `cluster` and its actions; return the actions' subparsers (the caller completes their descriptions)."""
-    p = sub.add_parser("cluster", help="plan, start, list and stop clusters described by a spec (experiments/clusters/*.yaml)",
-                       description="Clusters from a spec: kind local (this host), emulated (this host, cgroup CPU shares and link delays; root), ec2 (dask-cloudprovider) or ssh (your own machines, over SSH).")
-    csub = p.add_subparsers(dest="action", required=True, metavar="ACTION", help="plan | up | status | down (each has --help)")
-    c = csub.add_parser("plan", help="dry run: what would start, the commands each machine runs, the cost per hour; starts and calls nothing")
-    c.add_argument("spec", help="cluster spec: a YAML file or a name in experiments/clusters (e.g. local-2)")
-    c.add_argument("--json", action="store_true", help="print the plan as JSON")
-    c = csub.add_parser("up", help="start a cluster that keeps running after this command returns; prints its scheduler and dashboard addresses")
-    c.add_argument("spec", help="cluster spec: a YAML file or a name in experiments/clusters")
-    c.add_argument("--json", action="store_true", help="print the cluster's state as JSON")
-    c = csub.add_parser("status", help="list the clusters started with `cluster up` (id, kind, scheduler, dashboard, alive)")
-    c.add_argument("--json", action="store_true", help="print the list as JSON")
-    c = csub.add_parser("down", help="stop clusters started with `cluster up`")
-    c.add_argument("names", nargs="*", help="cluster ids or spec names to stop (see `stockdag cluster status`)")
-    c.add_argument("--all", action="store_true", help="stop every recorded cluster (and, for ec2 specs given with --spec, terminate your own stockdag-tagged instances: tag stockdag-owner is your AWS identity and user@host)")
-    c.add_argument("--spec", action="append", default=[], help="with --all: an ec2 spec whose region to sweep for your stockdag-tagged instances (repeatable)")
-    c.add_argument("--yes", action="store_true", help="with --all --spec: terminate your tagged instances without asking (without a terminal, --all --spec refuses unless --yes)")
-    return csub
+COMMAND = Command(
+    "cluster", help="plan, start, list and stop clusters described by a spec (experiments/clusters/*.yaml)",
+    description="Clusters from a spec: kind local (this host), emulated (this host, cgroup CPU shares and link delays; root), ec2 (dask-cloudprovider) or ssh (your own machines, over SSH).",
+    actions_help="plan | up | status | down (each has --help)",
+    actions=(
+        Command("plan", help="dry run: what would start, the commands each machine runs, the cost per hour; starts and calls nothing",
+                arguments=(arg("spec", help="cluster spec: a YAML file or a name in experiments/clusters (e.g. local-2)"),
+                           flag("--json", "print the plan as JSON"))),
+        Command("up", help="start a cluster that keeps running after this command returns; prints its scheduler and dashboard addresses",
+                arguments=(arg("spec", help="cluster spec: a YAML file or a name in experiments/clusters"),
+                           flag("--json", "print the cluster's state as JSON"))),
+        Command("status", help="list the clusters started with `cluster up` (id, kind, scheduler, dashboard, alive)",
+                arguments=(flag("--json", "print the list as JSON"),)),
+        Command("down", help="stop clusters started with `cluster up`", arguments=(
+            arg("names", nargs="*", help="cluster ids or spec names to stop (see `stockdag cluster status`)"),
+            flag("--all", "stop every recorded cluster (and, for ec2 specs given with --spec, terminate your own stockdag-tagged "
+                          "instances: tag stockdag-owner is your AWS identity and user@host)"),
+            arg("--spec", action="append", default=[], help="with --all: an ec2 spec whose region to sweep for your stockdag-tagged instances (repeatable)"),
+            flag("--yes", "with --all --spec: terminate your tagged instances without asking (without a terminal, --all --spec refuses unless --yes)"),
+        )),
+    ))
+#: adds `cluster` and its actions; returns the actions' subparsers (the caller completes their descriptions)
+add_parser = COMMAND.add
 
 
 def check(parser, args) -> None:

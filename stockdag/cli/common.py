@@ -1,25 +1,118 @@
-"""What several commands share: option groups, checks across options, one-line errors, reaching a scheduler."""
+"""What several commands share: how a command is declared (:class:`Command`), option groups, checks across options,
+one-line errors, reaching a scheduler."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
+from typing import Any
 
 from ..errors import InvalidRequest
-from ..pipeline.request import SOURCES
-from .options import directory, pipeline_spec, positive_int, scheduler_address, strategy
+from ..pipeline.request import PROFILES, SOURCES
+from .options import directory, pipeline_spec, positive_float, positive_int, scheduler_address
+from .options import strategy as strategy_name
 
 
-def add_data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", choices=SOURCES, default=None,
-                   help="where prices and news come from (default: stockdag.data.source; bundled: offline real prices + synthetic headlines)")
-    p.add_argument("--data-dir", type=directory, default=None,
-                   help="folder of <SYMBOL>.csv price files; implies --source csv (default: stockdag.data.data_dir)")
+@dataclasses.dataclass(frozen=True)
+class Arg:
+    """One argument of a command as data: ``parser.add_argument(*flags, **spec)``."""
+
+    flags: tuple[str, ...]
+    spec: dict[str, Any]
+
+    def add(self, p) -> None:
+        p.add_argument(*self.flags, **self.spec)
 
 
-def add_pipeline_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pipeline", type=pipeline_spec, default=None, metavar="FILE",
-                   help="pipeline spec YAML: competing models and extra steps (see experiments/pipelines/; default: stockdag.pipeline.spec, else C1-C12 with five models)")
+def arg(*flags: str, **spec: Any) -> Arg:
+    return Arg(flags, spec)
+
+
+def flag(name: str, help: str) -> Arg:
+    """An option that is on when given (``store_true``)."""
+    return arg(name, action="store_true", help=help)
+
+
+@dataclasses.dataclass(frozen=True)
+class OneOf:
+    """Options of which exactly one (``required``) or at most one may be given."""
+
+    args: tuple[Arg, ...]
+    required: bool = True
+
+    def add(self, p) -> None:
+        group = p.add_mutually_exclusive_group(required=self.required)
+        for a in self.args:
+            a.add(group)
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """A command, or an action of one, as data: each command module declares one and ``add`` registers it.
+
+    ``arguments`` holds :class:`Arg` and :class:`OneOf` values, or tuples of them (option groups shared by
+    several commands); ``actions`` are the commands under it (``stockdag cluster up``), chosen as ``args.action``.
+    """
+
+    name: str
+    help: str
+    description: str | None = None
+    arguments: tuple = ()
+    actions: tuple[Command, ...] = ()
+    actions_help: str | None = None  # the ACTION line of the command's --help
+
+    def add(self, sub) -> argparse._SubParsersAction | None:
+        """Register on ``sub`` (an ``add_subparsers`` result); return the actions' subparsers, if any."""
+        p = sub.add_parser(self.name, help=self.help, description=self.description)
+        for a in _flat(self.arguments):
+            a.add(p)
+        if not self.actions:
+            return None
+        inner = p.add_subparsers(dest="action", required=True, metavar="ACTION", help=self.actions_help)
+        for action in self.actions:
+            action.add(inner)
+        return inner
+
+
+def _flat(arguments: tuple) -> list:
+    return [x for a in arguments for x in (_flat(a) if isinstance(a, tuple) else [a])]
+
+
+#: the data source options (checked across by :func:`check_data`)
+DATA_OPTIONS = (
+    arg("--source", choices=SOURCES, default=None,
+        help="where prices and news come from (default: stockdag.data.source; bundled: offline real prices + synthetic headlines)"),
+    arg("--data-dir", type=directory, default=None,
+        help="folder of <SYMBOL>.csv price files; implies --source csv (default: stockdag.data.data_dir)"),
+)
+PIPELINE_OPTION = arg("--pipeline", type=pipeline_spec, default=None, metavar="FILE",
+                      help="pipeline spec YAML: competing models and extra steps (see experiments/pipelines/; default: "
+                           "stockdag.pipeline.spec, else C1-C12 with five models)")
+PROFILE_OPTION = arg("--profile", choices=PROFILES, default=None, help="workload profile (default: stockdag.profile)")
+#: what a command given --scheduler does to that cluster (stockdag.run.configure_cluster)
+INSTALLS = "stockdag installs its placement plugin, 1 ms stream intervals and worker log filter there, for every client of that cluster"
+
+
+def scheduler_option(help: str) -> Arg:
+    return arg("--scheduler", type=scheduler_address, default=None, help=help)
+
+
+def cluster_options(workers: str = "worker processes of the LocalCluster started for distributed mode (default 2, one thread each)",
+                    scheduler: str = "address of a running Dask scheduler to use instead of a LocalCluster, e.g. tcp://10.0.0.5:8786",
+                    strategy: str = "job-placement strategy (see stockdag.placement.STRATEGIES; default: stockdag.placement.strategy)",
+                    ) -> tuple[Arg, ...]:
+    """--workers, --scheduler, --strategy: each implies --mode distributed (:func:`check_cluster`)."""
+    implies = "; implies --mode distributed"
+    return (arg("--workers", type=positive_int, default=None, help=workers + implies),
+            scheduler_option(f"{scheduler}{implies}. {INSTALLS}; DASK_STOCKDAG__CONFIGURE_CLUSTER=false installs nothing"),
+            arg("--strategy", type=strategy_name, default=None, help=strategy + implies))
+
+
+def load_options(users: str) -> OneOf:
+    """Open loop (--rate) or closed loop (--users), one of them."""
+    return OneOf((arg("--rate", type=positive_float, default=None, help="open loop: requests per second"),
+                  arg("--users", type=positive_int, default=None, help=users)))
 
 
 def pipeline_config(args):
@@ -40,17 +133,6 @@ def use_pipeline(args):
     from ..pipeline.spec import load_pipeline
 
     return load_pipeline(config.get("pipeline.spec"))
-
-
-def add_cluster_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workers", type=positive_int, default=None,
-                   help="worker processes of the LocalCluster started for distributed mode (default 2, one thread each); implies --mode distributed")
-    p.add_argument("--scheduler", type=scheduler_address, default=None,
-                   help="address of a running Dask scheduler to use instead of a LocalCluster, e.g. tcp://10.0.0.5:8786; implies --mode distributed. "
-                        "stockdag installs its placement plugin, 1 ms stream intervals and worker log filter there, for every client of that "
-                        "cluster; DASK_STOCKDAG__CONFIGURE_CLUSTER=false installs nothing")
-    p.add_argument("--strategy", type=strategy, default=None,
-                   help="job-placement strategy (see stockdag.placement.STRATEGIES; default: stockdag.placement.strategy); implies --mode distributed")
 
 
 def given(args, *names: str) -> list[str]:

@@ -4,31 +4,31 @@ from __future__ import annotations
 import json
 
 from ..pipeline.granularity import GRANULARITY_CHOICES
-from ..pipeline.request import PROFILES
-from .common import add_pipeline_option, reach_scheduler, use_pipeline
-from .options import non_negative_int, positive_int, scheduler_address, strategies
+from .common import INSTALLS, PIPELINE_OPTION, PROFILE_OPTION, Command, arg, flag, reach_scheduler, scheduler_option, use_pipeline
+from .options import non_negative_int, positive_int, strategies
 
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("demo", help="run the same requests centralized and distributed and compare latency/throughput",
-                       description="Start a LocalCluster, run N distinct requests both ways (warm-up excluded), print latency and throughput with their ratio, and the stage trace of one request.")
-    p.add_argument("--requests", type=positive_int, default=16, help="measured requests per phase (default 16)")
-    p.add_argument("--workers", type=positive_int, default=None, help="LocalCluster worker processes, one thread each (default 2); not with --scheduler")
-    p.add_argument("--in-flight", type=positive_int, default=16, help="concurrent requests in the throughput phase (default 16)")
-    p.add_argument("--profile", choices=PROFILES, default=None, help="workload profile (default: stockdag.profile)")
-    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the request mix")
-    p.add_argument("--scheduler", type=scheduler_address, default=None, help="use a running Dask scheduler instead of a LocalCluster; stockdag installs its placement plugin, 1 ms stream "
-                        "intervals and worker log filter there, for every client of that cluster; the demo switches strategies "
-                        "there, so DASK_STOCKDAG__CONFIGURE_CLUSTER=false (install nothing) refuses it in one line")
-    p.add_argument("--strategies", type=strategies, default=None,
-                   help="comma-separated placement strategies compared on the same cluster, e.g. dask,heft,round-robin; 'all' for every one "
-                        "(default: stockdag.placement.strategy, the strategy predict and serve use)")
-    p.add_argument("--granularity", choices=GRANULARITY_CHOICES, default=None,
-                   help="stages per Dask task: stage (one task a stage), branch (each chain fused), request (one task), auto (request on one worker thread, else branch), "
-                        "load (auto, and request while as many requests are in flight as the cluster has threads: the throughput phase's "
-                        "--in-flight requests then run as one task each) (default: stockdag.pipeline.granularity)")
-    add_pipeline_option(p)
-    p.add_argument("--json", action="store_true", help="print the measurements as JSON")
+COMMAND = Command(
+    "demo", help="run the same requests centralized and distributed and compare latency/throughput",
+    description="Start a LocalCluster, run N distinct requests both ways (warm-up excluded), print latency and throughput with their ratio, and the stage trace of one request.",
+    arguments=(
+        arg("--requests", type=positive_int, default=16, help="measured requests per phase (default 16)"),
+        arg("--workers", type=positive_int, default=None, help="LocalCluster worker processes, one thread each (default 2); not with --scheduler"),
+        arg("--in-flight", type=positive_int, default=16, help="concurrent requests in the throughput phase (default 16)"),
+        PROFILE_OPTION,
+        arg("--seed", type=non_negative_int, default=0, help="seed of the request mix"),
+        scheduler_option(f"use a running Dask scheduler instead of a LocalCluster; {INSTALLS}; the demo switches strategies "
+                         "there, so DASK_STOCKDAG__CONFIGURE_CLUSTER=false (install nothing) refuses it in one line"),
+        arg("--strategies", type=strategies, default=None,
+            help="comma-separated placement strategies compared on the same cluster, e.g. dask,heft,round-robin; 'all' for every one "
+                 "(default: stockdag.placement.strategy, the strategy predict and serve use)"),
+        arg("--granularity", choices=GRANULARITY_CHOICES, default=None,
+            help="stages per Dask task: stage (one task a stage), branch (each chain fused), request (one task), auto (request on one worker thread, else branch), "
+                 "load (auto, and request while as many requests are in flight as the cluster has threads: the throughput phase's "
+                 "--in-flight requests then run as one task each) (default: stockdag.pipeline.granularity)"),
+        PIPELINE_OPTION,
+        flag("--json", "print the measurements as JSON"),
+    ))
+add_parser = COMMAND.add
 
 
 def check(parser, args) -> None:

@@ -3,24 +3,25 @@ from __future__ import annotations
 
 import json
 
-from .common import add_data_options, add_pipeline_option, check_data, use_pipeline
+from .common import DATA_OPTIONS, PIPELINE_OPTION, Command, arg, check_data, flag, use_pipeline
 from .options import iso_date, positive_int, symbol
 
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("evaluate", help="walk-forward accuracy of each model, the selector and a naive baseline",
-                       description="Walk forward from --start to --end: refit every --step days on the --window days before, "
-                                   "predict each next day, and report direction accuracy and MAE per model, for the selector and "
-                                   "for a naive 'always up' baseline (no look-ahead).")
-    p.add_argument("--symbols", type=symbol, nargs="+", default=None,
-                   help="symbols to evaluate (default: every symbol of the data source with --window days of prices before --start)")
-    p.add_argument("--start", type=iso_date, default="2011-01-01", help="first test day (default 2011-01-01)")
-    p.add_argument("--end", type=iso_date, default="2012-12-31", help="last test day (default 2012-12-31)")
-    p.add_argument("--step", type=positive_int, default=20, help="days predicted per refit (default 20)")
-    p.add_argument("--window", type=positive_int, default=None, help="training rows per fit (default: stockdag.models.window)")
-    add_data_options(p)
-    add_pipeline_option(p)
-    p.add_argument("--json", action="store_true", help="print the metric table as JSON (a list of records; with a spec's interval step, {metrics, interval})")
+COMMAND = Command(
+    "evaluate", help="walk-forward accuracy of each model, the selector and a naive baseline",
+    description="Walk forward from --start to --end: refit every --step days on the --window days before, "
+                "predict each next day, and report direction accuracy and MAE per model, for the selector and "
+                "for a naive 'always up' baseline (no look-ahead).",
+    arguments=(
+        arg("--symbols", type=symbol, nargs="+", default=None,
+            help="symbols to evaluate (default: every symbol of the data source with --window days of prices before --start)"),
+        arg("--start", type=iso_date, default="2011-01-01", help="first test day (default 2011-01-01)"),
+        arg("--end", type=iso_date, default="2012-12-31", help="last test day (default 2012-12-31)"),
+        arg("--step", type=positive_int, default=20, help="days predicted per refit (default 20)"),
+        arg("--window", type=positive_int, default=None, help="training rows per fit (default: stockdag.models.window)"),
+        DATA_OPTIONS, PIPELINE_OPTION,
+        flag("--json", "print the metric table as JSON (a list of records; with a spec's interval step, {metrics, interval})"),
+    ))
+add_parser = COMMAND.add
 
 
 def check(parser, args) -> None:

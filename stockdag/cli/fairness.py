@@ -8,22 +8,25 @@ import sys
 
 from ..errors import InvalidRequest
 from ..pipeline.request import PROFILES
+from .common import Command, arg
 from .options import non_negative_int, positive_int
 
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("fairness", help="the same requests' stage time in four placements (baseline in or out of the "
-                                        "scheduler's process, worker profiler on or off), interleaved",
-                       description="Run each request in process, in a process of its own, and as one task on a worker "
-                                   "with Dask's profiler on and off, in a seeded shuffled order; print each placement's "
-                                   "stage time and its ratio to the own-process baseline. With --before-after DIR, "
-                                   "summarize instead the demo runs that scripts/before-after.sh left in DIR.")
-    p.add_argument("--requests", type=positive_int, default=12, help="measured requests (default 12)")
-    p.add_argument("--profile", default="pretrained", choices=PROFILES, help="workload profile (default pretrained)")
-    p.add_argument("--seed", type=non_negative_int, default=0, help="request mix and placement order seed")
-    p.add_argument("--out", help="folder for the JSON result (file name: the UTC time and the profile)")
-    p.add_argument("--before-after", metavar="DIR", help="instead of probing: write DIR/SUMMARY.md from the demo "
-                   "runs scripts/before-after.sh left in DIR, and print it")
+COMMAND = Command(
+    "fairness", help="the same requests' stage time in four placements (baseline in or out of the "
+                     "scheduler's process, worker profiler on or off), interleaved",
+    description="Run each request in process, in a process of its own, and as one task on a worker "
+                "with Dask's profiler on and off, in a seeded shuffled order; print each placement's "
+                "stage time and its ratio to the own-process baseline. With --before-after DIR, "
+                "summarize instead the demo runs that scripts/before-after.sh left in DIR.",
+    arguments=(
+        arg("--requests", type=positive_int, default=12, help="measured requests (default 12)"),
+        arg("--profile", default="pretrained", choices=PROFILES, help="workload profile (default pretrained)"),
+        arg("--seed", type=non_negative_int, default=0, help="request mix and placement order seed"),
+        arg("--out", help="folder for the JSON result (file name: the UTC time and the profile)"),
+        arg("--before-after", metavar="DIR", help="instead of probing: write DIR/SUMMARY.md from the demo "
+            "runs scripts/before-after.sh left in DIR, and print it"),
+    ))
+add_parser = COMMAND.add
 
 
 def run(args) -> int:

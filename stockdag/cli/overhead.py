@@ -6,6 +6,7 @@ import sys
 
 from ..pipeline.granularity import GRANULARITIES
 from ..pipeline.request import PROFILES
+from .common import Command, arg, flag
 from .options import non_negative_int, positive_int, strategies
 
 #: stream-interval presets (:data:`stockdag.run.batching.PRESETS` owns them; checked after parsing, since that
@@ -13,30 +14,33 @@ from .options import non_negative_int, positive_int, strategies
 _BATCHING_HELP = "stream intervals: dask (Dask's own 5/2/2/10 ms) and/or fast (1 ms each)"
 
 
-def add_parser(sub) -> None:
-    p = sub.add_parser("overhead", help="split a distributed request's time (submit, gaps, return) against centralized",
-                       description="Run the centralized executor and each distributed variant (granularity x stream "
-                                   "intervals x strategy) on one LocalCluster in interleaved blocks, one request in flight, "
-                                   "then throughput rounds; print the per-request and per-task overhead, Dask's floor and "
-                                   "the best schedule of the run's own stage costs. See the granularity guide.")
-    p.add_argument("--profiles", nargs="+", default=["pretrained", "refit"], choices=PROFILES, help="profiles, interleaved (default both)")
-    p.add_argument("--workers", type=positive_int, default=1, help="LocalCluster worker processes, one thread each (default 1: test case 2)")
-    p.add_argument("--requests", type=positive_int, default=16, help="measured requests per profile, one in flight (default 16)")
-    p.add_argument("--batch", type=positive_int, default=8, help="requests in flight in each throughput round (default 8)")
-    p.add_argument("--rounds", type=non_negative_int, default=2, help="throughput rounds (default 2)")
-    p.add_argument("--granularities", nargs="+", default=list(GRANULARITIES), choices=GRANULARITIES,
-                   help="stages per Dask task, each a variant (default: every granularity)")
-    p.add_argument("--batching", nargs="+", default=["dask", "fast"], help=_BATCHING_HELP)
-    p.add_argument("--strategies", type=strategies, default=("dask",),
-                   help="comma-separated placement strategies, or 'all' (default dask)")
-    p.add_argument("--submit", nargs="+", default=["task"], choices=["task", "graph"],
-                   help="how a one-task (request granularity) request is submitted: task (Client.submit, the executor's "
-                        "way) and/or graph (its delayed graph through Client.compute)")
-    p.add_argument("--block", type=positive_int, default=4,
-                   help="requests each variant runs back to back, after one uncounted lead-in (default 4; 1: alternate "
-                        "variants request by request, which hides the waits of a closed loop)")
-    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the request mix and the variant order")
-    p.add_argument("--json", action="store_true", help="print the summary and raw splits as JSON")
+COMMAND = Command(
+    "overhead", help="split a distributed request's time (submit, gaps, return) against centralized",
+    description="Run the centralized executor and each distributed variant (granularity x stream "
+                "intervals x strategy) on one LocalCluster in interleaved blocks, one request in flight, "
+                "then throughput rounds; print the per-request and per-task overhead, Dask's floor and "
+                "the best schedule of the run's own stage costs. See the granularity guide.",
+    arguments=(
+        arg("--profiles", nargs="+", default=["pretrained", "refit"], choices=PROFILES, help="profiles, interleaved (default both)"),
+        arg("--workers", type=positive_int, default=1, help="LocalCluster worker processes, one thread each (default 1: test case 2)"),
+        arg("--requests", type=positive_int, default=16, help="measured requests per profile, one in flight (default 16)"),
+        arg("--batch", type=positive_int, default=8, help="requests in flight in each throughput round (default 8)"),
+        arg("--rounds", type=non_negative_int, default=2, help="throughput rounds (default 2)"),
+        arg("--granularities", nargs="+", default=list(GRANULARITIES), choices=GRANULARITIES,
+            help="stages per Dask task, each a variant (default: every granularity)"),
+        arg("--batching", nargs="+", default=["dask", "fast"], help=_BATCHING_HELP),
+        arg("--strategies", type=strategies, default=("dask",),
+            help="comma-separated placement strategies, or 'all' (default dask)"),
+        arg("--submit", nargs="+", default=["task"], choices=["task", "graph"],
+            help="how a one-task (request granularity) request is submitted: task (Client.submit, the executor's "
+                 "way) and/or graph (its delayed graph through Client.compute)"),
+        arg("--block", type=positive_int, default=4,
+            help="requests each variant runs back to back, after one uncounted lead-in (default 4; 1: alternate "
+                 "variants request by request, which hides the waits of a closed loop)"),
+        arg("--seed", type=non_negative_int, default=0, help="seed of the request mix and the variant order"),
+        flag("--json", "print the summary and raw splits as JSON"),
+    ))
+add_parser = COMMAND.add
 
 
 def check(parser, args) -> None:

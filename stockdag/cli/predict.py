@@ -5,22 +5,34 @@ import json
 
 from ..pipeline.modes import PREDICT_MODES
 from ..pipeline.request import PROFILES
-from .common import add_cluster_options, add_data_options, add_pipeline_option, check_cluster, check_data, reach_scheduler, use_pipeline
+from .common import (
+    DATA_OPTIONS,
+    PIPELINE_OPTION,
+    Command,
+    arg,
+    check_cluster,
+    check_data,
+    cluster_options,
+    flag,
+    reach_scheduler,
+    use_pipeline,
+)
 from .options import iso_date, symbol
 
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("predict", help="predict the next-day close of a symbol", description="Predict the next-day close of SYMBOL through the pipeline (C1-C12 and five models, or the --pipeline spec).")
-    p.add_argument("symbol", type=symbol, help="ticker symbol, e.g. AAPL (see `stockdag symbols`)")
-    p.add_argument("--as-of", type=iso_date, default=None, help="YYYY-MM-DD: predict the day after this date (default: the last day of data)")
-    p.add_argument("--mode", choices=PREDICT_MODES, default=None,
-                   help="centralized: stages one after another in this process; distributed: the Dask graph on a cluster "
-                        "(default: distributed when --workers, --scheduler or --strategy is given, else centralized)")
-    p.add_argument("--profile", choices=PROFILES, default=None, help="refit: fit models at request time (heavy); pretrained: load models from `stockdag train`")
-    add_data_options(p)
-    add_cluster_options(p)
-    add_pipeline_option(p)
-    p.add_argument("--json", action="store_true", help="print the whole response (with the stage trace) as JSON")
+COMMAND = Command(
+    "predict", help="predict the next-day close of a symbol",
+    description="Predict the next-day close of SYMBOL through the pipeline (C1-C12 and five models, or the --pipeline spec).",
+    arguments=(
+        arg("symbol", type=symbol, help="ticker symbol, e.g. AAPL (see `stockdag symbols`)"),
+        arg("--as-of", type=iso_date, default=None, help="YYYY-MM-DD: predict the day after this date (default: the last day of data)"),
+        arg("--mode", choices=PREDICT_MODES, default=None,
+            help="centralized: stages one after another in this process; distributed: the Dask graph on a cluster "
+                 "(default: distributed when --workers, --scheduler or --strategy is given, else centralized)"),
+        arg("--profile", choices=PROFILES, default=None, help="refit: fit models at request time (heavy); pretrained: load models from `stockdag train`"),
+        DATA_OPTIONS, cluster_options(), PIPELINE_OPTION,
+        flag("--json", "print the whole response (with the stage trace) as JSON"),
+    ))
+add_parser = COMMAND.add
 
 
 def check(parser, args) -> None:

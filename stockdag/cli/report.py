@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from ..errors import InvalidRequest
+from .common import Command, arg
 
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("report", help="charts and REPORT.md of a run folder, or results/REPORT.md of a results folder",
-                       description="Rebuild everything from the folder alone: for a run folder (it has config.json) its charts "
-                                   "and REPORT.md; for a folder of runs, each run's report where missing and the index REPORT.md.")
-    p.add_argument("path", help="results/<run-id> or results")
+COMMAND = Command(
+    "report", help="charts and REPORT.md of a run folder, or results/REPORT.md of a results folder",
+    description="Rebuild everything from the folder alone: for a run folder (it has config.json) its charts "
+                "and REPORT.md; for a folder of runs, each run's report where missing and the index REPORT.md.",
+    arguments=(arg("path", help="results/<run-id> or results"),))
+add_parser = COMMAND.add
 
 
 def run(args) -> int:

@@ -5,35 +5,42 @@ import sys
 
 from ..errors import InvalidRequest
 from ..pipeline.modes import SERVING_MODES
-from ..pipeline.request import PROFILES
-from .common import add_data_options, add_pipeline_option, check_cluster, check_data, one_line, reach_scheduler, use_pipeline
-from .options import host_name, port, positive_float, positive_int, scheduler_address, strategy
+from .common import (
+    DATA_OPTIONS,
+    PIPELINE_OPTION,
+    PROFILE_OPTION,
+    Command,
+    arg,
+    check_cluster,
+    check_data,
+    cluster_options,
+    one_line,
+    reach_scheduler,
+    use_pipeline,
+)
+from .options import host_name, port, positive_float, positive_int
 
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("serve", help="serve predictions over HTTP (FastAPI + uvicorn)",
-                       description="Serve GET /predict/{symbol}?as_of=YYYY-MM-DD, /symbols, /health, /metrics and the OpenAPI docs (/docs). "
-                                   "Beyond --max-in-flight requests the server answers 503 with Retry-After at once; past --deadline, 504.")
-    p.add_argument("--mode", choices=SERVING_MODES, default=None,
-                   help="centralized: one request's pipeline at a time in the server process (the baseline); replicated: --replicas "
-                        "processes each running whole requests; distributed: many requests in flight on one Dask client (default: "
-                        "replicated with --replicas, distributed with --workers, --scheduler or --strategy, else stockdag.serve.mode)")
-    p.add_argument("--replicas", type=positive_int, default=None, help="processes of replicated mode (default: stockdag.serve.replicas); implies --mode replicated")
-    p.add_argument("--workers", type=positive_int, default=None,
-                   help="LocalCluster worker processes of distributed mode, one thread each (default: stockdag.serve.workers); implies --mode distributed")
-    p.add_argument("--scheduler", type=scheduler_address, default=None,
-                   help="address of a running Dask scheduler for distributed mode instead of a LocalCluster; implies --mode distributed. "
-                        "stockdag installs its placement plugin, 1 ms stream intervals and worker log filter there, for every client of that "
-                        "cluster; DASK_STOCKDAG__CONFIGURE_CLUSTER=false installs nothing")
-    p.add_argument("--strategy", type=strategy, default=None,
-                   help="job-placement strategy of distributed mode (see stockdag.placement.STRATEGIES; default: stockdag.placement.strategy); implies --mode distributed")
-    p.add_argument("--profile", choices=PROFILES, default=None, help="workload profile (default: stockdag.profile)")
-    p.add_argument("--host", type=host_name, default=None, help="address to bind (default: stockdag.serve.host)")
-    p.add_argument("--port", type=port(1), default=None, help="TCP port, 1-65535 (default: stockdag.serve.port)")
-    p.add_argument("--max-in-flight", type=positive_int, default=None, help="prediction requests admitted at once, at least 1 (default: stockdag.serve.max_in_flight)")
-    p.add_argument("--deadline", type=positive_float, default=None, help="seconds (> 0) before a prediction answers 504 (default: stockdag.serve.deadline)")
-    add_data_options(p)
-    add_pipeline_option(p)
+COMMAND = Command(
+    "serve", help="serve predictions over HTTP (FastAPI + uvicorn)",
+    description="Serve GET /predict/{symbol}?as_of=YYYY-MM-DD, /symbols, /health, /metrics and the OpenAPI docs (/docs). "
+                "Beyond --max-in-flight requests the server answers 503 with Retry-After at once; past --deadline, 504.",
+    arguments=(
+        arg("--mode", choices=SERVING_MODES, default=None,
+            help="centralized: one request's pipeline at a time in the server process (the baseline); replicated: --replicas "
+                 "processes each running whole requests; distributed: many requests in flight on one Dask client (default: "
+                 "replicated with --replicas, distributed with --workers, --scheduler or --strategy, else stockdag.serve.mode)"),
+        arg("--replicas", type=positive_int, default=None, help="processes of replicated mode (default: stockdag.serve.replicas); implies --mode replicated"),
+        cluster_options(workers="LocalCluster worker processes of distributed mode, one thread each (default: stockdag.serve.workers)",
+                        scheduler="address of a running Dask scheduler for distributed mode instead of a LocalCluster",
+                        strategy="job-placement strategy of distributed mode (see stockdag.placement.STRATEGIES; default: stockdag.placement.strategy)"),
+        PROFILE_OPTION,
+        arg("--host", type=host_name, default=None, help="address to bind (default: stockdag.serve.host)"),
+        arg("--port", type=port(1), default=None, help="TCP port, 1-65535 (default: stockdag.serve.port)"),
+        arg("--max-in-flight", type=positive_int, default=None, help="prediction requests admitted at once, at least 1 (default: stockdag.serve.max_in_flight)"),
+        arg("--deadline", type=positive_float, default=None, help="seconds (> 0) before a prediction answers 504 (default: stockdag.serve.deadline)"),
+        DATA_OPTIONS, PIPELINE_OPTION,
+    ))
+add_parser = COMMAND.add
 
 
 def check(parser, args) -> None:

@@ -6,7 +6,9 @@ import os
 import sys
 
 from ..errors import InvalidRequest
+from ..pipeline.modes import SERVING_MODES as SERVE_MODES
 from ..pipeline.request import PROFILES
+from .common import Command, arg, flag, load_options
 from .options import (
     ami_id,
     arrivals,
@@ -34,79 +36,96 @@ def _dumps(value) -> str:
     return json.dumps(finite(value), indent=2, allow_nan=False)
 
 
+_RUN_FOLDER = arg("run", type=run_folder, help="a run folder, e.g. results/20261129-091417-default")
+
+CALIBRATE = Command(
+    "calibrate", help="fit stage costs and overheads from RUN's centralized + 1-worker points",
+    description="Fit the simulator's stage costs and overheads from RUN's centralized and 1-worker points "
+                "and store them in OUT/simulate/calibration.json (the one file it writes).",
+    arguments=(
+        _RUN_FOLDER,
+        arg("--out", type=output_dir, default=None,
+            help="folder that receives simulate/calibration.json (default: RUN itself; a committed run, one git "
+                 "tracks, is refused without --out)"),
+        flag("--json", "print the fitted overheads as JSON"),
+    ))
+
+VALIDATE = Command(
+    "validate", help="measured vs simulated for every point of RUN, with relative errors",
+    description="Simulate every measured point of RUN (calibrating first if needed) and print measured "
+                "vs simulated p50/p90/p99/throughput with the relative errors.",
+    arguments=(
+        _RUN_FOLDER,
+        arg("--repeats", type=positive_int, default=5, help="simulations per point, medians compared (default 5)"),
+        flag("--nominal-speeds", "simulate a cluster spec's workers at its nominal speeds (cpu_share) instead of the speeds "
+                                 "measured from the run's traces (default: measured; a cgroup quota does not deliver its share exactly)"),
+        flag("--json", "print every point and the median errors as JSON"),
+    ))
+
+RUN = Command(
+    "run", help="simulate one configuration under one load, calibrated on RUN (a what-if `stockdag bench`)",
+    description="Simulate `stockdag bench` against a service: centralized, replicated, or distributed on a cluster "
+                "spec (local, emulated or ec2) under a placement strategy; print the bench summary, marked simulated.",
+    arguments=(
+        arg("run", type=run_folder, help="the measured run folder the simulator is calibrated on"),
+        arg("--mode", choices=SERVE_MODES, default="distributed",  # the modes of `stockdag serve`
+            help="how the service runs (default distributed)"),
+        arg("--spec", default=None, help="cluster spec of distributed mode: a YAML file or a name in experiments/clusters "
+                                         "(default: the embedded LocalCluster of --workers)"),
+        arg("--workers", type=positive_int, default=2, help="LocalCluster workers without --spec; processes of replicated mode (default 2)"),
+        arg("--strategy", type=strategy, default=None, help="placement strategy (stockdag.placement.STRATEGIES; default: the spec's, else stockdag.placement.strategy)"),
+        load_options(users="closed loop: concurrent users"),
+        arg("--arrivals", type=arrivals, default=None,
+            help="open-loop arrivals (stockdag.lab.bench.ARRIVALS; default: the load generator's, constant)"),
+        arg("--duration", type=positive_float, default=60.0, help="simulated seconds measured after the warm-up (default 60)"),
+        arg("--warmup", type=non_negative_float, default=5.0, help="simulated seconds excluded first (default 5)"),
+        arg("--timeout", type=positive_float, default=60.0, help="client timeout in seconds (default 60)"),
+        arg("--seed", type=non_negative_int, default=0, help="seeds arrivals and the stage-cost draws (default 0)"),
+        flag("--json", "print the summary as JSON"),
+    ))
+
+SIMULATE = Command(
+    "simulate", help="calibrate the simulator on a measured run, and check it against every point (simulated)",
+    description="A discrete-event model of the service (SimPy), fitted on a run's centralized and 1-worker "
+                "points. calibrate stores the fit in OUT/simulate/calibration.json (OUT: --out, else RUN unless "
+                "git tracks it); validate simulates every measured point and prints measured vs simulated with "
+                "the relative errors. validate, run and plan fit when RUN has no stored calibration and store "
+                "that fit in RUN only when git does not track RUN; they write nothing else.",
+    actions_help="calibrate | validate | run",
+    actions=(CALIBRATE, VALIDATE, RUN))
+
+PLAN = Command(
+    "plan", help="the cheapest EC2 cluster and strategy predicted (simulated) to hold a p99 objective at a rate",
+    description="Search instance types x machine counts x placement strategies with the simulator calibrated "
+                "on a measured run; print the cheapest cluster predicted to hold p99 <= --p99 seconds at "
+                "--rate req/s, with its predicted p50/p99/throughput and $/hour, and write it as a cluster spec "
+                "for `stockdag cluster plan` / `up`. It names the run it calibrates on first.",
+    arguments=(
+        arg("--rate", type=positive_float, required=True, help="offered load, requests per second (open loop)"),
+        arg("--p99", type=positive_float, required=True, help="latency objective: p99 in seconds"),
+        arg("--profile", choices=PROFILES, default=None,
+            help="workload profile; the newest run under --results with that profile is the calibration (default: stockdag.profile)"),
+        arg("--run", type=run_folder, default=None, help="calibrate on this run folder instead of the newest one of the profile"),
+        arg("--results", type=directory, default=None, help="folder of run folders (default results)"),
+        arg("--instance-types", type=instance_type, nargs="+", default=None,
+            help="EC2 instance types to consider (default: stockdag.simulate.instance_types)"),
+        arg("--max-machines", type=positive_int, default=64, help="most worker instances (default 64)"),
+        arg("--max-hourly-usd", type=positive_float, default=None, help="budget: most USD per hour (default: none)"),
+        arg("--requests", type=integer(PLAN_MIN_REQUESTS), default=600,
+            help=f"simulated requests per candidate, at least {PLAN_MIN_REQUESTS} (default 600)"),
+        arg("--out", type=yaml_file, default="planned-cluster.yaml",
+            help="where to write the cluster spec (the file plan writes), checked before the search "
+                 "(default planned-cluster.yaml in the working directory)"),
+        arg("--ami", type=ami_id, default=None, help="AMI id written into the spec (default: a placeholder to replace)"),
+        arg("--security-group", type=security_group_id, default=None, help="security group id written into the spec (default: a placeholder)"),
+        flag("--json", "print the plan (and every candidate tried) as JSON"),
+    ))
+
+
 def add_parsers(sub) -> dict:
     """Add ``simulate`` and ``plan`` to ``sub``; return ``{command: function}``."""
-    from ..pipeline.modes import SERVING_MODES as SERVE_MODES  # the simulated service runs in the modes of `stockdag serve`
-
-    p = sub.add_parser("simulate", help="calibrate the simulator on a measured run, and check it against every point (simulated)",
-                       description="A discrete-event model of the service (SimPy), fitted on a run's centralized and 1-worker "
-                                   "points. calibrate stores the fit in OUT/simulate/calibration.json (OUT: --out, else RUN unless "
-                                   "git tracks it); validate simulates every measured point and prints measured vs simulated with "
-                                   "the relative errors. validate, run and plan fit when RUN has no stored calibration and store "
-                                   "that fit in RUN only when git does not track RUN; they write nothing else.")
-    ssub = p.add_subparsers(dest="action", required=True, metavar="ACTION", help="calibrate | validate | run")
-    c = ssub.add_parser("calibrate", help="fit stage costs and overheads from RUN's centralized + 1-worker points",
-                        description="Fit the simulator's stage costs and overheads from RUN's centralized and 1-worker points "
-                                    "and store them in OUT/simulate/calibration.json (the one file it writes).")
-    c.add_argument("run", type=run_folder, help="a run folder, e.g. results/20261129-091417-default")
-    c.add_argument("--out", type=output_dir, default=None,
-                   help="folder that receives simulate/calibration.json (default: RUN itself; a committed run, one git "
-                        "tracks, is refused without --out)")
-    c.add_argument("--json", action="store_true", help="print the fitted overheads as JSON")
-    c = ssub.add_parser("validate", help="measured vs simulated for every point of RUN, with relative errors",
-                        description="Simulate every measured point of RUN (calibrating first if needed) and print measured "
-                                    "vs simulated p50/p90/p99/throughput with the relative errors.")
-    c.add_argument("run", type=run_folder, help="a run folder, e.g. results/20261129-091417-default")
-    c.add_argument("--repeats", type=positive_int, default=5, help="simulations per point, medians compared (default 5)")
-    c.add_argument("--nominal-speeds", action="store_true",
-                   help="simulate a cluster spec's workers at its nominal speeds (cpu_share) instead of the speeds measured "
-                        "from the run's traces (default: measured; a cgroup quota does not deliver its share exactly)")
-    c.add_argument("--json", action="store_true", help="print every point and the median errors as JSON")
-
-    c = ssub.add_parser("run", help="simulate one configuration under one load, calibrated on RUN (a what-if `stockdag bench`)",
-                        description="Simulate `stockdag bench` against a service: centralized, replicated, or distributed on a cluster "
-                                    "spec (local, emulated or ec2) under a placement strategy; print the bench summary, marked simulated.")
-    c.add_argument("run", type=run_folder, help="the measured run folder the simulator is calibrated on")
-    c.add_argument("--mode", choices=SERVE_MODES, default="distributed",
-                   help="how the service runs (default distributed)")
-    c.add_argument("--spec", default=None, help="cluster spec of distributed mode: a YAML file or a name in experiments/clusters "
-                                                "(default: the embedded LocalCluster of --workers)")
-    c.add_argument("--workers", type=positive_int, default=2, help="LocalCluster workers without --spec; processes of replicated mode (default 2)")
-    c.add_argument("--strategy", type=strategy, default=None, help="placement strategy (stockdag.placement.STRATEGIES; default: the spec's, else stockdag.placement.strategy)")
-    g = c.add_mutually_exclusive_group(required=True)
-    g.add_argument("--rate", type=positive_float, default=None, help="open loop: requests per second")
-    g.add_argument("--users", type=positive_int, default=None, help="closed loop: concurrent users")
-    c.add_argument("--arrivals", type=arrivals, default=None,
-                   help="open-loop arrivals (stockdag.lab.bench.ARRIVALS; default: the load generator's, constant)")
-    c.add_argument("--duration", type=positive_float, default=60.0, help="simulated seconds measured after the warm-up (default 60)")
-    c.add_argument("--warmup", type=non_negative_float, default=5.0, help="simulated seconds excluded first (default 5)")
-    c.add_argument("--timeout", type=positive_float, default=60.0, help="client timeout in seconds (default 60)")
-    c.add_argument("--seed", type=non_negative_int, default=0, help="seeds arrivals and the stage-cost draws (default 0)")
-    c.add_argument("--json", action="store_true", help="print the summary as JSON")
-
-    p = sub.add_parser("plan", help="the cheapest EC2 cluster and strategy predicted (simulated) to hold a p99 objective at a rate",
-                       description="Search instance types x machine counts x placement strategies with the simulator calibrated "
-                                   "on a measured run; print the cheapest cluster predicted to hold p99 <= --p99 seconds at "
-                                   "--rate req/s, with its predicted p50/p99/throughput and $/hour, and write it as a cluster spec "
-                                   "for `stockdag cluster plan` / `up`. It names the run it calibrates on first.")
-    p.add_argument("--rate", type=positive_float, required=True, help="offered load, requests per second (open loop)")
-    p.add_argument("--p99", type=positive_float, required=True, help="latency objective: p99 in seconds")
-    p.add_argument("--profile", choices=PROFILES, default=None,
-                   help="workload profile; the newest run under --results with that profile is the calibration (default: stockdag.profile)")
-    p.add_argument("--run", type=run_folder, default=None, help="calibrate on this run folder instead of the newest one of the profile")
-    p.add_argument("--results", type=directory, default=None, help="folder of run folders (default results)")
-    p.add_argument("--instance-types", type=instance_type, nargs="+", default=None,
-                   help="EC2 instance types to consider (default: stockdag.simulate.instance_types)")
-    p.add_argument("--max-machines", type=positive_int, default=64, help="most worker instances (default 64)")
-    p.add_argument("--max-hourly-usd", type=positive_float, default=None, help="budget: most USD per hour (default: none)")
-    p.add_argument("--requests", type=integer(PLAN_MIN_REQUESTS), default=600,
-                   help=f"simulated requests per candidate, at least {PLAN_MIN_REQUESTS} (default 600)")
-    p.add_argument("--out", type=yaml_file, default="planned-cluster.yaml",
-                   help="where to write the cluster spec (the file plan writes), checked before the search "
-                        "(default planned-cluster.yaml in the working directory)")
-    p.add_argument("--ami", type=ami_id, default=None, help="AMI id written into the spec (default: a placeholder to replace)")
-    p.add_argument("--security-group", type=security_group_id, default=None, help="security group id written into the spec (default: a placeholder)")
-    p.add_argument("--json", action="store_true", help="print the plan (and every candidate tried) as JSON")
+    SIMULATE.add(sub)
+    PLAN.add(sub)
     return {"simulate": cmd_simulate, "plan": cmd_plan}
 
 

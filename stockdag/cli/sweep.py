@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 from ..errors import InvalidRequest
-from .common import one_line, yaml_error
+from .common import Command, arg, one_line, yaml_error
 from .options import run_id
 
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("sweep", help="run (or resume) a sweep from a parameter file, without the notebook",
-                       description="Run the sweep of experiments/sweep.ipynb directly: every configuration x load x repeat, "
-                                   "written to OUT/RUN_ID/ (resumable), then its charts and REPORT.md.")
-    p.add_argument("params", help="a parameter file, e.g. experiments/params/default.yaml")
-    p.add_argument("--run-id", type=run_id, default=None, help="run folder name (default: a timestamp); an existing one is resumed")
-    p.add_argument("--out", default=None, help="folder that holds run folders (default: the file's out, or results)")
+COMMAND = Command(
+    "sweep", help="run (or resume) a sweep from a parameter file, without the notebook",
+    description="Run the sweep of experiments/sweep.ipynb directly: every configuration x load x repeat, "
+                "written to OUT/RUN_ID/ (resumable), then its charts and REPORT.md.",
+    arguments=(
+        arg("params", help="a parameter file, e.g. experiments/params/default.yaml"),
+        arg("--run-id", type=run_id, default=None, help="run folder name (default: a timestamp); an existing one is resumed"),
+        arg("--out", default=None, help="folder that holds run folders (default: the file's out, or results)"),
+    ))
+add_parser = COMMAND.add
 
 
 def run(args) -> int:

@@ -3,16 +3,16 @@ from __future__ import annotations
 
 from ..errors import InvalidRequest, StockdagError
 from ..pipeline.request import PROFILES
-from .common import add_data_options, check_data
+from .common import DATA_OPTIONS, Command, arg, check_data
 
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("symbols", help="list the symbols a data source has, with the dates each can be predicted for",
-                       description="List the symbols of a data source: for each, its first and last day of prices, and the first as-of "
-                                   "date a prediction of the profile can answer: enough history (stockdag.data.min_history trading days) and "
-                                   "feature rows, and with --profile pretrained a recent-error window after the stored models' training end.")
-    p.add_argument("--profile", choices=PROFILES, default=None, help="workload profile whose as-of range is shown (default: stockdag.profile)")
-    add_data_options(p)
+COMMAND = Command(
+    "symbols", help="list the symbols a data source has, with the dates each can be predicted for",
+    description="List the symbols of a data source: for each, its first and last day of prices, and the first as-of "
+                "date a prediction of the profile can answer: enough history (stockdag.data.min_history trading days) and "
+                "feature rows, and with --profile pretrained a recent-error window after the stored models' training end.",
+    arguments=(arg("--profile", choices=PROFILES, default=None, help="workload profile whose as-of range is shown (default: stockdag.profile)"),
+               DATA_OPTIONS))
+add_parser = COMMAND.add
 
 
 def check(parser, args) -> None:

@@ -1,20 +1,21 @@
 """``stockdag train``: fit the pretrained profile's models into the model store."""
 from __future__ import annotations
 
-from .common import add_data_options, add_pipeline_option, check_data, use_pipeline
+from .common import DATA_OPTIONS, PIPELINE_OPTION, Command, arg, check_data, use_pipeline
 from .options import iso_date, positive_int, symbol
 
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("train", help="fit the pretrained profile's models into the model store",
-                       description="Fit the five models of the pretrained profile for each symbol on data up to --train-end, "
-                                   "and save them in the model store that `--profile pretrained` loads.")
-    p.add_argument("--symbols", type=symbol, nargs="+", default=None, help="symbols to train (default: every symbol of the data source with window/2 days of prices up to --train-end)")
-    p.add_argument("--train-end", type=iso_date, default=None, help="last date the models may see, YYYY-MM-DD (default: stockdag.models.train_end)")
-    p.add_argument("--store", default=None, help="model store folder (default: stockdag.models.store or ~/.cache/stockdag/models)")
-    p.add_argument("--window", type=positive_int, default=None, help="training rows per model (default: stockdag.models.window)")
-    add_data_options(p)
-    add_pipeline_option(p)
+COMMAND = Command(
+    "train", help="fit the pretrained profile's models into the model store",
+    description="Fit the five models of the pretrained profile for each symbol on data up to --train-end, "
+                "and save them in the model store that `--profile pretrained` loads.",
+    arguments=(
+        arg("--symbols", type=symbol, nargs="+", default=None, help="symbols to train (default: every symbol of the data source with window/2 days of prices up to --train-end)"),
+        arg("--train-end", type=iso_date, default=None, help="last date the models may see, YYYY-MM-DD (default: stockdag.models.train_end)"),
+        arg("--store", default=None, help="model store folder (default: stockdag.models.store or ~/.cache/stockdag/models)"),
+        arg("--window", type=positive_int, default=None, help="training rows per model (default: stockdag.models.window)"),
+        DATA_OPTIONS, PIPELINE_OPTION,
+    ))
+add_parser = COMMAND.add
 
 
 def check(parser, args) -> None:

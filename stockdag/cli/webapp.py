@@ -4,19 +4,22 @@ from __future__ import annotations
 import sys
 
 from ..errors import InvalidRequest
+from .common import Command, arg
 from .options import host_name, http_url, port
 
-
-def add_parser(sub) -> None:
-    p = sub.add_parser("webapp", help="a web page that load-tests a server URL and shows latency and throughput live",
-                       description="Serve a Bokeh app (default http://127.0.0.1:5006) that sends requests to a server URL, open loop "
-                                   "(rate) or closed loop (users), and shows each request's latency, a histogram, percentiles, offered vs "
-                                   "achieved throughput and errors live; for a stockdag server also the mean time per stage and which "
-                                   "worker ran each stage. Finished runs are kept (raw CSV + summary) and can be overlaid for comparison.")
-    p.add_argument("--port", type=port(0), default=None, help="TCP port of the web app, 0-65535 (default: stockdag.webapp.port; 0 picks a free one)")
-    p.add_argument("--host", type=host_name, default=None, help="address to bind (default: stockdag.webapp.host)")
-    p.add_argument("--url", type=http_url, default=None, help="server URL the form is prefilled with (default: stockdag.webapp.url, a local `stockdag serve`)")
-    p.add_argument("--store", default=None, help="folder where finished runs are kept (default: stockdag.webapp.store or ~/.cache/stockdag/webapp)")
+COMMAND = Command(
+    "webapp", help="a web page that load-tests a server URL and shows latency and throughput live",
+    description="Serve a Bokeh app (default http://127.0.0.1:5006) that sends requests to a server URL, open loop "
+                "(rate) or closed loop (users), and shows each request's latency, a histogram, percentiles, offered vs "
+                "achieved throughput and errors live; for a stockdag server also the mean time per stage and which "
+                "worker ran each stage. Finished runs are kept (raw CSV + summary) and can be overlaid for comparison.",
+    arguments=(
+        arg("--port", type=port(0), default=None, help="TCP port of the web app, 0-65535 (default: stockdag.webapp.port; 0 picks a free one)"),
+        arg("--host", type=host_name, default=None, help="address to bind (default: stockdag.webapp.host)"),
+        arg("--url", type=http_url, default=None, help="server URL the form is prefilled with (default: stockdag.webapp.url, a local `stockdag serve`)"),
+        arg("--store", default=None, help="folder where finished runs are kept (default: stockdag.webapp.store or ~/.cache/stockdag/webapp)"),
+    ))
+add_parser = COMMAND.add
 
 
 def run(args) -> int:
