@@ -52,6 +52,7 @@ BAD = {
               "--out": ["/nonexistent/dir/x.csv", "x.txt", "/tmp"]},
     "webapp": {"--port": ["-1", "65536", "x"], "--host": ["", "a b"], "--url": ["127.0.0.1:8000", "ftp://x"]},
     "sweep": {"--run-id": ["a/b", "..", ""]},
+    "report": {"--out": ["README.md", "/nonexistent/dir/x"]},
     "simulate calibrate": {"run": RUNS, "--out": ["README.md", "/nonexistent/dir/x"]},
     "simulate validate": {"run": RUNS, "--repeats": POS_INT},
     "simulate run": {"run": RUNS, "--mode": ["nope"], "--workers": POS_INT, "--strategy": ["hfet", "Dask"], "--rate": POS_FLOAT,

@@ -49,13 +49,13 @@ def committed(folder: str) -> bool:
     return out.returncode == 0 and bool(out.stdout.strip())
 
 
-def derived_out(run: str, out: str | None, what: str, option: str = "--out") -> str:
+def derived_out(run: str, out: str | None, what: str, option: str = "--out", on_purpose: str | None = None) -> str:
     """The folder that receives ``what`` is derived from ``run``: ``out`` if given, else the run folder itself,
     refused in one line (:class:`~stockdag.errors.InvalidRequest`) when git tracks it, so a committed run never
-    changes unasked."""
+    changes unasked. ``on_purpose`` names the option that rewrites the run itself (default ``<option> <run>``)."""
     if out is not None:
         return out
     if committed(run):
         raise InvalidRequest(f"{run} is a committed run (git tracks it): give {option} DIR for {what} "
-                             f"({option} {run} rewrites it there on purpose)")
+                             f"({on_purpose or f'{option} {run}'} rewrites it there on purpose)")
     return run

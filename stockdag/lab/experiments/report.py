@@ -737,25 +737,37 @@ def markdown(data: ReportData, drawn: list[str]) -> str:
           if "emulated" in data.kinds else []),
         "- Confidence intervals are 95% t intervals over repeats; with one repeat there are none, and shared-machine noise "
         "shows only in the probes above.",
-        "- Remake everything here with `stockdag report " + folder + "`.",
+        "- Remake everything here with `stockdag report " + folder + "` (a committed run: `--out DIR` writes it there, "
+        "`--in-place` rewrites the run's own files).",
     ]
     return "\n".join(lines) + "\n"
 
 
-def build(folder: str) -> dict:
-    """Remake every chart of a run folder and write its REPORT.md; return the key numbers."""
-    data = compute(folder)
-    drawn = draw(data, os.path.join(folder, "charts"))
-    data.run.summary.to_csv(os.path.join(folder, "summary.csv"), index=False)
-    data.agg.to_csv(os.path.join(folder, "aggregate.csv"), index=False)
-    data.sat.to_csv(os.path.join(folder, "saturation.csv"), index=False)
-    if not data.width.empty:
-        data.width.to_csv(os.path.join(folder, "width.csv"), index=False)
-    with open(os.path.join(folder, "REPORT.md"), "w") as f:
-        f.write(markdown(data, drawn))
-    from ..simulate.scale import add_to_report  # the simulated test cases, when experiments/scale.ipynb ran
+def build(folder: str, out: str | None = None) -> dict:
+    """Remake every chart of a run folder and write its REPORT.md; return the key numbers.
 
-    add_to_report(folder)
+    Everything written (``charts/``, the CSV tables, ``REPORT.md``) goes to ``out``, by default the run folder
+    itself; with another ``out`` the run folder is only read, and its simulated test cases (``simulate/scale.csv``,
+    when experiments/scale.ipynb ran) are copied there with their charts redrawn, so the REPORT keeps that section.
+    """
+    out = out or folder
+    data = compute(folder)
+    drawn = draw(data, os.path.join(out, "charts"))
+    data.run.summary.to_csv(os.path.join(out, "summary.csv"), index=False)
+    data.agg.to_csv(os.path.join(out, "aggregate.csv"), index=False)
+    data.sat.to_csv(os.path.join(out, "saturation.csv"), index=False)
+    if not data.width.empty:
+        data.width.to_csv(os.path.join(out, "width.csv"), index=False)
+    with open(os.path.join(out, "REPORT.md"), "w") as f:
+        f.write(markdown(data, drawn))
+    from ..simulate import scale  # the simulated test cases, when experiments/scale.ipynb ran
+
+    if os.path.abspath(out) != os.path.abspath(folder) and os.path.exists(os.path.join(folder, scale.FILE)):
+        table = pd.read_csv(os.path.join(folder, scale.FILE))
+        os.makedirs(os.path.dirname(os.path.join(out, scale.FILE)), exist_ok=True)
+        table.to_csv(os.path.join(out, scale.FILE), index=False)
+        scale.charts(table, out)
+    scale.add_to_report(folder, out=out)
     return {"saturation": data.sat, "limits": data.lim, "aggregate": data.agg, "drift": data.drift, "width": data.width}
 
 
