@@ -211,6 +211,33 @@ def test_provenance_says_dirty_other_commits_and_pauses(tmp_path):
     assert "nothing suggests a resume" in text_of(write_repeats(tmp_path / "c", [(CENTRAL, [0.6]), (dist("dask"), [0.5])]))
 
 
+
+def _with_order(folder: str, order: list[list[str]]) -> str:
+    path = os.path.join(folder, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    with open(path, "w") as f:
+        json.dump(cfg | {"order": order}, f)
+    return folder
+
+
+def test_a_point_measured_after_points_planned_later_is_named_as_resumed(tmp_path):
+    """The width run's case: its first block re-measured at the end (no per-point commit, no long pause)."""
+    order = [["centralized", "distributed w2 dask"]]
+    late = _with_order(write_repeats(tmp_path / "late", [(CENTRAL, [0.6]), (dist("dask"), [0.5])],
+                                     finished={("centralized", 0): "2026-11-30T00:12:00"}), order)
+    (tmp_path / "late" / "superseded").mkdir()
+    (tmp_path / "late" / "superseded" / "centralized--users1--r0.json").write_text("{}")
+    text = text_of(late)
+    assert ("Resumed: 1 point(s) finished after points the sweep runs later in its recorded order, so they were "
+            "measured again on a resume (centralized, repeat 0, at 1; finished 2026-11-30T00:12:00).") in text
+    assert "`superseded/` keeps 1 earlier measurement(s) of points measured again" in text
+    assert "nothing suggests a resume" not in text
+    in_order = _with_order(write_repeats(tmp_path / "ok", [(CENTRAL, [0.6]), (dist("dask"), [0.5])]), order)
+    text = text_of(in_order)
+    assert "nothing suggests a resume" in text and "Resumed" not in text and "superseded" not in text
+
+
 def test_a_run_is_not_resumed_with_other_parameters(tmp_path):
     params = SweepParams(mode=["centralized"], users=[1], symbols=["AAPL"], out=str(tmp_path), run_id="r")
     cfg = tmp_path / "config.json"

@@ -411,14 +411,60 @@ def tasks_text(tasks: dict[str, tuple[int, ...]]) -> str:
 RESUME_GAP_S = 600.0
 
 
+def out_of_order(run) -> list[dict]:
+    """The points that finished after a point the sweep runs later (``config.json``'s ``order``, then the loads):
+    the sweep runs its points in that order and a resume skips finished ones, so these were measured again on a
+    resume (after their first measurement was removed). Empty when the run recorded no order."""
+    orders, params = run.config.get("order"), run.config.get("params") or {}
+    loads = [("open", float(r)) for r in (params.get("rates") or [])] + [("closed", float(u)) for u in (params.get("users") or [])]
+    if not orders:
+        return []
+    timed = []
+    for m in run.points:
+        try:
+            planned = (m["repeat"], orders[m["repeat"]].index(m["config"]["label"]), loads.index((m["loop"], float(m["load"]))))
+        except (KeyError, IndexError, ValueError, TypeError):
+            return []  # a point the recorded order does not place: no claim either way
+        if m.get("finished"):
+            timed.append((m["finished"], planned, m))
+    late, latest = [], None
+    for _, planned, m in sorted(timed, key=lambda t: (t[0], t[1])):
+        if latest is not None and planned < latest:
+            late.append(m)
+        else:
+            latest = planned
+    return late
+
+
+def _superseded(run) -> int:
+    """How many earlier measurements of points measured again the run keeps in ``superseded/``."""
+    d = os.path.join(run.folder, "superseded")
+    return len([n for n in os.listdir(d) if n.endswith(".json")]) if os.path.isdir(d) else 0
+
+
 def provenance_lines(run) -> list[str]:
-    """Which code measured the points: a dirty tree, points of other commits (a resume), or a pause that suggests one."""
+    """Which code measured the points: a dirty tree, points of other commits (a resume), points measured out of
+    the sweep's order (a resume), or a pause that suggests one; and the earlier measurements kept."""
     g = run.config.get("git") or {}
     commit = (g.get("commit") or "?")[:10]
     out = []
     if g.get("dirty"):
         out.append(f"Started from a working tree with uncommitted changes on `{commit}`: the code that measured it is "
                    "not exactly that commit.")
+    late = out_of_order(run)
+    if late:
+        blocks = {}
+        for m in late:
+            blocks.setdefault(m["config"]["label"], []).append(m)
+        when = sorted(m["finished"] for m in late)
+        where = "; ".join(f"{label}, repeat {ms[0]['repeat']}, at " + ", ".join(f"{m['load']:g}" for m in ms)
+                          for label, ms in blocks.items())
+        out.append(f"Resumed: {len(late)} point(s) finished after points the sweep runs later in its recorded order, so "
+                   f"they were measured again on a resume ({where}; finished {when[0]}"
+                   + (f" to {when[-1]}" if when[-1] != when[0] else "") + ").")
+    if kept := _superseded(run):
+        out.append(f"`superseded/` keeps {kept} earlier measurement(s) of points measured again (its README.md says "
+                   "why); the report reads the points in `points/`.")
     per_point = [m.get("git") for m in run.points]
     if per_point and all(per_point):
         other = {}
@@ -435,10 +481,15 @@ def provenance_lines(run) -> list[str]:
     finished = sorted(dt.datetime.fromisoformat(m["finished"]) for m in run.points if m.get("finished"))
     if len(finished) > 1:
         gap = max((b - a).total_seconds() for a, b in zip(finished, finished[1:]))
-        out.append(f"Its points recorded no commit of their own (before the sweep recorded one per point); the longest "
-                   f"pause between two finished points is {gap:.0f} s, "
-                   + ("so the sweep was probably stopped and resumed (code and machine may differ after it)."
-                      if gap > RESUME_GAP_S else f"under {RESUME_GAP_S / 60:.0f} min, so nothing suggests a resume."))
+        head = (f"Its points recorded no commit of their own (before the sweep recorded one per point); the longest "
+                f"pause between two finished points is {gap:.0f} s")
+        if gap > RESUME_GAP_S:
+            out.append(head + ", so the sweep was probably stopped and resumed (code and machine may differ after it).")
+        elif late:
+            out.append(head + f", under {RESUME_GAP_S / 60:.0f} min, but the resume above measured points with code "
+                       "this run cannot name (the same commit only if the tree was not changed in between).")
+        else:
+            out.append(head + f", under {RESUME_GAP_S / 60:.0f} min, so nothing suggests a resume.")
     return out
 
 
