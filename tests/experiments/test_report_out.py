@@ -19,17 +19,24 @@ def _git(repo, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
 
 
-@pytest.fixture
-def committed_run(tmp_path):
+SCALED = os.path.join(REPO, "results", "20261129-225208-default")  # with simulate/scale.csv (experiments/scale.ipynb)
+
+
+def _commit_copy(tmp_path, source: str) -> str:
     """A copy of a committed run, committed in a repository of its own (so nothing here touches this checkout)."""
     repo = tmp_path / "repo"
-    run = repo / "results" / os.path.basename(RUN)
-    shutil.copytree(RUN, run, ignore=shutil.ignore_patterns("*.ipynb", "*.html"))
+    run = repo / "results" / os.path.basename(source)
+    shutil.copytree(source, run, ignore=shutil.ignore_patterns("*.ipynb", "*.html"))
     _git(tmp_path, "init", "-q", str(repo))
     _git(repo, "add", "-A")
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "run")
     assert committed(str(run)) and _git(repo, "status", "--porcelain") == ""
     return str(run)
+
+
+@pytest.fixture
+def committed_run(tmp_path):
+    return _commit_copy(tmp_path, RUN)
 
 
 def test_a_committed_run_is_refused_in_one_line_without_out_or_in_place(committed_run, capsys):
@@ -47,6 +54,16 @@ def test_out_receives_the_report_and_the_committed_run_stays_as_it_was(committed
     assert report.startswith("# stockdag run ") and "](charts/throughput.png)" in report
     assert (out / "charts" / "throughput.png").exists() and (out / "summary.csv").exists()
     assert _git(os.path.dirname(os.path.dirname(committed_run)), "status", "--porcelain") == ""
+
+
+def test_out_keeps_the_simulated_section_of_a_run_that_has_one(tmp_path, capsys):
+    run = _commit_copy(tmp_path, SCALED)
+    out = tmp_path / "regenerated"
+    assert main(["report", run, "--out", str(out)]) == 0
+    report = (out / "REPORT.md").read_text()
+    assert "## Test cases at n machines (SIMULATED)" in report and "](charts/scale_throughput.png)" in report
+    assert (out / "charts" / "scale_throughput.png").exists() and (out / "simulate" / "scale.csv").exists()
+    assert _git(os.path.dirname(os.path.dirname(run)), "status", "--porcelain") == ""
 
 
 def test_in_place_rewrites_the_committed_run_on_purpose(committed_run, capsys):
