@@ -356,6 +356,10 @@ class EmulatedDeployment(Deployment):
                 env = {"DASK_STOCKDAG__DEPLOY__LINK_DELAY": str(g.link_delay), **worker_env()}
                 self._spawn(name, _worker_command(g, name, scheduler_file), env, cg)
 
+        self._await_workers(deadline)
+
+    def _await_workers(self, deadline: float) -> None:
+        """Wait until every worker of the spec has joined the scheduler; a process that exits, or the deadline, raises."""
         from distributed import Client
 
         with Client(self.scheduler_address, timeout=max(1.0, deadline - time.monotonic())) as client:

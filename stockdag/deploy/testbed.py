@@ -345,18 +345,7 @@ class TestbedDeployment(EmulatedDeployment):
             if m.role == "worker":
                 self.run_on(m.name, _worker_argv(m.group, m.name, self.network.hosts[m.name].address, scheduler_file),
                             name=m.name)
-        from distributed import Client
-
-        with Client(self.scheduler_address, timeout=max(1.0, deadline - time.monotonic())) as client:
-            want = self.spec.n_workers
-            while len(client.scheduler_info(n_workers=-1)["workers"]) < want:
-                dead = [n for n, pr in self.procs.items() if pr.poll() is not None]
-                if dead:
-                    raise DeployError(f"{', '.join(dead)} exited during start: {self._logs()}")
-                if time.monotonic() > deadline:
-                    raise DeployError(f"only {len(client.scheduler_info(n_workers=-1)['workers'])} of {want} workers "
-                                      f"joined within {self.start_timeout:g} s: {self._logs()}")
-                time.sleep(0.1)
+        self._await_workers(deadline)
         for cg in self.machine_cgroups.values():
             cg.limit()
 
