@@ -333,16 +333,7 @@ class EmulatedDeployment(Deployment):
         scheduler_file = os.path.join(self.workdir, "scheduler.json")
         self._spawn("scheduler", _scheduler_command(self.spec, scheduler_file))
         deadline = time.monotonic() + self.start_timeout
-        while not os.path.exists(scheduler_file):
-            if self.procs["scheduler"].poll() is not None:
-                raise DeployError(f"the scheduler exited with status {self.procs['scheduler'].returncode}: {self._logs()}")
-            if time.monotonic() > deadline:
-                raise DeployError(f"the scheduler did not start within {self.start_timeout:g} s: {self._logs()}")
-            time.sleep(0.05)
-        time.sleep(0.05)  # the file is written in one go, but give the writer a moment to finish
-        with open(scheduler_file) as f:
-            info = json.load(f)
-        self.scheduler_address = info["address"]
+        info = self._await_scheduler(scheduler_file, deadline)
         dash = info.get("services", {}).get("dashboard")
         self.dashboard_link = f"http://127.0.0.1:{dash}/status" if dash else None
 
@@ -357,6 +348,21 @@ class EmulatedDeployment(Deployment):
                 self._spawn(name, _worker_command(g, name, scheduler_file), env, cg)
 
         self._await_workers(deadline)
+
+    def _await_scheduler(self, scheduler_file: str, deadline: float) -> dict:
+        """Wait for the scheduler to write ``scheduler_file``; set ``scheduler_address`` and return the file's
+        contents. The scheduler exiting first, or the deadline, raises."""
+        while not os.path.exists(scheduler_file):
+            if self.procs["scheduler"].poll() is not None:
+                raise DeployError(f"the scheduler exited with status {self.procs['scheduler'].returncode}: {self._logs()}")
+            if time.monotonic() > deadline:
+                raise DeployError(f"the scheduler did not start within {self.start_timeout:g} s: {self._logs()}")
+            time.sleep(0.05)
+        time.sleep(0.05)  # the file is written in one go, but give the writer a moment to finish
+        with open(scheduler_file) as f:
+            info = json.load(f)
+        self.scheduler_address = info["address"]
+        return info
 
     def _await_workers(self, deadline: float) -> None:
         """Wait until every worker of the spec has joined the scheduler; a process that exits, or the deadline, raises."""

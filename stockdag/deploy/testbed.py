@@ -17,7 +17,6 @@ each machine got its quota (its cgroup's CPU time and throttling, the host's idl
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shlex
 import subprocess
@@ -329,16 +328,7 @@ class TestbedDeployment(EmulatedDeployment):
         scheduler_file = os.path.join(self.workdir, "scheduler.json")
         self.run_on("scheduler", _scheduler_argv(self.spec, sched.address, scheduler_file), name="scheduler")
         deadline = time.monotonic() + self.start_timeout
-        while not os.path.exists(scheduler_file):
-            if self.procs["scheduler"].poll() is not None:
-                raise DeployError(f"the scheduler exited with status {self.procs['scheduler'].returncode}: {self._logs()}")
-            if time.monotonic() > deadline:
-                raise DeployError(f"the scheduler did not start within {self.start_timeout:g} s: {self._logs()}")
-            time.sleep(0.05)
-        time.sleep(0.05)
-        with open(scheduler_file) as f:
-            info = json.load(f)
-        self.scheduler_address = info["address"]
+        info = self._await_scheduler(scheduler_file, deadline)
         dash = info.get("services", {}).get("dashboard")
         self.dashboard_link = f"http://{sched.address}:{dash}/status" if dash else None
         for m in self.specs.values():
