@@ -33,8 +33,7 @@ COMMAND = Command(
         arg("--seed", type=non_negative_int, default=None, help="seed of the mix and of Poisson arrivals (default: stockdag.bench.seed)"),
         flag("--raw", "request URL as given even if it is a stockdag server (no mix options then)"),
         arg("--out", type=records_file, default=None, help="write every request's record to this .parquet or .csv file (its folder must exist)"),
-        flag("--json", "print the summary as JSON (no progress bar)"),
-    ))
+    ), json="print the summary as JSON (no progress bar)")
 add_parser = COMMAND.add
 
 

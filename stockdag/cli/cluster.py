@@ -11,13 +11,13 @@ COMMAND = Command(
     actions_help="plan | up | status | down (each has --help)",
     actions=(
         Command("plan", help="dry run: what would start, the commands each machine runs, the cost per hour; starts and calls nothing",
-                arguments=(arg("spec", help="cluster spec: a YAML file or a name in experiments/clusters (e.g. local-2)"),
-                           flag("--json", "print the plan as JSON"))),
+                arguments=(arg("spec", help="cluster spec: a YAML file or a name in experiments/clusters (e.g. local-2)"),),
+                json="print the plan as JSON"),
         Command("up", help="start a cluster that keeps running after this command returns; prints its scheduler and dashboard addresses",
-                arguments=(arg("spec", help="cluster spec: a YAML file or a name in experiments/clusters"),
-                           flag("--json", "print the cluster's state as JSON"))),
+                arguments=(arg("spec", help="cluster spec: a YAML file or a name in experiments/clusters"),),
+                json="print the cluster's state as JSON"),
         Command("status", help="list the clusters started with `cluster up` (id, kind, scheduler, dashboard, alive)",
-                arguments=(flag("--json", "print the list as JSON"),)),
+                json="print the list as JSON"),
         Command("down", help="stop clusters started with `cluster up`", arguments=(
             arg("names", nargs="*", help="cluster ids or spec names to stop (see `stockdag cluster status`)"),
             flag("--all", "stop every recorded cluster (and, for ec2 specs given with --spec, terminate your own stockdag-tagged "

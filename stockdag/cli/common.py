@@ -61,11 +61,12 @@ class Command:
     arguments: tuple = ()
     actions: tuple[Command, ...] = ()
     actions_help: str | None = None  # the ACTION line of the command's --help
+    json: str | None = None  # the help of its --json flag (print the output as JSON), its last option; None: no --json
 
     def add(self, sub) -> argparse._SubParsersAction | None:
         """Register on ``sub`` (an ``add_subparsers`` result); return the actions' subparsers, if any."""
         p = sub.add_parser(self.name, help=self.help, description=self.description)
-        for a in _flat(self.arguments):
+        for a in _flat(self.arguments) + ([flag("--json", self.json)] if self.json else []):
             a.add(p)
         if not self.actions:
             return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from ..pipeline.granularity import GRANULARITY_CHOICES
-from .common import INSTALLS, PIPELINE_OPTION, PROFILE_OPTION, Command, arg, flag, reach_scheduler, scheduler_option, use_pipeline
+from .common import INSTALLS, PIPELINE_OPTION, PROFILE_OPTION, Command, arg, reach_scheduler, scheduler_option, use_pipeline
 from .options import non_negative_int, positive_int, strategies
 
 COMMAND = Command(
@@ -26,8 +26,7 @@ COMMAND = Command(
                  "load (auto, and request while as many requests are in flight as the cluster has threads: the throughput phase's "
                  "--in-flight requests then run as one task each) (default: stockdag.pipeline.granularity)"),
         PIPELINE_OPTION,
-        flag("--json", "print the measurements as JSON"),
-    ))
+    ), json="print the measurements as JSON")
 add_parser = COMMAND.add
 
 

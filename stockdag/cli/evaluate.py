@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from .common import DATA_OPTIONS, PIPELINE_OPTION, Command, arg, check_data, flag, use_pipeline
+from .common import DATA_OPTIONS, PIPELINE_OPTION, Command, arg, check_data, use_pipeline
 from .options import iso_date, positive_int, symbol
 
 COMMAND = Command(
@@ -19,8 +19,7 @@ COMMAND = Command(
         arg("--step", type=positive_int, default=20, help="days predicted per refit (default 20)"),
         arg("--window", type=positive_int, default=None, help="training rows per fit (default: stockdag.models.window)"),
         DATA_OPTIONS, PIPELINE_OPTION,
-        flag("--json", "print the metric table as JSON (a list of records; with a spec's interval step, {metrics, interval})"),
-    ))
+    ), json="print the metric table as JSON (a list of records; with a spec's interval step, {metrics, interval})")
 add_parser = COMMAND.add
 
 

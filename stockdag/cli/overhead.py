@@ -6,7 +6,7 @@ import sys
 
 from ..pipeline.granularity import GRANULARITIES
 from ..pipeline.request import PROFILES
-from .common import Command, arg, flag
+from .common import Command, arg
 from .options import non_negative_int, positive_int, strategies
 
 #: stream-interval presets (:data:`stockdag.run.batching.PRESETS` owns them; checked after parsing, since that
@@ -38,8 +38,7 @@ COMMAND = Command(
             help="requests each variant runs back to back, after one uncounted lead-in (default 4; 1: alternate "
                  "variants request by request, which hides the waits of a closed loop)"),
         arg("--seed", type=non_negative_int, default=0, help="seed of the request mix and the variant order"),
-        flag("--json", "print the summary and raw splits as JSON"),
-    ))
+    ), json="print the summary and raw splits as JSON")
 add_parser = COMMAND.add
 
 

@@ -13,7 +13,6 @@ from .common import (
     check_cluster,
     check_data,
     cluster_options,
-    flag,
     reach_scheduler,
     use_pipeline,
 )
@@ -30,8 +29,7 @@ COMMAND = Command(
                  "(default: distributed when --workers, --scheduler or --strategy is given, else centralized)"),
         arg("--profile", choices=PROFILES, default=None, help="refit: fit models at request time (heavy); pretrained: load models from `stockdag train`"),
         DATA_OPTIONS, cluster_options(), PIPELINE_OPTION,
-        flag("--json", "print the whole response (with the stage trace) as JSON"),
-    ))
+    ), json="print the whole response (with the stage trace) as JSON")
 add_parser = COMMAND.add
 
 

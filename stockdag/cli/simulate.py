@@ -47,8 +47,7 @@ CALIBRATE = Command(
         arg("--out", type=output_dir, default=None,
             help="folder that receives simulate/calibration.json (default: RUN itself; a committed run, one git "
                  "tracks, is refused without --out)"),
-        flag("--json", "print the fitted overheads as JSON"),
-    ))
+    ), json="print the fitted overheads as JSON")
 
 VALIDATE = Command(
     "validate", help="measured vs simulated for every point of RUN, with relative errors",
@@ -59,8 +58,7 @@ VALIDATE = Command(
         arg("--repeats", type=positive_int, default=5, help="simulations per point, medians compared (default 5)"),
         flag("--nominal-speeds", "simulate a cluster spec's workers at its nominal speeds (cpu_share) instead of the speeds "
                                  "measured from the run's traces (default: measured; a cgroup quota does not deliver its share exactly)"),
-        flag("--json", "print every point and the median errors as JSON"),
-    ))
+    ), json="print every point and the median errors as JSON")
 
 RUN = Command(
     "run", help="simulate one configuration under one load, calibrated on RUN (a what-if `stockdag bench`)",
@@ -81,8 +79,7 @@ RUN = Command(
         arg("--warmup", type=non_negative_float, default=5.0, help="simulated seconds excluded first (default 5)"),
         arg("--timeout", type=positive_float, default=60.0, help="client timeout in seconds (default 60)"),
         arg("--seed", type=non_negative_int, default=0, help="seeds arrivals and the stage-cost draws (default 0)"),
-        flag("--json", "print the summary as JSON"),
-    ))
+    ), json="print the summary as JSON")
 
 SIMULATE = Command(
     "simulate", help="calibrate the simulator on a measured run, and check it against every point (simulated)",
@@ -118,8 +115,7 @@ PLAN = Command(
                  "(default planned-cluster.yaml in the working directory)"),
         arg("--ami", type=ami_id, default=None, help="AMI id written into the spec (default: a placeholder to replace)"),
         arg("--security-group", type=security_group_id, default=None, help="security group id written into the spec (default: a placeholder)"),
-        flag("--json", "print the plan (and every candidate tried) as JSON"),
-    ))
+    ), json="print the plan (and every candidate tried) as JSON")
 
 
 def add_parsers(sub) -> dict:
