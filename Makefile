@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # every extra of pyproject.toml (tests/test_dependencies.py checks this list against it): the suite covers them all
 EXTRAS := bench,serve,webapp,simulate,experiments,ec2,ssh,browser,test,docs
 
-.PHONY: experiment demo test typecheck bench docs install clean
+.PHONY: experiment experiment-full demo test typecheck bench docs install clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +16,13 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
-## experiment: the main job, the sweep notebook on the embedded default (results/<run>/ and results/REPORT.md)
+## experiment: the main job, the sweep notebook on the embedded default (results/<run>/ and results/REPORT.md); about 10 minutes on 2 cores (estimate in experiments/params/default.yaml)
 experiment: $(STAMP)
 	bash scripts/sweep.sh experiments/params/default.yaml
+
+## experiment-full: the same on the full grid, every configuration at four rates (experiments/params/full.yaml, about 20 minutes on 2 cores)
+experiment-full: $(STAMP)
+	bash scripts/sweep.sh experiments/params/full.yaml
 
 ## demo: run N requests centralized and distributed on a LocalCluster; print the comparison
 demo: $(STAMP)

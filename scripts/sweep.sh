@@ -2,6 +2,7 @@
 # Run the sweep notebook with a parameter file; the executed notebook, data, charts and REPORT.md
 # land in results/<run-id>/, and results/REPORT.md is remade.
 #   scripts/sweep.sh experiments/params/default.yaml [papermill -p NAME VALUE ...]
+#   scripts/sweep.sh experiments/params/full.yaml   # the full grid (make experiment-full)
 #   scripts/sweep.sh experiments/params/test-cases-local.yaml
 #   RUN_ID=my-run scripts/sweep.sh experiments/params/test-cases-emulated.yaml   # resumes my-run if it exists
 #   RESULTS=/tmp/runs scripts/sweep.sh PARAMS.yaml   # the folder of run folders (default results)
