@@ -44,6 +44,7 @@ import pandas as pd
 from ... import config as sd_config
 from ...errors import InvalidRequest
 from ...pipeline.modes import CENTRALIZED, DISTRIBUTED, SERVING_MODES
+from ...run.isolated import sigterm_unwinds
 from ..params import as_list
 from . import facts
 
@@ -428,7 +429,7 @@ def _server_process(cfg: Configuration, params: SweepParams, scheduler, security
         log = os.path.abspath(log) if log else os.devnull
         os.makedirs(os.path.dirname(log), exist_ok=True)
         out = stack.enter_context(open(log, "ab"))
-        stack.enter_context(_sigterm_unwinds())
+        stack.enter_context(sigterm_unwinds())
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True, preexec_fn=_die_with_parent())
         stack.callback(_stop_session, proc, float(sd_config.get("serve.stop_timeout")))
@@ -515,30 +516,6 @@ def _die_with_parent():
             os._exit(1)
 
     return preexec
-
-
-@contextlib.contextmanager
-def _sigterm_unwinds():
-    """While the block runs, SIGTERM of this process raises SystemExit, so the server's teardown runs.
-
-    Python's default for SIGTERM ends the process without running ``finally`` blocks. Only from the
-    main thread (where signal handlers live) and only when no one else handles SIGTERM.
-    """
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
-        yield
-        return
-
-    def _raise(signum, frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, _raise)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 #: how the sweep runs a server: ``SweepParams.server`` -> context manager yielding (url, facts)
