@@ -82,7 +82,7 @@ def sigterm_unwinds() -> Iterator[None]:
     """While the block runs, SIGTERM of this process raises SystemExit, so its teardown and exit handlers run.
 
     Python's default for SIGTERM ends the process without running ``finally`` blocks or exit handlers (among
-    them :func:`end_resource_tracker_before_exit`'s). Only from the main thread (where signal handlers live)
+    them ``end_resource_tracker_before_exit``'s). Only from the main thread (where signal handlers live)
     and only when no one else handles SIGTERM.
     """
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
