@@ -130,3 +130,20 @@ def test_a_seed_is_reproduced_and_every_cell_counts_its_requests(grid, slow_sche
     pd.testing.assert_frame_equal(a, b)
     # a cell is at least min_duration simulated seconds: more requests than the ``requests`` asked for at high rates
     assert (a["requests"] >= (4.0 * a["rate"]).astype(int) - 1).all()
+
+
+def test_a_committed_table_says_its_cost_at_64_machines_is_the_grids_not_the_machines():
+    # results/20261130-075839-default: 15.59 USD per million at 64 machines after 8.7 at 32, because 0.9 of the core
+    # bound (175 req/s) is past the scheduler's 137 and the next rate down is 0.5 of it (97 req/s)
+    text = "\n".join(scale.index_lines(os.path.join(REPO, "results", "20261130-075839-default")))
+    assert "from 64 machines on the scheduler binds first (core bound 194.57 req/s)" in text
+    assert "(64 machines: 97.28 req/s, 71% of its bound 137.37): the grid raises it there, not the machines" in text
+    assert "of the core bound (a table made before rates followed the bound)" in text
+    assert "1 seed(s) a point, fewer than the 3 a tie needs" in text
+    rows = {int(r.split("|")[2]): r for r in text.splitlines() if r.startswith("| ") and "machines" not in r}
+    assert "| 344 heft |" in rows[64] and "| round-robin |" in rows[64]  # the old pick, beside the lowest p50
+
+
+def test_a_grid_at_the_bound_has_no_gap_to_explain(grid, slow_scheduler_run):
+    grid.to_csv(os.path.join(slow_scheduler_run, scale.FILE), index=False)
+    assert "the grid raises it there" not in "\n".join(scale.index_lines(slow_scheduler_run))

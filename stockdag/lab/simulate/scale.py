@@ -265,6 +265,19 @@ def bound_note(summ: pd.DataFrame, table: pd.DataFrame) -> str:
                       f"{int(top['machines'])} machines: {top['max_throughput']:g} req/s)")
     else:
         first = "at every size the cores bind first"
+    held_col = next((c for c in summ.columns if c.startswith("rate_at_p99")), None)
+    gaps = []
+    for m in sorted(int(x) for x in by.index):
+        rows = dist[(dist["machines"] == m) & dist["usd_per_million"].notna()]
+        if held_col and len(rows):
+            r = rows.loc[rows["usd_per_million"].idxmin()]
+            if r[held_col] < 0.8 * r["capacity_rps"]:
+                gaps.append(f"{m} machines: {r[held_col]:g} req/s, {r[held_col] / r['capacity_rps']:.0%} of its bound "
+                            f"{r['capacity_rps']:g}")
+    if gaps:
+        first += ("; the cheapest distributed cost is at a rate well below the bound where the grid has no rate between "
+                  "the last that holds the objective and the bound (" + "; ".join(gaps) + "): the grid raises it there, "
+                  "not the machines")
     loads = ", ".join(f"{x:g}" for x in sorted(table["load"].unique()))
     of = "each row's bound" if follows else "the core bound (a table made before rates followed the bound)"
     n = int(summ["seeds"].min())
