@@ -41,7 +41,7 @@ def add_parsers(sub) -> dict:
                        description="A discrete-event model of the service (SimPy), fitted on a run's centralized and 1-worker "
                                    "points. calibrate stores the fit in RUN/simulate/calibration.json; validate simulates every "
                                    "measured point and prints measured vs simulated with the relative errors.")
-    ssub = p.add_subparsers(dest="action", required=True, metavar="ACTION", help="calibrate | validate | run")
+    ssub = p.add_subparsers(dest="action", required=True, metavar="ACTION", help="calibrate | validate | holdout | run")
     c = ssub.add_parser("calibrate", help="fit stage costs and overheads from RUN's centralized + 1-worker points",
                         description="Fit the simulator's stage costs and overheads from RUN's centralized and 1-worker points "
                                     "and store them in RUN/simulate/calibration.json.")
@@ -56,6 +56,20 @@ def add_parsers(sub) -> dict:
                    help="simulate a cluster spec's workers at its nominal speeds (cpu_share) instead of the speeds measured "
                         "from the run's traces (default: measured; a cgroup quota does not deliver its share exactly)")
     c.add_argument("--json", action="store_true", help="print every point and the median errors as JSON")
+
+    c = ssub.add_parser("holdout", help="the simulator out of sample: fitted on RUN's centralized and 1-machine points, "
+                                        "every other point predicted; median errors per number of machines",
+                        description="Calibrate on RUN's centralized and 1-machine points only, predict every other point "
+                                    "(2, 3, 5 machines, mixed machines) and print measured vs simulated with the relative "
+                                    "errors, per number of machines. Writes RUN/simulate/holdout.json, which the run's "
+                                    "REPORT (stockdag report RUN) shows.")
+    c.add_argument("run", type=run_folder, help="a run folder, e.g. results/<stamp>-test-cases")
+    c.add_argument("--repeats", type=positive_int, default=5, help="simulations per point, medians compared (default 5)")
+    # stockdag.lab.simulate.validate.SPEEDS (not imported here: it pulls in the simulator for every --help)
+    c.add_argument("--speeds", choices=("fitted", "measured", "nominal"), default="fitted",
+                   help="worker speeds: the spec's scaled by what the fitted points measured (default: no predicted "
+                        "point lends its own traces), measured from every point's traces, or the spec's nominal")
+    c.add_argument("--json", action="store_true", help="print the result as JSON")
 
     c = ssub.add_parser("run", help="simulate one configuration under one load, calibrated on RUN (a what-if `stockdag bench`)",
                         description="Simulate `stockdag bench` against a service: centralized, replicated, or distributed on a cluster "
@@ -121,6 +135,11 @@ def cmd_simulate(args) -> int:
         return 0
     if args.action == "run":
         return _simulate_run(folder, args)
+    if args.action == "holdout":
+        result = validate.holdout(folder, repeats=args.repeats, speeds=args.speeds)
+        path = validate.save_holdout(folder, result)
+        print(_dumps(result) if args.json else "\n".join([*validate.holdout_lines(result), "", f"written to {path}"]))
+        return 0
     result = validate.validate(folder, repeats=args.repeats, speeds="nominal" if args.nominal_speeds else "measured")
     print(_dumps(result) if args.json else validate.text(result))
     return 0

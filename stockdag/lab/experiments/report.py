@@ -84,12 +84,16 @@ def answer(sat: pd.DataFrame, lim: dict, machine: dict, agg: pd.DataFrame | None
     base = sat[sat["mode"] == "centralized"]
     if base.empty:
         return ["No centralized baseline in this run: ratios cannot be given."]
-    b = base.iloc[0]
+    # several centralized machines (a fast and a slow one): distribution is measured against the best single machine
+    b = base.sort_values(["max_throughput", "p50_low_load_ms"], ascending=[False, True]).iloc[0]
     dist = sat[sat["mode"] == "distributed"]
     rep = sat[sat["mode"] == "replicated"]
     # the capacity the bound was computed with (re-measured per block in newer runs), not only the one at the start
     cores, cap = machine.get("cores"), lim.get("parallel_capacity", machine.get("parallel_capacity"))
-    out.append(f"Centralized baseline: {b['max_throughput']:.2f} req/s at best, p50 {b['p50_low_load_ms']:.0f} ms at the lowest load.")
+    which = (f" ({b['label']}, the best of {len(base)} single machines by throughput, then p50; every configuration against "
+             "each is below)" if len(base) > 1 else "")
+    out.append(f"Centralized baseline{which}: {b['max_throughput']:.2f} req/s at best, p50 {b['p50_low_load_ms']:.0f} ms "
+               "at the lowest load.")
     if not dist.empty:
         best_t = dist.loc[dist["max_throughput"].idxmax()]
         best_l = dist.loc[dist["p50_low_load_ms"].idxmin()]
@@ -211,11 +215,17 @@ def _random_lines(where: str, g: pd.DataFrame) -> list[str]:
             if not ratios:
                 continue
             better = [k for k, r in ratios.items() if r.judged and ((r.high < 1) if lower else (r.low > 1))]
+            # named, not left to be inferred: a strategy whose interval reaches random's is no better than chance here
+            not_better = [k for k, r in ratios.items() if r.judged and k not in better]
+            if not all(r.judged for r in ratios.values()):
+                verdict = f"; too few repeats to judge (it takes {stats.MIN_REPEATS})."
+            elif not better:
+                verdict = "; none is shown better than random."
+            else:
+                verdict = f"; better than random: {', '.join(better)}" + (
+                    f"; not shown better than random: {', '.join(not_better)}." if not_better else ".")
             out.append(f"{where}, {_load_text(loop, load)}, {words} against `random`: "
-                       + ", ".join(f"{k} {_ratio_text(r)}" for k, r in ratios.items())
-                       + (f"; better than random: {', '.join(better)}." if better else
-                          "; none is shown better than random." if all(r.judged for r in ratios.values()) else
-                          f"; too few repeats to judge (it takes {stats.MIN_REPEATS})."))
+                       + ", ".join(f"{k} {_ratio_text(r)}" for k, r in ratios.items()) + verdict)
     return out
 
 
@@ -237,7 +247,13 @@ def versus_centralized_lines(run) -> list[str]:
     s = run.summary
     if not len(s) or (s["mode"] == "centralized").sum() == 0:
         return []
-    base = s[s["mode"] == "centralized"]["label"].iloc[0]
+    bases = list(dict.fromkeys(s[s["mode"] == "centralized"]["label"]))
+    # several centralized machines (a fast and a slow one): every configuration against each, so the answer
+    # "distribution against the best single machine" is there, not only against the first
+    return [line for base in bases for line in _versus_one_centralized(s, base, named=len(bases) > 1)]
+
+
+def _versus_one_centralized(s: pd.DataFrame, base: str, named: bool) -> list[str]:
     out = []
     for metric, loadpick, lower, words in (("p50_ms", min, True, "p50 at the lowest load"),
                                            ("throughput", max, False, "throughput at the highest load")):
@@ -257,8 +273,9 @@ def versus_centralized_lines(run) -> list[str]:
                     verdict = "beats centralized" if better else "loses to centralized"
                 verdicts.setdefault(verdict, []).append(f"{label} {_ratio_text(r)}")
         if verdicts:
-            out.append(f"Against centralized, {words} (ratio to centralized's): "
-                       + "; ".join(f"{v}: {', '.join(items)}" for v, items in verdicts.items()) + ".")
+            head = (f"Against {base}, {words} (ratio to its): " if named else
+                    f"Against centralized, {words} (ratio to centralized's): ")
+            out.append(head + "; ".join(f"{v}: {', '.join(items)}" for v, items in verdicts.items()) + ".")
     return out
 
 
@@ -476,7 +493,8 @@ def configurations_table(data: ReportData) -> pd.DataFrame:
     table["all_requests_low_load_ms"] = [f"p50 {a:.0f}, {analysis.tail_text(t, t, n)}" if a == a else "n/a"
                                          for a, t, n in zip(table["all_p50_low_load_ms"], table["all_tail_low_load_ms"],
                                                             table["n_all_low_load"])]
-    tax = analysis.compute_tax(data.stages).set_index("label")
+    labels = data.stages["label"].unique() if len(data.stages) else []
+    tax = analysis.compute_tax(data.stages, analysis.central_label(data.run.config, labels)).set_index("label")
     # the compute tax: the stages' own time against the baseline's, so a slower compute cannot hide in a ratio
     table["stage_ms_low_load"] = [f"{tax.at[label, 'stage_ms']:.0f}" if label in tax.index else "n/a" for label in table["label"]]
     table["compute_tax"] = [f"{tax.at[label, 'tax']:.2f}x" if label in tax.index and tax.at[label, "tax"] == tax.at[label, "tax"]
@@ -648,7 +666,9 @@ def markdown(data: ReportData, drawn: list[str]) -> str:
            "",
            *[f"- {s}" for s in predictions(lim, analysis.tasks_per_request(run))],
            ""] if data.width.empty else []),  # pooled over pipelines of different sizes they would mislead
+        *test_cases_section(data),
         *strategy_section(run),
+        *holdout_section(folder),
         *width_section(data),
         "## Configurations",
         "",
@@ -700,11 +720,89 @@ def markdown(data: ReportData, drawn: list[str]) -> str:
         *(["- Emulated cluster: worker CPU shares are cgroup quotas and link delays a delaying transport; the centralized "
            "baseline runs outside the quotas, on a whole core, so it has an advantage over the distributed configurations."]
           if "emulated" in data.kinds else []),
+        *[f"- {s}" for s in testbed_caveats(run)],
+        *[f"- {s}" for s in starved_lines(run)],
         "- Confidence intervals are 95% t intervals over repeats; with one repeat there are none, and shared-machine noise "
         "shows only in the probes above.",
         "- Remake everything here with `stockdag report " + folder + "`.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def test_cases_section(data: ReportData) -> list[str]:
+    """The design report's test cases, MEASURED, per number of machines (testbed runs: machines of stated shares)."""
+    if "testbed" not in data.kinds:
+        return []
+    t = analysis.test_cases(data.run, data.lim)
+    if t.empty:
+        return []
+    central = analysis.central_label(data.run.config, data.run.summary["label"].unique())
+
+    def cell(v) -> str:
+        return _ratio_text(v) if isinstance(v, stats.Ratio) else "" if v is None or (isinstance(v, float) and v != v) else str(v)
+
+    cols = {"case": "test case", "cluster": "cluster", "machines": "machines",
+            "p50_speedup_vs_centralized": "p50 speed-up vs centralized",
+            "p50_speedup_vs_whole_requests": "p50 speed-up vs whole requests",
+            "latency_bound": "critical-path bound", "best_p50": "best p50 (ties)",
+            "throughput_speedup_vs_centralized": "throughput speed-up vs centralized",
+            "throughput_speedup_vs_whole_requests": "throughput speed-up vs whole requests",
+            "throughput_bound": "core bound", "best_throughput": "best throughput (ties)"}
+    shown = t.reindex(columns=list(cols)).rename(columns=cols)
+    for c in shown.columns:
+        shown[c] = [cell(round(v, 2) if isinstance(v, float) else v) for v in shown[c]]
+    return ["## Test cases (MEASURED)", "",
+            f"Against `{central}` (test case 1) and against whole requests (granularity `request`) on the same "
+            "machines: the best strategy's ratio, paired by repeat, with its 95% interval where there are at least "
+            f"{stats.MIN_REPEATS} repeats; p50 at the lowest load, throughput at the highest. Bounds from the centralized "
+            "machine's stage costs: the critical path for latency, the machines' CPU over the centralized machine's "
+            "for throughput.", "", _table(shown), ""]
+
+
+def holdout_section(folder: str) -> list[str]:
+    """The simulator out of sample (``stockdag simulate holdout RUN`` wrote it), when it ran on this run."""
+    from ..simulate.validate import HOLDOUT_FILE, holdout_lines
+
+    path = os.path.join(folder, HOLDOUT_FILE)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        result = json.load(f)
+    return ["## The simulator, out of sample (SIMULATED)", "", *holdout_lines(result),
+            "", f"From `{HOLDOUT_FILE}`; remake it with `stockdag simulate holdout {folder}`.", ""]
+
+
+def starved_lines(run) -> list[str]:
+    """The testbed points where a machine could not get its CPU quota (each point's ``cpu`` record says so)."""
+    recorded = [m for m in run.points if m.get("cpu")]
+    if not recorded:
+        return []
+    starved = [f"{m['point']} ({', '.join(m['cpu']['starved'])})" for m in recorded if m["cpu"].get("starved")]
+    if not starved:
+        return [f"Every testbed machine could have had its CPU quota in each of the {len(recorded)} points that "
+                "recorded it (no machine starved: the host had idle CPU whenever a machine used less than 90% of its quota)."]
+    return [f"Starved: in {len(starved)} of {len(recorded)} points a machine used less than 90% of its quota while the "
+            f"host had no idle CPU to give it, so it ran slower than its spec says: {'; '.join(starved)}."]
+
+
+def testbed_caveats(run) -> list[str]:
+    """Where a run used the testbed: which configurations ran on its scaled machines, and which outside them.
+
+    Computed from what each point recorded of its deployment: a baseline measured on the host's whole cores beside
+    quarter-core machines is not "the same machines", and the REPORT must say so whenever it happens.
+    """
+    on, off = set(), set()
+    for meta in run.points:
+        kind = ((meta.get("cluster") or {}).get("cluster") or {}).get("kind")
+        (on if kind == "testbed" else off).add(meta["config"]["label"])
+    if not on:
+        return []
+    out = [f"Testbed (scaled machines: network namespaces with CPU quotas and capped links): {', '.join(sorted(on))}; "
+           "absolute times are those of the scaled machines, compare ratios."]
+    if off:
+        out.append(f"Not on the testbed's machines: {', '.join(sorted(off))} ran in this host's own processes, outside "
+                   "every quota, so a ratio between them and a testbed configuration compares unequal machines.")
+    return out
 
 
 def build(folder: str) -> dict:
