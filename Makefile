@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: experiment demo test typecheck bench docs install clean
+.PHONY: experiment test-cases-testbed test-cases-testbed-pilot demo test typecheck bench docs install clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,14 @@ install: $(STAMP)
 ## experiment: the main job, the sweep notebook on the embedded default (results/<run>/ and results/REPORT.md)
 experiment: $(STAMP)
 	bash scripts/sweep.sh experiments/params/default.yaml
+
+## test-cases-testbed: issue 22's test cases on the testbed (root; ~3 h on a quiet machine), simulator out of sample, REPORTs
+test-cases-testbed: $(STAMP)
+	bash scripts/test-cases-testbed.sh full
+
+## test-cases-testbed-pilot: the same, small (~14 min): a first check before the long run
+test-cases-testbed-pilot: $(STAMP)
+	bash scripts/test-cases-testbed.sh pilot
 
 ## demo: run N requests centralized and distributed on a LocalCluster; print the comparison
 demo: $(STAMP)

@@ -59,26 +59,35 @@ class Configuration:
     granularity: str | None = None  # distributed: stockdag.pipeline.granularity; None: the configured one
     pipeline: str | None = None  # a pipeline spec file (stockdag.pipeline.spec); None: the configured one
     batching: str | None = None  # distributed: Dask's stream intervals, a stockdag.run.batching preset; None: configured
+    machine: str | None = None  # a testbed cluster's machine the server runs on; None: its `server` machine
+    # pinned strategy: stage name or code -> worker name (stockdag.placement.pinned for this server); None: configured
+    pinned: dict | None = field(default=None, hash=False)
 
     def __post_init__(self):
         from ...run.batching import PRESETS
 
         if self.batching is not None and self.batching not in PRESETS:
             raise ValueError(f"unknown batching {self.batching!r}; choose from {', '.join(PRESETS)}")
+        if self.machine is not None and not self.cluster:
+            raise ValueError(f"machine {self.machine!r} needs a testbed cluster (cluster: experiments/clusters/testbed-*.yaml)")
+        if self.pinned is not None and (self.strategy != "pinned" or not isinstance(self.pinned, dict)):
+            raise ValueError("pinned takes a mapping of stage -> worker name, with strategy: pinned")
 
     @property
     def label(self) -> str:
         return self._label() + (f" [{os.path.splitext(os.path.basename(self.pipeline))[0]}]" if self.pipeline else "")
 
     def _label(self) -> str:
-        if self.mode == "centralized":
-            return "centralized"
+        where = f" @{os.path.splitext(os.path.basename(self.cluster))[0]}" if self.cluster else ""
+        on = f" on {self.machine}" if self.machine else ""
+        if self.mode == "centralized":  # a centralized server on a cluster's machine runs there, not in this host
+            return "centralized" + where + on
         if self.mode == "replicated":
             return f"replicated x{self.workers}"
-        where = f" @{os.path.splitext(os.path.basename(self.cluster))[0]}" if self.cluster else ""
         grain = f" {self.granularity}" if self.granularity else ""
         batching = f" batching={self.batching}" if self.batching else ""
-        return f"distributed w{self.workers} {self.strategy}{grain}{batching}{where}"
+        mapped = " mapped" if self.pinned else ""
+        return f"distributed w{self.workers} {self.strategy}{mapped}{grain}{batching}{where}{on}"
 
     @property
     def slug(self) -> str:
@@ -299,12 +308,29 @@ def serving(cfg: Configuration, params: SweepParams):
     with contextlib.ExitStack() as stack:
         info: dict = {}
         scheduler = security = None
-        if cfg.mode == "distributed" and cfg.cluster:
+        testbed = _is_testbed(cfg.cluster)
+        if cfg.mode != "distributed" and cfg.cluster and not testbed:
+            raise ValueError(f"{cfg.label}: only a testbed cluster has machines to run a {cfg.mode} server on")
+        if cfg.mode == "replicated" and testbed:
+            raise ValueError(f"{cfg.label}: replicas would share one testbed machine; for whole requests on the "
+                             "testbed's machines use mode distributed with granularity request")
+        if cfg.machine and testbed:
+            from ...deploy import load_spec
+            from ...deploy.testbed import machines
+
+            names = [m.name for m in machines(load_spec(cfg.cluster))]
+            if cfg.machine not in names:
+                raise ValueError(f"{cfg.label}: no machine {cfg.machine!r} in {cfg.cluster}; machines: {', '.join(names)}")
+        elif cfg.machine:
+            raise ValueError(f"{cfg.label}: machine applies to a testbed cluster only")
+        if cfg.cluster and (cfg.mode == "distributed" or testbed):
             from ...deploy import start
 
             deployment = stack.enter_context(start(cfg.cluster))
             scheduler, security = deployment.scheduler_address, deployment.security
             info = {"cluster": deployment.info()}
+        if cfg.pinned:
+            stack.enter_context(dask.config.set({"stockdag.placement.pinned": dict(cfg.pinned)}))
         if cfg.granularity:  # for the server's lifetime (its executor reads it when it starts)
             stack.enter_context(dask.config.set({"stockdag.pipeline.granularity": cfg.granularity}))
         if cfg.batching:  # the server's executor applies these intervals to its cluster when it starts
@@ -315,11 +341,94 @@ def serving(cfg: Configuration, params: SweepParams):
             from ...pipeline.spec import load_pipeline
 
             stack.enter_context(dask.config.set({"stockdag.pipeline.spec": load_pipeline(cfg.pipeline).to_dict()}))
+        if testbed:  # the server on a machine of the testbed, as a user runs it there; the bench stays on this host
+            url, facts_ = stack.enter_context(testbed_server(deployment, cfg, params))
+            yield url, info | {"server": facts_, "cpu_snapshot": deployment.cpu_snapshot}
+            return
         app = create_app(cfg.mode, replicas=cfg.workers, workers=cfg.workers, scheduler=scheduler,
                          strategy=cfg.strategy, profile=params.profile, deadline=params.timeout,
                          max_in_flight=1024, security=security)
         server = stack.enter_context(ServerThread(app))
         yield server.url, info
+
+
+def _is_testbed(cluster: str | None) -> bool:
+    if not cluster:
+        return False
+    from ...deploy import load_spec
+
+    return load_spec(cluster).kind == "testbed"
+
+
+#: the port a testbed server listens on (its machine has a network namespace, so a port space, of its own)
+TESTBED_PORT = 8000
+
+
+def testbed_argv(cfg: Configuration, params: SweepParams, host: str, scheduler: str | None) -> list[str]:
+    """``stockdag serve`` of one configuration, bound to its testbed machine's address."""
+    import sys
+
+    argv = [sys.executable, "-m", "stockdag.cli", "serve", "--mode", cfg.mode, "--host", host,
+            "--port", str(TESTBED_PORT), "--profile", params.profile, "--deadline", f"{params.timeout:g}",
+            "--max-in-flight", "1024"]
+    if cfg.mode == "distributed":
+        argv += ["--scheduler", str(scheduler)] + (["--strategy", cfg.strategy] if cfg.strategy else [])
+    if cfg.pipeline:
+        argv += ["--pipeline", cfg.pipeline]
+    return argv
+
+
+@contextlib.contextmanager
+def testbed_server(deployment, cfg: Configuration, params: SweepParams):
+    """``stockdag serve`` on a testbed machine (:meth:`~stockdag.deploy.testbed.TestbedDeployment.run_on`): its
+    namespace, CPU quota and link; yield (url, facts) once ``/health`` answers 200.
+
+    It runs with this process's Dask configuration (the sweep's overrides included, through Dask's
+    ``DASK_INTERNAL_INHERIT_CONFIG``). Its machine's quota is lifted while Python boots (unmeasured, and minutes
+    at a quarter core) and set again before anything is measured. Stopped (SIGTERM, then SIGKILL) when the block
+    ends, on every exit path, before the testbed itself is torn down.
+    """
+    import signal
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.request
+
+    machine = cfg.machine or "server"
+    host = deployment.address(machine)
+    argv = testbed_argv(cfg, params, host, deployment.scheduler_address)
+    cgroup = deployment.machine_cgroups[machine]
+    cgroup.limit(False)
+    env = {"DASK_INTERNAL_INHERIT_CONFIG": dask.config.serialize(dask.config.config)}
+    proc = deployment.run_on(machine, argv, env=env, name=f"{machine}.serve")
+    url = f"http://{host}:{TESTBED_PORT}"
+    try:
+        deadline = time.monotonic() + deployment.start_timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"stockdag serve ({cfg.label}) exited with {proc.returncode} on {machine}: "
+                                   f"{deployment._logs()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"stockdag serve ({cfg.label}) did not answer /health on {machine} within "
+                                   f"{deployment.start_timeout:g} s")
+            try:  # no proxy: the testbed's addresses are reached over its own bridge, whatever the environment says
+                with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url + "/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):  # not listening yet, or 503 until its workers joined
+                pass
+            time.sleep(0.2)
+        cgroup.limit()
+        yield url, {"how": "testbed", "machine": machine, "argv": argv[1:], "pid": proc.pid}
+    finally:
+        cgroup.limit()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def _warm(url: str, params: SweepParams, n: int) -> None:
@@ -356,7 +465,12 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
             "pipelines": {p: load_pipeline(p).to_dict() for p in params.pipeline or ()},
             "order": [[c.label for c in order] for order in params.order()],
             # runs recorded without this key served with Nagle's algorithm on (see report.conditions)
-            "server": "in-process uvicorn (stockdag.serve.ServerThread); connections with TCP_NODELAY",
+            "server": ("in-process uvicorn (stockdag.serve.ServerThread); connections with TCP_NODELAY"
+                       if not any(_is_testbed(c.cluster) for c in params.configurations_list()) else
+                       "testbed configurations: `stockdag serve` on a testbed machine (its `server` machine, or the "
+                       "configuration's `machine`), uvicorn binding its own socket (Nagle off); the others in-process "
+                       "uvicorn (stockdag.serve.ServerThread), connections with TCP_NODELAY; the load generator on "
+                       "this host"),
             # Dask settings of the workers the servers' clusters start (runs without it profiled every worker)
             "worker_settings": worker_settings.facts(),
             "probe": {"what": "facts.speed_probe: seconds of a fixed CPU loop, best of 3, before every point",
@@ -390,13 +504,18 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
                         mix=mix, seed=params.seed + point.repeat,
                     )
                     probe_before = facts.speed_probe()
+                    cpu_before = info["cpu_snapshot"]() if "cpu_snapshot" in info else None
                     result = run(bench)
+                    cpu = _cpu_usage(cpu_before, info["cpu_snapshot"]()) if cpu_before is not None else None
                     probe_after = facts.speed_probe()
                     result.records.to_parquet(os.path.join(points_dir, point.slug + ".parquet"), index=False,
                                               compression="zstd")
                     meta = {"point": point.slug, "config": dataclasses.asdict(cfg) | {"label": cfg.label},
                             "loop": point.loop, "load": point.load, "repeat": point.repeat,
-                            "summary": result.summary.to_dict(), "cluster": info,
+                            "summary": result.summary.to_dict(),
+                            "cluster": {k: v for k, v in info.items() if k != "cpu_snapshot"},
+                            # each testbed machine's CPU time, throttling and starvation over the point
+                            **({"cpu": cpu} if cpu is not None else {}),
                             "probe": {"before_s": probe_before, "after_s": probe_after,
                                       "speed_s": max(probe_before, probe_after), "capacity": capacity,
                                       "block": all_blocks.index((repeat, cfg))},
@@ -412,6 +531,12 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
             bar.close()
     summarize_run(folder)
     return folder
+
+
+def _cpu_usage(before: dict, after: dict) -> dict:
+    from ...deploy.testbed import cpu_usage
+
+    return cpu_usage(before, after)
 
 
 #: parameters that may differ on resume: where the folder was found, not what was measured
