@@ -3,13 +3,15 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# every extra of pyproject.toml (tests/test_dependencies.py checks this list against it): the suite covers them all
+EXTRAS := bench,serve,webapp,simulate,experiments,ec2,ssh,browser,test,docs
 
 .PHONY: experiment test-cases-testbed test-cases-testbed-pilot demo test typecheck bench docs install clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,12 +32,13 @@ test-cases-testbed-pilot: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/stockdag demo --requests 16 --workers 2
 
-## test: ruff (lint and import order), mypy (typecheck), the docs (warnings are errors), the test suite (benchmarks run once each with timing disabled), then the once-flaky tests under two CPU hogs; installs redis-server and chromium if missing
+## test: ruff (lint and import order), mypy (typecheck), the docs (warnings are errors), the test suite (benchmarks run once each with timing disabled), then the once-flaky tests under two CPU hogs; installs redis-server, openssh-server and chromium if missing
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(MAKE) --no-print-directory typecheck
 	$(MAKE) --no-print-directory docs
 	sh scripts/ensure-redis.sh
+	sh scripts/ensure-sshd.sh
 	sh scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest
 	PYTHON=$(BIN)/python sh scripts/under-load.sh

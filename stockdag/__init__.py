@@ -10,9 +10,13 @@ else (every other module and name) is internal and may change.
 from __future__ import annotations
 
 import importlib as _importlib  # (private names: only __all__ is public, a test holds it)
+import importlib.metadata as _metadata
 from typing import Any as _Any
 
-__version__ = "0.1.0"
+try:  # one place: the git tag the installed distribution was built from (setuptools-scm, pyproject.toml)
+    __version__ = _metadata.version(__name__)
+except _metadata.PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "0+unknown"
 
 from . import config  # noqa: F401  (loads the defaults into dask.config)
 from .errors import (

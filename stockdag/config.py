@@ -33,3 +33,24 @@ def snapshot() -> dict:
     restores it when its block ends, which would silently change a snapshot taken inside it.
     """
     return copy.deepcopy(dask.config.get("stockdag"))
+
+
+def shipped_spec(folder: str, name: str) -> str | None:
+    """The file of the named spec ``name`` (``local-2``, ``width/w10``) shipped in ``folder``; None if none.
+
+    ``folder`` is package-relative: ``deploy/clusters`` or ``pipeline/pipelines``. In a checkout both are
+    links to ``experiments/``; a wheel carries the files themselves (package data in ``pyproject.toml``), so a name
+    works wherever stockdag is installed.
+    """
+    path = os.path.join(os.path.dirname(__file__), folder, f"{name}.yaml")
+    return path if os.path.isfile(path) else None
+
+
+def shipped_specs(folder: str) -> list[str]:
+    """Every spec name shipped in ``folder``, sorted (``width/w10`` for a file in a subfolder)."""
+    root = os.path.join(os.path.dirname(__file__), folder)
+    out = []
+    for where, _dirs, files in os.walk(root, followlinks=True):
+        rel = os.path.relpath(where, root)
+        out += [os.path.normpath(os.path.join(rel, f[:-5])) for f in files if f.endswith(".yaml")]
+    return sorted(out)

@@ -61,3 +61,7 @@ class ModelStoreError(StockdagError):
     """The pretrained model store is missing or does not cover the request."""
 
     http_status = 503
+
+
+class MissingMainGuard(StockdagError, RuntimeError):
+    """A script starts worker processes from its top level without ``if __name__ == "__main__":``."""

@@ -35,7 +35,7 @@ def test_symbols(capsys):
     assert main(["symbols"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == ["AAPL", "FB", "GOOG", "IBM", "MSFT"]
-    assert "FB       prices 2012-05-18 .. 2013-03-01 (196 days); too little history to predict" in lines[1]
+    assert "FB       prices 2012-05-18 .. 2013-03-01 (196 days); refit: none (" in lines[1] and "too little history" in lines[1]
 
 
 def test_symbols_first_usable_date_is_the_first_that_predicts(small, capsys):
@@ -117,3 +117,26 @@ def test_a_weekend_date_says_it_was_answered_from_the_friday_close(small, capsys
     assert "note" not in json.loads(capsys.readouterr().out)
     assert main(["predict", "MSFT", "--as-of", "2012-06-02"]) == 0
     assert "  note: 2012-06-02 is not a trading day of MSFT" in capsys.readouterr().out
+
+
+def test_a_command_run_in_process_quiets_distributed_only_while_it_runs(monkeypatch, capsys):
+    # a later cluster in this process ships dask's global config to the processes it starts (the ssh kind does):
+    # the command's quieter level must not outlive it
+    import logging
+
+    import dask
+
+    from stockdag import cli
+
+    log = logging.getLogger("distributed")
+    before = (dask.config.get("logging.distributed", None), log.level)
+    seen = {}
+
+    def run(args):
+        seen["during"] = (dask.config.get("logging.distributed", None), log.level)
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, "symbols", run)
+    assert main(["symbols"]) == 0
+    assert seen["during"] == ("warning", logging.WARNING)
+    assert (dask.config.get("logging.distributed", None), log.level) == before

@@ -34,7 +34,7 @@ PIPELINE = {"--pipeline": ["/nonexistent/spec.yaml", "nope", "", "/", "experimen
 CLUSTER = {"--workers": POS_INT, "--scheduler": ["", "tcp://", ":8786"], "--strategy": ["hfet", "Dask"]}
 BAD = {
     "predict": {"symbol": SYMBOLS, "--as-of": DATE, "--mode": ["parallel"], "--profile": ["nope"], **DATA, **CLUSTER, **PIPELINE},
-    "symbols": {**DATA},
+    "symbols": {"--profile": ["nope"], **DATA},
     "train": {"--symbols": SYMBOLS, "--train-end": DATE, "--window": POS_INT, **DATA, **PIPELINE},
     "evaluate": {"--symbols": SYMBOLS, "--start": DATE, "--end": DATE, "--step": POS_INT, "--window": POS_INT, **DATA, **PIPELINE},
     "demo": {"--requests": POS_INT, "--workers": POS_INT, "--in-flight": POS_INT, "--profile": ["nope"], "--seed": ["-1", "x"],
@@ -53,7 +53,7 @@ BAD = {
               "--out": ["/nonexistent/dir/x.csv", "x.txt", "/tmp"]},
     "webapp": {"--port": ["-1", "65536", "x"], "--host": ["", "a b"], "--url": ["127.0.0.1:8000", "ftp://x"]},
     "sweep": {"--run-id": ["a/b", "..", ""]},
-    "simulate calibrate": {"run": RUNS},
+    "simulate calibrate": {"run": RUNS, "--out": ["README.md", "/nonexistent/dir/x"]},
     "simulate validate": {"run": RUNS, "--repeats": POS_INT},
     "simulate holdout": {"run": RUNS, "--repeats": POS_INT, "--speeds": ["nope", "Fitted"]},
     "simulate run": {"run": RUNS, "--mode": ["nope"], "--workers": POS_INT, "--strategy": ["hfet", "Dask"], "--rate": POS_FLOAT,
@@ -278,3 +278,39 @@ def test_strategy_errors_name_each_strategy_once(capsys):
     for message in messages:
         listed = message.split("choose ")[1].split(": ", 1)[-1].split(" (see")[0].replace("from ", "").strip()
         assert sorted(x.strip() for x in listed.split(",")) == sorted(STRATEGIES), message
+
+
+# -- issue 24 item 29: small CLI friction
+@pytest.mark.parametrize("argv, hint", [
+    (["predict", "AAPL", "--as_of", "2012-01-03"], "(did you mean --as-of?)"),
+    (["serve", "--max_in_flight", "3"], "(did you mean --max-in-flight?)"),
+    (["cluster", "down", "--spce", "x.yaml"], "(did you mean --spec?)"),  # a subcommand's own options
+])
+def test_a_misspelled_option_names_the_one_meant(argv, hint, capsys):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and "unrecognized arguments: " in err and hint in err and err.count("\n") == 1, err
+
+
+def test_help_shows_a_configured_default_with_its_value(capsys):
+    import dask
+
+    with dask.config.set({"stockdag.serve.deadline": 42.5}):
+        assert main(["serve", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 42.5, stockdag.serve.deadline)" in text
+
+
+@pytest.mark.parametrize("command", ["predict", "serve"])
+def test_more_workers_than_cores_is_said(command, monkeypatch, capsys):
+    import os
+
+    from stockdag.cli import CHECKS
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    for workers, said in (("2", False), ("3", True)):
+        args = parser.parse_args([*BASE[command], "--workers", workers])
+        CHECKS[command](sub, args)  # the checks main runs before the command starts anything
+        assert ("note: 3 workers on 2 cores" in capsys.readouterr().err) is said

@@ -46,7 +46,7 @@ def test_before_after_summarizes_each_side_over_its_rounds(tmp_path):
     table = fairness.before_after(str(tmp_path))
     old = next(line for line in table.splitlines() if line.startswith("| old"))
     # centralized p50s 300 and 600 ms: median 450, range 300-600; latency ratios 1.0 and 0.8
-    assert "| old | 2 | 450 (300-600) | 300 (300-300) | 0.9 (0.8-1) | 1.2 (1.1-1.3) |" == old
+    assert "| old | 2 | 450 (300-600) | 300 (300-300) | 0.900 (0.800-1.000) | 1.200 (1.100-1.300) |" == old
     assert "| new | 1 | 100 (100-100)" in table and '"isolated": true' in table and "MainThread" not in table
     with pytest.raises(FileNotFoundError):
         fairness.before_after(str(tmp_path / "empty"))
@@ -72,3 +72,11 @@ def test_stockdag_overhead_refuses_an_unknown_batching_preset_before_starting_an
 
     assert main(["overhead", "--batching", "turbo"]) == 2
     assert "unknown preset 'turbo' (choose from dask, fast" in capsys.readouterr().err
+
+
+def test_before_after_prints_milliseconds_whole_and_ratios_to_three_decimals(tmp_path):
+    run = {"centralized_latency": [1.2104], "distributed": {"dask": {"latency": [1.2631]}}, "latency_ratio": 1.0435,
+           "throughput_ratio": 0.9712, "machine": {}}
+    (tmp_path / "old-1.json").write_text(json.dumps(run))
+    assert "| old | 1 | 1210 (1210-1210) | 1263 (1263-1263) | 1.044 (1.044-1.044) | 0.971 (0.971-0.971) |" \
+        in fairness.before_after(str(tmp_path))

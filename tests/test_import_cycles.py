@@ -44,12 +44,13 @@ def _resolve(name: str, modules) -> str | None:
     return None
 
 
-def imports_of(module: str, path: pathlib.Path, modules) -> set[str]:
-    """Package modules that ``module`` imports anywhere in its source (module level or in a function)."""
+def imports_of(module: str, path: pathlib.Path, modules, nodes=None) -> set[str]:
+    """Package modules that ``module`` imports anywhere in its source (module level or in a function);
+    only among ``nodes`` when given (e.g. its module-level statements)."""
     is_package = path.name == "__init__.py"
     here = module if is_package else module.rpartition(".")[0]  # what `from . import` is relative to
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))) if nodes is None else nodes:
         if isinstance(node, ast.Import):
             targets = [_resolve(alias.name, modules) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):

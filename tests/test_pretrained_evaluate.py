@@ -28,6 +28,25 @@ def test_pretrained_refuses_to_score_on_its_training_days(small, store):
         stockdag.predict("AAPL", "2011-07-05", profile="pretrained")
 
 
+def test_symbols_names_the_pretrained_range_and_its_first_day_predicts(small, store, capsys):
+    """Issue 24 item 29: `stockdag symbols` had no --profile, so the pretrained as-of range could not be looked up."""
+    import datetime as dt
+    import re
+
+    from stockdag.cli import main
+
+    with dask.config.set({"stockdag.models.store": store}):
+        assert main(["symbols", "--profile", "pretrained"]) == 0
+        aapl = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("AAPL"))
+        first = re.search(r"pretrained as-of (\S+) ", aapl).group(1)
+        assert dt.date.fromisoformat(first) > dt.date(2011, 6, 30)  # after the models' training end
+        assert main(["predict", "AAPL", "--as-of", first, "--profile", "pretrained"]) == 0
+        capsys.readouterr()
+        before = (dt.date.fromisoformat(first) - dt.timedelta(days=1)).isoformat()
+        assert main(["predict", "AAPL", "--as-of", before, "--profile", "pretrained"]) == 2
+        assert "stockdag symbols --profile pretrained" in capsys.readouterr().err  # the refusal says where the first date is
+
+
 def test_missing_store_says_how_to_fix_it(small, tmp_path):
     with dask.config.set({"stockdag.models.store": str(tmp_path)}), pytest.raises(ModelStoreError, match="stockdag train"):
         stockdag.predict("MSFT", "2012-01-03", profile="pretrained")

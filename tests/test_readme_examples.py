@@ -272,9 +272,11 @@ def _run_bash(session: Session, block: Block) -> list[str]:
 
 
 def _run_python(session: Session, block: Block) -> list[str]:
-    # run with -c, as typed into an interpreter or a notebook: a script file (or stdin) is a __main__ that
-    # spawned Dask worker processes re-import, which needs an `if __name__ == "__main__":` guard
-    proc = subprocess.run([str(BIN / "python"), "-c", "\n".join(block.lines)], cwd=session.clone,
+    # saved as a script and run, as a user who pastes it into a file does: spawned Dask worker processes import
+    # that file again (what `python -c` hides), so an example that starts them must show the __main__ guard
+    script = session.clone.parent / f"example-{Path(block.document).stem}-{re.sub(r'[^a-z0-9]+', '-', block.heading.lower())}.py"
+    script.write_text("\n".join(block.lines) + "\n")
+    proc = subprocess.run([str(BIN / "python"), str(script)], cwd=session.clone,
                           env=session.env, capture_output=True, text=True, timeout=HANG_GUARD)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     return block.lines

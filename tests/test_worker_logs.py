@@ -69,8 +69,13 @@ def test_installed_on_the_workers_of_an_executor():
         assert filters and filters[-1]._worker() is worker
 
 
-def _compute_failed(exception: BaseException) -> logging.LogRecord:
-    # the shape distributed.worker gives it: key, state, task, exception text, traceback text
+def _compute_failed(exception: BaseException, noted: bool = True) -> logging.LogRecord:
+    """The record distributed.worker makes (key, state, task, exception text, traceback text); ``noted``: as if a
+    stockdag stage of that task raised it (stockdag.pipeline.trace.run_traced notes the request errors it sees)."""
+    from stockdag.pipeline.trace import note_request_error
+
+    if noted:
+        note_request_error(exception, key="C2-abc")
     args = ("C2-abc", "executing", "<Task 'C2-abc' run_traced(...)>", repr(exception), '  File "x.py", line 1\n')
     return logging.LogRecord("distributed.worker", logging.ERROR, __file__, 1,
                              "Compute Failed\nKey:       %s\nState:     %s\nTask:  %s\nException: %r\nTraceback: %r\n",
@@ -106,8 +111,11 @@ def test_other_failed_computations_pass_unchanged():
     from stockdag.errors import DataSourceError
 
     f = WorkerLogFilter(_worker(Status.running))
-    for exc in (ValueError("boom"), DataSourceError("yfinance unreachable"), KeyError("UnknownSymbol")):
-        rec = _compute_failed(exc)
+    class UnknownSymbol(Exception):  # someone else's class, named like stockdag's
+        pass
+
+    for exc in (ValueError("boom"), DataSourceError("yfinance unreachable"), KeyError("UnknownSymbol"), UnknownSymbol("IBM")):
+        rec = _compute_failed(exc, noted=False)
         assert f.filter(rec) is True and rec.levelno == logging.ERROR and "Compute Failed" in rec.getMessage()
     assert f.request_errors == 0
 
@@ -116,10 +124,17 @@ def _raise(exc):
     raise exc
 
 
+class UnknownSymbol(Exception):
+    """A user's own exception that happens to share a stockdag error's name."""
+
+
 def test_a_worker_logs_a_request_error_quietly_and_a_bug_loudly():
+    """A stockdag stage's request error is quiet; a bug, and another task's exception named like a stockdag
+    error, are logged as distributed logs them (the filter matches stockdag's class, not the name)."""
     import pytest
 
-    from stockdag.errors import UnknownSymbol
+    from stockdag import errors
+    from stockdag.pipeline.trace import run_traced
     from stockdag.run.distributed import DistributedExecutor
 
     seen: list[logging.LogRecord] = []
@@ -136,12 +151,14 @@ def test_a_worker_logs_a_request_error_quietly_and_a_bug_loudly():
                           dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": False},
                           silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
             DistributedExecutor(client=client, strategy="dask")
-            with pytest.raises(UnknownSymbol):
-                client.submit(_raise, UnknownSymbol("ZZZZ"), pure=False).result()
+            with pytest.raises(errors.UnknownSymbol):
+                client.submit(run_traced, "C1", "fetch_prices", _raise, errors.UnknownSymbol("ZZZZ"), pure=False).result()
             with pytest.raises(ZeroDivisionError):
                 client.submit(_raise, ZeroDivisionError("a bug"), pure=False).result()
+            with pytest.raises(UnknownSymbol):
+                client.submit(_raise, UnknownSymbol("YYYY"), pure=False).result()
     finally:
         logger.removeHandler(handler)
     failed = [r.getMessage() for r in seen if "Compute Failed" in r.getMessage()]
-    assert len(failed) == 1 and "ZeroDivisionError" in failed[0]
+    assert len(failed) == 2 and "ZeroDivisionError" in failed[0] and "UnknownSymbol('YYYY')" in failed[1]
     assert not any("ZZZZ" in r.getMessage() for r in seen if r.levelno >= logging.INFO)

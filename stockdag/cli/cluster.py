@@ -7,7 +7,7 @@ import json
 def add_parser(sub):
     """Add `cluster` and its actions; return the actions' subparsers (the caller completes their descriptions)."""
     p = sub.add_parser("cluster", help="plan, start, list and stop clusters described by a spec (experiments/clusters/*.yaml)",
-                       description="Clusters from a spec: kind local (this host), emulated (this host, cgroup CPU shares and link delays; root) or ec2 (dask-cloudprovider).")
+                       description="Clusters from a spec: kind local (this host), emulated (this host, cgroup CPU shares and link delays; root), ec2 (dask-cloudprovider) or ssh (your own machines, over SSH).")
     csub = p.add_subparsers(dest="action", required=True, metavar="ACTION", help="plan | up | status | down (each has --help)")
     c = csub.add_parser("plan", help="dry run: what would start, the commands each machine runs, the cost per hour; starts and calls nothing")
     c.add_argument("spec", help="cluster spec: a YAML file or a name in experiments/clusters (e.g. local-2)")
@@ -19,8 +19,9 @@ def add_parser(sub):
     c.add_argument("--json", action="store_true", help="print the list as JSON")
     c = csub.add_parser("down", help="stop clusters started with `cluster up`")
     c.add_argument("names", nargs="*", help="cluster ids or spec names to stop (see `stockdag cluster status`)")
-    c.add_argument("--all", action="store_true", help="stop every recorded cluster (and, for ec2 specs given with --spec, terminate every instance tagged by stockdag)")
-    c.add_argument("--spec", action="append", default=[], help="with --all: an ec2 spec whose region to sweep for stockdag-tagged instances (repeatable)")
+    c.add_argument("--all", action="store_true", help="stop every recorded cluster (and, for ec2 specs given with --spec, terminate your own stockdag-tagged instances: tag stockdag-owner is your AWS identity and user@host)")
+    c.add_argument("--spec", action="append", default=[], help="with --all: an ec2 spec whose region to sweep for your stockdag-tagged instances (repeatable)")
+    c.add_argument("--yes", action="store_true", help="with --all --spec: terminate your tagged instances without asking (without a terminal, --all --spec refuses unless --yes)")
     return csub
 
 
@@ -65,7 +66,7 @@ def run(args) -> int:
         if args.all:
             from ..deploy.orphans import terminate_orphans
 
-            for iid in terminate_orphans(args.spec):
+            for iid in terminate_orphans(args.spec, yes=args.yes):
                 print(f"terminated orphan instance {iid}")
         if not stopped and not args.spec:
             print("no clusters were running")

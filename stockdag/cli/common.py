@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 from ..errors import InvalidRequest
 from ..pipeline.request import SOURCES
@@ -10,7 +12,7 @@ from .options import directory, pipeline_spec, positive_int, scheduler_address, 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", choices=SOURCES, default=None,
-                   help="where prices and news come from (default: stockdag.data.source, 'bundled': offline real prices + synthetic headlines)")
+                   help="where prices and news come from (default: stockdag.data.source; bundled: offline real prices + synthetic headlines)")
     p.add_argument("--data-dir", type=directory, default=None,
                    help="folder of <SYMBOL>.csv price files; implies --source csv (default: stockdag.data.data_dir)")
 
@@ -44,7 +46,9 @@ def add_cluster_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=positive_int, default=None,
                    help="worker processes of the LocalCluster started for distributed mode (default 2, one thread each); implies --mode distributed")
     p.add_argument("--scheduler", type=scheduler_address, default=None,
-                   help="address of a running Dask scheduler to use instead of a LocalCluster, e.g. tcp://10.0.0.5:8786; implies --mode distributed")
+                   help="address of a running Dask scheduler to use instead of a LocalCluster, e.g. tcp://10.0.0.5:8786; implies --mode distributed. "
+                        "stockdag installs its placement plugin, 1 ms stream intervals and worker log filter there, for every client of that "
+                        "cluster; DASK_STOCKDAG__CONFIGURE_CLUSTER=false installs nothing")
     p.add_argument("--strategy", type=strategy, default=None,
                    help="job-placement strategy (see stockdag.placement.STRATEGIES; default: stockdag.placement.strategy); implies --mode distributed")
 
@@ -79,6 +83,10 @@ def check_cluster(parser, args, mode_options: dict[str, tuple[str, ...]]) -> Non
         args.mode = mode
     if getattr(args, "workers", None) is not None and getattr(args, "scheduler", None) is not None:
         parser.error("--workers sizes a LocalCluster started here; it cannot be combined with --scheduler")
+    cores = os.cpu_count()
+    if getattr(args, "workers", None) and cores and args.workers > cores:
+        print(f"stockdag: note: {args.workers} workers on {cores} cores share them: throughput cannot scale past {cores}x",
+              file=sys.stderr)
 
 
 def one_line(exc: BaseException) -> str:

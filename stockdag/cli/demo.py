@@ -17,7 +17,9 @@ def add_parser(sub) -> None:
     p.add_argument("--in-flight", type=positive_int, default=16, help="concurrent requests in the throughput phase (default 16)")
     p.add_argument("--profile", choices=PROFILES, default=None, help="workload profile (default: stockdag.profile)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the request mix")
-    p.add_argument("--scheduler", type=scheduler_address, default=None, help="use a running Dask scheduler instead of a LocalCluster")
+    p.add_argument("--scheduler", type=scheduler_address, default=None, help="use a running Dask scheduler instead of a LocalCluster; stockdag installs its placement plugin, 1 ms stream "
+                        "intervals and worker log filter there, for every client of that cluster; the demo switches strategies "
+                        "there, so DASK_STOCKDAG__CONFIGURE_CLUSTER=false (install nothing) refuses it in one line")
     p.add_argument("--strategies", type=strategies, default=None,
                    help="comma-separated placement strategies compared on the same cluster, e.g. dask,heft,round-robin; 'all' for every one "
                         "(default: stockdag.placement.strategy, the strategy predict and serve use)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import sys
 
 from ..errors import InvalidRequest
 from ..pipeline.request import PROFILES
@@ -37,7 +38,8 @@ def run(args) -> int:
             f.write(text)
         print(text)
         return 0
-    result = fairness.probe(args.requests, args.profile, args.seed)
+    result = fairness.probe(args.requests, args.profile, args.seed,
+                            progress=lambda i, n: print(f"  request {i}/{n} (warm-up included)", file=sys.stderr))
     print(fairness.format_table(result))
     if args.out:
         os.makedirs(args.out, exist_ok=True)

@@ -9,17 +9,70 @@ when the option is given, so ``stockdag --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
+import re
 
 from ..errors import InvalidRequest
+
+#: ``default: stockdag.x.y`` in an option's help: the configuration key whose value is the default
+_CONFIG_DEFAULT = re.compile(r"default: (stockdag(?:\.\w+)+)")
+
+
+def _config_text(value) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, (list, tuple)):
+        return " ".join(map(str, value)) or "none"
+    return str(value)
+
+
+class ConfigDefaultsHelp(argparse.HelpFormatter):
+    """Help that shows a default given as a configuration key with its value: ``default: 60, stockdag.serve.deadline``.
+
+    The value is read when the help is printed, so it is the one this run would use (a
+    ``DASK_STOCKDAG__...`` variable or a user YAML included).
+    """
+
+    def _expand_help(self, action):
+        import dask
+
+        def value(m: re.Match) -> str:
+            missing = object()
+            v = dask.config.get(m.group(1), default=missing)
+            return m.group(0) if v is missing else f"default: {_config_text(v)}, {m.group(1)}"
+
+        return _CONFIG_DEFAULT.sub(value, super()._expand_help(action))
 
 
 class Parser(argparse.ArgumentParser):
     """An argparse parser whose usage errors are one line on stderr and exit status 2."""
 
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", ConfigDefaultsHelp)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str):
         self.exit(2, f"stockdag: error: {message} (see `{self.prog} --help`)\n")
+
+    def option_strings(self) -> list[str]:
+        return [o for a in self._actions for o in a.option_strings if o.startswith("--")]
+
+
+def did_you_mean(parser: Parser, unknown: list[str]) -> str:
+    """``unrecognized arguments: --as_of (did you mean --as-of?)`` for the options ``parser`` does not know."""
+    known = parser.option_strings()
+    hints = []
+    for token in unknown:
+        name = token.split("=", 1)[0]
+        if not name.startswith("--"):
+            continue
+        dashed = name.replace("_", "-")
+        match = [dashed] if dashed in known else difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        if match:
+            hints.append(f"did you mean {match[0]}?")
+    return f"unrecognized arguments: {' '.join(unknown)}" + (f" ({'; '.join(hints)})" if hints else "")
 
 
 def _integer(minimum: int):
@@ -141,6 +194,16 @@ def http_url(text: str) -> str:
 def directory(text: str) -> str:
     if not os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"folder {text!r} does not exist" if not os.path.exists(text) else f"{text!r} is not a folder")
+    return text
+
+
+def output_dir(text: str) -> str:
+    """A folder to write into: an existing folder, or a new one whose parent exists (made when written)."""
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a folder")
+    parent = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(parent):
+        raise argparse.ArgumentTypeError(f"folder {parent!r} does not exist")
     return text
 
 

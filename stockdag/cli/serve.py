@@ -22,12 +22,14 @@ def add_parser(sub) -> None:
     p.add_argument("--workers", type=positive_int, default=None,
                    help="LocalCluster worker processes of distributed mode, one thread each (default: stockdag.serve.workers); implies --mode distributed")
     p.add_argument("--scheduler", type=scheduler_address, default=None,
-                   help="address of a running Dask scheduler for distributed mode instead of a LocalCluster; implies --mode distributed")
+                   help="address of a running Dask scheduler for distributed mode instead of a LocalCluster; implies --mode distributed. "
+                        "stockdag installs its placement plugin, 1 ms stream intervals and worker log filter there, for every client of that "
+                        "cluster; DASK_STOCKDAG__CONFIGURE_CLUSTER=false installs nothing")
     p.add_argument("--strategy", type=strategy, default=None,
                    help="job-placement strategy of distributed mode (see stockdag.placement.STRATEGIES; default: stockdag.placement.strategy); implies --mode distributed")
     p.add_argument("--profile", choices=PROFILES, default=None, help="workload profile (default: stockdag.profile)")
-    p.add_argument("--host", type=host_name, default=None, help="address to bind (default: stockdag.serve.host, 127.0.0.1)")
-    p.add_argument("--port", type=port(1), default=None, help="TCP port, 1-65535 (default: stockdag.serve.port, 8000)")
+    p.add_argument("--host", type=host_name, default=None, help="address to bind (default: stockdag.serve.host)")
+    p.add_argument("--port", type=port(1), default=None, help="TCP port, 1-65535 (default: stockdag.serve.port)")
     p.add_argument("--max-in-flight", type=positive_int, default=None, help="prediction requests admitted at once, at least 1 (default: stockdag.serve.max_in_flight)")
     p.add_argument("--deadline", type=positive_float, default=None, help="seconds (> 0) before a prediction answers 504 (default: stockdag.serve.deadline)")
     add_data_options(p)
@@ -52,6 +54,11 @@ def _check_can_listen(host: str, port: int) -> None:
         raise InvalidRequest(f"cannot listen on {host}:{port}: {exc.strerror or one_line(exc)}") from None
 
 
+def _print_dashboard(info: dict) -> None:
+    if info.get("dashboard"):
+        print(f"stockdag serve: Dask dashboard at {info['dashboard']}", file=sys.stderr)
+
+
 def run(args) -> int:
     import dask
 
@@ -66,7 +73,8 @@ def run(args) -> int:
     data = {k: v for k, v in {"stockdag.data.source": args.source, "stockdag.data.data_dir": args.data_dir}.items() if v is not None}
     with dask.config.set(data):  # create_app snapshots the configuration (a copy), so the override outlives this block
         app = create_app(args.mode, replicas=args.replicas, workers=args.workers, scheduler=args.scheduler,
-                         strategy=args.strategy, profile=args.profile, max_in_flight=args.max_in_flight, deadline=args.deadline)
+                         strategy=args.strategy, profile=args.profile, max_in_flight=args.max_in_flight, deadline=args.deadline,
+                         on_ready=_print_dashboard)
     print(f"stockdag serve: {app.state.backend.mode} on http://{host}:{port} (docs at /docs); Ctrl-C stops", file=sys.stderr)
     serve(app, host=host, port=port)
     return 0

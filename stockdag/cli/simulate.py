@@ -15,6 +15,7 @@ from .options import (
     integer,
     non_negative_float,
     non_negative_int,
+    output_dir,
     positive_float,
     positive_int,
     run_folder,
@@ -39,13 +40,18 @@ def add_parsers(sub) -> dict:
 
     p = sub.add_parser("simulate", help="calibrate the simulator on a measured run, and check it against every point (simulated)",
                        description="A discrete-event model of the service (SimPy), fitted on a run's centralized and 1-worker "
-                                   "points. calibrate stores the fit in RUN/simulate/calibration.json; validate simulates every "
-                                   "measured point and prints measured vs simulated with the relative errors.")
+                                   "points. calibrate stores the fit in OUT/simulate/calibration.json (OUT: --out, else RUN unless "
+                                   "git tracks it); validate simulates every measured point and prints measured vs simulated with "
+                                   "the relative errors. validate, run and plan fit when RUN has no stored calibration and store "
+                                   "that fit in RUN only when git does not track RUN; they write nothing else.")
     ssub = p.add_subparsers(dest="action", required=True, metavar="ACTION", help="calibrate | validate | holdout | run")
     c = ssub.add_parser("calibrate", help="fit stage costs and overheads from RUN's centralized + 1-worker points",
                         description="Fit the simulator's stage costs and overheads from RUN's centralized and 1-worker points "
-                                    "and store them in RUN/simulate/calibration.json.")
+                                    "and store them in OUT/simulate/calibration.json (the one file it writes).")
     c.add_argument("run", type=run_folder, help="a run folder, e.g. results/20261129-091417-default")
+    c.add_argument("--out", type=output_dir, default=None,
+                   help="folder that receives simulate/calibration.json (default: RUN itself; a committed run, one git "
+                        "tracks, is refused without --out)")
     c.add_argument("--json", action="store_true", help="print the fitted overheads as JSON")
     c = ssub.add_parser("validate", help="measured vs simulated for every point of RUN, with relative errors",
                         description="Simulate every measured point of RUN (calibrating first if needed) and print measured "
@@ -61,9 +67,12 @@ def add_parsers(sub) -> dict:
                                         "every other point predicted; median errors per number of machines",
                         description="Calibrate on RUN's centralized and 1-machine points only, predict every other point "
                                     "(2, 3, 5 machines, mixed machines) and print measured vs simulated with the relative "
-                                    "errors, per number of machines. Writes RUN/simulate/holdout.json, which the run's "
-                                    "REPORT (stockdag report RUN) shows.")
+                                    "errors, per number of machines. Writes OUT/simulate/holdout.json (OUT: --out, else RUN unless git "
+                                    "tracks it), which the run's REPORT (stockdag report RUN) shows.")
     c.add_argument("run", type=run_folder, help="a run folder, e.g. results/<stamp>-test-cases")
+    c.add_argument("--out", type=output_dir, default=None,
+                   help="folder that receives simulate/holdout.json (default: RUN itself; a committed run, one git "
+                        "tracks, is refused without --out)")
     c.add_argument("--repeats", type=positive_int, default=5, help="simulations per point, medians compared (default 5)")
     # stockdag.lab.simulate.validate.SPEEDS (not imported here: it pulls in the simulator for every --help)
     c.add_argument("--speeds", choices=("fitted", "measured", "nominal"), default="fitted",
@@ -96,7 +105,7 @@ def add_parsers(sub) -> dict:
                        description="Search instance types x machine counts x placement strategies with the simulator calibrated "
                                    "on a measured run; print the cheapest cluster predicted to hold p99 <= --p99 seconds at "
                                    "--rate req/s, with its predicted p50/p99/throughput and $/hour, and write it as a cluster spec "
-                                   "for `stockdag cluster plan` / `up`.")
+                                   "for `stockdag cluster plan` / `up`. It names the run it calibrates on first.")
     p.add_argument("--rate", type=positive_float, required=True, help="offered load, requests per second (open loop)")
     p.add_argument("--p99", type=positive_float, required=True, help="latency objective: p99 in seconds")
     p.add_argument("--profile", choices=PROFILES, default=None,
@@ -104,13 +113,14 @@ def add_parsers(sub) -> dict:
     p.add_argument("--run", type=run_folder, default=None, help="calibrate on this run folder instead of the newest one of the profile")
     p.add_argument("--results", type=directory, default=None, help="folder of run folders (default results)")
     p.add_argument("--instance-types", type=instance_type, nargs="+", default=None,
-                   help="EC2 instance types to consider (default: stockdag.simulate.instance_types, c5.large c5.xlarge c5.2xlarge m5.large)")
+                   help="EC2 instance types to consider (default: stockdag.simulate.instance_types)")
     p.add_argument("--max-machines", type=positive_int, default=64, help="most worker instances (default 64)")
     p.add_argument("--max-hourly-usd", type=positive_float, default=None, help="budget: most USD per hour (default: none)")
     p.add_argument("--requests", type=integer(PLAN_MIN_REQUESTS), default=600,
                    help=f"simulated requests per candidate, at least {PLAN_MIN_REQUESTS} (default 600)")
     p.add_argument("--out", type=yaml_file, default="planned-cluster.yaml",
-                   help="where to write the cluster spec, checked before the search (default planned-cluster.yaml)")
+                   help="where to write the cluster spec (the file plan writes), checked before the search "
+                        "(default planned-cluster.yaml in the working directory)")
     p.add_argument("--ami", type=ami_id, default=None, help="AMI id written into the spec (default: a placeholder to replace)")
     p.add_argument("--security-group", type=security_group_id, default=None, help="security group id written into the spec (default: a placeholder)")
     p.add_argument("--json", action="store_true", help="print the plan (and every candidate tried) as JSON")
@@ -122,22 +132,28 @@ def cmd_simulate(args) -> int:
 
     folder = args.run  # a run folder, checked by the parser
     if args.action == "calibrate":
-        path = calibrate.calibrate(folder)
+        from ..lab.experiments.paths import derived_out
+
+        out = derived_out(folder, args.out, calibrate.FILE)  # before the fit: a refusal costs nothing
+        path = calibrate.calibrate(folder, out=out)
         with open(path) as f:
             cal = json.load(f)
         if args.json:
             print(json.dumps({k: v for k, v in cal.items() if k != "samples"} | {"samples": len(cal["samples"]), "path": path}, indent=2))
         else:
             o = cal["overheads"]
-            print(f"{path}: {len(cal['samples'])} traced requests from {len(cal['fitted_on'])} points; overheads (ms): "
+            print(f"wrote {path}: {len(cal['samples'])} traced requests from {len(cal['fitted_on'])} points; overheads (ms): "
                   f"centralized request {o['central_request'] * 1e3:.1f}, distributed request {o['request'] * 1e3:.1f}, "
                   f"hop {o['hop'] * 1e3:.2f}, task {o['task'] * 1e3:.2f} (distributed ones from {cal['distributed_overheads_from']})")
         return 0
     if args.action == "run":
         return _simulate_run(folder, args)
     if args.action == "holdout":
+        from ..lab.experiments.paths import derived_out
+
+        out = derived_out(folder, args.out, validate.HOLDOUT_FILE)  # before the simulations: a refusal costs nothing
         result = validate.holdout(folder, repeats=args.repeats, speeds=args.speeds)
-        path = validate.save_holdout(folder, result)
+        path = validate.save_holdout(out, result)
         print(_dumps(result) if args.json else "\n".join([*validate.holdout_lines(result), "", f"written to {path}"]))
         return 0
     result = validate.validate(folder, repeats=args.repeats, speeds="nominal" if args.nominal_speeds else "measured")
@@ -208,10 +224,16 @@ def cmd_plan(args) -> int:
     from .. import config
     from ..deploy import parse_spec, prices
     from ..deploy import plan as cluster_plan
+    from ..lab.experiments.paths import committed
     from ..lab.simulate import calibrate, planner
 
-    folder = args.run or newest_run(args.results or "results", args.profile or config.get("profile"))
-    cal = calibrate.load(folder)
+    profile = args.profile or config.get("profile")
+    folder = args.run or newest_run(args.results or "results", profile)
+    # said first, on stderr (stdout may be --json): which run, why that one, and whether it is a committed one
+    why = "given with --run" if args.run else f"the newest run with profile {profile} under {args.results or 'results'}/; --run chooses"
+    kind = "committed" if committed(folder) else "not committed: a local run"
+    print(f"stockdag plan: calibrating on {folder} ({why}; {kind}); writes the cluster spec to {args.out}", file=sys.stderr)
+    cal = calibrate.load(folder)  # a fit made here is stored in the run folder only when git does not track it
     costs, overheads = calibrate.inputs(cal)
     progress = None
     if not args.json and sys.stderr.isatty():
@@ -244,5 +266,5 @@ def cmd_plan(args) -> int:
     print(f"  predicted p50 {c.p50_ms:.0f} ms, p99 {c.p99_ms:.0f} ms, throughput {c.throughput:.1f} req/s")
     print(f"  ${c.hourly_usd:.4f}/hour (on-demand {prices.PRICES_REGION} prices of {prices.PRICES_DATE}); "
           f"{len(result.tried)} candidates simulated, calibrated on {folder}")
-    print(f"  spec: {args.out} (check it with `stockdag cluster plan {args.out}`; {cluster_plan(spec).hourly_usd} $/h there)")
+    print(f"  wrote the spec to {args.out} (check it with `stockdag cluster plan {args.out}`; {cluster_plan(spec).hourly_usd} $/h there)")
     return 0

@@ -13,8 +13,8 @@ def add_parser(sub) -> None:
                                    "(rate) or closed loop (users), and shows each request's latency, a histogram, percentiles, offered vs "
                                    "achieved throughput and errors live; for a stockdag server also the mean time per stage and which "
                                    "worker ran each stage. Finished runs are kept (raw CSV + summary) and can be overlaid for comparison.")
-    p.add_argument("--port", type=port(0), default=None, help="TCP port of the web app, 0-65535 (default: stockdag.webapp.port, 5006; 0 picks a free one)")
-    p.add_argument("--host", type=host_name, default=None, help="address to bind (default: stockdag.webapp.host, 127.0.0.1)")
+    p.add_argument("--port", type=port(0), default=None, help="TCP port of the web app, 0-65535 (default: stockdag.webapp.port; 0 picks a free one)")
+    p.add_argument("--host", type=host_name, default=None, help="address to bind (default: stockdag.webapp.host)")
     p.add_argument("--url", type=http_url, default=None, help="server URL the form is prefilled with (default: stockdag.webapp.url, a local `stockdag serve`)")
     p.add_argument("--store", default=None, help="folder where finished runs are kept (default: stockdag.webapp.store or ~/.cache/stockdag/webapp)")
 

@@ -1,4 +1,4 @@
-"""Cluster specifications and the clusters they start: one kind a module (``local``, ``emulated``, ``ec2``),
+"""Cluster specifications and the clusters they start: one kind a module (``local``, ``emulated``, ``ec2``, ``ssh``),
 all registered in :data:`KINDS`.
 
 >>> from stockdag.deploy import start

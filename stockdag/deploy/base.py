@@ -131,7 +131,8 @@ class Deployment:
         """A :class:`~stockdag.run.distributed.DistributedExecutor` on this cluster (strategy: the spec's, else config)."""
         from ..run import DistributedExecutor
 
-        return DistributedExecutor(client=client or self.client(), strategy=strategy or self.spec.strategy)
+        # the deployment's cluster is stockdag's: always configured (stockdag.configure_cluster is for other clusters)
+        return DistributedExecutor(client=client or self.client(), strategy=strategy or self.spec.strategy, configure_cluster=True)
 
     def info(self) -> dict:
         """What ``stockdag cluster status`` shows and the state file records."""

@@ -10,7 +10,7 @@ order as each message falls due, so ten messages sent together all arrive
 one delay later, not ten delays later. A round trip to a process with delay
 ``d`` grows by ``d``.
 
-Registered through the ``distributed.comm.backends`` entry point (setup.cfg),
+Registered through the ``distributed.comm.backends`` entry point (pyproject.toml),
 so any process of this environment (scheduler, workers, clients) understands
 ``delaytcp://`` addresses. Set the delay per process with the environment
 variable ``DASK_STOCKDAG__DEPLOY__LINK_DELAY=0.02`` (seconds).
@@ -23,17 +23,15 @@ import time
 
 import dask.config
 from distributed.comm.core import CommClosedError
-from distributed.comm.tcp import (
-    TCP,
-    TCPBackend,
-    TCPConnector,
-    TCPListener,
-    _add_frames_header,
-    convert_stream_closed_error,
-)
+from distributed.comm.tcp import TCP, TCPBackend, TCPConnector, TCPListener
 from distributed.comm.utils import to_frames
 from distributed.utils import ensure_memoryview
 from tornado.iostream import StreamClosedError
+
+from ..run.internals import from_module
+
+_add_frames_header, convert_stream_closed_error = from_module(
+    "distributed.comm.tcp", "_add_frames_header", "convert_stream_closed_error")
 
 SCHEME = "delaytcp"
 

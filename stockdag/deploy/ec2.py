@@ -1,37 +1,7 @@
-"""``kind: ec2``: a cluster of EC2 instances through dask-cloudprovider's ``EC2Cluster``.
+"""``kind: ec2``: a cluster of EC2 instances through dask-cloudprovider's ``EC2Cluster``, one per worker of every group.
 
-``EC2Cluster`` has one worker type; :class:`~stockdag.deploy.ec2.cloud_classes`
-extends it so that its worker specs hold one entry a worker of every group,
-each with the group's instance type, threads, memory, Dask resource and the
-worker name ``<group>-<i>``, all against the one scheduler instance.
-
-What a researcher paying for the machines gets:
-
-* ``ami`` and ``security_groups`` are always passed (the spec requires both:
-  the default AMI lookup needs the real cloud, and dask-cloudprovider 2025.9
-  fails to create a default security group, upstream issue #481).
-* Before any instance starts, the groups are checked to open the scheduler
-  and dashboard ports (8786-8787) only to ``client_cidr`` (without one: to
-  single addresses); the whole internet, or any wider range, is refused.
-* TLS on by default (``security: true``: temporary certificates; ``stockdag cluster up`` keeps
-  the client's copy in its state folder, 0600, so other processes can connect).
-* Credentials reach instances through the IAM instance profile named in the
-  spec, never ``env_vars`` (which land in user-data). Note that
-  dask-cloudprovider itself ships the client's ``dask.config`` (including the
-  temporary TLS keys) in user-data as ``DASK_INTERNAL_INHERIT_CONFIG``.
-* The Docker image is pinned to this machine's dask and Python versions and
-  installs this stockdag version (``EXTRA_PIP_PACKAGES``); set ``docker_image``
-  to an image that has stockdag installed when it is not on your index.
-* ``auto_shutdown`` on: an instance powers off (and, its shutdown behaviour
-  being terminate, goes away) when its Dask process ends.
-* Every instance and volume is tagged ``stockdag-cluster=<cluster id>``;
-  :func:`terminate_tagged` ends them by tag (``stockdag cluster down --all --spec``),
-  and teardown ends them by tag after the cluster's own close, so a start that
-  fails half way leaves nothing running.
-
-The scheduler loads the placement plugin through ``--preload
-stockdag.placement.preload``; the spec's ``strategy`` reaches it through the
-inherited configuration (``stockdag.placement.strategy``).
+Its safety rules (security groups, TLS, credentials, the shipped wheel, shutdown,
+owner tags) are in :doc:`/guides/clusters` (EC2).
 """
 from __future__ import annotations
 
@@ -46,8 +16,8 @@ import sys
 import dask
 import dask.config
 
-from .. import __version__, config
-from . import prices
+from .. import config
+from . import prices, wheel
 from .base import Deployment, Machine
 from .prices import hourly
 from .schema import DeployError, SpecError, number, unknown_keys
@@ -55,6 +25,7 @@ from .schema import DeployError, SpecError, number, unknown_keys
 logger = logging.getLogger(__name__)
 
 TAG = "stockdag-cluster"
+OWNER_TAG = "stockdag-owner"  # who started the instance: AWS caller identity and user@host (see owner())
 INSTALL_HINT = "the ec2 kind needs dask-cloudprovider[aws]: pip install 'stockdag[ec2]'"
 
 
@@ -81,6 +52,7 @@ class EC2Options:
     subnet_id: str | None = None
     vpc: str | None = None
     docker_image: str | None = None           # None pins ghcr.io/dask/dask:<dask version>-py<python version>
+    wheel_bucket: str | None = None           # S3 bucket of yours this checkout's wheel is shipped through (without docker_image)
     security: bool = True                     # TLS between client, scheduler and workers
     auto_shutdown: bool = True
     bootstrap: bool = True                    # instances install Docker at boot (set False for an AMI that has it)
@@ -109,7 +81,7 @@ def parse_options(raw) -> EC2Options:
         if key in vals and not isinstance(vals[key], bool):
             raise SpecError(f"ec2.{key}: expected true or false, got {vals[key]!r}")
     for key in ("region", "scheduler_instance_type", "iam_instance_profile", "key_name", "subnet_id", "vpc",
-                "docker_image", "client_cidr"):
+                "docker_image", "client_cidr", "wheel_bucket"):
         if key in vals and vals[key] is not None and not isinstance(vals[key], str):
             raise SpecError(f"ec2.{key}: expected a string, got {vals[key]!r}")
     if "filesystem_size" in vals:
@@ -125,11 +97,26 @@ def docker_image(spec) -> str:
     return spec.options.docker_image or f"ghcr.io/dask/dask:{dask.__version__}-py{v.major}.{v.minor}"
 
 
-def _env_vars(spec) -> dict:
-    # package list and Dask settings only: never credentials (env vars land in user-data, readable on the instance)
+def _env_vars(spec, wheel_file: str | None = None) -> dict:
+    # the shipped wheel's path and Dask settings only: never credentials (env vars land in user-data, readable on the instance)
     from ..run.worker_settings import worker_env
 
-    return {**({} if spec.options.docker_image else {"EXTRA_PIP_PACKAGES": f"stockdag=={__version__}"}), **worker_env()}
+    install = {} if spec.options.docker_image else {"EXTRA_PIP_PACKAGES": wheel.pip_spec(wheel_file or wheel.wheel_name())}
+    return {**install, **worker_env()}
+
+
+def _shipping(spec) -> dict:
+    """EC2Cluster options that ship this checkout's wheel (none but env_vars with a docker_image); uploads it."""
+    e = spec.options
+    if e.docker_image:
+        return {"env_vars": _env_vars(spec)}
+    if not e.wheel_bucket:
+        raise DeployError("ec2.wheel_bucket: required without ec2.docker_image (stockdag is not on the public package "
+                          "index: the instances install this checkout's wheel, shipped through an S3 bucket of yours)")
+    shipped = wheel.ship(e.region, e.wheel_bucket, e.max_hours * 3600 + 3600)
+    return {"env_vars": _env_vars(spec, shipped.filename), "docker_args": wheel.docker_args(),
+            # JSON strings are YAML scalars: the URL's characters stay out of the cloud-init YAML's syntax
+            "extra_bootstrap": [json.dumps(c) for c in wheel.bootstrap(shipped)]}
 
 
 def _scheduler_options(spec, extra: dict | None = None) -> dict:
@@ -147,8 +134,12 @@ def plan_machines(spec):
     image = docker_image(spec)
     env = " ".join(f'-e {k}="{v}"' for k, v in _env_vars(spec).items())
     proto = "tls" if e.security else "tcp"
-    run = f"docker run --net=host {env + ' ' if env else ''}{image}"
+    mount = "" if e.docker_image else wheel.docker_args() + " "  # the template puts docker_args after the env vars
+    run = f"docker run --net=host {env + ' ' if env else ''}{mount}{image}"
     boot = ["(bootstrap: install docker-ce)"] if e.bootstrap else []
+    if not e.docker_image:
+        boot.append(f"(fetch this checkout's wheel from s3://{e.wheel_bucket or '<ec2.wheel_bucket>'}/stockdag-wheels/<sha256>/"
+                    f"{wheel.wheel_name()} through a presigned URL into {wheel.FOLDER}, and check its SHA-256)")
     off = ["shutdown -h now   # auto_shutdown: the instance terminates when Dask exits"] if e.auto_shutdown else []
     sched_flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in _scheduler_options(spec).items())
     machines = [Machine("scheduler", "scheduler", e.scheduler_instance_type,
@@ -165,7 +156,9 @@ def plan_machines(spec):
              f"from {e.client_cidr or 'this machine'} only, and worker-to-worker traffic)",
              f"TLS {'on' if e.security else 'OFF'}; auto_shutdown {'on' if e.auto_shutdown else 'OFF'}; "
              f"credentials: {'instance profile ' + e.iam_instance_profile if e.iam_instance_profile else 'none (no instance profile given)'}",
-             f"every instance and volume tagged {TAG}=<cluster id>; `stockdag cluster down --all --spec SPEC` terminates them by tag"]
+             f"every instance and volume tagged {TAG}=<cluster id> and {OWNER_TAG}=<you>; `stockdag cluster down --all --spec SPEC` terminates yours by tag"]
+    if not e.docker_image and not e.wheel_bucket:
+        notes.append("set ec2.wheel_bucket (or ec2.docker_image): `cluster up` refuses without one, as stockdag is not on the public package index")
     unknown = sorted({m.where for m in machines if m.hourly_usd is None})
     if unknown:
         notes.append(f"no price in the table for {', '.join(unknown)}: the estimate is incomplete")
@@ -235,22 +228,64 @@ SCHEDULER_PORTS = (8786, 8787)
 _WORLD = ("0.0.0.0/0", "::/0")
 
 
+def own_address(route_table: str | None = None, interfaces: dict | None = None) -> str | None:
+    """This machine's IPv4 address on the interface of its default route, read locally (no packet sent); None if none.
+
+    ``route_table`` is the text of ``/proc/net/route`` and ``interfaces`` what
+    :func:`psutil.net_if_addrs` returns; both default to this machine's.
+    """
+    import socket
+
+    if route_table is None:
+        try:
+            with open("/proc/net/route") as f:
+                route_table = f.read()
+        except OSError:
+            return None
+    if interfaces is None:
+        import psutil
+
+        interfaces = psutil.net_if_addrs()
+    for line in route_table.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 7 and fields[1] == "00000000" and fields[7] == "00000000":  # destination and mask 0: default
+            for a in interfaces.get(fields[0], ()):
+                if a.family == socket.AF_INET:
+                    return a.address
+    return None
+
+
+def client_network(client_cidr: str | None):
+    """The range allowed to reach the scheduler ports: ``client_cidr``, else this machine's own address /32."""
+    import ipaddress
+
+    if client_cidr:
+        try:
+            return ipaddress.ip_network(client_cidr, strict=False)
+        except ValueError as exc:
+            raise DeployError(f"ec2.client_cidr: not an address range: {exc}") from None
+    address = own_address()
+    if address is None:
+        raise DeployError("ec2.client_cidr: this machine's address is unknown (no IPv4 default route); "
+                          "set ec2.client_cidr to the address EC2 sees you connect from, e.g. 203.0.113.7/32")
+    return ipaddress.ip_network(f"{address}/32")
+
+
 def check_security_groups(region: str, group_ids, client_cidr: str | None = None) -> None:
     """Refuse groups that open the scheduler or dashboard port wider than the client (before any instance starts).
 
-    Every address range a rule opens 8786 or 8787 to must lie inside ``client_cidr``
-    or, without one, be a single address (/32, /128): the whole internet, and any
-    wider range, is refused. Rules naming another security group (the cluster's
-    own machines) are fine. A group set that opens the ports to nobody is allowed
-    with a warning (the client may reach the scheduler another way, e.g. a VPN).
+    Every address range a rule opens 8786 or 8787 to, directly or through a
+    managed prefix list, must lie inside ``client_cidr`` or, without one, be this
+    machine's own address (:func:`client_network`): the whole internet, and any
+    wider or other range, is refused. Rules naming another security group (the
+    cluster's own machines) are fine. A group set that opens the ports to nobody
+    is allowed with a warning (the client may reach the scheduler another way, e.g. a VPN).
     """
     import ipaddress
 
-    try:
-        allowed = ipaddress.ip_network(client_cidr, strict=False) if client_cidr else None
-    except ValueError as exc:
-        raise DeployError(f"ec2.client_cidr: not an address range: {exc}") from None
-    resp = _boto_client(region).describe_security_groups(GroupIds=list(group_ids))
+    allowed = client_network(client_cidr)
+    ec2 = _boto_client(region)
+    resp = ec2.describe_security_groups(GroupIds=list(group_ids))
     reachable = False
     for g in resp["SecurityGroups"]:
         for rule in g.get("IpPermissions", []):
@@ -260,23 +295,27 @@ def check_security_groups(region: str, group_ids, client_cidr: str | None = None
             open_ports = [p for p in SCHEDULER_PORTS if lo <= p <= hi]
             if not open_ports:
                 continue
-            cidrs = [r.get("CidrIp") for r in rule.get("IpRanges", [])] + [r.get("CidrIpv6") for r in rule.get("Ipv6Ranges", [])]
-            for cidr in filter(None, cidrs):
+            cidrs = [(r.get("CidrIp"), "") for r in rule.get("IpRanges", [])] + \
+                [(r.get("CidrIpv6"), "") for r in rule.get("Ipv6Ranges", [])]
+            for pl in rule.get("PrefixListIds", []):
+                pages = ec2.get_paginator("get_managed_prefix_list_entries").paginate(PrefixListId=pl["PrefixListId"])
+                cidrs += [(e["Cidr"], f" (prefix list {pl['PrefixListId']})") for page in pages for e in page["Entries"]]
+            for cidr, via in cidrs:
+                if not cidr:
+                    continue
                 net = ipaddress.ip_network(cidr, strict=False)
                 if cidr in _WORLD or net.prefixlen == 0:
-                    raise DeployError(f"security group {g['GroupId']} opens port {open_ports[0]} to the whole internet; "
+                    raise DeployError(f"security group {g['GroupId']} opens port {open_ports[0]} to the whole internet{via}; "
                                       "allow the scheduler and dashboard ports (8786-8787) from your own address only")
-                inside = (net.version == allowed.version and net.subnet_of(allowed)) if allowed else \
-                    net.num_addresses == 1
-                if not inside:
+                if not (net.version == allowed.version and net.subnet_of(allowed)):
                     raise DeployError(
-                        f"security group {g['GroupId']} opens port {open_ports[0]} to {cidr}, wider than "
-                        + (f"ec2.client_cidr {client_cidr}" if allowed else "one address (set ec2.client_cidr to allow a range)")
+                        f"security group {g['GroupId']} opens port {open_ports[0]} to {cidr}{via}, wider than "
+                        + (f"ec2.client_cidr {client_cidr}" if client_cidr else f"this machine's address {allowed} (behind NAT, or to allow a range: set ec2.client_cidr)")
                         + "; allow the scheduler and dashboard ports (8786-8787) from the client's address only")
                 reachable = True
     if not reachable:
         logger.warning("no rule of security group(s) %s opens ports 8786-8787 to %s: this client may not reach the "
-                       "scheduler", ", ".join(group_ids), client_cidr or "this machine")
+                       "scheduler", ", ".join(group_ids), client_cidr or allowed)
 
 
 def _boto_client(region: str):
@@ -285,17 +324,36 @@ def _boto_client(region: str):
     return boto3.client("ec2", region_name=region)
 
 
-def tagged_instances(region: str, cluster_id: str | None = None, states=("pending", "running", "stopping", "stopped")) -> list[str]:
-    """Ids of instances tagged by stockdag (with ``cluster_id``: by that cluster) in those states."""
+def owner(region: str) -> str:
+    """Who is starting instances: the AWS caller identity (STS, the same endpoint as EC2) and this user@host.
+
+    Two people of one AWS account, or one person on two machines, get different
+    owners, so that ``cluster down --all`` of one never ends the other's clusters.
+    """
+    import getpass
+    import socket
+
+    import boto3
+
+    arn = boto3.client("sts", region_name=region).get_caller_identity()["Arn"]
+    return f"{arn} {getpass.getuser()}@{socket.gethostname()}"[:256]  # EC2's tag value limit
+
+
+def tagged_instances(region: str, cluster_id: str | None = None, states=("pending", "running", "stopping", "stopped"),
+                     owned_by: str | None = None) -> list[str]:
+    """Ids of instances tagged by stockdag (with ``cluster_id``: by that cluster; ``owned_by``: of that owner) in those states."""
     tag = [{"Name": f"tag:{TAG}", "Values": [cluster_id]}] if cluster_id else [{"Name": "tag-key", "Values": [TAG]}]
+    if owned_by is not None:
+        tag.append({"Name": f"tag:{OWNER_TAG}", "Values": [owned_by]})
     resp = _boto_client(region).describe_instances(Filters=tag + [{"Name": "instance-state-name", "Values": list(states)}])
     return [i["InstanceId"] for r in resp["Reservations"] for i in r["Instances"]]
 
 
-def terminate_tagged(spec, cluster_id: str | None = None) -> list[str]:
-    """Terminate every stockdag-tagged instance (of ``cluster_id``, else of any stockdag cluster) in the spec's region."""
+def terminate_tagged(spec, cluster_id: str | None = None, owned_by: str | None = None) -> list[str]:
+    """Terminate the stockdag-tagged instances of ``cluster_id`` (else of any stockdag cluster), of ``owned_by`` if
+    given, in the spec's region."""
     region = spec.options.region if hasattr(spec, "options") else str(spec)
-    ids = tagged_instances(region, cluster_id)
+    ids = tagged_instances(region, cluster_id, owned_by=owned_by)
     if ids:
         _boto_client(region).terminate_instances(InstanceIds=ids)
     return ids
@@ -364,7 +422,8 @@ class EC2Deployment(Deployment):
         Cluster, Scheduler, Worker = cloud_classes()
         e = self.spec.options
         check_security_groups(e.region, e.security_groups, e.client_cidr)
-        tags = {TAG: self.cluster_id, "stockdag-spec": self.spec.name}
+        shipping = _shipping(self.spec)  # before any instance: a spec that cannot ship the code starts nothing
+        tags = {TAG: self.cluster_id, OWNER_TAG: owner(e.region), "stockdag-spec": self.spec.name}
         # EC2Cluster switches this process to TLS through dask.config; put it back on close
         self._saved_config = copy.deepcopy(dask.config.config)
         strategy = {"stockdag.placement.strategy": self.spec.strategy} if self.spec.strategy else {}
@@ -377,7 +436,7 @@ class EC2Deployment(Deployment):
                 worker_instance_type=self.spec.worker_groups[0].instance_type,
                 vpc=e.vpc, subnet_id=e.subnet_id, key_name=e.key_name, filesystem_size=e.filesystem_size,
                 iam_instance_profile={"Name": e.iam_instance_profile} if e.iam_instance_profile else None,
-                docker_image=docker_image(self.spec), env_vars=_env_vars(self.spec),
+                docker_image=docker_image(self.spec), **shipping,
                 bootstrap=e.bootstrap, auto_shutdown=e.auto_shutdown, security=e.security,
                 instance_tags=tags, volume_tags=tags,
                 scheduler_options=_scheduler_options(self.spec, self._scheduler_options),

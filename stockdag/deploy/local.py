@@ -46,6 +46,9 @@ class LocalDeployment(Deployment):
     def _start(self) -> None:
         from distributed import Scheduler, SpecCluster
 
+        from ..run.main_guard import check_main_guard
+
+        check_main_guard(f"the worker processes of cluster spec {self.spec.name!r}")  # one line, before any starts
         scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "port": 0,
                                                    "dashboard_address": self._dashboard_address}}
         self.cluster = SpecCluster(workers=worker_specs(self.spec), scheduler=scheduler, name=self.cluster_id,

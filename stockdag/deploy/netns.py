@@ -15,10 +15,12 @@ start time), so :func:`reap_orphans` can remove what a killed process left.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import ipaddress
 import json
+import logging
 import os
 import re
 import shutil
@@ -28,6 +30,8 @@ import time
 
 from .. import config
 from .schema import DeployError, EmulationUnavailable
+
+logger = logging.getLogger(__name__)
 
 BLOCK = ipaddress.ip_network("198.18.0.0/15")
 NETNS_DIR = "/run/netns"
@@ -204,16 +208,37 @@ def netns_pids(netns: str) -> list[int]:
 
 
 def delete_netns(netns: str) -> list[str]:
-    """Kill what still runs in ``netns`` (a process holds it alive after ``ip netns del``), then delete it."""
+    """Kill what still runs in ``netns`` (a process holds it alive after ``ip netns del``), then delete it.
+
+    Killed again until none is left: a nanny killed a moment after its worker may have started another.
+    """
     if not os.path.exists(os.path.join(NETNS_DIR, netns)):
         return []
-    for pid in netns_pids(netns):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    left = _kill_until_gone(lambda: netns_pids(netns))
     out = ip("netns", "del", netns, check=False)
-    return [f"netns {netns}: {out.stderr.strip()}"] if out.returncode else []
+    errors = [f"netns {netns}: {out.stderr.strip()}"] if out.returncode else []
+    return errors + ([f"netns {netns}: processes {left} survived SIGKILL"] if left else [])
+
+
+def _kill_until_gone(pids, rounds: int = 100) -> list[int]:
+    """SIGKILL every process ``pids()`` lists until it lists none alive (zombies are dead); return the survivors."""
+    import psutil
+
+    left: list[int] = []
+    for _ in range(rounds):
+        left = []
+        for pid in pids():
+            try:
+                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                    continue
+                os.kill(pid, signal.SIGKILL)
+                left.append(pid)
+            except (ProcessLookupError, psutil.NoSuchProcess):
+                pass
+        if not left:
+            return []
+        time.sleep(0.02)
+    return left
 
 
 def delete_link(name: str) -> list[str]:
@@ -224,17 +249,25 @@ def delete_link(name: str) -> list[str]:
 
 
 def _owner_alive(data: dict) -> bool:
+    """True while the ledger's owner runs: same PID and start time, and not a zombie.
+
+    A killed owner stays a zombie until its parent reaps it; a ``cluster up`` process's parent is PID 1, which
+    may take its time (or, in a container, never do it): a zombie owns nothing.
+    """
     import psutil
 
     try:
-        return abs(psutil.Process(int(data["pid"])).create_time() - float(data["create_time"])) < 0.05
+        proc = psutil.Process(int(data["pid"]))
+        return (abs(proc.create_time() - float(data["create_time"])) < 0.05
+                and proc.status() != psutil.STATUS_ZOMBIE)
     except (psutil.NoSuchProcess, psutil.ZombieProcess, KeyError, ValueError):
         return False
 
 
 def reap_orphans() -> list[str]:
     """Remove what every testbed whose owning process is gone left behind (processes, namespaces, bridge,
-    cgroups); return the cluster ids reaped. A running testbed's ledger is left alone."""
+    cgroups); return the cluster ids reaped. A running testbed's ledger is left alone, and so is the ledger of
+    one whose leftovers could not all be removed (the next reaping tries again; a warning names what is left)."""
     d = config.get("deploy.testbed.ledger_dir")
     if not os.path.isdir(d):
         return []
@@ -250,45 +283,55 @@ def reap_orphans() -> list[str]:
             continue
         if _owner_alive(data):
             continue
+        errors = []
         for netns in data.get("netns", []):
-            delete_netns(netns)
+            errors += delete_netns(netns)
         if data.get("bridge"):
-            delete_link(data["bridge"])
+            errors += delete_link(data["bridge"])
         for cg in data.get("cgroups", []):
-            _remove_cgroup_tree(cg)
-        os.remove(path)
+            errors += _remove_cgroup_tree(cg)
+        if errors:
+            logger.warning("testbed %s: could not remove %s", data.get("cluster_id"), "; ".join(errors))
+            continue
+        with contextlib.suppress(FileNotFoundError):  # another `down` reaped it at the same time
+            os.remove(path)
         reaped.append(data.get("cluster_id", fn[:-5]))
     return reaped
 
 
-def _remove_cgroup_tree(path: str) -> None:
-    """Kill every process left in a cgroup directory and remove it and its now empty parents up to ``stockdag``."""
+def _remove_cgroup_tree(path: str) -> list[str]:
+    """Kill every process left in a cgroup directory and remove it and its now empty parents up to ``stockdag``;
+    return what could not be removed."""
     if not os.path.isdir(path):
-        return
-    try:
-        with open(os.path.join(path, "cgroup.procs")) as f:
-            pids = [int(x) for x in f if x.strip()]
-    except OSError:
-        pids = []
-    for pid in pids:
+        return []
+
+    def procs() -> list[int]:
         try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    for _ in range(100):
+            with open(os.path.join(path, "cgroup.procs")) as f:
+                return [int(x) for x in f if x.strip()]
+        except OSError:
+            return []
+
+    left = _kill_until_gone(procs)
+    for attempt in range(100):
         try:
             os.rmdir(path)
             break
-        except OSError:
+        except FileNotFoundError:
+            break
+        except OSError as exc:
+            if attempt == 99:
+                return [f"cgroup {path}: {exc.strerror}" + (f" (processes {left} survived SIGKILL)" if left else "")]
             time.sleep(0.05)
     parent = os.path.dirname(path)
     while os.path.basename(parent) != "stockdag" and "stockdag" in parent:
         try:
             os.rmdir(parent)
         except OSError:
-            return
+            return []  # another cluster's machines are still there
         parent = os.path.dirname(parent)
     try:
         os.rmdir(parent)
     except OSError:
         pass
+    return []

@@ -45,6 +45,8 @@ class Plan:
                 extra.append(f"bandwidth {g.bandwidth}")
             if g.instance_type:
                 extra.append(g.instance_type)
+            if g.hosts:
+                extra.append(f"on {', '.join(g.hosts)}")
             lines.append(f"  group {g.name}: {g.count} x ({g.threads} thread{'s' if g.threads != 1 else ''}, memory {g.memory_limit}"
                          f"{', ' + ', '.join(extra) if extra else ''}), workers {', '.join(g.worker_names())}, resource {g.name}={g.threads}")
         lines.append("")

@@ -1,7 +1,7 @@
 """What every cluster spec holds, whatever its kind: the errors, :class:`WorkerGroup`, :class:`ClusterSpec`,
 and the checks every kind's own section uses (:func:`unknown_keys`, :func:`number`).
 
-The kinds (:mod:`.local`, :mod:`.emulated`, :mod:`.ec2`) import this module;
+The kinds (:mod:`.local`, :mod:`.emulated`, :mod:`.ec2`, :mod:`.ssh`) import this module;
 :mod:`.spec` imports the kinds to parse a spec. Nothing here knows a kind.
 """
 from __future__ import annotations
@@ -50,8 +50,12 @@ class WorkerGroup:
         A kind that accepts it (testbed): each worker's link rate both ways, a tc rate such as ``"100mbit"``.
     instance_type : str, optional
         A kind that accepts it (ec2, required there): the instance type of each worker.
+    hosts : tuple of str
+        A kind that accepts it (ssh, required there): names of the hosts the workers run on, in turn.
+    python : str, optional
+        A kind that accepts it (ssh): the Python executable on those hosts (else the host's).
 
-    Which of the last four a spec may set is the kind's choice (``Deployment.group_keys``).
+    Which of the last six a spec may set is the kind's choice (``Deployment.group_keys``).
     """
 
     name: str
@@ -61,6 +65,8 @@ class WorkerGroup:
     cpu_share: float | None = None
     link_delay: float = 0.0
     instance_type: str | None = None
+    hosts: tuple[str, ...] = ()
+    python: str | None = None
     bandwidth: str | None = None
 
     def worker_names(self) -> list[str]:

@@ -1,10 +1,10 @@
 """Cluster specifications: a YAML file that says what to start, validated before anything starts.
 
-A spec names a ``kind`` (one of :data:`KINDS`: ``local``, ``emulated``, ``testbed``, ``ec2``)
+A spec names a ``kind`` (one of :data:`KINDS`: ``local``, ``emulated``, ``testbed``, ``ec2``, ``ssh``)
 and one or more *worker groups*. Every worker of group ``big`` is named ``big-0``,
 ``big-1``, ... and carries the Dask resource ``big`` (one unit per thread), so the
 placement strategies (``pinned``, ``heft``) can address a group by worker name or
-resource. A kind with settings reads them from its own section (``ec2:``).
+resource. A kind with settings reads them from its own section (``ec2:``, ``ssh:``).
 
 Example (``experiments/clusters/emulated-hetero.yaml``)::
 
@@ -27,6 +27,7 @@ import re
 import yaml
 from dask.utils import parse_bytes
 
+from ..config import shipped_spec, shipped_specs
 from ..errors import StockdagError
 from .ec2 import AMI_ID, SECURITY_GROUP_ID, EC2Deployment, EC2Options  # noqa: F401  (AMI_ID...: re-exported for the CLI)
 from .emulated import EmulatedDeployment
@@ -40,10 +41,11 @@ from .schema import (  # noqa: F401  (re-exported: the spec's types are imported
     number,
     unknown_keys,
 )
+from .ssh import SSHDeployment
 from .testbed import TestbedDeployment
 
 #: every cluster kind: ``{kind: Deployment subclass}``, the one place a kind is registered
-KINDS = {cls.kind: cls for cls in (LocalDeployment, EmulatedDeployment, TestbedDeployment, EC2Deployment)}
+KINDS = {cls.kind: cls for cls in (LocalDeployment, EmulatedDeployment, TestbedDeployment, EC2Deployment, SSHDeployment)}
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 _CLUSTER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
@@ -119,19 +121,22 @@ def parse_spec(raw, source: str | None = None) -> ClusterSpec:
     return ClusterSpec(name=name, kind=kind, worker_groups=groups, options=options, strategy=strategy, source=source)
 
 
+SHIPPED = "deploy/clusters"  # the named specs in the package: a link to experiments/clusters in a checkout
+
+
 def load_spec(spec) -> ClusterSpec:
-    """A :class:`~stockdag.deploy.schema.ClusterSpec` from a spec, a mapping, a YAML file path, or a name in ``experiments/clusters``."""
+    """A :class:`~stockdag.deploy.schema.ClusterSpec` from a spec, a mapping, a YAML file path, or a shipped name (``experiments/clusters``)."""
     if isinstance(spec, ClusterSpec):
         return spec
     if isinstance(spec, dict):
         return parse_spec(spec)
     path = os.fspath(spec)
     if not os.path.exists(path):
-        candidate = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "clusters", f"{path}.yaml")
-        if os.path.exists(candidate):
-            path = os.path.normpath(candidate)
-        else:
-            raise SpecError(f"cluster spec {path!r} not found (give a YAML file or a name in experiments/clusters)")
+        found = shipped_spec(SHIPPED, path)
+        if found is None:
+            raise SpecError(f"cluster spec {path!r} not found: give a YAML file or one of the named specs "
+                            f"({', '.join(shipped_specs(SHIPPED))})")
+        path = found
     with open(path) as f:
         try:
             raw = yaml.safe_load(f)

@@ -148,7 +148,7 @@ def host_cpu() -> dict:
 def cpu_snapshot(cgroups: dict[str, tuple[CPUCgroup, float]]) -> dict:
     """The host's CPU time and each machine's cgroup counters now (``{machine: (cgroup, cpu_share)}``)."""
     return {"time": time.monotonic(), "host": host_cpu(),
-            "machines": {n: {**cg.stat(), "share": share} for n, (cg, share) in cgroups.items()}}
+            "machines": {n: {**cg.stat(), "share": share, "period_us": cg.period_us} for n, (cg, share) in cgroups.items()}}
 
 
 def machine_cgroups(info: dict) -> dict[str, tuple[CPUCgroup, float]]:
@@ -164,24 +164,36 @@ def cpu_usage(before: dict, after: dict, starved_idle: float | None = None) -> d
     """What each machine used between two :meth:`TestbedDeployment.cpu_snapshot` s, and whether it was starved.
 
     Per machine: ``cpu_s`` (CPU time of its cgroup), ``cpus`` (that over the wall
-    interval), ``share`` (its quota), ``throttled`` periods of ``periods``,
-    ``throttled_s``. ``host_idle_cpus``: the host's idle CPUs over the interval.
-    A machine is ``starved`` when the host had less than ``starved_idle`` CPUs idle
-    (``stockdag.deploy.testbed.starved_idle``) and the machine used less than 90 %
-    of its quota: it could not have had its quota had it wanted it.
+    interval), ``share`` (its quota in CPUs), ``periods`` (quota periods the kernel
+    counted: it counts one only while the machine has work), ``active_s`` (those
+    periods' time), ``throttled`` (periods it hit its quota), ``throttled_s``.
+    ``host_idle_cpus``: the host's idle CPUs over the interval (``/proc/stat``).
+
+    The rule (``rule`` in the result; ``stockdag.deploy.testbed.*``): a machine was
+    **starved** when it was *busy* (it had work in at least ``busy`` of the
+    interval: ``active_s >= busy x wall``), it used *clearly less than its quota*
+    while it had work (``cpu_s < starved_use x share x active_s``), and the host
+    had *no idle room* (``host_idle_cpus < starved_idle``): it wanted CPU, its
+    quota allowed it, and the host had none to give. A machine that hit its quota
+    (throttled) used it; one with idle host CPU beside it waited on something else.
     """
-    starved_idle = float(config.get("deploy.testbed.starved_idle", starved_idle))
+    rule = {"busy": float(config.get("deploy.testbed.busy")),
+            "starved_use": float(config.get("deploy.testbed.starved_use")),
+            "starved_idle": float(config.get("deploy.testbed.starved_idle", starved_idle))}
     wall = after["time"] - before["time"]
     idle = (after["host"]["idle_s"] - before["host"]["idle_s"]) / wall if wall > 0 else 0.0
-    out = {"wall_s": wall, "host_idle_cpus": idle, "host_cores": after["host"]["cores"], "machines": {}, "starved": []}
+    out = {"wall_s": wall, "host_idle_cpus": idle, "host_cores": after["host"]["cores"], "rule": rule,
+           "machines": {}, "starved": []}
     for name, a in after["machines"].items():
         b = before["machines"][name]
         cpu = (a["usage_ns"] - b["usage_ns"]) / 1e9
-        used = cpu / wall if wall > 0 else 0.0
-        row = {"cpu_s": cpu, "cpus": used, "share": a["share"], "periods": a["nr_periods"] - b["nr_periods"],
-               "throttled": a["nr_throttled"] - b["nr_throttled"],
+        periods = a["nr_periods"] - b["nr_periods"]
+        active = min(wall, periods * a.get("period_us", 0) / 1e6)
+        row = {"cpu_s": cpu, "cpus": cpu / wall if wall > 0 else 0.0, "share": a["share"], "periods": periods,
+               "active_s": active, "throttled": a["nr_throttled"] - b["nr_throttled"],
                "throttled_s": (a["throttled_time"] - b["throttled_time"]) / 1e9}
-        row["starved"] = idle < starved_idle and used < 0.9 * a["share"]
+        busy = wall > 0 and active >= rule["busy"] * wall
+        row["starved"] = bool(busy and cpu < rule["starved_use"] * a["share"] * active and idle < rule["starved_idle"])
         out["machines"][name] = row
         if row["starved"]:
             out["starved"].append(name)
@@ -281,8 +293,9 @@ class TestbedDeployment(EmulatedDeployment):
     def plan_machines(spec):
         return plan_machines(spec)
 
-    def __init__(self, spec, cluster_id=None, start_timeout: float | None = None):
+    def __init__(self, spec, cluster_id=None, start_timeout: float | None = None, dask: bool = True):
         super().__init__(spec, cluster_id, start_timeout)
+        self.dask = dask  # False: the machines only, no scheduler or workers (a baseline's server runs on them)
         self.network: Network | None = None
         self.ledger: Ledger | None = None
         self.machine_cgroups: dict[str, CPUCgroup] = {}
@@ -309,6 +322,10 @@ class TestbedDeployment(EmulatedDeployment):
             self.machine_cgroups[m.name] = cg
             cg.create()
             cg.limit(False)  # until every worker joined: booting Python at a quarter core is minutes, and unmeasured
+        if not self.dask:
+            for cg in self.machine_cgroups.values():
+                cg.limit()
+            return
         sched = self.network.hosts["scheduler"]
         scheduler_file = os.path.join(self.workdir, "scheduler.json")
         self.run_on("scheduler", _scheduler_argv(self.spec, sched.address, scheduler_file), name="scheduler")
@@ -356,6 +373,41 @@ class TestbedDeployment(EmulatedDeployment):
         self._spawn(name, self.network.hosts[machine].exec_prefix() + list(argv),
                     {"DASK_STOCKDAG__DEPLOY__LINK_DELAY": str(m.link_delay), **(env or {})}, self.machine_cgroups[machine])
         return self.procs[name]
+
+    def serve_on(self, machine: str, argv: list[str], ready_url: str, env: dict | None = None,
+                 also: tuple[str, ...] = ()) -> subprocess.Popen:
+        """Start a service on a machine (:meth:`run_on`) and return once ``ready_url`` answers 200.
+
+        While it boots (imports at a quarter core take minutes, and are not measured) the quotas of ``machine``
+        and of ``also`` (machines its processes join) are lifted; they hold again on return,
+        and on every error. A service that exits or does not answer within the start timeout is a
+        :class:`DeployError` with its log's last lines.
+        """
+        import urllib.request
+
+        held = [self.machine_cgroups[n] for n in (machine, *also) if n in self.machine_cgroups]
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the testbed's address, never a proxy
+        try:
+            for cg in held:
+                cg.limit(False)
+            proc = self.run_on(machine, argv, env)
+            deadline = time.monotonic() + self.start_timeout
+            while True:
+                if proc.poll() is not None:
+                    raise DeployError(f"the service on {machine} exited with status {proc.returncode}: {self._logs()}")
+                try:
+                    with opener.open(ready_url, timeout=5) as r:
+                        if r.status == 200:
+                            return proc
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise DeployError(f"the service on {machine} did not answer {ready_url} within "
+                                      f"{self.start_timeout:g} s: {self._logs()}")
+                time.sleep(0.2)
+        finally:
+            for cg in held:
+                cg.limit()
 
     def _close(self) -> None:
         errors = []

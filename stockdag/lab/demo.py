@@ -162,6 +162,7 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
     """Run the same requests centralized and distributed (under each placement strategy); see the module docstring."""
     from ..run import CentralizedExecutor, DistributedExecutor
     from ..run.distributed import round_trip
+    from ..run.isolated import ctrl_c_left_to_this_process
     from ..run.worker_settings import worker_config
 
     def bar(total, desc):
@@ -191,17 +192,20 @@ def compare(requests: int = 16, workers: int = 2, in_flight: int = 16, profile: 
         central = stack.enter_context(CentralizedExecutor(isolated=True))
         for r in warm:
             central.run(r)
+        own = client is None  # a cluster started here is ours to configure (stockdag.configure_cluster is for others')
         if client is None:
-            cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                       host="127.0.0.1", dashboard_address=dask.config.get("stockdag.dashboard_address"), silence_logs=logging.WARNING,
-                                                       config=worker_config()))
+            with ctrl_c_left_to_this_process():  # its worker processes: Ctrl-C stops this process, which closes them
+                cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                           host="127.0.0.1", dashboard_address=dask.config.get("stockdag.dashboard_address"),
+                                                           silence_logs=logging.WARNING, config=worker_config()))
             client = stack.enter_context(Client(cluster))
         cmp.dashboard = client.dashboard_link
         cmp.machine["baseline"] = central.facts()  # where the baseline ran, with the cluster alive
         central_rounds = []
         for strategy in strategies:
             # dask, named, leaves Dask's own placement (no plugin): the executor removes an earlier strategy's
-            dist = DistributedExecutor(client=client, strategy=strategy, granularity=granularity)
+            dist = DistributedExecutor(client=client, strategy=strategy, granularity=granularity,
+                                       configure_cluster=True if own else None)
             cmp.granularity = dist.granularity
 
             def count(phase, before):  # what this phase built: auto and load decide per request

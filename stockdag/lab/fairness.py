@@ -59,13 +59,17 @@ def summarize(times: dict[str, list[float]]) -> dict:
     return out
 
 
-def probe(requests: int = 12, profile: str | None = "pretrained", seed: int = 0, warmup: int = 2) -> dict:
-    """Measure :data:`PLACEMENTS` on the same ``requests`` (plus ``warmup`` unmeasured ones); see the module docstring."""
+def probe(requests: int = 12, profile: str | None = "pretrained", seed: int = 0, warmup: int = 2, progress=None) -> dict:
+    """Measure :data:`PLACEMENTS` on the same ``requests`` (plus ``warmup`` unmeasured ones); see the module docstring.
+
+    ``progress(i, n)``, if given, is called after the ``i``-th of the ``n`` requests (warm-up included).
+    """
     import dask
     from distributed import Client, LocalCluster
 
     from ..run import CentralizedExecutor
     from ..run.centralized import run_whole
+    from ..run.isolated import ctrl_c_left_to_this_process, leave_ctrl_c_to_the_parent
     from ..run.worker_settings import worker_config
     from .demo import machine_facts, request_mix
 
@@ -77,15 +81,19 @@ def probe(requests: int = 12, profile: str | None = "pretrained", seed: int = 0,
     quiet = {"silence_logs": logging.WARNING, "dashboard_address": None, "host": "127.0.0.1"}
     with contextlib.ExitStack() as stack:
         # the old baseline's neighbours: a 2-worker LocalCluster (scheduler in this process) and its client
-        stack.enter_context(Client(stack.enter_context(LocalCluster(n_workers=2, threads_per_worker=1, **quiet,
-                                                                    config=worker_config()))))
+        with ctrl_c_left_to_this_process():  # its worker processes: Ctrl-C stops this process, which closes them
+            neighbours = stack.enter_context(Client(stack.enter_context(LocalCluster(n_workers=2, threads_per_worker=1, **quiet,
+                                                                                     config=worker_config()))))
+        neighbours.run(leave_ctrl_c_to_the_parent)  # also once started, as the server does: the mask alone did not hold here
         here = stack.enter_context(CentralizedExecutor(isolated=False))
         own = stack.enter_context(CentralizedExecutor(isolated=True))
         workers = {}
         for placement, enabled in (("worker_profiler_on", True), ("worker_profiler_off", False)):
-            cluster = stack.enter_context(LocalCluster(n_workers=1, threads_per_worker=1, **quiet,
-                                                       config=worker_config(enabled)))
+            with ctrl_c_left_to_this_process():
+                cluster = stack.enter_context(LocalCluster(n_workers=1, threads_per_worker=1, **quiet,
+                                                           config=worker_config(enabled)))
             workers[placement] = stack.enter_context(Client(cluster, set_as_default=False))
+            workers[placement].run(leave_ctrl_c_to_the_parent)
             facts[placement] = workers[placement].run(
                 lambda: {"profiler": dask.config.get("distributed.worker.profile.enabled"), "pid": os.getpid()})
         facts["in_process"], facts["own_process"] = here.facts(), own.facts()
@@ -104,6 +112,8 @@ def probe(requests: int = 12, profile: str | None = "pretrained", seed: int = 0,
                 seconds = stage_time(run(placement, request))
                 if i >= warmup:  # the first requests import libraries and fill per-process state
                     times[placement].append(seconds)
+            if progress is not None:
+                progress(i + 1, len(reqs))
     return {"probe": "stockdag.lab.fairness", "requests": requests, "warmup": warmup, "profile": reqs[0].profile,
             "seed": seed, "reference": REFERENCE, "summary": summarize(times),
             "times_s": times, "placements": facts, "machine": machine_facts(),
@@ -120,6 +130,12 @@ def format_table(result: dict) -> str:
         r = s[key]
         lines.append(f"{placement:<22} {s['stage_ms']['median']:>10.1f} {r['median']:>7.3f}  [{r['q1']:.3f}, {r['q3']:.3f}]")
     return "\n".join(lines)
+
+
+def _cell(name: str, values: list) -> str:
+    """Median (range) over rounds: milliseconds as whole numbers, ratios to three decimals."""
+    fmt = "{:.0f}" if name.endswith("ms") else "{:.3f}"
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
 
 
 def before_after(folder: str) -> str:
@@ -149,7 +165,7 @@ def before_after(folder: str) -> str:
     names = list(next(iter(rows.values()))[1])
     lines = ["| side | rounds | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
     for side, (n, cols, _) in rows.items():
-        cells = [f"{statistics.median(v):.3g} ({min(v):.3g}-{max(v):.3g})" for v in cols.values()]
+        cells = [_cell(name, v) for name, v in cols.items()]
         lines.append(f"| {side} | {n} | " + " | ".join(cells) + " |")
     lines += ["", "Each cell: the median over rounds (the range over rounds). The old side's baseline ran in the "
               "process hosting the LocalCluster's scheduler and client" +

@@ -180,6 +180,7 @@ def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int
     from ..run import CentralizedExecutor, DistributedExecutor
     from ..run import batching as batching_mod
     from ..run.distributed import round_trip
+    from ..run.isolated import ctrl_c_left_to_this_process, leave_ctrl_c_to_the_parent
     from ..run.worker_settings import worker_config
     from . import demo
 
@@ -190,10 +191,12 @@ def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int
     fresh = lambda r: dataclasses.replace(r, request_id=uuid.uuid4().hex)  # noqa: E731
     own = []
     if client is None:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address="127.0.0.1:0", silence_logs=logging.WARNING, config=worker_config())
+        with ctrl_c_left_to_this_process():  # its worker processes: Ctrl-C stops this process, which closes them
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address="127.0.0.1:0", silence_logs=logging.WARNING, config=worker_config())
         client = Client(cluster)
         own = [client, cluster]
+        client.run(leave_ctrl_c_to_the_parent)  # also once started, as the server does: the mask alone did not hold here
     try:
         # the baseline in a process of its own: this one hosts the client (and the LocalCluster's scheduler)
         central = CentralizedExecutor(isolated=True)
@@ -211,7 +214,8 @@ def measure(profiles=("pretrained", "refit"), *, workers: int = 1, requests: int
                 batching_mod.apply(client, batching_mod.PRESETS[v.batching])
                 current[1] = v.batching
             if (v.granularity, v.submit) not in executors:
-                ex = DistributedExecutor(client=client, strategy=v.strategy, granularity=v.granularity)
+                ex = DistributedExecutor(client=client, strategy=v.strategy, granularity=v.granularity,
+                                         configure_cluster=True if own else None)  # a cluster started here is ours
                 ex.submit_one_task = v.submit == "task"
                 executors[v.granularity, v.submit] = ex
             return executors[v.granularity, v.submit]

@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from ..config import shipped_spec, shipped_specs
 from ..errors import StockdagError
 
 #: the optional steps after C12, in the order they run: stage ids in the README's stage table
@@ -107,9 +108,12 @@ def from_dict(raw: object, where: str = "pipeline spec") -> PipelineSpec:
                         interval_level=float(level))
 
 
+SHIPPED = "pipeline/pipelines"  # the named specs in the package: a link to experiments/pipelines in a checkout
+
+
 def load_pipeline(spec: object) -> PipelineSpec:
-    """A :class:`PipelineSpec` from a spec, a mapping, a YAML file path, a name in ``experiments/pipelines``
-    (``wide``, ``width/w10``), or None (the default C1-C12)."""
+    """A :class:`PipelineSpec` from a spec, a mapping, a YAML file path, a shipped name
+    (``experiments/pipelines``: ``wide``, ``width/w10``), or None (the default C1-C12)."""
     if spec is None:
         return DEFAULT
     if isinstance(spec, PipelineSpec):
@@ -119,14 +123,13 @@ def load_pipeline(spec: object) -> PipelineSpec:
     if not isinstance(spec, (str, os.PathLike)):
         raise PipelineSpecError(f"pipeline spec must be a YAML file path, got {type(spec).__name__}")
     path = os.fspath(spec)
-    if not os.path.exists(path):  # a name in experiments/pipelines, as cluster specs take one in experiments/clusters
-        candidate = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "pipelines", f"{path}.yaml")
-        if os.path.exists(candidate):
-            path = os.path.normpath(candidate)
+    if not os.path.exists(path):  # a shipped name (experiments/pipelines), as cluster specs take one
+        path = shipped_spec(SHIPPED, path) or path
     try:
         return _load_file(os.path.abspath(path), os.path.getmtime(path))
     except FileNotFoundError:
-        raise PipelineSpecError(f"pipeline spec {path}: no such file (give a YAML file or a name in experiments/pipelines)") from None
+        raise PipelineSpecError(f"pipeline spec {path}: no such file; give a YAML file or one of the named specs "
+                                f"({', '.join(shipped_specs(SHIPPED))})") from None
     except (OSError, yaml.YAMLError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PipelineSpecError(f"pipeline spec {path}: unreadable ({first})") from None

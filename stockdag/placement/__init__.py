@@ -12,6 +12,7 @@ listing it in :mod:`stockdag.placement.registry` (which owns the names and
 """
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from .base import Strategy, TaskInfo, WorkerInfo, describe
@@ -24,11 +25,11 @@ if TYPE_CHECKING:
 
 
 async def _install(plugin: PlacementPlugin, dask_scheduler: Scheduler | None = None) -> None:
-    """On the scheduler: replace the placement plugin by ``plugin``, silently."""
+    """On the scheduler: replace the placement plugin by ``plugin`` (which takes over the old one's tasks), silently."""
     assert dask_scheduler is not None  # run_on_scheduler passes it
+    await plugin.start(dask_scheduler)  # while the old one is still installed: start() adopts its restricted tasks
     if NAME in dask_scheduler.plugins:
         dask_scheduler.remove_plugin(NAME)  # add_plugin would warn about overwriting
-    await plugin.start(dask_scheduler)
     dask_scheduler.add_plugin(plugin, name=NAME)
 
 
@@ -70,17 +71,37 @@ def ensure(client: Client, strategy: str | None = None, **options: Any) -> Any:
     return client.run_on_scheduler(_ensure, PlacementPlugin(strategy, **options))
 
 
+def _in_effect(dask_scheduler: Scheduler | None = None) -> str:
+    assert dask_scheduler is not None  # run_on_scheduler passes it
+    plugin = dask_scheduler.plugins.get(NAME)
+    return str(getattr(plugin, "strategy_name", "dask"))
+
+
+def in_effect(client: Client) -> Any:
+    """The strategy placing on ``client``'s scheduler (``dask`` without a plugin); changes nothing there.
+
+    An awaitable for an asynchronous client.
+    """
+    return client.run_on_scheduler(_in_effect)
+
+
 def _remove(dask_scheduler: Scheduler | None = None) -> bool:
     assert dask_scheduler is not None  # run_on_scheduler passes it
-    if NAME in dask_scheduler.plugins:
-        dask_scheduler.remove_plugin(NAME)
-        return True
-    return False
+    plugin = dask_scheduler.plugins.get(NAME)
+    if plugin is None:
+        return False
+    if isinstance(plugin, PlacementPlugin):
+        plugin.release(dask_scheduler, stimulus_id=f"stockdag-placement-unregister-{time.time()}")
+    dask_scheduler.remove_plugin(NAME)
+    return True
 
 
 def unregister(client: Client) -> Any:
     """Remove the placement plugin from ``client``'s scheduler, so Dask's own placement decides (no plugin at all,
     unlike :func:`register` with ``dask``). Returns whether there was one (an awaitable for an asynchronous client).
+
+    Tasks the plugin restricted and that have not started lose their restriction first (nothing would re-plan
+    them if their worker left). ``Client.unregister_scheduler_plugin`` skips that step: use this instead.
     """
     return client.run_on_scheduler(_remove)
 
@@ -91,6 +112,7 @@ __all__ = [
     "PlacementPlugin",
     "register",
     "ensure",
+    "in_effect",
     "unregister",
     "make_strategy",
     "NAME",

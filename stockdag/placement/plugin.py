@@ -1,35 +1,8 @@
 """The scheduler plugin that applies a placement strategy to Dask's scheduler.
 
-Dask has no supported hook that replaces its own choice of worker. What works
-(distributed 2026.8) is restricting tasks before the scheduler assigns them:
-``update_graph`` runs after the scheduler created a graph's tasks and before
-any is transitioned, so the plugin sets ``ts.worker_restrictions`` (and
-``ts.loose_restrictions`` when the strategy is loose) on the *new* tasks, those
-still ``released``. A strictly restricted task is not root-task queued and is
-only stolen within its allowed set, so it runs where it was planned.
-
-The plugin also
-
-* learns how long each stage takes on each worker from ``processing -> memory``
-  transitions (the :class:`~stockdag.placement.costs.CostModel` strategies read);
-* counts the work it planned on each worker that has not started yet, and adds
-  it to the scheduler's occupancy (which only counts assigned tasks) when the
-  next request is planned, so concurrent requests see each other's plans;
-* re-plans, in ``remove_worker``, the not-yet-run tasks it had restricted to a
-  worker that left (strict restrictions would otherwise leave them in
-  ``no-worker`` forever);
-* plans only the tasks of stockdag requests (their ``stockdag`` annotation; a
-  key's shape proves nothing, ``Client.submit`` makes the same): other work on
-  the cluster is Dask's;
-* writes each task's plan into its ``stockdag`` annotation (``planned``), which
-  the scheduler sends to the worker with the task, so the stage trace carries
-  the plan the scheduler used whoever chose the strategy, with no extra round
-  trip;
-* keeps each request's plan (:meth:`PlacementPlugin.plan_for`) for a bounded
-  number of recent requests, and what went wrong: the scheduler logs and
-  swallows plugin exceptions, falling back silently to its own placement, so
-  errors are recorded in :attr:`PlacementPlugin.errors` where tests and
-  operators can see them.
+It restricts the new tasks of each stockdag request in ``update_graph``, learns
+stage costs in ``transition``, re-plans in ``remove_worker`` and records its
+plans and errors. How and why: :doc:`/guides/placement` (How the plugin works).
 """
 from __future__ import annotations
 
@@ -165,6 +138,9 @@ class PlacementPlugin(SchedulerPlugin):
     # ------------------------------------------------------------------ hooks
     async def start(self, scheduler: Scheduler) -> None:
         self._scheduler = scheduler
+        previous = scheduler.plugins.get(self.name)  # a replacing register calls start() before the swap
+        if isinstance(previous, PlacementPlugin) and previous is not self:
+            self._adopt(previous)
         from .dashboard import add_routes  # the /stockdag page on the scheduler's dashboard
 
         add_routes(scheduler, self.name)
@@ -218,7 +194,41 @@ class PlacementPlugin(SchedulerPlugin):
         except Exception as exc:  # see update_graph
             self._record_error("remove_worker", stimulus_id, exc)
 
+    def release(self, scheduler: Scheduler, stimulus_id: str) -> int:
+        """Lift the restrictions this plugin set on tasks that have not started; the number lifted.
+
+        Call it before removing the plugin (:func:`stockdag.placement.unregister`
+        does): nothing re-plans a restricted task once the plugin is gone, so a
+        task whose worker then left would wait in ``no-worker`` until its deadline.
+        """
+        recommendations: dict[Key, TaskStateState] = {}
+        lifted = 0
+        for address, keys in self._restricted.items():
+            for key in keys:
+                ts = scheduler.tasks.get(key)
+                if ts is None or ts.state not in _NOT_STARTED or ts.worker_restrictions != {address}:
+                    continue  # started, gone, or restricted since by someone else: not ours to lift
+                ts.worker_restrictions = None
+                ts.loose_restrictions = False
+                lifted += 1
+                if ts.state == "no-worker":
+                    recommendations[key] = "processing"
+        self._restricted.clear()
+        self._pending.clear()
+        for live in self._live.values():
+            live.address, live.pending = None, 0.0
+        if recommendations:
+            scheduler.transitions(recommendations, stimulus_id=stimulus_id)
+        return lifted
+
     # ------------------------------------------------------------------ internals
+    def _adopt(self, previous: PlacementPlugin) -> None:
+        # a replaced plugin gets no more hooks: take over the tasks it restricted, so that this one
+        # re-plans them if their worker leaves, and its planned-but-not-started work keeps counting
+        self._live, previous._live = previous._live, {}
+        self._restricted, previous._restricted = previous._restricted, {}
+        self._pending, previous._pending = previous._pending, {}
+
     def _record_error(self, hook: str, stimulus_id: str, exc: BaseException) -> None:
         logger.exception("stockdag placement (%s) failed in %s", self.strategy_name, hook)
         self.errors.append({

@@ -8,7 +8,7 @@ from ..pipeline.result import PredictionResult
 
 def predict(symbol: str, as_of=None, *, mode: str = "centralized", client=None, profile: str | None = None,
             source: str | None = None, data_dir: str | None = None, strategy: str | None = None,
-            pipeline=None) -> PredictionResult:
+            pipeline=None, configure_cluster: bool | None = None) -> PredictionResult:
     """Predict the next-day close of ``symbol`` as of a date (default: the last day of data).
 
     Parameters
@@ -20,6 +20,11 @@ def predict(symbol: str, as_of=None, *, mode: str = "centralized", client=None, 
     mode : {"centralized", "distributed"}, one of :data:`stockdag.pipeline.modes.PREDICT_MODES`
         Run the stages in this process, or as a Dask graph on ``client``
         (None starts a temporary 2-worker LocalCluster).
+    configure_cluster : bool, optional
+        With your own ``client``: install stockdag's placement plugin, 1 ms stream
+        intervals and worker log filter on its cluster, which then apply to every
+        client of it (default ``stockdag.configure_cluster``, true); False leaves the
+        cluster as it is (see :class:`~stockdag.run.distributed.DistributedExecutor`).
     profile, source, data_dir, strategy
         Override ``stockdag.profile``, ``stockdag.data.source``,
         ``stockdag.data.data_dir`` and ``stockdag.placement.strategy``.
@@ -42,5 +47,6 @@ def predict(symbol: str, as_of=None, *, mode: str = "centralized", client=None, 
         return CentralizedExecutor().run(request)
     from .distributed import DistributedExecutor
 
-    with DistributedExecutor(client=client, strategy=strategy, dashboard_address=None) as ex:
+    with DistributedExecutor(client=client, strategy=strategy, dashboard_address=None,
+                             configure_cluster=configure_cluster) as ex:
         return ex.run(request)

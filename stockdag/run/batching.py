@@ -100,7 +100,9 @@ class WorkerBatching(WorkerPlugin):
 
     def setup(self, worker) -> None:
         if self.to_scheduler is not None:
-            worker.batched_stream.interval = self.to_scheduler
+            from .internals import require
+
+            require(worker, "batched_stream", "Worker.batched_stream").interval = self.to_scheduler
 
 
 def _set_client_stream(client, seconds: float | None) -> None:

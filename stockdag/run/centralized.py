@@ -29,10 +29,16 @@ class CentralizedExecutor:
         self.isolated = isolated
         self._pool = None
         if isolated:
-            from .isolated import process_pool, warm
+            from .isolated import ctrl_c_left_to_this_process, process_pool, warm
 
             self._pool = process_pool(1)
-            self._pool.submit(warm).result()
+            try:
+                with ctrl_c_left_to_this_process():  # the process starts at the first submit
+                    started = self._pool.submit(warm)
+                started.result()
+            except BaseException:  # Ctrl-C while it starts: no caller holds this executor to close it
+                self.close()
+                raise
 
     def run(self, request: Request) -> PredictionResult:
         if self._pool is None:

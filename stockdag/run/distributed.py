@@ -57,6 +57,16 @@ class DistributedExecutor:
     dashboard_address : str, optional
         Dashboard of a started LocalCluster; None reads ``stockdag.dashboard_address``
         (loopback, free port).
+    configure_cluster : bool, optional
+        With a ``client`` or ``address`` (a cluster this executor did not start): whether to
+        install stockdag's scheduler and worker plugins there; None reads
+        ``stockdag.configure_cluster`` (true). They act for *every* client of that cluster:
+        the placement plugin restricts stockdag's tasks (it leaves tasks without a
+        ``stockdag`` annotation alone), the ``stockdag.batching`` stream intervals
+        (1 ms) apply to all streams, and the worker log filter quiets the "Compute
+        Failed" records of stockdag stages that raised a request error. False installs
+        nothing (a placement plugin already there still plans; naming a strategy is
+        then refused with :class:`~stockdag.InvalidRequest`).
     """
 
     mode = "distributed"
@@ -66,8 +76,8 @@ class DistributedExecutor:
 
     def __init__(self, client: Client | None = None, address: str | None = None, *,
                  n_workers: int = 2, threads_per_worker: int = 1, strategy: str | None = None,
-                 granularity: str | None = None,
-                 dashboard_address: str | None = None, **cluster_kwargs):
+                 granularity: str | None = None, dashboard_address: str | None = None,
+                 configure_cluster: bool | None = None, **cluster_kwargs):
         from ..pipeline.granularity import resolve_granularity
 
         self.granularity = config.get("pipeline.granularity", granularity)
@@ -76,15 +86,26 @@ class DistributedExecutor:
         self.granularities: collections.Counter = collections.Counter()
         self._in_flight = 0
         self._lock = threading.Lock()
+        self._outliving: set = set()  # futures of cancelled arun(hold=...) calls, kept until their work ends
         self._own_cluster = None
         self._own_client = False
         if client is None:
             if address is None:
-                self._own_cluster = LocalCluster(
-                    n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
-                    host="127.0.0.1", dashboard_address=config.get("dashboard_address", dashboard_address),
-                    **{"silence_logs": logging.WARNING, "config": worker_config(), **cluster_kwargs},
-                )
+                from .isolated import ctrl_c_left_to_this_process
+                from .main_guard import check_main_guard
+
+                check_main_guard("a LocalCluster's worker processes")  # one line, before any process starts
+                try:
+                    with ctrl_c_left_to_this_process():  # its worker processes: Ctrl-C stops this process, which closes them
+                        self._own_cluster = LocalCluster(
+                            n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
+                            host="127.0.0.1", dashboard_address=config.get("dashboard_address", dashboard_address),
+                            **{"silence_logs": logging.WARNING, "config": worker_config(), **cluster_kwargs},
+                        )
+                except BaseException:  # Ctrl-C while it started (delivered as the block ends): no caller can close it
+                    if self._own_cluster is not None:
+                        self._own_cluster.close()
+                    raise
                 address = self._own_cluster
             from ..deploy.state import security_for
 
@@ -97,6 +118,14 @@ class DistributedExecutor:
         self.strategy = config.get("placement.strategy", strategy)
         self._explicit = strategy is not None
         self._register = self.strategy != "dask"
+        #: whether stockdag's plugins are installed on the cluster (always on one this executor started)
+        self.configure_cluster = self._own_cluster is not None or bool(config.get("configure_cluster", configure_cluster))
+        if not self.configure_cluster and self._explicit:
+            from ..errors import InvalidRequest
+
+            self.close()
+            raise InvalidRequest(f"strategy {strategy!r} needs stockdag's placement plugin on the scheduler, and "
+                                 "configure_cluster is false (nothing is installed on a cluster stockdag did not start)")
         # an asynchronous client cannot register from __init__: start() (or the first arun) does
         self._pending_registration = bool(client.asynchronous)
         if not client.asynchronous:
@@ -104,9 +133,11 @@ class DistributedExecutor:
 
     def _install(self):
         """Register the placement strategy, the stream intervals (``stockdag.batching``) and the workers' log filter."""
-        from ..placement import ensure, register, unregister
+        from ..placement import ensure, in_effect, register, unregister
         from . import batching, worker_logs
 
+        if not self.configure_cluster:  # leave the cluster as it is; record who places there
+            return [s for s in [self._adopt(in_effect(self.client))] if s is not None]
         steps = []
         if self._register and self._explicit:
             steps.append(register(self.client, self.strategy))
@@ -165,8 +196,10 @@ class DistributedExecutor:
 
         if self.granularity not in ("auto", "load"):
             return self.granularity
+        from .internals import require
+
         # the client's copy of the scheduler's identity, refreshed in the background: no round trip
-        threads = (getattr(self.client, "_scheduler_identity", None) or {}).get("total_threads")
+        threads = (require(self.client, "_scheduler_identity", "Client._scheduler_identity") or {}).get("total_threads")
         return resolve_granularity(self.granularity, int(threads) if threads else None, self._in_flight)
 
     def _finish(self, traced, request: Request) -> PredictionResult:
@@ -182,18 +215,40 @@ class DistributedExecutor:
             future.release()
         return self._finish(traced, request)
 
-    async def arun(self, request: Request) -> PredictionResult:
-        """Compute one request from async code (an asynchronous client, or a sync one via a thread)."""
+    async def arun(self, request: Request, hold=None) -> PredictionResult:
+        """Compute one request from async code (an asynchronous client, or a sync one via a thread).
+
+        ``hold`` (a :class:`~stockdag.serve.admission.Ticket`, or anything with ``hand_over()`` and
+        ``release()``) is handed over once the work is submitted and released when that work ends. With
+        it, a cancelled call (a request past its deadline) leaves its tasks to run to their end, so that
+        they keep their place in the caller's count; without it, they are dropped.
+        """
         await self.start()
         future = self.submit(request)
+        if hold is not None:
+            hold.hand_over()
+            future.add_done_callback(hold.release)
+        kept = False
         try:
             if self.client.asynchronous:
                 traced = await future
             else:
                 traced = await asyncio.get_running_loop().run_in_executor(None, future.result)
+        except asyncio.CancelledError:
+            if hold is not None and not future.done():
+                # a Future nobody references is released, and the scheduler forgets its tasks
+                kept = True
+                self._outliving.add(future)
+                future.add_done_callback(self._let_go)
+            raise
         finally:
-            future.release()
+            if not kept:
+                future.release()
         return self._finish(traced, request)
+
+    def _let_go(self, future) -> None:
+        self._outliving.discard(future)
+        future.release()
 
     # -- lifecycle
     @property

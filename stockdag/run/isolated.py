@@ -5,14 +5,17 @@ event loop or a load generator shares their interpreter and GIL, and runs slower
 than a user's own process would (``stockdag fairness`` measures by how much). :func:`~stockdag.run.isolated.process_pool` is the
 one owner of how such a process starts: spawned (a fork would copy the parent's
 event loop and threads half-way), Ctrl-C left to the parent, the pipeline
-imported before the first request.
+imported before the first request. :func:`~stockdag.run.isolated.ctrl_c_left_to_this_process` starts
+processes and threads that never see a terminal's Ctrl-C at all.
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 
 
@@ -20,6 +23,25 @@ def leave_ctrl_c_to_the_parent() -> None:
     """Ignore SIGINT: Ctrl-C in a terminal signals the whole foreground process group, and the parent
     shuts its children down itself (else each prints a KeyboardInterrupt traceback)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def ctrl_c_left_to_this_process() -> Iterator[None]:
+    """Start processes and threads inside this block: they leave Ctrl-C to this process from their first instruction.
+
+    A terminal sends Ctrl-C (SIGINT) to its whole foreground process group, so each child process (Dask
+    worker, pool process) would print its own KeyboardInterrupt traceback; one that ignores SIGINT only
+    once its code runs still does while it imports. Here the calling thread blocks SIGINT: a thread started
+    inside inherits that mask for its life, and so does every process started from such a thread (a
+    signal mask survives fork and exec; Python never unblocks it), so SIGINT stays pending in them, unseen.
+    This process still gets it (the kernel gives it to a thread that does not block it: the main thread once
+    the block ends, which then shuts the children down); one arriving inside the block is delivered at its end.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def warm() -> int:
@@ -35,6 +57,9 @@ def warm() -> int:
 
 def process_pool(processes: int = 1) -> ProcessPoolExecutor:
     """``processes`` spawned processes, each running one call at a time in its main thread."""
+    from .main_guard import check_main_guard
+
+    check_main_guard("replica processes", method="spawn")
     return ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"),
                                initializer=leave_ctrl_c_to_the_parent)
 

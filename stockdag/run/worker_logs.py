@@ -11,13 +11,14 @@ still reported); that message with any other exception passes unchanged.
 
 A request error (an unknown symbol, a date outside the data: any
 :class:`~stockdag.errors.StockdagError` the server answers with a 4xx) raised
-by a stage on a worker is the client's mistake, not the worker's. distributed
+by a stockdag stage on a worker (an instance of the class, noted where the stage
+raised it) is the client's mistake, not the worker's. distributed
 logs it as "Compute Failed" at ERROR with the task and its traceback; the same
 filter drops that record, or shortens it to one line when the worker's logger
 is at DEBUG. Most such errors are refused before anything is submitted; this
 covers the ones only a worker can find (a live yfinance source, which cannot
 list its symbols up front). A "Compute Failed" of any other exception passes
-unchanged.
+unchanged, whatever its class is called.
 """
 from __future__ import annotations
 
@@ -35,25 +36,18 @@ _CLOSING = {Status.closing, Status.closed, Status.closing_gracefully, Status.fai
 COMPUTE_FAILED = "Compute Failed"
 
 
-def request_error_names() -> frozenset[str]:
-    """Names of the stockdag errors answered with a 4xx: every loaded subclass, however deep."""
-    from stockdag.errors import StockdagError
-
-    names, todo = set(), [StockdagError]
-    while todo:
-        cls = todo.pop()
-        todo.extend(cls.__subclasses__())
-        if 400 <= getattr(cls, "http_status", 500) < 500:
-            names.add(cls.__name__)
-    return frozenset(names)
-
-
 def _request_error(record: logging.LogRecord) -> str | None:
-    """The exception text of a "Compute Failed" record raised by a request error, else None."""
+    """The exception text of a "Compute Failed" record of a task whose stage raised a request error, else None.
+
+    The class is checked where the stage raised it (:func:`stockdag.pipeline.trace.run_traced` notes a 4xx
+    :class:`~stockdag.errors.StockdagError` by task key): a task of someone else's raising an exception
+    of the same name is logged as distributed logs it.
+    """
     if not str(record.msg).startswith(COMPUTE_FAILED) or not isinstance(record.args, tuple) or len(record.args) < 4:
         return None
-    text = str(record.args[3])
-    return text if text.split("(", 1)[0] in request_error_names() else None
+    from ..pipeline.trace import take_request_error
+
+    return str(record.args[3]) if take_request_error(record.args[0]) is not None else None
 
 
 class WorkerLogFilter(logging.Filter):

@@ -60,9 +60,16 @@ class ServerThread:
             self._error = exc
 
     def __enter__(self) -> ServerThread:
-        self._thread.start()
-        while not self.server.started and self._thread.is_alive():
-            self._thread.join(0.05)
+        from ..run.isolated import ctrl_c_left_to_this_process
+
+        try:
+            with ctrl_c_left_to_this_process():  # the backend's processes (replicas, Dask workers) start from this thread
+                self._thread.start()
+            while not self.server.started and self._thread.is_alive():
+                self._thread.join(0.05)
+        except BaseException:  # Ctrl-C while the backend starts: no `with` holds this server yet to stop it
+            self.__exit__()
+            raise
         if not self.server.started:
             self._sock.close()
             raise RuntimeError(f"the server did not start: {self._error!r}") from self._error

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 
 from fastapi import Depends, FastAPI, Path, Query, Request
@@ -20,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 from pydantic import BaseModel
 
 from .. import __version__, config
@@ -27,9 +29,9 @@ from ..errors import InsufficientHistory, InvalidRequest, OutsideData, StockdagE
 from ..pipeline.modes import DISTRIBUTED, REPLICATED, check_mode
 from ..pipeline.request import parse_request
 from ..pipeline.result import PredictionJSON, finite
+from ..run.ranges import symbol_ranges
 from .admission import Admission
 from .backends import BACKENDS, Backend
-from .ranges import symbol_ranges
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +125,22 @@ def _check_range(request, ranges: dict, unanswerable: dict) -> None:
         raise OutsideData(f"as-of date {as_of} is after the last {request.symbol} price ({valid['last']})")
 
 
+# an absolute (or home-relative) path of two or more parts, not the tail of a URL (tcp://host/..., http://...)
+_PART = r"[^\s'\"`,;:()\[\]{}<>/\\]+"
+_PATH_RE = re.compile(rf"(?<![\w:/.~-])(?:~|[A-Za-z]:)?(?:[/\\]{_PART}){{2,}}[/\\]?")
+
+
+def _without_paths(message: str, folders) -> str:
+    """``message`` with file paths replaced by ``<path>``: a client learns what failed, not where the
+    server keeps its files. ``folders``: the configured ones, which may be relative (``data``), so that
+    no pattern alone finds them."""
+    message = _PATH_RE.sub("<path>", message)
+    for folder in sorted({str(f) for f in folders if f}, key=len, reverse=True):
+        # a bare word is a folder's name only where a path ends (a separator, a quote, punctuation, the end)
+        message = re.sub(rf"(?<![\w.-]){re.escape(folder)}(?:[/\\]{_PART})*(?=[/\\'\"`;:,)]|$)", "<path>", message)
+    return message
+
+
 def _error(status: int, error: str, detail: str, available=None, headers=None) -> JSONResponse:
     body = {"error": error, "detail": detail}
     if available is not None:
@@ -145,15 +163,27 @@ class _Metrics:
                                 ("reason",), registry=self.registry)
 
 
+class _BackendCounters:
+    """The backend's own counters, read at each scrape (a backend knows nothing of Prometheus)."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+
+    def collect(self):
+        yield CounterMetricFamily("stockdag_backend_replaced", "times the backend replaced its worker processes "
+                                  "after one died (replicated mode)", value=self.backend.replaced)
+
+
 def create_app(mode: str | None = None, *, replicas: int | None = None, workers: int | None = None,
                scheduler: str | None = None, strategy: str | None = None, profile: str | None = None,
                max_in_flight: int | None = None, deadline: float | None = None, retry_after: int | None = None,
-               backend: Backend | None = None, security=None) -> FastAPI:
+               backend: Backend | None = None, security=None, on_ready=None) -> FastAPI:
     """Build the ASGI app. Every argument defaults to ``stockdag.serve.<name>`` (or ``stockdag.profile``).
 
     The ``stockdag`` configuration is snapshotted here, once: every request is
     parsed against that snapshot, so a server started inside
-    ``dask.config.set(...)`` keeps those settings.
+    ``dask.config.set(...)`` keeps those settings. ``on_ready``, when given, is
+    called with the backend's info (mode, workers, dashboard) once it has started.
 
     Raises
     ------
@@ -186,6 +216,7 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
     source_name = settings["data"]["source"]
     source = get_price_source(source_name, settings["data"]["data_dir"], float(settings["data"]["timeout"]))
     metrics = _Metrics()
+    metrics.registry.register(_BackendCounters(backend))
     admission = Admission(max_in_flight)
     metrics.in_flight.set_function(lambda: admission.in_flight)
     state = {"symbols": [], "ranges": {}, "unanswerable": {}}
@@ -198,6 +229,8 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
         state["ranges"] = await loop.run_in_executor(None, symbol_ranges, source, state["symbols"], settings,
                                                      state["unanswerable"])
         await backend.start()
+        if on_ready is not None:  # e.g. `stockdag serve` prints the dashboard, known only once the cluster is up
+            on_ready(await backend.info())
         try:
             yield
         finally:
@@ -231,9 +264,16 @@ def create_app(mode: str | None = None, *, replicas: int | None = None, workers:
         metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
         return response
 
+    # the folders an error message may name (relative ones too, which no pattern recognises)
+    folders = (settings["data"].get("data_dir"), (settings.get("models") or {}).get("store"),
+               (settings.get("cache") or {}).get("directory"))
+
     @app.exception_handler(StockdagError)
     async def stockdag_error(request: Request, exc: StockdagError):
-        return _error(exc.http_status, type(exc).__name__, exc.message,
+        detail = _without_paths(exc.message, folders)
+        if detail != exc.message:  # the server's operator still needs the full message
+            logger.warning("%s on %s: %s", type(exc).__name__, request.url.path, exc.message)
+        return _error(exc.http_status, type(exc).__name__, detail,
                       available=exc.available if isinstance(exc, UnknownSymbol) else None)
 
     @app.exception_handler(RequestValidationError)

@@ -12,9 +12,12 @@ it over and releases it when the work ends; otherwise the caller releases it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+
+import psutil
 
 from .. import config
 from ..errors import StockdagError
@@ -55,6 +58,8 @@ class Backend:
     """Base class: runs whole requests and reports what it is for ``/health``."""
 
     mode = "base"
+    #: times the backend replaced its workers after one died (``/metrics``: ``stockdag_backend_replaced``)
+    replaced = 0
 
     async def start(self) -> None:
         pass
@@ -114,6 +119,10 @@ class CentralizedBackend(Backend):
 class ReplicatedBackend(Backend):
     """K centralized processes, each running whole requests (what Ray Serve or Triton replicas do).
 
+    A pool that lost a process (killed, out of memory) runs nothing more
+    (:class:`~concurrent.futures.process.BrokenProcessPool`): it is replaced by a new one, counted in
+    :attr:`replaced`. Until the new one is ready, ``/health`` reports no workers.
+
     Parameters
     ----------
     replicas : int
@@ -127,24 +136,88 @@ class ReplicatedBackend(Backend):
         if replicas < 1:
             raise ValueError("replicas must be >= 1")
         self.replicas = replicas
+        self.pids: set[int] = set()  # the replica processes of the pool in use
         self._pool: ProcessPoolExecutor | None = None
+        self._replacing: asyncio.Task | None = None
 
     async def start(self) -> None:
         self._pool = process_pool(self.replicas)  # spawned, Ctrl-C left to the server (stockdag.run.isolated)
-        await _warm_every_process(self._pool, self.replicas)
+        self.pids = await _warm_every_process(self._pool, self.replicas)
 
     async def predict(self, request: Request, ticket: Ticket | None = None) -> dict:
+        pool = self._pool
         try:
-            return await _holding(self._pool.submit(_run_whole, request), ticket)
+            future = pool.submit(_run_whole, request)
+        except BrokenProcessPool:  # a replica died before this request reached one: it runs on the new pool
+            future = await self._on_new_pool(pool, request)
+        try:
+            return await _holding(future, ticket)
         except BrokenProcessPool:
-            raise BackendUnavailable("a replica process died; the server must be restarted") from None
+            self._replace(pool)  # the next requests run on a new pool; this one's work is lost with its replica
+            raise BackendUnavailable("a replica process died while running this request; "
+                                     "the replicas are being restarted") from None
+
+    async def _on_new_pool(self, broken: ProcessPoolExecutor, request: Request):
+        try:
+            await asyncio.shield(self._replace(broken))  # shielded: a request's deadline does not stop it
+            return self._pool.submit(_run_whole, request)
+        except BrokenProcessPool:
+            raise BackendUnavailable("the replica processes died and could not be restarted") from None
+
+    def _replace(self, broken: ProcessPoolExecutor) -> asyncio.Future:
+        """Start replacing ``broken`` by a new pool, once however many requests found it broken."""
+        if self._replacing is None and self._pool is broken:
+            self._replacing = asyncio.ensure_future(self._restart(broken))
+            self._replacing.add_done_callback(self._restarted)
+        elif self._replacing is None:  # already replaced
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        return self._replacing
+
+    async def _restart(self, broken: ProcessPoolExecutor) -> None:
+        broken.shutdown(wait=False, cancel_futures=True)
+        pool = process_pool(self.replicas)
+        try:
+            pids = await _warm_every_process(pool, self.replicas)
+        except BaseException:  # the new pool broke too, or the server is closing: it goes, the old one stays
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        self._pool, self.pids = pool, pids
+        self.replaced += 1
+        logger.warning("a replica process died: replaced the pool of %d replicas (%d time(s) since start)",
+                       self.replicas, self.replaced)
+
+    def _restarted(self, task: asyncio.Task) -> None:
+        self._replacing = None
+        if not task.cancelled() and task.exception() is not None:  # retrieved here: the next request tries again
+            logger.warning("could not replace the replica processes: %s", task.exception())
+
+    def _ready(self) -> bool:
+        """Every replica process of the pool in use is running (one lost breaks the whole pool)."""
+        if self._pool is None or self._replacing is not None:
+            return False
+        for pid in self.pids:
+            try:
+                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                    return False
+            except psutil.NoSuchProcess:
+                return False
+        return True
 
     async def close(self) -> None:
+        if self._replacing is not None:
+            self._replacing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._replacing
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
     async def info(self) -> dict:
-        return {"mode": self.mode, "workers": self.replicas, "strategy": None, "dashboard": None}
+        ready = self._ready()
+        if not ready and self._pool is not None and self._replacing is None:
+            self._replace(self._pool)  # a replica died while idle: replaced before a request finds it
+        return {"mode": self.mode, "workers": self.replicas if ready else 0, "strategy": None, "dashboard": None}
 
 
 class DistributedBackend(Backend):
@@ -187,6 +260,9 @@ class DistributedBackend(Backend):
             kwargs = {"security": security} if security is not None else {}
             self.client = await Client(self.scheduler, asynchronous=True, **kwargs)
         else:
+            from ..run.main_guard import check_main_guard
+
+            check_main_guard("the server's LocalCluster worker processes")
             self.cluster = await LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
                                               host="127.0.0.1", dashboard_address=config.get("dashboard_address"), asynchronous=True,
                                               silence_logs=logging.WARNING, config=worker_config())
@@ -194,13 +270,15 @@ class DistributedBackend(Backend):
             # the worker processes are this server's children: like the replicas, they leave Ctrl-C to the
             # server, which closes the cluster (else each prints a KeyboardInterrupt traceback)
             await self.client.run(_leave_ctrl_c_to_the_server)
-        self.executor = await DistributedExecutor(client=self.client, strategy=self._strategy).start()
+        # a LocalCluster started here is ours to configure (stockdag.configure_cluster is for other people's)
+        self.executor = await DistributedExecutor(client=self.client, strategy=self._strategy,
+                                                  configure_cluster=True if self.cluster is not None else None).start()
         self.strategy = self.executor.strategy
 
     async def predict(self, request: Request, ticket: Ticket | None = None) -> dict:
-        # not handed over: a cancelled request releases its Dask future, and the scheduler drops its
-        # tasks (a task already running on a worker ends there, outside this process' count)
-        result = await self.executor.arun(request)
+        # handed over: a request past its deadline leaves its tasks to run to their end (a task running on
+        # a worker cannot be stopped), and they keep its place in the admission count until then
+        result = await self.executor.arun(request, hold=ticket)
         return result.to_dict()
 
     async def close(self) -> None:

@@ -14,7 +14,7 @@ import copy
 import dask.config
 import pytest
 import yaml
-from deploy_helpers import local_classes
+from deploy_helpers import SECRET, WHEEL_BUCKET, local_classes
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def ec2_mock(moto_server, monkeypatch, restore_dask_config):
     import requests
 
     requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
-    for k, v in {"AWS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+    for k, v in {"AWS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": SECRET,
                  "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(k, v)
     for k in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
@@ -81,6 +81,7 @@ def ec2_mock(moto_server, monkeypatch, restore_dask_config):
     vpc = client.describe_vpcs()["Vpcs"][0]["VpcId"]
     sg = client.create_security_group(GroupName="stockdag-test", Description="test", VpcId=vpc)["GroupId"]
     client.sg_id = sg
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=WHEEL_BUCKET)  # where `up` ships the checkout's wheel
     boto3.client("iam", region_name="us-east-1").create_instance_profile(InstanceProfileName="stockdag-workers")
     yield client
 
@@ -99,3 +100,32 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory):
+    """One OpenSSH server for the session, on every address of ``sshd_helpers.ADDRESSES``, accepting one key made for it.
+
+    Yields ``{"server", "key", "known_hosts", "dir"}``: ``known_hosts`` lists the host key at every address.
+    Skips without ``/usr/sbin/sshd`` (scripts/ensure-sshd.sh installs it); stopped, with every process its
+    sessions started, after the session.
+    """
+    import os
+
+    from sshd_helpers import ADDRESSES, SSHD, SSHServer, keygen
+
+    if not os.access(SSHD, os.X_OK):
+        pytest.skip("needs OpenSSH's sshd (scripts/ensure-sshd.sh)")
+    checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    d = tmp_path_factory.mktemp("ssh-client")
+    key = str(d / "id_ed25519")
+    pub = keygen(key)
+    server = SSHServer(tmp_path_factory.mktemp("sshd"), ADDRESSES.values(), checkout)
+    server.authorize(pub)
+    known = d / "known_hosts"
+    known.write_text("".join(server.known_hosts_line(a) + "\n" for a in ADDRESSES.values()))
+    try:  # start inside: a server that fails half way (or a Ctrl-C while it starts) is stopped too
+        server.start()
+        yield {"server": server, "key": key, "known_hosts": str(known), "dir": d}
+    finally:
+        server.remove()

@@ -7,6 +7,9 @@ import signal
 import subprocess
 import sys
 
+WHEEL_BUCKET = "stockdag-test-wheels"
+SECRET = "secret-never-in-user-data"  # the AWS secret key of the tests (the key id and token are "testing")
+
 
 def ec2_spec(sg: str, groups=None, **ec2) -> dict:
     return {
@@ -16,7 +19,7 @@ def ec2_spec(sg: str, groups=None, **ec2) -> dict:
             {"name": "big", "count": 1, "threads": 2, "memory_limit": "1GiB", "instance_type": "c5.xlarge"},
         ],
         "ec2": {"ami": "ami-0123456789abcdef0", "security_groups": [sg], "iam_instance_profile": "stockdag-workers",
-                "bootstrap": False, **ec2},
+                "bootstrap": False, "wheel_bucket": WHEEL_BUCKET, **ec2},
     }
 
 

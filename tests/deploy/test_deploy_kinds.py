@@ -15,12 +15,13 @@ from stockdag.deploy.base import Machine
 from stockdag.deploy.ec2 import EC2Deployment
 from stockdag.deploy.emulated import EmulatedDeployment
 from stockdag.deploy.local import LocalDeployment
+from stockdag.deploy.ssh import SSHDeployment
 from stockdag.deploy.testbed import TestbedDeployment
 
 
 def test_the_registry_holds_every_shipped_kind_once():
     assert KINDS == {"local": LocalDeployment, "emulated": EmulatedDeployment, "testbed": TestbedDeployment,
-                     "ec2": EC2Deployment}
+                     "ec2": EC2Deployment, "ssh": SSHDeployment}
     assert all(cls.kind == name for name, cls in KINDS.items())
 
 
@@ -95,7 +96,7 @@ def test_a_new_kind_is_one_class_plus_its_spec_section(toy_kind):
     ({"kind": "local", "worker_groups": [{"name": "g"}], "toy": {}}, "toy: section applies only to kind toy"),
     ({"kind": "local", "worker_groups": [{"name": "g", "instance_type": "t3.small"}]},
      "instance_type applies only to kind ec2 or toy"),
-    ({"kind": "clouds", "worker_groups": [{"name": "g"}]}, "kind: expected one of local, emulated, testbed, ec2, toy"),
+    ({"kind": "clouds", "worker_groups": [{"name": "g"}]}, "kind: expected one of local, emulated, testbed, ec2, ssh, toy"),
 ])
 def test_a_registered_kind_takes_part_in_every_check(toy_kind, raw, message):
     with pytest.raises(SpecError) as info:

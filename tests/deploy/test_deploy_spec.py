@@ -8,7 +8,7 @@ import os
 import pytest
 
 from stockdag.cli import main
-from stockdag.deploy import SpecError, load_spec, parse_spec, plan
+from stockdag.deploy import KINDS, SpecError, load_spec, parse_spec, plan
 from stockdag.deploy.prices import PRICES_DATE
 from stockdag.errors import StockdagError
 
@@ -20,11 +20,11 @@ def group(**kw):
     return {"name": "g", "count": 1, "threads": 1, "memory_limit": "1GiB", **kw}
 
 
-def test_the_example_specs_exist_and_load():
+def test_every_kind_has_an_example_spec_and_every_example_loads():
     names = {os.path.basename(p) for p in EXAMPLES}
-    assert {"local-2.yaml", "emulated-hetero.yaml", "testbed-5.yaml", "ec2-small.yaml"} <= names
+    assert {"local-2.yaml", "emulated-hetero.yaml", "testbed-5.yaml", "ec2-small.yaml", "ssh-example.yaml"} <= names
     kinds = {load_spec(p).kind for p in EXAMPLES}
-    assert kinds == {"local", "emulated", "testbed", "ec2"}
+    assert kinds == set(KINDS)
 
 
 def test_emulated_example_has_a_full_and_a_half_cpu_group_with_a_delay():
@@ -43,7 +43,7 @@ def test_worker_groups_are_advertised_as_names_and_resources():
 
 @pytest.mark.parametrize("raw, message", [
     ({"kind": "local", "worker_groups": [group()], "colour": "red"}, "unknown key 'colour'"),
-    ({"kind": "cloud", "worker_groups": [group()]}, "kind: expected one of local, emulated, testbed, ec2"),
+    ({"kind": "cloud", "worker_groups": [group()]}, "kind: expected one of local, emulated, testbed, ec2, ssh"),
     ({"kind": "local"}, "worker_groups: expected a non-empty list"),
     ({"kind": "local", "worker_groups": [group(thread=2)]}, "unknown key 'thread'"),
     ({"kind": "local", "worker_groups": [group(count=0)]}, "count: must be >= 1"),

@@ -8,6 +8,7 @@ qdisc's own statistics.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -16,12 +17,13 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 
 from stockdag.deploy import EmulationUnavailable, load_spec, plan, start
 from stockdag.deploy.emulated import cgroup_layout
-from stockdag.deploy.netns import BLOCK, ip
+from stockdag.deploy.netns import BLOCK, ip, short
 from stockdag.deploy.schema import SpecError
 from stockdag.deploy.service import _alive
 
@@ -33,40 +35,50 @@ needs_testbed = pytest.mark.skipif(not CAN, reason="needs root, the cgroup CPU c
 reaches_the_testbed = pytest.mark.allow_hosts(["127.0.0.1", "::1", "localhost", str(BLOCK)])
 
 
-def resources() -> dict[str, set]:
-    """Every testbed thing on this host: namespaces, veths, bridges, tbf qdiscs, cgroups, processes."""
-    netns = {line.split()[0] for line in ip("netns", "list").stdout.splitlines() if line.startswith("stockdag-")}
+def resources(cluster_id: str) -> dict[str, set]:
+    """What this host holds of one testbed cluster, found by the names it gives everything: its namespaces, veths,
+    bridge, tbf qdiscs, cgroups, and every process its cgroups or namespaces hold. Other clusters' things (another
+    run's on this host, or a crashed run's leftovers) are not counted: they neither fail nor pass this test."""
+    tag = short(cluster_id)
+    netns = {line.split()[0] for line in ip("netns", "list").stdout.splitlines()
+             if line.startswith(f"stockdag-{cluster_id}-")}
     links = ip("-o", "link", "show").stdout
-    veths = set(re.findall(r"^\d+: (sdv-[0-9a-f]{8}-\d+)", links, re.MULTILINE))
-    bridges = set(re.findall(r"^\d+: (sdb-[0-9a-f]{8})", links, re.MULTILINE))
-    qdiscs = {line for line in ip("tc", "qdisc", "show").stdout.splitlines() if "tbf" in line and " dev sd" in line}
+    veths = set(re.findall(rf"^\d+: (sdv-{tag}-\d+)", links, re.MULTILINE))
+    bridges = set(re.findall(rf"^\d+: (sdb-{tag})\b", links, re.MULTILINE))
+    qdiscs = {line for line in ip("tc", "qdisc", "show").stdout.splitlines()
+              if "tbf" in line and re.search(rf" dev sd[bv]-{tag}\b", line)}
     cgroups = set()
     for hier in ("cpu", "cpuacct"):
-        root = f"/sys/fs/cgroup/{hier}/stockdag"
-        for d, _, _ in os.walk(root):
+        for d, _, _ in os.walk(f"/sys/fs/cgroup/{hier}/stockdag/{cluster_id}"):
             cgroups.add(d)
+    inodes = set()
+    for n in netns:
+        try:
+            inodes.add(os.stat(f"/run/netns/{n}").st_ino)
+        except OSError:
+            pass
     procs = set()
-    here = os.stat("/proc/self/ns/net").st_ino
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
+            with open(f"/proc/{pid}/cgroup") as f:
+                held = f"/stockdag/{cluster_id}/" in f.read()
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-            elsewhere = os.stat(f"/proc/{pid}/ns/net").st_ino != here  # even in a namespace already deleted
-        except OSError:
+            inside = os.stat(f"/proc/{pid}/ns/net").st_ino in inodes
+        except OSError:  # gone, or a zombie (it holds no namespace and no cgroup)
             continue
-        if elsewhere or "--host 198.18." in cmd or "netns exec stockdag-" in cmd:
+        if held or inside or f"netns exec stockdag-{cluster_id}-" in cmd:
             procs.add(int(pid))
     return {"netns": netns, "veths": veths, "bridges": bridges, "qdiscs": qdiscs, "cgroups": cgroups, "processes": procs}
 
 
-def _settle(before: dict, timeout: float = 30.0) -> dict:
-    """What is left beyond ``before``, once processes had time to be reaped."""
+def _settle(cluster_id: str, timeout: float = 30.0) -> dict:
+    """What is left of the cluster, once the kernel had time to free its namespaces and processes to be reaped."""
     deadline = time.monotonic() + timeout
     while True:
-        now = resources()
-        extra = {k: now[k] - before[k] for k in now if now[k] - before[k]}
-        if not extra or time.monotonic() > deadline:
-            return extra
+        left = {k: v for k, v in resources(cluster_id).items() if v}
+        if not left or time.monotonic() > deadline:
+            return left
         time.sleep(0.2)
 
 
@@ -134,6 +146,31 @@ def test_without_iproute2_one_line_says_what_is_missing(monkeypatch):
             pytest.fail("started without ip")
 
 
+# -- the starved rule, on counters written here (no clock: the interval is the snapshots' own "time")
+def _snapshot(t: float, host_idle_s: float, **machines) -> dict:
+    """A :func:`cpu_snapshot` at ``t`` s: ``machine=(cpu s, quota periods, throttled periods)``, 0.25 CPU / 4 ms each."""
+    return {"time": t, "host": {"idle_s": host_idle_s, "total_s": 2 * t, "cores": 2},
+            "machines": {n: {"usage_ns": int(cpu * 1e9), "nr_periods": periods, "nr_throttled": throttled,
+                             "throttled_time": throttled * 3_000_000, "share": 0.25, "period_us": 4000}
+                         for n, (cpu, periods, throttled) in machines.items()}}
+
+
+def test_a_busy_machine_under_its_quota_on_a_host_without_idle_cpu_is_starved():
+    from stockdag.deploy.testbed import cpu_usage
+
+    zero = _snapshot(0.0, 0.0, fed=(0, 0, 0), starved=(0, 0, 0), idle=(0, 0, 0))
+    # 10 s = 2500 periods of 4 ms; a 0.25-CPU machine busy throughout may use 2.5 s
+    used = cpu_usage(zero, _snapshot(10.0, 0.5, fed=(2.45, 2500, 2400), starved=(1.0, 2500, 0), idle=(0.02, 30, 0)))
+    assert used["starved"] == ["starved"] and used["host_idle_cpus"] == pytest.approx(0.05)
+    m = used["machines"]
+    assert m["starved"]["cpu_s"] == pytest.approx(1.0) and m["starved"]["active_s"] == pytest.approx(10.0)
+    assert m["fed"]["throttled"] == 2400 and m["fed"]["throttled_s"] == pytest.approx(7.2) and not m["fed"]["starved"]
+    assert not m["idle"]["starved"]  # a machine with no work uses little of its quota, and that is no starvation
+    assert used["rule"] == {"busy": 0.5, "starved_use": 0.75, "starved_idle": 0.1}
+    # the same machine beside idle host CPU was waiting on something else (its link, the scheduler): not starved
+    assert cpu_usage(zero, _snapshot(10.0, 5.0, fed=(2.45, 2500, 2400), starved=(1.0, 2500, 0), idle=(0, 0, 0)))["starved"] == []
+
+
 # -- one testbed of 5 workers from `cluster up`, shared by the tests below
 @pytest.fixture(scope="module")
 def up5(tmp_path_factory, small_settings):
@@ -141,11 +178,10 @@ def up5(tmp_path_factory, small_settings):
     if not CAN:
         pytest.skip("needs root, the cgroup CPU controller and network namespaces")
     env = _env(tmp_path_factory.mktemp("clusters"), small_settings)
-    before = resources()
     out = _stockdag(env, "cluster", "up", SPEC5)
     [info] = json.loads(_stockdag(env, "cluster", "status", "--json"))
     try:
-        yield {"env": env, "out": out, "info": info, "before": before}
+        yield {"env": env, "out": out, "info": info}
     finally:
         if info["alive"]:
             subprocess.run([sys.executable, "-m", "stockdag.cli", "cluster", "down", "--all"], env=env, timeout=120)
@@ -275,44 +311,137 @@ def test_predict_on_the_testbed_gives_the_centralized_prediction(up5):
 def test_down_leaves_no_namespace_veth_bridge_qdisc_cgroup_or_process(up5):
     """Last of the shared cluster's tests: it takes the cluster down."""
     info = up5["info"]
-    assert resources()["netns"] >= {m["netns"] for m in info["machines"].values()}
+    held = resources(info["cluster_id"])
+    assert held["netns"] == {m["netns"] for m in info["machines"].values()} and held["processes"] and held["cgroups"]
     out = _stockdag(up5["env"], "cluster", "down", info["cluster_id"])
     info["alive"] = False
     assert f"stopped {info['cluster_id']}" in out
-    assert _settle(up5["before"]) == {}
+    assert _settle(info["cluster_id"]) == {}
     assert not any(_alive(p) for p in info["processes"].values())
 
 
 # -- exits that are not `down`
+def _ledger_of_child(parent: int) -> dict | None:
+    """The ledger of the testbed a child of ``parent`` (the detached process `cluster up` started) is making."""
+    import psutil
+
+    from stockdag import config
+
+    d = config.get("deploy.testbed.ledger_dir")
+    for fn in os.listdir(d) if os.path.isdir(d) else ():
+        try:
+            with open(os.path.join(d, fn)) as f:
+                data = json.load(f)
+            if psutil.Process(int(data["pid"])).ppid() == parent:
+                return data
+        except (OSError, ValueError, KeyError, psutil.NoSuchProcess):
+            continue
+    return None
+
+
 @pytest.mark.slow
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sigint_in_the_middle_of_up_leaves_nothing(tmp_path, small):
     env = _env(tmp_path, small)
-    before = resources()
+    # as from a terminal: SIGINT at its default, even when this suite was started with it ignored (`cmd &`, nohup)
     up = subprocess.Popen([sys.executable, "-m", "stockdag.cli", "cluster", "up", SPEC1], env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
     deadline = time.monotonic() + 120
-    while not (resources()["netns"] - before["netns"]):  # the testbed is being made
+    while not ((ledger := _ledger_of_child(up.pid)) and resources(ledger["cluster_id"])["netns"]):  # being made
         assert up.poll() is None and time.monotonic() < deadline, up.stderr.read() if up.poll() is not None else "timeout"
         time.sleep(0.05)
     up.send_signal(signal.SIGINT)
     _, err = up.communicate(timeout=120)
     assert up.returncode == 130 and "interrupted" in err
-    assert _settle(before) == {}
+    assert _settle(ledger["cluster_id"]) == {}
     assert os.listdir(tmp_path) == []  # no state file, no log of a cluster that never came up
 
 
+@pytest.fixture
+def crashed_leftover():
+    """What an earlier crashed run left on this host (a namespace of another cluster, no ledger to reap it by)."""
+    netns = f"stockdag-crashed-{uuid.uuid4().hex[:8]}-m-0"
+    ip("netns", "add", netns)
+    try:
+        yield netns
+    finally:
+        ip("netns", "del", netns, check=False)
+
+
 @pytest.mark.slow
-def test_a_killed_cluster_process_is_reaped_by_down(tmp_path, small):
-    """A crashed run: the process holding the testbed is SIGKILLed (no teardown ran); `down` removes its leftovers."""
+def test_a_killed_cluster_process_is_reaped_by_down(tmp_path, small, crashed_leftover):
+    """A crashed run: the process holding the testbed is SIGKILLed (no teardown ran); `down` removes its leftovers,
+    every one, whatever an earlier crashed run left on the host beside them."""
+    import psutil
+
     env = _env(tmp_path, small)
-    before = resources()
     _stockdag(env, "cluster", "up", SPEC1)
     [info] = json.loads(_stockdag(env, "cluster", "status", "--json"))
+    cid = info["cluster_id"]
+    held = resources(cid)
+    procs = {p: psutil.Process(p).create_time() for p in held["processes"]}
     os.kill(info["pid"], signal.SIGKILL)
     deadline = time.monotonic() + 30
     while _alive(info["pid"]) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert resources()["netns"] - before["netns"]  # the kill left the machines behind
+    left = resources(cid)
+    assert left["netns"] and left["cgroups"] and left["processes"] and left["bridges"]  # the kill left them behind
     assert "DEAD" in _stockdag(env, "cluster", "status")
-    _stockdag(env, "cluster", "down", info["cluster_id"])
-    assert _settle(before) == {}
+    _stockdag(env, "cluster", "down", cid)
+    assert _settle(cid) == {}
+    for pid, created in procs.items():  # each process the cluster ran is gone (a reused PID is another process)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p = psutil.Process(pid)
+            assert p.create_time() != created or p.status() == psutil.STATUS_ZOMBIE, p
+    assert crashed_leftover in ip("netns", "list").stdout  # not ours: left alone
+
+
+@needs_testbed
+def test_an_owner_killed_but_not_yet_reaped_owns_nothing(tmp_path):
+    """The killed owner of a ledger stays a zombie until its parent reaps it (a `cluster up` process's parent is
+    PID 1, which takes its time, or never does in some containers): its namespace, bridge, cgroup and the process
+    inside them are reaped all the same. Before, a zombie owner counted as alive and nothing was reaped."""
+    import dask.config
+    import psutil
+
+    from stockdag.deploy.netns import Ledger, reap_orphans
+
+    cid = f"zombie-{uuid.uuid4().hex[:8]}"
+    netns, bridge = f"stockdag-{cid}-m-0", f"sdb-{short(cid)}"
+    cgroup = f"/sys/fs/cgroup/cpu/stockdag/{cid}/m-0"
+    owner = subprocess.Popen([sys.executable, "-c", "pass"])
+    inside = None
+    with dask.config.set({"stockdag.deploy.testbed.ledger_dir": str(tmp_path)}):
+        try:
+            while psutil.Process(owner.pid).status() != psutil.STATUS_ZOMBIE:
+                time.sleep(0.01)
+            ledger = Ledger(cid)
+            ledger.data.update(pid=owner.pid, create_time=psutil.Process(owner.pid).create_time())
+            ledger.add("bridge", bridge)
+            ledger.add("netns", netns)
+            ledger.add("cgroups", cgroup)
+            ip("link", "add", bridge, "type", "bridge")
+            ip("netns", "add", netns)
+            os.makedirs(cgroup)
+
+            def enter():
+                with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+                    f.write(str(os.getpid()))
+
+            inside = subprocess.Popen(["ip", "netns", "exec", netns, "sleep", "600"], preexec_fn=enter,
+                                      start_new_session=True)
+            while not resources(cid)["processes"]:
+                assert inside.poll() is None
+                time.sleep(0.01)
+            assert all(resources(cid)[k] for k in ("netns", "bridges", "cgroups"))
+            assert reap_orphans() == [cid]
+            assert _settle(cid) == {} and not os.path.exists(ledger.path)
+        finally:
+            owner.wait()
+            if inside is not None:
+                inside.kill()
+                inside.wait()
+            reap_orphans()

@@ -212,8 +212,19 @@ def test_report_conditions_give_the_order_the_probe_spread_and_the_slowed_points
     run = SimpleNamespace(config={"order": [["c0", "c1"], ["c1", "c0"]], "server": "uvicorn, TCP_NODELAY"})
     lines = conditions(run, drift(_points([0.020, 0.020, 0.020, 0.024])))
     assert lines[0] == "Configurations ran in a seeded random order within each repeat: repeat 0: c0, c1; repeat 1: c1, c0."
-    assert lines[1] == "CPU-speed probe over 4 points: median 20.0 ms, range 20.0-24.0 ms (slowest/fastest 1.20x)."
+    assert lines[1].startswith("Each configuration's server ran in the sweep's own process")  # a sentence: in-process
+    assert lines[2] == "CPU-speed probe over 4 points: median 20.0 ms, range 20.0-24.0 ms (slowest/fastest 1.20x)."
     assert lines[-2].endswith("c1 at 1 (repeat 1, +20%).")
     assert lines[-1] == "No point's block measured a parallel capacity more than 15% below the run's median (1.9x)."
     old = conditions(SimpleNamespace(config={}), drift(_points([None] * 2)))
-    assert "predates interleaving" in old[0] and "Nagle's algorithm on" in old[1] and "no CPU-speed probes" in old[2]
+    assert "predates interleaving" in old[0] and "Nagle's algorithm on" in old[1] and "no CPU-speed probes" in old[3]
+
+
+def test_on_a_testbed_the_centralized_baseline_runs_on_its_machines():
+    spec = "experiments/clusters/testbed-2.yaml"
+    params = SweepParams(mode=["centralized", "distributed"], workers=[2], cluster=spec, rates=[1.0], symbols=["AAPL"])
+    configs = {c.label: c for c in params.configurations_list()}
+    assert set(configs) == {"centralized", "distributed w2 dask @testbed-2"}
+    assert all(c.cluster == params.cluster for c in configs.values())
+    local = SweepParams(mode=["centralized"], cluster="experiments/clusters/local-2.yaml", rates=[1.0], symbols=["AAPL"])
+    assert local.configurations_list()[0].cluster is None  # elsewhere the baseline runs in the sweep's process

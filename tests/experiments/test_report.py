@@ -211,3 +211,13 @@ def test_a_run_served_with_nagle_on_says_so_in_its_report_and_the_index(tmp_path
     assert (report.NAGLE in report.markdown(data, [])) is caveat
     index = open(report.build_index(str(results))).read()
     assert ("Nagle's delay" in index) is caveat
+
+
+@pytest.mark.parametrize("server, how", [(None, "thread"), ("in-process uvicorn; TCP_NODELAY", "thread"),
+                                         ({"how": "thread", "tcp_nodelay": True}, "thread"),
+                                         ({"how": "process", "tcp_nodelay": True}, "process")])
+def test_the_report_says_where_the_server_under_test_ran(tmp_path, server, how):
+    folder = write_run(tmp_path / "r", [(CENTRAL, 20, 0.2, None), (DIST, 30, 0.15, None)], server=server)
+    text = report.markdown(report.compute(folder), [])
+    assert report.SERVED[how] in text
+    assert [s for s in report.SERVED.values() if s in text] == [report.SERVED[how]]

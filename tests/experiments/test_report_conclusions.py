@@ -6,6 +6,7 @@ The folders are written the way the sweep writes them, with several repeats, so 
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import os
 
@@ -266,7 +267,8 @@ def test_each_point_records_the_commit_that_measured_it(tmp_path, monkeypatch):
     monkeypatch.setattr(facts, "git_commit", lambda path=None: {"commit": "feedbeef", "dirty": True})
     monkeypatch.setattr(facts, "machine", lambda: {"cores": 2})
     monkeypatch.setattr(facts, "parallel_capacity", lambda **kw: 1.9)
-    monkeypatch.setattr(sweep, "serving", lambda cfg, params: contextlib.nullcontext(("http://127.0.0.1:1", {})))
+    monkeypatch.setattr(sweep, "serving", lambda cfg, params, log=None: contextlib.nullcontext(
+        ("http://127.0.0.1:1", {"server": {"how": "thread"}}, None)))
     monkeypatch.setattr(sweep, "_warm", lambda *a: None)
     records = _records(5, 0.1, "[]")
     monkeypatch.setattr(bench, "run", lambda cfg: SimpleNamespace(records=records, summary=SimpleNamespace(to_dict=dict)))
@@ -337,3 +339,41 @@ def test_the_test_case_table_gives_the_best_strategy_s_speed_ups_and_bounds_per_
     assert "## Test cases (MEASURED)" in text and "Against `centralized @testbed-1` (test case 1)" in text
     line = line_with(text, "| 4: 5 machines for 5 models | testbed-5 | 5 | ")
     assert f"| {want.value:.2f}x [{want.low:.2f}-{want.high:.2f}] |" in line and "| distributed w5 heft |" in line
+
+
+# -- issue 21: a testbed point where a machine did not get its quota is flagged like a slowed one -------------------
+
+def _with_cpu(folder: str, starved: dict) -> str:
+    """Give every point of ``folder`` a testbed CPU record: ``{(label, repeat)}`` had machine m-0 starved."""
+    from stockdag.deploy.testbed import cpu_usage
+
+    def snap(t, idle, cpu, throttled):
+        return {"time": t, "host": {"idle_s": idle, "total_s": 2 * t, "cores": 2},
+                "machines": {"m-0": {"usage_ns": int(cpu * 1e9), "nr_periods": int(t / 0.004), "nr_throttled": throttled,
+                                     "throttled_time": throttled * 3_000_000, "share": 0.25, "period_us": 4000}}}
+
+    for fn in glob.glob(os.path.join(folder, "points", "*.json")):
+        meta = json.load(open(fn))
+        hungry = (meta["config"]["label"], meta["repeat"]) in starved
+        meta["cpu"] = cpu_usage(snap(0.0, 0.0, 0.0, 0), snap(10.0, 0.0, 1.0 if hungry else 2.45, 0 if hungry else 2400))
+        json.dump(meta, open(fn, "w"))
+    return folder
+
+
+def test_a_point_with_a_starved_testbed_machine_is_flagged_and_a_fed_one_is_not(tmp_path):
+    folder = _with_cpu(write_repeats(tmp_path / "cpu", [(CENTRAL, [0.65, 0.65]), (dist("adaptive"), [0.5, 0.5])]),
+                       starved={("distributed w2 adaptive", 1)})
+    d = analysis.drift(analysis.load_run(folder).summary)
+    assert d["cpu_points"] == 4 and [p["point"] for p in d["starved_points"]] == ["distributed-w2-adaptive--users1--r1"]
+    assert d["starved_points"][0]["machines"] == ["m-0"]
+    assert analysis.flagged_labels(analysis.load_run(folder).summary) == {"distributed w2 adaptive"}
+    data = report.compute(folder)
+    text = report.markdown(data, [])
+    assert ("Measured with a starved testbed machine (busy in at least 50% of the point, it used less than 75% of its "
+            "quota while it had work, and the host had less than 0.1 CPU idle; compare these with care): "
+            "distributed w2 adaptive at 1 (repeat 1, m-0).") in text
+    table = report.configurations_table(data).set_index("label")
+    assert table.loc["distributed w2 adaptive", "slowed_points"] == 1 and table.loc["centralized", "slowed_points"] == 0
+    fed = _with_cpu(write_repeats(tmp_path / "fed", [(CENTRAL, [0.65]), (dist("adaptive"), [0.5])]), starved=set())
+    assert "No testbed machine was starved at any of the 2 points with CPU records" in text_of(fed)
+    assert analysis.drift(analysis.load_run(fed).summary)["starved_points"] == []

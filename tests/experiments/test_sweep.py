@@ -1,13 +1,18 @@
 """A tiny real sweep: servers, load, records, resumption, report — from the folder alone."""
 import json
 import os
+import re
+import shutil
 
 import dask
 import pandas as pd
 import pytest
 
 from stockdag.cli import main
+from stockdag.deploy.emulated import cgroup_layout
+from stockdag.deploy.netns import BLOCK
 from stockdag.lab.experiments import SweepParams, build, build_index, run_sweep
+from stockdag.lab.experiments.sweep import serving
 from stockdag.pipeline import STAGES
 
 pytestmark = pytest.mark.slow
@@ -38,6 +43,13 @@ def test_layout_and_records(run_folder):
     assert summary["prices_hit_rate"].between(0, 1).all() and summary["news_hit_rate"].between(0, 1).all()
     assert (summary["requests"] >= 6).all()  # 1.5 s at 3 req/s is 4.5 requests: the point went on to min_requests
     assert sorted(cfg["order"][0]) == sorted(set(summary["label"]))  # the seeded order of the one repeat
+    # each server ran as a user runs it, in a process of its own (not the load generator's), its log kept
+    assert cfg["server"]["how"] == "process"
+    metas = [json.load(open(os.path.join(run_folder, "points", n)))
+             for n in os.listdir(os.path.join(run_folder, "points")) if n.endswith(".json")]
+    assert {m["server"]["how"] for m in metas} == {"process"}
+    assert all(m["server"]["pid"] != os.getpid() and os.path.getsize(m["server"]["log"]) > 0 for m in metas)
+    assert {os.path.basename(m["server"]["log"]) for m in metas} == set(os.listdir(os.path.join(run_folder, "servers")))
     for name in os.listdir(os.path.join(run_folder, "points")):
         if name.endswith(".json"):
             probe = json.load(open(os.path.join(run_folder, "points", name)))["probe"]
@@ -95,7 +107,7 @@ def test_batching_is_a_configuration_dimension(monkeypatch):
 
     params = SweepParams(configurations=[{"mode": "distributed", "workers": 1, "strategy": "dask", "batching": "dask"},
                                          {"mode": "distributed", "workers": 1, "strategy": "dask"}],
-                         users=[1], out="/tmp", run_id="x")
+                         users=[1], out="/tmp", run_id="x", server="thread")  # the fake app lives in this process
     labels = [c.label for c in params.configurations_list()]
     assert labels == ["distributed w1 dask batching=dask", "distributed w1 dask"]
     with pytest.raises(ValueError, match="unknown batching 'slow'"):
@@ -120,3 +132,66 @@ def test_batching_is_a_configuration_dimension(monkeypatch):
         pass
     assert seen["batching"] == PRESETS["dask"]
     assert dict(dask.config.get("stockdag.batching")) == configured  # only for that server's lifetime
+
+
+# -- issue 21: on a testbed the baselines run on its machines, and every point records what each machine used
+TESTBED1 = "experiments/clusters/testbed-1.yaml"
+needs_testbed = pytest.mark.skipif(
+    not (os.geteuid() == 0 and shutil.which("ip") and cgroup_layout() is not None and os.path.exists("/proc/self/ns/net")),
+    reason="needs root, iproute2, the cgroup CPU controller and network namespaces")
+# this process speaks to the testbed's machines (the bench client, /health): its block, and nothing wider
+reaches_the_testbed = pytest.mark.allow_hosts(["127.0.0.1", "::1", "localhost", str(BLOCK)])
+
+
+def _lives_in(pid: int, machine: dict) -> None:
+    """From the kernel's records: process ``pid`` is in ``machine``'s network namespace and CPU cgroup."""
+    ns = os.stat(f"/proc/{pid}/ns/net").st_ino
+    assert ns == os.stat(f"/run/netns/{machine['netns']}").st_ino != os.stat("/proc/self/ns/net").st_ino
+    with open(f"/proc/{pid}/cgroup") as f:
+        cpu_line = next(line for line in f if re.match(r"^\d+:([\w,]*,)?cpu(,[\w,]*)?:", line))
+    assert cpu_line.rstrip().endswith(machine["cgroup"].split("/sys/fs/cgroup/cpu", 1)[1])
+
+
+@needs_testbed
+@reaches_the_testbed
+def test_the_centralized_baseline_on_a_testbed_runs_on_a_machine_of_the_spec(tmp_path):
+    """The centralized server process in the testbed's `server` machine's namespace and cgroup (its 0.25 CPU quota,
+    a worker's), answering at that machine's address from this host over the bridge."""
+    import urllib.request
+
+    mode = "centralized"
+    params = SweepParams(mode=[mode], workers=[1], cluster=TESTBED1, rates=[1.0], symbols=["AAPL"], out=str(tmp_path),
+                         run_id="tb")
+    [cfg] = params.configurations_list()
+    assert cfg.cluster == params.cluster and cfg.label == "centralized @testbed-1"
+    with dask.config.set(SMALL), serving(cfg, params) as (url, info, testbed):
+        machines, server = info["cluster"]["machines"], info["server"]
+        front = machines[server["machine"]]
+        assert server["machine"] == "server" and front["cpu_share"] == machines["m-0"]["cpu_share"]
+        assert url == f"http://{front['address']}:8000"
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(url + "/health", timeout=30) as r:
+            assert json.load(r)["mode"] == mode
+        _lives_in(server["pid"], front)
+        with open(os.path.join(front["cgroup"], "cpu.cfs_quota_us")) as f:
+            assert int(f.read()) == 1000  # 0.25 CPU of a 4 ms period: held again once the server answered
+
+
+@needs_testbed
+@reaches_the_testbed
+def test_a_testbed_point_records_what_each_machine_used(tmp_path):
+    """A real point of the centralized baseline on testbed-1: its record holds every machine's cgroup counters and
+    the host's idle CPU; the server machine, which served the requests, used CPU time; the summary carries the starved
+    column."""
+    params = SweepParams(mode=["centralized"], cluster=TESTBED1, rates=[2.0], duration=1.0, warmup=0.3, min_requests=3,
+                         symbols=["AAPL"], out=str(tmp_path), run_id="tbpoint", timeout=30)
+    with dask.config.set(SMALL):
+        folder = run_sweep(params, progress=False)
+    meta = json.load(open(os.path.join(folder, "points", "centralized-testbed-1--rate2--r0.json")))
+    cpu = meta["cpu"]
+    assert set(cpu["machines"]) == {"scheduler", "server", "m-0"} and cpu["wall_s"] > 0
+    m0 = cpu["machines"]["server"]
+    assert m0["cpu_s"] > 0 and m0["periods"] > 0 and m0["share"] == 0.25
+    assert {"throttled", "throttled_s", "active_s", "starved"} <= set(m0) and 0 <= cpu["host_idle_cpus"] <= cpu["host_cores"]
+    summary = pd.read_csv(os.path.join(folder, "summary.csv"), keep_default_na=False)
+    assert summary.loc[0, "starved"] == " ".join(cpu["starved"])

@@ -7,12 +7,11 @@ the centralized server ran on the testbed's machine, not in this process.
 from __future__ import annotations
 
 import glob
-import json
 import os
 
 import pytest
 
-from stockdag.lab.experiments import report, sweep
+from stockdag.lab.experiments import sweep
 from stockdag.lab.experiments.sweep import Configuration, SweepParams, serving
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
@@ -89,24 +88,6 @@ def test_each_testbed_parameter_file_measures_what_issue_22_asks(path, tmp_path)
         assert machines == ["std-0", "big-0"]  # a slow machine first (the calibration's), and the fast one
 
 
-def test_a_point_whose_machine_starved_is_named_and_none_starved_is_said(tmp_path):
-    from test_report_conclusions import CENTRAL, dist, text_of, write_repeats
-
-    folder = write_repeats(tmp_path / "cpu", [(CENTRAL, [0.65, 0.66, 0.64]), (dist("heft"), [0.5, 0.5, 0.5])])
-    for path in (tmp_path / "cpu" / "points").glob("*.json"):
-        meta = json.loads(path.read_text())
-        meta["cpu"] = {"starved": ["m-1"] if meta["point"] == "distributed-w2-heft--users1--r1" else [], "machines": {}}
-        path.write_text(json.dumps(meta))
-    assert ("- Starved: in 1 of 6 points a machine used less than 90% of its quota while the host had no idle CPU to "
-            "give it, so it ran slower than its spec says: distributed-w2-heft--users1--r1 (m-1).") in text_of(folder)
-    for path in (tmp_path / "cpu" / "points").glob("*.json"):
-        meta = json.loads(path.read_text())
-        meta["cpu"]["starved"] = []
-        path.write_text(json.dumps(meta))
-    assert "in each of the 6 points that recorded it (no machine starved" in text_of(folder)
-    assert report  # (the REPORT is made by report.markdown through text_of)
-
-
 try:
     from stockdag.deploy.emulated import cgroup_layout
     from stockdag.deploy.netns import BLOCK
@@ -124,7 +105,7 @@ def test_the_centralized_server_runs_in_the_testbed_machine_and_is_gone_after_it
     import httpx
 
     cfg = Configuration("centralized", cluster=os.path.join(ROOT, TB.format(1)))
-    with dask.config.set(small_settings), serving(cfg, params(cache="none")) as (url, info):
+    with dask.config.set(small_settings), serving(cfg, params(cache="none")) as (url, info, testbed):
         server = info["server"]
         assert server["how"] == "testbed" and server["machine"] == "server"
         pid = server["pid"]
@@ -135,10 +116,10 @@ def test_the_centralized_server_runs_in_the_testbed_machine_and_is_gone_after_it
             cgroups = f.read()
         assert machine["cgroup"].split("/sys/fs/cgroup/")[-1].split("/", 1)[-1] in cgroups  # under its quota
         assert url.startswith(f"http://{machine['address']}:")
-        before = info["cpu_snapshot"]()
+        before = testbed.cpu_snapshot()
         with httpx.Client(trust_env=False, timeout=120) as client:
             assert client.get(url + "/predict/AAPL", params={"as_of": "2012-06-01"}).status_code == 200
-        after = info["cpu_snapshot"]()
+        after = testbed.cpu_snapshot()
         used = after["machines"]["server"]["usage_ns"] - before["machines"]["server"]["usage_ns"]
         assert used > 0  # the request's work was counted on the server machine's cgroup
     assert not os.path.exists(f"/proc/{pid}")

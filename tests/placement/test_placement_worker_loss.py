@@ -152,3 +152,58 @@ def test_killed_worker_process_mid_stockdag_request(strategy):
         assert not plugin.errors
         assert any(r["key"] == fetch and r["old"] == victim for r in plugin.replans)
         assert plugin.plan_for(rid)[fetch] != victim
+
+
+def _stranded(cluster, rid) -> list[str]:
+    """Keys of the request restricted only to workers that are gone (nothing would ever run them)."""
+    live = set(cluster.scheduler.workers)
+    return sorted(str(k) for k, ts in cluster.scheduler.tasks.items()
+                  if rid in str(k) and ts.worker_restrictions and not ts.worker_restrictions & live)
+
+
+@pytest.mark.parametrize("how", ["register", "register_scheduler_plugin"])
+def test_a_replaced_plugin_hands_its_restricted_tasks_to_the_new_one(fresh_cluster, how):
+    """The new plugin re-plans the tasks the old one restricted when their worker leaves."""
+    from stockdag.placement import PlacementPlugin
+
+    cluster, client = fresh_cluster
+    names = _names(cluster)
+    pinned = {"source": "0", "branch_0": "1", "branch_1": "1", "branch_2": "0", "branch_3": "1", "join": "1"}
+    register(client, "pinned", pinned=pinned)
+    rid = uuid.uuid4().hex
+    future = client.compute(gated_fork_join(rid), optimize_graph=False)
+    Event(f"gate-{rid}-reached", client=client).wait()
+    if how == "register":
+        register(client, "heft")
+    else:  # distributed's own call: start() still sees the old plugin
+        with pytest.warns(UserWarning, match="overwriting"):
+            client.register_plugin(PlacementPlugin("heft"), name=NAME)
+    plugin = cluster.scheduler.plugins[NAME]
+    assert plugin.strategy_name == "heft"
+    one = next(w for w in cluster.workers.values() if w.address == names["1"])
+    cluster.sync(one.close)
+    assert _stranded(cluster, rid) == []
+    assert {r["key"] for r in plugin.replans} == {f"branch_{i}-{rid}" for i in (0, 1, 3)} | {f"join-{rid}"}
+    Event(f"gate-{rid}", client=client).set()
+    assert future.result() == 1 + 4 * 2
+    assert not plugin.errors
+
+
+def test_unregister_lifts_the_restrictions_nothing_would_replan(fresh_cluster):
+    from stockdag.placement import unregister
+
+    cluster, client = fresh_cluster
+    names = _names(cluster)
+    register(client, "pinned", pinned={"source": "0", "join": "1"})
+    rid = uuid.uuid4().hex
+    future = client.compute(gated_fork_join(rid, width=1), optimize_graph=False)
+    Event(f"gate-{rid}-reached", client=client).wait()
+    assert cluster.scheduler.tasks[f"join-{rid}"].worker_restrictions == {names["1"]}
+    assert unregister(client) is True and NAME not in cluster.scheduler.plugins
+    assert cluster.scheduler.tasks[f"join-{rid}"].worker_restrictions is None  # Dask decides from now on
+    assert cluster.scheduler.tasks[f"source-{rid}"].state == "processing"    # the running one was left alone
+    one = next(w for w in cluster.workers.values() if w.address == names["1"])
+    cluster.sync(one.close)
+    assert _stranded(cluster, rid) == []
+    Event(f"gate-{rid}", client=client).set()
+    assert future.result() == 3

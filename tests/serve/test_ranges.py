@@ -11,7 +11,7 @@ from stockdag.domain.data.prices import BundledPrices
 from stockdag.errors import InsufficientHistory
 from stockdag.pipeline import run_stages
 from stockdag.pipeline.request import parse_request
-from stockdag.serve.ranges import first_valid, symbol_ranges
+from stockdag.run.ranges import first_valid, symbol_ranges
 
 DAYS = [dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(10)]
 

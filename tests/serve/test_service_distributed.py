@@ -85,3 +85,24 @@ def test_the_dashboard_address_is_configurable():
             health = httpx.get(f"{server.url}/health", timeout=30).json()
             listening = {(ip, p) for _, ip, p in _listening(psutil.Process())}
     assert f"127.0.0.1:{port}" in health["dashboard"] and ("127.0.0.1", port) in listening
+
+
+def test_stockdag_serve_prints_the_dashboard_url(monkeypatch, capsys):
+    """Issue 24 item 29: `stockdag serve` did not say where the Dask dashboard of its cluster is."""
+    from stockdag.cli import main
+
+    seen = {}
+
+    def serve_briefly(app, host, port):  # stands in for uvicorn: start the app (its lifespan), ask /health, stop
+        with ServerThread(app) as server:
+            seen["dashboard"] = httpx.get(f"{server.url}/health", timeout=30).json()["dashboard"]
+
+    monkeypatch.setattr("stockdag.serve.serve", serve_briefly)
+    import socket
+
+    with socket.socket() as s:  # a free port, for the command's own bind check
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with dask.config.set(SMALL):
+        assert main(["serve", "--mode", "distributed", "--workers", "1", "--port", str(port)]) == 0
+    assert seen["dashboard"] and f"stockdag serve: Dask dashboard at {seen['dashboard']}" in capsys.readouterr().err

@@ -143,5 +143,6 @@ def check_covers(meta: dict, symbol: str, first_scored: dt.date) -> None:
     if first_scored <= train_end:
         raise InsufficientHistory(
             f"pretrained {symbol} models were fitted on data up to {train_end}; choose an as-of date "
-            f"whose recent-error window starts after it (it starts {first_scored}) or use the refit profile"
+            f"whose recent-error window starts after it (it starts {first_scored}; `stockdag symbols --profile pretrained` "
+            f"names the first such date) or use the refit profile"
         )

@@ -177,10 +177,11 @@ def tail_text(p99: float, mx: float, n: int) -> str:
 def drift(summary: pd.DataFrame) -> dict:
     """The CPU-speed probes of a run: their spread, and the points measured on a machine > 15% slower than its median.
 
-    Runs from before the probes existed have none: ``{"probes": 0}``.
+    Runs from before the probes existed have none: ``{"probes": 0}``. A testbed run's points also carry
+    ``starved_points`` (:func:`starved`).
     """
     if "probe_s" not in summary or summary["probe_s"].isna().all():
-        return {"probes": 0}
+        return {"probes": 0, **starved(summary)}
     probe = summary["probe_s"].astype(float)
     med = float(probe.median())
     slow = summary[probe > SLOW_MACHINE * med]
@@ -192,7 +193,22 @@ def drift(summary: pd.DataFrame) -> dict:
         "capacity": (None if "capacity" not in summary or summary["capacity"].isna().all()
                      else (float(summary["capacity"].min()), float(summary["capacity"].max()))),
         **low_capacity(summary),
+        **starved(summary),
     }
+
+
+def starved(summary: pd.DataFrame) -> dict:
+    """The points where a testbed machine was starved: busy, under its quota, the host without idle CPU.
+
+    The rule is :func:`stockdag.deploy.testbed.cpu_usage`'s, applied when the point was measured; each point's
+    record holds its counters and the rule's thresholds. ``{}`` for a run without CPU records (another kind).
+    """
+    if "starved" not in summary or summary["starved"].isna().all():
+        return {}
+    hit = summary[summary["starved"].fillna("").astype(str) != ""]
+    return {"cpu_points": int(summary["starved"].notna().sum()),
+            "starved_points": [{"point": r["point"], "label": r["label"], "load": r["load"], "repeat": int(r["repeat"]),
+                                "machines": str(r["starved"]).split()} for _, r in hit.iterrows()]}
 
 
 def saturation(agg: pd.DataFrame) -> pd.DataFrame:
@@ -266,9 +282,11 @@ def width_table(run: RunData) -> pd.DataFrame:
 
 
 def flagged_labels(summary: pd.DataFrame) -> set[str]:
-    """Configurations with a point measured on a slowed machine (probe) or in a block of low parallel capacity."""
+    """Configurations with a point measured on a slowed machine (probe), in a block of low parallel capacity, or
+    with a starved testbed machine."""
     d = drift(summary)
-    return {p["label"] for p in [*d.get("slow_points", []), *d.get("low_capacity_points", [])]}
+    return {p["label"] for p in [*d.get("slow_points", []), *d.get("low_capacity_points", []),
+                                 *d.get("starved_points", [])]}
 
 
 def tasks_per_request(run: RunData) -> dict[str, tuple[int, ...]]:

@@ -74,9 +74,13 @@ def parallel_capacity(processes: int | None = None, n: int = 4_000_000, rounds: 
     processes = processes or os.cpu_count() or 1
     if processes == 1:
         return 1.0
+    from ...run.isolated import ctrl_c_left_to_this_process
+
     ctx = mp.get_context("spawn")
     one, wall = float("inf"), float("inf")
-    with ctx.Pool(processes) as pool:
+    with ctrl_c_left_to_this_process():  # its processes (and the thread that replaces them): Ctrl-C stops this one
+        pool = ctx.Pool(processes)
+    with pool:
         pool.map(_spin, [1000] * processes)  # start-up excluded
         for _ in range(rounds):  # best of each, measured alternately so both see the same machine state
             one = min(one, _spin(n))

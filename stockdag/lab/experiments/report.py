@@ -332,6 +332,21 @@ NAGLE = ("Recorded before commit 3c9e3cd: the in-process server's connections ke
          "high and latency ratios are pulled towards 1; compare within this run, and prefer later runs.")
 
 
+#: how the sweep ran each configuration's server (config.json's server.how; "thread" for runs that predate the key)
+SERVED = {
+    "process": "Each configuration's server ran as `stockdag serve` in a process of its own, as a user runs it; the "
+               "load generator ran in the sweep's process.",
+    "thread": "Each configuration's server ran in the sweep's own process, beside the load generator: in centralized "
+              "mode the pipeline shared the interpreter and its GIL with the client's event loop, in distributed mode "
+              "the embedded LocalCluster's scheduler did too; compare within this run only.",
+}
+
+
+def _server_how(config: dict) -> str:
+    server = config.get("server")
+    return server.get("how", "thread") if isinstance(server, dict) else "thread"  # a sentence: in-process uvicorn
+
+
 def conditions(run, d: dict) -> list[str]:
     """The measurement conditions: run order, CPU-speed probe spread, slowed points, capacity per block."""
     order = run.config.get("order")
@@ -344,6 +359,7 @@ def conditions(run, d: dict) -> list[str]:
                      "a drift of the machine during the run shows as a difference between configurations.")
     if "server" not in run.config:
         lines.append(NAGLE)
+    lines.append(SERVED[_server_how(run.config)])
     if not d.get("probes"):
         lines.append("This run has no CPU-speed probes (recorded before they existed): how fast the machine was at each "
                      "point cannot be checked, and its capacity was measured once, at the start.")
@@ -361,7 +377,24 @@ def conditions(run, d: dict) -> list[str]:
         lines.append(f"No point was measured while the machine was more than {100 * (analysis.SLOW_MACHINE - 1):.0f}% "
                      "slower than its median (single-thread probe).")
     lines += capacity_lines(d)
-    return lines
+    return lines + starved_lines(run, d)
+
+
+def starved_lines(run, d: dict) -> list[str]:
+    """A testbed run's points where a machine did not get its quota (:func:`analysis.starved`), with the rule used."""
+    if not d.get("cpu_points"):
+        return []
+    rules = {json.dumps(m["cpu"]["rule"], sort_keys=True) for m in getattr(run, "points", []) if m.get("cpu")}
+    rule = json.loads(rules.pop()) if len(rules) == 1 else None
+    why = (f"busy in at least {100 * rule['busy']:.0f}% of the point, it used less than {100 * rule['starved_use']:.0f}% "
+           f"of its quota while it had work, and the host had less than {rule['starved_idle']:g} CPU idle"
+           if rule else "busy, under its quota, the host without idle CPU (each point's record holds its rule)")
+    hit = d.get("starved_points") or []
+    if not hit:
+        return [f"No testbed machine was starved at any of the {d['cpu_points']} points with CPU records "
+                f"(starved: {why})."]
+    return [f"Measured with a starved testbed machine ({why}; compare these with care): " + ", ".join(
+        f"{p['label']} at {p['load']:g} (repeat {p['repeat']}, {', '.join(p['machines'])})" for p in hit) + "."]
 
 
 def capacity_lines(d: dict) -> list[str]:
@@ -502,10 +535,12 @@ def configurations_table(data: ReportData) -> pd.DataFrame:
     table["cache_hits_low_load"] = cache_hits_text(run.summary, table["label"])
     slow = {}
     for point in {p["point"]: p for p in [*data.drift.get("slow_points", []),
-                                           *data.drift.get("low_capacity_points", [])]}.values():
+                                           *data.drift.get("low_capacity_points", []),
+                                           *data.drift.get("starved_points", [])]}.values():
         slow[point["label"]] = slow.get(point["label"], 0) + 1
-    if data.drift.get("probes"):
-        # points of this configuration measured on a machine > 15% slower (probe) or with > 15% less capacity
+    if data.drift.get("probes") or data.drift.get("cpu_points"):
+        # points of this configuration measured on a machine > 15% slower (probe), with > 15% less capacity,
+        # or with a starved testbed machine
         table["slowed_points"] = [slow.get(label, 0) for label in table["label"]]
     return table.drop(columns=["max_throughput_ci", "p50_low_load_ms_ci", "p99_low_load_ms", "max_low_load_ms",
                                "n_low_load", "all_p50_low_load_ms", "all_tail_low_load_ms", "n_all_low_load"])
@@ -681,7 +716,7 @@ def markdown(data: ReportData, drawn: list[str]) -> str:
         "(a failure counts with the time it took, a timeout at least the timeout). A p99 is given only where a point "
         f"has at least {MIN_SAMPLES['p99']} requests; below that the tail is the max of the n requests. "
         "`slowed_points`: points measured while the CPU-speed probe was more than 15% slower than the run's median, or in "
-        "a block whose parallel capacity was more than 15% below the run's median. "
+        "a block whose parallel capacity was more than 15% below the run's median, or (testbed) with a starved machine. "
         "`stage_ms_low_load`: the median request's stage time at the lowest load (its stages' traced durations "
         "summed: compute, without orchestration or queueing); `compute_tax`: that time over centralized's (above "
         "1.00x the configuration's stages themselves ran slower); `cache_hits_low_load`: the share of requests whose "
@@ -716,12 +751,11 @@ def markdown(data: ReportData, drawn: list[str]) -> str:
         *([f"- {why}"] if (why := bound_exceeded(sat, lim)) and base.empty else []),
         *(["- One host: distributed workers are processes on the same cores as the server, the scheduler and the load "
            "generator; network transfers are loopback. Cluster specs of kind `emulated` add CPU quotas and link delays; "
-           "`ec2` runs for real."] if "ec2" not in data.kinds else []),  # the kinds each point recorded
+           "`ec2` runs for real."] if not {"ec2", "testbed"} & set(data.kinds) else []),  # the kinds each point recorded
         *(["- Emulated cluster: worker CPU shares are cgroup quotas and link delays a delaying transport; the centralized "
            "baseline runs outside the quotas, on a whole core, so it has an advantage over the distributed configurations."]
           if "emulated" in data.kinds else []),
         *[f"- {s}" for s in testbed_caveats(run)],
-        *[f"- {s}" for s in starved_lines(run)],
         "- Confidence intervals are 95% t intervals over repeats; with one repeat there are none, and shared-machine noise "
         "shows only in the probes above.",
         "- Remake everything here with `stockdag report " + folder + "`.",
@@ -770,19 +804,6 @@ def holdout_section(folder: str) -> list[str]:
         result = json.load(f)
     return ["## The simulator, out of sample (SIMULATED)", "", *holdout_lines(result),
             "", f"From `{HOLDOUT_FILE}`; remake it with `stockdag simulate holdout {folder}`.", ""]
-
-
-def starved_lines(run) -> list[str]:
-    """The testbed points where a machine could not get its CPU quota (each point's ``cpu`` record says so)."""
-    recorded = [m for m in run.points if m.get("cpu")]
-    if not recorded:
-        return []
-    starved = [f"{m['point']} ({', '.join(m['cpu']['starved'])})" for m in recorded if m["cpu"].get("starved")]
-    if not starved:
-        return [f"Every testbed machine could have had its CPU quota in each of the {len(recorded)} points that "
-                "recorded it (no machine starved: the host had idle CPU whenever a machine used less than 90% of its quota)."]
-    return [f"Starved: in {len(starved)} of {len(recorded)} points a machine used less than 90% of its quota while the "
-            f"host had no idle CPU to give it, so it ran slower than its spec says: {'; '.join(starved)}."]
 
 
 def testbed_caveats(run) -> list[str]:

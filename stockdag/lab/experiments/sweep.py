@@ -4,8 +4,8 @@ A sweep is a grid of *configurations* (how the service runs: centralized,
 replicated with K processes, or distributed on N workers under a placement
 strategy, on the embedded LocalCluster or a cluster spec) crossed with *load
 levels* (open-loop rates or closed-loop users) and *repeats*. For each
-configuration one server is started (``stockdag serve`` in-process, on a free
-loopback port), warmed up (excluded), and measured from the client side by
+configuration one server is started (``stockdag serve`` in a process of its own,
+on a free loopback port, its log in ``servers/``), warmed up (excluded), and measured from the client side by
 ``stockdag.lab.bench`` at every load level. Each point's raw records and summary
 are written as soon as they exist, so an interrupted sweep resumes where it
 stopped: a point whose summary file exists is skipped.
@@ -16,7 +16,10 @@ random order (each repeat its own, recorded in ``config.json`` as
 ``order``), every block (one configuration's server in one repeat)
 re-measures the parallel capacity, and every point records a short CPU-speed
 probe (:func:`stockdag.lab.experiments.facts.speed_probe`) that the report
-compares with the run's median. A point runs for at least ``duration`` and
+compares with the run's median. On a testbed cluster every point also records
+each machine's CPU time and throttling and the host's idle CPU
+(:func:`stockdag.deploy.testbed.cpu_usage`), and the report flags a point where
+a machine was starved. A point runs for at least ``duration`` and
 until it has at least ``min_requests`` measured requests.
 
 Layout of ``<out>/<run_id>/``: ``config.json`` (parameters, versions, git
@@ -41,6 +44,7 @@ import pandas as pd
 from ... import config as sd_config
 from ...errors import InvalidRequest
 from ...pipeline.modes import CENTRALIZED, DISTRIBUTED, SERVING_MODES
+from ..params import as_list
 from . import facts
 
 logger = logging.getLogger(__name__)
@@ -134,36 +138,22 @@ class SweepParams:
     configurations: list[dict] | None = None  # explicit list instead of the mode x workers x strategy grid
     granularity: list[str] | None = None  # distributed configurations x these pipeline granularities; None: the configured one
     pipeline: list[str] | None = None  # every configuration x these pipeline spec files (experiments/pipelines/); None: the configured one
-
-    @staticmethod
-    def _list(v):
-        """A list from a list, a scalar, or a string holding YAML (papermill ``-p rates '[0.5, 1]'`` passes strings)."""
-        if isinstance(v, str) and v.strip() in ("None", "none", "null", "~", ""):
-            return None
-        if isinstance(v, str):
-            import yaml
-
-            try:
-                v = yaml.safe_load(v)
-            except yaml.YAMLError:
-                raise ValueError(f"cannot read {v!r} as a YAML list: write it like '[0.5, 1.0]' or '[dask, heft]'") from None
-        if v is None:
-            return None
-        return list(v) if isinstance(v, (list, tuple)) else [v]
+    server: str = "process"  # process: `stockdag serve` in a process of its own, as a user runs it; thread: in the sweep's process (tests)
 
     def __post_init__(self):
-        self.workers = [int(w) for w in self._list(self.workers)]
-        self.strategy = [str(s) for s in self._list(self.strategy)]
-        self.mode = [str(m) for m in self._list(self.mode)]
-        self.rates = [float(r) for r in self._list(self.rates) or []] or None
-        self.users = [int(u) for u in self._list(self.users) or []] or None
+        # papermill -p passes lists as strings: the one rule every notebook reads its lists with
+        self.workers = as_list(self.workers, int)
+        self.strategy = as_list(self.strategy, str)
+        self.mode = as_list(self.mode, str)
+        self.rates = as_list(self.rates, float) or None
+        self.users = as_list(self.users, int) or None
         if self.symbols is None:
             from ...domain.data.symbols import symbols_with_history
 
             day_before = (pd.Timestamp(self.start) - pd.Timedelta(days=1)).date()
             self.symbols = symbols_with_history(day_before, int(sd_config.get("data.min_history")))
-        self.symbols = [str(s).upper() for s in self._list(self.symbols)]
-        self.configurations = self._list(self.configurations)
+        self.symbols = [s.upper() for s in as_list(self.symbols, str)]
+        self.configurations = as_list(self.configurations)
         if self.configurations is not None:
             if not all(isinstance(c, dict) for c in self.configurations):
                 raise ValueError("configurations must be a list of mappings, e.g. "
@@ -179,8 +169,8 @@ class SweepParams:
         self.out = resolve(None if self.out in ("None", "null", "") else self.out, "results")
         if self.cluster:
             self.cluster = resolve(self.cluster, self.cluster)
-        self.granularity = [str(g) for g in self._list(self.granularity) or []] or None
-        self.pipeline = [str(p) for p in self._list(self.pipeline) or []] or None
+        self.granularity = as_list(self.granularity, str) or None
+        self.pipeline = as_list(self.pipeline, str) or None
         from ...pipeline.spec import load_pipeline
 
         for path in self.pipeline or ():
@@ -193,6 +183,12 @@ class SweepParams:
         bad = [m for m in self.mode if m not in MODES]
         if bad:
             raise ValueError(f"unknown mode {bad[0]!r}; choose from {', '.join(MODES)}")
+        from ...pipeline.request import PROFILES
+
+        if self.profile not in PROFILES:  # else it would fail only when the first server starts
+            raise ValueError(f"unknown profile {self.profile!r}; choose from {', '.join(PROFILES)}")
+        if self.server not in SERVERS:
+            raise ValueError(f"unknown server {self.server!r}; choose from {', '.join(SERVERS)}")
         if not self.rates and not self.users:
             raise ValueError("give open-loop rates or closed-loop users (or both)")
         if any(w < 1 for w in self.workers):
@@ -228,9 +224,11 @@ class SweepParams:
             return [Configuration(**{"cluster": self.cluster, **c}) for c in self.configurations]
         out: list[Configuration] = []
         grains = self.granularity or [None]
+        # on a testbed the centralized baseline runs on one of its machines (equal machines); elsewhere in this process
+        base = self.cluster if _is_testbed(self.cluster) else None
         for mode in self.mode:
             if mode == "centralized":
-                out.append(Configuration("centralized"))
+                out.append(Configuration("centralized", cluster=base))
             elif mode == "replicated":
                 out += [Configuration("replicated", w) for w in self.workers]
             elif self.cluster:  # the spec fixes the workers
@@ -301,13 +299,18 @@ def _redacted(value):
 
 
 @contextlib.contextmanager
-def serving(cfg: Configuration, params: SweepParams):
-    """Start the service of one configuration on a free loopback port; yield (url, cluster facts)."""
-    from ...serve import ServerThread, create_app
+def serving(cfg: Configuration, params: SweepParams, log: str | None = None):
+    """Start the service of one configuration; yield (url, facts of the server and cluster, deployment).
 
+    ``deployment``: the started cluster (None on the embedded LocalCluster); a testbed's meters each point's CPU.
+
+    ``params.server`` says how (:data:`SERVERS`): ``process``, the default, runs ``stockdag serve`` in a process
+    of its own, as a user runs it, so the load generator (this process) shares no interpreter with the server it
+    measures; its output goes to ``log``. ``thread`` serves from a thread of this process (tests).
+    """
     with contextlib.ExitStack() as stack:
         info: dict = {}
-        scheduler = security = None
+        scheduler = security = deployment = None
         testbed = _is_testbed(cfg.cluster)
         if cfg.mode != "distributed" and cfg.cluster and not testbed:
             raise ValueError(f"{cfg.label}: only a testbed cluster has machines to run a {cfg.mode} server on")
@@ -326,7 +329,8 @@ def serving(cfg: Configuration, params: SweepParams):
         if cfg.cluster and (cfg.mode == "distributed" or testbed):
             from ...deploy import start
 
-            deployment = stack.enter_context(start(cfg.cluster))
+            # a testbed's baseline needs its machines only, no idle scheduler or workers beside it
+            deployment = stack.enter_context(start(cfg.cluster, **({} if cfg.mode == "distributed" else {"dask": False})))
             scheduler, security = deployment.scheduler_address, deployment.security
             info = {"cluster": deployment.info()}
         if cfg.pinned:
@@ -342,14 +346,199 @@ def serving(cfg: Configuration, params: SweepParams):
 
             stack.enter_context(dask.config.set({"stockdag.pipeline.spec": load_pipeline(cfg.pipeline).to_dict()}))
         if testbed:  # the server on a machine of the testbed, as a user runs it there; the bench stays on this host
-            url, facts_ = stack.enter_context(testbed_server(deployment, cfg, params))
-            yield url, info | {"server": facts_, "cpu_snapshot": deployment.cpu_snapshot}
+            url, server = stack.enter_context(testbed_server(deployment, cfg, params))
+            yield url, info | {"server": server}, deployment
             return
-        app = create_app(cfg.mode, replicas=cfg.workers, workers=cfg.workers, scheduler=scheduler,
-                         strategy=cfg.strategy, profile=params.profile, deadline=params.timeout,
-                         max_in_flight=1024, security=security)
-        server = stack.enter_context(ServerThread(app))
-        yield server.url, info
+        url, server = stack.enter_context(SERVERS[params.server](cfg, params, scheduler, security, log))
+        yield url, info | {"server": server}, deployment
+
+
+@contextlib.contextmanager
+def _server_thread(cfg: Configuration, params: SweepParams, scheduler, security, log):
+    """The service in a thread of this process (uvicorn's ``ServerThread``): what the tests use."""
+    from ...serve import ServerThread, create_app
+
+    app = create_app(cfg.mode, replicas=cfg.workers, workers=cfg.workers, scheduler=scheduler,
+                     strategy=cfg.strategy, profile=params.profile, deadline=params.timeout,
+                     max_in_flight=1024, security=security)
+    with ServerThread(app) as server:
+        yield server.url, {"how": "thread", "pid": os.getpid()}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _serve_argv(cfg: Configuration, params: SweepParams, scheduler, port: int) -> list[str]:
+    """The ``stockdag serve`` command line of one configuration."""
+    import sys
+
+    argv = [sys.executable, "-m", "stockdag.cli", "serve", "--mode", cfg.mode, "--host", "127.0.0.1",
+            "--port", str(port), "--profile", params.profile, "--deadline", f"{params.timeout:g}",
+            "--max-in-flight", "1024"]
+    if cfg.mode == "replicated":
+        argv += ["--replicas", str(cfg.workers)]
+    if cfg.mode == "distributed":
+        argv += ["--scheduler", scheduler] if scheduler else ["--workers", str(cfg.workers)]
+        argv += ["--strategy", cfg.strategy] if cfg.strategy else []
+    return argv
+
+
+@contextlib.contextmanager
+def _server_process(cfg: Configuration, params: SweepParams, scheduler, security, log):
+    """``stockdag serve`` in a process (and session) of its own, ready once it listens and ``/health`` answers 200.
+
+    It runs with this process's Dask configuration (Dask's ``DASK_INTERNAL_INHERIT_CONFIG``, the
+    sweep's overrides included) and, for a TLS cluster, that cluster's client credentials in a
+    private temporary folder. When the block ends, by any exit, SIGTERM of the sweep included, it gets
+    SIGTERM (uvicorn's graceful shutdown closes its cluster or replicas), then its whole session
+    SIGKILL; if the sweep is killed outright, the kernel sends it SIGTERM (:func:`_die_with_parent`).
+    """
+    import subprocess
+    import tempfile
+
+    from ...deploy.state import _save_tls
+
+    with contextlib.ExitStack() as stack:
+        inherited = dask.config.config
+        if security is not None and getattr(security, "require_encryption", False):
+            tls = _save_tls(security, os.path.join(stack.enter_context(tempfile.TemporaryDirectory()), "tls"))
+            inherited = dask.config.merge(inherited, {"distributed": {"comm": {"require-encryption": True, "tls": {
+                "ca-file": tls["ca_file"], "client": {"cert": tls["cert"], "key": tls["key"]}}}}})
+        port = _free_port()
+        argv = _serve_argv(cfg, params, scheduler, port)
+        env = dict(os.environ, DASK_INTERNAL_INHERIT_CONFIG=dask.config.serialize(inherited))
+        log = os.path.abspath(log) if log else os.devnull
+        os.makedirs(os.path.dirname(log), exist_ok=True)
+        out = stack.enter_context(open(log, "ab"))
+        stack.enter_context(_sigterm_unwinds())
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True, preexec_fn=_die_with_parent())
+        stack.callback(_stop_session, proc, float(sd_config.get("serve.stop_timeout")))
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(proc, port, url, f"stockdag serve ({cfg.label})", float(sd_config.get("serve.start_timeout")), log)
+        yield url, {"how": "process", "pid": proc.pid, "argv": argv[1:], "log": log}
+
+
+def _wait_ready(proc, port: int, url: str, what: str, timeout: float, log: str) -> None:
+    """Return once ``proc`` itself listens on ``port`` and ``/health`` answers 200; raise, naming ``log``, if it cannot.
+
+    The port must be ``proc``'s (psutil): between :func:`_free_port` and its bind another program
+    could take it, and the sweep would measure that program instead.
+    """
+    import time
+    import urllib.error
+    import urllib.request
+
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode} before answering /health: {_last_line(log)} "
+                               f"(log: {log})")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not answer /health within {timeout:g} s (log: {log})")
+        with contextlib.suppress(psutil.Error):
+            if any(c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
+                   for c in psutil.Process(proc.pid).net_connections("tcp")):
+                try:
+                    with urllib.request.urlopen(url + "/health", timeout=2) as response:
+                        if response.status == 200:
+                            return
+                except (urllib.error.URLError, OSError):  # 503 while it has no workers yet
+                    pass
+        time.sleep(0.2)
+
+
+def _last_line(path: str) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            lines = [ln for ln in f.read().splitlines() if ln.strip()]
+    except OSError:
+        return "no output"
+    return lines[-1] if lines else "no output"
+
+
+def _stop_session(proc, timeout: float) -> None:
+    """SIGTERM the server, wait ``timeout`` s for its graceful exit, then SIGKILL whatever its session still holds."""
+    import signal
+    import subprocess
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            logger.warning("stockdag serve (pid %s) did not stop within %g s; killing its session", proc.pid, timeout)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # its session: the server and any worker or replica it left behind
+    proc.wait()
+
+
+def _die_with_parent():
+    """A ``preexec_fn`` by which the kernel sends the child SIGTERM when the thread that started it dies (Linux).
+
+    The sweep's own teardown cannot run when it is killed with SIGKILL (or a notebook kernel is);
+    ``prctl(PR_SET_PDEATHSIG)`` still stops the server then. libc is loaded here, before the fork:
+    the child only makes the call. Elsewhere: None (no such call).
+    """
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl, parent, sigterm = ctypes.CDLL(None, use_errno=True).prctl, os.getpid(), int(signal.SIGTERM)
+
+    def preexec() -> None:
+        prctl(1, sigterm)  # 1: PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the sweep died before the call: nothing would signal this child
+            os._exit(1)
+
+    return preexec
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """While the block runs, SIGTERM of this process raises SystemExit, so the server's teardown runs.
+
+    Python's default for SIGTERM ends the process without running ``finally`` blocks. Only from the
+    main thread (where signal handlers live) and only when no one else handles SIGTERM.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def _raise(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+#: how the sweep runs a server: ``SweepParams.server`` -> context manager yielding (url, facts)
+SERVERS = {"process": _server_process, "thread": _server_thread}
+
+_SERVER_FACTS = {
+    "process": "`stockdag serve` in a process and session of its own (a free loopback port, ready at /health 200, "
+               "SIGTERM then SIGKILL of its session at the block's end; log in servers/); the load generator runs "
+               "in the sweep's process",
+    "thread": "in-process uvicorn (stockdag.serve.ServerThread) in the sweep's process, beside the load generator",
+    "testbed": "testbed configurations: `stockdag serve` on a testbed machine (its `server` machine, or the "
+               "configuration's `machine`: its namespace, quota and link), the load generator on this host",
+}
 
 
 def _is_testbed(cluster: str | None) -> bool:
@@ -380,55 +569,21 @@ def testbed_argv(cfg: Configuration, params: SweepParams, host: str, scheduler: 
 
 @contextlib.contextmanager
 def testbed_server(deployment, cfg: Configuration, params: SweepParams):
-    """``stockdag serve`` on a testbed machine (:meth:`~stockdag.deploy.testbed.TestbedDeployment.run_on`): its
+    """``stockdag serve`` on a testbed machine (:meth:`~stockdag.deploy.testbed.TestbedDeployment.serve_on`): its
     namespace, CPU quota and link; yield (url, facts) once ``/health`` answers 200.
 
     It runs with this process's Dask configuration (the sweep's overrides included, through Dask's
     ``DASK_INTERNAL_INHERIT_CONFIG``). Its machine's quota is lifted while Python boots (unmeasured, and minutes
-    at a quarter core) and set again before anything is measured. Stopped (SIGTERM, then SIGKILL) when the block
-    ends, on every exit path, before the testbed itself is torn down.
+    at a quarter core) and holds again before anything is measured. The testbed stops it with its machines,
+    on every exit path.
     """
-    import signal
-    import subprocess
-    import time
-    import urllib.error
-    import urllib.request
-
     machine = cfg.machine or "server"
     host = deployment.address(machine)
     argv = testbed_argv(cfg, params, host, deployment.scheduler_address)
-    cgroup = deployment.machine_cgroups[machine]
-    cgroup.limit(False)
-    env = {"DASK_INTERNAL_INHERIT_CONFIG": dask.config.serialize(dask.config.config)}
-    proc = deployment.run_on(machine, argv, env=env, name=f"{machine}.serve")
     url = f"http://{host}:{TESTBED_PORT}"
-    try:
-        deadline = time.monotonic() + deployment.start_timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"stockdag serve ({cfg.label}) exited with {proc.returncode} on {machine}: "
-                                   f"{deployment._logs()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"stockdag serve ({cfg.label}) did not answer /health on {machine} within "
-                                   f"{deployment.start_timeout:g} s")
-            try:  # no proxy: the testbed's addresses are reached over its own bridge, whatever the environment says
-                with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url + "/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):  # not listening yet, or 503 until its workers joined
-                pass
-            time.sleep(0.2)
-        cgroup.limit()
-        yield url, {"how": "testbed", "machine": machine, "argv": argv[1:], "pid": proc.pid}
-    finally:
-        cgroup.limit()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    env = {"DASK_INTERNAL_INHERIT_CONFIG": dask.config.serialize(dask.config.config)}
+    proc = deployment.serve_on(machine, argv, url + "/health", env=env)
+    yield url, {"how": "testbed", "machine": machine, "address": host, "argv": argv[1:], "pid": proc.pid}
 
 
 def _warm(url: str, params: SweepParams, n: int) -> None:
@@ -437,6 +592,12 @@ def _warm(url: str, params: SweepParams, n: int) -> None:
 
     mix = RequestMix(params.symbols, params.start, params.end, "uniform", seed=params.seed + 10_000)
     run(BenchConfig(url, users=n, requests=n, timeout=max(120.0, params.timeout), mix=mix))
+
+
+def point_label(point: Point, repeats: int = 1) -> str:
+    """What a point runs, for the progress line: ``distributed w2 heft at 1 req/s`` (``, repeat 2/3``)."""
+    load = f"{point.load:g} req/s" if point.loop == "open" else f"{int(point.load)} users"
+    return f"{point.config.label} at {load}" + (f", repeat {point.repeat + 1}/{repeats}" if repeats > 1 else "")
 
 
 def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwargs) -> str:
@@ -465,12 +626,9 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
             "pipelines": {p: load_pipeline(p).to_dict() for p in params.pipeline or ()},
             "order": [[c.label for c in order] for order in params.order()],
             # runs recorded without this key served with Nagle's algorithm on (see report.conditions)
-            "server": ("in-process uvicorn (stockdag.serve.ServerThread); connections with TCP_NODELAY"
-                       if not any(_is_testbed(c.cluster) for c in params.configurations_list()) else
-                       "testbed configurations: `stockdag serve` on a testbed machine (its `server` machine, or the "
-                       "configuration's `machine`), uvicorn binding its own socket (Nagle off); the others in-process "
-                       "uvicorn (stockdag.serve.ServerThread), connections with TCP_NODELAY; the load generator on "
-                       "this host"),
+            "server": {"how": params.server, "what": _SERVER_FACTS[params.server], "tcp_nodelay": True,
+                       **({"testbed": _SERVER_FACTS["testbed"]}
+                          if any(_is_testbed(c.cluster) for c in params.configurations_list()) else {})},
             # Dask settings of the workers the servers' clusters start (runs without it profiled every worker)
             "worker_settings": worker_settings.facts(),
             "probe": {"what": "facts.speed_probe: seconds of a fixed CPU loop, best of 3, before every point",
@@ -482,17 +640,20 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
     todo = [p for p in params.points() if not os.path.exists(os.path.join(points_dir, p.slug + ".json"))]
     all_blocks = list(dict.fromkeys((p.repeat, p.config) for p in params.points()))
     bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    if progress:  # on stderr: scripts/sweep.sh shows it on the terminal (papermill --log-output)
+        from ..progress import PointProgress
 
-        bar = tqdm(total=len(params.points()), initial=len(params.points()) - len(todo), desc="sweep points", unit="pt")
+        bar = PointProgress(len(params.points()), "sweep points", done=len(params.points()) - len(todo))
     overrides = {"stockdag.cache.backend": params.cache}
     blocks = list(dict.fromkeys((p.repeat, p.config) for p in todo))
     try:
         for repeat, cfg in blocks:
             # the capacity drifts with the machine's load: measured again for every block, beside its points
             capacity = facts.parallel_capacity(n=1_000_000, rounds=2)
-            with dask.config.set(overrides), serving(cfg, params) as (url, info):
+            log = os.path.join(folder, "servers", f"{cfg.slug}--r{repeat}.log")
+            with dask.config.set(overrides), serving(cfg, params, log) as (url, info, deployment):
+                # a testbed's machines: their cgroups' CPU time and throttling, and the host's idle CPU, per point
+                meter = getattr(deployment, "cpu_snapshot", None)
                 _warm(url, params, 2 * max(1, cfg.workers))
                 for point in [p for p in todo if (p.repeat, p.config) == (repeat, cfg)]:
                     mix = RequestMix(params.symbols, params.start, params.end, params.mix, seed=params.seed + point.repeat)
@@ -503,40 +664,36 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
                         timeout=default_timeout({"deadline": params.timeout}),
                         mix=mix, seed=params.seed + point.repeat,
                     )
+                    if bar is not None:
+                        bar.start(point_label(point, params.repeats))
                     probe_before = facts.speed_probe()
-                    cpu_before = info["cpu_snapshot"]() if "cpu_snapshot" in info else None
+                    cpu_before = meter() if meter else None
                     result = run(bench)
-                    cpu = _cpu_usage(cpu_before, info["cpu_snapshot"]()) if cpu_before is not None else None
+                    cpu = deployment.cpu_usage(cpu_before, meter()) if meter else None
                     probe_after = facts.speed_probe()
                     result.records.to_parquet(os.path.join(points_dir, point.slug + ".parquet"), index=False,
                                               compression="zstd")
                     meta = {"point": point.slug, "config": dataclasses.asdict(cfg) | {"label": cfg.label},
                             "loop": point.loop, "load": point.load, "repeat": point.repeat,
                             "summary": result.summary.to_dict(),
-                            "cluster": {k: v for k, v in info.items() if k != "cpu_snapshot"},
-                            # each testbed machine's CPU time, throttling and starvation over the point
-                            **({"cpu": cpu} if cpu is not None else {}),
+                            "cluster": {k: v for k, v in info.items() if k != "server"},
+                            "server": info["server"],  # how the server under test ran (process: pid, argv, log)
                             "probe": {"before_s": probe_before, "after_s": probe_after,
                                       "speed_s": max(probe_before, probe_after), "capacity": capacity,
                                       "block": all_blocks.index((repeat, cfg))},
+                            "cpu": cpu,  # testbed: per machine CPU time, quota, throttling; host idle; "starved"
                             "git": git, "finished": dt.datetime.now().isoformat(timespec="seconds")}
                     tmp = os.path.join(points_dir, point.slug + ".json.tmp")
                     with open(tmp, "w") as f:
                         json.dump(meta, f, indent=2, default=str)
                     os.replace(tmp, os.path.join(points_dir, point.slug + ".json"))  # the point is done
                     if bar is not None:
-                        bar.update(1)
+                        bar.done()
     finally:
         if bar is not None:
             bar.close()
     summarize_run(folder)
     return folder
-
-
-def _cpu_usage(before: dict, after: dict) -> dict:
-    from ...deploy.testbed import cpu_usage
-
-    return cpu_usage(before, after)
 
 
 #: parameters that may differ on resume: where the folder was found, not what was measured
@@ -590,6 +747,8 @@ def summarize_run(folder: str, write: bool = True) -> pd.DataFrame:
             **{f"{k}_ms": v for k, v in lat.items()},
             **{f"all_{k}_ms": v for k, v in lat_all.items()},
             "probe_s": probe.get("speed_s"), "capacity": probe.get("capacity"), "block": probe.get("block"),
+            # testbed points: the machines starved during the point ("" none; None: no CPU record, another kind)
+            "starved": " ".join(meta["cpu"]["starved"]) if meta.get("cpu") else None,
             # the point's cache hit rates (measured requests): configurations compare at equal cache work
             **{f"{k}_hit_rate": v for k, v in hit_rates(records[~records["warmup"].astype(bool)]).items()},
         })

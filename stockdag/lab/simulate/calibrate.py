@@ -387,9 +387,10 @@ def fit(folder: str, *, sizes: dict[str, float] | None = None) -> dict:
     }
 
 
-def calibrate(folder: str, **kwargs) -> str:
-    """Fit and store ``<folder>/simulate/calibration.json``; return its path."""
-    return _store(folder, fit(folder, **kwargs))
+def calibrate(folder: str, out: str | None = None, **kwargs) -> str:
+    """Fit ``folder``'s calibration and store it as ``<out>/simulate/calibration.json`` (``out``: the run folder);
+    return its path."""
+    return _store(out or folder, fit(folder, **kwargs))
 
 
 def _store(folder: str, cal: dict) -> str:
@@ -400,19 +401,32 @@ def _store(folder: str, cal: dict) -> str:
     return path
 
 
-def load(folder: str) -> dict:
-    """The stored calibration of a run (calibrating first if there is none)."""
-    path = os.path.join(folder, FILE)
-    if not os.path.exists(path):
-        calibrate(folder)
-    with open(path) as f:
-        cal = json.load(f)
-    if cal.get("version", 1) < VERSION:  # fitted by an older model: fit again, keeping its measured output sizes
+def load(folder: str, store_in: str | None = None) -> dict:
+    """A run's calibration: the one stored in ``store_in`` or in the run, else fitted now.
+
+    A fit made here (none stored, or stored by an older model) is stored in ``store_in``, by default the run
+    folder unless git tracks it: a committed run is read, never written (:func:`~..experiments.paths.committed`).
+    """
+    from ..experiments.paths import committed
+
+    cal = None
+    for place in dict.fromkeys(p for p in (store_in, folder) if p):
+        path = os.path.join(place, FILE)
+        if os.path.exists(path):
+            with open(path) as f:
+                cal = json.load(f)
+            break
+    if cal is not None and cal.get("version", 1) >= VERSION:
+        return cal
+    if cal is None:
+        new = fit(folder)
+    else:  # fitted by an older model: fit again, keeping its measured output sizes
         new = fit(folder, sizes=cal["nbytes"])
         new["nbytes_source"] = cal.get("nbytes_source", new["nbytes_source"])
-        _store(folder, new)
-        cal = new
-    return cal
+    target = store_in or (None if committed(folder) else folder)
+    if target:
+        _store(target, new)
+    return new
 
 
 def inputs(cal: dict) -> tuple[Costs, Overheads]:

@@ -5,7 +5,8 @@ Cases (n = 5 competing models): 1 centralized; 2 one machine for the n tasks;
 instance type (homogeneous) or two alternating (mixed), every strategy in
 :data:`stockdag.placement.STRATEGIES` plus the replicated baseline, at rates up
 to past the core bound. :func:`run_scale` computes the table (one row per
-simulated point) and stores it as ``<run>/simulate/scale.csv``;
+simulated point) and stores it as ``<out>/simulate/scale.csv`` (``out``: the
+run folder, which a committed run must be asked for explicitly);
 :func:`charts` draws it; :func:`section` is the REPORT section and
 :func:`add_to_report` puts it into ``<run>/REPORT.md`` (between markers, so it
 is replaced, not repeated); :func:`build` does all three (one call for
@@ -58,14 +59,16 @@ def cluster(machines: int, kind: str, types: Sequence[str]):
 def run_scale(folder: str, *, machines: Sequence[int] = MACHINES, loads: Sequence[float] = LOADS,
               types: Sequence[str] = ("c5.large", "c5.xlarge"), strategies: Sequence[str] | None = None,
               requests: int = 300, min_duration: float = 10.0, objective: float = 1.0, seed: int = 0,
-              progress: bool = False) -> pd.DataFrame:
+              progress: bool = False, out: str | None = None) -> pd.DataFrame:
     """Simulate the test cases and the scale curves from ``folder``'s calibration; store and return the table.
 
     Each point is an open-loop run of ``requests`` requests at its rate, but
     at least ``min_duration`` simulated seconds (after a 2 s warm-up): a window
     shorter than a few request latencies cannot show a queue building up.
+    The table goes to ``<out>/simulate/scale.csv`` (``out``: see :func:`output_folder`).
     """
-    cal = calibrate.load(folder)
+    out = output_folder(folder, out)
+    cal = calibrate.load(folder, store_in=out)
     costs, ov = calibrate.inputs(cal)
     grain = cal.get("granularity", "stage")  # the measured run's stockdag.pipeline.granularity
     cpu = costs.mean_request()
@@ -75,10 +78,11 @@ def run_scale(folder: str, *, machines: Sequence[int] = MACHINES, loads: Sequenc
         for kind in (("homogeneous", "mixed") if m > 1 else ("homogeneous",)):
             jobs += [(m, kind, s) for s in strategies] + [(m, kind, "replicated")]
     bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    if progress:  # on stderr: scripts/sweep.sh shows it on the terminal (papermill --log-output)
+        from ..progress import PointProgress
 
-        bar = tqdm(total=len(jobs) * len(loads), desc="simulated points", unit="pt")
+        # a simulated point takes well under a second: a line every few seconds, not one a point
+        bar = PointProgress(len(jobs) * len(loads), "simulated points (scale grid)", announce=False, mininterval=5.0)
     rows = []
     for m, kind, strategy in jobs:
         workers, counts = cluster(m, kind, types)
@@ -95,6 +99,8 @@ def run_scale(folder: str, *, machines: Sequence[int] = MACHINES, loads: Sequenc
         bound = threads / cpu
         usd = hourly(counts) if strategy != "centralized" else prices.EC2_PRICES[types[0]][0]
         for f in loads:
+            if bar is not None:
+                bar.start(f"{strategy}, {m} x {kind} at load {f:g} of the core bound")
             rate = f * bound
             bench = BenchConfig("sim://", rate=rate, duration=max(requests / rate, min_duration), warmup=2.0,
                                 timeout=600.0, seed=seed)
@@ -112,15 +118,22 @@ def run_scale(folder: str, *, machines: Sequence[int] = MACHINES, loads: Sequenc
                 "scheduler_bound_rps": 1 / (n_tasks * ov.task) if ov.task > 0 else math.inf, "simulated": True,
             })
             if bar is not None:
-                bar.update(1)
+                bar.done()
     if bar is not None:
         bar.close()
     table = pd.DataFrame(rows)
     table.attrs["objective_s"] = objective
-    path = os.path.join(folder, FILE)
+    path = os.path.join(out, FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     table.to_csv(path, index=False)
     return table
+
+
+def output_folder(folder: str, out: str | None = None, option: str = "-p out") -> str:
+    """Where the scale grid's files go: ``out``, else the run folder, refused in one line when git tracks it."""
+    from ..experiments.paths import derived_out
+
+    return derived_out(folder, out, f"{FILE}, charts/scale_*.png and the REPORT section", option)
 
 
 def summarize(table: pd.DataFrame, objective: float = 1.0) -> pd.DataFrame:
@@ -223,11 +236,12 @@ def _md(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def section(folder: str, table: pd.DataFrame | None = None, objective: float = 1.0) -> str:
-    """The REPORT section (markdown) from ``<run>/simulate/scale.csv`` (or ``table``)."""
+def section(folder: str, table: pd.DataFrame | None = None, objective: float = 1.0, out: str | None = None) -> str:
+    """The REPORT section (markdown) from ``<out>/simulate/scale.csv`` (or ``table``; ``out``: the run folder)."""
+    out = out or folder
     if table is None:
-        table = pd.read_csv(os.path.join(folder, FILE))
-    cal = calibrate.load(folder)
+        table = pd.read_csv(os.path.join(out, FILE))
+    cal = calibrate.load(folder, store_in=out)
     summ = summarize(table, objective)
     cases = summ[(summ["machines"] <= 5) & (summ["cluster"] == "homogeneous")]
     big = summ[summ["machines"] > 5].sort_values(["machines", "cluster", "max_throughput"], ascending=[True, True, False])
@@ -262,7 +276,7 @@ def section(folder: str, table: pd.DataFrame | None = None, objective: float = 1
         *[f"![{d}](charts/{n})\n" for n, d in (("scale_throughput.png", "SIMULATED throughput vs machines"),
                                              ("scale_p99.png", "SIMULATED p99 vs load"),
                                              ("scale_cost.png", "SIMULATED cost per million predictions"))
-          if os.path.exists(os.path.join(folder, "charts", n))],
+          if os.path.exists(os.path.join(out, "charts", n))],
         f"Not modelled: Dask's work stealing, the GIL within a multi-threaded worker, the strategy's own planning time on "
         "the scheduler (HEFT over many workers costs milliseconds per request), EC2 CPU credits (t3). The whole table "
         f"is in `{FILE}`.",
@@ -293,24 +307,29 @@ def index_lines(folder: str, objective: float = 1.0) -> list[str]:
     return [f"- {head}", "", _md(pd.DataFrame(rows)), ""]
 
 
-def add_to_report(folder: str, objective: float = 1.0) -> bool:
-    """Put the simulated section into ``<run>/REPORT.md`` if ``<run>/simulate/scale.csv`` exists; return whether it did."""
-    path = os.path.join(folder, "REPORT.md")
-    if not os.path.exists(os.path.join(folder, FILE)) or not os.path.exists(path):
+def add_to_report(folder: str, objective: float = 1.0, out: str | None = None) -> bool:
+    """Put the simulated section into ``<out>/REPORT.md`` (``out``: the run folder, whose REPORT.md must exist; another
+    folder gets a REPORT.md of the section alone) if ``<out>/simulate/scale.csv`` exists; return whether it did."""
+    out = out or folder
+    path = os.path.join(out, "REPORT.md")
+    if not os.path.exists(os.path.join(out, FILE)) or (out == folder and not os.path.exists(path)):
         return False
-    with open(path) as f:
-        text = f.read()
+    text = ""
+    if os.path.exists(path):
+        with open(path) as f:
+            text = f.read()
     if BEGIN in text and END in text:
         text = text[:text.index(BEGIN)].rstrip("\n") + "\n" + text[text.index(END) + len(END):].lstrip("\n")
-    block = f"{BEGIN}\n{section(folder, objective=objective)}\n{END}\n"
+    block = f"{BEGIN}\n{section(folder, objective=objective, out=out)}\n{END}\n"
     with open(path, "w") as f:
-        f.write(text.rstrip("\n") + "\n\n" + block)
+        f.write((text.rstrip("\n") + "\n\n" if text.strip() else "") + block)
     return True
 
 
-def build(folder: str, objective: float = 1.0, **kwargs) -> pd.DataFrame:
-    """Everything at once, for ``make experiment``: simulate, draw, and put the section into the REPORT."""
-    table = run_scale(folder, objective=objective, **kwargs)
-    charts(table, folder, objective)
-    add_to_report(folder, objective)
+def build(folder: str, objective: float = 1.0, out: str | None = None, **kwargs) -> pd.DataFrame:
+    """Everything at once, for ``make experiment``: simulate, draw, and put the section into the REPORT (in ``out``)."""
+    out = output_folder(folder, out, "out=")
+    table = run_scale(folder, objective=objective, out=out, **kwargs)
+    charts(table, out, objective)
+    add_to_report(folder, objective, out=out)
     return table
