@@ -2,18 +2,26 @@
 # Issue 22 in one command: the test cases on the testbed's scaled machines, then the simulator out of sample, then
 # the REPORTs. Needs root and iproute2 (network namespaces, cgroups); run it on a quiet machine.
 #   scripts/test-cases-testbed.sh pilot   # ~14 min: experiments/params/test-cases-testbed-pilot.yaml
-#   scripts/test-cases-testbed.sh full    # ~3 h: pretrained (full grid), refit (subset), hetero
+#   scripts/test-cases-testbed.sh full    # ~2 h 30: pretrained, hetero, refit (subset)
+#   scripts/test-cases-testbed.sh pretrained hetero   # the named parameter files only, in that order
 # Each parameter file becomes results/<stamp>-test-cases-<name>/ (one stamp for the whole call): its REPORT.md holds
 # the strategy statistics and, from `stockdag simulate holdout`, measured vs simulated per number of machines.
 # RUN_STAMP=<stamp> resumes an interrupted call (the sweep skips the points it has). VENV as in scripts/sweep.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-which=${1:?usage: scripts/test-cases-testbed.sh pilot|full}
-case "$which" in
-    pilot) names=(pilot) ;;
-    full) names=(pretrained refit hetero) ;;
-    *) echo "scripts/test-cases-testbed.sh: unknown variant '$which': choose pilot or full" >&2; exit 2 ;;
+usage="usage: scripts/test-cases-testbed.sh pilot|full|NAME..."
+[ $# -gt 0 ] || { echo "$usage" >&2; exit 2; }
+case "$1" in
+    full) names=(pretrained hetero refit) ;;
+    *) names=("$@") ;;
 esac
+for name in "${names[@]}"; do
+    if [ ! -f "experiments/params/test-cases-testbed-$name.yaml" ]; then
+        echo "scripts/test-cases-testbed.sh: no experiments/params/test-cases-testbed-$name.yaml (choose pilot, full," \
+             "or names of such files: $(ls experiments/params | sed -n 's/^test-cases-testbed-\(.*\)\.yaml$/\1/p' | tr '\n' ' '))" >&2
+        exit 2
+    fi
+done
 if [ "$(id -u)" != 0 ]; then
     echo "scripts/test-cases-testbed.sh: the testbed needs root (network namespaces and cgroups)" >&2; exit 2
 fi
