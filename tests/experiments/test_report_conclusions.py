@@ -377,3 +377,27 @@ def test_a_point_with_a_starved_testbed_machine_is_flagged_and_a_fed_one_is_not(
     fed = _with_cpu(write_repeats(tmp_path / "fed", [(CENTRAL, [0.65]), (dist("adaptive"), [0.5])]), starved=set())
     assert "No testbed machine was starved at any of the 2 points with CPU records" in text_of(fed)
     assert analysis.drift(analysis.load_run(fed).summary)["starved_points"] == []
+
+
+def test_testbed_configurations_are_bounded_by_their_machines_not_by_this_host_s_cores(tmp_path):
+    """5 quarter-core machines of a testbed may serve more than 2 host cores' bound computed from the baseline's
+    quarter-core stage times: the REPORT must not call that oversubscribed or above the bound, and its prediction
+    counts machines like the baseline's, not CPU-seconds."""
+    tb5 = "experiments/clusters/testbed-5.yaml"
+    folder = write_repeats(tmp_path / "tb", [
+        ({"mode": "centralized", "label": "centralized @testbed-1", "cluster": "experiments/clusters/testbed-1.yaml"},
+         [2.0, 2.1, 2.0]),
+        (dist("dask", 5, cluster=tb5), [0.50, 0.52, 0.51])], users=1)
+    untouched = text_of(folder)  # the same points without a testbed record: held to the host's cores
+    assert "5 worker processes on 2 cores share the cores" in untouched
+    for path in (tmp_path / "tb" / "points").glob("*.json"):
+        meta = json.loads(path.read_text())
+        workers = {f"m-{i}": {"role": "worker", "cpu_share": 0.25} for i in range(meta["config"]["workers"])}
+        meta["cluster"] = {"cluster": {"kind": "testbed", "machines": {"server": {"role": "server", "cpu_share": 0.25},
+                                                                       **workers}}}
+        meta["server"] = {"how": "testbed", "machine": "server"}
+        path.write_text(json.dumps(meta))
+    text = text_of(folder)
+    assert "share the cores" not in text and "Above the bound" not in text
+    assert "against its machines' bound in the test-case table below" in text
+    assert "of stage work on a machine like the baseline's (0.25 CPU), so a cluster of C such machines serves" in text

@@ -98,10 +98,12 @@ def answer(sat: pd.DataFrame, lim: dict, machine: dict, agg: pd.DataFrame | None
         best_t = dist.loc[dist["max_throughput"].idxmax()]
         best_l = dist.loc[dist["p50_low_load_ms"].idxmin()]
         verdict = "improves" if best_t["max_throughput"] > 1.05 * b["max_throughput"] else "does not improve"
+        # a testbed configuration's bound is its machines' quotas (the test-case table), not this host's cores
+        bound = ("against its machines' bound in the test-case table below" if best_t["label"] in _testbed(sat) else
+                 f"against a bound of {_fmt(lim.get('throughput_bound_rps'))} req/s ({cap} effective of {cores} cores)")
         out.append(f"Throughput: distributing the stages {verdict} it here: the best distributed configuration "
                    f"({best_t['label']}) reached {best_t['max_throughput']:.2f} req/s = "
-                   f"{best_t['max_throughput'] / b['max_throughput']:.2f}x centralized, against a bound of "
-                   f"{_fmt(lim.get('throughput_bound_rps'))} req/s ({cap} effective of {cores} cores).")
+                   f"{best_t['max_throughput'] / b['max_throughput']:.2f}x centralized, {bound}.")
         why = bound_exceeded(sat, lim)
         if why:
             out.append(why)
@@ -297,9 +299,17 @@ def saturated_lines(sat: pd.DataFrame, lim: dict, queued: float) -> list[str]:
                 sat.sort_values("max_throughput", ascending=False).iterrows()) + " of it."]
 
 
+def _testbed(sat: pd.DataFrame) -> set:
+    """The labels of ``sat`` that ran on a testbed's scaled machines (``on_testbed``, set by :func:`compute`)."""
+    return set(sat.loc[sat["on_testbed"], "label"]) if "on_testbed" in sat else set()
+
+
 def bound_exceeded(sat: pd.DataFrame, lim: dict) -> str | None:
-    """Why a measured throughput lies above the core bound, when one does (never left without a word)."""
+    """Why a measured throughput lies above the core bound, when one does (never left without a word).
+
+    Testbed configurations are not held to this host's core bound: their machines' quotas bound them."""
     bound = lim.get("throughput_bound_rps")
+    sat = sat[~sat["label"].isin(_testbed(sat))] if not sat.empty else sat
     if not bound or sat.empty:
         return None
     over = sat[sat["max_throughput"] > bound]
@@ -318,7 +328,7 @@ def oversubscribed(sat: pd.DataFrame, machine: dict) -> str | None:
     cores = machine.get("cores")
     if sat.empty or not cores:
         return None
-    many = sat[(sat["mode"] != "centralized") & (sat["workers"] > cores)]
+    many = sat[(sat["mode"] != "centralized") & (sat["workers"] > cores) & ~sat["label"].isin(_testbed(sat))]
     if many.empty:
         return None
     return (f"{', '.join(many['label'])}: {int(many['workers'].max())} worker processes on {cores} cores share the cores, "
@@ -342,6 +352,15 @@ SERVED = {
 }
 
 
+def _clusters(p: dict) -> str:
+    """Where the run's configurations ran: the one cluster of the run, or each configuration's."""
+    own = sorted({os.path.splitext(os.path.basename(c["cluster"]))[0] for c in p.get("configurations") or []
+                  if c.get("cluster")})
+    if own:
+        return "clusters per configuration: " + ", ".join(f"`{c}`" for c in own)
+    return f"cluster `{p.get('cluster') or 'embedded LocalCluster'}`"
+
+
 def _server_how(config: dict) -> str:
     server = config.get("server")
     return server.get("how", "thread") if isinstance(server, dict) else "thread"  # a sentence: in-process uvicorn
@@ -360,6 +379,8 @@ def conditions(run, d: dict) -> list[str]:
     if "server" not in run.config:
         lines.append(NAGLE)
     lines.append(SERVED[_server_how(run.config)])
+    if isinstance(run.config.get("server"), dict) and run.config["server"].get("testbed"):
+        lines.append("On the testbed: " + run.config["server"]["testbed"] + ".")
     if not d.get("probes"):
         lines.append("This run has no CPU-speed probes (recorded before they existed): how fast the machine was at each "
                      "point cannot be checked, and its capacity was measured once, at the start.")
@@ -459,18 +480,32 @@ def provenance_lines(run) -> list[str]:
     return out
 
 
-def predictions(lim: dict, tasks: dict[str, tuple[int, ...]] | None = None) -> list[str]:
+def baseline_share(run) -> float | None:
+    """The CPUs of the machine the centralized baseline ran on, when that was a testbed machine (else None)."""
+    for m in run.points:
+        server = m.get("server") or {}
+        machines = ((m.get("cluster") or {}).get("cluster") or {}).get("machines") or {}
+        if m["config"]["mode"] == "centralized" and server.get("machine") in machines:
+            return machines[server["machine"]].get("cpu_share")
+    return None
+
+
+def predictions(lim: dict, tasks: dict[str, tuple[int, ...]] | None = None, share: float | None = None) -> list[str]:
     """What the measured limits imply beyond this machine (bounds, not measurements).
 
     ``tasks``: the tasks a request of each distributed configuration was built as (:func:`analysis.tasks_per_request`).
+    ``share``: the CPUs of the baseline's testbed machine (:func:`baseline_share`): stage times are then that
+    machine's, and the bound counts such machines, not cores.
     """
     if not lim:
         return []
     costs = lim.get("stage_costs_s") or {}
     width = analysis.parallel_width(costs)
+    work = (f"{lim['total_work_s']:.2f} s of stage work on a machine like the baseline's ({share:g} CPU), so a cluster "
+            f"of C such machines" if share else f"{lim['total_work_s']:.2f} CPU-seconds of stage work, so a cluster of C "
+            "cores")
     return [
-        f"Throughput: each request costs {lim['total_work_s']:.2f} CPU-seconds of stage work, so a cluster of C "
-        f"cores serves at most {1 / lim['total_work_s']:.2f} x C req/s, whichever way the stages are placed; "
+        f"Throughput: each request costs {work} serves at most {1 / lim['total_work_s']:.2f} x C req/s, whichever way the stages are placed; "
         f"stage distribution reaches it only while transfers and {tasks_text(tasks or {})} per request stay small "
         "beside the work, whereas replicating whole requests moves no data.",
         f"Latency: no number of machines brings one request below its critical path, {1000 * lim['critical_path_s']:.0f} ms "
@@ -485,7 +520,10 @@ def compute(folder: str) -> ReportData:
     run = analysis.load_run(folder)
     agg = analysis.aggregate(run.summary)
     width = analysis.width_table(run) if len(analysis.pipelines_swept(run)) > 1 else pd.DataFrame()
-    return ReportData(run=run, agg=agg, sat=analysis.saturation(agg), lim=analysis.limits(run.records, run.config),
+    sat = analysis.saturation(agg)
+    on = testbed_labels(run)  # their bounds are their machines' quotas, not this host's cores
+    sat = sat.assign(on_testbed=sat["label"].isin(on)) if not sat.empty else sat
+    return ReportData(run=run, agg=agg, sat=sat, lim=analysis.limits(run.records, run.config),
                       stages=analysis.stage_table(run.records), drift=analysis.drift(run.summary), width=width,
                       kinds=analysis.cluster_kinds(run))
 
@@ -690,7 +728,7 @@ def markdown(data: ReportData, drawn: list[str]) -> str:
         f"Profile `{p['profile']}`, cache `{p['cache']}`, request mix `{p['mix']}` over {', '.join(p['symbols'])} "
         f"({p['start']}..{p['end']}), {p['duration']:g} s measured after {p['warmup']:g} s warm-up per point, "
         f"{p['repeats']} repeat(s), load: " + (f"open loop {p['rates']} req/s" if p.get("rates") else "")
-        + (f" closed loop {p['users']} users" if p.get("users") else "") + f", cluster `{p.get('cluster') or 'embedded LocalCluster'}`.",
+        + (f" closed loop {p['users']} users" if p.get("users") else "") + f", {_clusters(p)}.",
         "",
         *(["## Answer on this machine",
            "",
@@ -699,7 +737,7 @@ def markdown(data: ReportData, drawn: list[str]) -> str:
            "",
            "## What this predicts for larger clusters",
            "",
-           *[f"- {s}" for s in predictions(lim, analysis.tasks_per_request(run))],
+           *[f"- {s}" for s in predictions(lim, analysis.tasks_per_request(run), baseline_share(run))],
            ""] if data.width.empty else []),  # pooled over pipelines of different sizes they would mislead
         *test_cases_section(data),
         *strategy_section(run),
@@ -804,6 +842,12 @@ def holdout_section(folder: str) -> list[str]:
         result = json.load(f)
     return ["## The simulator, out of sample (SIMULATED)", "", *holdout_lines(result),
             "", f"From `{HOLDOUT_FILE}`; remake it with `stockdag simulate holdout {folder}`.", ""]
+
+
+def testbed_labels(run) -> set:
+    """The configurations whose points ran on a testbed, as each point recorded its deployment."""
+    return {m["config"]["label"] for m in run.points
+            if ((m.get("cluster") or {}).get("cluster") or {}).get("kind") == "testbed"}
 
 
 def testbed_caveats(run) -> list[str]:

@@ -536,7 +536,7 @@ _SERVER_FACTS = {
                "SIGTERM then SIGKILL of its session at the block's end; log in servers/); the load generator runs "
                "in the sweep's process",
     "thread": "in-process uvicorn (stockdag.serve.ServerThread) in the sweep's process, beside the load generator",
-    "testbed": "testbed configurations: `stockdag serve` on a testbed machine (its `server` machine, or the "
+    "testbed": "`stockdag serve` on a testbed machine (its `server` machine, or the "
                "configuration's `machine`: its namespace, quota and link), the load generator on this host",
 }
 
