@@ -44,7 +44,7 @@ def add_parsers(sub) -> dict:
                                    "git tracks it); validate simulates every measured point and prints measured vs simulated with "
                                    "the relative errors. validate, run and plan fit when RUN has no stored calibration and store "
                                    "that fit in RUN only when git does not track RUN; they write nothing else.")
-    ssub = p.add_subparsers(dest="action", required=True, metavar="ACTION", help="calibrate | validate | run")
+    ssub = p.add_subparsers(dest="action", required=True, metavar="ACTION", help="calibrate | validate | holdout | run")
     c = ssub.add_parser("calibrate", help="fit stage costs and overheads from RUN's centralized + 1-worker points",
                         description="Fit the simulator's stage costs and overheads from RUN's centralized and 1-worker points "
                                     "and store them in OUT/simulate/calibration.json (the one file it writes).")
@@ -62,6 +62,23 @@ def add_parsers(sub) -> dict:
                    help="simulate a cluster spec's workers at its nominal speeds (cpu_share) instead of the speeds measured "
                         "from the run's traces (default: measured; a cgroup quota does not deliver its share exactly)")
     c.add_argument("--json", action="store_true", help="print every point and the median errors as JSON")
+
+    c = ssub.add_parser("holdout", help="the simulator out of sample: fitted on RUN's centralized and 1-machine points, "
+                                        "every other point predicted; median errors per number of machines",
+                        description="Calibrate on RUN's centralized and 1-machine points only, predict every other point "
+                                    "(2, 3, 5 machines, mixed machines) and print measured vs simulated with the relative "
+                                    "errors, per number of machines. Writes OUT/simulate/holdout.json (OUT: --out, else RUN unless git "
+                                    "tracks it), which the run's REPORT (stockdag report RUN) shows.")
+    c.add_argument("run", type=run_folder, help="a run folder, e.g. results/<stamp>-test-cases")
+    c.add_argument("--out", type=output_dir, default=None,
+                   help="folder that receives simulate/holdout.json (default: RUN itself; a committed run, one git "
+                        "tracks, is refused without --out)")
+    c.add_argument("--repeats", type=positive_int, default=5, help="simulations per point, medians compared (default 5)")
+    # stockdag.lab.simulate.validate.SPEEDS (not imported here: it pulls in the simulator for every --help)
+    c.add_argument("--speeds", choices=("fitted", "measured", "nominal"), default="fitted",
+                   help="worker speeds: the spec's scaled by what the fitted points measured (default: no predicted "
+                        "point lends its own traces), measured from every point's traces, or the spec's nominal")
+    c.add_argument("--json", action="store_true", help="print the result as JSON")
 
     c = ssub.add_parser("run", help="simulate one configuration under one load, calibrated on RUN (a what-if `stockdag bench`)",
                         description="Simulate `stockdag bench` against a service: centralized, replicated, or distributed on a cluster "
@@ -131,6 +148,14 @@ def cmd_simulate(args) -> int:
         return 0
     if args.action == "run":
         return _simulate_run(folder, args)
+    if args.action == "holdout":
+        from ..lab.experiments.paths import derived_out
+
+        out = derived_out(folder, args.out, validate.HOLDOUT_FILE)  # before the simulations: a refusal costs nothing
+        result = validate.holdout(folder, repeats=args.repeats, speeds=args.speeds)
+        path = validate.save_holdout(out, result)
+        print(_dumps(result) if args.json else "\n".join([*validate.holdout_lines(result), "", f"written to {path}"]))
+        return 0
     result = validate.validate(folder, repeats=args.repeats, speeds="nominal" if args.nominal_speeds else "measured")
     print(_dumps(result) if args.json else validate.text(result))
     return 0

@@ -224,7 +224,7 @@ def test_on_a_testbed_the_centralized_baseline_runs_on_its_machines():
     spec = "experiments/clusters/testbed-2.yaml"
     params = SweepParams(mode=["centralized", "distributed"], workers=[2], cluster=spec, rates=[1.0], symbols=["AAPL"])
     configs = {c.label: c for c in params.configurations_list()}
-    assert set(configs) == {"centralized", "distributed w2 dask @testbed-2"}
+    assert set(configs) == {"centralized @testbed-2", "distributed w2 dask @testbed-2"}  # labelled by its machines
     assert all(c.cluster == params.cluster for c in configs.values())
     local = SweepParams(mode=["centralized"], cluster="experiments/clusters/local-2.yaml", rates=[1.0], symbols=["AAPL"])
     assert local.configurations_list()[0].cluster is None  # elsewhere the baseline runs in the sweep's process
