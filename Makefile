@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # every extra of pyproject.toml (tests/test_dependencies.py checks this list against it): the suite covers them all
 EXTRAS := bench,serve,webapp,simulate,experiments,ec2,ssh,browser,test,docs
 
-.PHONY: experiment demo test typecheck bench docs install clean
+.PHONY: experiment experiment-full test-cases-testbed test-cases-testbed-core demo test typecheck bench docs install clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +16,21 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
-## experiment: the main job, the sweep notebook on the embedded default (results/<run>/ and results/REPORT.md)
+## experiment: the main job, the sweep notebook on the embedded default (results/<run>/ and results/REPORT.md); about 10 minutes on 2 cores (estimate in experiments/params/default.yaml)
 experiment: $(STAMP)
-	bash scripts/sweep.sh experiments/params/default.yaml
+	SCALE_SEEDS='[0]' bash scripts/sweep.sh experiments/params/default.yaml
+
+## experiment-full: the same on the full grid, every configuration at four rates (experiments/params/full.yaml, about 25 minutes on 2 cores: its scale grid runs three seeds)
+experiment-full: $(STAMP)
+	bash scripts/sweep.sh experiments/params/full.yaml
+
+## test-cases-testbed-core: the design report's test cases 1-4 on the testbed's scaled machines (root; ~80 min on a quiet machine), the simulator out of sample, REPORTs
+test-cases-testbed-core: $(STAMP)
+	bash scripts/test-cases-testbed.sh core
+
+## test-cases-testbed: the full grids (every strategy at 2, 3, 5 machines; heterogeneous machines; refit), ~5 h
+test-cases-testbed: $(STAMP)
+	bash scripts/test-cases-testbed.sh full
 
 ## demo: run N requests centralized and distributed on a LocalCluster; print the comparison
 demo: $(STAMP)

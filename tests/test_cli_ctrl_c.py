@@ -6,9 +6,16 @@ command in a session of its own, waits until it is demonstrably running (a
 line it prints, a file it writes, or its child processes existing), then
 signals the whole group as the terminal does. ``stockdag serve`` has its own
 test (tests/serve/test_service_ctrl_c.py).
+
+"No process left" is checked when the command has ended: this test process is
+the commands' child subreaper (prctl), so a descendant that outlives the command,
+even by a moment, becomes its child (a zombie if it has ended since) and is seen
+every time, not only when the check happens to run before it ends.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -28,6 +35,7 @@ SMALL_ENV = {"DASK_STOCKDAG__MODELS__WINDOW": "120", "DASK_STOCKDAG__MODELS__ERR
              "DASK_STOCKDAG__DATA__MIN_HISTORY": "150", "DASK_STOCKDAG__DATA__HISTORY_DAYS": "200",
              "DASK_STOCKDAG__DATA__NEWS_DAYS": "320"}
 HANG_GUARD = 600  # seconds: a guard against a test that never ends, not a speed claim
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 
 
 def _session(sid: int) -> list[psutil.Process]:
@@ -53,6 +61,18 @@ def _spawned(sid: int) -> int:
     return n
 
 
+def _subreaper(on: bool) -> None:
+    """Make this process the subreaper of its descendants (or stop being it): see the module docstring."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def _children() -> set[int]:
+    """This process's children, live or ended and not yet reaped (zombies)."""
+    return {p.pid for p in psutil.Process().children()}
+
+
 def _sigint_default() -> None:
     """In the child: SIGINT at its default, as from a terminal, even when the suite runs with it ignored
     (``make test &`` or nohup: the shell then starts it with SIGINT ignored, and every child inherits that)."""
@@ -67,6 +87,7 @@ class Command:
         self.proc = subprocess.Popen([sys.executable, "-m", "stockdag.cli", *args], cwd=cwd, env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                      start_new_session=True, preexec_fn=_sigint_default)
+        self.others = _children() - {self.proc.pid}  # children this test had before the command
         self.err = ""
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -83,18 +104,25 @@ class Command:
             time.sleep(0.1)  # polling interval only: readiness is the condition above
 
     def interrupt(self) -> tuple[int, list[int]]:
-        """SIGINT to the whole process group, as a terminal's Ctrl-C; return the exit status and the pids it had."""
+        """SIGINT to the whole process group, as a terminal's Ctrl-C; return the exit status and the pids it had.
+
+        Also records, in :attr:`outlived`, each descendant that was still there when the command had ended."""
         pids = [p.pid for p in _session(self.proc.pid)]
+        seen = dict(zip(pids, _described(pids)))  # what each was, for a message about one that has ended since
         os.killpg(self.proc.pid, signal.SIGINT)
         try:
             rc = self.proc.wait(HANG_GUARD)
+            outlived = sorted(self.orphans())
+            self.outlived = [f"{d} (at Ctrl-C: {seen.get(pid, 'not started yet')})"
+                             for pid, d in zip(outlived, _described(outlived))]
         finally:
             self.kill()
         self._reader.join(30)
         return rc, pids
 
     def kill(self) -> None:
-        """Whatever is left of the session (only when a test failed): SIGKILL, so no test leaves processes behind."""
+        """Whatever is left of the session (only when a test failed): SIGKILL, so no test leaves processes behind,
+        and the orphans reparented here reaped."""
         for p in _session(self.proc.pid):
             try:
                 p.kill()
@@ -102,6 +130,15 @@ class Command:
                 pass
         if self.proc.poll() is None:
             self.proc.wait()
+        for pid in self.orphans():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # a zombie already: no effect
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+    def orphans(self) -> set[int]:
+        """The command's descendants that outlived it: reparented to this process, live or ended since."""
+        return _children() - self.others - {self.proc.pid}
 
 
 @pytest.fixture
@@ -112,9 +149,13 @@ def command():
         started.append(Command(args, **kwargs))
         return started[-1]
 
-    yield start
-    for c in started:
-        c.kill()
+    _subreaper(True)
+    try:
+        yield start
+        for c in started:
+            c.kill()
+    finally:
+        _subreaper(False)
 
 
 def assert_stopped_quietly(cmd: Command, rc: int, pids: list[int], children: bool = True) -> None:
@@ -123,8 +164,20 @@ def assert_stopped_quietly(cmd: Command, rc: int, pids: list[int], children: boo
     for word in ("Traceback", "KeyboardInterrupt", "CancelledError"):
         assert word not in cmd.err, cmd.err
     assert len(pids) > 1 or not children  # the command had started processes: the check below means something
-    left = [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
-    assert left == [] and _session(cmd.proc.pid) == [], (left, cmd.err)
+    assert cmd.outlived == [], (cmd.outlived, cmd.err)  # ended, every descendant ended before it
+
+
+def _described(pids: list[int]) -> list[str]:
+    """Each pid with its command line, or its state once it has none (a zombie): which child it was."""
+    out = []
+    for pid in pids:
+        try:
+            out.append(f"{pid}: {' '.join(psutil.Process(pid).cmdline())}")
+        except psutil.ZombieProcess:
+            out.append(f"{pid}: (ended since, after the command)")
+        except psutil.NoSuchProcess:
+            out.append(f"{pid}: (gone)")
+    return out
 
 
 DEMO = ["demo", "--profile", "refit", "--workers", "2", "--requests", "40", "--in-flight", "2"]
@@ -141,6 +194,13 @@ def test_ctrl_c_stops_demo_while_its_workers_start(command):
     cmd = command(DEMO)
     # the baseline's process and both Dask worker processes exist: they may still be importing
     cmd.wait_until(lambda: _spawned(cmd.proc.pid) >= 3, "started its worker processes")
+    assert_stopped_quietly(cmd, *cmd.interrupt())
+
+
+def test_ctrl_c_stops_overhead(command):
+    cmd = command(["overhead", "--profiles", "refit", "--workers", "1", "--requests", "400", "--rounds", "0",
+                   "--granularities", "stage", "--batching", "dask"])
+    cmd.wait_until(lambda: "refit request 4/400" in cmd.err, "printed its first block of requests")
     assert_stopped_quietly(cmd, *cmd.interrupt())
 
 

@@ -20,6 +20,7 @@ BASE = {
     "cluster plan": ["cluster", "plan", "local-2"], "cluster up": ["cluster", "up", "local-2"],
     "cluster status": ["cluster", "status"], "cluster down": ["cluster", "down"],
     "simulate calibrate": ["simulate", "calibrate", RUN], "simulate validate": ["simulate", "validate", RUN],
+    "simulate holdout": ["simulate", "holdout", RUN],
     "simulate run": ["simulate", "run", RUN, "--rate", "1"], "plan": ["plan", "--rate", "1", "--p99", "1"],
 }
 POS_INT = ["0", "-1", "x", "1.5"]
@@ -55,6 +56,7 @@ BAD = {
     "report": {"--out": ["README.md", "/nonexistent/dir/x"]},
     "simulate calibrate": {"run": RUNS, "--out": ["README.md", "/nonexistent/dir/x"]},
     "simulate validate": {"run": RUNS, "--repeats": POS_INT},
+    "simulate holdout": {"run": RUNS, "--out": ["README.md", "/nonexistent/dir/x"], "--repeats": POS_INT, "--speeds": ["nope", "Fitted"]},
     "simulate run": {"run": RUNS, "--mode": ["nope"], "--workers": POS_INT, "--strategy": ["hfet", "Dask"], "--rate": POS_FLOAT,
                      "--users": POS_INT, "--arrivals": ["nope"], "--duration": POS_FLOAT, "--warmup": ["-1", "nan", "x"],
                      "--timeout": POS_FLOAT, "--seed": ["-1", "x"]},
@@ -226,7 +228,7 @@ def _run_without_records(root):
     return folder
 
 
-@pytest.mark.parametrize("action", [["calibrate"], ["validate"], ["run", "--rate", "1"]])
+@pytest.mark.parametrize("action", [["calibrate"], ["validate"], ["holdout"], ["run", "--rate", "1"]])
 @pytest.mark.parametrize("folder, message", [
     (lambda root: root / "missing", "does not exist"),
     (lambda root: (root / "config.json").write_text("{}") and root, "has no points/ folder"),

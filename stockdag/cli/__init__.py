@@ -90,6 +90,9 @@ def quiet_distributed(quiet: bool = True):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..run.isolated import end_resource_tracker_before_exit
+
+    end_resource_tracker_before_exit()  # no process outlives the command, however it ends
     try:
         code = _main(argv)
         sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below

@@ -70,6 +70,7 @@ def run(args) -> int:
     import dask
 
     from .. import config
+    from ..run.isolated import sigterm_unwinds
     from ..serve import create_app, serve
 
     use_pipeline(args)  # create_app's configuration snapshot carries the spec into every request
@@ -83,5 +84,6 @@ def run(args) -> int:
                          strategy=args.strategy, profile=args.profile, max_in_flight=args.max_in_flight, deadline=args.deadline,
                          on_ready=_print_dashboard)
     print(f"stockdag serve: {app.state.backend.mode} on http://{host}:{port} (docs at /docs); Ctrl-C stops", file=sys.stderr)
-    serve(app, host=host, port=port)
+    with sigterm_unwinds():  # uvicorn re-raises a SIGTERM after its graceful shutdown: exit through the exit handlers
+        serve(app, host=host, port=port)
     return 0

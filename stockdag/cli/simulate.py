@@ -60,6 +60,25 @@ VALIDATE = Command(
                                  "measured from the run's traces (default: measured; a cgroup quota does not deliver its share exactly)"),
     ), json="print every point and the median errors as JSON")
 
+HOLDOUT = Command(
+    "holdout", help="the simulator out of sample: fitted on RUN's centralized and 1-machine points, "
+                    "every other point predicted; median errors per number of machines",
+    description="Calibrate on RUN's centralized and 1-machine points only, predict every other point "
+                "(2, 3, 5 machines, mixed machines) and print measured vs simulated with the relative "
+                "errors, per number of machines. Writes OUT/simulate/holdout.json (OUT: --out, else RUN unless git "
+                "tracks it), which the run's REPORT (stockdag report RUN) shows.",
+    arguments=(
+        arg("run", type=run_folder, help="a run folder, e.g. results/<stamp>-test-cases"),
+        arg("--out", type=output_dir, default=None,
+            help="folder that receives simulate/holdout.json (default: RUN itself; a committed run, one git "
+                 "tracks, is refused without --out)"),
+        arg("--repeats", type=positive_int, default=5, help="simulations per point, medians compared (default 5)"),
+        # stockdag.lab.simulate.validate.SPEEDS (not imported here: it pulls in the simulator for every --help)
+        arg("--speeds", choices=("fitted", "measured", "nominal"), default="fitted",
+            help="worker speeds: the spec's scaled by what the fitted points measured (default: no predicted "
+                 "point lends its own traces), measured from every point's traces, or the spec's nominal"),
+    ), json="print the result as JSON")
+
 RUN = Command(
     "run", help="simulate one configuration under one load, calibrated on RUN (a what-if `stockdag bench`)",
     description="Simulate `stockdag bench` against a service: centralized, replicated, or distributed on a cluster "
@@ -88,8 +107,8 @@ SIMULATE = Command(
                 "git tracks it); validate simulates every measured point and prints measured vs simulated with "
                 "the relative errors. validate, run and plan fit when RUN has no stored calibration and store "
                 "that fit in RUN only when git does not track RUN; they write nothing else.",
-    actions_help="calibrate | validate | run",
-    actions=(CALIBRATE, VALIDATE, RUN))
+    actions_help="calibrate | validate | holdout | run",
+    actions=(CALIBRATE, VALIDATE, HOLDOUT, RUN))
 
 PLAN = Command(
     "plan", help="the cheapest EC2 cluster and strategy predicted (simulated) to hold a p99 objective at a rate",
@@ -146,6 +165,14 @@ def cmd_simulate(args) -> int:
         return 0
     if args.action == "run":
         return _simulate_run(folder, args)
+    if args.action == "holdout":
+        from ..lab.experiments.paths import derived_out
+
+        out = derived_out(folder, args.out, validate.HOLDOUT_FILE)  # before the simulations: a refusal costs nothing
+        result = validate.holdout(folder, repeats=args.repeats, speeds=args.speeds)
+        path = validate.save_holdout(out, result)
+        print(_dumps(result) if args.json else "\n".join([*validate.holdout_lines(result), "", f"written to {path}"]))
+        return 0
     result = validate.validate(folder, repeats=args.repeats, speeds="nominal" if args.nominal_speeds else "measured")
     print(_dumps(result) if args.json else validate.text(result))
     return 0

@@ -1,10 +1,9 @@
-"""``adaptive``: HEFT while workers are idle, the whole request on one worker under load.
+"""``adaptive``: HEFT while workers are idle; once every worker is busy, Dask's own placement.
 
 A request's own parallelism (the five models side by side) is worth having
 only while there are idle workers to run it; once every worker has work
 queued, spreading a request adds transfers and scheduler round trips and wins
-nothing, and a static spread plan makes the request wait for its busiest
-worker. So, for each request, from the queued work of every worker (its
+nothing. So, for each request, from the queued work of every worker (its
 occupancy: tasks the scheduler assigned plus tasks earlier plans put there
 that have not started, so requests in flight see each other):
 
@@ -12,11 +11,15 @@ that have not started, so requests in flight see each other):
   request's critical path), plan it with HEFT (Topcuoglu et al. 2002, see
   :mod:`~stockdag.placement.heft`), which starts each worker after its queued
   work and so spreads over the idle ones;
-* otherwise localize it: every task on the worker where the whole request is
-  expected to finish first, its queued work included (join-the-shortest-queue
-  in expected work; Winston 1977, Harchol-Balter, *Performance Modeling and
-  Design of Computer Systems*, 2013, ch. 24 for JSQ and its relatives), which is
-  how the replicated baseline keeps its throughput at saturation.
+* if exactly one is idle, run the whole request there: it starts at once;
+* otherwise (every worker busy) leave the request to Dask (no restriction):
+  the scheduler binds each task when it becomes ready, to the worker with the
+  least work in hand among those holding its inputs (so a request's chain
+  stays on one worker), and work stealing moves it if that worker falls
+  behind. Binding late keeps every worker busy whatever the cost estimates
+  say; binding whole requests on arrival from learned per-worker costs left
+  one worker idle while the other held queued requests
+  (:doc:`/guides/placement`, "Where adaptive lost throughput").
 
 The decision is a pure function of (tasks, workers with their load, costs).
 """
@@ -34,7 +37,7 @@ if TYPE_CHECKING:
 
 
 class Adaptive(Strategy):
-    """HEFT while two workers are idle, else the request on the worker where it finishes first.
+    """HEFT while two workers are idle, the whole request on the one idle worker, else Dask's placement.
 
     Parameters
     ----------
@@ -52,19 +55,20 @@ class Adaptive(Strategy):
         self.idle = float(config.get("placement.idle", override_with=idle))
 
     def decide(self, tasks: Sequence[TaskInfo], workers: Sequence[WorkerInfo], costs: CostModel) -> tuple[str, Plan, float]:
-        """``(mode, plan, expected finish)``: mode is ``spread`` (HEFT) or ``local``."""
+        """``(mode, plan, expected finish)``.
+
+        mode ``spread`` (the HEFT plan), ``local`` (every task on the one idle
+        worker) or ``dask`` (every task None; the finish is HEFT's estimate).
+        """
         spread, sched = plan_request(tasks, workers, costs)
         critical_path = max(sched.ranks.values(), default=0.0)
-        backlog = [w.occupancy / max(w.nthreads, 1) for w in workers]
-        idle = sum(b <= self.idle * critical_path for b in backlog)
-        if idle >= 2:
+        idle = [i for i, w in enumerate(workers) if w.occupancy / max(w.nthreads, 1) <= self.idle * critical_path]
+        if len(idle) >= 2:
             return "spread", spread, sched.makespan
-        best: tuple[Plan, float] = ({}, float("inf"))
-        for i in range(len(workers)):
-            plan, local = plan_request(tasks, workers, costs, only=[i])
-            if i == 0 or local.makespan < best[1]:
-                best = (plan, local.makespan)
-        return "local", best[0], best[1]
+        if idle:
+            plan, local = plan_request(tasks, workers, costs, only=idle)
+            return "local", plan, local.makespan
+        return "dask", {t.key: None for t in tasks}, sched.makespan
 
     def place(self, tasks: Sequence[TaskInfo], workers: Sequence[WorkerInfo], costs: CostModel) -> Plan:
         return self.decide(tasks, workers, costs)[1]

@@ -52,7 +52,8 @@ class WorkerInfo:
 
     ``occupancy`` is the expected seconds of work already queued on the worker,
     summed over its threads: the scheduler's estimate for the tasks assigned to
-    it plus the plugin's for tasks planned there that have not started.
+    it plus the plugin's for tasks planned there that have not started, plus
+    its share (by threads) of the tasks plans left to Dask that have not started.
     """
 
     address: str

@@ -43,7 +43,7 @@ class _Live:
         self.group = group
         #: the worker the task is restricted to (None: unrestricted)
         self.address = address
-        #: expected seconds of work planned on ``address`` and not started yet
+        #: expected seconds of work planned on ``address`` (or, address None, left to Dask) and not started yet
         self.pending = pending
 
 
@@ -104,6 +104,9 @@ class PlacementPlugin(SchedulerPlugin):
         self._restricted: dict[str, set[Key]] = {}
         # worker address -> expected seconds planned there and not started yet
         self._pending: dict[str, float] = {}
+        # expected seconds of work a plan left to Dask (no restriction) and not started yet: it will land on
+        # some worker, so every worker's occupancy counts its share (adaptive under load plans so)
+        self._unplaced = 0.0
 
     def __repr__(self) -> str:
         return f"<PlacementPlugin {self.strategy_name!r}: {len(self.plans)} plans, {len(self.errors)} errors>"
@@ -121,6 +124,10 @@ class PlacementPlugin(SchedulerPlugin):
         """Worker address -> expected seconds of planned work that has not started."""
         return {a: max(v, 0.0) for a, v in self._pending.items()}
 
+    def unplaced(self) -> float:
+        """Expected seconds of work that plans left to Dask and that has not started."""
+        return max(self._unplaced, 0.0)
+
     def summary(self) -> dict[str, Any]:
         """Strategy, counters, errors and learned costs as plain data."""
         return {
@@ -132,6 +139,7 @@ class PlacementPlugin(SchedulerPlugin):
             "replans": len(self.replans),
             "warnings": list(self.warnings),
             "pending": self.pending(),
+            "unplaced": self.unplaced(),
             "costs": self.costs.snapshot(),
         }
 
@@ -149,6 +157,7 @@ class PlacementPlugin(SchedulerPlugin):
         self._live.clear()
         self._restricted.clear()
         self._pending.clear()
+        self._unplaced = 0.0
 
     def update_graph(self, scheduler: Scheduler, *, client: str, keys: set[Key], tasks: list[Key],
                      annotations: dict[str, dict[Key, Any]], priority: dict[Key, tuple[int | float, ...]],
@@ -177,8 +186,11 @@ class PlacementPlugin(SchedulerPlugin):
             live = self._live.get(key)
             if live is None:
                 return
-            if live.pending and live.address is not None:  # (pending work is planned on an address)
-                self._pending[live.address] = self._pending.get(live.address, 0.0) - live.pending
+            if live.pending:
+                if live.address is not None:
+                    self._pending[live.address] = self._pending.get(live.address, 0.0) - live.pending
+                else:
+                    self._unplaced -= live.pending
                 live.pending = 0.0
             if finish == "forgotten":
                 del self._live[key]
@@ -215,6 +227,7 @@ class PlacementPlugin(SchedulerPlugin):
                     recommendations[key] = "processing"
         self._restricted.clear()
         self._pending.clear()
+        self._unplaced = 0.0
         for live in self._live.values():
             live.address, live.pending = None, 0.0
         if recommendations:
@@ -228,6 +241,7 @@ class PlacementPlugin(SchedulerPlugin):
         self._live, previous._live = previous._live, {}
         self._restricted, previous._restricted = previous._restricted, {}
         self._pending, previous._pending = previous._pending, {}
+        self._unplaced, previous._unplaced = previous._unplaced, 0.0
 
     def _record_error(self, hook: str, stimulus_id: str, exc: BaseException) -> None:
         logger.exception("stockdag placement (%s) failed in %s", self.strategy_name, hook)
@@ -240,13 +254,17 @@ class PlacementPlugin(SchedulerPlugin):
 
     def _workers(self, scheduler: Scheduler) -> list[WorkerInfo]:
         pending = self._pending
+        running = scheduler.running
+        # work left to Dask lands wherever Dask puts it: each worker counts its share, by threads
+        per_thread = self.unplaced() / max(sum(ws.nthreads for ws in running), 1)
         return sorted(
             (
                 WorkerInfo(
                     ws.address, str(ws.name), ws.nthreads,
-                    ws.occupancy + max(pending.get(ws.address, 0.0), 0.0), ws.memory_limit or 0,
+                    ws.occupancy + max(pending.get(ws.address, 0.0), 0.0) + per_thread * ws.nthreads,
+                    ws.memory_limit or 0,
                 )
-                for ws in scheduler.running
+                for ws in running
             ),
             key=lambda w: (w.name, w.address),
         )
@@ -301,10 +319,15 @@ class PlacementPlugin(SchedulerPlugin):
                     self._restricted[old.address].discard(t.key)
                 if old.pending and old.address in self._pending:
                     self._pending[old.address] -= old.pending
+                elif old.pending and old.address is None:
+                    self._unplaced -= old.pending
             pending = 0.0
             if address is None:
                 ts.worker_restrictions = None
                 ts.loose_restrictions = False
+                # Dask will put it on one of these workers: count its expected cost there (their mean)
+                pending = sum(self.costs.estimates(t.stage, names.values())) / max(len(names), 1)
+                self._unplaced += pending
             else:
                 ts.worker_restrictions = {address}
                 ts.loose_restrictions = loose

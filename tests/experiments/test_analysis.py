@@ -224,7 +224,32 @@ def test_on_a_testbed_the_centralized_baseline_runs_on_its_machines():
     spec = "experiments/clusters/testbed-2.yaml"
     params = SweepParams(mode=["centralized", "distributed"], workers=[2], cluster=spec, rates=[1.0], symbols=["AAPL"])
     configs = {c.label: c for c in params.configurations_list()}
-    assert set(configs) == {"centralized", "distributed w2 dask @testbed-2"}
+    assert set(configs) == {"centralized @testbed-2", "distributed w2 dask @testbed-2"}  # labelled by its machines
     assert all(c.cluster == params.cluster for c in configs.values())
     local = SweepParams(mode=["centralized"], cluster="experiments/clusters/local-2.yaml", rates=[1.0], symbols=["AAPL"])
     assert local.configurations_list()[0].cluster is None  # elsewhere the baseline runs in the sweep's process
+
+
+@pytest.mark.parametrize("name", ["default", "full"])
+def test_a_grid_file_is_what_its_header_says(name):
+    """default.yaml (`make experiment`) and full.yaml state their grid and sample size; the files must agree."""
+    import re
+
+    path = f"experiments/params/{name}.yaml"
+    with open(path) as f:
+        header = f.read()
+    configurations, rates, points, requests = map(int, re.search(
+        r"(\d+) configurations x (\d+) rates = (\d+) points of at least (\d+) measured requests", header).groups())
+    params = SweepParams.from_yaml(path, run_id="t")
+    assert (len(params.configurations_list()), len(params.rates), len(params.points()), params.min_requests) == (
+        configurations, rates, points, requests)
+    assert params.min_requests >= 30  # the low-load latency the report quotes comes from at least 30 requests
+
+
+def test_the_full_grid_holds_the_default_one():
+    """The full grid is one parameter file away: every point of the default is a point of full.yaml."""
+    default = SweepParams.from_yaml("experiments/params/default.yaml", run_id="t")
+    full = SweepParams.from_yaml("experiments/params/full.yaml", run_id="t")
+    assert {c.label for c in default.configurations_list()} < {c.label for c in full.configurations_list()}
+    assert set(default.rates) < set(full.rates) and default.min_requests == full.min_requests
+    assert (default.duration, default.warmup, default.repeats) == (full.duration, full.warmup, full.repeats)

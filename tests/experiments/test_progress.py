@@ -46,7 +46,7 @@ def test_the_scale_grid_names_its_points(tmp_path, capsys):
     seen = lines(capsys.readouterr().err, "simulated points (scale grid)")
     assert {s["total"] for s in seen} == {str(len(table))}
     last = seen[-1]
-    assert last["n"] == str(len(table)) and last["what"] == f"point {len(table)}/{len(table)} was replicated, 2 x mixed at load 0.5 of the core bound"
+    assert last["n"] == str(len(table)) and last["what"] == f"point {len(table)}/{len(table)} was replicated, 2 x mixed at load 0.5 of its capacity, seed 0"
 
 
 @pytest.mark.slow

@@ -35,9 +35,9 @@ def write_repeats(folder, configs, *, users=1, n=30, capacity=None, git=None, di
     trace = _trace(load_pipeline(None))
     configurations, repeats = [], 0
     for i, (c, latencies) in enumerate(configs):
-        label = ("centralized" if c["mode"] == "centralized" else
-                 f"distributed w{c['workers']} {c['strategy']}" + (f" {c['granularity']}" if c.get("granularity") else ""))
-        config = {"mode": c["mode"], "workers": c.get("workers", 1), "strategy": c.get("strategy"), "cluster": None,
+        label = c.get("label") or ("centralized" if c["mode"] == "centralized" else
+                                   f"distributed w{c['workers']} {c['strategy']}" + (f" {c['granularity']}" if c.get("granularity") else ""))
+        config = {"mode": c["mode"], "workers": c.get("workers", 1), "strategy": c.get("strategy"), "cluster": c.get("cluster"),
                   "granularity": c.get("granularity"), "pipeline": None, "label": label}
         configurations.append(config)
         repeats = max(repeats, len(latencies))
@@ -135,7 +135,27 @@ def test_the_best_strategy_its_ties_and_the_ratio_to_random(tmp_path):
     rnd = line_with(text, "- cluster `embedded LocalCluster`, 2 workers, closed loop 1 user, p50 against `random`:")
     heft = stats.paired_ratio([0.40, 0.41, 0.405], [0.55, 0.56, 0.54])
     assert f"distributed w2 heft {heft.value:.2f}x [{heft.low:.2f}-{heft.high:.2f}]" in rnd
-    assert rnd.endswith("better than random: distributed w2 heft, distributed w2 dask.")
+    assert rnd.endswith("better than random: distributed w2 heft, distributed w2 dask; "
+                        "not shown better than random: distributed w2 round-robin.")
+
+
+def test_a_clear_winner_is_named_alone_and_a_strategy_no_better_than_random_says_so(tmp_path):
+    folder = write_repeats(tmp_path / "clear", [
+        (CENTRAL, [0.65, 0.66, 0.64]), (dist("heft"), [0.30, 0.31, 0.305]), (dist("dask"), [0.55, 0.57, 0.54]),
+        (dist("random"), [0.56, 0.55, 0.56])])
+    text = text_of(folder)
+    best = line_with(text, "- cluster `embedded LocalCluster`, 2 workers, profile `refit`, closed loop 1 user, p50:")
+    assert "best distributed w2 heft 30" in best and "; no other strategy is tied with it (" in best
+    assert "statistically tied" not in best
+    rnd = line_with(text, "- cluster `embedded LocalCluster`, 2 workers, closed loop 1 user, p50 against `random`:")
+    dask = stats.paired_ratio([0.55, 0.57, 0.54], [0.56, 0.55, 0.56])
+    assert dask.tied  # the numbers themselves: dask's interval holds random's
+    assert f"distributed w2 dask {dask.value:.2f}x [{dask.low:.2f}-{dask.high:.2f}]" in rnd
+    assert rnd.endswith("better than random: distributed w2 heft; not shown better than random: distributed w2 dask.")
+    only = write_repeats(tmp_path / "chance", [
+        (CENTRAL, [0.65, 0.66, 0.64]), (dist("dask"), [0.55, 0.57, 0.54]), (dist("random"), [0.56, 0.55, 0.56])])
+    rnd = line_with(text_of(only), "- cluster `embedded LocalCluster`, 2 workers, closed loop 1 user, p50 against `random`:")
+    assert rnd.endswith("; none is shown better than random.")
 
 
 def test_a_tie_is_reported_as_a_tie_and_one_repeat_judges_none(tmp_path):
@@ -286,6 +306,68 @@ def test_each_point_records_the_commit_that_measured_it(tmp_path, monkeypatch):
     assert meta["git"] == {"commit": "feedbeef", "dirty": True}
 
 
+def test_a_baseline_measured_outside_the_testbed_is_named_beside_the_scaled_machines(tmp_path):
+    folder = write_repeats(tmp_path / "tb", [(CENTRAL, [0.65, 0.66, 0.64]), (dist("heft"), [0.77, 0.78, 0.76])])
+    assert "Testbed (scaled machines" not in text_of(folder)  # nothing ran on a testbed: no such caveat
+    for path in (tmp_path / "tb" / "points").glob("distributed-w2-heft--*.json"):
+        meta = json.loads(path.read_text())
+        meta["cluster"] = {"cluster": {"kind": "testbed", "name": "testbed-2"}}
+        path.write_text(json.dumps(meta))
+    text = text_of(folder)
+    assert "- Testbed (scaled machines: network namespaces with CPU quotas and capped links): distributed w2 heft;" in text
+    assert "- Not on the testbed's machines: centralized ran in this host's own processes, outside every quota" in text
+
+
+def test_with_a_fast_and_a_slow_centralized_machine_each_baseline_gets_its_verdict(tmp_path):
+    fast = {"mode": "centralized", "label": "centralized @testbed-hetero on big-0"}
+    slow = {"mode": "centralized", "label": "centralized @testbed-hetero on std-0"}
+    folder = write_repeats(tmp_path / "two", [(slow, [0.80, 0.82, 0.81]), (fast, [0.40, 0.41, 0.40]),
+                                              (dist("heft", 3), [0.60, 0.61, 0.59])])
+    text = text_of(folder)
+    against_slow = line_with(text, "- Against centralized @testbed-hetero on std-0, p50 at the lowest load")
+    against_fast = line_with(text, "- Against centralized @testbed-hetero on big-0, p50 at the lowest load")
+    assert "distributed w3 heft 0.74x [" in against_slow.split("beats centralized: ")[1]
+    assert "distributed w3 heft 1.49x [" in against_fast.split("loses to centralized: ")[1].split(";")[0]  # the best single machine wins here
+    assert "- Centralized baseline (centralized @testbed-hetero on big-0, the best of 2 single machines by throughput, then p50;" in text
+
+
+def test_the_test_case_table_gives_the_best_strategy_s_speed_ups_and_bounds_per_machines(tmp_path):
+    tb5 = "experiments/clusters/testbed-5.yaml"
+    folder = write_repeats(tmp_path / "tc", [
+        ({"mode": "centralized", "label": "centralized @testbed-1", "cluster": "experiments/clusters/testbed-1.yaml"},
+         [0.80, 0.82, 0.81]),
+        (dist("dask", 5, cluster=tb5), [0.50, 0.52, 0.51]), (dist("heft", 5, cluster=tb5), [0.40, 0.41, 0.40]),
+        (dist("random", 5, cluster=tb5), [0.60, 0.60, 0.61]),
+        (dist("dask", 5, cluster=tb5, granularity="request"), [0.79, 0.80, 0.80])])
+    for path in (tmp_path / "tc" / "points").glob("*.json"):
+        meta = json.loads(path.read_text())
+        workers = {f"m-{i}": {"role": "worker", "cpu_share": 0.25} for i in range(meta["config"]["workers"])}
+        meta["cluster"] = {"cluster": {"kind": "testbed", "machines": {"server": {"role": "server", "cpu_share": 0.25},
+                                                                       **workers}}}
+        path.write_text(json.dumps(meta))
+    data = report.compute(folder)
+    (row,) = analysis.test_cases(data.run, data.lim).to_dict("records")
+    assert (row["machines"], row["case"], row["cluster"]) == (5, "4: 5 machines for 5 models", "testbed-5")
+    assert row["best_p50"] == "distributed w5 heft"  # alone: dask and random are slower in every repeat
+    s = data.run.summary.sort_values("repeat")
+
+    def p50(label):  # per repeat, as the run measured it (the histogram's p50 of the records)
+        return list(s[s["label"] == label]["p50_ms"])
+
+    want = stats.paired_ratio(p50("centralized @testbed-1"), p50("distributed w5 heft"))
+    assert (row["p50_speedup_vs_centralized"].value, row["p50_speedup_vs_centralized"].low) == pytest.approx(
+        (want.value, want.low))
+    assert row["p50_speedup_vs_whole_requests"].value == pytest.approx(
+        stats.paired_ratio(p50("distributed w5 dask request"), p50("distributed w5 heft")).value)
+    assert row["throughput_bound"] == pytest.approx(5.0)  # 5 machines of 0.25 over the centralized machine's 0.25
+    work, cp = data.lim["total_work_s"], data.lim["critical_path_s"]
+    assert row["latency_bound"] == pytest.approx(work / max(cp, work / 5))
+    text = report.markdown(data, [])
+    assert "## Test cases (MEASURED)" in text and "Against `centralized @testbed-1` (test case 1)" in text
+    line = line_with(text, "| 4: 5 machines for 5 models | testbed-5 | 5 | ")
+    assert f"| {want.value:.2f}x [{want.low:.2f}-{want.high:.2f}] |" in line and "| distributed w5 heft |" in line
+
+
 # -- issue 21: a testbed point where a machine did not get its quota is flagged like a slowed one -------------------
 
 def _with_cpu(folder: str, starved: dict) -> str:
@@ -322,3 +404,27 @@ def test_a_point_with_a_starved_testbed_machine_is_flagged_and_a_fed_one_is_not(
     fed = _with_cpu(write_repeats(tmp_path / "fed", [(CENTRAL, [0.65]), (dist("adaptive"), [0.5])]), starved=set())
     assert "No testbed machine was starved at any of the 2 points with CPU records" in text_of(fed)
     assert analysis.drift(analysis.load_run(fed).summary)["starved_points"] == []
+
+
+def test_testbed_configurations_are_bounded_by_their_machines_not_by_this_host_s_cores(tmp_path):
+    """5 quarter-core machines of a testbed may serve more than 2 host cores' bound computed from the baseline's
+    quarter-core stage times: the REPORT must not call that oversubscribed or above the bound, and its prediction
+    counts machines like the baseline's, not CPU-seconds."""
+    tb5 = "experiments/clusters/testbed-5.yaml"
+    folder = write_repeats(tmp_path / "tb", [
+        ({"mode": "centralized", "label": "centralized @testbed-1", "cluster": "experiments/clusters/testbed-1.yaml"},
+         [2.0, 2.1, 2.0]),
+        (dist("dask", 5, cluster=tb5), [0.50, 0.52, 0.51])], users=1)
+    untouched = text_of(folder)  # the same points without a testbed record: held to the host's cores
+    assert "5 worker processes on 2 cores share the cores" in untouched
+    for path in (tmp_path / "tb" / "points").glob("*.json"):
+        meta = json.loads(path.read_text())
+        workers = {f"m-{i}": {"role": "worker", "cpu_share": 0.25} for i in range(meta["config"]["workers"])}
+        meta["cluster"] = {"cluster": {"kind": "testbed", "machines": {"server": {"role": "server", "cpu_share": 0.25},
+                                                                       **workers}}}
+        meta["server"] = {"how": "testbed", "machine": "server"}
+        path.write_text(json.dumps(meta))
+    text = text_of(folder)
+    assert "share the cores" not in text and "Above the bound" not in text
+    assert "against its machines' bound in the test-case table below" in text
+    assert "of stage work on a machine like the baseline's (0.25 CPU), so a cluster of C such machines serves" in text

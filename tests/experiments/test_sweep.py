@@ -155,25 +155,25 @@ def _lives_in(pid: int, machine: dict) -> None:
 @needs_testbed
 @reaches_the_testbed
 def test_the_centralized_baseline_on_a_testbed_runs_on_a_machine_of_the_spec(tmp_path):
-    """The centralized server process in worker machine m-0's namespace and cgroup (its 0.25 CPU quota), answering
-    at m-0's address from this host over the bridge."""
+    """The centralized server process in the testbed's `server` machine's namespace and cgroup (its 0.25 CPU quota,
+    a worker's), answering at that machine's address from this host over the bridge."""
     import urllib.request
 
     mode = "centralized"
     params = SweepParams(mode=[mode], workers=[1], cluster=TESTBED1, rates=[1.0], symbols=["AAPL"], out=str(tmp_path),
                          run_id="tb")
     [cfg] = params.configurations_list()
-    assert cfg.cluster == params.cluster and cfg.label == "centralized"
+    assert cfg.cluster == params.cluster and cfg.label == "centralized @testbed-1"
     with dask.config.set(SMALL), serving(cfg, params) as (url, info, testbed):
         machines, server = info["cluster"]["machines"], info["server"]
         front = machines[server["machine"]]
-        assert server["machine"] == "m-0"
+        assert server["machine"] == "server" and front["cpu_share"] == machines["m-0"]["cpu_share"]
         assert url == f"http://{front['address']}:8000"
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with opener.open(url + "/health", timeout=30) as r:
             assert json.load(r)["mode"] == mode
         _lives_in(server["pid"], front)
-        with open(os.path.join(machines["m-0"]["cgroup"], "cpu.cfs_quota_us")) as f:
+        with open(os.path.join(front["cgroup"], "cpu.cfs_quota_us")) as f:
             assert int(f.read()) == 1000  # 0.25 CPU of a 4 ms period: held again once the server answered
 
 
@@ -181,15 +181,16 @@ def test_the_centralized_baseline_on_a_testbed_runs_on_a_machine_of_the_spec(tmp
 @reaches_the_testbed
 def test_a_testbed_point_records_what_each_machine_used(tmp_path):
     """A real point of the centralized baseline on testbed-1: its record holds every machine's cgroup counters and
-    the host's idle CPU; m-0, which served the requests, used CPU time; the summary carries the starved column."""
+    the host's idle CPU; the server machine, which served the requests, used CPU time; the summary carries the starved
+    column."""
     params = SweepParams(mode=["centralized"], cluster=TESTBED1, rates=[2.0], duration=1.0, warmup=0.3, min_requests=3,
                          symbols=["AAPL"], out=str(tmp_path), run_id="tbpoint", timeout=30)
     with dask.config.set(SMALL):
         folder = run_sweep(params, progress=False)
-    meta = json.load(open(os.path.join(folder, "points", "centralized--rate2--r0.json")))
+    meta = json.load(open(os.path.join(folder, "points", "centralized-testbed-1--rate2--r0.json")))
     cpu = meta["cpu"]
     assert set(cpu["machines"]) == {"scheduler", "server", "m-0"} and cpu["wall_s"] > 0
-    m0 = cpu["machines"]["m-0"]
+    m0 = cpu["machines"]["server"]
     assert m0["cpu_s"] > 0 and m0["periods"] > 0 and m0["share"] == 0.25
     assert {"throttled", "throttled_s", "active_s", "starved"} <= set(m0) and 0 <= cpu["host_idle_cpus"] <= cpu["host_cores"]
     summary = pd.read_csv(os.path.join(folder, "summary.csv"), keep_default_na=False)

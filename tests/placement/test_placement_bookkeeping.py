@@ -181,3 +181,20 @@ def test_any_strategy_s_warnings_reach_the_plugin(scheduler):
     submit(plugin, scheduler)
     submit(plugin, scheduler)
     assert list(plugin.warnings) == ["a planned worker is missing"]
+
+
+def test_work_left_to_dask_counts_on_every_worker_until_it_starts(scheduler):
+    """adaptive under load restricts nothing; the next request must still see that work coming (issue 23 item 5)."""
+    plugin = PlacementPlugin("adaptive", idle=-1.0)  # no worker is ever idle: every request is left to Dask
+    rid, keys = submit(plugin, scheduler, stages=("a", "b"))
+    assert set(plugin.plan_for(rid).values()) == {None}
+    assert all(not scheduler.tasks[k].worker_restrictions for k in keys)
+    assert plugin.unplaced() == pytest.approx(1.0)  # two tasks at the default 0.5 s
+    before = {ws.address: ws.occupancy for ws in scheduler.running}
+    # Dask will put it somewhere: each of the two one-thread workers counts half of it
+    assert {w.address: w.occupancy - before[w.address] for w in plugin._workers(scheduler)} == pytest.approx(
+        {a: 0.5 for a in before})
+    plugin.transition(keys[0], "waiting", "processing", stimulus_id="s")  # now in the scheduler's own occupancy
+    assert plugin.unplaced() == pytest.approx(0.5)
+    plugin.transition(keys[1], "released", "forgotten", stimulus_id="s")
+    assert plugin.unplaced() == pytest.approx(0.0) and plugin.summary()["unplaced"] == 0.0

@@ -90,7 +90,8 @@ def stage_table(records: pd.DataFrame) -> pd.DataFrame:
             continue
         t0 = min(t["start"] for t in trace)
         for t in trace:
-            rows.append({"request": idx, "label": r["label"], "load": r["load"], "id": t["id"], "stage": t["stage"],
+            rows.append({"request": idx, "label": r["label"], "mode": r.get("mode"), "load": r["load"],
+                         "id": t["id"], "stage": t["stage"],
                          "worker": t["worker"], "start": t["start"] - t0, "duration": t["end"] - t["start"]})
     return pd.DataFrame(rows)
 
@@ -106,8 +107,8 @@ def limits(records: pd.DataFrame, config: dict) -> dict:
     st = stage_table(records)
     if st.empty:
         return {}
-    base = st[st["label"] == "centralized"]
-    base = base if not base.empty else st
+    central = central_label(config, st["label"].unique())
+    base = st[st["label"] == central] if central else st
     costs = base.groupby("id")["duration"].mean().to_dict()
     cp, path = critical_path(costs)
     work = bounds.work(costs)
@@ -250,7 +251,9 @@ def width_table(run: RunData) -> pd.DataFrame:
         return pd.DataFrame()
     sat["pipeline"] = sat["label"].map(pipe_of)
     flagged = flagged_labels(run.summary)
-    stage_ms = compute_tax(stage_table(run.records)).set_index("label")["stage_ms"]
+    stages = stage_table(run.records)
+    stage_ms = compute_tax(stages, central_label(run.config, stages["label"].unique()) if len(stages) else None
+                           ).set_index("label")["stage_ms"]
     rows = []
     for pipe, g in sat.groupby("pipeline", sort=False):
         base = g[g["mode"] == "centralized"]
@@ -345,7 +348,17 @@ def low_capacity(summary: pd.DataFrame) -> dict:
                                      "slower_pct": 100 * (med / float(r["capacity"]) - 1)} for _, r in low.iterrows()]}
 
 
-def compute_tax(stages: pd.DataFrame) -> pd.DataFrame:
+def central_label(config: dict, labels) -> str | None:
+    """The centralized configuration ratios are taken against: the first the run lists (a run on a slow and a fast
+    testbed machine has two, e.g. ``centralized @testbed-hetero on std-0``), of those in ``labels``."""
+    labels = list(labels)
+    # (a width run's centralized configurations each serve another pipeline: none is the baseline of all)
+    listed = [c["label"] for c in config.get("configurations", []) if c.get("mode") == "centralized" and not c.get("pipeline")]
+    found = [x for x in listed if x in labels] or [x for x in labels if x == "centralized" or x.startswith("centralized @")]
+    return found[0] if found else None
+
+
+def compute_tax(stages: pd.DataFrame, base_label: str | None = None) -> pd.DataFrame:
     """Per configuration at its lowest load: the median request's stage time and its ratio to centralized's.
 
     A request's stage time is the sum of its stages' traced durations (the compute, without orchestration or
@@ -360,6 +373,84 @@ def compute_tax(stages: pd.DataFrame) -> pd.DataFrame:
     low = per_request[per_request["load"] == lowest]
     out = low.groupby("label", sort=False).agg(load=("load", "first"), stage_s=("duration", "median")).reset_index()
     out["stage_ms"] = 1000 * out.pop("stage_s")
-    base = out.loc[out["label"] == "centralized", "stage_ms"]
+    base_label = base_label or central_label({}, out["label"])
+    base = out.loc[out["label"] == base_label, "stage_ms"]
     out["tax"] = out["stage_ms"] / float(base.iloc[0]) if len(base) else float("nan")
     return out
+
+
+def _shares(run: RunData) -> tuple[dict[tuple[str, int], float], float | None]:
+    """Per (cluster, workers): the worker machines' CPU shares summed, and the centralized machine's share, from what
+    each testbed point recorded of its deployment (empty, None: not a testbed run)."""
+    total: dict[tuple[str, int], float] = {}
+    central, base = None, central_label(run.config, [m["config"]["label"] for m in run.points])
+    for meta in run.points:
+        c, dep = meta["config"], (meta.get("cluster") or {}).get("cluster") or {}
+        machines = dep.get("machines") or {}
+        if not machines:
+            continue
+        if c["label"] == base:
+            central = (machines.get(c.get("machine") or "server") or {}).get("cpu_share")
+        elif c["mode"] == "distributed":
+            total[(str(c.get("cluster") or ""), int(c["workers"]))] = float(
+                sum(m["cpu_share"] for m in machines.values() if m.get("role") == "worker"))
+    return total, central
+
+
+def test_cases(run: RunData, lim: dict) -> pd.DataFrame:
+    """The design report's test cases per (cluster, machines): speed-ups of the best strategy over centralized and
+    over whole requests on the same machines (granularity ``request``), paired by repeat (:mod:`.stats`), beside the
+    critical-path and core bounds, and the best strategy with the strategies tied with it.
+
+    p50 at the lowest load, throughput at the highest. The bounds take the centralized machine's stage costs
+    (``lim``): latency ``work / max(critical path, work / cores)``, throughput the machines' CPU over the
+    centralized machine's (``n`` where the run recorded no shares).
+    """
+    from . import stats
+
+    s = run.summary
+    central = central_label(run.config, s["label"].unique()) if len(s) else None
+    if central is None:
+        return pd.DataFrame()
+    grain = {c["label"]: c.get("granularity") for c in run.config.get("configurations", [])}
+    low, top = s["load"].min(), s["load"].max()
+    width_n = parallel_width()
+    shares, central_share = _shares(run)
+    work, cp = lim.get("total_work_s"), lim.get("critical_path_s")
+
+    def per_repeat(label: str, col: str, load: float) -> dict[int, float]:
+        at = s[(s["label"] == label) & (s["load"] == load)]
+        return {int(r): float(v) for r, v in zip(at["repeat"], at[col])}
+
+    def ratio(a: dict[int, float], b: dict[int, float]):
+        reps = sorted(set(a) & set(b))
+        return stats.paired_ratio([a[r] for r in reps], [b[r] for r in reps])
+
+    rows = []
+    dist = s[s["mode"] == "distributed"].assign(_cluster=lambda d: d["cluster"].fillna("").astype(str))
+    for (cluster, n), g in dist.groupby(["_cluster", "workers"], sort=True):
+        n = int(n)
+        labels = list(dict.fromkeys(g["label"]))
+        strategies = [x for x in labels if grain.get(x) != "request"]
+        whole = [x for x in labels if grain.get(x) == "request"]
+        row: dict = {"cluster": os.path.splitext(os.path.basename(cluster))[0] or "local", "machines": n,
+                     "case": "2: 1 machine" if n == 1 else f"3: {n} machines, fewer than {width_n} models"
+                     if n < width_n else f"4: {n} machines for {width_n} models"}
+        for col, load, lower, key in (("p50_ms", low, True, "p50"), ("throughput", top, False, "throughput")):
+            values = {x: per_repeat(x, col, load) for x in strategies}
+            ranking = stats.rank(values, key, lower) if len(values) > 1 else None
+            best = ranking.best if ranking else (strategies[0] if strategies else None)
+            if best is None:
+                continue
+            row[f"best_{key}"] = best + (f" (tied: {', '.join(ranking.tied)})" if ranking and ranking.tied else "")
+            base = per_repeat(central, col, load)
+            r = ratio(base, values[best]) if lower else ratio(values[best], base)
+            row[f"{key}_speedup_vs_centralized"] = r
+            if whole:
+                rep = per_repeat(whole[0], col, load)
+                row[f"{key}_speedup_vs_whole_requests"] = ratio(rep, values[best]) if lower else ratio(values[best], rep)
+        cores = shares.get((cluster, n), 0) / central_share if central_share else float(n)
+        row["latency_bound"] = work / max(cp, work / cores) if work and cp else float("nan")
+        row["throughput_bound"] = cores
+        rows.append(row)
+    return pd.DataFrame(rows)

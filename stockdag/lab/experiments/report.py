@@ -84,20 +84,26 @@ def answer(sat: pd.DataFrame, lim: dict, machine: dict, agg: pd.DataFrame | None
     base = sat[sat["mode"] == "centralized"]
     if base.empty:
         return ["No centralized baseline in this run: ratios cannot be given."]
-    b = base.iloc[0]
+    # several centralized machines (a fast and a slow one): distribution is measured against the best single machine
+    b = base.sort_values(["max_throughput", "p50_low_load_ms"], ascending=[False, True]).iloc[0]
     dist = sat[sat["mode"] == "distributed"]
     rep = sat[sat["mode"] == "replicated"]
     # the capacity the bound was computed with (re-measured per block in newer runs), not only the one at the start
     cores, cap = machine.get("cores"), lim.get("parallel_capacity", machine.get("parallel_capacity"))
-    out.append(f"Centralized baseline: {b['max_throughput']:.2f} req/s at best, p50 {b['p50_low_load_ms']:.0f} ms at the lowest load.")
+    which = (f" ({b['label']}, the best of {len(base)} single machines by throughput, then p50; every configuration against "
+             "each is below)" if len(base) > 1 else "")
+    out.append(f"Centralized baseline{which}: {b['max_throughput']:.2f} req/s at best, p50 {b['p50_low_load_ms']:.0f} ms "
+               "at the lowest load.")
     if not dist.empty:
         best_t = dist.loc[dist["max_throughput"].idxmax()]
         best_l = dist.loc[dist["p50_low_load_ms"].idxmin()]
         verdict = "improves" if best_t["max_throughput"] > 1.05 * b["max_throughput"] else "does not improve"
+        # a testbed configuration's bound is its machines' quotas (the test-case table), not this host's cores
+        bound = ("against its machines' bound in the test-case table below" if best_t["label"] in _testbed(sat) else
+                 f"against a bound of {_fmt(lim.get('throughput_bound_rps'))} req/s ({cap} effective of {cores} cores)")
         out.append(f"Throughput: distributing the stages {verdict} it here: the best distributed configuration "
                    f"({best_t['label']}) reached {best_t['max_throughput']:.2f} req/s = "
-                   f"{best_t['max_throughput'] / b['max_throughput']:.2f}x centralized, against a bound of "
-                   f"{_fmt(lim.get('throughput_bound_rps'))} req/s ({cap} effective of {cores} cores).")
+                   f"{best_t['max_throughput'] / b['max_throughput']:.2f}x centralized, {bound}.")
         why = bound_exceeded(sat, lim)
         if why:
             out.append(why)
@@ -211,11 +217,17 @@ def _random_lines(where: str, g: pd.DataFrame) -> list[str]:
             if not ratios:
                 continue
             better = [k for k, r in ratios.items() if r.judged and ((r.high < 1) if lower else (r.low > 1))]
+            # named, not left to be inferred: a strategy whose interval reaches random's is no better than chance here
+            not_better = [k for k, r in ratios.items() if r.judged and k not in better]
+            if not all(r.judged for r in ratios.values()):
+                verdict = f"; too few repeats to judge (it takes {stats.MIN_REPEATS})."
+            elif not better:
+                verdict = "; none is shown better than random."
+            else:
+                verdict = f"; better than random: {', '.join(better)}" + (
+                    f"; not shown better than random: {', '.join(not_better)}." if not_better else ".")
             out.append(f"{where}, {_load_text(loop, load)}, {words} against `random`: "
-                       + ", ".join(f"{k} {_ratio_text(r)}" for k, r in ratios.items())
-                       + (f"; better than random: {', '.join(better)}." if better else
-                          "; none is shown better than random." if all(r.judged for r in ratios.values()) else
-                          f"; too few repeats to judge (it takes {stats.MIN_REPEATS})."))
+                       + ", ".join(f"{k} {_ratio_text(r)}" for k, r in ratios.items()) + verdict)
     return out
 
 
@@ -237,7 +249,13 @@ def versus_centralized_lines(run) -> list[str]:
     s = run.summary
     if not len(s) or (s["mode"] == "centralized").sum() == 0:
         return []
-    base = s[s["mode"] == "centralized"]["label"].iloc[0]
+    bases = list(dict.fromkeys(s[s["mode"] == "centralized"]["label"]))
+    # several centralized machines (a fast and a slow one): every configuration against each, so the answer
+    # "distribution against the best single machine" is there, not only against the first
+    return [line for base in bases for line in _versus_one_centralized(s, base, named=len(bases) > 1)]
+
+
+def _versus_one_centralized(s: pd.DataFrame, base: str, named: bool) -> list[str]:
     out = []
     for metric, loadpick, lower, words in (("p50_ms", min, True, "p50 at the lowest load"),
                                            ("throughput", max, False, "throughput at the highest load")):
@@ -257,8 +275,9 @@ def versus_centralized_lines(run) -> list[str]:
                     verdict = "beats centralized" if better else "loses to centralized"
                 verdicts.setdefault(verdict, []).append(f"{label} {_ratio_text(r)}")
         if verdicts:
-            out.append(f"Against centralized, {words} (ratio to centralized's): "
-                       + "; ".join(f"{v}: {', '.join(items)}" for v, items in verdicts.items()) + ".")
+            head = (f"Against {base}, {words} (ratio to its): " if named else
+                    f"Against centralized, {words} (ratio to centralized's): ")
+            out.append(head + "; ".join(f"{v}: {', '.join(items)}" for v, items in verdicts.items()) + ".")
     return out
 
 
@@ -280,9 +299,17 @@ def saturated_lines(sat: pd.DataFrame, lim: dict, queued: float) -> list[str]:
                 sat.sort_values("max_throughput", ascending=False).iterrows()) + " of it."]
 
 
+def _testbed(sat: pd.DataFrame) -> set:
+    """The labels of ``sat`` that ran on a testbed's scaled machines (``on_testbed``, set by :func:`compute`)."""
+    return set(sat.loc[sat["on_testbed"], "label"]) if "on_testbed" in sat else set()
+
+
 def bound_exceeded(sat: pd.DataFrame, lim: dict) -> str | None:
-    """Why a measured throughput lies above the core bound, when one does (never left without a word)."""
+    """Why a measured throughput lies above the core bound, when one does (never left without a word).
+
+    Testbed configurations are not held to this host's core bound: their machines' quotas bound them."""
     bound = lim.get("throughput_bound_rps")
+    sat = sat[~sat["label"].isin(_testbed(sat))] if not sat.empty else sat
     if not bound or sat.empty:
         return None
     over = sat[sat["max_throughput"] > bound]
@@ -301,7 +328,7 @@ def oversubscribed(sat: pd.DataFrame, machine: dict) -> str | None:
     cores = machine.get("cores")
     if sat.empty or not cores:
         return None
-    many = sat[(sat["mode"] != "centralized") & (sat["workers"] > cores)]
+    many = sat[(sat["mode"] != "centralized") & (sat["workers"] > cores) & ~sat["label"].isin(_testbed(sat))]
     if many.empty:
         return None
     return (f"{', '.join(many['label'])}: {int(many['workers'].max())} worker processes on {cores} cores share the cores, "
@@ -325,6 +352,15 @@ SERVED = {
 }
 
 
+def _clusters(p: dict) -> str:
+    """Where the run's configurations ran: the one cluster of the run, or each configuration's."""
+    own = sorted({os.path.splitext(os.path.basename(c["cluster"]))[0] for c in p.get("configurations") or []
+                  if c.get("cluster")})
+    if own:
+        return "clusters per configuration: " + ", ".join(f"`{c}`" for c in own)
+    return f"cluster `{p.get('cluster') or 'embedded LocalCluster'}`"
+
+
 def _server_how(config: dict) -> str:
     server = config.get("server")
     return server.get("how", "thread") if isinstance(server, dict) else "thread"  # a sentence: in-process uvicorn
@@ -343,6 +379,8 @@ def conditions(run, d: dict) -> list[str]:
     if "server" not in run.config:
         lines.append(NAGLE)
     lines.append(SERVED[_server_how(run.config)])
+    if isinstance(run.config.get("server"), dict) and run.config["server"].get("testbed"):
+        lines.append("On the testbed: " + run.config["server"]["testbed"] + ".")
     if not d.get("probes"):
         lines.append("This run has no CPU-speed probes (recorded before they existed): how fast the machine was at each "
                      "point cannot be checked, and its capacity was measured once, at the start.")
@@ -493,18 +531,32 @@ def provenance_lines(run) -> list[str]:
     return out
 
 
-def predictions(lim: dict, tasks: dict[str, tuple[int, ...]] | None = None) -> list[str]:
+def baseline_share(run) -> float | None:
+    """The CPUs of the machine the centralized baseline ran on, when that was a testbed machine (else None)."""
+    for m in run.points:
+        server = m.get("server") or {}
+        machines = ((m.get("cluster") or {}).get("cluster") or {}).get("machines") or {}
+        if m["config"]["mode"] == "centralized" and server.get("machine") in machines:
+            return machines[server["machine"]].get("cpu_share")
+    return None
+
+
+def predictions(lim: dict, tasks: dict[str, tuple[int, ...]] | None = None, share: float | None = None) -> list[str]:
     """What the measured limits imply beyond this machine (bounds, not measurements).
 
     ``tasks``: the tasks a request of each distributed configuration was built as (:func:`analysis.tasks_per_request`).
+    ``share``: the CPUs of the baseline's testbed machine (:func:`baseline_share`): stage times are then that
+    machine's, and the bound counts such machines, not cores.
     """
     if not lim:
         return []
     costs = lim.get("stage_costs_s") or {}
     width = analysis.parallel_width(costs)
+    work = (f"{lim['total_work_s']:.2f} s of stage work on a machine like the baseline's ({share:g} CPU), so a cluster "
+            f"of C such machines" if share else f"{lim['total_work_s']:.2f} CPU-seconds of stage work, so a cluster of C "
+            "cores")
     return [
-        f"Throughput: each request costs {lim['total_work_s']:.2f} CPU-seconds of stage work, so a cluster of C "
-        f"cores serves at most {1 / lim['total_work_s']:.2f} x C req/s, whichever way the stages are placed; "
+        f"Throughput: each request costs {work} serves at most {1 / lim['total_work_s']:.2f} x C req/s, whichever way the stages are placed; "
         f"stage distribution reaches it only while transfers and {tasks_text(tasks or {})} per request stay small "
         "beside the work, whereas replicating whole requests moves no data.",
         f"Latency: no number of machines brings one request below its critical path, {1000 * lim['critical_path_s']:.0f} ms "
@@ -519,7 +571,10 @@ def compute(folder: str) -> ReportData:
     run = analysis.load_run(folder)
     agg = analysis.aggregate(run.summary)
     width = analysis.width_table(run) if len(analysis.pipelines_swept(run)) > 1 else pd.DataFrame()
-    return ReportData(run=run, agg=agg, sat=analysis.saturation(agg), lim=analysis.limits(run.records, run.config),
+    sat = analysis.saturation(agg)
+    on = testbed_labels(run)  # their bounds are their machines' quotas, not this host's cores
+    sat = sat.assign(on_testbed=sat["label"].isin(on)) if not sat.empty else sat
+    return ReportData(run=run, agg=agg, sat=sat, lim=analysis.limits(run.records, run.config),
                       stages=analysis.stage_table(run.records), drift=analysis.drift(run.summary), width=width,
                       kinds=analysis.cluster_kinds(run))
 
@@ -560,7 +615,8 @@ def configurations_table(data: ReportData) -> pd.DataFrame:
     table["all_requests_low_load_ms"] = [f"p50 {a:.0f}, {analysis.tail_text(t, t, n)}" if a == a else "n/a"
                                          for a, t, n in zip(table["all_p50_low_load_ms"], table["all_tail_low_load_ms"],
                                                             table["n_all_low_load"])]
-    tax = analysis.compute_tax(data.stages).set_index("label")
+    labels = data.stages["label"].unique() if len(data.stages) else []
+    tax = analysis.compute_tax(data.stages, analysis.central_label(data.run.config, labels)).set_index("label")
     # the compute tax: the stages' own time against the baseline's, so a slower compute cannot hide in a ratio
     table["stage_ms_low_load"] = [f"{tax.at[label, 'stage_ms']:.0f}" if label in tax.index else "n/a" for label in table["label"]]
     table["compute_tax"] = [f"{tax.at[label, 'tax']:.2f}x" if label in tax.index and tax.at[label, "tax"] == tax.at[label, "tax"]
@@ -723,7 +779,7 @@ def markdown(data: ReportData, drawn: list[str]) -> str:
         f"Profile `{p['profile']}`, cache `{p['cache']}`, request mix `{p['mix']}` over {', '.join(p['symbols'])} "
         f"({p['start']}..{p['end']}), {p['duration']:g} s measured after {p['warmup']:g} s warm-up per point, "
         f"{p['repeats']} repeat(s), load: " + (f"open loop {p['rates']} req/s" if p.get("rates") else "")
-        + (f" closed loop {p['users']} users" if p.get("users") else "") + f", cluster `{p.get('cluster') or 'embedded LocalCluster'}`.",
+        + (f" closed loop {p['users']} users" if p.get("users") else "") + f", {_clusters(p)}.",
         "",
         *(["## Answer on this machine",
            "",
@@ -732,9 +788,11 @@ def markdown(data: ReportData, drawn: list[str]) -> str:
            "",
            "## What this predicts for larger clusters",
            "",
-           *[f"- {s}" for s in predictions(lim, analysis.tasks_per_request(run))],
+           *[f"- {s}" for s in predictions(lim, analysis.tasks_per_request(run), baseline_share(run))],
            ""] if data.width.empty else []),  # pooled over pipelines of different sizes they would mislead
+        *test_cases_section(data),
         *strategy_section(run),
+        *holdout_section(folder),
         *width_section(data),
         "## Configurations",
         "",
@@ -782,16 +840,86 @@ def markdown(data: ReportData, drawn: list[str]) -> str:
         *([f"- {why}"] if (why := bound_exceeded(sat, lim)) and base.empty else []),
         *(["- One host: distributed workers are processes on the same cores as the server, the scheduler and the load "
            "generator; network transfers are loopback. Cluster specs of kind `emulated` add CPU quotas and link delays; "
-           "`ec2` runs for real."] if "ec2" not in data.kinds else []),  # the kinds each point recorded
+           "`ec2` runs for real."] if not {"ec2", "testbed"} & set(data.kinds) else []),  # the kinds each point recorded
         *(["- Emulated cluster: worker CPU shares are cgroup quotas and link delays a delaying transport; the centralized "
            "baseline runs outside the quotas, on a whole core, so it has an advantage over the distributed configurations."]
           if "emulated" in data.kinds else []),
+        *[f"- {s}" for s in testbed_caveats(run)],
         "- Confidence intervals are 95% t intervals over repeats; with one repeat there are none, and shared-machine noise "
         "shows only in the probes above.",
         "- Remake everything here with `stockdag report " + folder + "` (a committed run: `--out DIR` writes it there, "
         "`--in-place` rewrites the run's own files).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def test_cases_section(data: ReportData) -> list[str]:
+    """The design report's test cases, MEASURED, per number of machines (testbed runs: machines of stated shares)."""
+    if "testbed" not in data.kinds:
+        return []
+    t = analysis.test_cases(data.run, data.lim)
+    if t.empty:
+        return []
+    central = analysis.central_label(data.run.config, data.run.summary["label"].unique())
+
+    def cell(v) -> str:
+        return _ratio_text(v) if isinstance(v, stats.Ratio) else "" if v is None or (isinstance(v, float) and v != v) else str(v)
+
+    cols = {"case": "test case", "cluster": "cluster", "machines": "machines",
+            "p50_speedup_vs_centralized": "p50 speed-up vs centralized",
+            "p50_speedup_vs_whole_requests": "p50 speed-up vs whole requests",
+            "latency_bound": "critical-path bound", "best_p50": "best p50 (ties)",
+            "throughput_speedup_vs_centralized": "throughput speed-up vs centralized",
+            "throughput_speedup_vs_whole_requests": "throughput speed-up vs whole requests",
+            "throughput_bound": "core bound", "best_throughput": "best throughput (ties)"}
+    shown = t.reindex(columns=list(cols)).rename(columns=cols)
+    for c in shown.columns:
+        shown[c] = [cell(round(v, 2) if isinstance(v, float) else v) for v in shown[c]]
+    return ["## Test cases (MEASURED)", "",
+            f"Against `{central}` (test case 1) and against whole requests (granularity `request`) on the same "
+            "machines: the best strategy's ratio, paired by repeat, with its 95% interval where there are at least "
+            f"{stats.MIN_REPEATS} repeats; p50 at the lowest load, throughput at the highest. Bounds from the centralized "
+            "machine's stage costs: the critical path for latency, the machines' CPU over the centralized machine's "
+            "for throughput.", "", _table(shown), ""]
+
+
+def holdout_section(folder: str) -> list[str]:
+    """The simulator out of sample (``stockdag simulate holdout RUN`` wrote it), when it ran on this run."""
+    from ..simulate.validate import HOLDOUT_FILE, holdout_lines
+
+    path = os.path.join(folder, HOLDOUT_FILE)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        result = json.load(f)
+    return ["## The simulator, out of sample (SIMULATED)", "", *holdout_lines(result),
+            "", f"From `{HOLDOUT_FILE}`; remake it with `stockdag simulate holdout {folder}`.", ""]
+
+
+def testbed_labels(run) -> set:
+    """The configurations whose points ran on a testbed, as each point recorded its deployment."""
+    return {m["config"]["label"] for m in run.points
+            if ((m.get("cluster") or {}).get("cluster") or {}).get("kind") == "testbed"}
+
+
+def testbed_caveats(run) -> list[str]:
+    """Where a run used the testbed: which configurations ran on its scaled machines, and which outside them.
+
+    Computed from what each point recorded of its deployment: a baseline measured on the host's whole cores beside
+    quarter-core machines is not "the same machines", and the REPORT must say so whenever it happens.
+    """
+    on, off = set(), set()
+    for meta in run.points:
+        kind = ((meta.get("cluster") or {}).get("cluster") or {}).get("kind")
+        (on if kind == "testbed" else off).add(meta["config"]["label"])
+    if not on:
+        return []
+    out = [f"Testbed (scaled machines: network namespaces with CPU quotas and capped links): {', '.join(sorted(on))}; "
+           "absolute times are those of the scaled machines, compare ratios."]
+    if off:
+        out.append(f"Not on the testbed's machines: {', '.join(sorted(off))} ran in this host's own processes, outside "
+                   "every quota, so a ratio between them and a testbed configuration compares unequal machines.")
+    return out
 
 
 def build(folder: str, out: str | None = None) -> dict:

@@ -44,6 +44,7 @@ import pandas as pd
 from ... import config as sd_config
 from ...errors import InvalidRequest
 from ...pipeline.modes import CENTRALIZED, DISTRIBUTED, SERVING_MODES
+from ...run.isolated import sigterm_unwinds
 from ..params import as_list
 from . import facts
 
@@ -63,26 +64,35 @@ class Configuration:
     granularity: str | None = None  # distributed: stockdag.pipeline.granularity; None: the configured one
     pipeline: str | None = None  # a pipeline spec file (stockdag.pipeline.spec); None: the configured one
     batching: str | None = None  # distributed: Dask's stream intervals, a stockdag.run.batching preset; None: configured
+    machine: str | None = None  # a testbed cluster's machine the server runs on; None: its `server` machine
+    # pinned strategy: stage name or code -> worker name (stockdag.placement.pinned for this server); None: configured
+    pinned: dict | None = field(default=None, hash=False)
 
     def __post_init__(self):
         from ...run.batching import PRESETS
 
         if self.batching is not None and self.batching not in PRESETS:
             raise ValueError(f"unknown batching {self.batching!r}; choose from {', '.join(PRESETS)}")
+        if self.machine is not None and not self.cluster:
+            raise ValueError(f"machine {self.machine!r} needs a testbed cluster (cluster: experiments/clusters/testbed-*.yaml)")
+        if self.pinned is not None and (self.strategy != "pinned" or not isinstance(self.pinned, dict)):
+            raise ValueError("pinned takes a mapping of stage -> worker name, with strategy: pinned")
 
     @property
     def label(self) -> str:
         return self._label() + (f" [{os.path.splitext(os.path.basename(self.pipeline))[0]}]" if self.pipeline else "")
 
     def _label(self) -> str:
-        if self.mode == "centralized":
-            return "centralized"
+        where = f" @{os.path.splitext(os.path.basename(self.cluster))[0]}" if self.cluster else ""
+        on = f" on {self.machine}" if self.machine else ""
+        if self.mode == "centralized":  # a centralized server on a cluster's machine runs there, not in this host
+            return "centralized" + where + on
         if self.mode == "replicated":
             return f"replicated x{self.workers}"
-        where = f" @{os.path.splitext(os.path.basename(self.cluster))[0]}" if self.cluster else ""
         grain = f" {self.granularity}" if self.granularity else ""
         batching = f" batching={self.batching}" if self.batching else ""
-        return f"distributed w{self.workers} {self.strategy}{grain}{batching}{where}"
+        mapped = " mapped" if self.pinned else ""
+        return f"distributed w{self.workers} {self.strategy}{mapped}{grain}{batching}{where}{on}"
 
     @property
     def slug(self) -> str:
@@ -216,7 +226,7 @@ class SweepParams:
         out: list[Configuration] = []
         grains = self.granularity or [None]
         # on a testbed the centralized baseline runs on one of its machines (equal machines); elsewhere in this process
-        base = self.cluster if self.cluster and on_testbed(self.cluster) else None
+        base = self.cluster if _is_testbed(self.cluster) else None
         for mode in self.mode:
             if mode == "centralized":
                 out.append(Configuration("centralized", cluster=base))
@@ -289,47 +299,6 @@ def _redacted(value):
     return value
 
 
-def on_testbed(cluster: str) -> bool:
-    """Whether a cluster spec is a testbed, whose machines also hold the centralized server."""
-    from ...deploy import load_spec
-
-    return load_spec(cluster).kind == "testbed"
-
-
-#: the port a baseline's server listens on in its testbed machine (a namespace of its own: nothing else is there)
-TESTBED_PORT = 8000
-
-
-@contextlib.contextmanager
-def baseline_on_testbed(cfg: Configuration, params: SweepParams):
-    """The centralized server of ``cfg`` on a machine of its testbed; yield (url, facts, testbed).
-
-    The whole server process runs on the spec's first worker machine (its namespace, its quota), the machine
-    each distributed worker is. It reads this process's configuration (a snapshot written beside the testbed,
-    through ``DASK_CONFIG``).
-    """
-    import sys
-
-    import yaml
-
-    from ...deploy import start
-
-    with start(cfg.cluster, dask=False) as testbed:
-        machine = testbed.spec.worker_names()[0]
-        settings = {"stockdag": json.loads(json.dumps(sd_config.snapshot(), default=str))}  # plain YAML types
-        conf = os.path.join(testbed.workdir, "dask-config")
-        os.makedirs(conf)
-        with open(os.path.join(conf, "stockdag.yaml"), "w") as f:
-            yaml.safe_dump(settings, f)
-        address = testbed.address(machine)
-        url = f"http://{address}:{TESTBED_PORT}"
-        argv = [sys.executable, "-m", "stockdag.cli", "serve", "--mode", cfg.mode, "--host", address,
-                "--port", str(TESTBED_PORT), "--profile", params.profile, "--deadline", f"{params.timeout:g}",
-                "--max-in-flight", "1024"]
-        proc = testbed.serve_on(machine, argv, url + "/health", env={"DASK_CONFIG": conf})
-        yield url, {"cluster": testbed.info(), "server": {"machine": machine, "address": address, "pid": proc.pid}}, testbed
-
-
 @contextlib.contextmanager
 def serving(cfg: Configuration, params: SweepParams, log: str | None = None):
     """Start the service of one configuration; yield (url, facts of the server and cluster, deployment).
@@ -343,12 +312,30 @@ def serving(cfg: Configuration, params: SweepParams, log: str | None = None):
     with contextlib.ExitStack() as stack:
         info: dict = {}
         scheduler = security = deployment = None
-        if cfg.mode == "distributed" and cfg.cluster:
+        testbed = _is_testbed(cfg.cluster)
+        if cfg.mode != "distributed" and cfg.cluster and not testbed:
+            raise ValueError(f"{cfg.label}: only a testbed cluster has machines to run a {cfg.mode} server on")
+        if cfg.mode == "replicated" and testbed:
+            raise ValueError(f"{cfg.label}: replicas would share one testbed machine; for whole requests on the "
+                             "testbed's machines use mode distributed with granularity request")
+        if cfg.machine and testbed:
+            from ...deploy import load_spec
+            from ...deploy.testbed import machines
+
+            names = [m.name for m in machines(load_spec(cfg.cluster))]
+            if cfg.machine not in names:
+                raise ValueError(f"{cfg.label}: no machine {cfg.machine!r} in {cfg.cluster}; machines: {', '.join(names)}")
+        elif cfg.machine:
+            raise ValueError(f"{cfg.label}: machine applies to a testbed cluster only")
+        if cfg.cluster and (cfg.mode == "distributed" or testbed):
             from ...deploy import start
 
-            deployment = stack.enter_context(start(cfg.cluster))
+            # a testbed's baseline needs its machines only, no idle scheduler or workers beside it
+            deployment = stack.enter_context(start(cfg.cluster, **({} if cfg.mode == "distributed" else {"dask": False})))
             scheduler, security = deployment.scheduler_address, deployment.security
             info = {"cluster": deployment.info()}
+        if cfg.pinned:
+            stack.enter_context(dask.config.set({"stockdag.placement.pinned": dict(cfg.pinned)}))
         if cfg.granularity:  # for the server's lifetime (its executor reads it when it starts)
             stack.enter_context(dask.config.set({"stockdag.pipeline.granularity": cfg.granularity}))
         if cfg.batching:  # the server's executor applies these intervals to its cluster when it starts
@@ -359,8 +346,9 @@ def serving(cfg: Configuration, params: SweepParams, log: str | None = None):
             from ...pipeline.spec import load_pipeline
 
             stack.enter_context(dask.config.set({"stockdag.pipeline.spec": load_pipeline(cfg.pipeline).to_dict()}))
-        if cfg.mode == "centralized" and cfg.cluster and on_testbed(cfg.cluster):
-            yield stack.enter_context(baseline_on_testbed(cfg, params))  # its machine, its quota
+        if testbed:  # the server on a machine of the testbed, as a user runs it there; the bench stays on this host
+            url, server = stack.enter_context(testbed_server(deployment, cfg, params))
+            yield url, info | {"server": server}, deployment
             return
         url, server = stack.enter_context(SERVERS[params.server](cfg, params, scheduler, security, log))
         yield url, info | {"server": server}, deployment
@@ -428,7 +416,7 @@ def _server_process(cfg: Configuration, params: SweepParams, scheduler, security
         log = os.path.abspath(log) if log else os.devnull
         os.makedirs(os.path.dirname(log), exist_ok=True)
         out = stack.enter_context(open(log, "ab"))
-        stack.enter_context(_sigterm_unwinds())
+        stack.enter_context(sigterm_unwinds())
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True, preexec_fn=_die_with_parent())
         stack.callback(_stop_session, proc, float(sd_config.get("serve.stop_timeout")))
@@ -517,30 +505,6 @@ def _die_with_parent():
     return preexec
 
 
-@contextlib.contextmanager
-def _sigterm_unwinds():
-    """While the block runs, SIGTERM of this process raises SystemExit, so the server's teardown runs.
-
-    Python's default for SIGTERM ends the process without running ``finally`` blocks. Only from the
-    main thread (where signal handlers live) and only when no one else handles SIGTERM.
-    """
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
-        yield
-        return
-
-    def _raise(signum, frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, _raise)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 #: how the sweep runs a server: ``SweepParams.server`` -> context manager yielding (url, facts)
 SERVERS = {"process": _server_process, "thread": _server_thread}
 
@@ -549,7 +513,54 @@ _SERVER_FACTS = {
                "SIGTERM then SIGKILL of its session at the block's end; log in servers/); the load generator runs "
                "in the sweep's process",
     "thread": "in-process uvicorn (stockdag.serve.ServerThread) in the sweep's process, beside the load generator",
+    "testbed": "`stockdag serve` on a testbed machine (its `server` machine, or the "
+               "configuration's `machine`: its namespace, quota and link), the load generator on this host",
 }
+
+
+def _is_testbed(cluster: str | None) -> bool:
+    if not cluster:
+        return False
+    from ...deploy import load_spec
+
+    return load_spec(cluster).kind == "testbed"
+
+
+#: the port a testbed server listens on (its machine has a network namespace, so a port space, of its own)
+TESTBED_PORT = 8000
+
+
+def testbed_argv(cfg: Configuration, params: SweepParams, host: str, scheduler: str | None) -> list[str]:
+    """``stockdag serve`` of one configuration, bound to its testbed machine's address."""
+    import sys
+
+    argv = [sys.executable, "-m", "stockdag.cli", "serve", "--mode", cfg.mode, "--host", host,
+            "--port", str(TESTBED_PORT), "--profile", params.profile, "--deadline", f"{params.timeout:g}",
+            "--max-in-flight", "1024"]
+    if cfg.mode == "distributed":
+        argv += ["--scheduler", str(scheduler)] + (["--strategy", cfg.strategy] if cfg.strategy else [])
+    if cfg.pipeline:
+        argv += ["--pipeline", cfg.pipeline]
+    return argv
+
+
+@contextlib.contextmanager
+def testbed_server(deployment, cfg: Configuration, params: SweepParams):
+    """``stockdag serve`` on a testbed machine (:meth:`~stockdag.deploy.testbed.TestbedDeployment.serve_on`): its
+    namespace, CPU quota and link; yield (url, facts) once ``/health`` answers 200.
+
+    It runs with this process's Dask configuration (the sweep's overrides included, through Dask's
+    ``DASK_INTERNAL_INHERIT_CONFIG``). Its machine's quota is lifted while Python boots (unmeasured, and minutes
+    at a quarter core) and holds again before anything is measured. The testbed stops it with its machines,
+    on every exit path.
+    """
+    machine = cfg.machine or "server"
+    host = deployment.address(machine)
+    argv = testbed_argv(cfg, params, host, deployment.scheduler_address)
+    url = f"http://{host}:{TESTBED_PORT}"
+    env = {"DASK_INTERNAL_INHERIT_CONFIG": dask.config.serialize(dask.config.config)}
+    proc = deployment.serve_on(machine, argv, url + "/health", env=env)
+    yield url, {"how": "testbed", "machine": machine, "address": host, "argv": argv[1:], "pid": proc.pid}
 
 
 def _warm(url: str, params: SweepParams, n: int) -> None:
@@ -592,7 +603,9 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
             "pipelines": {p: load_pipeline(p).to_dict() for p in params.pipeline or ()},
             "order": [[c.label for c in order] for order in params.order()],
             # runs recorded without this key served with Nagle's algorithm on (see report.conditions)
-            "server": {"how": params.server, "what": _SERVER_FACTS[params.server], "tcp_nodelay": True},
+            "server": {"how": params.server, "what": _SERVER_FACTS[params.server], "tcp_nodelay": True,
+                       **({"testbed": _SERVER_FACTS["testbed"]}
+                          if any(_is_testbed(c.cluster) for c in params.configurations_list()) else {})},
             # Dask settings of the workers the servers' clusters start (runs without it profiled every worker)
             "worker_settings": worker_settings.facts(),
             "probe": {"what": "facts.speed_probe: seconds of a fixed CPU loop, best of 3, before every point",

@@ -2,7 +2,8 @@
 
 Only the run's **centralized** and **1-worker distributed** points are used
 (the 2-worker strategies, replicated points and other clusters are what the
-model must then predict):
+model must then predict; of several centralized configurations, e.g. on a fast
+and a slow testbed machine, only the one the run lists first):
 
 * stage costs: every traced request of those points (each a vector of 12
   stage durations; the simulator draws whole vectors);
@@ -335,6 +336,12 @@ def fit(folder: str, *, sizes: dict[str, float] | None = None) -> dict:
     profile = cfg.get("params", {}).get("profile", "refit")
     pts = points(folder)
     used = [(m, traces(r)) for m, r in pts if m["config"]["mode"] == "centralized" or is_one_worker(m)]
+    # one centralized machine: a run with several (a fast and a slow one) is fitted on the one its parameters list
+    # first, and predicts the others, rather than pooling stage costs of machines of different speeds
+    order = [c["label"] for c in cfg.get("configurations", []) if c.get("mode") == "centralized"]
+    seen = {m["config"]["label"] for m, _ in used if m["config"]["mode"] == "centralized"}
+    first = next((label for label in order if label in seen), None)
+    used = [(m, t) for m, t in used if m["config"]["mode"] != "centralized" or first is None or m["config"]["label"] == first]
     central = [(m, t) for m, t in used if m["config"]["mode"] == "centralized" and t]
     if not central:
         raise CalibrationError(f"{folder}: no centralized points with traces to calibrate from")

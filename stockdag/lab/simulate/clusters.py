@@ -2,7 +2,8 @@
 
 ``local`` and ``emulated`` workers share this host (its cores, loopback links);
 an ``emulated`` group's ``cpu_share`` is the worker's speed and its
-``link_delay`` the latency added to what it sends. An ``ec2`` worker is its own
+``link_delay`` the latency added to what it sends. A ``testbed`` worker is a machine of its own (its namespace,
+its CPU quota as its speed, its ``bandwidth`` cap as its link). An ``ec2`` worker is its own
 machine with ``threads`` threads, the assumed link and family speed
 of ``stockdag.lab.simulate`` in the configuration.
 """
@@ -21,6 +22,7 @@ def loopback_bandwidth() -> float:
 
 def workers_from_spec(spec) -> list[SimWorker]:
     """The simulated workers of a :class:`~stockdag.deploy.ClusterSpec` (named as the spec names them)."""
+    from ...deploy.netns import rate_bits
     from .planner import speed
 
     out = []
@@ -29,6 +31,9 @@ def workers_from_spec(spec) -> list[SimWorker]:
         for name in g.worker_names():
             if spec.kind == "ec2":
                 out.append(SimWorker(name, g.threads, speed(g.instance_type), latency, bandwidth, name))
+            elif spec.kind == "testbed":  # a machine of its own: its quota is its speed, its tbf cap its link
+                out.append(SimWorker(name, g.threads, float(g.cpu_share), float(g.link_delay),
+                                     rate_bits(g.bandwidth) / 8 if g.bandwidth else loopback_bandwidth(), name))
             else:
                 out.append(SimWorker(name, g.threads, float(g.cpu_share or 1.0), float(g.link_delay),
                                      loopback_bandwidth(), "local"))

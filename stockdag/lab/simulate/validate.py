@@ -39,8 +39,9 @@ FIELDS = ("p50", "p90", "p99", "throughput")
 SWEEP_MAX_IN_FLIGHT = 1024
 
 
-#: how validation sets the speed of a spec's workers: measured from the run's traces (default), or the spec's
-SPEEDS = ("measured", "nominal")
+#: how validation sets the speed of a spec's workers: measured from the run's traces (default), or the spec's, or
+#: the spec's scaled by what the fitted (centralized and 1-worker) points measured (:func:`fitted_speeds`)
+SPEEDS = ("measured", "nominal", "fitted")
 
 
 def sim_config(config: dict, cores: int | None, run_dir: str | None = None, deadline: float | None = None,
@@ -134,7 +135,8 @@ def validate(folder: str, *, repeats: int = 5, calibration: dict | None = None, 
     from ..bench import summarize
 
     pts = cal_mod.points(folder)
-    measured_speeds = cal_mod.measured_speeds(folder, cal, pts) if speeds == "measured" else {}
+    measured_speeds = (cal_mod.measured_speeds(folder, cal, pts) if speeds == "measured" else
+                       fitted_speeds(folder, cal, pts) if speeds == "fitted" else {})
     by_config: dict[str, list[dict]] = {}
     for meta, _ in pts:
         by_config.setdefault(meta["config"]["label"], []).append(meta)
@@ -188,6 +190,124 @@ def validate(folder: str, *, repeats: int = 5, calibration: dict | None = None, 
     }
     m = out["median_abs_error"]["predicted_below_saturation"]
     out["meets_targets"] = {f: (m[f] is not None and m[f] <= t) for f, t in TARGETS.items()}
+    return out
+
+
+def fitted_speeds(folder: str, cal: dict, pts) -> dict[str, dict[str, dict]]:
+    """Every spec worker's speed from the fitted points only: its nominal speed x what a quota delivered there.
+
+    :func:`~.calibrate.measured_speeds` reads each worker's speed from its own points' traces, so a point
+    predicted with it has lent its own stage times to the prediction. Here the ratio measured/nominal comes from
+    the 1-worker points the calibration was fitted on (pooled, time-weighted) and scales every worker of every
+    spec in the run: what the model knows of a 3-machine point then comes from the 1-machine ones. Without a
+    fitted point on a spec the ratio is 1 (the nominal speeds).
+    """
+    fitted = set(cal["fitted_on"])
+    one = cal_mod.measured_speeds(folder, cal, [(m, r) for m, r in pts if m["point"] in fitted])
+    base = sum(w["nominal"] * w["stages"] for ws in one.values() for w in ws.values())
+    seen = sum(w["measured"] * w["stages"] for ws in one.values() for w in ws.values())
+    factor = seen / base if base > 0 else 1.0
+    stages = sum(w["stages"] for ws in one.values() for w in ws.values())
+    out: dict[str, dict[str, dict]] = {}
+    for meta, _ in pts:
+        c = meta["config"]
+        if c["mode"] != "distributed" or not c.get("cluster") or c["cluster"] in out:
+            continue
+        out[c["cluster"]] = {w.name: {"nominal": w.speed, "measured": w.speed * factor, "stages": stages}
+                             for w in workers_for(c, folder)}
+    return out
+
+
+def machines(row: dict) -> int:
+    """How many machines a validated point ran on: its workers (distributed), its processes (replicated), else 1."""
+    return int(row.get("workers") or 1) if row["mode"] != "centralized" else 1
+
+
+def holdout(folder: str, *, repeats: int = 5, speeds: str = "fitted") -> dict:
+    """The simulator out of sample: calibrated on the centralized and 1-machine points, every other point predicted.
+
+    Per (cluster, machines) group the median |relative error| of p50 and throughput over its predicted points below
+    saturation, against :data:`TARGETS`, and one row per point (measured, simulated, error). ``speeds`` as in
+    :func:`validate`; the default ``fitted`` keeps the held-out points' own traces out of the prediction.
+    """
+    result = validate(folder, repeats=repeats, speeds=speeds)
+    leaked = [r["point"] for r in result["points"] if r["fitted"] and machines(r) > 1]
+    if leaked:  # the calibration's contract (calibrate.fit): never fitted on a point of more than one machine
+        raise cal_mod.CalibrationError(f"{folder}: the calibration was fitted on points of several machines: {leaked[0]}")
+    groups: dict[tuple, list[dict]] = {}
+    for r in result["points"]:
+        if not r["fitted"]:
+            where = os.path.splitext(os.path.basename(r["cluster"]))[0] if r.get("cluster") else "local"
+            groups.setdefault((machines(r), where, r["mode"]), []).append(r)
+    per_n = []
+    for (n, where, mode), rows in sorted(groups.items()):
+        below = [r for r in rows if not r["saturated"]]
+        m = {f: _median_abs(below, f) for f in ("p50", "throughput")}
+        per_n.append({"machines": n, "cluster": where, "mode": mode, "points": len(rows), "below_saturation": len(below),
+                      "median_abs_error": m,
+                      "meets_target": {f: (v is not None and v <= TARGETS[f]) for f, v in m.items()}})
+    return {"run": result["run"], "simulated": True, "speeds": speeds, "repeats": repeats,
+            "calibrated_on": sorted(result["calibration"]["fitted_on"]), "targets": {f: TARGETS[f] for f in ("p50", "throughput")},
+            "per_machines": per_n,
+            "points": [{k: r[k] for k in ("point", "label", "mode", "workers", "cluster", "loop", "load", "fitted",
+                                          "saturated", "measured", "simulated", "error")} | {"machines": machines(r)}
+                       for r in result["points"]]}
+
+
+#: where :func:`save_holdout` puts the out-of-sample check in a run folder (the REPORT reads it from there)
+HOLDOUT_FILE = os.path.join("simulate", "holdout.json")
+
+
+def save_holdout(folder: str, result: dict) -> str:
+    """Write ``result`` of :func:`holdout` into the run folder; return the path."""
+    import json
+
+    from ...pipeline.result import finite
+
+    path = os.path.join(folder, HOLDOUT_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(finite(result), f, indent=1, allow_nan=False)
+    return path
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:+.0f}%"
+
+
+def _num(v: float | None, spec: str) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:{spec}}"
+
+
+def holdout_lines(result: dict) -> list[str]:
+    """Markdown of the out-of-sample check: per machines the median errors, then measured vs simulated per point."""
+    t = result["targets"]
+    out = [f"SIMULATED: the simulator calibrated on this run's centralized and 1-machine points only "
+           f"({len(result['calibrated_on'])} points), every other point predicted ({result['repeats']} simulations a "
+           f"point, worker speeds: {result['speeds']}). Target: median |error| below saturation <= "
+           f"{100 * t['p50']:.0f}% on p50 and {100 * t['throughput']:.0f}% on throughput.", "",
+           "| machines | cluster | mode | points (below saturation) | median abs p50 error | median abs throughput error | target |",
+           "|---|---|---|---|---|---|---|"]
+    for g in result["per_machines"]:
+        m, ok = g["median_abs_error"], g["meets_target"]
+        verdict = "met" if all(ok.values()) else "missed: " + ", ".join(f for f, v in ok.items() if not v)
+        out.append(f"| {g['machines']} | {g['cluster']} | {g['mode']} | {g['points']} ({g['below_saturation']}) | "
+                   + " | ".join("n/a" if m[f] is None else f"{100 * m[f]:.1f}%" for f in ("p50", "throughput"))
+                   + f" | {verdict} |")
+    missed = [g for g in result["per_machines"] if not all(g["meets_target"].values())]
+    out += ["", (f"Missed at {', '.join(str(g['machines']) + ' machines (' + g['cluster'] + ')' for g in missed)}: the "
+                 "simulator does not predict these points within the target." if missed else
+                 "Every group of predicted points is within the target."), "",
+            "| point | machines | p50 ms measured | p50 ms simulated | error | req/s measured | req/s simulated | error | note |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["points"]:
+        if r["fitted"]:
+            continue
+        me, si, e = r["measured"], r["simulated"], r["error"]
+        out.append(f"| {r['point']} | {r['machines']} | {_num(me['p50'], '.0f')} | {_num(si['p50'], '.0f')} | "
+                   f"{_pct(e['p50'])} | {_num(me['throughput'], '.2f')} | {_num(si['throughput'], '.2f')} | "
+                   f"{_pct(e['throughput'])} | "
+                   f"{'saturated' if r['saturated'] else ''} |")
     return out
 
 
