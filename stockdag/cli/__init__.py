@@ -90,7 +90,7 @@ def quiet_distributed(quiet: bool = True):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..run.isolated import end_resource_tracker_before_exit
+    from .exits import end_resource_tracker_before_exit
 
     end_resource_tracker_before_exit()  # no process outlives the command, however it ends
     try:

@@ -16,7 +16,6 @@ import multiprocessing.util
 import os
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 
@@ -46,43 +45,12 @@ def ctrl_c_left_to_this_process() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def end_resource_tracker_before_exit(timeout: float = 10.0) -> None:
-    """At this process's exit, end multiprocessing's resource tracker (if it started one) and wait for it.
-
-    Spawned processes (Dask workers, pool processes) share one tracker process, which ends when the last of
-    them and its parent have closed its pipe: left alone it outlives the command by a moment, so a command
-    ended by Ctrl-C (or otherwise) would leave a process behind. Run last among multiprocessing's exit
-    finalizers, after the semaphores' (priority 0), which would otherwise start a new tracker; ``timeout``
-    bounds the wait should a child outlive this process.
-    """
-    def end() -> None:
-        from multiprocessing import resource_tracker
-
-        tracker = resource_tracker._resource_tracker  # the process's one tracker (CPython 3.8-3.14: _fd, _pid)
-        with tracker._lock:
-            if tracker._fd is None:
-                return  # never started
-            os.close(tracker._fd)  # its end of file: the tracker cleans up and exits
-            tracker._fd, pid, tracker._pid = None, tracker._pid, None
-        deadline = time.monotonic() + timeout
-        while os.waitpid(pid, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:
-            time.sleep(0.01)
-
-    global _tracker_ended_at_exit
-    if not _tracker_ended_at_exit:  # once, however many times a process runs a command
-        multiprocessing.util.Finalize(None, end, exitpriority=-100)
-        _tracker_ended_at_exit = True
-
-
-_tracker_ended_at_exit = False
-
-
 @contextlib.contextmanager
 def sigterm_unwinds() -> Iterator[None]:
     """While the block runs, SIGTERM of this process raises SystemExit, so its teardown and exit handlers run.
 
     Python's default for SIGTERM ends the process without running ``finally`` blocks or exit handlers (among
-    them ``end_resource_tracker_before_exit``'s). Only from the main thread (where signal handlers live)
+    them :func:`stockdag.cli.exits.end_resource_tracker_before_exit`'s). Only from the main thread (where signal handlers live)
     and only when no one else handles SIGTERM.
     """
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
