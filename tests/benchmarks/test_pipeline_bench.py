@@ -33,12 +33,6 @@ STAGE_CASES = [(DEFAULT, s) for s in STAGES] + [
 
 
 @pytest.fixture(scope="module")
-def sized(pytestconfig, small_settings):
-    """The settings: the defaults when timed (``make bench``), the small windows when each runs once untimed."""
-    return dict(small_settings) if pytestconfig.getoption("benchmark_disable") else {}
-
-
-@pytest.fixture(scope="module")
 def store(tmp_path_factory, sized):
     folder = str(tmp_path_factory.mktemp("models"))
     with dask.config.set(sized):
