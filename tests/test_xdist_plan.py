@@ -31,13 +31,16 @@ def _suite(pytester, files: dict[str, int]) -> list[tuple[str, str]]:
         target.write_text("".join(RECORDING.format(name=f"test_{i}") for i in range(n)))
     log = pytester.path / "plan.log"
     pytester.chdir()
-    env = {"PLAN_LOG": str(log), "PYTHONPATH": os.pathsep.join([TESTS, os.environ.get("PYTHONPATH", "")])}
+    # xdist alone: the venv's other plugins (schemathesis, hypothesis, ...) would take most of the run to import
+    env = {"PLAN_LOG": str(log), "PYTHONPATH": os.pathsep.join([TESTS, os.environ.get("PYTHONPATH", "")]),
+           "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)
         for k in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_TESTRUNUID", "PYTEST_XDIST_WORKER_COUNT"):
             mp.delenv(k, raising=False)  # this suite may itself run on a worker
-        result = pytester.runpytest_subprocess("-n", "2", "--dist", "loadfile", "-p", "no:cacheprovider", "tests")
+        result = pytester.runpytest_subprocess("-p", "xdist.plugin", "-n", "2", "--dist", "loadfile", "-p", "no:cacheprovider",
+                                               "tests")
     result.assert_outcomes(passed=sum(files.values()))
     return [tuple(line.split()) for line in log.read_text().splitlines()]
 
