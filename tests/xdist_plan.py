@@ -9,7 +9,8 @@ import pytest
 #: test files that make something of the whole host (the testbed's bridge takes the first free /24 of 198.18.0.0/15,
 #: so two testbeds started at once can pick the same one): each group runs as one unit, one file after the other on
 #: one worker
-HOST_WIDE = {"tests/deploy/test_deploy_testbed.py": "testbed", "tests/experiments/test_sweep.py": "testbed"}
+HOST_WIDE = {"tests/deploy/test_deploy_testbed.py": "testbed", "tests/experiments/test_sweep.py": "testbed",
+             "tests/experiments/test_sweep_testbed.py": "testbed"}  # (main's, since the merge of branch 'answer')
 #: the longest files (``pytest --durations``), longest first, handed out before all others: a long file handed out
 #: last would finish alone on one worker while the other idles (an order only: a stale list costs time, never a result)
 LONGEST_FIRST = ("tests/test_readme_examples.py", "tests/experiments/test_sweep.py", "tests/deploy/test_deploy_testbed.py",
