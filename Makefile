@@ -36,7 +36,7 @@ test-cases-testbed: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/stockdag demo --requests 16 --workers 2
 
-## test: ruff (lint and import order), mypy (typecheck), the docs (warnings are errors), the test suite (benchmarks run once each with timing disabled), then the once-flaky tests under two CPU hogs; installs redis-server, openssh-server and chromium if missing
+## test: ruff (lint and import order), mypy (typecheck), the docs (warnings are errors), the test suite on two pytest-xdist workers, whole files each, longest first (tests/conftest.py; benchmarks run once each with timing disabled), then the once-flaky tests under two CPU hogs; installs redis-server, openssh-server and chromium if missing
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(MAKE) --no-print-directory typecheck
@@ -44,7 +44,7 @@ test: $(STAMP)
 	sh scripts/ensure-redis.sh
 	sh scripts/ensure-sshd.sh
 	sh scripts/ensure-chromium.sh
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=25
 	PYTHON=$(BIN)/python sh scripts/under-load.sh
 
 ## docs: the documentation site, offline, into docs/_build/html (every cross-reference must resolve)

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import dask
 import pytest
 import pytest_socket
+from xdist_plan import pytest_collection_modifyitems, pytest_xdist_make_scheduler  # noqa: F401  (hooks: make test's plan)
 
 import stockdag  # noqa: F401  (loads the package defaults into dask.config)
 from stockdag.domain.data.cache import reset_caches

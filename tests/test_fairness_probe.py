@@ -20,7 +20,7 @@ def test_summary_ratios_are_per_request_against_the_reference():
     assert s["in_process"]["stage_ms"]["median"] == pytest.approx(1800)
 
 
-def test_probe_runs_each_placement_where_it_claims(tmp_path):
+def test_probe_runs_each_placement_where_it_claims(tmp_path, small):
     result = fairness.probe(requests=1, profile="refit", warmup=0)
     where = result["placements"]
     # the old baseline shares its interpreter with a scheduler and a client; the new one has neither

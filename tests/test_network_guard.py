@@ -121,8 +121,8 @@ def test_swallows_a_refused_connect():
 
 
 def test_a_refusal_fails_the_test_even_when_swallowed(tmp_path):
-    conftest = pathlib.Path(__file__).with_name("conftest.py")
-    (tmp_path / "conftest.py").write_text(conftest.read_text())
+    for name in ("conftest.py", "xdist_plan.py"):  # the suite's conftest and the module it imports its hooks from
+        (tmp_path / name).write_text(pathlib.Path(__file__).with_name(name).read_text())
     (tmp_path / "test_swallow.py").write_text(SWALLOWING_TEST)
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:looptime_plugin", "-p", "no:looptime_chronometers", "-p", "no:looptime_timeproxies",

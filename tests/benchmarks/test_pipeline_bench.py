@@ -2,8 +2,9 @@
 
 These measure; they assert nothing about time, only that what they timed gave the right answer
 (each stage its reference output, each request its prediction). ``make bench`` runs them timed;
-the test command runs each once with timing disabled. Default (full-size)
-settings: the costs the experiments see. The cache is off so C2/C5 fetch.
+the test command runs each once with timing disabled. Timed, at the default (full-size) settings: the
+costs the experiments see; run once untimed, for their answers alone, on conftest's small windows. The
+cache is off so C2/C5 fetch.
 """
 from __future__ import annotations
 
@@ -32,16 +33,18 @@ STAGE_CASES = [(DEFAULT, s) for s in STAGES] + [
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def store(tmp_path_factory, sized):
     folder = str(tmp_path_factory.mktemp("models"))
-    train(["AAPL"], "2010-12-31", folder)
-    train(["AAPL"], "2010-12-31", folder, pipeline=EVERYTHING)
+    with dask.config.set(sized):
+        train(["AAPL"], "2010-12-31", folder)
+        train(["AAPL"], "2010-12-31", folder, pipeline=EVERYTHING)
     return folder
 
 
 @pytest.fixture(autouse=True)
-def no_cache(store):
-    with dask.config.set({"stockdag.cache.backend": "none", "stockdag.models.store": store}):
+def no_cache(store, sized):
+    # every request carries these settings (parse_request), so the cluster's workers compute with them too
+    with dask.config.set({**sized, "stockdag.cache.backend": "none", "stockdag.models.store": store}):
         yield
 
 
