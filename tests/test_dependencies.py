@@ -55,6 +55,8 @@ OWNERS = {
     "stockdag.deploy.ssh": "ssh",  # asyncssh only where a spec of kind ssh starts or fails
     "stockdag.deploy.ssh_remote": "ssh",
     "stockdag.lab.experiments.paths": "",  # where derived files go (`simulate calibrate --out`): stdlib and git
+    # the statistics over repeats and seeds (numpy, scipy): the simulated scale grid judges its ties with them too
+    "stockdag.lab.experiments.stats": "simulate",
 }
 #: modules outside stockdag that an extra is for (the ssh kind runs distributed's SSH Scheduler and Worker)
 EXTERNAL = {"ssh": ["distributed.deploy.ssh"]}
