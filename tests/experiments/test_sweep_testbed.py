@@ -57,6 +57,17 @@ def test_the_testbed_server_binds_its_machine_address_and_reaches_the_scheduler_
 
 
 FILES = sorted(glob.glob(os.path.join(ROOT, "experiments", "params", "test-cases-testbed-*.yaml")))
+#: a companion of a test-case file: its run's 1-machine stage graph at a granularity with per-task overheads
+TASKS = [f for f in FILES if f.endswith("-tasks.yaml")]
+FILES = [f for f in FILES if f not in TASKS]
+
+
+@pytest.mark.parametrize("path", TASKS, ids=os.path.basename)
+def test_a_companion_file_holds_the_1_machine_stage_graph_the_calibration_needs(path, tmp_path):
+    p = SweepParams.from_yaml(path, out=str(tmp_path))
+    configs = p.configurations_list()
+    assert configs and all(c.mode == "distributed" and c.workers == 1 and c.granularity == "branch" for c in configs)
+    assert p.repeats >= 3 and p.min_requests >= 30 and p.users[0] == 1
 
 
 @pytest.mark.parametrize("path", FILES, ids=os.path.basename)
