@@ -1,5 +1,8 @@
 """adaptive/dask throughput per round and side, from the demo JSONs beside this file: python ratio.py"""
-import json, pathlib, statistics
+import json
+import pathlib
+import statistics
+
 here = pathlib.Path(__file__).parent
 for side in ("old", "new"):
     r = []
