@@ -26,7 +26,7 @@ import time
 
 from .. import config
 from .base import Machine
-from .emulated import CGROUP_ROOT, CPUCgroup, EmulatedDeployment, cgroup_layout, check_host, remove_cgroups
+from .emulated import CGROUP_ROOT, CPUCgroup, EmulatedDeployment, cgroup_layout, check_host, remove_cgroups, worker_env
 from .netns import Ledger, Network, check_tools, rate_bits, reap_orphans
 from .schema import DeployError, SpecError, number, unknown_keys
 
@@ -225,6 +225,7 @@ def plan_machines(spec):
         if m.role == "scheduler":
             cmds.append(env + shlex.join(["ip", "netns", "exec", netns, *_scheduler_argv(spec, addr, sf)]))
         elif m.role == "worker":
+            env += "".join(f"{k}={v} " for k, v in worker_env().items())
             cmds.append(env + shlex.join(["ip", "netns", "exec", netns, *_worker_argv(m.group, m.name, addr, sf)]))
         else:
             cmds.append("# idle until the service is started on it (TestbedDeployment.run_on('server', argv))")
@@ -333,8 +334,9 @@ class TestbedDeployment(EmulatedDeployment):
         self.dashboard_link = f"http://{sched.address}:{dash}/status" if dash else None
         for m in self.specs.values():
             if m.role == "worker":
+                # the workers' Dask settings (stockdag.worker_profiler), as every other kind starts its workers
                 self.run_on(m.name, _worker_argv(m.group, m.name, self.network.hosts[m.name].address, scheduler_file),
-                            name=m.name)
+                            env=worker_env(), name=m.name)
         self._await_workers(deadline)
         for cg in self.machine_cgroups.values():
             cg.limit()

@@ -106,6 +106,19 @@ def test_plan_lists_every_machine_with_its_address_cpu_and_link():
     assert re.search(r"slow-0 on 198\.18\.\d+\.6, 0\.25 CPU, link 10mbit, \+20 ms:", het)
 
 
+def test_the_plan_starts_every_worker_with_the_profiler_setting():
+    # the testbed started its workers with Dask's default (profiler on) while the run recorded it off (issue 22)
+    import dask
+
+    for enabled in (False, True):
+        with dask.config.set({"stockdag.worker_profiler": enabled}):
+            rows = plan(SPEC5).machines
+        workers = [m for m in rows if m.role == "worker"]
+        assert len(workers) == 5
+        assert all(f"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED={enabled} " in m.commands[-1] for m in workers)
+        assert not any("PROFILE__ENABLED" in m.commands[-1] for m in rows if m.role != "worker")
+
+
 @pytest.mark.parametrize("name", ["testbed-1", "testbed-2", "testbed-3", "testbed-5", "testbed-hetero"])
 def test_committed_specs_load_with_every_worker_a_stated_share(name):
     spec = load_spec(name)
