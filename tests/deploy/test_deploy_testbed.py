@@ -20,6 +20,7 @@ import time
 import uuid
 
 import pytest
+from testbed_helpers import resources, settle
 
 from stockdag.deploy import EmulationUnavailable, load_spec, plan, start
 from stockdag.deploy.emulated import cgroup_layout
@@ -33,53 +34,6 @@ CAN = os.geteuid() == 0 and cgroup_layout() is not None and os.path.exists("/pro
 needs_testbed = pytest.mark.skipif(not CAN, reason="needs root, the cgroup CPU controller and network namespaces")
 # the test process itself speaks to the testbed (a Dask client, a socket): its block, and nothing wider
 reaches_the_testbed = pytest.mark.allow_hosts(["127.0.0.1", "::1", "localhost", str(BLOCK)])
-
-
-def resources(cluster_id: str) -> dict[str, set]:
-    """What this host holds of one testbed cluster, found by the names it gives everything: its namespaces, veths,
-    bridge, tbf qdiscs, cgroups, and every process its cgroups or namespaces hold. Other clusters' things (another
-    run's on this host, or a crashed run's leftovers) are not counted: they neither fail nor pass this test."""
-    tag = short(cluster_id)
-    netns = {line.split()[0] for line in ip("netns", "list").stdout.splitlines()
-             if line.startswith(f"stockdag-{cluster_id}-")}
-    links = ip("-o", "link", "show").stdout
-    veths = set(re.findall(rf"^\d+: (sdv-{tag}-\d+)", links, re.MULTILINE))
-    bridges = set(re.findall(rf"^\d+: (sdb-{tag})\b", links, re.MULTILINE))
-    qdiscs = {line for line in ip("tc", "qdisc", "show").stdout.splitlines()
-              if "tbf" in line and re.search(rf" dev sd[bv]-{tag}\b", line)}
-    cgroups = set()
-    for hier in ("cpu", "cpuacct"):
-        for d, _, _ in os.walk(f"/sys/fs/cgroup/{hier}/stockdag/{cluster_id}"):
-            cgroups.add(d)
-    inodes = set()
-    for n in netns:
-        try:
-            inodes.add(os.stat(f"/run/netns/{n}").st_ino)
-        except OSError:
-            pass
-    procs = set()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cgroup") as f:
-                held = f"/stockdag/{cluster_id}/" in f.read()
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-            inside = os.stat(f"/proc/{pid}/ns/net").st_ino in inodes
-        except OSError:  # gone, or a zombie (it holds no namespace and no cgroup)
-            continue
-        if held or inside or f"netns exec stockdag-{cluster_id}-" in cmd:
-            procs.add(int(pid))
-    return {"netns": netns, "veths": veths, "bridges": bridges, "qdiscs": qdiscs, "cgroups": cgroups, "processes": procs}
-
-
-def _settle(cluster_id: str, timeout: float = 30.0) -> dict:
-    """What is left of the cluster, once the kernel had time to free its namespaces and processes to be reaped."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = {k: v for k, v in resources(cluster_id).items() if v}
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.2)
 
 
 def _env(state_dir, small) -> dict:
@@ -329,7 +283,7 @@ def test_down_leaves_no_namespace_veth_bridge_qdisc_cgroup_or_process(up5):
     out = _stockdag(up5["env"], "cluster", "down", info["cluster_id"])
     info["alive"] = False
     assert f"stopped {info['cluster_id']}" in out
-    assert _settle(info["cluster_id"]) == {}
+    assert settle(info["cluster_id"]) == {}
     assert not any(_alive(p) for p in info["processes"].values())
 
 
@@ -369,7 +323,7 @@ def test_sigint_in_the_middle_of_up_leaves_nothing(tmp_path, small):
     up.send_signal(signal.SIGINT)
     _, err = up.communicate(timeout=120)
     assert up.returncode == 130 and "interrupted" in err
-    assert _settle(ledger["cluster_id"]) == {}
+    assert settle(ledger["cluster_id"]) == {}
     assert os.listdir(tmp_path) == []  # no state file, no log of a cluster that never came up
 
 
@@ -404,7 +358,7 @@ def test_a_killed_cluster_process_is_reaped_by_down(tmp_path, small, crashed_lef
     assert left["netns"] and left["cgroups"] and left["processes"] and left["bridges"]  # the kill left them behind
     assert "DEAD" in _stockdag(env, "cluster", "status")
     _stockdag(env, "cluster", "down", cid)
-    assert _settle(cid) == {}
+    assert settle(cid) == {}
     for pid, created in procs.items():  # each process the cluster ran is gone (a reused PID is another process)
         with contextlib.suppress(psutil.NoSuchProcess):
             p = psutil.Process(pid)
@@ -451,7 +405,7 @@ def test_an_owner_killed_but_not_yet_reaped_owns_nothing(tmp_path):
                 time.sleep(0.01)
             assert all(resources(cid)[k] for k in ("netns", "bridges", "cgroups"))
             assert reap_orphans() == [cid]
-            assert _settle(cid) == {} and not os.path.exists(ledger.path)
+            assert settle(cid) == {} and not os.path.exists(ledger.path)
         finally:
             owner.wait()
             if inside is not None:
