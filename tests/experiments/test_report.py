@@ -50,10 +50,10 @@ def write_run(folder, points, *, cluster: str | None = None, server: str | None 
     configurations = []
     for c, n, latency, kind in points:
         spec = load_pipeline(c.get("pipeline"))
-        tag = f" [{c['pipeline'].split('/')[-1]}]" if c.get("pipeline") else ""
+        tag = (f" [{c['server']}]" if c.get("server") else "") + (f" [{c['pipeline'].split('/')[-1]}]" if c.get("pipeline") else "")
         label = ("centralized" if c["mode"] == "centralized" else f"distributed w{c['workers']} {c['strategy']}") + tag
         config = {"mode": c["mode"], "workers": c.get("workers", 1), "strategy": c.get("strategy"), "cluster": cluster,
-                  "granularity": None, "pipeline": c.get("pipeline"), "label": label}
+                  "granularity": None, "pipeline": c.get("pipeline"), "server": c.get("server"), "label": label}
         configurations.append(config)
         slug = label.replace(" ", "-").replace("[", "").replace("]", "") + "--users1--r0"
         _records(n, latency, _trace(spec)).to_parquet(folder / "points" / f"{slug}.parquet", index=False)
@@ -61,6 +61,8 @@ def write_run(folder, points, *, cluster: str | None = None, server: str | None 
                 "summary": {"url": "http://127.0.0.1:1", "loop": "closed", "rate": None, "users": 1, "arrivals": None,
                             "duration": 10.0, "warmup": 0.0, "timeout": 30.0},
                 "cluster": {"cluster": {"kind": kind, "name": "x"}} if kind else {}}
+        if c.get("server"):  # how the sweep records the server of a configuration that names one
+            meta["server"] = {"how": c["server"], "pid": 1}
         if capacity is not None:
             meta["probe"] = {"before_s": 0.02, "after_s": 0.02, "speed_s": 0.02, "capacity": capacity.get(label, 1.9)}
         (folder / "points" / f"{slug}.json").write_text(json.dumps(meta))
@@ -221,3 +223,55 @@ def test_the_report_says_where_the_server_under_test_ran(tmp_path, server, how):
     text = report.markdown(report.compute(folder), [])
     assert report.SERVED[how] in text
     assert [s for s in report.SERVED.values() if s in text] == [report.SERVED[how]]
+
+
+def test_a_run_that_served_configurations_both_ways_compares_each_with_its_twin(tmp_path):
+    """Issue 23 item 2: process and thread servers in one run appear apart, each compared with its own kind."""
+    folder = write_run(tmp_path / "r", [({**CENTRAL, "server": "process"}, 20, 0.20, None),
+                                        ({**DIST, "server": "process"}, 30, 0.15, "local"),
+                                        ({**CENTRAL, "server": "thread"}, 20, 0.25, None),
+                                        ({**DIST, "server": "thread"}, 24, 0.18, "local")],
+                       server={"how": "process", "tcp_nodelay": True, "kinds": {"process": "in its own process",
+                                                                              "thread": "in the sweep's"}})
+    text = report.markdown(report.compute(folder), [])
+    section = text.split("## The server in a process of its own against in the sweep's process\n")[1].split("\n## ")[0]
+    lines = [ln for ln in section.splitlines() if ln.startswith("- ")]
+    assert lines == [
+        "- centralized [process] against centralized [thread]: p50 at the lowest load (closed loop 1 user) 200 against "
+        "250 ms (0.80x); throughput at the highest load (closed loop 1 user) 2.00 against 2.00 req/s (1.00x); stage "
+        "time at the lowest load 285 against 285 ms (1.00x).",
+        "- distributed w2 dask [process] against distributed w2 dask [thread]: p50 at the lowest load (closed loop 1 "
+        "user) 150 against 180 ms (0.83x); throughput at the highest load (closed loop 1 user) 3.00 against 2.40 req/s "
+        "(1.25x); stage time at the lowest load 285 against 285 ms (1.00x).",
+        "- In a process of its own, 2 of 2 had the lower p50 and 1 of 2 had the higher throughput (point estimates: "
+        "it takes 3 repeats to judge a difference)."]
+    # against centralized, each configuration meets the baseline served its own way, never the other kind's
+    against = [ln for ln in text.splitlines() if ln.startswith("- Against centralized [")]
+    assert against and all(("[thread]" in ln) != ("[process]" in ln) for ln in against)
+    assert ("- The servers under test ran in two ways, interleaved in this run (as each point recorded): process, in "
+            "its own process: centralized [process], distributed w2 dask [process]; thread, in the sweep's: "
+            "centralized [thread], distributed w2 dask [thread].") in text
+    assert not [s for s in report.SERVED.values() if s in text]  # no sentence claims one kind for the whole run
+    # the answer is of the configurations served as the first-listed baseline was, the others named, not mixed in
+    assert ("- Of the configurations served `process` (centralized [process], distributed w2 dask [process]); the "
+            "others (centralized [thread], distributed w2 dask [thread]) are compared with their twins in") in text
+    assert "- Centralized baseline: 2.00 req/s at best, p50 200 ms at the lowest load." in text
+    assert "- Strategies by best throughput: distributed w2 dask [process] 3.00 req/s." in text
+
+
+def test_a_run_served_one_way_has_no_twin_section(tmp_path):
+    folder = write_run(tmp_path / "r", [(CENTRAL, 20, 0.2, None), (DIST, 30, 0.15, None)],
+                       server={"how": "process", "tcp_nodelay": True})
+    assert "in a process of its own against" not in report.markdown(report.compute(folder), [])
+
+
+def test_strategies_served_the_other_way_are_ranked_apart(tmp_path):
+    heft = {**DIST, "strategy": "heft"}
+    folder = write_run(tmp_path / "r", [({**CENTRAL, "server": "process"}, 20, 0.20, None),
+                                        ({**DIST, "server": "process"}, 30, 0.15, "local"),
+                                        ({**heft, "server": "process"}, 25, 0.16, "local"),
+                                        ({**DIST, "server": "thread"}, 24, 0.18, "local")])
+    lines = report.strategy_lines(report.compute(folder).run)
+    ranked = [ln for ln in lines if ": best " in ln]
+    assert ranked and all(ln.startswith("cluster `embedded LocalCluster`, 2 workers, server process, ") for ln in ranked)
+    assert not [ln for ln in ranked if "[thread]" in ln]  # alone in its kind: nothing to rank it against

@@ -454,3 +454,30 @@ def test_cases(run: RunData, lim: dict) -> pd.DataFrame:
         row["throughput_bound"] = cores
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def server_kinds(run: RunData) -> dict[str, str]:
+    """How each configuration's server ran, by label, as its points recorded it (``server.how``: process, thread,
+    testbed); a run whose points predate the record: the run's ``server.how``, else ``thread`` (in-process uvicorn)."""
+    server = run.config.get("server")
+    default = server.get("how", "thread") if isinstance(server, dict) else "thread"
+    out: dict[str, str] = {}
+    for meta in run.points:
+        out.setdefault(meta["config"]["label"], (meta.get("server") or {}).get("how", default))
+    return out
+
+
+def server_twins(run: RunData) -> list[tuple[str, str]]:
+    """``(process label, thread label)`` of each configuration the run served both ways, alike in everything else.
+
+    Configurations are alike when their recorded fields (``config.json``'s ``configurations``) agree except
+    ``server`` and the label; the kind is what their points recorded (:func:`server_kinds`).
+    """
+    kinds = server_kinds(run)
+    alike: dict[str, dict[str, str]] = {}
+    for c in run.config.get("configurations", []):
+        how = kinds.get(c["label"])
+        if how in ("process", "thread"):
+            key = json.dumps({k: v for k, v in c.items() if k not in ("server", "label")}, sort_keys=True, default=str)
+            alike.setdefault(key, {}).setdefault(how, c["label"])
+    return [(g["process"], g["thread"]) for g in alike.values() if {"process", "thread"} <= set(g)]

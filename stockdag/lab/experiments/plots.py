@@ -267,7 +267,7 @@ def width_speedup(table: pd.DataFrame, path: str) -> None:
                 lw=1, label=f"core bound{tag}")
         a2.plot(bounds["models"], bounds["latency_speedup_bound"], color="black", ls="--" if not steps else "-.",
                 lw=1, label=f"critical-path bound{tag}")
-    for (label_cfg, steps), g in others.assign(cfg=others["label"].str.replace(r" \[.*\]$", "", regex=True)).groupby(
+    for (label_cfg, steps), g in others.assign(cfg=others["label"].str.replace(r" \[[^]]*\]$", "", regex=True)).groupby(
             ["cfg", "steps"], sort=False):
         g = g.sort_values("models")
         tag = f" +{steps}" if steps else ""

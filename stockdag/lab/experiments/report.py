@@ -73,6 +73,21 @@ def _table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def answered_lines(data: ReportData) -> list[str]:
+    """:func:`answer` of the run; in a run that served configurations both ways, of those served as its first-listed
+    centralized baseline was (a process of its own, as a user runs it), the others being compared in their own section."""
+    served = _served_apart(data.run)
+    kind = served.get(analysis.central_label(data.run.config, data.sat["label"])) if served else None
+    if not kind:
+        return answer(data.sat, data.lim, data.run.config["machine"], data.agg)
+    keep = data.sat["label"].map(lambda label: served.get(label) == kind)
+    agg = data.agg[data.agg["label"].map(lambda label: served.get(label) == kind)]
+    others = [label for label, how in served.items() if how != kind]
+    return [f"Of the configurations served `{kind}` ({', '.join(data.sat.loc[keep, 'label'])}); the others "
+            f"({', '.join(others)}) are compared with their twins in \"The server in a process of its own against in "
+            "the sweep's process\"."] + answer(data.sat[keep], data.lim, data.run.config["machine"], agg)
+
+
 def answer(sat: pd.DataFrame, lim: dict, machine: dict, agg: pd.DataFrame | None = None) -> list[str]:
     """The research question answered in sentences computed from the numbers.
 
@@ -152,18 +167,28 @@ def _metric_values(rows: pd.DataFrame, col: str) -> dict[str, dict[int, float]]:
 RANKED_METRICS = (("p50_ms", "p50", "ms", ".0f", True, "every"), ("throughput", "throughput", "req/s", ".2f", False, "top"))
 
 
+def _served_apart(run) -> dict[str, str]:
+    """``{label: process | thread}`` when the run served configurations both ways (compared only within a kind), else {}."""
+    kinds = analysis.server_kinds(run) if hasattr(run, "points") else {}
+    return kinds if len({k for k in kinds.values() if k in ("process", "thread")}) > 1 else {}
+
+
 def _groups(run) -> list[tuple[str, pd.DataFrame]]:
-    """Distributed points by (cluster, workers, pipeline): the configurations that differ only in their strategy."""
+    """Distributed points by (cluster, workers, pipeline, and how the server ran when the run served both ways): the
+    configurations that differ only in their strategy."""
     s = run.summary
     dist = s[s["mode"] == "distributed"] if len(s) else s
     if dist.empty:
         return []
     pipe_of = {c["label"]: c.get("pipeline") for c in run.config.get("configurations", [])}
-    dist = dist.assign(_cluster=dist["cluster"].fillna("").astype(str), _pipe=dist["label"].map(pipe_of).fillna(""))
+    kinds = _served_apart(run)
+    dist = dist.assign(_cluster=dist["cluster"].fillna("").astype(str), _pipe=dist["label"].map(pipe_of).fillna(""),
+                       _served=dist["label"].map(lambda label: kinds.get(label, "")))
     out = []
-    for (cluster, workers, pipe), g in dist.groupby(["_cluster", "workers", "_pipe"], sort=False):
+    for (cluster, workers, pipe, served), g in dist.groupby(["_cluster", "workers", "_pipe", "_served"], sort=False):
         where = f"cluster `{os.path.basename(cluster) or 'embedded LocalCluster'}`, {int(workers)} worker" + (
-            "" if int(workers) == 1 else "s") + (f", pipeline `{pipe}`" if pipe else "")
+            "" if int(workers) == 1 else "s") + (f", pipeline `{pipe}`" if pipe else "") + (
+            f", server {served}" if served else "")
         out.append((where, g))
     return out
 
@@ -231,6 +256,70 @@ def _random_lines(where: str, g: pd.DataFrame) -> list[str]:
     return out
 
 
+def server_lines(data: ReportData) -> list[str]:
+    """Each configuration the run served both ways (:func:`analysis.server_twins`): in a process of its own against
+    in the sweep's, as ratios process / thread paired by repeat (p50 at the lowest load, throughput at the highest,
+    the median request's stage time at the lowest load), then how many moved which way."""
+    twins = analysis.server_twins(data.run)
+    if not twins:
+        return []
+    s = data.run.summary
+    stage = (analysis.compute_tax(data.stages).set_index("label")["stage_ms"] if len(data.stages)
+             else pd.Series(dtype=float))
+    out: list[str] = []
+    moved: dict[str, list[stats.Ratio]] = {"p50": [], "throughput": []}
+    for proc, thread in twins:
+        pair = s[s["label"].isin([proc, thread])]
+        parts = []
+        for col, pick, key, words, unit, spec in (("p50_ms", min, "p50", "p50 at the lowest load", "ms", ".0f"),
+                                                  ("throughput", max, "throughput", "throughput at the highest load",
+                                                   "req/s", ".2f")):
+            for loop, g in pair.groupby("loop", sort=True):
+                at = g[g["load"] == pick(g["load"])]
+                values = _metric_values(at, col)
+                if proc not in values or thread not in values:
+                    continue
+                reps = sorted(set(values[proc]) & set(values[thread]))
+                r = stats.paired_ratio([values[proc][i] for i in reps], [values[thread][i] for i in reps])
+                if r.n == 0:
+                    continue
+                moved[key].append(r)
+                mean = {k: sum(values[k][i] for i in reps) / len(reps) for k in (proc, thread)}
+                parts.append(f"{words} ({_load_text(loop, float(at['load'].iloc[0]))}) {mean[proc]:{spec}} against "
+                             f"{mean[thread]:{spec}} {unit} ({_ratio_text(r)})")
+        if proc in stage.index and thread in stage.index:
+            parts.append(f"stage time at the lowest load {stage[proc]:.0f} against {stage[thread]:.0f} ms "
+                         f"({stage[proc] / stage[thread]:.2f}x)")
+        if parts:
+            out.append(f"{proc} against {thread}: " + "; ".join(parts) + ".")
+    tally = []
+    for key, better in (("p50", "the lower p50"), ("throughput", "the higher throughput")):
+        rs = moved[key]
+        if not rs:
+            continue
+        won = [r for r in rs if (r.value < 1 if key == "p50" else r.value > 1)]
+        shown = [r for r in won if r.judged and not r.tied]
+        tally.append(f"{len(won)} of {len(rs)} had {better}" + (
+            f" ({len(shown)} with an interval that excludes 1)" if all(r.judged for r in rs) else ""))
+    if tally:
+        judged = all(r.judged for rs in moved.values() for r in rs)
+        out.append("In a process of its own, " + " and ".join(tally) + (
+            "." if judged else f" (point estimates: it takes {stats.MIN_REPEATS} repeats to judge a difference)."))
+    return out
+
+
+def server_section(data: ReportData) -> list[str]:
+    """The REPORT.md section on where the server ran (empty unless some configuration was served both ways)."""
+    lines = server_lines(data)
+    if not lines:
+        return []
+    return ["## The server in a process of its own against in the sweep's process", "",
+            "Configurations served both ways in this run, interleaved in its order: `process` is `stockdag serve` in a "
+            "process of its own, as a user runs it; `thread` serves from the sweep's process, beside the load generator. "
+            f"Ratios are process / thread; method: {stats.METHOD}.", "",
+            *[f"- {line}" for line in lines], ""]
+
+
 def strategy_section(run) -> list[str]:
     """The REPORT.md section "Which strategy, with confidence" (empty when no two strategies ran side by side)."""
     lines = strategy_lines(run)
@@ -251,8 +340,11 @@ def versus_centralized_lines(run) -> list[str]:
         return []
     bases = list(dict.fromkeys(s[s["mode"] == "centralized"]["label"]))
     # several centralized machines (a fast and a slow one): every configuration against each, so the answer
-    # "distribution against the best single machine" is there, not only against the first
-    return [line for base in bases for line in _versus_one_centralized(s, base, named=len(bases) > 1)]
+    # "distribution against the best single machine" is there, not only against the first; a run that served
+    # both ways compares each configuration with the baseline served its own way
+    served = _served_apart(run)
+    return [line for base in bases for line in _versus_one_centralized(
+        s[s["label"].map(lambda label: served.get(label, "")) == served.get(base, "")] if served else s, base, named=len(bases) > 1)]
 
 
 def _versus_one_centralized(s: pd.DataFrame, base: str, named: bool) -> list[str]:
@@ -361,6 +453,22 @@ def _clusters(p: dict) -> str:
     return f"cluster `{p.get('cluster') or 'embedded LocalCluster'}`"
 
 
+def served_lines(run) -> list[str]:
+    """Where the servers under test ran: one sentence of :data:`SERVED`, or, in a run that served configurations both
+    ways, which ran how (each point's own record; what each kind is, from ``config.json``)."""
+    kinds = analysis.server_kinds(run) if hasattr(run, "points") else {}
+    seen = {k for k in kinds.values() if k in SERVED}
+    if len(seen) < 2:
+        return [SERVED[seen.pop() if seen else _server_how(run.config)]]
+    server = run.config.get("server")
+    what = server.get("kinds", {}) if isinstance(server, dict) else {}
+    by: dict[str, list[str]] = {}
+    for label, how in kinds.items():
+        by.setdefault(how, []).append(label)
+    return ["The servers under test ran in two ways, interleaved in this run (as each point recorded): " + "; ".join(
+        f"{how}, {what.get(how, how)}: {', '.join(labels)}" for how, labels in by.items()) + "."]
+
+
 def _server_how(config: dict) -> str:
     server = config.get("server")
     return server.get("how", "thread") if isinstance(server, dict) else "thread"  # a sentence: in-process uvicorn
@@ -378,7 +486,7 @@ def conditions(run, d: dict) -> list[str]:
                      "a drift of the machine during the run shows as a difference between configurations.")
     if "server" not in run.config:
         lines.append(NAGLE)
-    lines.append(SERVED[_server_how(run.config)])
+    lines += served_lines(run)
     if isinstance(run.config.get("server"), dict) and run.config["server"].get("testbed"):
         lines.append("On the testbed: " + run.config["server"]["testbed"] + ".")
     if not d.get("probes"):
@@ -647,7 +755,7 @@ def width_answer(width: pd.DataFrame) -> list[str]:
     flagged = width["flagged"].astype(bool) if "flagged" in width else pd.Series(False, index=width.index)
     left_out, width = width[flagged], width[~flagged]
     others = width[width["mode"] != "centralized"]
-    others = others.assign(cfg=others["label"].str.replace(r" \[.*\]$", "", regex=True))
+    others = others.assign(cfg=others["label"].str.replace(r" \[[^]]*\]$", "", regex=True))
     for (cfg, steps), g in others.groupby(["cfg", "steps"], sort=False):
         g = g.sort_values("models")
         tag = f" with {steps}" if steps else " without extra steps"
@@ -783,7 +891,7 @@ def markdown(data: ReportData, drawn: list[str]) -> str:
         "",
         *(["## Answer on this machine",
            "",
-           *[f"- {s}" for s in answer(sat, lim, m, data.agg)],
+           *[f"- {s}" for s in answered_lines(data)],
            *[f"- {s}" for s in versus_centralized_lines(run)],
            "",
            "## What this predicts for larger clusters",
@@ -792,6 +900,7 @@ def markdown(data: ReportData, drawn: list[str]) -> str:
            ""] if data.width.empty else []),  # pooled over pipelines of different sizes they would mislead
         *test_cases_section(data),
         *strategy_section(run),
+        *server_section(data),
         *holdout_section(folder),
         *width_section(data),
         "## Configurations",

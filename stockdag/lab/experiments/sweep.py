@@ -67,6 +67,7 @@ class Configuration:
     machine: str | None = None  # a testbed cluster's machine the server runs on; None: its `server` machine
     # pinned strategy: stage name or code -> worker name (stockdag.placement.pinned for this server); None: configured
     pinned: dict | None = field(default=None, hash=False)
+    server: str | None = None  # how its server runs (SERVERS: process | thread); None: the sweep's SweepParams.server
 
     def __post_init__(self):
         from ...run.batching import PRESETS
@@ -77,10 +78,18 @@ class Configuration:
             raise ValueError(f"machine {self.machine!r} needs a testbed cluster (cluster: experiments/clusters/testbed-*.yaml)")
         if self.pinned is not None and (self.strategy != "pinned" or not isinstance(self.pinned, dict)):
             raise ValueError("pinned takes a mapping of stage -> worker name, with strategy: pinned")
+        if self.server is not None and self.server not in SERVERS:
+            raise ValueError(f"unknown server {self.server!r}; choose from {', '.join(SERVERS)}")
 
     @property
     def label(self) -> str:
-        return self._label() + (f" [{os.path.splitext(os.path.basename(self.pipeline))[0]}]" if self.pipeline else "")
+        # a configuration that names its server is told apart from its twin served the other way ("centralized [thread]")
+        return (self._label() + (f" [{self.server}]" if self.server else "")
+                + (f" [{os.path.splitext(os.path.basename(self.pipeline))[0]}]" if self.pipeline else ""))
+
+    def served(self, params: SweepParams) -> str:
+        """How its server runs: its own ``server``, else the sweep's (a key of :data:`SERVERS`)."""
+        return self.server or params.server
 
     def _label(self) -> str:
         where = f" @{os.path.splitext(os.path.basename(self.cluster))[0]}" if self.cluster else ""
@@ -190,6 +199,8 @@ class SweepParams:
             raise ValueError(f"unknown profile {self.profile!r}; choose from {', '.join(PROFILES)}")
         if self.server not in SERVERS:
             raise ValueError(f"unknown server {self.server!r}; choose from {', '.join(SERVERS)}")
+        if self.configurations:
+            self._configurations()  # a bad configuration (an unknown server, batching...) fails here, in one line
         if not self.rates and not self.users:
             raise ValueError("give open-loop rates or closed-loop users (or both)")
         if any(w < 1 for w in self.workers):
@@ -305,9 +316,10 @@ def serving(cfg: Configuration, params: SweepParams, log: str | None = None):
 
     ``deployment``: the started cluster (None on the embedded LocalCluster); a testbed's meters each point's CPU.
 
-    ``params.server`` says how (:data:`SERVERS`): ``process``, the default, runs ``stockdag serve`` in a process
-    of its own, as a user runs it, so the load generator (this process) shares no interpreter with the server it
-    measures; its output goes to ``log``. ``thread`` serves from a thread of this process (tests).
+    ``cfg.server``, else ``params.server``, says how (:data:`SERVERS`): ``process``, the default, runs
+    ``stockdag serve`` in a process of its own, as a user runs it, so the load generator (this process) shares no
+    interpreter with the server it measures; its output goes to ``log``. ``thread`` serves from a thread of this
+    process (tests, and the before of a run that measures what the process of its own changes).
     """
     with contextlib.ExitStack() as stack:
         info: dict = {}
@@ -327,6 +339,8 @@ def serving(cfg: Configuration, params: SweepParams, log: str | None = None):
                 raise ValueError(f"{cfg.label}: no machine {cfg.machine!r} in {cfg.cluster}; machines: {', '.join(names)}")
         elif cfg.machine:
             raise ValueError(f"{cfg.label}: machine applies to a testbed cluster only")
+        if cfg.server and testbed:  # the testbed runs `stockdag serve` on its machine, never in this process
+            raise ValueError(f"{cfg.label}: server applies off a testbed only (a testbed's server runs on its machine)")
         if cfg.cluster and (cfg.mode == "distributed" or testbed):
             from ...deploy import start
 
@@ -350,7 +364,7 @@ def serving(cfg: Configuration, params: SweepParams, log: str | None = None):
             url, server = stack.enter_context(testbed_server(deployment, cfg, params))
             yield url, info | {"server": server}, deployment
             return
-        url, server = stack.enter_context(SERVERS[params.server](cfg, params, scheduler, security, log))
+        url, server = stack.enter_context(SERVERS[cfg.served(params)](cfg, params, scheduler, security, log))
         yield url, info | {"server": server}, deployment
 
 
@@ -593,19 +607,23 @@ def run_sweep(params: SweepParams | None = None, *, progress: bool = True, **kwa
         from ...pipeline.spec import load_pipeline
         from ...run import worker_settings
 
+        configs = params.configurations_list()
         record = {
             "run_id": params.run_id, "params": dataclasses.asdict(params),
             "stockdag_config": _redacted(sd_config.snapshot()), "versions": facts.versions(),
             "git": git, "machine": facts.machine(),
             "started": dt.datetime.now().isoformat(timespec="seconds"),
-            "configurations": [dataclasses.asdict(c) | {"label": c.label} for c in params.configurations_list()],
+            "configurations": [dataclasses.asdict(c) | {"label": c.label} for c in configs],
             # the specs themselves, not only their file names (a file may change after the run)
             "pipelines": {p: load_pipeline(p).to_dict() for p in params.pipeline or ()},
             "order": [[c.label for c in order] for order in params.order()],
             # runs recorded without this key served with Nagle's algorithm on (see report.conditions)
+            # "how": the sweep's default; "kinds": what each kind its configurations name is (each point records its own)
             "server": {"how": params.server, "what": _SERVER_FACTS[params.server], "tcp_nodelay": True,
+                       **({"kinds": {k: _SERVER_FACTS[k] for k in dict.fromkeys(c.served(params) for c in configs)}}
+                          if any(c.server for c in configs) else {}),
                        **({"testbed": _SERVER_FACTS["testbed"]}
-                          if any(_is_testbed(c.cluster) for c in params.configurations_list()) else {})},
+                          if any(_is_testbed(c.cluster) for c in configs) else {})},
             # Dask settings of the workers the servers' clusters start (runs without it profiled every worker)
             "worker_settings": worker_settings.facts(),
             "probe": {"what": "facts.speed_probe: seconds of a fixed CPU loop, best of 3, before every point",
