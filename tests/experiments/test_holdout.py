@@ -24,29 +24,38 @@ def spec(n) -> str:
     return os.path.abspath(os.path.join(CLUSTERS, f"testbed-{n}.yaml"))
 
 
-def write_testbed_run(folder, points) -> str:
-    """``points``: ``[(mode, machines, measured latency s)]``, closed loop 1 user, 30 requests, one repeat."""
+def write_testbed_run(folder, points, *, central_on: int | None = None, repeats: int = 1) -> str:
+    """``points``: ``[(mode, machines, measured latency s)]``, closed loop 1 user, 30 requests a repeat.
+
+    ``central_on``: the centralized baseline runs on that testbed spec's server machine (else in this host, as off
+    a testbed). Each repeat runs on a cluster of its own, as the sweep starts one a repeat: new worker addresses.
+    """
     os.makedirs(folder / "points")
-    trace = _trace(load_pipeline(None))
+    stages = json.loads(_trace(load_pipeline(None)))
     configurations = []
     for i, (mode, n, latency) in enumerate(points):
-        label = "centralized" if mode == "centralized" else f"distributed w{n} dask @testbed-{n}"
-        config = {"mode": mode, "workers": n, "strategy": None if mode == "centralized" else "dask",
-                  "cluster": None if mode == "centralized" else spec(n), "granularity": None, "pipeline": None,
-                  "label": label}
+        central = mode == "centralized"
+        cluster = (spec(central_on) if central_on else None) if central else spec(n)
+        label = ("centralized" + (f" @testbed-{central_on}" if central_on else "") if central
+                 else f"distributed w{n} dask @testbed-{n}")
+        config = {"mode": mode, "workers": n, "strategy": None if central else "dask", "cluster": cluster,
+                  "granularity": None, "pipeline": None, "label": label}
         configurations.append(config)
-        slug = label.replace(" ", "-").replace("@", "") + "--users1--r0"
-        _records(30, latency, trace).to_parquet(folder / "points" / f"{slug}.parquet", index=False)
-        meta = {"point": slug, "config": config, "loop": "closed", "load": 1.0, "repeat": 0,
-                "summary": {"url": "http://198.18.0.3:1", "loop": "closed", "rate": None, "users": 1, "arrivals": None,
-                            "duration": 10.0, "warmup": 0.0, "timeout": 30.0},
-                "cluster": {} if mode == "centralized" else {"cluster": {"kind": "testbed"}},
-                "probe": {"before_s": 0.02, "after_s": 0.02, "speed_s": 0.02, "block": i, "capacity": 1.9}}
-        (folder / "points" / f"{slug}.json").write_text(json.dumps(meta))
+        for r in range(repeats):
+            slug = label.replace(" ", "-").replace("@", "") + f"--users1--r{r}"
+            # the worker's address on this repeat's cluster (a centralized server is one process, as traced)
+            trace = json.dumps([{**e, "worker": f"tcp://198.18.{i}.{4 + r}:1"} for e in stages])
+            _records(30, latency, trace).to_parquet(folder / "points" / f"{slug}.parquet", index=False)
+            meta = {"point": slug, "config": config, "loop": "closed", "load": 1.0, "repeat": r,
+                    "summary": {"url": "http://198.18.0.3:1", "loop": "closed", "rate": None, "users": 1, "arrivals": None,
+                                "duration": 10.0, "warmup": 0.0, "timeout": 30.0},
+                    "cluster": {"cluster": {"kind": "testbed", "cluster_id": f"c{i}-{r}"}} if cluster else {},
+                    "probe": {"before_s": 0.02, "after_s": 0.02, "speed_s": 0.02, "block": i, "capacity": 1.9}}
+            (folder / "points" / f"{slug}.json").write_text(json.dumps(meta))
     config = {
         "run_id": folder.name, "started": "2026-12-07T00:00:00",
         "params": {"profile": "pretrained", "cache": "none", "mix": "uniform", "symbols": ["AAPL"], "start": "2012-01-01",
-                   "end": "2012-12-31", "duration": 10.0, "warmup": 0.0, "repeats": 1, "rates": None, "users": [1],
+                   "end": "2012-12-31", "duration": 10.0, "warmup": 0.0, "repeats": repeats, "rates": None, "users": [1],
                    "cluster": None, "seed": 0, "timeout": 30.0},
         "versions": {"dask": "x", "python": "3"}, "git": {"commit": "abc", "dirty": False},
         "machine": {"cores": 2, "parallel_capacity": 2.0, "cpu_model": "test", "memory_gib": 1, "load_average": 0},
@@ -152,3 +161,44 @@ def test_testbed_workers_are_machines_of_their_own_with_their_link_cap():
         "big-0": (0.5, "big-0"), "std-0": (0.25, "std-0"), "slow-0": (0.25, "slow-0")}  # no shared host cores
     assert workers["slow-0"].bandwidth == pytest.approx(10e6 / 8) and workers["slow-0"].link_latency == pytest.approx(0.02)
     assert workers["big-0"].bandwidth == pytest.approx(1e9 / 8)
+
+
+@pytest.fixture(scope="module")
+def quarter(tmp_path_factory):
+    """Every machine a quarter core, the centralized baseline's too (as experiments/clusters/testbed-*.yaml), three
+    repeats each on a cluster of its own; every traced stage takes the same time on every machine."""
+    folder = tmp_path_factory.mktemp("tbq") / "20261207-test-cases-quarter"
+    return write_testbed_run(folder, [("centralized", 1, 0.70), ("distributed", 1, 0.75), ("distributed", 2, 0.74)],
+                             central_on=1, repeats=3)
+
+
+@pytest.mark.parametrize("speeds", ["nominal", "fitted"])
+def test_a_calibration_on_a_quarter_core_machine_predicts_a_quarter_core_machine_at_its_own_stage_costs(quarter, speeds):
+    """Stage costs measured on a 0.25-CPU machine are 0.25-CPU costs: a 0.25-CPU worker runs them as measured.
+
+    Dividing them by the worker's cpu_share again (speed 0.25) made every simulated stage take 4x its measured time.
+    At 1 user the stages of a request run at most one after another, so its simulated p50 is at most their sum plus
+    the fitted overheads of one request, and on one thread at least their sum (virtual seconds: the model's clock).
+    """
+    cal = calibrate.load(quarter)
+    (total,) = {round(float(sum(s)), 9) for s in cal["samples"]}  # equal traces: one request's stage sum
+    ov = cal["overheads"]
+    most = total + ov["request"] + len(STAGE_IDS) * (ov["task"] + ov["hop"] + 0.001)  # + a fetch a task, at most
+    assert 4 * total > most  # a stage at 4x its cost would show
+    result = validate.holdout(quarter, repeats=1, speeds=speeds)
+    rows = [r for r in result["points"] if r["mode"] == "distributed"]
+    assert {r["machines"] for r in rows} == {1, 2}
+    for r in rows:
+        assert r["simulated"]["p50"] / 1000 <= most, r["point"]
+        if r["machines"] == 1:
+            assert r["simulated"]["p50"] / 1000 >= total, r["point"]
+
+
+def test_measured_speeds_read_a_configuration_whose_repeats_ran_on_clusters_of_their_own(quarter):
+    """Each repeat's cluster gives its worker a new address: the three addresses of the 1-machine configuration are
+    one worker a repeat, not three workers of a 1-worker spec (which skipped the configuration: no measured speed)."""
+    got = calibrate.measured_speeds(quarter, calibrate.load(quarter))
+    one = got[spec(1)]["m-0"]
+    assert one["stages"] == 3 * 30 * len(STAGE_IDS)
+    # as fast as the calibration's machine, which is as fast as it (both a quarter core): 1 relative to it
+    assert one["measured"] == pytest.approx(1.0) and one["nominal"] == pytest.approx(1.0)

@@ -6,7 +6,13 @@ model must then predict; of several centralized configurations, e.g. on a fast
 and a slow testbed machine, only the one the run lists first):
 
 * stage costs: every traced request of those points (each a vector of 12
-  stage durations; the simulator draws whole vectors);
+  stage durations; the simulator draws whole vectors), in seconds of the
+  machine the centralized points ran on, whose CPUs are ``speed``
+  (:func:`~.clusters.server_speed`: a testbed's quarter-core server machine
+  gives 0.25, this host 1.0): a worker's speed is its CPUs over ``speed``, so
+  costs measured on a quarter-core machine are not slowed again on one (the
+  1-worker points' traces are pooled as measured: their worker is taken to be
+  that machine's equal, as on a testbed of equal machines);
 * ``central_request``: the median of service time minus the traced span of a
   centralized request, at points loaded below half the server's capacity
   (so no queueing is counted as overhead);
@@ -48,8 +54,9 @@ from .model import STAGE_IDS, Costs, Overheads
 
 FILE = os.path.join("simulate", "calibration.json")
 #: the calibration's format: a stored calibration of an older version is fitted again on load
-#: (2: overheads read between tasks at each point's granularity)
-VERSION = 2
+#: (2: overheads read between tasks at each point's granularity; 3: ``speed``, the CPUs of the machine the
+#: stage costs were measured on)
+VERSION = 3
 
 
 class CalibrationError(StockdagError):
@@ -219,11 +226,14 @@ def measured_speeds(folder: str, cal: dict, pts=None) -> dict[str, dict[str, dic
     Every stage a worker ran is compared with that stage's mean in the
     calibration (the centralized and 1-worker points: speed 1): the speed is
     the sum of those means over the sum of the measured durations (a
-    time-weighted ratio). Traces name workers by address, not name, so within
-    each configuration the addresses are ranked by measured speed and paired
-    with the spec's workers ranked by nominal speed; workers of equal nominal
-    speed cannot be told apart and share one pooled figure. A configuration
-    whose traces show a different number of workers than its spec is skipped.
+    time-weighted ratio); nominal speeds are relative to the same machine
+    (:func:`reference_speed`). Traces name workers by address, not name, so within
+    each cluster a configuration ran on (the point's recorded ``cluster_id``:
+    a cluster a repeat, each with new addresses) the addresses are ranked by
+    measured speed and paired with the spec's workers ranked by nominal speed;
+    workers of equal nominal speed cannot be told apart and share one pooled
+    figure. A cluster whose traces show a different number of workers than its
+    spec is skipped.
     Uses every distributed point of the run on a spec (the cluster is a fact of
     the run, measured, not a parameter tuned per configuration).
 
@@ -235,12 +245,14 @@ def measured_speeds(folder: str, cal: dict, pts=None) -> dict[str, dict[str, dic
 
     pts = pts if pts is not None else points(folder)
     base = dict(zip(cal["stages"], np.asarray(cal["samples"], dtype=float).mean(axis=0)))
-    by_config: dict[str, dict] = {}
+    by_config: dict[tuple, dict] = {}
     for meta, records in pts:
         c = meta["config"]
         if c["mode"] != "distributed" or not c.get("cluster"):
             continue
-        entry = by_config.setdefault(c["label"], {"config": c, "addresses": {}})
+        # one cluster instance: the sweep starts a cluster a repeat, with new worker addresses
+        instance = ((meta.get("cluster") or {}).get("cluster") or {}).get("cluster_id")
+        entry = by_config.setdefault((c["label"], instance), {"config": c, "addresses": {}})
         for entries, _ in traces(records):
             for e in entries.values():
                 acc = entry["addresses"].setdefault(e["worker"], [0.0, 0.0, 0])
@@ -249,7 +261,7 @@ def measured_speeds(folder: str, cal: dict, pts=None) -> dict[str, dict[str, dic
                 acc[2] += 1
     classes: dict[tuple, list] = {}  # (spec, nominal speed) -> [sum of base, sum of measured, stage runs, worker names]
     for entry in by_config.values():
-        workers = workers_for(entry["config"], folder)
+        workers = workers_for(entry["config"], folder, reference_speed(cal))
         seen = entry["addresses"]
         if len(seen) != len(workers) or any(acc[1] <= 0 for acc in seen.values()):
             continue
@@ -348,6 +360,9 @@ def fit(folder: str, *, sizes: dict[str, float] | None = None) -> dict:
     samples = [[e[s]["end"] - e[s]["start"] for s in STAGE_IDS] for _, t in used for e, _ in t]
     light = [t for m, t in central if _light(m, t)] or [min(central, key=lambda mt: mt[0]["load"])[1]]
     central_over = _median([svc - _span(e) for t in light for e, svc in t], "the centralized overhead", folder)
+    from .clusters import server_speed
+
+    speed = server_speed(central[0][0]["config"], folder)
     dist = _fit_distributed(folder, pts, cfg)
     source = task_source = os.path.basename(os.path.abspath(folder))
     if dist is None:
@@ -377,6 +392,7 @@ def fit(folder: str, *, sizes: dict[str, float] | None = None) -> dict:
         "distributed_overheads_from": source,
         "task_hop_from": task_source,
         "granularity": run_granularity(cfg),
+        "speed": speed,
         "overheads": Overheads(central_request=max(central_over, 0.0), request=max(request, 0.0),
                                hop=dist["hop"], task=max(dist["task"], 0.0)).to_dict(),
         "stages": list(STAGE_IDS),
@@ -427,6 +443,11 @@ def load(folder: str, store_in: str | None = None) -> dict:
     if target:
         _store(target, new)
     return new
+
+
+def reference_speed(cal: dict) -> float:
+    """The CPUs of the machine a calibration's stage costs were measured on (a worker's speed is its CPUs over it)."""
+    return float(cal.get("speed") or 1.0)
 
 
 def inputs(cal: dict) -> tuple[Costs, Overheads]:

@@ -14,7 +14,9 @@ the targets on p50 and throughput apply below saturation only.
 
 Workers of a cluster spec run at their *measured* speeds by default
 (:func:`~.calibrate.measured_speeds`: a cgroup quota does not deliver its
-nominal ``cpu_share`` exactly); ``speeds="nominal"`` keeps the spec's figures.
+nominal ``cpu_share`` exactly); ``speeds="nominal"`` keeps the spec's figures. Either is relative to the
+machine the stage costs were measured on (:func:`~.calibrate.reference_speed`): on a testbed of quarter-core
+machines a quarter-core worker has speed 1.
 """
 from __future__ import annotations
 
@@ -45,18 +47,19 @@ SPEEDS = ("measured", "nominal", "fitted")
 
 
 def sim_config(config: dict, cores: int | None, run_dir: str | None = None, deadline: float | None = None,
-               granularity: str = "stage", speeds: dict[str, float] | None = None) -> SimConfig:
+               granularity: str = "stage", speeds: dict[str, float] | None = None, reference: float = 1.0) -> SimConfig:
     """The simulated configuration of a measured one; the server's deadline is the sweep's timeout.
 
     ``granularity`` is the setting the point ran with (:func:`~.calibrate.point_granularity`);
-    ``speeds`` (worker name -> speed) replaces the spec's nominal speeds.
+    ``speeds`` (worker name -> speed) replaces the spec's nominal speeds; ``reference`` is the CPUs of the machine
+    the stage costs were measured on (:func:`~.calibrate.reference_speed`), which a nominal speed is relative to.
     """
     mode = config["mode"]
     c = {"local": cores} if cores else None
     server = {"cores": c, "max_in_flight": SWEEP_MAX_IN_FLIGHT, "deadline": deadline}
     if mode == "distributed":
         workers = [dataclasses.replace(w, speed=speeds[w.name]) if speeds and w.name in speeds else w
-                   for w in workers_for(config, run_dir)]
+                   for w in workers_for(config, run_dir, reference)]
         return SimConfig("distributed", workers, config.get("strategy") or "dask", granularity=granularity, **server)
     return SimConfig(mode, replicas=int(config.get("workers") or 1), **server)
 
@@ -86,7 +89,8 @@ def simulate_configuration(metas: list[dict], params: dict, cal: dict, *, cores=
     scheduler and the strategy learned carries from point to point.
     """
     costs, overheads = cal_mod.inputs(cal)
-    config = sim_config(metas[0]["config"], cores, run_dir, params.get("timeout"), granularity, speeds)
+    config = sim_config(metas[0]["config"], cores, run_dir, params.get("timeout"), granularity, speeds,
+                        cal_mod.reference_speed(cal))
     runs: dict[str, list[dict]] = {m["point"]: [] for m in metas}
     n_warm = 2 * max(1, int(metas[0]["config"].get("workers") or 1))
     for k in range(repeats):
@@ -214,7 +218,7 @@ def fitted_speeds(folder: str, cal: dict, pts) -> dict[str, dict[str, dict]]:
         if c["mode"] != "distributed" or not c.get("cluster") or c["cluster"] in out:
             continue
         out[c["cluster"]] = {w.name: {"nominal": w.speed, "measured": w.speed * factor, "stages": stages}
-                             for w in workers_for(c, folder)}
+                             for w in workers_for(c, folder, cal_mod.reference_speed(cal))}
     return out
 
 
@@ -322,7 +326,8 @@ def text(result: dict) -> str:
         lines.append(f"{r['point']:<52} {m['p50']:>8.0f}/{s['p50']:<9.0f} {m['p99']:>8.0f}/{s['p99']:<9.0f} "
                      f"{m['throughput']:>6.2f}/{s['throughput']:<7.2f}  {note}")
     for spec, workers in result.get("speeds", {}).get("workers", {}).items():
-        lines.append(f"speeds of {spec} (measured from the traces, used instead of the nominal): " + ", ".join(
+        lines.append(f"speeds of {spec} (measured from the traces, used instead of the nominal; relative to the machine "
+                     "the stage costs were measured on): " + ", ".join(
             f"{name} {w['measured']:.2f} (nominal {w['nominal']:g}, {w['stages']} stage runs)" for name, w in workers.items()))
     if result.get("not_modelled"):
         lines.append(f"not modelled: {len(result['not_modelled'])} points of pipelines other than the default C1-C12 "
