@@ -189,15 +189,18 @@ def _simulate_run(folder: str, args) -> int:
 
     if args.users is not None and args.arrivals is not None:
         raise InvalidRequest("--arrivals applies to open loop (--rate) only, not --users")
-    costs, overheads = calibrate.inputs(calibrate.load(folder))
+    cal = calibrate.load(folder)
+    costs, overheads = calibrate.inputs(cal)
+    # worker speeds relative to the machine the costs were measured on (a quarter-core testbed: 0.25)
+    reference = calibrate.reference_speed(cal)
     cores = calibrate.read_config(folder).get("machine", {}).get("cores")
     strategy = None
     if args.mode == "distributed":
         if args.spec:
             spec = load_spec(args.spec)
-            workers, strategy = workers_from_spec(spec), spec.strategy
+            workers, strategy = workers_from_spec(spec, reference), spec.strategy
         else:
-            workers = local_workers(args.workers)
+            workers = local_workers(args.workers, reference)
         strategy = args.strategy or strategy or config.get("placement.strategy")
         check_strategy(strategy)
         local = any(w.host == "local" for w in workers)

@@ -202,3 +202,20 @@ def test_measured_speeds_read_a_configuration_whose_repeats_ran_on_clusters_of_t
     assert one["stages"] == 3 * 30 * len(STAGE_IDS)
     # as fast as the calibration's machine, which is as fast as it (both a quarter core): 1 relative to it
     assert one["measured"] == pytest.approx(1.0) and one["nominal"] == pytest.approx(1.0)
+
+
+def test_simulate_run_on_a_testbed_spec_runs_a_quarter_core_calibration_at_its_own_stage_costs(quarter, capsys):
+    """`stockdag simulate run RUN --spec testbed-1` on a quarter-core calibration: the spec's 0.25-CPU worker is the
+    calibration machine's equal (speed 1), so one user's p50 stays within one request's stage sum and overheads
+    (the CLI built its workers without the calibration's reference and ran every stage at 4x its cost)."""
+    from stockdag.cli import main
+
+    cal = calibrate.load(quarter)
+    (total,) = {round(float(sum(s)), 9) for s in cal["samples"]}
+    ov = cal["overheads"]
+    most = total + ov["request"] + len(STAGE_IDS) * (ov["task"] + ov["hop"] + 0.001)
+    assert main(["simulate", "run", str(quarter), "--mode", "distributed", "--spec", spec(1), "--users", "1",
+                 "--duration", "20", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    p50 = (summary.get("latency_ms") or summary["summary"]["latency_ms"])["p50"]
+    assert total <= p50 / 1000 <= most
