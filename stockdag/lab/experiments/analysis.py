@@ -456,11 +456,16 @@ def test_cases(run: RunData, lim: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def server_how(config: dict) -> str:
+    """How a run's servers ran by default (``config.json``'s ``server.how``); runs recorded before it: ``thread``."""
+    server = config.get("server")
+    return server.get("how", "thread") if isinstance(server, dict) else "thread"  # in-process uvicorn
+
+
 def server_kinds(run: RunData) -> dict[str, str]:
     """How each configuration's server ran, by label, as its points recorded it (``server.how``: process, thread,
     testbed); a run whose points predate the record: the run's ``server.how``, else ``thread`` (in-process uvicorn)."""
-    server = run.config.get("server")
-    default = server.get("how", "thread") if isinstance(server, dict) else "thread"
+    default = server_how(run.config)
     out: dict[str, str] = {}
     for meta in run.points:
         out.setdefault(meta["config"]["label"], (meta.get("server") or {}).get("how", default))

@@ -459,7 +459,7 @@ def served_lines(run) -> list[str]:
     kinds = analysis.server_kinds(run) if hasattr(run, "points") else {}
     seen = {k for k in kinds.values() if k in SERVED}
     if len(seen) < 2:
-        return [SERVED[seen.pop() if seen else _server_how(run.config)]]
+        return [SERVED[seen.pop() if seen else analysis.server_how(run.config)]]
     server = run.config.get("server")
     what = server.get("kinds", {}) if isinstance(server, dict) else {}
     by: dict[str, list[str]] = {}
@@ -468,10 +468,6 @@ def served_lines(run) -> list[str]:
     return ["The servers under test ran in two ways, interleaved in this run (as each point recorded): " + "; ".join(
         f"{how}, {what.get(how, how)}: {', '.join(labels)}" for how, labels in by.items()) + "."]
 
-
-def _server_how(config: dict) -> str:
-    server = config.get("server")
-    return server.get("how", "thread") if isinstance(server, dict) else "thread"  # a sentence: in-process uvicorn
 
 
 def conditions(run, d: dict) -> list[str]:
