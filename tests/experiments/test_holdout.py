@@ -219,3 +219,12 @@ def test_simulate_run_on_a_testbed_spec_runs_a_quarter_core_calibration_at_its_o
     summary = json.loads(capsys.readouterr().out)
     p50 = (summary.get("latency_ms") or summary["summary"]["latency_ms"])["p50"]
     assert total <= p50 / 1000 <= most
+
+
+def test_a_version_2_calibration_of_a_testbed_baseline_is_fitted_again(quarter):
+    """Version 2 took stage costs to be this host's: right for a baseline on this host (kept, as the committed runs'
+    stored fits are, see tests/experiments/test_report_out.py), wrong for a quarter-core testbed machine's."""
+    cal = calibrate.load(quarter)
+    old = {k: v for k, v in cal.items() if k != "speed"} | {"version": 2}
+    assert calibrate._upgraded(str(quarter), old) is None
+    assert calibrate.reference_speed(cal) == pytest.approx(0.25)

@@ -434,6 +434,8 @@ def load(folder: str, store_in: str | None = None) -> dict:
             break
     if cal is not None and cal.get("version", 1) >= VERSION:
         return cal
+    if cal is not None and (upgraded := _upgraded(folder, cal)) is not None:
+        return upgraded
     if cal is None:
         new = fit(folder)
     else:  # fitted by an older model: fit again, keeping its measured output sizes
@@ -443,6 +445,23 @@ def load(folder: str, store_in: str | None = None) -> dict:
     if target:
         _store(target, new)
     return new
+
+
+def _upgraded(folder: str, cal: dict) -> dict | None:
+    """A version-2 calibration as version 3 without a new fit, where the fit would be the same.
+
+    Version 3 only adds ``speed``; a version-2 fit whose centralized points ran on this host (speed 1.0, as
+    version 2 took every calibration to be) is that fit. A testbed baseline's (a machine of a fraction of a core)
+    is not: version 2 slowed its costs twice, so it is fitted again. ``None``: fit again.
+    """
+    if cal.get("version") != 2:
+        return None
+    from .clusters import server_speed
+
+    central = [c for c in read_config(folder).get("configurations", []) if c.get("mode") == "centralized"]
+    if not central or server_speed(central[0], folder) != 1.0:
+        return None
+    return cal | {"version": VERSION, "speed": 1.0}
 
 
 def reference_speed(cal: dict) -> float:
