@@ -267,6 +267,9 @@ class DistributedBackend(Backend):
                                               host="127.0.0.1", dashboard_address=config.get("dashboard_address"), asynchronous=True,
                                               silence_logs=logging.WARNING, config=worker_config())
             self.client = await Client(self.cluster, asynchronous=True)
+            # ready only with every worker registered: a strategy placing a first request on a cluster that has
+            # not seen all its workers yet spreads it over fewer than it was asked for
+            await self.client.wait_for_workers(self.n_workers, timeout=float(config.get("deploy.start_timeout")))
             # the worker processes are this server's children: like the replicas, they leave Ctrl-C to the
             # server, which closes the cluster (else each prints a KeyboardInterrupt traceback)
             await self.client.run(_leave_ctrl_c_to_the_server)
